@@ -1,0 +1,1 @@
+"""Subcommands of the ``kmm`` command line (see ``kmm.cli.COMMANDS``)."""

@@ -1,0 +1,77 @@
+"""Exceptions raised by kmm.
+
+Every error kmm raises is a :class:`KmmError`.  Errors about a bad value also
+subclass :class:`ValueError`, as Python code expects.  The Rust engine raises
+these same classes (the binding looks them up here by name), and an engine
+call that fails leaves the machine exactly as it was.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "KmmError",
+    "ConfigError",
+    "GfpError",
+    "OrderError",
+    "PfnError",
+    "DoubleFreeError",
+    "TraceError",
+    "ParseError",
+    "InvariantError",
+    "PageOwnerError",
+    "NicError",
+    "NicWorkerError",
+    "BenchmarkError",
+]
+
+
+class KmmError(Exception):
+    """Base class of every kmm error."""
+
+
+class ConfigError(KmmError, ValueError):
+    """A machine, allocator or tunable setting that cannot work."""
+
+
+class GfpError(KmmError, ValueError):
+    """Unknown GFP bits or names, or a combination the kernel forbids."""
+
+
+class OrderError(KmmError, ValueError):
+    """An allocation order outside 0..MAX_ORDER-1."""
+
+
+class PfnError(KmmError, ValueError):
+    """A pfn out of range, or not the head of an allocated block."""
+
+
+class DoubleFreeError(PfnError):
+    """A block freed twice."""
+
+
+class TraceError(KmmError, ValueError):
+    """A trace with the wrong dtype or shape, or out-of-range or inconsistent operations."""
+
+
+class ParseError(KmmError, ValueError):
+    """Malformed /proc or debugfs text (names the line)."""
+
+
+class InvariantError(KmmError, AssertionError):
+    """``Machine.check()`` found a broken allocator invariant (names the first one)."""
+
+
+class PageOwnerError(KmmError):
+    """page_owner misuse: a machine built without it, an unknown stack handle..."""
+
+
+class NicError(KmmError, ValueError):
+    """A NIC ring configuration that cannot work."""
+
+
+class NicWorkerError(KmmError, RuntimeError):
+    """A NIC worker thread failed (panicked or timed out); the run was torn down."""
+
+
+class BenchmarkError(KmmError, ValueError):
+    """Benchmark options out of range."""

@@ -1,0 +1,1 @@
+//! NIC transmit ring model (see issue: the transmit path).
