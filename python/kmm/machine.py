@@ -173,17 +173,40 @@ class Machine:
 
     # -- allocation ---------------------------------------------------------
 
-    def alloc(self, order: int, gfp: int | str = _gfp.GFP_KERNEL, *, node: int | None = None) -> int | None:
-        """Allocate 2**order pages; the head pfn, or None when the allocator fails."""
-        return self._m.alloc(_order(order), _gfp.parse(gfp), _node(node, self.nr_nodes))
+    def alloc(
+        self,
+        order: int,
+        gfp: int | str = _gfp.GFP_KERNEL,
+        *,
+        node: int | None = None,
+        stack: int = 0,
+        pid: int = 0,
+        tgid: int | None = None,
+    ) -> int | None:
+        """Allocate 2**order pages; the head pfn, or None when the allocator fails.
 
-    def free(self, pfn: int) -> None:
-        """Free the block whose head is ``pfn`` (allocated with :meth:`alloc`)."""
+        ``stack`` (a handle from ``m.page_owner.intern``), ``pid`` and ``tgid``
+        (default: pid) are recorded by page_owner when the machine has it.
+        """
+        return self._m.alloc(
+            _order(order),
+            _gfp.parse(gfp),
+            _node(node, self.nr_nodes),
+            _u32("stack", stack),
+            _u32("pid", pid),
+            _u32("tgid", pid if tgid is None else tgid),
+        )
+
+    def free(self, pfn: int, *, stack: int = 0) -> None:
+        """Free the block whose head is ``pfn`` (allocated with :meth:`alloc`).
+
+        ``stack``: the freeing call chain, recorded with ``page_owner_free_stacks``.
+        """
         if isinstance(pfn, bool) or not isinstance(pfn, (int, np.integer)):
             from .errors import PfnError
 
             raise PfnError(f"pfn must be an int, not {type(pfn).__name__}")
-        self._m.free(int(pfn))
+        self._m.free(int(pfn), _u32("stack", stack))
 
     def replay(self, trace: np.ndarray, *, outcomes: bool = True) -> tuple[np.ndarray | None, dict[str, int]]:
         """Run a whole trace in the engine with the GIL released.
@@ -309,6 +332,12 @@ def _order(order: Any) -> int:
     if not 0 <= order < MAX_ORDER:
         raise OrderError(f"order {order} is out of range 0..{MAX_ORDER - 1}")
     return int(order)
+
+
+def _u32(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < 2**32:
+        raise ConfigError(f"{name} must be an int in 0..2**32-1, got {v!r}")
+    return int(v)
 
 
 def _node(node: Any, nr_nodes: int) -> int | None:

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod gfp;
 pub mod machine;
+pub mod page_owner;
 pub mod procfs;
 pub mod replay;
 

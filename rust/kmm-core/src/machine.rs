@@ -264,6 +264,8 @@ pub struct ZoneStats {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Objects {
     pub pfn: Vec<u32>,
+    /// Who allocated each object (kept only with page_owner, for refaults).
+    pub ctx: Vec<AllocCtx>,
     pub gfp: Vec<u32>,
     pub order: Vec<u8>,
     /// OBJ_LIVE: between OP_ALLOC and OP_FREE in the trace; OBJ_RECLAIMED.
@@ -275,7 +277,10 @@ pub(crate) const OBJ_LIVE: u8 = 1;
 pub(crate) const OBJ_RECLAIMED: u8 = 2;
 
 impl Objects {
-    pub fn ensure(&mut self, n: usize) {
+    pub fn ensure(&mut self, n: usize, with_ctx: bool) {
+        if with_ctx && self.ctx.len() < n {
+            self.ctx.resize(n, AllocCtx::default());
+        }
         if self.pfn.len() < n {
             self.pfn.resize(n, NONE);
             self.gfp.resize(n, 0);
@@ -325,6 +330,8 @@ pub struct Machine {
     /// kswapd reclaim budget in pages per simulated millisecond.
     pub kswapd_pages_per_ms: u64,
     kswapd_credit_ns: u64,
+    /// page_owner records (None unless the machine was built with page_owner).
+    pub owner: Option<crate::page_owner::PageOwner>,
 }
 
 const ZNONE: u16 = u16::MAX;
@@ -449,6 +456,7 @@ impl Machine {
             fallback_reserve_blocks: Vec::new(),
             kswapd_pages_per_ms: 32,
             kswapd_credit_ns: 0,
+            owner: None,
             cfg,
         };
         // links start zeroed (lazily mapped); only list members are ever read
@@ -471,6 +479,12 @@ impl Machine {
             }
             m.zones[zi].reserved = res;
             m.boot_free_zone(zi, &reserved);
+        }
+        if m.cfg.page_owner {
+            m.owner = Some(crate::page_owner::PageOwner::new(
+                nr_pages,
+                m.cfg.page_owner_free_stacks,
+            ));
         }
         m.setup_watermarks();
         m.setup_pcp();
@@ -964,8 +978,24 @@ impl Machine {
         None
     }
 
-    /// The allocator entry (`__alloc_pages`), for already-validated arguments.
-    pub(crate) fn alloc_inner(&mut self, order: u32, gfp: u32, node: usize) -> Option<u32> {
+    /// The allocator entry (`__alloc_pages`), for already-validated arguments;
+    /// records the owner when page_owner is on.
+    #[inline]
+    pub(crate) fn alloc_inner(
+        &mut self,
+        order: u32,
+        gfp: u32,
+        node: usize,
+        ctx: AllocCtx,
+    ) -> Option<u32> {
+        let p = self.alloc_pages(order, gfp, node);
+        if let (Some(pfn), Some(o)) = (p, self.owner.as_mut()) {
+            o.on_alloc(pfn, order, gfp, ctx, self.now_ns);
+        }
+        p
+    }
+
+    fn alloc_pages(&mut self, order: u32, gfp: u32, node: usize) -> Option<u32> {
         let t = AllocType::from_gfp(gfp) as usize;
         let hz = self.gfp_zone(gfp);
         if let Some(p) = self.get_page_from_freelist(node, hz, order, t, gfp, true) {
@@ -1007,10 +1037,32 @@ impl Machine {
 
     /// Validate and allocate a block; `Ok(None)` is an ordinary failure.
     pub fn alloc(&mut self, order: u32, gfp: u32, node: Option<usize>) -> Result<Option<u64>> {
+        self.alloc_ctx(order, gfp, node, AllocCtx::default())
+    }
+
+    /// [`Machine::alloc`] on behalf of a task and call chain (page_owner).
+    pub fn alloc_ctx(
+        &mut self,
+        order: u32,
+        gfp: u32,
+        node: Option<usize>,
+        ctx: AllocCtx,
+    ) -> Result<Option<u64>> {
         self.validate_alloc(order, gfp, node)?;
+        self.validate_stack(ctx.stack)?;
         Ok(self
-            .alloc_inner(order, gfp, node.unwrap_or(0))
+            .alloc_inner(order, gfp, node.unwrap_or(0), ctx)
             .map(|p| p as u64))
+    }
+
+    /// A stack handle must be known to the depot (0 = none is always fine).
+    pub fn validate_stack(&self, handle: u32) -> Result<()> {
+        match &self.owner {
+            Some(o) if !o.valid_handle(handle) => Err(Error::PageOwner(format!(
+                "stack handle {handle:#x} is not in this machine's stack depot"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     pub fn validate_alloc(&self, order: u32, gfp: u32, node: Option<usize>) -> Result<()> {
@@ -1036,6 +1088,12 @@ impl Machine {
 
     /// Free the block headed by `pfn` (validated).
     pub fn free(&mut self, pfn: u64) -> Result<()> {
+        self.free_stack(pfn, 0)
+    }
+
+    /// [`Machine::free`] recording the freeing call chain (page_owner).
+    pub fn free_stack(&mut self, pfn: u64, free_stack: u32) -> Result<()> {
+        self.validate_stack(free_stack)?;
         let f = self.head_flags(pfn)?;
         if f & F_OBJ != 0 {
             return Err(Error::Pfn(format!(
@@ -1043,7 +1101,7 @@ impl Machine {
                 self.next[pfn as usize]
             )));
         }
-        self.free_block(pfn as u32, false);
+        self.free_block(pfn as u32, false, free_stack);
         self.counters.free += 1;
         Ok(())
     }
@@ -1075,9 +1133,12 @@ impl Machine {
     }
 
     /// Free an allocated block (the pcp path for order-0 unless `direct`).
-    pub(crate) fn free_block(&mut self, pfn: u32, direct: bool) {
+    pub(crate) fn free_block(&mut self, pfn: u32, direct: bool, free_stack: u32) {
         let f = self.flags[pfn as usize];
         let order = forder(f);
+        if let Some(o) = self.owner.as_mut() {
+            o.on_free(pfn, order, free_stack, self.now_ns);
+        }
         let t = ftype(f);
         let zi = self.zone_of_pfn(pfn as u64);
         if !direct && self.pcp_eligible(order, t) {
@@ -1241,7 +1302,7 @@ impl Machine {
         let zi = self.zone_of_pfn(pfn as u64);
         self.lru_del(zi, obj);
         let pages = 1u64 << forder(self.flags[pfn as usize]);
-        self.free_block(pfn, direct_free);
+        self.free_block(pfn, direct_free, 0);
         self.objs.pfn[obj as usize] = NONE;
         self.objs.state[obj as usize] |= OBJ_RECLAIMED;
         pages

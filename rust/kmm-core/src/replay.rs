@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::gfp::{self, AllocType};
-use crate::machine::{forder, Counters, Machine, F_LRU, F_OBJ, OBJ_LIVE, OBJ_RECLAIMED};
+use crate::machine::{forder, AllocCtx, Counters, Machine, F_LRU, F_OBJ, OBJ_LIVE, OBJ_RECLAIMED};
 use crate::{MAX_ORDER, NONE};
 
 pub const OP_ALLOC: u8 = 1;
@@ -156,6 +156,12 @@ impl Machine {
                         )));
                     }
                     max_obj = Some(max_obj.map_or(r.obj, |m| m.max(r.obj)));
+                    if r.stack != 0 && self.validate_stack(r.stack).is_err() {
+                        return Err(Error::Trace(format!(
+                            "op {i}: stack handle {:#x} is not in this machine's stack depot",
+                            r.stack
+                        )));
+                    }
                     if r.op == OP_ALLOC {
                         if r.order as usize >= MAX_ORDER {
                             return Err(Error::Trace(format!(
@@ -187,7 +193,7 @@ impl Machine {
             }
         }
         if let Some(m) = max_obj {
-            self.objs.ensure(m as usize + 1);
+            self.objs.ensure(m as usize + 1, self.owner.is_some());
         }
         // object consistency, against the machine's objects; undone on error
         let mut undo: Vec<u32> = Vec::new();
@@ -261,7 +267,15 @@ impl Machine {
                 self.objs.gfp[o] = r.gfp;
                 self.objs.order[o] = r.order;
                 let node = self.trace_node(r.pid);
-                match self.alloc_inner(r.order as u32, r.gfp, node) {
+                let ctx = AllocCtx {
+                    stack: r.stack,
+                    pid: r.pid,
+                    tgid: r.tgid,
+                };
+                if !self.objs.ctx.is_empty() {
+                    self.objs.ctx[o] = ctx;
+                }
+                match self.alloc_inner(r.order as u32, r.gfp, node, ctx) {
                     Some(p) => {
                         self.attach(r.obj, p, r.gfp, r.order as u32);
                         p as i64
@@ -282,7 +296,7 @@ impl Machine {
                         self.lru_del(zi, r.obj);
                     }
                     self.flags[p as usize] &= !F_OBJ;
-                    self.free_block(p, false);
+                    self.free_block(p, false, r.stack);
                     self.objs.pfn[o] = NONE;
                     self.counters.free += 1;
                     p as i64
@@ -310,7 +324,8 @@ impl Machine {
                     // faulted back in: a fresh allocation with the same flags
                     let (order, gfp) = (self.objs.order[o] as u32, self.objs.gfp[o]);
                     let node = self.trace_node(r.pid);
-                    match self.alloc_inner(order, gfp, node) {
+                    let ctx = self.objs.ctx.get(o).copied().unwrap_or_default();
+                    match self.alloc_inner(order, gfp, node, ctx) {
                         Some(np) => {
                             self.counters.refaults += 1;
                             self.attach(r.obj, np, gfp, order);
