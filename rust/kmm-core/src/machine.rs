@@ -447,9 +447,9 @@ impl Machine {
             zone_index,
             zonelists,
             zone_starts,
-            flags: vec![0u16; n],
-            next: vec![NONE; 0],
-            prev: vec![NONE; 0],
+            flags: pfn_array(n, 0u16),
+            next: Vec::new(),
+            prev: Vec::new(),
             objs: Objects::default(),
             counters: Counters::default(),
             now_ns: 0,
@@ -460,8 +460,8 @@ impl Machine {
             cfg,
         };
         // links start zeroed (lazily mapped); only list members are ever read
-        m.next = vec![0u32; n];
-        m.prev = vec![0u32; n];
+        m.next = pfn_array(n, 0u32);
+        m.prev = pfn_array(n, 0u32);
 
         for &(s, e) in &reserved {
             for pfn in s..e.min(nr_pages) {
@@ -2040,6 +2040,30 @@ impl Machine {
         }
         Ok(())
     }
+}
+
+/// A zeroed per-pfn array. Zeroed memory is mapped lazily; on Linux we ask for
+/// transparent huge pages so that touching a page head every 4 KiB at boot costs
+/// one fault per 2 MiB instead of one per 4 KiB (a 1 TiB machine boots in seconds).
+fn pfn_array<T: Copy + Default>(n: usize, zero: T) -> Vec<T> {
+    let v = vec![zero; n];
+    #[cfg(target_os = "linux")]
+    {
+        let bytes = n * std::mem::size_of::<T>();
+        const HUGE: usize = 2 << 20;
+        if bytes >= 4 * HUGE {
+            let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
+            let end = (v.as_ptr() as usize + bytes) & !(HUGE - 1);
+            if end > start {
+                // SAFETY: the range lies inside the vector's own allocation; MADV_HUGEPAGE
+                // only changes how the kernel backs it and never its contents.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    v
 }
 
 fn isqrt(x: u64) -> u64 {

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""kmm benchmark suite: ``python benches/run.py [--quick] [--json FILE] [--only NAME,...]``.
+
+Prints a table of named figures with their targets and writes them, with
+``--json``, as one flat JSON object. Sections:
+
+- ``engine``: Rust micro-benchmarks (``rust/kmm-bench`` binary ``engine``): order-0
+  and mixed alloc+free pairs per allocator, and the ``buddy_system_allocator``
+  crate doing the same work in the same run.
+- ``python``: ``replay_ops_per_s`` (a 10M-op trace through ``Machine.replay``),
+  ``bytes_per_page`` (RSS of a booted 1.5 GiB machine / its pages, measured in a
+  fresh process), ``boot_1tib_s``.
+- ``highalloc``, ``nic``, ``page_owner``: from ``benches/<name>.py`` modules, each
+  exposing ``collect(quick) -> dict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHES = Path(__file__).resolve().parent
+
+#: figure -> (target text, check) for the table; figures without a target are informative.
+TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "alloc_free_order0_ns": ("<= 25", lambda v: v <= 25),
+    "peer_ratio_order0": (">= 10", lambda v: v >= 10),
+    "peer_ratio_order0_contiguous": (">= 10", lambda v: v >= 10),
+    "replay_ops_per_s": (">= 20e6", lambda v: v >= 20e6),
+    "bytes_per_page": ("<= 12", lambda v: v <= 12),
+    "boot_1tib_s": ("<= 3", lambda v: v <= 3),
+    "antifrag_vs_vanilla_order0": ("<= 1.5", lambda v: v <= 1.5),
+    "mobility_vs_vanilla_order0": ("<= 1.5", lambda v: v <= 1.5),
+    "highalloc_full_s": ("<= 30", lambda v: v <= 30),
+    "thrash_ops_per_s": (">= 10e6", lambda v: v >= 10e6),
+    "page_owner_bytes_per_page": ("<= 8", lambda v: v <= 8),
+    "dump_records_per_s": (">= 2e6", lambda v: v >= 2e6),
+    "sort_lines_per_s": (">= 5e6", lambda v: v >= 5e6),
+    "ring_vs_arrayqueue": (">= 1", lambda v: v >= 1),
+    "burst32_vs_single": (">= 3", lambda v: v >= 3),
+}
+
+
+def engine(quick: bool) -> dict[str, float]:
+    cmd = ["cargo", "run", "--release", "-q", "-p", "kmm-bench", "--bin", "engine", "--"]
+    if quick:
+        cmd.append("--quick")
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    r = json.loads(out)
+    r["antifrag_vs_vanilla_order0"] = r["antifrag_alloc_free_order0_ns"] / r["alloc_free_order0_ns"]
+    r["mobility_vs_vanilla_order0"] = r["mobility_alloc_free_order0_ns"] / r["alloc_free_order0_ns"]
+    return r
+
+
+def churn_trace(n_ops: int, live: int = 100_000, seed: int = 0):
+    """An alloc/free churn trace: ``live`` objects stay allocated, each new one frees the oldest."""
+    import numpy as np
+
+    import kmm
+
+    rng = np.random.default_rng(seed)
+    n_alloc = (n_ops + live) // 2
+    t = kmm.empty_trace(2 * n_alloc - live)
+    # ops: `live` allocations, then (alloc i, free i - live) pairs
+    ids = np.arange(n_alloc, dtype=np.uint32)
+    orders = np.where(rng.random(n_alloc) < 0.9, 0, rng.integers(1, 4, n_alloc)).astype(np.uint8)
+    gfps = np.where(rng.random(n_alloc) < 0.5, kmm.GFP_KERNEL, kmm.GFP_HIGHUSER).astype(np.uint32)
+    t["op"][:live] = kmm.OP_ALLOC
+    t["obj"][:live] = ids[:live]
+    t["order"][:live] = orders[:live]
+    t["gfp"][:live] = gfps[:live]
+    rest = t[live:]
+    rest["op"][0::2] = kmm.OP_ALLOC
+    rest["obj"][0::2] = ids[live:]
+    rest["order"][0::2] = orders[live:]
+    rest["gfp"][0::2] = gfps[live:]
+    rest["op"][1::2] = kmm.OP_FREE
+    rest["obj"][1::2] = ids[: n_alloc - live]
+    return t
+
+
+def python_figures(quick: bool) -> dict[str, float]:
+    import kmm
+
+    r: dict[str, float] = {}
+    n = 2_000_000 if quick else 10_000_000
+    trace = churn_trace(n)
+    best = float("inf")
+    for _ in range(3):
+        m = kmm.Machine(layout="x86_32", mem="1536MiB")
+        t0 = time.perf_counter()
+        m.replay(trace, outcomes=False)
+        best = min(best, time.perf_counter() - t0)
+    r["replay_ops_per_s"] = len(trace) / best
+    r["replay_trace_ops"] = float(len(trace))
+
+    code = (
+        "import os,kmm\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+        "a = rss(); m = kmm.Machine(layout='x86_32', mem='1536MiB'); b = rss()\n"
+        "print((b - a) / m.nr_pages)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    r["bytes_per_page"] = float(out.stdout.strip())
+
+    best = float("inf")
+    for _ in range(1 if quick else 3):
+        t0 = time.perf_counter()
+        m = kmm.Machine(layout="x86_64", mem="1TiB")
+        best = min(best, time.perf_counter() - t0)
+        del m
+    r["boot_1tib_s"] = best
+    return r
+
+
+def load_module(name: str):
+    path = BENCHES / f"{name}.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(f"kmm_bench_{name}", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+SECTIONS: dict[str, Callable[[bool], dict[str, float]]] = {
+    "engine": engine,
+    "python": python_figures,
+}
+MODULE_SECTIONS = ["highalloc", "nic", "page_owner"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller runs for a fast look")
+    ap.add_argument("--json", metavar="FILE", help="write the figures as one flat JSON object")
+    ap.add_argument("--only", help="comma-separated sections: " + ",".join([*SECTIONS, *MODULE_SECTIONS]))
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "python"))
+    wanted = set(args.only.split(",")) if args.only else None
+    figures: dict[str, float] = {}
+    sections: list[tuple[str, Callable[[bool], dict[str, float]]]] = list(SECTIONS.items())
+    for name in MODULE_SECTIONS:
+        mod = load_module(name)
+        if mod is not None:
+            sections.append((name, mod.collect))
+    for name, fn in sections:
+        if wanted and name not in wanted:
+            continue
+        print(f"[{name}] running...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            got = fn(args.quick)
+        except Exception as e:  # report and go on with the other sections
+            print(f"[{name}] FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+            figures[f"{name}_failed"] = 1.0
+            continue
+        figures.update({k: float(v) for k, v in got.items()})
+        print(f"[{name}] done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    width = max((len(k) for k in figures), default=10)
+    print(f"{'figure':<{width}}  {'value':>16}  {'target':>10}  met")
+    for k, v in figures.items():
+        tgt, ok = TARGETS.get(k, ("", None))
+        met = "" if ok is None else ("yes" if ok(v) else "NO")
+        val = f"{v:,.3f}" if abs(v) < 1e6 else f"{v:,.0f}"
+        print(f"{k:<{width}}  {val:>16}  {tgt:>10}  {met}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+//! Engine micro-benchmarks for `benches/run.py`: prints one JSON object.
+//!
+//! - `<policy>_alloc_free_order0_ns`: a steady-state order-0 GFP_KERNEL alloc+free
+//!   pair on a 1.5 GiB x86_32 machine that is half full (per-cpu lists on, as booted):
+//!   every page allocated, then a random half freed. `..._contiguous_ns`: the other
+//!   reading of "half full", the lower half allocated in one go, so free memory is a
+//!   few large blocks.
+//! - `<policy>_alloc_free_mixed_ns`: alloc+free pairs over orders 0..10 (geometric mix)
+//!   against a pool of live blocks.
+//! - `peer_buddy_system_allocator_order0_ns`: the `buddy_system_allocator` crate's
+//!   `FrameAllocator` doing the same order-0 work on the same number of frames, same run,
+//!   in both states; `peer_ratio_*` = peer time / kmm vanilla time.
+
+use buddy_system_allocator::FrameAllocator;
+use kmm_core::{gfp, Layout, Machine, MachineConfig, Policy};
+use std::hint::black_box;
+use std::time::Instant;
+
+const MEM: u64 = 1536 << 20;
+
+fn machine(policy: Policy) -> Machine {
+    let mut cfg = MachineConfig::new(Layout::X86_32, MEM);
+    cfg.policy = policy;
+    Machine::new(cfg).expect("boot")
+}
+
+/// Steady state, machine half full: fill every page with order-0 allocations, then
+/// free a random half of them, so free memory is scattered as on a machine that has
+/// been running (not one huge free block that every pair splits and merges).
+fn half_fill(m: &mut Machine, scattered: bool) -> Vec<u64> {
+    if !scattered {
+        // the other reading of "half full": the lower half allocated in one go
+        let target = m.nr_pages / 2;
+        let mut held = Vec::with_capacity(target as usize);
+        while (held.len() as u64) < target {
+            match m
+                .alloc(0, gfp::GFP_KERNEL | gfp::__GFP_HIGHMEM, None)
+                .unwrap()
+            {
+                Some(p) => held.push(p),
+                None => break,
+            }
+        }
+        return held;
+    }
+    let mut held = Vec::with_capacity(m.nr_pages as usize);
+    while let Some(p) = m
+        .alloc(0, gfp::GFP_KERNEL | gfp::__GFP_HIGHMEM, None)
+        .unwrap()
+    {
+        held.push(p);
+    }
+    let mut rng = Lcg(7);
+    for i in (1..held.len()).rev() {
+        let j = (rng.next() as usize) % (i + 1);
+        held.swap(i, j);
+    }
+    let keep = held.len() / 2;
+    for p in held.drain(keep..) {
+        m.free(p).unwrap();
+    }
+    held
+}
+
+fn best_of<F: FnMut() -> f64>(reps: usize, mut f: F) -> f64 {
+    (0..reps).map(|_| f()).fold(f64::INFINITY, f64::min)
+}
+
+fn order0_pair(policy: Policy, iters: u64, scattered: bool) -> f64 {
+    let mut m = machine(policy);
+    let _held = half_fill(&mut m, scattered);
+    best_of(5, || {
+        let t = Instant::now();
+        for _ in 0..iters {
+            let p = m.alloc(0, gfp::GFP_KERNEL, None).unwrap().unwrap();
+            m.free(black_box(p)).unwrap();
+        }
+        t.elapsed().as_nanos() as f64 / iters as f64
+    })
+}
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+fn mixed_pair(policy: Policy, iters: u64) -> f64 {
+    let mut m = machine(policy);
+    let _held = half_fill(&mut m, true);
+    let mut rng = Lcg(42);
+    // a pool of live blocks of mixed orders
+    let mut pool: Vec<u64> = Vec::new();
+    let pick_order = |r: u64| -> u32 { (r.trailing_ones()).min(10) };
+    for _ in 0..4096 {
+        if let Some(p) = m
+            .alloc(pick_order(rng.next()), gfp::GFP_HIGHUSER, None)
+            .unwrap()
+        {
+            pool.push(p);
+        }
+    }
+    best_of(3, || {
+        let t = Instant::now();
+        for _ in 0..iters {
+            let o = pick_order(rng.next());
+            if let Some(p) = m.alloc(o, gfp::GFP_HIGHUSER, None).unwrap() {
+                let i = (rng.next() as usize) % pool.len();
+                let old = std::mem::replace(&mut pool[i], p);
+                m.free(old).unwrap();
+            }
+        }
+        t.elapsed().as_nanos() as f64 / iters as f64
+    })
+}
+
+fn peer_order0(iters: u64, scattered: bool) -> f64 {
+    let frames = (MEM >> 12) as usize;
+    let mut fa = FrameAllocator::<32>::new();
+    fa.add_frame(0, frames);
+    if !scattered {
+        for _ in 0..frames / 2 {
+            fa.alloc(1).unwrap();
+        }
+        return best_of(5, || {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let p = fa.alloc(1).unwrap();
+                fa.dealloc(black_box(p), 1);
+            }
+            t.elapsed().as_nanos() as f64 / iters as f64
+        });
+    }
+    // the same steady state: every frame allocated, then a random half freed
+    let mut held = Vec::with_capacity(frames);
+    while let Some(p) = fa.alloc(1) {
+        held.push(p);
+    }
+    let mut rng = Lcg(7);
+    for i in (1..held.len()).rev() {
+        let j = (rng.next() as usize) % (i + 1);
+        held.swap(i, j);
+    }
+    let keep = held.len() / 2;
+    for p in held.drain(keep..) {
+        fa.dealloc(p, 1);
+    }
+    best_of(5, || {
+        let t = Instant::now();
+        for _ in 0..iters {
+            let p = fa.alloc(1).unwrap();
+            fa.dealloc(black_box(p), 1);
+        }
+        t.elapsed().as_nanos() as f64 / iters as f64
+    })
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n0: u64 = if quick { 1_000_000 } else { 10_000_000 };
+    let nm: u64 = if quick { 200_000 } else { 2_000_000 };
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for (name, p) in [
+        ("vanilla", Policy::Vanilla),
+        ("antifrag", Policy::AntiFrag),
+        ("mobility", Policy::Mobility),
+    ] {
+        let prefix = if name == "vanilla" {
+            String::new()
+        } else {
+            format!("{name}_")
+        };
+        out.push((
+            format!("{prefix}alloc_free_order0_ns"),
+            order0_pair(p, n0, true),
+        ));
+        out.push((
+            format!("{prefix}alloc_free_order0_contiguous_ns"),
+            order0_pair(p, n0, false),
+        ));
+        out.push((format!("{prefix}alloc_free_mixed_ns"), mixed_pair(p, nm)));
+    }
+    let peer = peer_order0(n0, true);
+    let peer_c = peer_order0(n0, false);
+    let ours = out[0].1;
+    let ours_c = out[1].1;
+    out.push(("peer_buddy_system_allocator_order0_ns".into(), peer));
+    out.push((
+        "peer_buddy_system_allocator_order0_contiguous_ns".into(),
+        peer_c,
+    ));
+    out.push(("peer_ratio_order0".into(), peer / ours));
+    out.push(("peer_ratio_order0_contiguous".into(), peer_c / ours_c));
+    let body: Vec<String> = out
+        .iter()
+        .map(|(k, v)| format!("  \"{k}\": {v:.3}"))
+        .collect();
+    println!("{{\n{}\n}}", body.join(",\n"));
+}
