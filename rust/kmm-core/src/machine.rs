@@ -426,7 +426,17 @@ impl Machine {
         reserved.push((256, cursor));
         for (nid, &(s, e)) in node_ranges.iter().enumerate() {
             let memmap_pages = ((e - s) * layout.struct_page_size()).div_ceil(1 << PAGE_SHIFT);
-            let start = if nid == 0 { cursor } else { s };
+            // bootmem's goal is MAX_DMA_ADDRESS: mem_map is placed above 16 MiB when it can be
+            let dma_end = layout.zone_limits()[0];
+            let start = if nid == 0 {
+                if e >= dma_end + memmap_pages + (8 << 8) {
+                    cursor.max(dma_end)
+                } else {
+                    cursor
+                }
+            } else {
+                s
+            };
             let end = (start + memmap_pages).min(e);
             reserved.push((start, end));
             if nid == 0 {

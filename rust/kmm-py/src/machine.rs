@@ -169,21 +169,27 @@ impl PyMachine {
         })
     }
 
-    #[pyo3(signature = (order, gfp, node=None))]
+    #[pyo3(signature = (order, gfp, node=None, stack=0, pid=0, tgid=0))]
+    #[allow(clippy::too_many_arguments)]
     fn alloc(
         &mut self,
         py: Python<'_>,
         order: i64,
         gfp: u32,
         node: Option<usize>,
+        stack: u32,
+        pid: u32,
+        tgid: u32,
     ) -> PyResult<Option<u64>> {
         let order = order_arg(py, order)?;
-        self.run(py, |m| m.alloc(order, gfp, node))
+        let ctx = kmm_core::machine::AllocCtx { stack, pid, tgid };
+        self.run(py, |m| m.alloc_ctx(order, gfp, node, ctx))
     }
 
-    fn free(&mut self, py: Python<'_>, pfn: i64) -> PyResult<()> {
+    #[pyo3(signature = (pfn, stack=0))]
+    fn free(&mut self, py: Python<'_>, pfn: i64, stack: u32) -> PyResult<()> {
         let pfn = pfn_arg(py, pfn)?;
-        self.run(py, |m| m.free(pfn))
+        self.run(py, |m| m.free_stack(pfn, stack))
     }
 
     fn check(&mut self, py: Python<'_>) -> PyResult<()> {
