@@ -17,6 +17,8 @@ pub mod machine;
 pub mod page_owner;
 pub mod procfs;
 pub mod replay;
+pub mod stackdepot;
+pub mod owner_text;
 
 pub use config::{parse_mem, Layout, MachineConfig, Policy};
 pub use error::{Error, Result};
