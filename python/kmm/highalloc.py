@@ -1,0 +1,281 @@
+"""The high-order allocation benchmark: Mel Gorman's ``bench-stresshighalloc`` (2005).
+
+A machine is loaded with ``updatedb`` and concurrent kernel builds for a warm-up
+period; then, with the load still running, ``attempts`` allocations of
+``order`` (default 10: 4 MiB) are made with GFP_HIGHUSER, one every HZ/10 of
+simulated time, and every success is held until the pass ends. Then the load
+stops (the builds exit and release their memory; caches stay), the held blocks
+are freed, and a second pass runs at rest. Each pass reports, in Mel's terms,
+attempted / success / failed / % success, beside the ceiling (aligned blocks
+holding no reserved or unreclaimable page at the end of the pass: nothing acting
+on that state could hold more) and the perfect-packing limit.
+
+The load trace is generated once, from the seed, and replayed identically on
+every variant, so the variants differ only in the allocator.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import gfp as _gfp
+from .errors import BenchmarkError, InvariantError
+from .machine import MAX_ORDER, Machine, parse_mem
+
+#: variant name -> Machine keyword arguments
+VARIANTS: dict[str, dict[str, Any]] = {
+    "vanilla": {"allocator": "vanilla"},
+    "antifrag": {"allocator": "antifrag"},
+    "mobility": {"allocator": "mobility"},
+    "antifrag+active": {"allocator": "antifrag", "active_freeing": True},
+}
+
+
+@dataclass
+class HighallocConfig:
+    """Everything that defines a run (the defaults are the 2005 experiment)."""
+
+    layout: str = "x86_32"
+    mem: str = "1536MiB"
+    order: int = 10
+    attempts: int = 160
+    interval_s: float = 0.1  # HZ/10
+    warmup_s: float = 180.0
+    builds: int = 7
+    jobs: int = 4
+    updatedb: bool = True
+    seed: int = 0
+    gfp: str = "GFP_HIGHUSER"
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+
+    @classmethod
+    def quick(cls, **kw: Any) -> "HighallocConfig":
+        """A small machine for a fast look: 1 GiB (a 128 MiB HighMem), 2 builds, 30 s warm-up, 40 attempts."""
+        base = dict(mem="1GiB", builds=2, warmup_s=30.0, attempts=40)
+        base.update(kw)
+        return cls(**base)
+
+    def validate(self) -> None:
+        if self.layout not in ("x86_32", "x86_64"):
+            raise BenchmarkError(f"layout {self.layout!r} must be x86_32 or x86_64")
+        try:
+            parse_mem(self.mem)
+        except Exception as e:  # noqa: BLE001 - re-raised as a benchmark error
+            raise BenchmarkError(f"mem {self.mem!r}: {e}") from None
+        if not 0 <= self.order < MAX_ORDER:
+            raise BenchmarkError(f"order {self.order} is out of range 0..{MAX_ORDER - 1}")
+        if not 1 <= self.attempts <= 100_000:
+            raise BenchmarkError(f"attempts {self.attempts} must be 1..100000")
+        if not 0.001 <= self.interval_s <= 60:
+            raise BenchmarkError(f"interval {self.interval_s} s must be 0.001..60 s")
+        if not 0 <= self.warmup_s <= 3600:
+            raise BenchmarkError(f"warm-up {self.warmup_s} s must be 0..3600 s")
+        if not 0 <= self.builds <= 64:
+            raise BenchmarkError(f"builds {self.builds} must be 0..64")
+        if not 1 <= self.jobs <= 64:
+            raise BenchmarkError(f"jobs {self.jobs} must be 1..64")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+        try:
+            _gfp.parse(self.gfp)
+        except Exception as e:  # noqa: BLE001
+            raise BenchmarkError(f"gfp {self.gfp!r}: {e}") from None
+
+
+def generate_load(cfg: HighallocConfig, outdir: Path) -> dict[str, Any]:
+    """Generate the load once and store it as .npy chunks: warm-up, one per attempt interval, stop."""
+    from . import workloads
+
+    load = workloads.stress_highalloc_load(
+        builds=cfg.builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed
+    )
+    t0 = time.perf_counter()
+    warm = load.trace(cfg.warmup_s)
+    np.save(outdir / "warmup.npy", warm)
+    n = len(warm)
+    t = cfg.warmup_s
+    for i in range(cfg.attempts):
+        t = cfg.warmup_s + (i + 1) * cfg.interval_s
+        chunk = load.run_until(t)
+        np.save(outdir / f"step{i:06d}.npy", chunk)
+        n += len(chunk)
+    stop = load.stop()
+    np.save(outdir / "stop.npy", stop)
+    n += len(stop)
+    return {"ops": n, "generate_s": time.perf_counter() - t0}
+
+
+def _pass(m: Machine, cfg: HighallocConfig, chunks: Callable[[int], np.ndarray | None], gfp: int, progress) -> dict[str, Any]:
+    held: list[int] = []
+    before = m.buddyinfo()
+    t0 = time.perf_counter()
+    for i in range(cfg.attempts):
+        chunk = chunks(i)
+        if chunk is None:
+            m.advance(cfg.interval_s)
+        else:
+            m.replay(chunk, outcomes=False)
+        p = m.alloc(cfg.order, gfp)
+        if p is not None:
+            held.append(p)
+        progress()
+    after = m.buddyinfo()
+    ceiling = m.highorder_ceiling(cfg.order, gfp)
+    limit = m.highorder_limit(cfg.order, gfp)
+    if len(held) > ceiling:
+        raise InvariantError(f"{len(held)} order-{cfg.order} blocks held but the ceiling counted {ceiling}")
+    for p in held:
+        m.free(p)
+    return {
+        "order": cfg.order,
+        "attempted": cfg.attempts,
+        "success": len(held),
+        "failed": cfg.attempts - len(held),
+        "percent": round(100.0 * len(held) / cfg.attempts, 1),
+        "ceiling": ceiling,
+        "limit": limit,
+        "buddyinfo_before": before,
+        "buddyinfo_after": after,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, page_maps: str | None = None) -> dict[str, Any]:
+    """Run one variant on the stored load; returns its results."""
+    d = Path(loaddir)
+    tick = progress or (lambda: None)
+    m = Machine(layout=cfg.layout, mem=cfg.mem, seed=cfg.seed, **VARIANTS[name])
+    gfp = _gfp.parse(cfg.gfp)
+    t0 = time.perf_counter()
+    _, c_warm = m.replay(np.load(d / "warmup.npy"), outcomes=False)
+    load = _pass(m, cfg, lambda i: np.load(d / f"step{i:06d}.npy"), gfp, tick)
+    if page_maps:
+        np.save(Path(page_maps) / f"{name}-under_load.npy", m.page_map())
+    m.replay(np.load(d / "stop.npy"), outcomes=False)
+    rest = _pass(m, cfg, lambda i: None, gfp, tick)
+    if page_maps:
+        np.save(Path(page_maps) / f"{name}-at_rest.npy", m.page_map())
+    m.check()
+    counters = m.counters()
+    return {
+        "under_load": load,
+        "at_rest": rest,
+        "counters": {
+            k: counters[k]
+            for k in (
+                "alloc", "alloc_fail", "pgscan", "pgsteal", "pgsteal_kswapd", "pgsteal_direct",
+                "allocstall", "refaults", "kswapd_wakeups", "fallbacks", "global_takes", "steals",
+                "active_free_success", "active_free_pages",
+            )
+        },
+        "pages_reclaimed_per_active_success": (
+            counters["active_free_pages"] / counters["active_free_success"]
+            if counters["active_free_success"]
+            else None
+        ),
+        "warmup_ops": c_warm["ops"],
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _worker(args):
+    name, cfg_dict, loaddir, q, page_maps = args
+    cfg = HighallocConfig(**cfg_dict)
+    return name, run_variant(name, cfg, loaddir, (lambda: q.put(1)) if q is not None else None, page_maps)
+
+
+def run(cfg: HighallocConfig, *, processes: int | None = None, progress: bool = False, page_maps: str | None = None) -> dict[str, Any]:
+    """Run every variant of ``cfg`` (in parallel processes) and return the results as a dict."""
+    cfg.validate()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="kmm-highalloc-") as tmp:
+        gen = generate_load(cfg, Path(tmp))
+        total = len(cfg.variants) * 2 * cfg.attempts
+        nproc = max(1, min(processes or os.cpu_count() or 1, len(cfg.variants)))
+        results: dict[str, Any] = {}
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc="highalloc", unit="attempt", leave=False)
+        if nproc == 1:
+            for name in cfg.variants:
+                results[name] = run_variant(name, cfg, tmp, (lambda: bar.update(1)) if bar else None, page_maps)
+        else:
+            ctx = mp.get_context("spawn" if os.name != "posix" else "fork")
+            with ctx.Manager() as mgr:
+                q = mgr.Queue() if bar else None
+                with ctx.Pool(nproc) as pool:
+                    jobs = [(n, asdict(cfg), tmp, q, page_maps) for n in cfg.variants]
+                    pending = pool.map_async(_worker, jobs)
+                    while not pending.ready():
+                        pending.wait(0.2)
+                        if bar is not None:
+                            while not q.empty():
+                                bar.update(q.get())
+                    for name, r in pending.get():
+                        results[name] = r
+        if bar is not None:
+            bar.close()
+    out = {
+        "seed": cfg.seed,
+        "config": asdict(cfg),
+        "load_ops": gen["ops"],
+        "generate_s": gen["generate_s"],
+        "variants": {n: results[n] for n in cfg.variants},
+        "wall_s": time.perf_counter() - t0,
+    }
+    return out
+
+
+def format_report(res: dict[str, Any], *, buddyinfo: bool = True) -> str:
+    """Mel's table (per pass: Order, Attempted allocations, Success allocs, Failed allocs,
+    % Success) with the ceiling and limit beside it, the variants side by side."""
+    names = list(res["variants"])
+    w = max(14, *(len(n) + 2 for n in names))
+    lines = []
+    cfg = res["config"]
+    lines.append(
+        f"kmm highalloc: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
+        f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s, "
+        f"{cfg['attempts']} order-{cfg['order']} {cfg['gfp']} attempts every {cfg['interval_s']:g} s, seed {res['seed']}"
+    )
+    for pas, title in (("under_load", "Under load"), ("at_rest", "At rest")):
+        lines.append("")
+        lines.append(f"{title:<24}" + "".join(f"{n:>{w}}" for n in names))
+        rows = [
+            ("Order", "order"),
+            ("Attempted allocations", "attempted"),
+            ("Success allocs", "success"),
+            ("Failed allocs", "failed"),
+            ("% Success", "percent"),
+            ("Ceiling (now)", "ceiling"),
+            ("Perfect-packing limit", "limit"),
+        ]
+        for label, key in rows:
+            vals = [res["variants"][n][pas][key] for n in names]
+            lines.append(f"{label:<24}" + "".join(f"{v:>{w}g}" if isinstance(v, float) else f"{v:>{w}}" for v in vals))
+    lines.append("")
+    lines.append(f"{'Reclaim':<24}" + "".join(f"{n:>{w}}" for n in names))
+    for key in ("pgscan", "pgsteal", "allocstall", "refaults", "kswapd_wakeups", "active_free_success", "active_free_pages"):
+        lines.append(f"{key:<24}" + "".join(f"{res['variants'][n]['counters'][key]:>{w}}" for n in names))
+    if buddyinfo:
+        for n in names:
+            v = res["variants"][n]
+            lines.append("")
+            lines.append(f"== {n}: /proc/buddyinfo before and after the attempts under load")
+            lines.append(v["under_load"]["buddyinfo_before"].rstrip("\n"))
+            lines.append("-- after")
+            lines.append(v["under_load"]["buddyinfo_after"].rstrip("\n"))
+    lines.append("")
+    lines.append(f"load: {res['load_ops']:,} trace ops generated in {res['generate_s']:.1f} s; total wall time {res['wall_s']:.1f} s")
+    return "\n".join(lines) + "\n"
