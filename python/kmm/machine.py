@@ -63,10 +63,19 @@ def as_trace(trace: Any) -> np.ndarray:
     """Check a trace's dtype and shape; returns a C-contiguous structured array."""
     if not isinstance(trace, np.ndarray):
         raise TraceError(f"trace must be a numpy array of kmm.TRACE_DTYPE, not {type(trace).__name__}")
-    if trace.dtype != TRACE_DTYPE:
-        raise TraceError(f"trace dtype must be kmm.TRACE_DTYPE, got {trace.dtype}")
     if trace.ndim != 1:
         raise TraceError(f"trace must be one-dimensional, got shape {trace.shape}")
+    if trace.dtype != TRACE_DTYPE:
+        # same fields, other layout (np.concatenate drops the padding): copy field by field
+        names = trace.dtype.names
+        if names is None or set(names) != set(TRACE_DTYPE.names) or any(
+            trace.dtype[n] != TRACE_DTYPE[n] for n in names
+        ):
+            raise TraceError(f"trace dtype must be kmm.TRACE_DTYPE, got {trace.dtype}")
+        out = np.empty(len(trace), dtype=TRACE_DTYPE)
+        for n in names:
+            out[n] = trace[n]
+        return out
     return np.ascontiguousarray(trace)
 
 
