@@ -1,0 +1,634 @@
+//! A transmit run on real threads: one producer thread per simulated CPU
+//! (`dev_queue_xmit` with a numbered packet stream), one consumer thread (the
+//! NIC: fetches descriptors at a configurable rate, verifies them, completes),
+//! and the calling thread as `dev_watchdog` and overall timeout.
+
+use crate::queue::{Driver, Mode, TxQueue, Xmit, XmitStats};
+use crate::sync::{spin_wait, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Most producer threads a run accepts (descriptors carry an 8-bit CPU id).
+pub const MAX_PRODUCERS: u32 = 64;
+/// Most packets per producer (descriptors carry a 40-bit sequence number).
+pub const MAX_PACKETS: u64 = 1 << 40;
+/// Most descriptors one packet may use (the model's MAX_SKB_FRAGS + 1).
+pub const MAX_DESCS_PER_PACKET: u32 = 64;
+
+/// A fault injected on purpose, to test that worker failures surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Producer 0 panics before its first packet.
+    ProducerPanic,
+    /// The consumer panics after its first batch.
+    ConsumerPanic,
+    /// The consumer stops draining (the run must end by its timeout).
+    ConsumerHang,
+}
+
+impl Fault {
+    /// Parse `producer_panic`, `consumer_panic` or `consumer_hang`.
+    pub fn parse(name: &str) -> Option<Fault> {
+        match name {
+            "producer_panic" => Some(Fault::ProducerPanic),
+            "consumer_panic" => Some(Fault::ConsumerPanic),
+            "consumer_hang" => Some(Fault::ConsumerHang),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a run needs. Build with [`NicConfig::new`] and adjust fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NicConfig {
+    /// Locking mode.
+    pub mode: Mode,
+    /// Driver behaviour.
+    pub driver: Driver,
+    /// Producer threads (simulated CPUs), 1..=[`MAX_PRODUCERS`].
+    pub producers: u32,
+    /// Packets each producer sends.
+    pub packets: u64,
+    /// Ring size in descriptors (power of two).
+    pub ring: u64,
+    /// Worst-case descriptors per packet; each packet uses 1..=this many.
+    pub max_descs: u32,
+    /// Stop the queue when free descriptors drop below this (default: `max_descs`).
+    pub stop_thresh: u32,
+    /// Wake the queue when free descriptors reach this (default: 2 x stop).
+    pub wake_thresh: u32,
+    /// Pause between the queue check and the ring reservation, ns.
+    pub race_window_ns: u64,
+    /// Descriptors the NIC fetches per batch (one completion per batch).
+    pub tx_batch: u32,
+    /// NIC speed limit in descriptors per second; 0 = unlimited.
+    pub tx_rate: u64,
+    /// How long a stopped queue with free space and an idle completion path
+    /// may stay stopped before the watchdog calls it a lost wakeup, ms.
+    pub watchdog_ms: u64,
+    /// The whole run is torn down with an error after this long, ms.
+    pub timeout_ms: u64,
+    /// Seed of the packet sizes.
+    pub seed: u64,
+    /// Deliberate failure, for tests.
+    pub fault: Option<Fault>,
+}
+
+/// A configuration or run failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NicError {
+    /// A configuration that cannot work (raised before any thread starts).
+    Config(String),
+    /// A worker thread panicked, or the run timed out; the run was torn down.
+    Worker(String),
+}
+
+impl NicError {
+    /// The `kmm.errors` class this error maps to.
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            NicError::Config(_) => "NicError",
+            NicError::Worker(_) => "NicWorkerError",
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            NicError::Config(m) | NicError::Worker(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for NicError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for NicError {}
+
+impl NicConfig {
+    /// Defaults: 2 producers, 100 000 packets each, a 256-descriptor ring,
+    /// packets of 1..=4 descriptors, stop below 4 free, wake at 8, no race
+    /// window, batches of 16, unlimited NIC, watchdog 20 ms, timeout 120 s.
+    pub fn new(mode: Mode, driver: Driver) -> Self {
+        NicConfig {
+            mode,
+            driver,
+            producers: 2,
+            packets: 100_000,
+            ring: 256,
+            max_descs: 4,
+            stop_thresh: 4,
+            wake_thresh: 8,
+            race_window_ns: 0,
+            tx_batch: 16,
+            tx_rate: 0,
+            watchdog_ms: 20,
+            timeout_ms: 120_000,
+            seed: 0,
+            fault: None,
+        }
+    }
+
+    /// Check every parameter; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), NicError> {
+        let bad = |m: String| Err(NicError::Config(m));
+        if self.producers == 0 || self.producers > MAX_PRODUCERS {
+            return bad(format!(
+                "producers must be between 1 and {MAX_PRODUCERS}, got {}",
+                self.producers
+            ));
+        }
+        if self.packets == 0 || self.packets > MAX_PACKETS {
+            return bad(format!(
+                "packets (per producer) must be between 1 and 2^40, got {}",
+                self.packets
+            ));
+        }
+        if self.max_descs == 0 || self.max_descs > MAX_DESCS_PER_PACKET {
+            return bad(format!(
+                "max_descs must be between 1 and {MAX_DESCS_PER_PACKET}, got {}",
+                self.max_descs
+            ));
+        }
+        if !(2..=crate::ring::MAX_RING as u64).contains(&self.ring) || !self.ring.is_power_of_two()
+        {
+            return bad(format!(
+                "ring size {} must be a power of two between 2 and {}",
+                self.ring,
+                crate::ring::MAX_RING
+            ));
+        }
+        if self.stop_thresh < self.max_descs {
+            return bad(format!(
+                "stop threshold {} is below the worst-case packet ({} descriptors): \
+                 a running queue could not take the next packet",
+                self.stop_thresh, self.max_descs
+            ));
+        }
+        if self.wake_thresh < self.stop_thresh {
+            return bad(format!(
+                "wake threshold {} is below the stop threshold {}: the queue would be \
+                 woken straight back into a stop",
+                self.wake_thresh, self.stop_thresh
+            ));
+        }
+        if self.ring < (self.stop_thresh + self.max_descs) as u64 {
+            return bad(format!(
+                "ring of {} descriptors is too small for a packet of {} descriptors \
+                 above the stop threshold {} (needs at least {})",
+                self.ring,
+                self.max_descs,
+                self.stop_thresh,
+                self.stop_thresh + self.max_descs
+            ));
+        }
+        if self.wake_thresh as u64 > self.ring {
+            return bad(format!(
+                "wake threshold {} exceeds the ring size {}: the queue could never wake",
+                self.wake_thresh, self.ring
+            ));
+        }
+        if self.tx_batch == 0 || self.tx_batch > 4096 {
+            return bad(format!(
+                "tx_batch must be between 1 and 4096, got {}",
+                self.tx_batch
+            ));
+        }
+        if self.race_window_ns > 10_000_000 {
+            return bad(format!(
+                "race_window_ns must be at most 10 000 000 (10 ms), got {}",
+                self.race_window_ns
+            ));
+        }
+        if self.watchdog_ms == 0 || self.watchdog_ms > 60_000 {
+            return bad(format!(
+                "watchdog_ms must be between 1 and 60000, got {}",
+                self.watchdog_ms
+            ));
+        }
+        if self.timeout_ms == 0 {
+            return bad("timeout_ms must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of a run: every counter, the verification, the throughput.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NicReport {
+    /// Packets all producers were asked to send (`producers * packets`).
+    pub expected: u64,
+    /// Summed producer counters.
+    pub xmit: XmitStats,
+    /// Distinct packets the NIC completed (each counted once).
+    pub delivered: u64,
+    /// Packets never delivered (`expected - delivered`).
+    pub dropped: u64,
+    /// Packets the NIC saw more than once.
+    pub duplicates: u64,
+    /// Packets out of per-producer order.
+    pub order_violations: u64,
+    /// Packets whose descriptors were not contiguous and in order, or carried
+    /// an impossible producer id.
+    pub torn_packets: u64,
+    /// Descriptors the NIC processed.
+    pub descriptors: u64,
+    /// Wakes by the completion path.
+    pub wakes: u64,
+    /// Lost wakeups the watchdog caught (it then woke the queue, as tx_timeout).
+    pub stalls: u64,
+    /// Completions (reclaim batches).
+    pub completions: u64,
+    /// Wall time, seconds.
+    pub elapsed_s: f64,
+    /// Delivered packets per second.
+    pub pps: f64,
+}
+
+impl NicReport {
+    /// Exactly once, in order, nothing dropped, nothing torn.
+    pub fn verified(&self) -> bool {
+        self.delivered == self.expected
+            && self.xmit.sent == self.expected
+            && self.dropped == 0
+            && self.duplicates == 0
+            && self.order_violations == 0
+            && self.torn_packets == 0
+    }
+}
+
+/// Descriptor word: producer (8 bits) | sequence (40) | fragment (8) | fragments (8).
+#[inline]
+pub fn encode_desc(producer: u32, seq: u64, frag: u32, nfrags: u32) -> u64 {
+    ((producer as u64) << 56) | (seq << 16) | ((frag as u64) << 8) | nfrags as u64
+}
+
+/// Inverse of [`encode_desc`]: (producer, seq, frag, nfrags).
+#[inline]
+pub fn decode_desc(d: u64) -> (u32, u64, u32, u32) {
+    (
+        (d >> 56) as u32,
+        (d >> 16) & (MAX_PACKETS - 1),
+        ((d >> 8) & 0xff) as u32,
+        (d & 0xff) as u32,
+    )
+}
+
+/// Descriptors of packet `seq` of `producer`: 1..=max_descs, a pure function
+/// of (seed, producer, seq), so a seed fixes every packet's size.
+#[inline]
+pub fn packet_descs(seed: u64, producer: u32, seq: u64, max_descs: u32) -> u32 {
+    // splitmix64
+    let mut z = seed
+        .wrapping_add((producer as u64) << 48)
+        .wrapping_add(seq)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    1 + (z % max_descs as u64) as u32
+}
+
+/// The NIC's receive-side bookkeeping for one producer's stream.
+struct StreamCheck {
+    next_seq: u64,
+    /// (seq, next fragment expected, fragments) of a packet being received.
+    partial: Option<(u64, u32, u32)>,
+    seen: Vec<u64>,
+}
+
+#[derive(Default)]
+struct Verify {
+    delivered: u64,
+    duplicates: u64,
+    order_violations: u64,
+    torn: u64,
+    descriptors: u64,
+}
+
+impl Verify {
+    fn check(&mut self, streams: &mut [StreamCheck], d: u64, packets: u64) {
+        self.descriptors += 1;
+        let (p, seq, frag, nfrags) = decode_desc(d);
+        let Some(s) = streams.get_mut(p as usize) else {
+            self.torn += 1;
+            return;
+        };
+        if seq >= packets || nfrags == 0 || frag >= nfrags {
+            self.torn += 1;
+            return;
+        }
+        match s.partial {
+            Some((pseq, pfrag, pn)) if pseq == seq && pfrag == frag && pn == nfrags => {}
+            Some(_) => {
+                self.torn += 1;
+                s.partial = None;
+                if frag != 0 {
+                    return;
+                }
+            }
+            None if frag != 0 => {
+                self.torn += 1;
+                return;
+            }
+            None => {}
+        }
+        if frag + 1 < nfrags {
+            s.partial = Some((seq, frag + 1, nfrags));
+            return;
+        }
+        s.partial = None;
+        // last fragment: the packet is complete
+        let (w, b) = ((seq / 64) as usize, seq % 64);
+        if s.seen[w] & (1 << b) != 0 {
+            self.duplicates += 1;
+            return;
+        }
+        s.seen[w] |= 1 << b;
+        self.delivered += 1;
+        if seq != s.next_seq {
+            self.order_violations += 1;
+        }
+        s.next_seq = seq + 1;
+    }
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Shared run state besides the queue.
+struct Shared {
+    abort: AtomicBool,
+    producers_done: AtomicU32,
+    failure: Mutex<Option<String>>,
+    wakes: AtomicU64,
+    completions: AtomicU64,
+    consumer_done: AtomicBool,
+}
+
+impl Shared {
+    fn fail(&self, who: &str, what: String) {
+        let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() {
+            *f = Some(format!("{who}: {what}"));
+        }
+        self.abort.store(true, Ordering::Release);
+    }
+
+    fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
+}
+
+/// Run a transmit experiment on real threads and verify it.
+///
+/// Validates `cfg` before any thread starts ([`NicError::Config`]). A worker
+/// panic or the timeout tears the run down and returns [`NicError::Worker`];
+/// no thread is left behind.
+pub fn run(cfg: &NicConfig) -> Result<NicReport, NicError> {
+    cfg.validate()?;
+    let q = TxQueue::new(
+        cfg.ring,
+        cfg.mode,
+        cfg.driver,
+        cfg.stop_thresh,
+        cfg.wake_thresh,
+        cfg.race_window_ns,
+    )
+    .map_err(|e| NicError::Config(e.to_string()))?;
+    let sh = Shared {
+        abort: AtomicBool::new(false),
+        producers_done: AtomicU32::new(0),
+        failure: Mutex::new(None),
+        wakes: AtomicU64::new(0),
+        completions: AtomicU64::new(0),
+        consumer_done: AtomicBool::new(false),
+    };
+    let stats: Vec<Mutex<XmitStats>> = (0..cfg.producers)
+        .map(|_| Mutex::new(XmitStats::default()))
+        .collect();
+    let verify: Mutex<Verify> = Mutex::new(Verify::default());
+    let mut stalls = 0u64;
+    let start = Instant::now();
+
+    std::thread::scope(|s| {
+        for p in 0..cfg.producers {
+            let (q, sh, stats) = (&q, &sh, &stats);
+            s.spawn(move || {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    let st = producer(q, sh, cfg, p);
+                    *stats[p as usize].lock().unwrap_or_else(|e| e.into_inner()) = st;
+                }));
+                if let Err(e) = r {
+                    sh.fail(&format!("producer {p} panicked"), panic_text(e));
+                }
+                sh.producers_done.fetch_add(1, Ordering::AcqRel);
+            });
+        }
+        {
+            let (q, sh, verify) = (&q, &sh, &verify);
+            s.spawn(move || {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    let v = consumer(q, sh, cfg);
+                    *verify.lock().unwrap_or_else(|e| e.into_inner()) = v;
+                }));
+                if let Err(e) = r {
+                    sh.fail("the NIC (consumer) panicked", panic_text(e));
+                }
+                sh.consumer_done.store(true, Ordering::Release);
+            });
+        }
+        stalls = watchdog(&q, &sh, cfg, start);
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+
+    if let Some(f) = sh.failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        return Err(NicError::Worker(format!(
+            "{f} (mode {}, driver {}); the run was torn down",
+            cfg.mode.name(),
+            cfg.driver.name()
+        )));
+    }
+    let mut xmit = XmitStats::default();
+    for st in &stats {
+        xmit.add(&st.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    let v = verify.into_inner().unwrap_or_else(|e| e.into_inner());
+    let expected = cfg.producers as u64 * cfg.packets;
+    Ok(NicReport {
+        expected,
+        xmit,
+        delivered: v.delivered,
+        dropped: expected - v.delivered.min(expected),
+        duplicates: v.duplicates,
+        order_violations: v.order_violations,
+        torn_packets: v.torn,
+        descriptors: v.descriptors,
+        wakes: sh.wakes.load(Ordering::Relaxed),
+        stalls,
+        completions: sh.completions.load(Ordering::Relaxed),
+        elapsed_s: elapsed,
+        pps: if elapsed > 0.0 {
+            v.delivered as f64 / elapsed
+        } else {
+            0.0
+        },
+    })
+}
+
+/// One CPU's `dev_queue_xmit` loop: send packets 0..packets in order; a packet
+/// not taken is retried (requeued, never dropped) once the queue runs.
+fn producer(q: &TxQueue, sh: &Shared, cfg: &NicConfig, p: u32) -> XmitStats {
+    if cfg.fault == Some(Fault::ProducerPanic) && p == 0 {
+        panic!("injected producer fault");
+    }
+    let mut st = XmitStats::default();
+    let mut prod = q.ring.producer();
+    let mut descs = [0u64; MAX_DESCS_PER_PACKET as usize];
+    for seq in 0..cfg.packets {
+        let n = packet_descs(cfg.seed, p, seq, cfg.max_descs);
+        for f in 0..n {
+            descs[f as usize] = encode_desc(p, seq, f, n);
+        }
+        let mut spins = 0u32;
+        loop {
+            match q.xmit(&mut prod, &descs[..n as usize], &mut st) {
+                Xmit::Sent => break,
+                Xmit::QueueStopped | Xmit::Requeued => {
+                    if sh.aborted() {
+                        return st;
+                    }
+                    spin_wait(&mut spins);
+                }
+            }
+        }
+        if seq % 1024 == 0 && sh.aborted() {
+            return st;
+        }
+    }
+    st
+}
+
+/// The NIC: fetch up to `tx_batch` descriptors, verify them, honour the rate
+/// limit, then complete (reclaim + maybe wake). Ends when every producer is
+/// done and the ring is drained.
+fn consumer(q: &TxQueue, sh: &Shared, cfg: &NicConfig) -> Verify {
+    let mut cons = q.ring.consumer().expect("the NIC is the only consumer");
+    let words = (cfg.packets as usize).div_ceil(64);
+    let mut streams: Vec<StreamCheck> = (0..cfg.producers)
+        .map(|_| StreamCheck {
+            next_seq: 0,
+            partial: None,
+            seen: vec![0; words],
+        })
+        .collect();
+    let mut v = Verify::default();
+    let mut buf = vec![0u64; cfg.tx_batch as usize];
+    let t0 = Instant::now();
+    let mut spins = 0u32;
+    let mut batches = 0u64;
+    loop {
+        if sh.aborted() {
+            break;
+        }
+        if cfg.fault == Some(Fault::ConsumerHang) && batches > 0 {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        // Read "done" before fetching: an empty fetch after it means drained.
+        let done = sh.producers_done.load(Ordering::Acquire) == cfg.producers;
+        let n = cons.fetch(&mut buf);
+        if n == 0 {
+            if done {
+                break;
+            }
+            spin_wait(&mut spins);
+            continue;
+        }
+        for &d in &buf[..n] {
+            v.check(&mut streams, d, cfg.packets);
+        }
+        if cfg.tx_rate > 0 {
+            // The wire: descriptor k may complete no earlier than k / rate.
+            let due = Duration::from_secs_f64(v.descriptors as f64 / cfg.tx_rate as f64);
+            while t0.elapsed() < due && !sh.aborted() {
+                std::hint::spin_loop();
+            }
+        }
+        batches += 1;
+        if cfg.fault == Some(Fault::ConsumerPanic) {
+            panic!("injected NIC fault");
+        }
+        if q.tx_complete(&mut cons) {
+            sh.wakes.fetch_add(1, Ordering::Relaxed);
+        }
+        sh.completions.fetch_add(1, Ordering::Relaxed);
+    }
+    v
+}
+
+/// `dev_watchdog` on the calling thread: a queue stopped with at least the
+/// wake threshold free while the completion path makes no progress for
+/// `watchdog_ms` is a lost wakeup; count it and wake the queue (`tx_timeout`).
+/// Also enforces the overall timeout. Returns the stalls seen.
+fn watchdog(q: &TxQueue, sh: &Shared, cfg: &NicConfig, start: Instant) -> u64 {
+    let limit = Duration::from_millis(cfg.watchdog_ms);
+    let timeout = Duration::from_millis(cfg.timeout_ms);
+    let poll = Duration::from_micros((cfg.watchdog_ms * 1000 / 8).clamp(50, 1000));
+    let mut stalls = 0;
+    let mut suspect: Option<(Instant, u64)> = None;
+    loop {
+        let producers_done = sh.producers_done.load(Ordering::Acquire) == cfg.producers;
+        if producers_done || sh.aborted() {
+            // The consumer only drains from here on; it ends by itself.
+            if producers_done {
+                // but a hung consumer must still be bounded by the timeout
+                while !sh.aborted() && start.elapsed() < timeout && !consumer_finished(sh) {
+                    std::thread::sleep(poll);
+                }
+                if !sh.aborted() && !consumer_finished(sh) {
+                    sh.fail(
+                        "timed out",
+                        format!("the NIC did not drain within {} ms", cfg.timeout_ms),
+                    );
+                }
+            }
+            return stalls;
+        }
+        if start.elapsed() >= timeout {
+            sh.fail(
+                "timed out",
+                format!("the run did not finish within {} ms", cfg.timeout_ms),
+            );
+            return stalls;
+        }
+        if q.queue_stopped() && q.wakeable() {
+            let progress = sh.completions.load(Ordering::Relaxed);
+            match suspect {
+                Some((since, seen)) if seen == progress => {
+                    if since.elapsed() >= limit {
+                        stalls += 1;
+                        q.wake_queue();
+                        suspect = None;
+                    }
+                }
+                _ => suspect = Some((Instant::now(), progress)),
+            }
+        } else {
+            suspect = None;
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+fn consumer_finished(sh: &Shared) -> bool {
+    sh.consumer_done.load(Ordering::Acquire)
+}
