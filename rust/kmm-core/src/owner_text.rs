@@ -1,1 +1,811 @@
-//! placeholder
+//! Streaming parser and aggregator for page_owner dump text.
+//!
+//! Reads the 2005 `/proc/page_owner` format, today's
+//! `/sys/kernel/debug/page_owner` format, and what real kernels print in
+//! between (decimal or hex PFN lines, `[<addr>]` prefixes, module suffixes,
+//! `free_ts`, the optional migrate / slab / memcg lines), fed in chunks of any
+//! size from any source: nothing depends on knowing the input's size, and
+//! memory grows only with the number of *distinct* records (plus one line).
+//!
+//! Records are blank-line separated. Identical records are merged; by default
+//! the per-record parts, the `ts`/`free_ts` fields, the `PFN` line and the
+//! "Page has been migrated" line, are left out of the comparison (every record
+//! was unique otherwise, the 2023 complaint about page_owner_sort).
+//!
+//! Bad input (binary garbage, enormous lines or records, unknown formats,
+//! missing fields, a truncated last record) is an [`Error::Parse`] naming the
+//! line; in lenient mode the bad record is skipped and counted instead.
+
+use crate::error::{Error, Result};
+use crate::stackdepot::hash_bytes;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Longest line accepted.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Largest record accepted (normalised text).
+pub const MAX_RECORD: usize = 1 << 20;
+/// Error messages kept in lenient mode.
+pub const MAX_ERRORS_KEPT: usize = 20;
+
+const HEADER: &[u8] = b"Page allocated via order ";
+
+/// Allocator of a record, guessed from its stack as page_owner_sort does.
+pub const ALLOCATOR_OTHERS: u8 = 0;
+pub const ALLOCATOR_CMA: u8 = 1;
+pub const ALLOCATOR_SLAB: u8 = 2;
+pub const ALLOCATOR_VMALLOC: u8 = 3;
+
+pub fn allocator_name(a: u8) -> &'static str {
+    match a {
+        ALLOCATOR_CMA => "CMA",
+        ALLOCATOR_SLAB => "SLAB",
+        ALLOCATOR_VMALLOC => "VMALLOC",
+        _ => "OTHERS",
+    }
+}
+
+/// One distinct record and how often it occurred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Normalised record text: the header without ts/free_ts, the stack lines,
+    /// the kept optional lines; every line ends with `\n`.
+    pub text: Vec<u8>,
+    /// Bytes of `text` taken by the header line (with its newline).
+    pub header_len: usize,
+    pub order: u32,
+    pub mask: Option<u64>,
+    pub pid: Option<i64>,
+    pub tgid: Option<i64>,
+    pub comm: Option<String>,
+    pub allocator: u8,
+    /// Number of stack lines.
+    pub nr_frames: u32,
+    /// Records merged into this group.
+    pub count: u64,
+    /// Base pages they hold (count * 2^order).
+    pub pages: u64,
+    /// Earliest `ts` among them, if the format has one.
+    pub first_ts: Option<u64>,
+    hash: u64,
+    next_same: u32,
+}
+
+impl Group {
+    /// The stack lines (and kept optional lines) of the record.
+    pub fn stack_text(&self) -> &[u8] {
+        &self.text[self.header_len..]
+    }
+}
+
+/// Counters of an aggregation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AggStats {
+    pub bytes: u64,
+    pub lines: u64,
+    pub records: u64,
+    pub groups: u64,
+    /// Records skipped as malformed (lenient mode).
+    pub skipped: u64,
+    /// Records in the 2005 format (no PFN line) and in the modern one.
+    pub records_2005: u64,
+    pub records_modern: u64,
+}
+
+#[derive(Default)]
+struct IdHasher(u64);
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("IdHasher hashes u64 keys only")
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Between records.
+    Idle,
+    /// Inside a good record.
+    Record,
+    /// Inside a record being skipped (lenient) until the next blank line.
+    Skip,
+}
+
+/// The streaming aggregator: [`Aggregator::feed`] chunks, then [`Aggregator::finish`].
+pub struct Aggregator {
+    lenient: bool,
+    carry: Vec<u8>,
+    /// Lenient: dropping the rest of an over-long line.
+    skip_line: bool,
+    state: State,
+    scratch: Vec<u8>,
+    rec_order: u32,
+    rec_ts: Option<u64>,
+    rec_pfn_line: bool,
+    rec_line: u64,
+    rec_header_len: usize,
+    rec_frames: u32,
+    groups: Vec<Group>,
+    index: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    stats: AggStats,
+    errors: Vec<String>,
+    finished: bool,
+}
+
+impl Aggregator {
+    pub fn new(lenient: bool) -> Aggregator {
+        Aggregator {
+            lenient,
+            carry: Vec::new(),
+            skip_line: false,
+            state: State::Idle,
+            scratch: Vec::with_capacity(4096),
+            rec_order: 0,
+            rec_ts: None,
+            rec_pfn_line: false,
+            rec_line: 0,
+            rec_header_len: 0,
+            rec_frames: 0,
+            groups: Vec::new(),
+            index: HashMap::default(),
+            stats: AggStats::default(),
+            errors: Vec::new(),
+            finished: false,
+        }
+    }
+
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    pub fn stats(&self) -> AggStats {
+        let mut s = self.stats.clone();
+        s.groups = self.groups.len() as u64;
+        s
+    }
+
+    /// Messages of the records skipped in lenient mode (the first few).
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    /// Memory held, in bytes (distinct records, index, carried partial line).
+    pub fn memory(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.text.capacity() as u64 + g.comm.as_ref().map_or(0, |c| c.len() as u64))
+            .sum::<u64>()
+            + self.groups.capacity() as u64 * std::mem::size_of::<Group>() as u64
+            + self.index.capacity() as u64 * 16
+            + self.carry.capacity() as u64
+            + self.scratch.capacity() as u64
+    }
+
+    /// A bad record: an error (strict) or skipped and counted (lenient).
+    fn bad(&mut self, line: u64, msg: String) -> Result<()> {
+        let msg = format!("line {line}: {msg}");
+        if !self.lenient {
+            return Err(Error::Parse(msg));
+        }
+        if self.state != State::Skip {
+            self.stats.skipped += 1;
+            if self.errors.len() < MAX_ERRORS_KEPT {
+                self.errors.push(msg);
+            }
+        }
+        self.state = State::Skip;
+        Ok(())
+    }
+
+    /// Feed the next bytes of the input.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        if self.finished {
+            return Err(Error::Parse("aggregator already finished".into()));
+        }
+        self.stats.bytes += chunk.len() as u64;
+        let mut b = chunk;
+        if self.skip_line || !self.carry.is_empty() {
+            match b.iter().position(|&c| c == b'\n') {
+                Some(i) => {
+                    if self.skip_line {
+                        self.skip_line = false;
+                        self.stats.lines += 1;
+                    } else {
+                        let mut c = std::mem::take(&mut self.carry);
+                        c.extend_from_slice(&b[..i]);
+                        let r = self.line(&c);
+                        c.clear();
+                        self.carry = c;
+                        r?;
+                    }
+                    b = &b[i + 1..];
+                }
+                None => {
+                    if !self.skip_line {
+                        self.carry.extend_from_slice(b);
+                        self.check_carry()?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        let mut pos = 0;
+        while pos < b.len() {
+            match find_newline(&b[pos..]) {
+                Some(i) => {
+                    self.line(&b[pos..pos + i])?;
+                    pos += i + 1;
+                }
+                None => {
+                    self.carry.extend_from_slice(&b[pos..]);
+                    self.check_carry()?;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_carry(&mut self) -> Result<()> {
+        if self.carry.len() > MAX_LINE {
+            let line = self.stats.lines + 1;
+            self.carry = Vec::new();
+            self.bad(line, format!("line longer than {MAX_LINE} bytes"))?;
+            self.skip_line = true;
+        }
+        Ok(())
+    }
+
+    /// End of input: a partial line or an unterminated record is a truncation.
+    pub fn finish(&mut self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        if self.skip_line {
+            self.skip_line = false;
+            self.stats.lines += 1;
+        }
+        if !self.carry.is_empty() {
+            let line = self.stats.lines + 1;
+            self.carry = Vec::new();
+            if self.state == State::Skip {
+                return Ok(());
+            }
+            self.state = State::Record;
+            return self.bad(line, "truncated record: input ends in the middle of a line".into());
+        }
+        match self.state {
+            State::Record => {
+                let line = self.rec_line;
+                self.bad(
+                    line,
+                    "truncated record: input ends before the blank line that closes the record starting here".into(),
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    #[inline]
+    fn line(&mut self, raw: &[u8]) -> Result<()> {
+        self.stats.lines += 1;
+        let ln = self.stats.lines;
+        let mut l = raw;
+        if let [rest @ .., b'\r'] = l {
+            l = rest;
+        }
+        if l.is_empty() {
+            return self.end_record();
+        }
+        if l.len() > MAX_LINE {
+            if self.state == State::Idle {
+                self.state = State::Record;
+                self.rec_line = ln;
+            }
+            return self.bad(ln, format!("line longer than {MAX_LINE} bytes"));
+        }
+        if let Some(i) = first_control(l) {
+            if self.state == State::Idle {
+                self.state = State::Record;
+                self.rec_line = ln;
+            }
+            return self.bad(
+                ln,
+                format!("binary data (byte 0x{:02x} at column {})", l[i], i + 1),
+            );
+        }
+        match self.state {
+            State::Skip => Ok(()),
+            State::Idle => {
+                self.rec_line = ln;
+                self.state = State::Record;
+                self.header(l, ln)
+            }
+            State::Record => self.body_line(l, ln),
+        }
+    }
+
+    fn header(&mut self, l: &[u8], ln: u64) -> Result<()> {
+        let Some(rest) = l.strip_prefix(HEADER) else {
+            let shown = String::from_utf8_lossy(&l[..l.len().min(60)]).into_owned();
+            return self.bad(
+                ln,
+                format!("unknown format: a record must start with \"Page allocated via order N\", got {shown:?}"),
+            );
+        };
+        let nd = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        if nd == 0 || nd > 2 {
+            return self.bad(ln, "missing or bad order in \"Page allocated via order N\"".into());
+        }
+        let order: u32 = std::str::from_utf8(&rest[..nd]).unwrap().parse().unwrap();
+        if order > 30 {
+            return self.bad(ln, format!("order {order} is out of range 0..30"));
+        }
+        self.rec_order = order;
+        self.rec_pfn_line = false;
+        self.rec_frames = 0;
+        self.rec_ts = None;
+        self.scratch.clear();
+        // copy the header without its per-record fields
+        let mut s = 0;
+        let mut i = 0;
+        while i < l.len() {
+            if l[i] == b',' {
+                let tail = &l[i..];
+                let (key_len, is_ts) = if tail.starts_with(b", ts ") {
+                    (5, true)
+                } else if tail.starts_with(b", free_ts ") {
+                    (10, false)
+                } else {
+                    i += 1;
+                    continue;
+                };
+                let digits = tail[key_len..].iter().take_while(|c| c.is_ascii_digit()).count();
+                let end = key_len + digits;
+                if digits == 0 || digits > 20 || !tail[end..].starts_with(b" ns") {
+                    return self.bad(ln, "malformed ts field (expected \", ts <N> ns\")".into());
+                }
+                if is_ts {
+                    let v = std::str::from_utf8(&tail[key_len..end]).unwrap().parse::<u64>();
+                    match v {
+                        Ok(v) => self.rec_ts = Some(v),
+                        Err(_) => return self.bad(ln, "ts value out of range".into()),
+                    }
+                }
+                self.scratch.extend_from_slice(&l[s..i]);
+                i += end + 3;
+                s = i;
+                continue;
+            }
+            i += 1;
+        }
+        self.scratch.extend_from_slice(&l[s..]);
+        self.scratch.push(b'\n');
+        self.rec_header_len = self.scratch.len();
+        Ok(())
+    }
+
+    fn body_line(&mut self, l: &[u8], ln: u64) -> Result<()> {
+        match l[0] {
+            b' ' | b'\t' | b'[' => {
+                if self.scratch.len() + l.len() + 1 > MAX_RECORD {
+                    return self.bad(ln, format!("record longer than {MAX_RECORD} bytes"));
+                }
+                self.scratch.extend_from_slice(l);
+                self.scratch.push(b'\n');
+                self.rec_frames += 1;
+                Ok(())
+            }
+            b'P' if l.starts_with(b"PFN") => {
+                if self.rec_pfn_line || self.rec_frames > 0 {
+                    return self.bad(ln, "unexpected PFN line (one per record, before the stack)".into());
+                }
+                let r = l.strip_prefix(b"PFN ").unwrap_or(b"");
+                let hex = r.starts_with(b"0x");
+                let digits = if hex {
+                    r[2..].iter().take_while(|c| c.is_ascii_hexdigit()).count()
+                } else {
+                    r.iter().take_while(|c| c.is_ascii_digit()).count()
+                };
+                let end = digits + if hex { 2 } else { 0 };
+                if digits == 0 || digits > 16 || (end < r.len() && r[end] != b' ') {
+                    return self.bad(ln, "malformed PFN line (expected \"PFN <number> type ...\")".into());
+                }
+                self.rec_pfn_line = true;
+                Ok(())
+            }
+            _ if l.starts_with(b"Page has been migrated") => Ok(()),
+            _ if l.starts_with(b"Charged") || l.starts_with(b"Slab cache page") => {
+                self.scratch.extend_from_slice(l);
+                self.scratch.push(b'\n');
+                Ok(())
+            }
+            _ if l.starts_with(HEADER) => self.bad(
+                ln,
+                "a new record starts before the blank line that ends the previous one".into(),
+            ),
+            _ => {
+                let shown = String::from_utf8_lossy(&l[..l.len().min(60)]).into_owned();
+                self.bad(ln, format!("unexpected line in a record: {shown:?}"))
+            }
+        }
+    }
+
+    fn end_record(&mut self) -> Result<()> {
+        match self.state {
+            State::Idle => Ok(()),
+            State::Skip => {
+                self.state = State::Idle;
+                Ok(())
+            }
+            State::Record => {
+                self.state = State::Idle;
+                self.stats.records += 1;
+                if self.rec_pfn_line {
+                    self.stats.records_modern += 1;
+                } else {
+                    self.stats.records_2005 += 1;
+                }
+                let pages = 1u64 << self.rec_order;
+                let h = hash_bytes(0x2545_f491_4f6c_dd1d, &self.scratch);
+                let mut gi = self.index.get(&h).copied().unwrap_or(u32::MAX);
+                while gi != u32::MAX {
+                    let g = &mut self.groups[gi as usize];
+                    if g.text == self.scratch {
+                        g.count += 1;
+                        g.pages += pages;
+                        if let Some(t) = self.rec_ts {
+                            g.first_ts = Some(g.first_ts.map_or(t, |f| f.min(t)));
+                        }
+                        return Ok(());
+                    }
+                    gi = g.next_same;
+                }
+                self.new_group(h, pages)
+            }
+        }
+    }
+
+    fn new_group(&mut self, h: u64, pages: u64) -> Result<()> {
+        let text = self.scratch.clone();
+        let hdr = &text[..self.rec_header_len - 1];
+        let ln = self.rec_line;
+        let fields = match parse_header_fields(hdr) {
+            Ok(f) => f,
+            Err(msg) => {
+                // undo the count: the record is bad
+                self.stats.records -= 1;
+                if self.rec_pfn_line {
+                    self.stats.records_modern -= 1;
+                } else {
+                    self.stats.records_2005 -= 1;
+                }
+                self.state = State::Record;
+                self.bad(ln, msg)?;
+                self.state = State::Idle;
+                return Ok(());
+            }
+        };
+        let stack = &text[self.rec_header_len..];
+        let allocator = classify(stack);
+        let next_same = self.index.insert(h, self.groups.len() as u32).unwrap_or(u32::MAX);
+        self.groups.push(Group {
+            header_len: self.rec_header_len,
+            order: self.rec_order,
+            mask: fields.mask,
+            pid: fields.pid,
+            tgid: fields.tgid,
+            comm: fields.comm,
+            allocator,
+            nr_frames: self.rec_frames,
+            count: 1,
+            pages,
+            first_ts: self.rec_ts,
+            hash: h,
+            next_same,
+            text,
+        });
+        Ok(())
+    }
+}
+
+/// Offset of the first `\n`, 8 bytes at a time.
+#[inline]
+fn find_newline(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const NL: u64 = LO * b'\n' as u64;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap()) ^ NL;
+        let t = w.wrapping_sub(LO) & !w & HI;
+        if t != 0 {
+            return Some(i + (t.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| c == b'\n').map(|p| p + i)
+}
+
+/// Offset of the first control byte other than tab (binary data), 8 bytes at a time.
+#[inline]
+fn first_control(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+        let t = w.wrapping_sub(LO * 0x20) & !w & HI;
+        if t != 0 {
+            let j = i + (t.trailing_zeros() / 8) as usize;
+            if b[j] != b'\t' {
+                return Some(j);
+            }
+            // a tab: look at the rest byte by byte
+            return b[j + 1..]
+                .iter()
+                .position(|&c| c < 0x20 && c != b'\t')
+                .map(|p| p + j + 1);
+        }
+        i += 8;
+    }
+    b[i..]
+        .iter()
+        .position(|&c| c < 0x20 && c != b'\t')
+        .map(|p| p + i)
+}
+
+struct HeaderFields {
+    mask: Option<u64>,
+    pid: Option<i64>,
+    tgid: Option<i64>,
+    comm: Option<String>,
+}
+
+fn find(h: &[u8], pat: &[u8]) -> Option<usize> {
+    h.windows(pat.len()).position(|w| w == pat)
+}
+
+fn int_at(b: &[u8]) -> Option<(i64, usize)> {
+    let neg = b.first() == Some(&b'-');
+    let s = neg as usize;
+    let n = b[s..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 || n > 18 {
+        return None;
+    }
+    let v: i64 = std::str::from_utf8(&b[s..s + n]).ok()?.parse().ok()?;
+    Some((if neg { -v } else { v }, s + n))
+}
+
+/// mask, pid, tgid and comm of a (normalised) header line.
+fn parse_header_fields(h: &[u8]) -> std::result::Result<HeaderFields, String> {
+    let mut f = HeaderFields {
+        mask: None,
+        pid: None,
+        tgid: None,
+        comm: None,
+    };
+    if let Some(i) = find(h, b", mask ") {
+        let r = &h[i + 7..];
+        let (digits, skip) = if r.starts_with(b"0x") || r.starts_with(b"0X") {
+            (r[2..].iter().take_while(|c| c.is_ascii_hexdigit()).count(), 2)
+        } else {
+            // "%#x" prints a zero mask as "0"
+            (r.iter().take_while(|c| c.is_ascii_hexdigit()).count(), 0)
+        };
+        if digits == 0 || digits > 16 {
+            return Err("malformed mask field (expected \", mask 0x<hex>\")".into());
+        }
+        f.mask = Some(
+            u64::from_str_radix(std::str::from_utf8(&r[skip..skip + digits]).unwrap(), 16)
+                .map_err(|_| "malformed mask value".to_string())?,
+        );
+    }
+    if let Some(i) = find(h, b", pid ") {
+        let (v, _) = int_at(&h[i + 6..]).ok_or("malformed pid field (expected \", pid <N>\")")?;
+        f.pid = Some(v);
+    }
+    if let Some(i) = find(h, b", tgid ") {
+        let r = &h[i + 7..];
+        let (v, n) = int_at(r).ok_or("malformed tgid field (expected \", tgid <N> (<comm>)\")")?;
+        f.tgid = Some(v);
+        let r = &r[n..];
+        if let Some(c) = r.strip_prefix(b" (") {
+            // comm may itself contain ')': take up to the last ')' before the next field
+            let end = c
+                .iter()
+                .rposition(|&x| x == b')')
+                .ok_or("unterminated comm in tgid field")?;
+            let mut e = end;
+            if let Some(k) = find(&c[..end + 1], b"), ") {
+                e = k;
+            }
+            f.comm = Some(String::from_utf8_lossy(&c[..e]).into_owned());
+        }
+    }
+    Ok(f)
+}
+
+fn classify(stack: &[u8]) -> u8 {
+    let has = |p: &[u8]| find(stack, p).is_some();
+    if has(b"cma_alloc") {
+        ALLOCATOR_CMA
+    } else if has(b"slab_alloc")
+        || has(b"kmem_cache_alloc")
+        || has(b"kmem_getpages")
+        || has(b"cache_grow")
+        || has(b"allocate_slab")
+        || has(b"new_slab")
+    {
+        ALLOCATOR_SLAB
+    } else if has(b"vmalloc") {
+        ALLOCATOR_VMALLOC
+    } else {
+        ALLOCATOR_OTHERS
+    }
+}
+
+/// Aggregate a whole buffer (tests and small inputs).
+pub fn aggregate_bytes(b: &[u8], lenient: bool) -> Result<Aggregator> {
+    let mut a = Aggregator::new(lenient);
+    a.feed(b)?;
+    a.finish()?;
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const R2005: &str = "Page allocated via order 0, mask 0x50\n\
+        [0xc0146f01] kmem_getpages+49\n\
+        [0xc014846d] cache_grow+173\n\n";
+    const RMOD: &str = "Page allocated via order 1, mask 0x152800(GFP_NOWAIT|__GFP_NOWARN), pid 1, tgid 1 (systemd), ts 1234 ns\n\
+        PFN 0x10040 type Unmovable Block 128 type Unmovable Flags 0x17ffffc0000000(node=0|zone=2)\n \
+        post_alloc_hook+0x1d2/0x220\n \
+        kmalloc_large+0x20/0x90 [xfs]\n\n";
+
+    #[test]
+    fn merges_ignoring_ts_and_pfn() {
+        let other = RMOD.replace("ts 1234", "ts 99").replace("0x10040", "65600");
+        let text = format!("{R2005}{RMOD}{R2005}\n\n{other}");
+        let a = aggregate_bytes(text.as_bytes(), false).unwrap();
+        let g = a.groups();
+        assert_eq!(g.len(), 2);
+        assert_eq!((g[0].count, g[0].pages), (2, 2));
+        assert_eq!((g[1].count, g[1].pages), (2, 4));
+        assert_eq!(g[1].first_ts, Some(99));
+        assert_eq!(g[1].pid, Some(1));
+        assert_eq!(g[1].comm.as_deref(), Some("systemd"));
+        assert_eq!(g[1].mask, Some(0x152800));
+        assert_eq!(g[0].allocator, ALLOCATOR_SLAB);
+        assert_eq!(
+            std::str::from_utf8(&g[1].text).unwrap(),
+            "Page allocated via order 1, mask 0x152800(GFP_NOWAIT|__GFP_NOWARN), pid 1, tgid 1 (systemd)\n post_alloc_hook+0x1d2/0x220\n kmalloc_large+0x20/0x90 [xfs]\n"
+        );
+        let s = a.stats();
+        assert_eq!((s.records, s.records_2005, s.records_modern, s.lines), (4, 2, 2, 20));
+    }
+
+    #[test]
+    fn chunking_does_not_matter() {
+        let text = format!("{R2005}{RMOD}").repeat(5);
+        let whole = aggregate_bytes(text.as_bytes(), false).unwrap();
+        for step in [1, 2, 3, 7, 64] {
+            let mut a = Aggregator::new(false);
+            for c in text.as_bytes().chunks(step) {
+                a.feed(c).unwrap();
+            }
+            a.finish().unwrap();
+            assert_eq!(a.groups(), whole.groups());
+            assert_eq!(a.stats(), whole.stats());
+        }
+    }
+
+    fn err(text: &[u8]) -> String {
+        match aggregate_bytes(text, false) {
+            Err(Error::Parse(m)) => m,
+            Err(e) => panic!("wrong error {e}"),
+            Ok(_) => panic!("accepted bad input {:?}", String::from_utf8_lossy(&text[..text.len().min(80)])),
+        }
+    }
+
+    #[test]
+    fn bad_inputs_name_the_line() {
+        assert!(err(b"hello world\n\n").starts_with("line 1: unknown format"));
+        let t = format!("{R2005}Page allocated via order 0\n[0x1] a+1\n");
+        assert!(err(t.as_bytes()).starts_with("line 5: truncated record"));
+        let t = format!("{R2005}Page allocated via order 0\n[0x1] a+");
+        assert!(err(t.as_bytes()).starts_with("line 6: truncated"));
+        let t = format!("{R2005}Page allocated via order 0\n\x00\x01\x02garbage\n\n");
+        assert!(err(t.as_bytes()).starts_with("line 6: binary data"));
+        let t = format!("Page allocated via order 0\n[0x1] {}\n\n", "a".repeat(MAX_LINE + 10));
+        assert!(err(t.as_bytes()).starts_with("line 2: line longer than"));
+        assert!(err(b"Page allocated via order x\n[0x1] a+1\n\n").contains("order"));
+        assert!(err(b"Page allocated via order 0, mask zz\n[0x1] a+1\n\n").contains("mask"));
+        assert!(err(b"Page allocated via order 0, pid x\n[0x1] a+1\n\n").contains("pid"));
+        assert!(err(b"Page allocated via order 0\nPFN type Movable\n a+0x1/0x2\n\n").contains("PFN"));
+        assert!(err(b"Page allocated via order 0, ts abc ns\n a+0x1/0x2\n\n").contains("ts"));
+        assert!(err(b"Page allocated via order 0\n a\nPage allocated via order 0\n\n").starts_with("line 3"));
+        assert!(err(b"Page allocated via order 0\nrandom words\n\n").contains("unexpected line"));
+    }
+
+    #[test]
+    fn lenient_skips_and_counts() {
+        let t = format!("{R2005}junk\n\x01\n\n{R2005}Page allocated via order 0, pid x\n a\n\n{R2005}");
+        let a = aggregate_bytes(t.as_bytes(), true).unwrap();
+        assert_eq!(a.groups().len(), 1);
+        assert_eq!(a.groups()[0].count, 3);
+        assert_eq!(a.stats().skipped, 2);
+        assert_eq!(a.errors().len(), 2);
+        // an over-long line in lenient mode costs bounded memory
+        let mut a = Aggregator::new(true);
+        a.feed(b"Page allocated via order 0\n ").unwrap();
+        for _ in 0..100 {
+            a.feed(&[b'x'; 10000]).unwrap();
+        }
+        a.feed(b"\n\n").unwrap();
+        a.feed(R2005.as_bytes()).unwrap();
+        a.finish().unwrap();
+        assert!(a.memory() < 200_000);
+        assert_eq!(a.stats().skipped, 1);
+        assert_eq!(a.groups().len(), 1);
+    }
+
+    #[test]
+    fn crlf_and_zero_mask_and_comm_with_paren() {
+        let t = "Page allocated via order 0, mask 0(GFP_NOWAIT), pid 5, tgid 5 (a) b), ts 1 ns\r\n a+0x1/0x2\r\n\r\n";
+        let a = aggregate_bytes(t.as_bytes(), false).unwrap();
+        let g = &a.groups()[0];
+        assert_eq!(g.mask, Some(0));
+        assert_eq!(g.comm.as_deref(), Some("a) b"));
+    }
+
+    #[test]
+    fn swar_helpers() {
+        for n in 0..40 {
+            let mut v = vec![b'a'; n];
+            assert_eq!(find_newline(&v), None);
+            assert_eq!(first_control(&v), None);
+            for k in 0..n {
+                v[k] = b'\n';
+                assert_eq!(find_newline(&v), Some(k));
+                assert_eq!(first_control(&v), Some(k));
+                v[k] = b'\t';
+                assert_eq!(first_control(&v), None);
+                v[k] = b'a';
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(data in prop::collection::vec(any::<u8>(), 0..2000), lenient in any::<bool>(), step in 1usize..50) {
+            let mut a = Aggregator::new(lenient);
+            let mut ok = true;
+            for c in data.chunks(step) {
+                if a.feed(c).is_err() { ok = false; break; }
+            }
+            if ok { let _ = a.finish(); }
+        }
+
+        #[test]
+        fn counts_add_up(picks in prop::collection::vec(0usize..3, 0..50)) {
+            let recs = [R2005, RMOD, "Page allocated via order 2\n[0xc0100000] x+0\n\n"];
+            let text: String = picks.iter().map(|&i| recs[i]).collect();
+            let a = aggregate_bytes(text.as_bytes(), false).unwrap();
+            let total: u64 = a.groups().iter().map(|g| g.count).sum();
+            prop_assert_eq!(total as usize, picks.len());
+            let pages: u64 = a.groups().iter().map(|g| g.pages).sum();
+            let want: u64 = picks.iter().map(|&i| [1u64, 2, 4][i]).sum();
+            prop_assert_eq!(pages, want);
+        }
+    }
+}
