@@ -1442,19 +1442,13 @@ impl Machine {
         let start = zs + rel;
         let end = start + (1u64 << order);
         // inside a larger allocated or free block?
-        for o in order + 1..MAX_ORDER as u32 {
-            let h = zs + (rel & !((1u64 << o) - 1));
+        if let Some((h, o)) = self.containing_head(zi, rel, order) {
             let f = self.flags[h as usize];
-            if forder(f) == o
-                && (kind(f) == K_FREE || kind(f) == K_ALLOC)
-                && h + (1 << o) <= self.zones[zi].end_pfn()
-            {
-                return match kind(f) {
-                    K_FREE => Some(0),
-                    _ if f & F_LRU != 0 => Some(1u64 << o),
-                    _ => None,
-                };
-            }
+            return match kind(f) {
+                K_FREE => Some(0),
+                _ if f & F_LRU != 0 => Some(1u64 << o),
+                _ => None,
+            };
         }
         let mut cost = 0u64;
         let mut p = start;
@@ -1499,9 +1493,16 @@ impl Machine {
         let (cost, zi, rel) = best?;
         let start = self.zones[zi].start_pfn + rel;
         let end = start + (1u64 << order);
+        let mut reclaimed = 0;
+        // a candidate inside a larger reclaimable block: reclaim that block whole
+        if let Some((h, _)) = self.containing_head(zi, rel, order) {
+            if kind(self.flags[h as usize]) == K_ALLOC {
+                let obj = self.next[h as usize];
+                reclaimed += self.reclaim_object(obj, true);
+            }
+        }
         // reclaim the reclaimable pages and push pcp pages back to the buddy lists
         let mut p = start;
-        let mut reclaimed = 0;
         while p < end {
             let f = self.flags[p as usize];
             match kind(f) {
@@ -1530,13 +1531,35 @@ impl Machine {
                 _ => p += 1,
             }
         }
-        debug_assert!(reclaimed <= cost || cost == 1 << order);
+        debug_assert_eq!(reclaimed, cost);
         self.counters.pgscan_direct += reclaimed;
         self.counters.pgsteal_direct += reclaimed;
         self.counters.active_free_pages += reclaimed;
+        // the block must not take the zone below its min watermark
+        let z = &self.zones[zi];
+        if z.free_pages < z.pages_min + z.lowmem_reserve[hz] + (1u64 << order) {
+            return None;
+        }
         let pfn = self.take_block(zi, start as u32, order, t)?;
         self.counters.active_free_success += 1;
         Some(pfn)
+    }
+
+    /// The allocated or free block of a higher order than `order` that contains the
+    /// aligned block at zone-relative `rel`, as (head pfn, its order).
+    fn containing_head(&self, zi: usize, rel: u64, order: u32) -> Option<(u64, u32)> {
+        let zs = self.zones[zi].start_pfn;
+        for o in order + 1..MAX_ORDER as u32 {
+            let h = zs + (rel & !((1u64 << o) - 1));
+            let f = self.flags[h as usize];
+            if forder(f) == o
+                && (kind(f) == K_FREE || kind(f) == K_ALLOC)
+                && h + (1 << o) <= self.zones[zi].end_pfn()
+            {
+                return Some((h, o));
+            }
+        }
+        None
     }
 
     /// Take the specific aligned block at `target` out of the free block that holds it.
