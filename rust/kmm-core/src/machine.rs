@@ -1471,26 +1471,44 @@ impl Machine {
     /// the fewest reclaimed pages, reclaim them, and allocate it.
     fn active_free(&mut self, node: usize, hz: usize, order: u32, t: usize) -> Option<u32> {
         self.counters.active_free_attempts += 1;
-        let mut best: Option<(u64, usize, u64)> = None; // (cost, zone, rel)
         for i in 0..self.zonelists[node][hz].len() {
             let zi = self.zonelists[node][hz][i] as usize;
-            let spanned = self.zones[zi].spanned;
+            let z = &self.zones[zi];
+            // a zone that cannot stay above min with the block taken is skipped
+            if z.free_pages + z.lru_pages < z.pages_min + z.lowmem_reserve[hz] + (1u64 << order) {
+                continue;
+            }
             let size = 1u64 << order;
+            let mut best: Option<(u64, u64)> = None; // (cost, rel)
             let mut rel = 0;
-            while rel + size <= spanned {
+            while rel + size <= z.spanned {
                 if let Some(c) = self.block_cost(zi, rel, order) {
-                    if best.is_none_or(|(bc, _, _)| c < bc) {
-                        best = Some((c, zi, rel));
+                    if best.is_none_or(|(bc, _)| c < bc) {
+                        best = Some((c, rel));
                     }
                 }
                 rel += size;
             }
-            if best.is_some() {
-                // prefer the first zone of the zonelist that has a candidate
-                break;
+            if let Some((cost, rel)) = best {
+                if let Some(p) = self.active_free_block(zi, hz, rel, order, t, cost) {
+                    return Some(p);
+                }
             }
         }
-        let (cost, zi, rel) = best?;
+        None
+    }
+
+    /// Reclaim the block at zone-relative `rel` (expected to cost `cost` pages) and
+    /// allocate it.
+    fn active_free_block(
+        &mut self,
+        zi: usize,
+        hz: usize,
+        rel: u64,
+        order: u32,
+        t: usize,
+        cost: u64,
+    ) -> Option<u32> {
         let start = self.zones[zi].start_pfn + rel;
         let end = start + (1u64 << order);
         let mut reclaimed = 0;
@@ -1535,10 +1553,18 @@ impl Machine {
         self.counters.pgscan_direct += reclaimed;
         self.counters.pgsteal_direct += reclaimed;
         self.counters.active_free_pages += reclaimed;
-        // the block must not take the zone below its min watermark
-        let z = &self.zones[zi];
-        if z.free_pages < z.pages_min + z.lowmem_reserve[hz] + (1u64 << order) {
-            return None;
+        // the block must not take the zone below its min watermark: reclaim the
+        // deficit from the LRU (oldest first), and count it as this success's cost
+        let need = {
+            let z = &self.zones[zi];
+            (z.pages_min + z.lowmem_reserve[hz] + (1u64 << order)).saturating_sub(z.free_pages)
+        };
+        if need > 0 {
+            let got = self.shrink_zone(zi, need, false);
+            self.counters.active_free_pages += got;
+            if got < need {
+                return None;
+            }
         }
         let pfn = self.take_block(zi, start as u32, order, t)?;
         self.counters.active_free_success += 1;
