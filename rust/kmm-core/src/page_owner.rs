@@ -70,7 +70,11 @@ pub struct OwnerMemory {
     pub contexts: u64,
     pub depot: u64,
     pub comms: u64,
+    /// per_page + contexts + depot + comms.
     pub total: u64,
+    /// The engine's per-trace-object allocation contexts (kept only with
+    /// page_owner, for refaults); not part of `total`.
+    pub object_ctx: u64,
     pub nr_pages: u64,
 }
 
@@ -271,6 +275,7 @@ impl PageOwner {
             depot,
             comms,
             total: per_page + contexts + depot + comms,
+            object_ctx: 0,
             nr_pages: self.ctx_ts.len() as u64,
         }
     }
@@ -611,6 +616,14 @@ impl Machine {
                 _ => p += 1,
             }
         }
+    }
+
+    /// Memory page_owner uses, including the engine's per-object contexts.
+    pub fn page_owner_memory(&self) -> Result<OwnerMemory> {
+        let mut m = self.page_owner()?.memory();
+        m.object_ctx = self.objs.ctx.capacity() as u64
+            * std::mem::size_of::<AllocCtx>() as u64;
+        Ok(m)
     }
 
     /// The owner of the allocated block headed by `pfn`.
