@@ -11,6 +11,7 @@ from .errors import KmmError
 #: Subcommand modules, in the order ``kmm --help`` lists them. Each defines
 #: ``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
 COMMANDS = [
+    "highalloc",
     "buddyinfo",
     "fraginfo",
 ]
