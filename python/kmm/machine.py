@@ -290,6 +290,14 @@ class Machine:
         return self._m.object_block(int(obj))
 
     @property
+    def page_owner(self) -> Any:
+        """The page_owner view (:class:`kmm.page_owner.PageOwnerView`); raises
+        :class:`kmm.PageOwnerError` unless the machine was built with ``page_owner=True``."""
+        from .page_owner import PageOwnerView
+
+        return PageOwnerView(self)
+
+    @property
     def zone_names(self) -> list[str]:
         return self._m.zone_names()
 
