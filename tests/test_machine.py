@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -373,3 +374,84 @@ def test_page_map_and_allocated_blocks_agree():
     pfns, orders, types = m.allocated_blocks()
     d = dict(zip(pfns.tolist(), zip(orders.tolist(), types.tolist())))
     assert d[pk] == (2, 0) and d[pu] == (0, 2) and d[pr] == (1, 1)
+
+
+# ---- pagetypeinfo and the command line ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "allocator,types,block_order",
+    [
+        ("vanilla", ["Any"], 10),
+        ("antifrag", ["KernNoRclm", "KernRclm", "UserRclm", "Global"], 10),
+        ("mobility", ["Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate"], 10),
+    ],
+)
+def test_pagetypeinfo_exact_format(allocator, types, block_order):
+    m = kmm.Machine(layout="x86_32", mem="1536MiB", allocator=allocator)
+    m.alloc(0, "GFP_KERNEL")
+    m.alloc(3, "GFP_KERNEL|__GFP_KERNRCLM")
+    text = m.pagetypeinfo()
+    lines = text.split("\n")
+    assert lines[0] == f"Page block order: {block_order}"
+    assert lines[1] == f"Pages per block:  {1 << block_order}"
+    assert lines[2] == ""
+    assert lines[3] == f"{'Free pages count per migrate type at order':<43} " + "".join(f"{o:6d} " for o in range(11))
+    fat = m.free_area(by_type=True)
+    row = 4
+    shown = m.type_names
+    for zt, zone in enumerate(m.zone_names):
+        for name in types:
+            counts = fat[0, zt, shown.index(name)] if name in shown else np.zeros(11, dtype=np.uint64)
+            expect = f"Node {0:4d}, zone {zone:>8}, type {name:>12} " + "".join(f"{int(c):6d} " for c in counts)
+            assert lines[row] == expect
+            row += 1
+    assert lines[row] == ""
+    assert lines[row + 1] == f"{'Number of blocks type ':<23}" + "".join(f"{n:>12} " for n in types)
+    spans = [z.spanned for z in m.zone_stats()]
+    for i, zone in enumerate(m.zone_names):
+        cells = lines[row + 2 + i]
+        assert cells.startswith(f"Node 0, zone {zone:>8} ")
+        nums = [int(x) for x in cells[len(f"Node 0, zone {zone:>8} "):].split()]
+        assert len(nums) == len(types)
+        assert sum(nums) == -(-spans[i] // (1 << block_order))  # every block has a type
+        assert cells.endswith(" ")
+    assert text.endswith("\n")
+
+
+def test_pagetypeinfo_mobility_x86_64_pageblock_order_9():
+    m = kmm.Machine(layout="x86_64", mem="4GiB", allocator="mobility")
+    assert m.pageblock_order == 9
+    assert m.pagetypeinfo().startswith("Page block order: 9\nPages per block:  512\n\n")
+    m2 = kmm.Machine(layout="x86_64", mem="4GiB", allocator="mobility", pageblock_order=7)
+    assert m2.pagetypeinfo().startswith("Page block order: 7\nPages per block:  128\n")
+
+
+def test_cli_buddyinfo(capsys):
+    from kmm.cli import main
+
+    assert main(["buddyinfo", "--mem", "1536MiB"]) == 0
+    out = capsys.readouterr().out
+    assert out == kmm.Machine(mem="1536MiB").buddyinfo()
+    assert main(["buddyinfo", "--json", "--allocator", "antifrag", "--layout", "x86_64", "--mem", "8GiB"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [z["zone"] for z in data["zones"]] == ["DMA", "DMA32", "Normal"]
+    assert data["allocator"] == "antifrag"
+    assert main(["buddyinfo", "--mem", "7MiB"]) == 2
+    assert "ConfigError" in capsys.readouterr().err
+
+
+def test_drain_pcp_counts_pages_back():
+    m = small()
+    pfns = [m.alloc(0) for _ in range(10)]
+    for p in pfns:
+        m.free(p)
+    pcp = sum(z.pcp for z in m.zone_stats())
+    assert pcp > 0
+    free_before = m.free_area().copy()
+    assert m.drain_pcp() == pcp
+    assert sum(z.pcp for z in m.zone_stats()) == 0
+    # the drained pages now show in the buddy lists
+    weights = 1 << np.arange(11)
+    assert int((m.free_area() * weights).sum() - (free_before * weights).sum()) == pcp
+    m.check()
