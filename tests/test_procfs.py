@@ -9,12 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
+import kmm
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import kmm
 from kmm import procfs
 from kmm.cli import main as kmm_main
 
@@ -28,14 +27,25 @@ def sample(name: str) -> str:
 def churn(m: kmm.Machine, n: int = 4000, seed: int = 1) -> None:
     """Allocate and free a random mix of orders and GFP types through m.replay."""
     rng = np.random.default_rng(seed)
-    gfps = [kmm.gfp.parse(g) for g in ("GFP_KERNEL", "GFP_USER", "GFP_HIGHUSER", "GFP_KERNEL|__GFP_KERNRCLM")]
+    gfps = [
+        kmm.gfp.parse(g)
+        for g in ("GFP_KERNEL", "GFP_USER", "GFP_HIGHUSER", "GFP_KERNEL|__GFP_KERNRCLM")
+    ]
     t = kmm.empty_trace(n)
     live: list[int] = []
     for i in range(n):
         if live and rng.random() < 0.4:
             t[i] = (kmm.OP_FREE, 0, live.pop(rng.integers(len(live))), 0, 0, 0, 0)
         else:
-            t[i] = (kmm.OP_ALLOC, int(min(rng.geometric(0.5) - 1, 10)), i, gfps[rng.integers(4)], 0, 0, 0)
+            t[i] = (
+                kmm.OP_ALLOC,
+                int(min(rng.geometric(0.5) - 1, 10)),
+                i,
+                gfps[rng.integers(4)],
+                0,
+                0,
+                0,
+            )
             live.append(i)
     m.replay(t, outcomes=False)
     m.check()
@@ -58,7 +68,11 @@ def test_real_x86_64_buddyinfo():
         zt = bi.zone_names.index(fields[3])
         assert bi.nr_free[0, zt].tolist() == [int(x) for x in fields[4:]]
     assert bi.text() == text
-    assert [(r.node, r.zone, r.line) for r in bi.rows] == [(0, "DMA", 1), (0, "DMA32", 2), (0, "Normal", 3)]
+    assert [(r.node, r.zone, r.line) for r in bi.rows] == [
+        (0, "DMA", 1),
+        (0, "DMA32", 2),
+        (0, "Normal", 3),
+    ]
 
 
 def test_x86_32_2005_sample_matches_machine_shape():
@@ -139,14 +153,23 @@ GOOD = "Node 0, zone      DMA      1      1      1      1      1      1      1  
         ("", r"no zone lines"),
         ("\n\n  \n", r"no zone lines"),
         ("hello world", r"line 1: expected 'Node <n>, zone <name>"),
-        (GOOD + "\nNode 0, zone Normal 1 2 x 4 5 6 7 8 9 10 11", r"line 2: nr_free of order 2 is not a non-negative integer: 'x'"),
-        (GOOD + "\nNode 0, zone Normal 1 2 -3 4 5 6 7 8 9 10 11", r"line 2: nr_free of order 2 .*'-3'"),
+        (
+            GOOD + "\nNode 0, zone Normal 1 2 x 4 5 6 7 8 9 10 11",
+            r"line 2: nr_free of order 2 is not a non-negative integer: 'x'",
+        ),
+        (
+            GOOD + "\nNode 0, zone Normal 1 2 -3 4 5 6 7 8 9 10 11",
+            r"line 2: nr_free of order 2 .*'-3'",
+        ),
         (GOOD + "\nNode 0, zone Normal 1 2 3", r"line 2: 3 orders, but the first zone line has 11"),
         (GOOD + "\n" + GOOD, r"line 2: node 0 zone DMA appears twice \(first on line 1\)"),
         ("Node 0, zone Normal", r"line 1: no free-block counts after 'zone Normal'"),
         ("Node 5000, zone Normal 1", r"line 1: node 5000 is out of range"),
         ("Node 0, zone Nor-mal 1", r"line 1: bad zone name"),
-        ("Node 0, zone Normal " + " ".join(["1"] * 70), r"line 1: 70 orders is more than any kernel prints"),
+        (
+            "Node 0, zone Normal " + " ".join(["1"] * 70),
+            r"line 1: 70 orders is more than any kernel prints",
+        ),
         ("Node 0, zone Normal 99999999999999999999", r"line 1: nr_free of order 0 is too large"),
         ("Page block order: 9\n", r"line 1: this is /proc/pagetypeinfo"),
         ("Node 0, zone Normal \u0661", r"not a non-negative integer"),
@@ -213,10 +236,14 @@ def test_machine_roundtrip(allocator):
     assert bi.text() == m.buddyinfo()
     pti = procfs.parse_pagetypeinfo(m.pagetypeinfo())
     assert pti.text() == m.pagetypeinfo()
-    assert pti.pageblock_order == m.pageblock_order and pti.pages_per_block == 1 << m.pageblock_order
+    assert (
+        pti.pageblock_order == m.pageblock_order and pti.pages_per_block == 1 << m.pageblock_order
+    )
     by_type = m.free_area(by_type=True)
     for t, name in enumerate(m.type_names):
-        np.testing.assert_array_equal(pti.nr_free[:, :, pti.type_names.index(name)], by_type[:, :, t])
+        np.testing.assert_array_equal(
+            pti.nr_free[:, :, pti.type_names.index(name)], by_type[:, :, t]
+        )
     # types the text has but the engine's array does not (mobility's HighAtomic, Isolate) are empty
     extra = [i for i, name in enumerate(pti.type_names) if name not in m.type_names]
     assert pti.nr_free[:, :, extra].sum() == 0
@@ -226,11 +253,17 @@ def test_machine_roundtrip(allocator):
     for stz in m.zone_stats():
         zt = pti.zone_names.index(stz.zone)
         blocks = pti.nr_blocks[stz.node, zt].sum()
-        assert blocks == -(-stz.spanned // pti.pages_per_block) or blocks == stz.spanned // pti.pages_per_block
+        assert (
+            blocks == -(-stz.spanned // pti.pages_per_block)
+            or blocks == stz.spanned // pti.pages_per_block
+        )
 
 
 def test_machine_type_names():
-    names = {a: procfs.parse(kmm.Machine(mem="64MiB", allocator=a).pagetypeinfo()).type_names for a in ("vanilla", "antifrag", "mobility")}
+    names = {
+        a: procfs.parse(kmm.Machine(mem="64MiB", allocator=a).pagetypeinfo()).type_names
+        for a in ("vanilla", "antifrag", "mobility")
+    }
     assert names["vanilla"] == ("Any",)
     assert names["antifrag"] == ("KernNoRclm", "KernRclm", "UserRclm", "Global")
     assert names["mobility"][:3] == ("Unmovable", "Movable", "Reclaimable")
@@ -319,24 +352,75 @@ def test_small_pagetypeinfo_ok():
         ("", r"no 'Page block order' header"),
         ("Pages per block: 512\n", r"line 1: expected 'Page block order: <n>'"),
         ("Page block order: x\n", r"line 1: bad pageblock order 'x'"),
-        ("Page block order: 9\nPages per block:  500\n", r"line 2: 500 pages per block does not match pageblock order 9"),
+        (
+            "Page block order: 9\nPages per block:  500\n",
+            r"line 2: 500 pages per block does not match pageblock order 9",
+        ),
         ("Page block order: 9\nfoo\n", r"line 2: expected 'Pages per block"),
-        (PTI_HEAD + "Node 0, zone Normal 1 2\n", r"line 4: expected 'Free pages count per migrate type at order'"),
-        (PTI_HEAD + "Free pages count per migrate type at order 0 2 1\n", r"line 4: expected the orders 0, 1, 2"),
+        (
+            PTI_HEAD + "Node 0, zone Normal 1 2\n",
+            r"line 4: expected 'Free pages count per migrate type at order'",
+        ),
+        (
+            PTI_HEAD + "Free pages count per migrate type at order 0 2 1\n",
+            r"line 4: expected the orders 0, 1, 2",
+        ),
         (PTI_HEAD + PTI_FREE_HDR, r"no free-pages rows"),
         (PTI_HEAD + PTI_FREE_HDR + PTI_ROW, r"no 'Number of blocks type' section"),
-        (PTI_HEAD + PTI_FREE_HDR + "Node 0, zone Normal, type Movable 1 2\n", r"line 5: 2 counts, expected one per order \(3\)"),
-        (PTI_HEAD + PTI_FREE_HDR + "Node 0, zone Normal, type Movable 1 >x 2\n", r"line 5: free count of order 1 is not a non-negative integer: '>x'"),
-        (PTI_HEAD + PTI_FREE_HDR + PTI_ROW + PTI_ROW, r"line 6: node 0 zone Normal type Unmovable appears twice \(first on line 5\)"),
-        (PTI_HEAD + PTI_FREE_HDR + "Node 0, zone Normal 1 2 3\n", r"line 5: expected 'Node <n>, zone <name>, type"),
+        (
+            PTI_HEAD + PTI_FREE_HDR + "Node 0, zone Normal, type Movable 1 2\n",
+            r"line 5: 2 counts, expected one per order \(3\)",
+        ),
+        (
+            PTI_HEAD + PTI_FREE_HDR + "Node 0, zone Normal, type Movable 1 >x 2\n",
+            r"line 5: free count of order 1 is not a non-negative integer: '>x'",
+        ),
+        (
+            PTI_HEAD + PTI_FREE_HDR + PTI_ROW + PTI_ROW,
+            r"line 6: node 0 zone Normal type Unmovable appears twice \(first on line 5\)",
+        ),
+        (
+            PTI_HEAD + PTI_FREE_HDR + "Node 0, zone Normal 1 2 3\n",
+            r"line 5: expected 'Node <n>, zone <name>, type",
+        ),
         (PTI_HEAD + PTI_FREE_HDR + PTI_ROW + "\nNumber of blocks type\n", r"line 7: no type names"),
-        (PTI_HEAD + PTI_FREE_HDR + PTI_ROW + "\nNumber of blocks type  A  A\n", r"line 7: a migrate type is named twice"),
-        (PTI_HEAD + PTI_FREE_HDR + PTI_ROW + PTI_BLOCKS + "Node 0, zone Normal 1 2\n", r"line 9: 2 block counts, expected one per type \(1\)"),
-        (PTI_HEAD + PTI_FREE_HDR + PTI_ROW + PTI_BLOCKS + "Node 0, zone   Normal  5\n", r"line 9: node 0 zone Normal appears twice"),
-        (PTI_HEAD + PTI_FREE_HDR + PTI_ROW + "\nNumber of mixed blocks  A\n", r"line 7: 'Number of mixed blocks' section before the blocks section"),
-        (PTI_HEAD + PTI_FREE_HDR + PTI_ROW + PTI_BLOCKS + PTI_HEAD.replace("9", "10").replace("512", "1024"), r"line 9: pageblock order 10 differs"),
-        (PTI_HEAD + PTI_FREE_HDR + PTI_ROW + PTI_BLOCKS + PTI_HEAD + "Free pages count per migrate type at order 0 1\n", r"line 12: 2 orders, but the first header has 3"),
-        (PTI_HEAD + PTI_FREE_HDR + "Page block order: 9\n", r"line 5: 'Page block order' header in the middle"),
+        (
+            PTI_HEAD + PTI_FREE_HDR + PTI_ROW + "\nNumber of blocks type  A  A\n",
+            r"line 7: a migrate type is named twice",
+        ),
+        (
+            PTI_HEAD + PTI_FREE_HDR + PTI_ROW + PTI_BLOCKS + "Node 0, zone Normal 1 2\n",
+            r"line 9: 2 block counts, expected one per type \(1\)",
+        ),
+        (
+            PTI_HEAD + PTI_FREE_HDR + PTI_ROW + PTI_BLOCKS + "Node 0, zone   Normal  5\n",
+            r"line 9: node 0 zone Normal appears twice",
+        ),
+        (
+            PTI_HEAD + PTI_FREE_HDR + PTI_ROW + "\nNumber of mixed blocks  A\n",
+            r"line 7: 'Number of mixed blocks' section before the blocks section",
+        ),
+        (
+            PTI_HEAD
+            + PTI_FREE_HDR
+            + PTI_ROW
+            + PTI_BLOCKS
+            + PTI_HEAD.replace("9", "10").replace("512", "1024"),
+            r"line 9: pageblock order 10 differs",
+        ),
+        (
+            PTI_HEAD
+            + PTI_FREE_HDR
+            + PTI_ROW
+            + PTI_BLOCKS
+            + PTI_HEAD
+            + "Free pages count per migrate type at order 0 1\n",
+            r"line 12: 2 orders, but the first header has 3",
+        ),
+        (
+            PTI_HEAD + PTI_FREE_HDR + "Page block order: 9\n",
+            r"line 5: 'Page block order' header in the middle",
+        ),
     ],
 )
 def test_pagetypeinfo_errors(text, message):
@@ -443,9 +527,9 @@ def test_extfrag_texts_exact():
 
 
 nr_free_arrays = st.lists(st.integers(0, 5000), min_size=1, max_size=14).flatmap(
-    lambda first: st.lists(st.lists(st.integers(0, 5000), min_size=len(first), max_size=len(first)), max_size=5).map(
-        lambda rest: [first] + rest
-    )
+    lambda first: st.lists(
+        st.lists(st.integers(0, 5000), min_size=len(first), max_size=len(first)), max_size=5
+    ).map(lambda rest: [first] + rest)
 )
 
 
@@ -475,12 +559,14 @@ def test_indices_on_machine_free_area():
     un = procfs.unusable_indices(fa)
     assert un.shape == fa.shape
     text = procfs.unusable_text(m)
-    assert text == procfs.unusable_text(fa, zone_names=m.zone_names, present=procfs.free_area_of(m)[2])
+    assert text == procfs.unusable_text(
+        fa, zone_names=m.zone_names, present=procfs.free_area_of(m)[2]
+    )
     assert text == procfs.unusable_text(procfs.parse(m.buddyinfo()))
     assert procfs.extfrag_text(m) == procfs.extfrag_text(procfs.parse(m.pagetypeinfo()))
-    assert procfs.extfrag_text(m.free_area(by_type=True), zone_names=m.zone_names) == procfs.extfrag_text(
-        fa, zone_names=m.zone_names
-    )
+    assert procfs.extfrag_text(
+        m.free_area(by_type=True), zone_names=m.zone_names
+    ) == procfs.extfrag_text(fa, zone_names=m.zone_names)
     assert len(text.splitlines()) == len(m.zone_stats())
 
 
@@ -533,7 +619,10 @@ def test_fraginfo_file(capsys):
     bi = procfs.parse(sample("buddyinfo_x86_32_2005.txt"))
     assert rc == 0 and err == ""
     assert out == (
-        "extfrag/unusable_index\n" + procfs.unusable_text(bi) + "\nextfrag/extfrag_index\n" + procfs.extfrag_text(bi)
+        "extfrag/unusable_index\n"
+        + procfs.unusable_text(bi)
+        + "\nextfrag/extfrag_index\n"
+        + procfs.extfrag_text(bi)
     )
     assert run_cli(["fraginfo", "--only", "extfrag", path], capsys)[1] == procfs.extfrag_text(bi)
     assert run_cli(["fraginfo", "--only", "unusable", path], capsys)[1] == procfs.unusable_text(bi)
@@ -547,16 +636,29 @@ def test_fraginfo_pagetypeinfo_and_json(capsys):
     doc = json.loads(out)
     pti = procfs.parse(sample("pagetypeinfo_numa_cma_mixed.txt"))
     assert doc["format"] == "pagetypeinfo" and doc["capped"] is True and doc["pageblock_order"] == 9
-    assert [(z["node"], z["zone"]) for z in doc["zones"]] == [(0, "DMA"), (0, "DMA32"), (0, "Normal"), (1, "Normal")]
+    assert [(z["node"], z["zone"]) for z in doc["zones"]] == [
+        (0, "DMA"),
+        (0, "DMA32"),
+        (0, "Normal"),
+        (1, "Normal"),
+    ]
     normal1 = doc["zones"][3]
     assert normal1["nr_free"] == pti.buddyinfo().nr_free[1, 2].tolist()
-    assert normal1["extfrag_index"] == [v / 1000 for v in procfs.fragmentation_indices(pti.buddyinfo().nr_free)[1, 2]]
+    assert normal1["extfrag_index"] == [
+        v / 1000 for v in procfs.fragmentation_indices(pti.buddyinfo().nr_free)[1, 2]
+    ]
     assert normal1["free_pages"] == sum(c << o for o, c in enumerate(normal1["nr_free"]))
 
 
 def test_fraginfo_missing_file_and_bad_text(capsys, tmp_path):
     rc, out, err = run_cli(["fraginfo", str(tmp_path / "nope")], capsys)
-    assert rc == 1 and out == "" and "cannot read" in err and "No such file" in err and "Traceback" not in err
+    assert (
+        rc == 1
+        and out == ""
+        and "cannot read" in err
+        and "No such file" in err
+        and "Traceback" not in err
+    )
     rc, _, err = run_cli(["fraginfo", str(tmp_path)], capsys)
     assert rc == 1 and "cannot read" in err
     bad = tmp_path / "bad"
@@ -570,6 +672,7 @@ def test_fraginfo_stdin_pipe():
     r = subprocess.run(
         [sys.executable, "-m", "kmm", "fraginfo", "--only", "unusable", "-"],
         input=text.encode(),
+        check=False,
         capture_output=True,
         timeout=60,
     )

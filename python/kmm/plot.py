@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,15 +31,17 @@ from .errors import ConfigError, KmmError
 from .machine import PAGE_MAP_NAMES, PAGE_SIZE
 
 __all__ = [
-    "PlotDependencyError",
     "PAGE_MAP_COLOURS",
     "TYPE_COLOURS",
+    "PlotDependencyError",
+    "free_area_histogram",
     "page_map",
     "save_page_map",
-    "free_area_histogram",
 ]
 
-INSTALL_HINT = "kmm.plot needs matplotlib: pip install kmm[plot]  (or: pip install 'matplotlib>=3.8,<4')"
+INSTALL_HINT = (
+    "kmm.plot needs matplotlib: pip install kmm[plot]  (or: pip install 'matplotlib>=3.8,<4')"
+)
 
 
 class PlotDependencyError(KmmError, ImportError):
@@ -106,7 +109,9 @@ def _zone_bounds(source: Any, zones: Any) -> list[tuple[int, str, int, int]]:
     if zones is True:
         if not _is_machine(source):
             return []
-        return [(s.node, s.zone, s.start_pfn, s.spanned) for s in source.zone_stats() if s.spanned > 0]
+        return [
+            (s.node, s.zone, s.start_pfn, s.spanned) for s in source.zone_stats() if s.spanned > 0
+        ]
     out = []
     try:
         for z in zones:
@@ -117,7 +122,8 @@ def _zone_bounds(source: Any, zones: Any) -> list[tuple[int, str, int, int]]:
                 out.append((int(node), str(zone), int(start), int(spanned)))
     except (TypeError, ValueError) as e:
         raise ConfigError(
-            f"zones must be True, False, or (node, zone, start_pfn, spanned) tuples / ZoneStats: {e}"
+            f"zones must be True, False, or (node, zone, start_pfn, spanned) tuples "
+            f"or ZoneStats: {e}"
         ) from None
     return out
 
@@ -172,9 +178,13 @@ def page_map(
         try:
             pm = np.asarray(source)
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"page_map needs a kmm.Machine or an array of page codes: {e}") from None
+            raise ConfigError(
+                f"page_map needs a kmm.Machine or an array of page codes: {e}"
+            ) from None
     if pm.ndim != 1 or pm.size == 0:
-        raise ConfigError(f"page_map needs a non-empty 1-D array of page codes, got shape {pm.shape}")
+        raise ConfigError(
+            f"page_map needs a non-empty 1-D array of page codes, got shape {pm.shape}"
+        )
     if pm.dtype.kind not in "iu" or pm.dtype == bool:
         raise ConfigError(f"page codes must be integers, got dtype {pm.dtype}")
     ncodes = len(PAGE_MAP_NAMES)
@@ -206,9 +216,7 @@ def page_map(
         body_h = max(rows, 170 if legend else 1)
         fig_w, fig_h = width + left + right, body_h + top + bottom
         fig = Figure(figsize=(fig_w / dpi, fig_h / dpi), dpi=dpi)
-        ax = fig.add_axes(
-            (left / fig_w, (fig_h - top - rows) / fig_h, width / fig_w, rows / fig_h)
-        )
+        ax = fig.add_axes((left / fig_w, (fig_h - top - rows) / fig_h, width / fig_w, rows / fig_h))
     else:
         fig = ax.figure
     ax.imshow(
@@ -229,42 +237,64 @@ def page_map(
         + (f", {group} pages per pixel)" if group > 1 else ", 1 pixel = 1 page)"),
         fontsize=8,
     )
-    xt = [0, width // 4, width // 2, 3 * width // 4, width - 1] if width >= 8 else [0]
-    ax.set_xticks(xt)
-    ax.set_xticklabels([str(x * group) for x in xt], fontsize=7)
+    # ticks on pixel edges: 0, 1/4, ... of a row, labelled in pages
+    quarters = [k for k in range(5) if width % 4 == 0 or k in (0, 4)]
+    ax.set_xticks([k * width / 4 - 0.5 for k in quarters])
+    ax.set_xticklabels([str(k * per_row // 4) for k in quarters], fontsize=7)
     ax.set_yticks([])
     multi_node = len({b[0] for b in bounds}) > 1
     last_label_y = -1e9
     # keep zone labels 2 text lines (about 20 px) apart, whatever the scale
     ax_px = ax.get_position().height * fig.get_figheight() * fig.dpi
     min_gap = 20.0 * rows / max(ax_px, 1.0)
+    # boundaries are marked in the margins (ticks and labels), so every map pixel stays exact
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ymark = ax.get_yaxis_transform()
     for node, zone, start, spanned in sorted(bounds, key=lambda b: b[2]):
         y = start / per_row - 0.5
-        if start > 0:
-            ax.axhline(y, color="#1f1f7a", linewidth=0.8)
+        for x0, x1 in ((-0.012, -0.001), (1.001, 1.012)):
+            ax.plot(
+                (x0, x1), (y, y), transform=ymark, clip_on=False, color="#1f1f7a", linewidth=1.2
+            )
         label_y = max(y, last_label_y + min_gap)
         last_label_y = label_y
         name = f"Node {node} {zone}" if multi_node else zone
         ax.text(
-            -0.01, label_y + 0.5, f"{name}\n{_size(start * PAGE_SIZE)}", transform=ax.get_yaxis_transform(),
-            ha="right", va="top", fontsize=7, color="#1f1f7a",
+            -0.015,
+            label_y,
+            f"{name}\n{_size(start * PAGE_SIZE)}",
+            transform=ymark,
+            ha="right",
+            va="top",
+            fontsize=7,
+            color="#1f1f7a",
         )
     if legend:
         counts = np.bincount(pm, minlength=ncodes)
         handles = [
-            Patch(facecolor=colours[c], edgecolor="#555555", linewidth=0.5, label=f"{labels[c]}  ({counts[c]} pages)")
+            Patch(
+                facecolor=colours[c],
+                edgecolor="#555555",
+                linewidth=0.5,
+                label=f"{labels[c]}  ({counts[c]} pages)",
+            )
             for c in range(ncodes)
         ]
         bbox = ax.get_position()
         fig.legend(
-            handles=handles, loc="upper left", bbox_to_anchor=(bbox.x1 + 0.005, bbox.y1), fontsize=7,
-            frameon=False, title="page state / owner", title_fontsize=8,
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(bbox.x1 + 20 / (fig.get_figwidth() * fig.dpi), bbox.y1),
+            fontsize=7,
+            frameon=False,
+            title="page state / owner",
+            title_fontsize=8,
         )
     if title is None:
         if _is_machine(source):
-            title = (
-                f"{source.allocator} allocator, {source.layout}, {_size(n * PAGE_SIZE)}: physical memory map"
-            )
+            size = _size(n * PAGE_SIZE)
+            title = f"{source.allocator} allocator, {source.layout}, {size}: physical memory map"
         else:
             title = f"physical memory map, {n} pages"
     if title:
@@ -281,7 +311,7 @@ def save_page_map(source: Any, path: str | os.PathLike[str], **kwargs: Any) -> s
 
 def _size(nbytes: int) -> str:
     if nbytes == 0:
-        return "0"
+        return "0 MiB"
     for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if nbytes >= 1 << shift and nbytes % (1 << shift) == 0:
             return f"{nbytes >> shift} {unit}"
@@ -293,13 +323,19 @@ def _size(nbytes: int) -> str:
 def _free_areas(
     source: Any, by_type: bool, zone_names: Sequence[str] | None, type_names: Sequence[str] | None
 ) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...] | None, np.ndarray, bool]:
-    """(nr_free (nodes, zones, types|1, orders), zone names, type names or None, present, capped)."""
+    """(nr_free (nodes, zones, types|1, orders), zone names, type names|None, present, capped)."""
     from . import procfs
 
     if isinstance(source, procfs.BuddyInfo):
         return source.nr_free[:, :, None, :], source.zone_names, None, source.present, False
     if isinstance(source, procfs.PageTypeInfo):
-        return source.nr_free, source.zone_names, source.type_names, source.present, source.any_capped
+        return (
+            source.nr_free,
+            source.zone_names,
+            source.type_names,
+            source.present,
+            source.any_capped,
+        )
     if _is_machine(source):
         names = tuple(source.zone_names)
         present = np.zeros((source.nr_nodes, len(names)), dtype=bool)
@@ -312,13 +348,20 @@ def _free_areas(
         return arr[:, :, None, :], names, None, present, False
     arr = procfs._as_nr_free(source, min_ndim=3)
     if arr.ndim not in (3, 4):
-        raise ConfigError(f"expected (nodes, zones, orders) or (nodes, zones, types, orders), got {arr.shape}")
+        raise ConfigError(
+            f"expected (nodes, zones, orders) or (nodes, zones, types, orders), got {arr.shape}"
+        )
     if zone_names is None or len(zone_names) != arr.shape[1]:
-        raise ConfigError(f"an array needs zone_names, one per zone ({arr.shape[1]}), e.g. m.zone_names")
+        raise ConfigError(
+            f"an array needs zone_names, one per zone ({arr.shape[1]}), e.g. m.zone_names"
+        )
     types = None
     if arr.ndim == 4:
         if type_names is None or len(type_names) != arr.shape[2]:
-            raise ConfigError(f"a per-type array needs type_names, one per type ({arr.shape[2]}), e.g. m.type_names")
+            raise ConfigError(
+                f"a per-type array needs type_names, one per type ({arr.shape[2]}), "
+                "e.g. m.type_names"
+            )
         types = tuple(str(t) for t in type_names)
     else:
         arr = arr[:, :, None, :]
@@ -371,7 +414,7 @@ def free_area_histogram(
         nrows = math.ceil(len(cells) / ncols)
         fig = Figure(figsize=(4.2 * ncols, 3.0 * nrows + 0.6), dpi=100, layout="constrained")
         axes = list(np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel())
-        for extra in axes[len(cells):]:
+        for extra in axes[len(cells) :]:
             extra.set_visible(False)
     orders = np.arange(nr_orders)
     type_labels = list(tnames) if tnames is not None else ["free"]
@@ -383,7 +426,15 @@ def free_area_histogram(
         bottom = np.zeros(nr_orders, dtype=np.int64)
         for t, label in enumerate(type_labels):
             vals = arr[node, zt, t]
-            axis.bar(orders, vals, bottom=bottom, color=colours[t], label=label, width=0.8, edgecolor="none")
+            axis.bar(
+                orders,
+                vals,
+                bottom=bottom,
+                color=colours[t],
+                label=label,
+                width=0.8,
+                edgecolor="none",
+            )
             bottom = bottom + vals
         name = f"Node {node}, zone {znames[zt]}" if multi_node else f"zone {znames[zt]}"
         axis.set_title(name, fontsize=9)
@@ -399,7 +450,11 @@ def free_area_histogram(
         if own_figure:
             handles, labels = axes[0].get_legend_handles_labels()
             fig.legend(
-                handles, labels, loc="outside upper right", fontsize=7, ncols=min(6, len(labels)),
+                handles,
+                labels,
+                loc="outside upper right",
+                fontsize=7,
+                ncols=min(6, len(labels)),
                 frameon=False,
             )
         else:

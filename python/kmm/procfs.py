@@ -46,8 +46,9 @@ Fragmentation indices (mm/vmstat.c, debugfs ``extfrag/``)
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,20 +60,20 @@ __all__ = [
     "BuddyInfo",
     "PageTypeInfo",
     "ZoneRow",
+    "contig_page_info",
+    "extfrag_text",
+    "format_fragmentation",
+    "format_unusable",
+    "fragmentation_index",
+    "fragmentation_indices",
+    "free_area_of",
+    "is_pagetypeinfo",
     "parse",
     "parse_buddyinfo",
     "parse_pagetypeinfo",
-    "is_pagetypeinfo",
-    "free_area_of",
-    "contig_page_info",
     "unusable_index",
-    "fragmentation_index",
     "unusable_indices",
-    "fragmentation_indices",
-    "format_unusable",
-    "format_fragmentation",
     "unusable_text",
-    "extfrag_text",
 ]
 
 #: The kernel's ``enum zone_type`` order, with the names ``zone->name`` prints.
@@ -326,9 +327,14 @@ def _infer_layout(names: Sequence[str], layout: str | None) -> tuple[str, tuple[
 
 def _check_orders(nr_orders: int, max_order: int | None, lineno: int) -> None:
     if nr_orders > MAX_ORDERS:
-        raise _err(lineno, f"{nr_orders} orders is more than any kernel prints (at most {MAX_ORDERS})")
+        raise _err(
+            lineno, f"{nr_orders} orders is more than any kernel prints (at most {MAX_ORDERS})"
+        )
     if max_order is not None and nr_orders != max_order:
-        raise _err(lineno, f"{nr_orders} orders, expected MAX_ORDER = {max_order} (orders 0..{max_order - 1})")
+        raise _err(
+            lineno,
+            f"{nr_orders} orders, expected MAX_ORDER = {max_order} (orders 0..{max_order - 1})",
+        )
 
 
 def is_pagetypeinfo(text: str) -> bool:
@@ -336,7 +342,7 @@ def is_pagetypeinfo(text: str) -> bool:
     for line in text.splitlines():
         s = line.strip()
         if s:
-            return s.startswith("Page block order") or s.startswith(_FREE_HEADER)
+            return s.startswith(("Page block order", _FREE_HEADER))
     return False
 
 
@@ -344,7 +350,9 @@ def is_pagetypeinfo(text: str) -> bool:
 # /proc/buddyinfo
 
 
-def parse_buddyinfo(text: str | bytes, *, layout: str | None = None, max_order: int | None = None) -> BuddyInfo:
+def parse_buddyinfo(
+    text: str | bytes, *, layout: str | None = None, max_order: int | None = None
+) -> BuddyInfo:
     """Parse a ``/proc/buddyinfo`` text (real or simulated) into a :class:`BuddyInfo`.
 
     ``layout`` forces the zone axis ("x86_32" or "x86_64") instead of inferring
@@ -353,7 +361,11 @@ def parse_buddyinfo(text: str | bytes, *, layout: str | None = None, max_order: 
     :class:`kmm.ParseError` naming the line and the problem.
     """
     lines = _lines(text, "buddyinfo")
-    if max_order is not None and (isinstance(max_order, bool) or not isinstance(max_order, int) or not 1 <= max_order <= MAX_ORDERS):
+    if max_order is not None and (
+        isinstance(max_order, bool)
+        or not isinstance(max_order, int)
+        or not 1 <= max_order <= MAX_ORDERS
+    ):
         raise ParseError(f"max_order must be an int in 1..{MAX_ORDERS}, got {max_order!r}")
     rows: list[ZoneRow] = []
     first: dict[tuple[int, str], int] = {}
@@ -362,11 +374,17 @@ def parse_buddyinfo(text: str | bytes, *, layout: str | None = None, max_order: 
         line = raw.strip()
         if not line:
             continue
-        if line.startswith("Page block order") or line.startswith(_FREE_HEADER):
-            raise _err(lineno, "this is /proc/pagetypeinfo, not /proc/buddyinfo (use parse_pagetypeinfo or parse)")
+        if line.startswith(("Page block order", _FREE_HEADER)):
+            raise _err(
+                lineno,
+                "this is /proc/pagetypeinfo, not /proc/buddyinfo (use parse_pagetypeinfo or parse)",
+            )
         mt = _BUDDY_RE.match(line)
         if not mt:
-            raise _err(lineno, f"expected 'Node <n>, zone <name> <nr_free per order...>', got {_show(line)}")
+            raise _err(
+                lineno,
+                f"expected 'Node <n>, zone <name> <nr_free per order...>', got {_show(line)}",
+            )
         node = _check_node(mt.group(1), lineno)
         zone = _check_zone(mt.group(2), lineno)
         fields = mt.group(3).split()
@@ -380,7 +398,9 @@ def parse_buddyinfo(text: str | bytes, *, layout: str | None = None, max_order: 
             raise _err(lineno, f"{len(counts)} orders, but the first zone line has {nr_orders}")
         key = (node, zone)
         if key in first:
-            raise _err(lineno, f"node {node} zone {zone} appears twice (first on line {first[key]})")
+            raise _err(
+                lineno, f"node {node} zone {zone} appears twice (first on line {first[key]})"
+            )
         first[key] = lineno
         rows.append(ZoneRow(node, zone, tuple(counts), lineno))
     if not rows or nr_orders is None:
@@ -414,14 +434,21 @@ def parse_pagetypeinfo(
     :class:`kmm.ParseError` naming the line and the problem.
     """
     lines = _lines(text, "pagetypeinfo")
-    if max_order is not None and (isinstance(max_order, bool) or not isinstance(max_order, int) or not 1 <= max_order <= MAX_ORDERS):
+    if max_order is not None and (
+        isinstance(max_order, bool)
+        or not isinstance(max_order, int)
+        or not 1 <= max_order <= MAX_ORDERS
+    ):
         raise ParseError(f"max_order must be an int in 1..{MAX_ORDERS}, got {max_order!r}")
     pb_order: int | None = None
     per_block: int | None = None
     nr_orders: int | None = None
     types: list[str] = []
     free_rows: dict[tuple[int, str, str], tuple[list[int], list[bool], int]] = {}
-    block_rows: dict[str, dict[tuple[int, str], tuple[dict[str, int], int]]] = {"blocks": {}, "mixed": {}}
+    block_rows: dict[str, dict[tuple[int, str], tuple[dict[str, int], int]]] = {
+        "blocks": {},
+        "mixed": {},
+    }
     zone_order: list[tuple[int, str]] = []
     state = "start"  # start, per_block, blank, free_hdr, free, blocks, mixed
     section_types: list[str] = []
@@ -436,11 +463,13 @@ def parse_pagetypeinfo(
         if line.startswith("Page block order:"):
             if state not in ("start", "blocks", "mixed"):
                 raise _err(lineno, "'Page block order' header in the middle of a section")
-            v = line[len("Page block order:"):].strip()
+            v = line[len("Page block order:") :].strip()
             if not v.isdigit() or not v.isascii() or int(v) >= MAX_ORDERS:
                 raise _err(lineno, f"bad pageblock order {v!r}")
             if pb_order is not None and int(v) != pb_order:
-                raise _err(lineno, f"pageblock order {v} differs from the first header's {pb_order}")
+                raise _err(
+                    lineno, f"pageblock order {v} differs from the first header's {pb_order}"
+                )
             pb_order = int(v)
             state = "per_block"
             continue
@@ -451,12 +480,16 @@ def parse_pagetypeinfo(
         if state == "per_block":
             if not line.startswith("Pages per block:"):
                 raise _err(lineno, f"expected 'Pages per block: <n>', got {_show(line)}")
-            v = line[len("Pages per block:"):].strip()
+            v = line[len("Pages per block:") :].strip()
             if not v.isdigit() or not v.isascii():
                 raise _err(lineno, f"bad pages-per-block count {v!r}")
             assert pb_order is not None
             if int(v) != 1 << pb_order:
-                raise _err(lineno, f"{v} pages per block does not match pageblock order {pb_order} ({1 << pb_order})")
+                raise _err(
+                    lineno,
+                    f"{v} pages per block does not match pageblock order {pb_order} "
+                    f"({1 << pb_order})",
+                )
             per_block = int(v)
             state = "free_hdr"
             continue
@@ -464,10 +497,14 @@ def parse_pagetypeinfo(
             continue
         if line.startswith(_FREE_HEADER):
             if state != "free_hdr":
-                raise _err(lineno, "free-pages header without a preceding 'Page block order' header")
-            hdr = line[len(_FREE_HEADER):].split()
+                raise _err(
+                    lineno, "free-pages header without a preceding 'Page block order' header"
+                )
+            hdr = line[len(_FREE_HEADER) :].split()
             if not hdr or hdr != [str(o) for o in range(len(hdr))]:
-                raise _err(lineno, f"expected the orders 0, 1, 2, ... after {_FREE_HEADER!r}, got {hdr!r}")
+                raise _err(
+                    lineno, f"expected the orders 0, 1, 2, ... after {_FREE_HEADER!r}, got {hdr!r}"
+                )
             if nr_orders is None:
                 _check_orders(len(hdr), max_order, lineno)
                 nr_orders = len(hdr)
@@ -477,7 +514,7 @@ def parse_pagetypeinfo(
             continue
         if state == "free_hdr":
             raise _err(lineno, f"expected {_FREE_HEADER!r} and the orders, got {_show(line)}")
-        if line.startswith(_BLOCKS_HEADER) or line.startswith(_MIXED_HEADER):
+        if line.startswith((_BLOCKS_HEADER, _MIXED_HEADER)):
             is_mixed = line.startswith(_MIXED_HEADER)
             if is_mixed and state not in ("blocks",):
                 raise _err(lineno, "'Number of mixed blocks' section before the blocks section")
@@ -500,7 +537,10 @@ def parse_pagetypeinfo(
         if state == "free":
             mt = _PTI_FREE_RE.match(line)
             if not mt:
-                raise _err(lineno, f"expected 'Node <n>, zone <name>, type <type> <counts...>', got {_show(line)}")
+                raise _err(
+                    lineno,
+                    f"expected 'Node <n>, zone <name>, type <type> <counts...>', got {_show(line)}",
+                )
             node = _check_node(mt.group(1), lineno)
             zone = _check_zone(mt.group(2), lineno)
             tname = mt.group(3)
@@ -513,7 +553,11 @@ def parse_pagetypeinfo(
             vals, caps = _parse_counts(fields, lineno, "free count of order", allow_cap=True)
             key = (node, zone, tname)
             if key in free_rows:
-                raise _err(lineno, f"node {node} zone {zone} type {tname} appears twice (first on line {free_rows[key][2]})")
+                raise _err(
+                    lineno,
+                    f"node {node} zone {zone} type {tname} appears twice "
+                    f"(first on line {free_rows[key][2]})",
+                )
             free_rows[key] = (vals, caps, lineno)
             if tname not in types:
                 types.append(tname)
@@ -522,16 +566,24 @@ def parse_pagetypeinfo(
         # blocks or mixed rows
         mt = _BUDDY_RE.match(line)
         if not mt:
-            raise _err(lineno, f"expected 'Node <n>, zone <name> <blocks per type...>', got {_show(line)}")
+            raise _err(
+                lineno, f"expected 'Node <n>, zone <name> <blocks per type...>', got {_show(line)}"
+            )
         node = _check_node(mt.group(1), lineno)
         zone = _check_zone(mt.group(2), lineno)
         fields = mt.group(3).split()
         if len(fields) != len(section_types):
-            raise _err(lineno, f"{len(fields)} block counts, expected one per type ({len(section_types)})")
+            raise _err(
+                lineno, f"{len(fields)} block counts, expected one per type ({len(section_types)})"
+            )
         vals, _ = _parse_counts(fields, lineno, "block count of type")
         table = block_rows[state]
         if (node, zone) in table:
-            raise _err(lineno, f"node {node} zone {zone} appears twice in this section (first on line {table[(node, zone)][1]})")
+            raise _err(
+                lineno,
+                f"node {node} zone {zone} appears twice in this section "
+                f"(first on line {table[(node, zone)][1]})",
+            )
         table[(node, zone)] = (dict(zip(section_types, vals)), lineno)
         add_zone(node, zone)
     if pb_order is None or per_block is None:
@@ -574,7 +626,9 @@ def parse_pagetypeinfo(
     )
 
 
-def parse(text: str | bytes, *, layout: str | None = None, max_order: int | None = None) -> BuddyInfo | PageTypeInfo:
+def parse(
+    text: str | bytes, *, layout: str | None = None, max_order: int | None = None
+) -> BuddyInfo | PageTypeInfo:
     """Parse /proc/buddyinfo or /proc/pagetypeinfo, whichever ``text`` is."""
     lines = _lines(text, "text")
     joined = "\n".join(lines)
@@ -590,7 +644,9 @@ def parse(text: str | bytes, *, layout: str | None = None, max_order: int | None
 def _as_nr_free(nr_free: Any, *, min_ndim: int = 1) -> np.ndarray:
     """Validate per-order free-block counts (last axis = orders) as an int64 array."""
     if isinstance(nr_free, (str, bytes)):
-        raise ParseError("nr_free must be counts per order, not text (parse it with kmm.procfs.parse)")
+        raise ParseError(
+            "nr_free must be counts per order, not text (parse it with kmm.procfs.parse)"
+        )
     try:
         arr = np.asarray(nr_free)
     except (ValueError, TypeError) as e:
@@ -599,16 +655,21 @@ def _as_nr_free(nr_free: Any, *, min_ndim: int = 1) -> np.ndarray:
         raise ParseError(f"nr_free must hold integer counts, got dtype {arr.dtype}")
     if arr.ndim < min_ndim:
         raise ParseError(
-            f"nr_free must have at least {min_ndim} dimension(s) (last = orders), got shape {arr.shape}"
+            f"nr_free must have at least {min_ndim} dimension(s) (last = orders), "
+            f"got shape {arr.shape}"
         )
     if arr.shape[-1] < 1 or arr.shape[-1] > MAX_ORDERS:
-        raise ParseError(f"nr_free needs 1..{MAX_ORDERS} orders on its last axis, got shape {arr.shape}")
+        raise ParseError(
+            f"nr_free needs 1..{MAX_ORDERS} orders on its last axis, got shape {arr.shape}"
+        )
     if arr.size and arr.min() < 0:
         raise ParseError("nr_free holds a negative count")
     if arr.size:
         approx_pages = (arr.astype(np.float64) * np.exp2(np.arange(arr.shape[-1]))).sum(axis=-1)
         if approx_pages.max() > 2.0**50:
-            raise ParseError("nr_free adds up to too many free pages (more than 2**50) for an index")
+            raise ParseError(
+                "nr_free adds up to too many free pages (more than 2**50) for an index"
+            )
     return arr.astype(np.int64)
 
 
@@ -621,7 +682,7 @@ def _as_order(order: Any, nr_orders: int) -> int:
 
 
 def contig_page_info(nr_free: Sequence[int] | np.ndarray, order: int) -> tuple[int, int, int]:
-    """``(free_pages, free_blocks_total, free_blocks_suitable)`` of one zone for a request of ``order``.
+    """``(free_pages, free_blocks_total, free_blocks_suitable)`` of one zone, for ``order``.
 
     What the kernel's fill_contig_page_info() gathers: P, T and S (blocks of
     order >= ``order``, counted in units of 2**order).
@@ -685,7 +746,7 @@ def unusable_indices(nr_free: Any) -> np.ndarray:
 
 
 def fragmentation_indices(nr_free: Any) -> np.ndarray:
-    """:func:`fragmentation_index` for every order of every zone: int64 thousandths shaped like ``nr_free``."""
+    """:func:`fragmentation_index` for every order of every zone: int64 thousandths."""
     arr = _as_nr_free(nr_free)
     n = arr.shape[-1]
     shifts = np.arange(n, dtype=np.int64)
@@ -710,13 +771,13 @@ def _c_divmod(a: int, b: int) -> tuple[int, int]:
 def format_unusable(index: int) -> str:
     """An unusable index (thousandths) as debugfs prints it: ``%d.%03d``."""
     q, r = _c_divmod(int(index), 1000)
-    return "%d.%03d" % (q, r)
+    return f"{q}.{r:03d}"
 
 
 def format_fragmentation(index: int) -> str:
-    """A fragmentation index (thousandths) as debugfs prints it: ``%2d.%03d`` (so -1000 is ``-1.000``)."""
+    """Fragmentation index (thousandths) as debugfs prints it: ``%2d.%03d``, -1000 as ``-1.000``."""
     q, r = _c_divmod(int(index), 1000)
-    return "%2d.%03d" % (q, r)
+    return f"{q:2d}.{r:03d}"
 
 
 # ---------------------------------------------------------------------------
@@ -754,7 +815,8 @@ def free_area_of(
         arr = arr.sum(axis=2)
     if arr.ndim != 3:
         raise ParseError(
-            f"expected free areas shaped (nodes, zones, orders) or (nodes, zones, types, orders), got {arr.shape}"
+            f"expected free areas shaped (nodes, zones, orders) or (nodes, zones, types, orders), "
+            f"got {arr.shape}"
         )
     if zone_names is None:
         raise ParseError("an array of free areas needs zone_names (e.g. m.zone_names)")
@@ -780,7 +842,9 @@ def _index_text(values: np.ndarray, names: tuple[str, ...], present: np.ndarray,
     return "".join(out)
 
 
-def unusable_text(source: Any, *, zone_names: Sequence[str] | None = None, present: Any = None) -> str:
+def unusable_text(
+    source: Any, *, zone_names: Sequence[str] | None = None, present: Any = None
+) -> str:
     """What debugfs ``extfrag/unusable_index`` prints for ``source`` (see :func:`free_area_of`).
 
     One line per populated zone: ``"Node %d, zone %8s "`` then ``"%d.%03d "`` per order.
@@ -789,11 +853,12 @@ def unusable_text(source: Any, *, zone_names: Sequence[str] | None = None, prese
     return _index_text(unusable_indices(arr), names, pres, format_unusable)
 
 
-def extfrag_text(source: Any, *, zone_names: Sequence[str] | None = None, present: Any = None) -> str:
+def extfrag_text(
+    source: Any, *, zone_names: Sequence[str] | None = None, present: Any = None
+) -> str:
     """What debugfs ``extfrag/extfrag_index`` prints for ``source`` (see :func:`free_area_of`).
 
     One line per populated zone: ``"Node %d, zone %8s "`` then ``"%2d.%03d "`` per order.
     """
     arr, names, pres = free_area_of(source, zone_names=zone_names, present=present)
     return _index_text(fragmentation_indices(arr), names, pres, format_fragmentation)
-

@@ -117,10 +117,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         if isinstance(info, procfs.PageTypeInfo):
             note = " (some counts were capped at 100000)" if info.any_capped else ""
-            sys.stdout.write(f"# {source}: pagetypeinfo, free blocks summed over migrate types{note}\n")
-        sys.stdout.write("extfrag/unusable_index\n" + unusable + "\nextfrag/extfrag_index\n" + extfrag)
+            sys.stdout.write(
+                f"# {source}: pagetypeinfo, free blocks summed over migrate types{note}\n"
+            )
+        sys.stdout.write(
+            "extfrag/unusable_index\n" + unusable + "\nextfrag/extfrag_index\n" + extfrag
+        )
     sys.stdout.flush()
     return 0
 
 
-__all__ = ["register", "run", "read_source", "report", "DEFAULT_FILE"]
+__all__ = ["DEFAULT_FILE", "read_source", "register", "report", "run"]
