@@ -14,6 +14,7 @@ COMMANDS = [
     "highalloc",
     "buddyinfo",
     "fraginfo",
+    "page_owner",
 ]
 
 
