@@ -225,6 +225,28 @@ impl PageOwner {
         (v & CTX_MASK, (((v >> 24) as u64) << 16) | self.ts_lo[p] as u64)
     }
 
+    /// The context id recorded for the block at `pfn`: 4 bytes that remember
+    /// who allocated it (see [`PageOwner::alloc_ctx_of`]), e.g. for a trace
+    /// object that may be reclaimed and refault later.
+    #[inline]
+    pub fn context_id(&self, pfn: u32) -> u32 {
+        self.ctx_ts[pfn as usize] & CTX_MASK
+    }
+
+    /// The (stack, pid, tgid) and gfp mask behind a context id.
+    #[inline]
+    pub fn alloc_ctx_of(&self, id: u32) -> (AllocCtx, u32) {
+        let c = self.ctx(id);
+        (
+            AllocCtx {
+                stack: c.stack,
+                pid: c.pid,
+                tgid: c.tgid,
+            },
+            c.gfp,
+        )
+    }
+
     /// Number of distinct contexts.
     pub fn nr_contexts(&self) -> usize {
         self.ctxs.len()
