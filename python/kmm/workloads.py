@@ -135,6 +135,7 @@ PROGRAMS: dict[str, tuple[int, int]] = {
     "cc1": (700, 3072),  # gcc 3.3 cc1: 3.6 MB text; 12 MiB median heap at -O2
     "as": (200, 384),  # GNU as + libbfd; keeps the object's frags: ~1.5 MiB
     "fixdep": (5, 25),  # scripts/basic/fixdep: tiny
+    "ld": (150, 256),  # binutils ld + libbfd; plus about its input size
     "cp": (20, 128),  # coreutils cp -a
     "updatedb": (20, 512),  # slocate / find + frcode
 }
@@ -518,7 +519,15 @@ class _BuildSource(_Source):
         d_last = d_first + L.dir_units - 1
         self.d_first, self.d_last = d_first, d_last
         self.d_start = start[d_first] - 20_000
-        self.d_end = np.maximum.reduceat(end, d_first) + 20_000
+        # then `ld -r` links the directory's objects into built-in.o
+        self.ld_start = np.maximum.reduceat(end, d_first) + 5_000
+        ld_cpu = 0.03e6 + 0.005e6 * L.dir_units
+        self.ld_end = self.ld_start + np.array(
+            [int(c / min(1.0, self._share(int(t)) / jobs)) for c, t in zip(ld_cpu, self.ld_start)],
+            dtype=np.int64,
+        )
+        self.d_end = self.ld_end + 20_000
+        self.u_out_base = np.zeros(n, np.int64)  # page-cache ids of each unit's .o and .cmd
         self.make_end = int(self.d_end.max()) + 100_000
         self.ctx_bound = False
 
@@ -594,6 +603,28 @@ class _BuildSource(_Source):
         out = _processes(ctx, rng, ["make"], np.array([s]), np.array([e]), anon, pid,
                          touch_interval_us=self.touch_us, short_frac=self.short_frac)
         units = np.arange(self.d_first[d], self.d_last[d] + 1)
+        # the page cache the units will write: each unit's .o, then its .cmd
+        npg = self.obj_pages[units] + 2
+        obase = ctx.ids.permanent(int(npg.sum()))
+        self.u_out_base[units] = obase + np.cumsum(npg) - npg
+        # ld -r: reads every .o, writes built-in.o (about their total size)
+        ld_pid = ctx.pids(1)
+        ls, le = int(self.ld_start[d]), int(self.ld_end[d])
+        in_pages = int(self.obj_pages[units].sum())
+        out += _processes(ctx, rng, ["ld"], np.array([ls]), np.array([le]),
+                          np.array([PROGRAMS["ld"][1] + in_pages]), ld_pid,
+                          touch_interval_us=self.touch_us, short_frac=self.short_frac)
+        objs = np.concatenate([self.u_out_base[u] + np.arange(self.obj_pages[u]) for u in units])
+        read_end = ls + (le - ls) // 2
+        tr = ls + (rng.random(objs.shape[0]) * (read_end - ls)).astype(np.int64)
+        out.append(_events(tr, _OP_ACCESS, objs, ld_pid[0], _K["pagecache_read"], proc=0))
+        bi = ctx.ids.permanent(in_pages)
+        tw = np.sort(read_end + (rng.random(in_pages) * (le - 1_000 - read_end)).astype(np.int64))
+        pids = np.full(in_pages, ld_pid[0], np.uint32)
+        out.append(_events(tw, OP_ALLOC, bi + np.arange(in_pages), ld_pid[0], _K["pagecache_write"], proc=0))
+        out.append(self.bhs.add(ctx, tw, pids))
+        out.append(self.dentries.add(ctx, tw[-1:], pids[-1:]))
+        out.append(self.inodes.add(ctx, tw[-1:], pids[-1:]))
         n = units.shape[0] * 5 * _SLAB_PAGES_PER_TASK
         base = ctx.ids.block(n, e)
         t = np.repeat(self.u_start[units], 5 * _SLAB_PAGES_PER_TASK)
@@ -638,10 +669,11 @@ class _BuildSource(_Source):
         npg = np.stack([self.obj_pages[units], np.full(U, 2)], axis=1).ravel()
         t_w = np.stack([en[as_i] - 1_000, en[fx_i] - 500], axis=1).ravel()
         p_w = np.stack([pid[as_i], pid[fx_i]], axis=1).ravel()
-        base = ctx.ids.permanent(int(npg.sum()))
         rw = np.repeat(np.arange(npg.shape[0]), npg)
         tw = t_w[rw]
-        out.append(_events(tw, OP_ALLOC, base + np.arange(rw.shape[0]), p_w[rw], _K["pagecache_write"], proc=0))
+        ids = self.u_out_base[units].repeat(npg.reshape(U, 2).sum(axis=1)) + (
+            np.arange(rw.shape[0]) - np.repeat(np.cumsum(npg.reshape(U, 2).sum(axis=1)) - npg.reshape(U, 2).sum(axis=1), npg.reshape(U, 2).sum(axis=1)))
+        out.append(_events(tw, OP_ALLOC, ids, p_w[rw], _K["pagecache_write"], proc=0))
         out.append(self.bhs.add(ctx, tw, p_w[rw]))
         # new files: .o, .cmd, and the .d that fixdep reads and deletes
         tn = np.concatenate([t_w, en[fx_i] - 400])
@@ -778,7 +810,7 @@ class Load:
             self._make_ready(w)
             seg_end = min(t_us, (w + 1) * _WIN_US)
             parts.append(self._emit(seg_end))
-        out = np.concatenate(parts) if parts else np.empty(0, TRACE_DTYPE)
+        out = _concat_trace(parts)
         self.ops += out.shape[0]
         return out
 
@@ -934,6 +966,10 @@ class Load:
         """Cache accesses become OP_ALLOC (first) or OP_TOUCH; track process objects."""
         if ev.shape[0] == 0:
             return ev
+        # direct cache allocations (new slab pages, written pages) come before
+        # any access of the same page, by construction
+        c = (ev["op"] == OP_ALLOC) & (ev["proc"] == 0)
+        self._cache[ev["obj"][c]] = True
         acc = np.nonzero(ev["op"] == _OP_ACCESS)[0]
         if acc.shape[0]:
             objs = ev["obj"][acc]
@@ -947,10 +983,17 @@ class Load:
         self._pid_of[ev["obj"][a]] = ev["pid"][a]
         f = (ev["op"] == OP_FREE) & (ev["proc"] == 1)
         self._live[ev["obj"][f]] = False
-        # direct cache allocations (new slab pages, written pages)
-        c = (ev["op"] == OP_ALLOC) & (ev["proc"] == 0)
-        self._cache[ev["obj"][c]] = True
         return ev
+
+
+def _concat_trace(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate traces byte for byte (np.concatenate copies fields and leaves
+    the two padding bytes of each record undefined)."""
+    if not parts:
+        return np.zeros(0, TRACE_DTYPE)
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([p.view(np.uint8) for p in parts]).view(TRACE_DTYPE)
 
 
 # ---------------------------------------------------------------------------
@@ -1221,7 +1264,9 @@ def inject_leak(
     leak_pos = (np.arange(n) + 1) * every + np.arange(n)  # after each `every` ops
     mask = np.ones(out.shape[0], dtype=bool)
     mask[leak_pos] = False
-    out[mask] = t
+    out.view(np.uint8).reshape(-1, TRACE_DTYPE.itemsize)[mask] = t.view(np.uint8).reshape(
+        -1, TRACE_DTYPE.itemsize
+    )
     out["op"][leak_pos] = OP_ALLOC
     out["order"][leak_pos] = order
     out["obj"][leak_pos] = obj_base + np.arange(n)

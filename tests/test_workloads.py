@@ -1,0 +1,436 @@
+"""Tests of kmm.workloads: the generated load is valid, deterministic, and means what it says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kmm
+from kmm import workloads as wl
+
+ALLOCATORS = ("vanilla", "antifrag", "mobility")
+KERNRCLM = kmm.GFP_KERNEL | kmm.gfp.KERNRCLM
+
+
+def small_tree() -> wl.TreeLayout:
+    return wl.kernel_tree(files=3_000, units=120, headers=300, seed=3)
+
+
+def small_build(**kw) -> wl.Load:
+    kw.setdefault("layout", small_tree())
+    return wl.kernel_build(kw.pop("jobs", 4), **kw)
+
+
+def small_stress(seed: int = 0) -> wl.Load:
+    """Two builds of a small tree (one copies it first) and a small updatedb."""
+    lay = small_tree()
+    return wl.combine(
+        wl.updatedb(seed=seed, files=20_000, files_per_s=4_000),
+        wl.kernel_build(2, seed=seed + 1, layout=lay, copy_tree=True, tree="copy1", source_tree="main"),
+        wl.kernel_build(2, seed=seed, layout=lay, tree="main", start=1.0),
+    )
+
+
+def ops(trace: np.ndarray) -> np.ndarray:
+    return trace[trace["op"] != kmm.OP_TICK]
+
+
+def fields_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Record-by-record equality of every field (fancy indexing does not keep padding bytes)."""
+    return a.shape == b.shape and all(np.array_equal(a[f], b[f]) for f in kmm.TRACE_DTYPE.names)
+
+
+def check_consistent(trace: np.ndarray, live: set[int] | None = None) -> set[int]:
+    """Independent check of the trace's object discipline (what the engine validates)."""
+    live = set() if live is None else live
+    for op, obj in zip(trace["op"].tolist(), trace["obj"].tolist()):
+        if op == kmm.OP_ALLOC:
+            assert obj not in live, f"object {obj} allocated twice"
+            live.add(obj)
+        elif op == kmm.OP_FREE:
+            assert obj in live, f"object {obj} freed but not allocated"
+            live.remove(obj)
+        elif op == kmm.OP_TOUCH:
+            assert obj in live, f"object {obj} touched but not allocated"
+        else:
+            assert op == kmm.OP_TICK
+    return live
+
+
+@pytest.fixture(scope="module")
+def build_trace() -> tuple[np.ndarray, np.ndarray, wl.Load]:
+    load = small_build(seed=5)
+    tr = load.trace(12.0)
+    return tr, load.stop(), load
+
+
+# -- determinism -------------------------------------------------------------
+
+
+def test_same_seed_same_bytes() -> None:
+    a = small_stress(seed=4).trace(6.0)
+    b = small_stress(seed=4).trace(6.0)
+    assert a.shape[0] > 50_000
+    assert a.tobytes() == b.tobytes()
+
+
+def test_different_seeds_differ() -> None:
+    a = small_build(seed=1).trace(5.0)
+    b = small_build(seed=2).trace(5.0)
+    assert a.tobytes() != b.tobytes()
+
+
+@pytest.mark.parametrize("chunk_s", [1.0, 0.1, 0.137, 2.5])
+def test_chunked_equals_whole(chunk_s: float) -> None:
+    whole = small_stress(seed=1).trace(6.0)
+    parts = list(small_stress(seed=1).chunks(6.0, chunk_s))
+    assert len(parts) == int(np.ceil(6.0 / chunk_s - 1e-9))
+    assert b"".join(p.tobytes() for p in parts) == whole.tobytes()
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=1500), min_size=1, max_size=8))
+def test_chunked_at_any_millisecond_equals_whole(steps_ms: list[int]) -> None:
+    end_ms = sum(steps_ms)
+    whole = small_build(seed=9).trace(end_ms / 1000)
+    load = small_build(seed=9)
+    t = 0
+    parts = []
+    for s in steps_ms:
+        t += s
+        parts.append(load.run_until(t / 1000))
+    assert b"".join(p.tobytes() for p in parts) == whole.tobytes()
+
+
+def test_off_grid_chunks_keep_ops_and_times() -> None:
+    """Boundaries off the 1 ms grid split ticks but move no operation in time."""
+    whole = small_build(seed=6).trace(3.0)
+    load = small_build(seed=6)
+    parts = [load.run_until(t) for t in (0.0004, 0.2503, 1.0001, 1.9999, 3.0)]
+    chunked = np.frombuffer(b"".join(p.tobytes() for p in parts), dtype=kmm.TRACE_DTYPE)
+
+    def timed_ops(tr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tick = np.where(tr["op"] == kmm.OP_TICK, tr["obj"].astype(np.int64), 0)
+        clock = np.cumsum(tick) - tick
+        keep = tr["op"] != kmm.OP_TICK
+        return tr[keep], clock[keep]
+
+    a, ta = timed_ops(whole)
+    b, tb = timed_ops(chunked)
+    assert fields_equal(a, b)
+    # an op emitted early in a split millisecond is at most that millisecond early
+    assert np.all(ta - tb >= 0) and np.all(ta - tb < 1000)
+
+
+# -- time --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("t", [0.0005, 0.001, 0.25, 1.0, 2.3456789])
+def test_ticks_add_up(t: float) -> None:
+    load = small_build(seed=0)
+    tr = load.run_until(t)
+    ticks = tr["obj"][tr["op"] == kmm.OP_TICK].astype(np.int64)
+    assert ticks.sum() == round(t * 1e6)
+    assert ticks.max() <= 1000 and ticks.min() > 0
+    assert load.now == pytest.approx(t)
+    tr2 = load.run_until(t + 0.5)
+    assert tr2["obj"][tr2["op"] == kmm.OP_TICK].astype(np.int64).sum() == 500_000
+
+
+def test_run_until_now_is_empty() -> None:
+    load = small_build()
+    load.run_until(0.5)
+    assert load.run_until(0.5).shape[0] == 0
+
+
+def test_allocations_spread_in_time(build_trace) -> None:
+    """Operations come between many ticks, not in one burst per window."""
+    tr, _, _ = build_trace
+    tick_idx = np.nonzero(tr["op"] == kmm.OP_TICK)[0]
+    ops_per_ms = np.diff(np.concatenate([[-1], tick_idx])) - 1
+    busy = ops_per_ms[2000:] > 0  # after the first make reads its Makefiles
+    assert busy.mean() > 0.5
+
+
+# -- validity on the engine -----------------------------------------------------
+
+
+def test_trace_is_consistent(build_trace) -> None:
+    tr, stop, _ = build_trace
+    live = check_consistent(tr)
+    check_consistent(stop, live)
+
+
+@pytest.mark.parametrize("allocator", ALLOCATORS)
+def test_replays_on_every_allocator_and_stop_frees_processes(allocator: str) -> None:
+    m = kmm.Machine(mem="256MiB", allocator=allocator)
+    load = small_stress(seed=2)
+    for chunk in load.chunks(9.0, 1.5):
+        m.replay(chunk, outcomes=False)
+    m.check()
+    _, orders, _ = m.allocated_blocks()
+    assert (orders == 1).sum() > 0  # kernel stacks of running processes
+    _, c = m.replay(load.stop())
+    m.check()
+    assert c["free"] + c["free_reclaimed"] + c["free_noop"] > 1000
+    pfns, orders, _ = m.allocated_blocks()
+    assert (orders == 0).all(), "a kernel stack survived stop()"
+    assert load.live_process_objects() == 0
+    # what is left is exactly the caches (some of which reclaim may have taken)
+    assert 0 < pfns.shape[0] <= load.cache_objects()
+
+
+def test_stop_leaves_no_unreclaimable_pages() -> None:
+    m = kmm.Machine(mem="256MiB", allocator="antifrag")
+    pm0 = np.bincount(m.page_map(), minlength=6)
+    load = small_build(seed=3)
+    m.replay(load.trace(8.0), outcomes=False)
+    assert np.bincount(m.page_map(), minlength=6)[kmm.PM_KERNNORCLM] > pm0[kmm.PM_KERNNORCLM] + 50
+    m.replay(load.stop(), outcomes=False)
+    m.drain_pcp()
+    pm = np.bincount(m.page_map(), minlength=6)
+    assert pm[kmm.PM_KERNNORCLM] == pm0[kmm.PM_KERNNORCLM]
+    assert pm[kmm.PM_USERRCLM] > 0 and pm[kmm.PM_KERNRCLM] > 0  # page cache, dentries, inodes
+
+
+def test_after_stop_only_ticks() -> None:
+    load = small_build(seed=1)
+    load.run_until(3.0)
+    load.stop()
+    assert load.stopped
+    tr = load.run_until(5.0)
+    assert (tr["op"] == kmm.OP_TICK).all() and tr["obj"].astype(np.int64).sum() == 2_000_000
+    assert load.stop().shape[0] == 0
+
+
+def test_memory_fills_and_reclaim_runs() -> None:
+    """On a small machine the load fills memory by itself and reclaim keeps up."""
+    m = kmm.Machine(mem="128MiB", allocator="vanilla")
+    _, c = m.replay(small_stress(seed=0).trace(10.0), outcomes=False)
+    assert c["pgsteal"] > 0 and c["alloc_fail"] == 0
+    m.check()
+
+
+# -- object ids, pids, kinds ------------------------------------------------------
+
+
+def test_object_ids_in_range_and_recycled(build_trace) -> None:
+    tr, _, load = build_trace
+    o = ops(tr)
+    assert o["obj"].max() < load.peak_objects
+    allocs = o["obj"][o["op"] == kmm.OP_ALLOC]
+    # ids come back: far fewer distinct ids than allocations
+    assert np.unique(allocs).shape[0] < 0.6 * allocs.shape[0]
+    assert load.peak_objects < allocs.shape[0]
+
+
+def test_kinds_map_to_gfp_order_and_stack() -> None:
+    stacks = {k: 100 + i for i, k in enumerate(wl.KINDS)}
+    lay = small_tree()
+    load = wl.combine(
+        wl.updatedb(files=5_000, files_per_s=5_000),
+        wl.kernel_build(2, layout=lay, copy_tree=True, tree="c", source_tree="m"),
+        stacks=stacks,
+    )
+    tr = load.trace(6.0)
+    a = tr[tr["op"] == kmm.OP_ALLOC]
+    seen = set()
+    for kind, handle in stacks.items():
+        sel = a[a["stack"] == handle]
+        if kind == "leak":
+            assert sel.shape[0] == 0
+            continue
+        assert sel.shape[0] > 0, kind
+        seen.add(kind)
+        gfps = set(sel["gfp"].tolist())
+        if kind in ("dentry", "inode", "buffer_head"):
+            assert gfps == {KERNRCLM}
+        elif kind in ("page_table", "task_struct", "slab_other"):
+            assert gfps == {kmm.GFP_KERNEL}
+        elif kind == "pagecache_read":  # block-device pages are GFP_USER
+            assert gfps <= {kmm.GFP_HIGHUSER, kmm.GFP_USER} and kmm.GFP_HIGHUSER in gfps
+        else:
+            assert gfps == {kmm.GFP_HIGHUSER}
+        orders = set(sel["order"].tolist())
+        assert orders == ({1} if kind == "task_struct" else {0}), kind
+    assert (a["stack"] >= 100).all()
+    assert (tr["stack"][tr["op"] == kmm.OP_TICK] == 0).all()
+
+
+def test_stacks_replay_with_page_owner() -> None:
+    from kmm import page_owner
+
+    m = kmm.Machine(mem="256MiB", allocator="antifrag", page_owner=True)
+    load = small_build(seed=2, stacks=page_owner.workload_stacks(m))
+    m.replay(load.trace(4.0), outcomes=False)
+    m.replay(load.stop(), outcomes=False)
+    m.check()
+
+
+def test_default_stack_is_zero(build_trace) -> None:
+    tr, _, _ = build_trace
+    assert (tr["stack"] == 0).all()
+
+
+def test_pids_and_tgids() -> None:
+    tr = ops(small_build(seed=1).trace(6.0))
+    assert (tr["pid"] == tr["tgid"]).all()
+    # a compile spawns sh, gcc, cc1, as and fixdep: many processes
+    assert np.unique(tr["pid"]).shape[0] > 50
+
+
+def test_combine_disjoint_ids_and_pids() -> None:
+    lay = small_tree()
+    a = wl.kernel_build(2, seed=1, layout=lay, tree="a").trace(5.0)
+    b = wl.kernel_build(2, seed=1, layout=lay, tree="b").trace(5.0)
+    both = wl.combine(
+        wl.kernel_build(2, seed=1, layout=lay, tree="a"), wl.kernel_build(2, seed=1, layout=lay, tree="b")
+    ).trace(5.0)
+    check_consistent(both)
+    na = np.unique(ops(a)["pid"]).shape[0]
+    nb = np.unique(ops(b)["pid"]).shape[0]
+    assert np.unique(ops(both)["pid"]).shape[0] == na + nb
+    # the same processes and caches, only renumbered (shared program text is a
+    # touch instead of an alloc for the second build, still one op)
+    assert ops(both).shape[0] == ops(a).shape[0] + ops(b).shape[0]
+    ticks = both["obj"][both["op"] == kmm.OP_TICK].astype(np.int64).sum()
+    assert ticks == 5_000_000
+
+
+def test_combine_rejects_reuse() -> None:
+    a = small_build()
+    wl.combine(a)
+    with pytest.raises(kmm.ConfigError):
+        a.run_until(1.0)
+    with pytest.raises(kmm.ConfigError):
+        wl.combine(a)
+    b = small_build()
+    b.run_until(0.1)
+    with pytest.raises(kmm.ConfigError):
+        wl.combine(b)
+    c = small_build()
+    with pytest.raises(kmm.ConfigError):
+        wl.combine(c, c)
+    with pytest.raises(kmm.ConfigError):
+        wl.combine()
+    with pytest.raises(kmm.ConfigError):
+        wl.combine("load")  # type: ignore[arg-type]
+
+
+# -- the benchmark's load -----------------------------------------------------------
+
+
+def test_stress_highalloc_load_shape() -> None:
+    """updatedb and the first cp start at once; no compile before the copy is done."""
+    load = wl.stress_highalloc_load(builds=3, jobs=2, seed=0)
+    tr = load.trace(2.0)
+    a = tr[tr["op"] == kmm.OP_ALLOC]
+    assert (a["order"] == 1).sum() == 2  # the kernel stacks of cp and updatedb
+    assert (a["gfp"] == KERNRCLM).sum() > 100  # updatedb's dentries and inodes
+    assert (a["gfp"] == kmm.GFP_HIGHUSER).sum() > 10_000  # the copy's page cache
+    assert (a["gfp"] == kmm.GFP_USER).sum() > 50  # inode tables and directory blocks
+
+
+# -- inject_leak -------------------------------------------------------------------
+
+
+def test_inject_leak_semantics(build_trace) -> None:
+    tr, stop, _ = build_trace
+    t = tr[:50_000]
+    leaky = wl.inject_leak(t, every=1000, order=2, stack=0)
+    n = t.shape[0] // 1000
+    assert leaky.shape[0] == t.shape[0] + n
+    pos = (np.arange(n) + 1) * 1000 + np.arange(n)
+    leaks = leaky[pos]
+    assert (leaks["op"] == kmm.OP_ALLOC).all() and (leaks["order"] == 2).all()
+    assert (leaks["gfp"] == kmm.GFP_KERNEL).all()
+    base = int(ops(t)["obj"].max()) + 1
+    assert leaks["obj"].tolist() == list(range(base, base + n))
+    mask = np.ones(leaky.shape[0], bool)
+    mask[pos] = False
+    assert fields_equal(leaky[mask], t)
+    assert (leaks["pid"] == leaks["tgid"]).all() and leaks["pid"][0] not in set(t["pid"].tolist())
+    # on the engine: the leaked blocks are never freed
+    m = kmm.Machine(mem="256MiB", allocator="antifrag")
+    out, _ = m.replay(leaky)
+    assert (out[pos] >= 0).all()
+    for obj in leaks["obj"][:5]:
+        assert m.object_block(int(obj))[1] == 2
+
+
+def test_inject_leak_custom_ids_and_errors(build_trace) -> None:
+    tr, _, _ = build_trace
+    t = tr[:10_000]
+    leaky = wl.inject_leak(t, every=3000, obj_base=2**31, pid=7, gfp="GFP_HIGHUSER")
+    lk = leaky[leaky["obj"] >= 2**31]
+    assert lk["obj"].tolist() == [2**31, 2**31 + 1, 2**31 + 2]
+    assert (lk["pid"] == 7).all() and (lk["gfp"] == kmm.GFP_HIGHUSER).all()
+    used = int(ops(t)["obj"][0])
+    with pytest.raises(kmm.ConfigError):
+        wl.inject_leak(t, obj_base=used)
+    with pytest.raises(kmm.ConfigError):
+        wl.inject_leak(t, every=0)
+    with pytest.raises(kmm.ConfigError):
+        wl.inject_leak(t, order=11)
+    with pytest.raises(kmm.GfpError):
+        wl.inject_leak(t, gfp=1 << 30)
+    with pytest.raises(kmm.TraceError):
+        wl.inject_leak(np.zeros(10, dtype=np.int64))
+    with pytest.raises(kmm.ConfigError):
+        wl.inject_leak(t, obj_base=2**32 - 2)
+    assert wl.inject_leak(t[:10], every=100).tobytes() == t[:10].tobytes()
+
+
+# -- bad arguments --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: wl.kernel_build(-1),
+        lambda: wl.kernel_build(0),
+        lambda: wl.kernel_build(4.5),
+        lambda: wl.kernel_build(4, seed=-1),
+        lambda: wl.kernel_build(4, cpus=0),
+        lambda: wl.kernel_build(4, start=float("nan")),
+        lambda: wl.kernel_build(4, cpu_share=[]),
+        lambda: wl.kernel_build(4, cpu_share=[(0, -1)]),
+        lambda: wl.kernel_build(4, tree="x", source_tree="x"),
+        lambda: wl.kernel_build(4, stacks={"anon_fault": -3}),
+        lambda: wl.kernel_build(4, stacks=[1, 2]),
+        lambda: wl.kernel_build(4, layout="big"),
+        lambda: wl.updatedb(files=0),
+        lambda: wl.updatedb(files_per_s=float("inf")),
+        lambda: wl.stress_highalloc_load(builds=-1),
+        lambda: wl.stress_highalloc_load(jobs=0),
+        lambda: wl.stress_highalloc_load(builds=0, updatedb=False),
+        lambda: wl.stress_highalloc_load(updatedb="yes"),
+        lambda: wl.kernel_tree(files=10, units=20),
+    ],
+)
+def test_bad_arguments(make) -> None:
+    with pytest.raises(kmm.ConfigError):
+        make()
+
+
+def test_bad_times() -> None:
+    load = small_build()
+    load.run_until(1.0)
+    with pytest.raises(kmm.TraceError):
+        load.run_until(0.5)
+    with pytest.raises(kmm.ConfigError):
+        load.run_until(float("nan"))
+    with pytest.raises(kmm.ConfigError):
+        load.run_until("2")  # type: ignore[arg-type]
+    with pytest.raises(kmm.ConfigError):
+        load.run_until(1e9)
+    with pytest.raises(kmm.ConfigError):
+        next(load.chunks(3.0, 0.0))
+    with pytest.raises(kmm.TraceError):
+        next(load.chunks(0.2))
+    # nothing changed by the failures
+    assert load.now == 1.0
+    tr = load.run_until(1.5)
+    assert tr["obj"][tr["op"] == kmm.OP_TICK].astype(np.int64).sum() == 500_000
