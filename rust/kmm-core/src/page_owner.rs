@@ -25,7 +25,7 @@ use crate::machine::{
     forder, kind, AllocCtx, Machine, F_LRU, K_ALLOC, K_FREE, LT_FALLBACK, LT_GLOBAL,
     LT_KERNRCLM, LT_NORCLM, LT_USERRCLM,
 };
-use crate::stackdepot::{hash_bytes, DepotStats, FrameRef, StackDepot};
+use crate::stackdepot::{DepotStats, FrameRef, StackDepot};
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -88,8 +88,7 @@ pub struct PageOwner {
     /// Per pfn: timestamp ms bits 0..16.
     ts_lo: Vec<u16>,
     /// Context id - 1 -> context.
-    ctxs: Vec<OwnerCtx>,
-    ctx_hash: Vec<u64>,
+    ctxs: Vec<PackedCtx>,
     /// Open addressing over context ids (0 = empty).
     ctx_table: Vec<u32>,
     comm: HashMap<u32, Box<str>>,
@@ -97,17 +96,47 @@ pub struct PageOwner {
     pub ctx_overflows: u64,
 }
 
-#[inline]
-fn ctx_hash(c: &OwnerCtx) -> u64 {
-    let mut b = [0u8; 21];
-    b[0..4].copy_from_slice(&c.stack.to_le_bytes());
-    b[4..8].copy_from_slice(&c.gfp.to_le_bytes());
-    b[8..12].copy_from_slice(&c.pid.to_le_bytes());
-    b[12..16].copy_from_slice(&c.tgid.to_le_bytes());
-    b[16..20].copy_from_slice(&c.free_stack.to_le_bytes());
-    b[20] = c.order;
-    let h = hash_bytes(0x51_7cc1_b727_220a, &b);
-    h ^ (h >> 32)
+/// A context as stored: 20 bytes (the order rides in the top byte of the gfp
+/// word; kmm's GFP bits fit in the low 18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PackedCtx {
+    stack: u32,
+    gfp_order: u32,
+    pid: u32,
+    tgid: u32,
+    free_stack: u32,
+}
+
+impl PackedCtx {
+    #[inline]
+    fn pack(c: &OwnerCtx) -> PackedCtx {
+        PackedCtx {
+            stack: c.stack,
+            gfp_order: (c.gfp & 0x00ff_ffff) | ((c.order as u32) << 24),
+            pid: c.pid,
+            tgid: c.tgid,
+            free_stack: c.free_stack,
+        }
+    }
+    #[inline]
+    fn unpack(&self) -> OwnerCtx {
+        OwnerCtx {
+            stack: self.stack,
+            gfp: self.gfp_order & 0x00ff_ffff,
+            pid: self.pid,
+            tgid: self.tgid,
+            free_stack: self.free_stack,
+            order: (self.gfp_order >> 24) as u8,
+        }
+    }
+    #[inline]
+    fn hash(&self) -> u64 {
+        let a = ((self.stack as u64) << 32 | self.gfp_order as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let b = ((self.pid as u64) << 32 | self.tgid as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+        let h = (a ^ b.rotate_left(29) ^ (self.free_stack as u64).wrapping_mul(0x1656_67b1_9e37_79f9))
+            .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^ (h >> 31)
+    }
 }
 
 impl PageOwner {
@@ -122,17 +151,28 @@ impl PageOwner {
         }
     }
 
+    /// Insert `id` in an open-addressing table at the first free slot of `h`.
+    #[inline]
+    fn table_put(table: &mut [u32], h: u64, id: u32) {
+        let mask = table.len() - 1;
+        let mut i = (h as usize) & mask;
+        while table[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        table[i] = id;
+    }
+
     fn intern_ctx(&mut self, c: OwnerCtx) -> u32 {
-        let h = ctx_hash(&c);
-        let mut mask = self.ctx_table.len() - 1;
+        let pc = PackedCtx::pack(&c);
+        let h = pc.hash();
+        let mask = self.ctx_table.len() - 1;
         let mut i = (h as usize) & mask;
         loop {
             let e = self.ctx_table[i];
             if e == 0 {
                 break;
             }
-            let k = (e - 1) as usize;
-            if self.ctx_hash[k] == h && self.ctxs[k] == c {
+            if self.ctxs[(e - 1) as usize] == pc {
                 return e;
             }
             i = (i + 1) & mask;
@@ -141,27 +181,21 @@ impl PageOwner {
             self.ctx_overflows += 1;
             return CTX_OVERFLOW;
         }
-        self.ctxs.push(c);
-        self.ctx_hash.push(h);
+        // grow by a quarter, not double: contexts are most of page_owner's table memory
+        if self.ctxs.len() == self.ctxs.capacity() {
+            self.ctxs.reserve_exact((self.ctxs.len() / 4).max(64));
+        }
+        self.ctxs.push(pc);
         let id = self.ctxs.len() as u32;
-        if self.ctxs.len() * 2 > self.ctx_table.len() {
-            let cap = self.ctx_table.len() * 2;
-            let mut t = vec![0u32; cap];
-            for (k, &hh) in self.ctx_hash.iter().enumerate() {
-                let mut j = (hh as usize) & (cap - 1);
-                while t[j] != 0 {
-                    j = (j + 1) & (cap - 1);
-                }
-                t[j] = k as u32 + 1;
+        if self.ctxs.len() * 4 > self.ctx_table.len() * 3 {
+            let mut t = vec![0u32; self.ctx_table.len() * 2];
+            for (k, x) in self.ctxs.iter().enumerate() {
+                Self::table_put(&mut t, x.hash(), k as u32 + 1);
             }
             self.ctx_table = t;
-            mask = cap - 1;
-            i = (h as usize) & mask;
-            while self.ctx_table[i] != 0 {
-                i = (i + 1) & mask;
-            }
+        } else {
+            self.ctx_table[i] = id;
         }
-        self.ctx_table[i] = id;
         id
     }
 
@@ -213,7 +247,7 @@ impl PageOwner {
         if id == 0 || id == CTX_OVERFLOW {
             OwnerCtx::default()
         } else {
-            self.ctxs[(id - 1) as usize]
+            self.ctxs[(id - 1) as usize].unpack()
         }
     }
 
@@ -285,8 +319,7 @@ impl PageOwner {
     /// Memory page_owner uses on a machine of `nr_pages` pages.
     pub fn memory(&self) -> OwnerMemory {
         let per_page = self.ctx_ts.capacity() as u64 * 4 + self.ts_lo.capacity() as u64 * 2;
-        let contexts = self.ctxs.capacity() as u64 * std::mem::size_of::<OwnerCtx>() as u64
-            + self.ctx_hash.capacity() as u64 * 8
+        let contexts = self.ctxs.capacity() as u64 * std::mem::size_of::<PackedCtx>() as u64
             + self.ctx_table.capacity() as u64 * 4;
         let depot = self.depot.stats().bytes;
         let comms = self.comm.capacity() as u64 * 24
