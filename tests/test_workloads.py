@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import kmm
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import kmm
 from kmm import workloads as wl
 
 ALLOCATORS = ("vanilla", "antifrag", "mobility")
@@ -28,7 +27,9 @@ def small_stress(seed: int = 0) -> wl.Load:
     lay = small_tree()
     return wl.combine(
         wl.updatedb(seed=seed, files=20_000, files_per_s=4_000),
-        wl.kernel_build(2, seed=seed + 1, layout=lay, copy_tree=True, tree="copy1", source_tree="main"),
+        wl.kernel_build(
+            2, seed=seed + 1, layout=lay, copy_tree=True, tree="copy1", source_tree="main"
+        ),
         wl.kernel_build(2, seed=seed, layout=lay, tree="main", start=1.0),
     )
 
@@ -286,7 +287,8 @@ def test_combine_disjoint_ids_and_pids() -> None:
     a = wl.kernel_build(2, seed=1, layout=lay, tree="a").trace(5.0)
     b = wl.kernel_build(2, seed=1, layout=lay, tree="b").trace(5.0)
     both = wl.combine(
-        wl.kernel_build(2, seed=1, layout=lay, tree="a"), wl.kernel_build(2, seed=1, layout=lay, tree="b")
+        wl.kernel_build(2, seed=1, layout=lay, tree="a"),
+        wl.kernel_build(2, seed=1, layout=lay, tree="b"),
     ).trace(5.0)
     check_consistent(both)
     na = np.unique(ops(a)["pid"]).shape[0]
@@ -337,7 +339,7 @@ def test_stress_highalloc_load_shape() -> None:
 
 
 def test_inject_leak_semantics(build_trace) -> None:
-    tr, stop, _ = build_trace
+    tr, _stop, _ = build_trace
     t = tr[:50_000]
     leaky = wl.inject_leak(t, every=1000, order=2, stack=0)
     n = t.shape[0] // 1000

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,11 +41,11 @@ __all__ = [
     "KIND_GFP",
     "Load",
     "TreeLayout",
-    "kernel_build",
-    "updatedb",
     "combine",
-    "stress_highalloc_load",
     "inject_leak",
+    "kernel_build",
+    "stress_highalloc_load",
+    "updatedb",
 ]
 
 # ---------------------------------------------------------------------------
@@ -84,9 +85,7 @@ KIND_GFP: dict[str, int] = {
     "slab_other": _gfp.GFP_KERNEL,  # task_struct, mm, vmas, files, signal slabs
     "leak": _gfp.GFP_KERNEL,
 }
-_KIND_GFP_ARR = np.array(
-    [KIND_GFP[k] for k in KINDS] + [_gfp.GFP_USER], dtype=np.uint32
-)
+_KIND_GFP_ARR = np.array([KIND_GFP[k] for k in KINDS] + [_gfp.GFP_USER], dtype=np.uint32)
 
 # internal op: a cache access, resolved at emission into OP_ALLOC (first access
 # of that page) or OP_TOUCH (it is in the page cache / slab already)
@@ -111,7 +110,9 @@ _EV = np.dtype(
 )
 
 
-def _events(t: Any, op: int, obj: Any, pid: Any, kind: Any, order: int = 0, proc: int = 1) -> np.ndarray:
+def _events(
+    t: Any, op: int, obj: Any, pid: Any, kind: Any, order: int = 0, proc: int = 1
+) -> np.ndarray:
     t = np.asarray(t, dtype=np.int64)
     e = np.empty(t.shape[0], dtype=_EV)
     e["t"] = t
@@ -307,10 +308,14 @@ class _TreeCache:
         return pages.astype(np.uint32), which
 
     def dentry_page(self, files: np.ndarray) -> np.ndarray:
-        return (self.dentry_base + self.layout.walk_rank[files] // _DENTRIES_PER_PAGE).astype(np.uint32)
+        return (self.dentry_base + self.layout.walk_rank[files] // _DENTRIES_PER_PAGE).astype(
+            np.uint32
+        )
 
     def inode_page(self, files: np.ndarray) -> np.ndarray:
-        return (self.inode_base + self.layout.walk_rank[files] // _INODES_PER_PAGE).astype(np.uint32)
+        return (self.inode_base + self.layout.walk_rank[files] // _INODES_PER_PAGE).astype(
+            np.uint32
+        )
 
 
 class _SlabFill:
@@ -332,7 +337,9 @@ class _SlabFill:
         if new.shape[0] == 0:
             return np.empty(0, _EV)
         base = ctx.ids.permanent(new.shape[0])
-        return _events(t[new], OP_ALLOC, base + np.arange(new.shape[0]), pid[new], self.kind, proc=0)
+        return _events(
+            t[new], OP_ALLOC, base + np.arange(new.shape[0]), pid[new], self.kind, proc=0
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -372,7 +379,12 @@ def _processes(
     n_slab = np.full(P, _SLAB_PAGES_PER_TASK if own_slab else 0, dtype=np.int64)
     size = 2 + n_pte + n_slab + anon
     base = np.array([ctx.ids.block(int(size[p]), int(end[p])) for p in range(P)], dtype=np.int64)
-    k_task, k_pt, k_slab, k_anon = _K["task_struct"], _K["page_table"], _K["slab_other"], _K["anon_fault"]
+    k_task, k_pt, k_slab, k_anon = (
+        _K["task_struct"],
+        _K["page_table"],
+        _K["slab_other"],
+        _K["anon_fault"],
+    )
     out = []
     # task: kernel stack (order 1) and pgd
     out.append(_events(start, OP_ALLOC, base, pid, k_task, order=1))
@@ -380,7 +392,11 @@ def _processes(
     # PTE pages: two at exec (text/libs, stack), the rest as the heap grows
     r = np.repeat(np.arange(P), n_pte)
     j = np.arange(r.shape[0]) - np.repeat(np.cumsum(n_pte) - n_pte, n_pte)
-    t_pte = np.where(j < 2, start[r], start[r] + (rng.random(r.shape[0]) * (grow_end - start)[r]).astype(np.int64))
+    t_pte = np.where(
+        j < 2,
+        start[r],
+        start[r] + (rng.random(r.shape[0]) * (grow_end - start)[r]).astype(np.int64),
+    )
     pte_ids = base[r] + 2 + j
     out.append(_events(t_pte, OP_ALLOC, pte_ids, pid[r], k_pt))
     if own_slab:
@@ -394,7 +410,11 @@ def _processes(
         pages = ctx.text_pages(name)
         rr = np.repeat(sel, pages.shape[0])
         tt = start[rr] + (rng.random(rr.shape[0]) * (life[rr] // 5)).astype(np.int64)
-        out.append(_events(tt, _OP_ACCESS, np.tile(pages, sel.shape[0]), pid[rr], _K["pagecache_read"], proc=0))
+        out.append(
+            _events(
+                tt, _OP_ACCESS, np.tile(pages, sel.shape[0]), pid[rr], _K["pagecache_read"], proc=0
+            )
+        )
     # anonymous memory
     ra = np.repeat(np.arange(P), anon)
     ja = np.arange(ra.shape[0]) - np.repeat(np.cumsum(anon) - anon, anon)
@@ -489,8 +509,10 @@ class _BuildSource(_Source):
             order = np.argsort(L.walk_rank)
             done = np.cumsum(L.pages[order]) * PAGE
             self.copy_files = order
-            self.copy_t = t0 + ((done - L.pages[order] * PAGE) / (copy_mb_s * 1e6) * 1e6).astype(np.int64)
-            t0 = start_us + int(math.ceil(done[-1] / (copy_mb_s * 1e6) * 1e6))
+            self.copy_t = t0 + ((done - L.pages[order] * PAGE) / (copy_mb_s * 1e6) * 1e6).astype(
+                np.int64
+            )
+            t0 = start_us + math.ceil(done[-1] / (copy_mb_s * 1e6) * 1e6)
         self.copy_end = t0
         self.make_start = t0
         # compile units: CPU time and cc1 heap correlated (big files cost both)
@@ -499,7 +521,9 @@ class _BuildSource(_Source):
         z2 = 0.7 * z + math.sqrt(1 - 0.49) * rng.standard_normal(n)
         self.cpu_us = cpu_median_s * 1e6 * np.exp(cpu_sigma * z2)
         self.cc1_pages = np.maximum(64, cc1_median_pages * np.exp(cc1_sigma * z)).astype(np.int64)
-        self.obj_pages = np.maximum(1, np.ceil(_lognormal(rng, 12 * 1024, 0.9, n) / PAGE)).astype(np.int64)
+        self.obj_pages = np.maximum(1, np.ceil(_lognormal(rng, 12 * 1024, 0.9, n) / PAGE)).astype(
+            np.int64
+        )
         # headers each unit includes: p = min(1, core / rank) (~150 headers a unit)
         self.hdr_p = np.minimum(1.0, header_core / (np.arange(L.headers) + 1.0))
         # the jobserver: `jobs` slots take units in build order
@@ -551,12 +575,20 @@ class _BuildSource(_Source):
         rng = self._rng(w)
         out: list[np.ndarray] = []
         lo, hi = w * _WIN_US, (w + 1) * _WIN_US
-        kw = dict(touch_interval_us=self.touch_us, short_frac=self.short_frac)
+        kw = {"touch_interval_us": self.touch_us, "short_frac": self.short_frac}
         # cp -a of the tree
         if self.src is not None and lo <= self.start_us < hi:
             self.cp_pid = int(ctx.pids(1)[0])
-            out += _processes(ctx, rng, ["cp"], np.array([self.start_us]), np.array([self.copy_end]),
-                              np.array([PROGRAMS["cp"][1]]), np.array([self.cp_pid]), **kw)
+            out += _processes(
+                ctx,
+                rng,
+                ["cp"],
+                np.array([self.start_us]),
+                np.array([self.copy_end]),
+                np.array([PROGRAMS["cp"][1]]),
+                np.array([self.cp_pid]),
+                **kw,
+            )
         if self.src is not None:
             sel = _window(self.copy_t, w)
             if sel.shape[0]:
@@ -565,8 +597,16 @@ class _BuildSource(_Source):
         if lo <= self.make_start < hi:
             self.make_pid = int(ctx.pids(1)[0])
             anon = int(PROGRAMS["make"][1] * 3)  # parses the top Makefile, .config, kbuild
-            out += _processes(ctx, rng, ["make"], np.array([self.make_start]), np.array([self.make_end]),
-                              np.array([anon]), np.array([self.make_pid]), **kw)
+            out += _processes(
+                ctx,
+                rng,
+                ["make"],
+                np.array([self.make_start]),
+                np.array([self.make_end]),
+                np.array([anon]),
+                np.array([self.make_pid]),
+                **kw,
+            )
         # directory sub-makes (they hold their children's slab pages)
         sel = _window(self.d_start, w)
         for d in sel:
@@ -600,8 +640,17 @@ class _BuildSource(_Source):
         pid = ctx.pids(1)
         s, e = int(self.d_start[d]), int(self.d_end[d])
         anon = np.maximum(16, _lognormal(rng, PROGRAMS["make"][1], 0.3, 1)).astype(np.int64)
-        out = _processes(ctx, rng, ["make"], np.array([s]), np.array([e]), anon, pid,
-                         touch_interval_us=self.touch_us, short_frac=self.short_frac)
+        out = _processes(
+            ctx,
+            rng,
+            ["make"],
+            np.array([s]),
+            np.array([e]),
+            anon,
+            pid,
+            touch_interval_us=self.touch_us,
+            short_frac=self.short_frac,
+        )
         units = np.arange(self.d_first[d], self.d_last[d] + 1)
         # the page cache the units will write: each unit's .o, then its .cmd
         npg = self.obj_pages[units] + 2
@@ -611,9 +660,17 @@ class _BuildSource(_Source):
         ld_pid = ctx.pids(1)
         ls, le = int(self.ld_start[d]), int(self.ld_end[d])
         in_pages = int(self.obj_pages[units].sum())
-        out += _processes(ctx, rng, ["ld"], np.array([ls]), np.array([le]),
-                          np.array([PROGRAMS["ld"][1] + in_pages]), ld_pid,
-                          touch_interval_us=self.touch_us, short_frac=self.short_frac)
+        out += _processes(
+            ctx,
+            rng,
+            ["ld"],
+            np.array([ls]),
+            np.array([le]),
+            np.array([PROGRAMS["ld"][1] + in_pages]),
+            ld_pid,
+            touch_interval_us=self.touch_us,
+            short_frac=self.short_frac,
+        )
         objs = np.concatenate([self.u_out_base[u] + np.arange(self.obj_pages[u]) for u in units])
         read_end = ls + (le - ls) // 2
         tr = ls + (rng.random(objs.shape[0]) * (read_end - ls)).astype(np.int64)
@@ -621,7 +678,11 @@ class _BuildSource(_Source):
         bi = ctx.ids.permanent(in_pages)
         tw = np.sort(read_end + (rng.random(in_pages) * (le - 1_000 - read_end)).astype(np.int64))
         pids = np.full(in_pages, ld_pid[0], np.uint32)
-        out.append(_events(tw, OP_ALLOC, bi + np.arange(in_pages), ld_pid[0], _K["pagecache_write"], proc=0))
+        out.append(
+            _events(
+                tw, OP_ALLOC, bi + np.arange(in_pages), ld_pid[0], _K["pagecache_write"], proc=0
+            )
+        )
         out.append(self.bhs.add(ctx, tw, pids))
         out.append(self.dentries.add(ctx, tw[-1:], pids[-1:]))
         out.append(self.inodes.add(ctx, tw[-1:], pids[-1:]))
@@ -647,8 +708,18 @@ class _BuildSource(_Source):
         for i, p in enumerate(progs):
             anon[:, i] = np.maximum(8, _lognormal(rng, PROGRAMS[p][1], 0.3, U))
         anon[:, 2] = self.cc1_pages[units]
-        out = _processes(ctx, rng, progs * U, st, en, anon.ravel(), pid,
-                         touch_interval_us=self.touch_us, short_frac=self.short_frac, own_slab=False)
+        out = _processes(
+            ctx,
+            rng,
+            progs * U,
+            st,
+            en,
+            anon.ravel(),
+            pid,
+            touch_interval_us=self.touch_us,
+            short_frac=self.short_frac,
+            own_slab=False,
+        )
         prog_of = np.tile(np.arange(5), U)
         cc1 = np.nonzero(prog_of == 2)[0]
         cc1_pid, cc1_s, cc1_e = pid[cc1], st[cc1], en[cc1]
@@ -659,10 +730,18 @@ class _BuildSource(_Source):
         fu = np.concatenate([np.arange(U), uu])
         pre = (cc1_e - cc1_s) * 3 // 10
         tf = cc1_s[fu] + (rng.random(fu.shape[0]) * pre[fu]).astype(np.int64)
-        out.append(_events(tf, _OP_ACCESS, self.tree.dentry_page(files), cc1_pid[fu], _K["dentry"], proc=0))
-        out.append(_events(tf, _OP_ACCESS, self.tree.inode_page(files), cc1_pid[fu], _K["inode"], proc=0))
+        out.append(
+            _events(tf, _OP_ACCESS, self.tree.dentry_page(files), cc1_pid[fu], _K["dentry"], proc=0)
+        )
+        out.append(
+            _events(tf, _OP_ACCESS, self.tree.inode_page(files), cc1_pid[fu], _K["inode"], proc=0)
+        )
         pages, which = self.tree.file_pages(files)
-        out.append(_events(tf[which] + 1, _OP_ACCESS, pages, cc1_pid[fu][which], _K["pagecache_read"], proc=0))
+        out.append(
+            _events(
+                tf[which] + 1, _OP_ACCESS, pages, cc1_pid[fu][which], _K["pagecache_read"], proc=0
+            )
+        )
         # as writes the .o, fixdep writes the .cmd (2 pages of dependency list)
         as_i = np.nonzero(prog_of == 3)[0]
         fx_i = np.nonzero(prog_of == 4)[0]
@@ -672,7 +751,12 @@ class _BuildSource(_Source):
         rw = np.repeat(np.arange(npg.shape[0]), npg)
         tw = t_w[rw]
         ids = self.u_out_base[units].repeat(npg.reshape(U, 2).sum(axis=1)) + (
-            np.arange(rw.shape[0]) - np.repeat(np.cumsum(npg.reshape(U, 2).sum(axis=1)) - npg.reshape(U, 2).sum(axis=1), npg.reshape(U, 2).sum(axis=1)))
+            np.arange(rw.shape[0])
+            - np.repeat(
+                np.cumsum(npg.reshape(U, 2).sum(axis=1)) - npg.reshape(U, 2).sum(axis=1),
+                npg.reshape(U, 2).sum(axis=1),
+            )
+        )
         out.append(_events(tw, OP_ALLOC, ids, p_w[rw], _K["pagecache_write"], proc=0))
         out.append(self.bhs.add(ctx, tw, p_w[rw]))
         # new files: .o, .cmd, and the .d that fixdep reads and deletes
@@ -686,8 +770,17 @@ class _BuildSource(_Source):
 class _UpdatedbSource(_Source):
     """updatedb: lstat() every file of the filesystem, then write the database."""
 
-    def __init__(self, *, seed: int, files: int, files_per_s: float, files_per_dir: float,
-                 start_us: int, touch_interval_s: float, stream: int) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int,
+        files: int,
+        files_per_s: float,
+        files_per_dir: float,
+        start_us: int,
+        touch_interval_s: float,
+        stream: int,
+    ) -> None:
         self.seed = seed
         self.stream = stream
         self.files = files
@@ -703,7 +796,7 @@ class _UpdatedbSource(_Source):
         self.dentries = _SlabFill(_K["dentry"], _DENTRIES_PER_PAGE)
         self.inodes = _SlabFill(_K["inode"], _INODES_PER_PAGE)
         self.itable = _SlabFill(_K_BDEV, _DISK_INODES_PER_PAGE)  # inode-table blocks
-        self.dirblk = _SlabFill(_K_BDEV, int(round(self.files_per_dir)))  # one dir block a directory
+        self.dirblk = _SlabFill(_K_BDEV, round(self.files_per_dir))  # one dir block a directory
         self.bhs = _SlabFill(_K["buffer_head"], _BH_PER_PAGE)
         self.pid = 0
 
@@ -713,15 +806,23 @@ class _UpdatedbSource(_Source):
         out: list[np.ndarray] = []
         if lo <= self.start_us < hi:
             self.pid = int(ctx.pids(1)[0])
-            out += _processes(ctx, rng, ["updatedb"], np.array([self.start_us]), np.array([self.end_us]),
-                              np.array([PROGRAMS["updatedb"][1]]), np.array([self.pid]),
-                              touch_interval_us=self.touch_us, short_frac=0.0)
+            out += _processes(
+                ctx,
+                rng,
+                ["updatedb"],
+                np.array([self.start_us]),
+                np.array([self.end_us]),
+                np.array([PROGRAMS["updatedb"][1]]),
+                np.array([self.pid]),
+                touch_interval_us=self.touch_us,
+                short_frac=0.0,
+            )
         # files walked in this window
         a = max(lo, self.start_us)
         b = min(hi, self.walk_end)
         if a < b:
-            f0 = int(math.ceil((a - self.start_us) * self.rate / 1e6))
-            f1 = min(self.files, int(math.ceil((b - self.start_us) * self.rate / 1e6)))
+            f0 = math.ceil((a - self.start_us) * self.rate / 1e6)
+            f1 = min(self.files, math.ceil((b - self.start_us) * self.rate / 1e6))
             if f1 > f0:
                 f = np.arange(f0, f1)
                 t = self.start_us + (f * 1e6 / self.rate).astype(np.int64)
@@ -736,7 +837,9 @@ class _UpdatedbSource(_Source):
             n = self.db_pages
             t = self.walk_end + np.sort(rng.integers(0, 400_000, n))
             base = ctx.ids.permanent(n)
-            out.append(_events(t, OP_ALLOC, base + np.arange(n), self.pid, _K["pagecache_write"], proc=0))
+            out.append(
+                _events(t, OP_ALLOC, base + np.arange(n), self.pid, _K["pagecache_write"], proc=0)
+            )
             out.append(self.bhs.add(ctx, t, np.full(n, self.pid, np.uint32)))
         return out
 
@@ -842,7 +945,7 @@ class Load:
         self._check_usable()
         chunk_s = _float_arg("chunk_s", chunk_s, 1e-3, _MAX_SPAN_S)
         until_us = self._time_arg(until)
-        step = int(round(chunk_s * 1e6))
+        step = round(chunk_s * 1e6)
         while self._now_us < until_us:
             nxt = min(until_us, self._now_us + step)
             yield self.run_until(nxt / 1e6)
@@ -852,7 +955,9 @@ class Load:
         return self.run_until(until)
 
     def __repr__(self) -> str:
-        return f"<kmm.workloads.Load sources={len(self._sources)} now={self.now:.3f}s ops={self.ops}>"
+        return (
+            f"<kmm.workloads.Load sources={len(self._sources)} now={self.now:.3f}s ops={self.ops}>"
+        )
 
     # -- internals ---------------------------------------------------------------
 
@@ -865,12 +970,15 @@ class Load:
             raise ConfigError(f"time must be a number of seconds, not {type(t).__name__}")
         if not math.isfinite(float(t)):
             raise ConfigError(f"time must be finite, got {t}")
-        t_us = int(round(float(t) * 1e6))
+        t_us = round(float(t) * 1e6)
         if t_us < self._now_us:
-            raise TraceError(f"time cannot go backwards: asked for {t} s, the load is at {self.now} s")
+            raise TraceError(
+                f"time cannot go backwards: asked for {t} s, the load is at {self.now} s"
+            )
         if t_us - self._now_us > _MAX_SPAN_S * 1e6:
             raise ConfigError(
-                f"cannot emit {t - self.now:.0f} s in one call (at most {_MAX_SPAN_S:.0f} s; use chunks())"
+                f"cannot emit {t - self.now:.0f} s in one call "
+                f"(at most {_MAX_SPAN_S:.0f} s; use chunks())"
             )
         return t_us
 
@@ -937,7 +1045,9 @@ class Load:
         self._pos = stop_i
         ev = self._resolve(ev)
         nslots = j_end - j0
-        counts = np.bincount(slot - j0, minlength=nslots) if ev.shape[0] else np.zeros(nslots, np.int64)
+        counts = (
+            np.bincount(slot - j0, minlength=nslots) if ev.shape[0] else np.zeros(nslots, np.int64)
+        )
         tick_pos = np.cumsum(counts) + np.arange(nslots)
         n = ev.shape[0] + nslots
         out = np.zeros(n, TRACE_DTYPE)
@@ -1028,7 +1138,9 @@ def _stack_table(stacks: Mapping[str, int] | None) -> np.ndarray:
     if stacks is None:
         return table
     if not isinstance(stacks, Mapping):
-        raise ConfigError(f"stacks must be a mapping of kind name -> stack handle, not {type(stacks).__name__}")
+        raise ConfigError(
+            f"stacks must be a mapping of kind name -> stack handle, not {type(stacks).__name__}"
+        )
     for i, k in enumerate(KINDS):
         v = stacks.get(k, 0)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < 2**32:
@@ -1040,6 +1152,7 @@ def _stack_table(stacks: Mapping[str, int] | None) -> np.ndarray:
 
 # ---------------------------------------------------------------------------
 # public constructors
+
 
 def kernel_build(
     jobs: int = 4,
@@ -1079,8 +1192,13 @@ def kernel_build(
         cpu_share = [(0.0, cpus)]
     else:
         try:
-            cpu_share = [(_float_arg("cpu_share time", a, 0.0, 1e7), _float_arg("cpu_share cpus", b, 0.01, 4096))
-                         for a, b in cpu_share]
+            cpu_share = [
+                (
+                    _float_arg("cpu_share time", a, 0.0, 1e7),
+                    _float_arg("cpu_share cpus", b, 0.01, 4096),
+                )
+                for a, b in cpu_share
+            ]
         except (TypeError, ValueError) as e:
             if isinstance(e, ConfigError):
                 raise
@@ -1100,7 +1218,7 @@ def kernel_build(
         layout=layout,
         tree=tree,
         copy_from=source_tree if copy_tree else None,
-        start_us=int(round(start * 1e6)),
+        start_us=round(start * 1e6),
         cpu_share=cpu_share,
         cpu_median_s=_float_arg("cpu_median_s", cpu_median_s, 1e-4, 1e4),
         cpu_sigma=_float_arg("cpu_sigma", cpu_sigma, 0.0, 3.0),
@@ -1144,7 +1262,7 @@ def updatedb(
         files=_int_arg("files", files, 1, 100_000_000),
         files_per_s=_float_arg("files_per_s", files_per_s, 1.0, 1e8),
         files_per_dir=_float_arg("files_per_dir", files_per_dir, 1.0, 1e5),
-        start_us=int(round(_float_arg("start", start, 0.0, 1e6) * 1e6)),
+        start_us=round(_float_arg("start", start, 0.0, 1e6) * 1e6),
         touch_interval_s=_float_arg("touch_interval_s", touch_interval_s, 1e-3, 1e6),
         stream=_stream_of("updatedb", ""),
     )
@@ -1211,13 +1329,33 @@ def stress_highalloc_load(
     if updatedb:
         loads.append(_updatedb_fn(seed=seed, stacks=stacks))
     for k in range(1, builds):
-        loads.append(kernel_build(jobs, seed=seed + k, stacks=stacks, start=(k - 1) * copy_s,
-                                  copy_tree=True, tree=f"linux-2.6.11-copy{k}", source_tree="linux-2.6.11",
-                                  layout=layout, cpu_share=share, copy_mb_s=copy_mb_s))
+        loads.append(
+            kernel_build(
+                jobs,
+                seed=seed + k,
+                stacks=stacks,
+                start=(k - 1) * copy_s,
+                copy_tree=True,
+                tree=f"linux-2.6.11-copy{k}",
+                source_tree="linux-2.6.11",
+                layout=layout,
+                cpu_share=share,
+                copy_mb_s=copy_mb_s,
+            )
+        )
     if builds:
-        loads.append(kernel_build(jobs, seed=seed, stacks=stacks, start=(builds - 1) * copy_s,
-                                  tree="linux-2.6.11", source_tree="linux-2.6.11-orig",
-                                  layout=layout, cpu_share=share))
+        loads.append(
+            kernel_build(
+                jobs,
+                seed=seed,
+                stacks=stacks,
+                start=(builds - 1) * copy_s,
+                tree="linux-2.6.11",
+                source_tree="linux-2.6.11-orig",
+                layout=layout,
+                cpu_share=share,
+            )
+        )
     return combine(*loads, stacks=stacks)
 
 
@@ -1244,7 +1382,11 @@ def inject_leak(
 
     t = as_trace(trace)
     every = _int_arg("every", every, 1, 2**62)
-    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 0 <= order < MAX_ORDER:
+    if (
+        isinstance(order, bool)
+        or not isinstance(order, (int, np.integer))
+        or not 0 <= order < MAX_ORDER
+    ):
         raise ConfigError(f"order must be an int in 0..{MAX_ORDER - 1}, got {order!r}")
     gfp = _gfp.parse(gfp)
     stack = _int_arg("stack", stack, 0, 2**32 - 1)
@@ -1256,7 +1398,9 @@ def inject_leak(
     if obj_base + n > 2**32:
         raise ConfigError(f"{n} leaked objects from id {obj_base} overflow 32-bit ids")
     if objs.shape[0] and n and np.any((objs >= obj_base) & (objs < obj_base + n)):
-        raise ConfigError(f"leak ids {obj_base}..{obj_base + n - 1} collide with the trace's object ids")
+        raise ConfigError(
+            f"leak ids {obj_base}..{obj_base + n - 1} collide with the trace's object ids"
+        )
     if pid is None:
         pid = int(t["pid"].max()) + 1 if t.shape[0] else 1
     pid = _int_arg("pid", pid, 0, 2**32 - 1)
