@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
+import itertools
 import re
 
+import kmm
+import kmm.page_owner as po
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import kmm
-import kmm.page_owner as po
 from kmm import symbols
 from kmm.errors import PageOwnerError, PfnError, TraceError
 from kmm.machine import OP_ALLOC, OP_FREE, OP_TICK
@@ -74,7 +74,7 @@ def test_intern_rejects_bad_frames(frames) -> None:
 def test_machine_without_page_owner() -> None:
     m = kmm.Machine(mem="64MiB")
     with pytest.raises(PageOwnerError, match="without page_owner"):
-        m.page_owner
+        _ = m.page_owner
 
 
 def test_unknown_handles_are_errors_and_change_nothing() -> None:
@@ -231,7 +231,7 @@ def test_dump_only_allocated_heads_in_pfn_order() -> None:
     for p in pfns[::3]:
         m.free(p)
     text = m.page_owner.dumps("modern")
-    got = [int(x, 16) for x in re.findall(r"^PFN (0x[0-9a-f]+)", text, re.M)]
+    got = [int(x, 16) for x in re.findall(r"^PFN (0x[0-9a-f]+)", text, re.MULTILINE)]
     assert got == sorted(set(pfns) - set(pfns[::3]))
     orders = [int(x) for x in re.findall(r"via order (\d+)", text)]
     want = {p: o % 4 for o, p in enumerate(pfns)}
@@ -396,7 +396,7 @@ def test_workload_stacks_cover_every_kind() -> None:
 
 def test_symbol_table_is_consistent() -> None:
     syms = sorted(symbols.SYMBOLS.values(), key=lambda s: s.addr)
-    for a, b in zip(syms, syms[1:]):
+    for a, b in itertools.pairwise(syms):
         assert a.addr + a.size <= b.addr, (a.name, b.name)
     for s in syms:
         assert (0xC0100000 <= s.addr < 0xC0500000) or (s.module and s.addr >= 0xF8800000)

@@ -9,11 +9,10 @@ import subprocess
 import sys
 import threading
 
+import kmm.page_owner as po
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import kmm.page_owner as po
 from kmm.cli import main
 from kmm.errors import PageOwnerError, ParseError
 

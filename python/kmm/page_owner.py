@@ -27,8 +27,9 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import IO, TYPE_CHECKING, Any, Iterable, Mapping, Sequence, Union
+from typing import IO, TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -40,24 +41,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
 
 __all__ = [
-    "PageOwnerView",
+    "CULL_FIELDS",
+    "FORMATS",
+    "SORT_KEYS",
+    "WORKLOAD_KINDS",
     "OwnerGroup",
     "OwnerReport",
+    "PageOwnerView",
     "StackCounts",
-    "read",
     "aggregate",
-    "sort_groups",
-    "filter_groups",
     "cull_groups",
+    "filter_groups",
     "format_classic",
-    "format_sort",
     "format_folded",
+    "format_sort",
+    "read",
+    "sort_groups",
     "to_json",
     "workload_stacks",
-    "WORKLOAD_KINDS",
-    "FORMATS",
-    "CULL_FIELDS",
-    "SORT_KEYS",
 ]
 
 #: Dump formats: the 2005 ``/proc/page_owner`` and today's debugfs file.

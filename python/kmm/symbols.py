@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .errors import PageOwnerError
 
-__all__ = ["Symbol", "SYMBOLS", "lookup", "frame", "chain", "CHAINS"]
+__all__ = ["CHAINS", "SYMBOLS", "Symbol", "chain", "frame", "lookup"]
 
 
 @dataclass(frozen=True)
