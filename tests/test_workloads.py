@@ -410,6 +410,8 @@ def test_inject_leak_custom_ids_and_errors(build_trace) -> None:
         lambda: wl.stress_highalloc_load(builds=0, updatedb=False),
         lambda: wl.stress_highalloc_load(updatedb="yes"),
         lambda: wl.kernel_tree(files=10, units=20),
+        lambda: wl.kernel_build(4, cpus=0.01, cpu_median_s=10.0),  # a build of weeks
+        lambda: wl.updatedb(files=10_000_000, files_per_s=10),
     ],
 )
 def test_bad_arguments(make) -> None:

@@ -461,6 +461,18 @@ class _Source:
         return np.random.default_rng([self.seed, self.stream, w])  # type: ignore[attr-defined]
 
 
+_HORIZON_US = 60_000 * 1_000_000  # a process's events are generated when it starts
+
+
+def _check_horizon(what: str, span_us: int) -> None:
+    if span_us > _HORIZON_US:
+        raise ConfigError(
+            f"{what} would run for {span_us / 1e6:.0f} s of simulated time; "
+            f"the generator handles at most {_HORIZON_US // 1_000_000} s (give it more CPUs "
+            "or a faster rate)"
+        )
+
+
 def _window(t_us: np.ndarray, w: int) -> np.ndarray:
     return np.nonzero((t_us >= w * _WIN_US) & (t_us < (w + 1) * _WIN_US))[0]
 
@@ -553,6 +565,7 @@ class _BuildSource(_Source):
         self.d_end = self.ld_end + 20_000
         self.u_out_base = np.zeros(n, np.int64)  # page-cache ids of each unit's .o and .cmd
         self.make_end = int(self.d_end.max()) + 100_000
+        _check_horizon("the build", self.make_end - start_us)
         self.ctx_bound = False
 
     def _share(self, t_us: int) -> float:
@@ -789,6 +802,7 @@ class _UpdatedbSource(_Source):
         self.walk_end = start_us + int(files / files_per_s * 1e6)
         self.db_pages = max(1, -(-files * 16 // PAGE))  # ~16 bytes a path, front-coded
         self.end_us = self.walk_end + 500_000
+        _check_horizon("updatedb", self.end_us - start_us)
         self.rate = files_per_s
         self.touch_us = touch_interval_s * 1e6
 
@@ -1084,10 +1098,12 @@ class Load:
         if acc.shape[0]:
             objs = ev["obj"][acc]
             ev["op"][acc] = OP_TOUCH
-            uniq, first = np.unique(objs, return_index=True)
-            new = first[~self._cache[uniq]]
-            ev["op"][acc[new]] = OP_ALLOC
-            self._cache[objs[new]] = True
+            cand = np.nonzero(~self._cache[objs])[0]  # not in the cache yet
+            if cand.shape[0]:
+                _, first = np.unique(objs[cand], return_index=True)
+                new = acc[cand[first]]  # the first access of each becomes the alloc
+                ev["op"][new] = OP_ALLOC
+                self._cache[ev["obj"][new]] = True
         a = (ev["op"] == OP_ALLOC) & (ev["proc"] == 1)
         self._live[ev["obj"][a]] = True
         self._pid_of[ev["obj"][a]] = ev["pid"][a]
