@@ -1,0 +1,143 @@
+"""Benchmarks of issue 5: page_owner memory, dump speed, and the dump aggregator.
+
+- ``page_owner_bytes_per_page``: page_owner memory (per-page records, context
+  table, stack depot, comms) / pages, on a machine loaded by the high-order
+  benchmark's workload (quick: 1 GiB, 2 builds, 30 s; full: 1.5 GiB, 7 builds +
+  updatedb, 180 s). ``page_owner_bytes_per_page_with_objects`` adds the engine's
+  per-trace-object context copy kept for refaults (not page_owner's own table).
+- ``dump_records_per_s``: the debugfs-format dump of that machine streamed to a
+  Python file object in 1 MiB chunks; ``dump_2005_records_per_s`` the 2005 format
+  written to a path from Rust.
+- ``sort_lines_per_s``: ``cat dump | python -m kmm page-owner sort -`` on a
+  generated modern-format dump of >= 50 MB (quick) or >= 1 GB (full), lines of
+  input / wall time of the sorting process (interpreter start included);
+  ``sort_peak_rss_mb``: that process's peak RSS (``wait4`` rusage);
+  ``sort_input_mb``: the dump's size.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Counter:
+    """A binary sink that counts what it is given."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def write(self, b: bytes) -> int:
+        self.bytes += len(b)
+        return len(b)
+
+
+def _loaded_machine(quick: bool):
+    import kmm
+    import kmm.page_owner as po
+    from kmm import workloads
+
+    mem, builds, warm = ("1GiB", 2, 30.0) if quick else ("1536MiB", 7, 180.0)
+    m = kmm.Machine(mem=mem, allocator="antifrag", page_owner=True)
+    stacks = po.workload_stacks(m)
+    load = workloads.stress_highalloc_load(builds=builds, jobs=4, seed=0, stacks=stacks)
+    for chunk in load.chunks(warm, 5.0):
+        m.replay(chunk, outcomes=False)
+    return m
+
+
+def _write_dump(m, path: Path, min_bytes: int) -> tuple[int, int]:
+    """Write the machine's modern dump repeatedly until ``path`` holds ``min_bytes``; (bytes, lines)."""
+    import io
+
+    buf = io.BytesIO()
+    m.page_owner.dump(buf, "modern")
+    one = buf.getvalue()
+    lines_one = one.count(b"\n")
+    reps = max(1, -(-min_bytes // len(one)))
+    with open(path, "wb") as f:
+        for _ in range(reps):
+            f.write(one)
+    return reps * len(one), reps * lines_one
+
+
+_PIPE_HELPER = r"""
+import json, os, subprocess, sys, time
+path = sys.argv[1]
+cat = subprocess.Popen(["cat", path], stdout=subprocess.PIPE)
+t0 = time.perf_counter()
+sorter = subprocess.Popen(
+    [sys.executable, "-m", "kmm", "page-owner", "sort", "--no-progress", "--top", "3", "-"],
+    stdin=cat.stdout, stdout=subprocess.PIPE,
+)
+cat.stdout.close()
+out = sorter.stdout.read().decode()
+_, status, usage = os.wait4(sorter.pid, 0)
+wall = time.perf_counter() - t0
+cat.wait()
+print(json.dumps({"wall": wall, "rss_kib": usage.ru_maxrss, "status": os.waitstatus_to_exitcode(status),
+                  "head": out[:200]}))
+"""
+
+
+def _sort_via_pipe(path: Path) -> tuple[float, float, str]:
+    """``cat path | kmm page-owner sort -``, started from a small helper process
+    (so the sorter's peak RSS is its own, not a fork of this big process):
+    (wall seconds, peak RSS MiB, output head)."""
+    import json
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "python") + os.pathsep + env.get("PYTHONPATH", "")
+    res = subprocess.run([sys.executable, "-c", _PIPE_HELPER, str(path)], env=env, check=True,
+                         capture_output=True, text=True)
+    r = json.loads(res.stdout)
+    if r["status"] != 0:
+        raise RuntimeError(f"kmm page-owner sort failed with status {r['status']}")
+    return r["wall"], r["rss_kib"] / 1024.0, r["head"]
+
+
+def collect(quick: bool) -> dict[str, float]:
+    r: dict[str, float] = {}
+    m = _loaded_machine(quick)
+    po = m.page_owner
+    r["page_owner_bytes_per_page"] = po.bytes_per_page()
+    r["page_owner_bytes_per_page_with_objects"] = po.bytes_per_page(include_objects=True)
+    r["page_owner_contexts"] = float(po.depot_stats()["contexts"])
+
+    sink = _Counter()
+    best = float("inf")
+    records = 0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        records = po.dump(sink, "modern")
+        best = min(best, time.perf_counter() - t0)
+    r["dump_records"] = float(records)
+    r["dump_records_per_s"] = records / best
+
+    with tempfile.TemporaryDirectory() as d:
+        p2005 = Path(d) / "po2005.txt"
+        t0 = time.perf_counter()
+        n = po.dump(p2005, "2005")
+        r["dump_2005_records_per_s"] = n / (time.perf_counter() - t0)
+        p2005.unlink()
+
+        path = Path(d) / "page_owner.txt"
+        size, lines = _write_dump(m, path, (50 << 20) if quick else (1 << 30))
+        del m, po
+        wall, rss, _ = _sort_via_pipe(path)
+        r["sort_input_mb"] = size / 2**20
+        r["sort_lines_per_s"] = lines / wall
+        r["sort_peak_rss_mb"] = rss
+    return r
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import json
+
+    print(json.dumps(collect("--quick" in sys.argv), indent=2))
