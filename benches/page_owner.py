@@ -62,8 +62,7 @@ def _write_dump(m, path: Path, min_bytes: int) -> tuple[int, int]:
     lines_one = one.count(b"\n")
     reps = max(1, -(-min_bytes // len(one)))
     with open(path, "wb") as f:
-        for _ in range(reps):
-            f.write(one)
+        f.writelines(one for _ in range(reps))
     return reps * len(one), reps * lines_one
 
 
