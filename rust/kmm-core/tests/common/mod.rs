@@ -67,6 +67,23 @@ pub fn ref_type(gfp: u32) -> usize {
     }
 }
 
+/// Highest zone type a mask may use (FACTS 1; DMA32 only exists on x86_64,
+/// elsewhere `__GFP_DMA32` means Normal as in kernels without ZONE_DMA32).
+pub fn ref_highest_zone(layout: Layout, gfp: u32) -> usize {
+    if gfp & gfp::__GFP_DMA != 0 {
+        0
+    } else if gfp & gfp::__GFP_DMA32 != 0 {
+        1
+    } else if gfp & gfp::__GFP_HIGHMEM != 0 {
+        2
+    } else {
+        match layout {
+            Layout::X86_32 => 1, // Normal, never HighMem
+            Layout::X86_64 => 2, // Normal
+        }
+    }
+}
+
 /// The 2.6.11 `zone_watermark_ok`, written from FACTS 1.
 pub fn ref_watermark_ok(
     free_pages: u64,
@@ -189,21 +206,8 @@ impl Model {
             .expect("pfn in a zone")
     }
 
-    /// Highest zone type a mask may use (FACTS 1; DMA32 only exists on x86_64,
-    /// elsewhere `__GFP_DMA32` means Normal as in kernels without ZONE_DMA32).
     pub fn highest_zone(&self, gfp: u32) -> usize {
-        if gfp & gfp::__GFP_DMA != 0 {
-            0
-        } else if gfp & gfp::__GFP_DMA32 != 0 {
-            1
-        } else if gfp & gfp::__GFP_HIGHMEM != 0 {
-            2
-        } else {
-            match self.layout {
-                Layout::X86_32 => 1, // Normal, never HighMem
-                Layout::X86_64 => 2, // Normal
-            }
-        }
+        ref_highest_zone(self.layout, gfp)
     }
 
     /// Zones to try: local node first, then the others by distance (10/20 by
