@@ -438,3 +438,37 @@ def test_bad_times() -> None:
     assert load.now == 1.0
     tr = load.run_until(1.5)
     assert tr["obj"][tr["op"] == kmm.OP_TICK].astype(np.int64).sum() == 500_000
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    jobs=st.integers(min_value=1, max_value=12),
+    cpus=st.floats(min_value=0.5, max_value=16.0),
+    seed=st.integers(min_value=0, max_value=2**32),
+    touch=st.floats(min_value=0.2, max_value=20.0),
+    short=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_any_build_replays(jobs: int, cpus: float, seed: int, touch: float, short: float) -> None:
+    load = small_build(jobs=jobs, cpus=cpus, seed=seed, touch_interval_s=touch, short_frac=short)
+    m = kmm.Machine(mem="128MiB", allocator="antifrag")
+    for chunk in load.chunks(3.0, 0.7):
+        m.replay(chunk, outcomes=False)
+    m.replay(load.stop(), outcomes=False)
+    m.check()
+    assert load.live_process_objects() == 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(every=st.integers(min_value=1, max_value=5000), n=st.integers(min_value=0, max_value=20_000))
+def test_inject_leak_counts(build_trace, every: int, n: int) -> None:
+    tr, _, _ = build_trace
+    t = tr[:n]
+    leaky = wl.inject_leak(t, every=every)
+    k = n // every
+    assert leaky.shape[0] == n + k
+    is_leak = np.zeros(leaky.shape[0], bool)
+    is_leak[(np.arange(k) + 1) * every + np.arange(k)] = True
+    assert fields_equal(leaky[~is_leak], t)
+    assert (leaky["op"][is_leak] == kmm.OP_ALLOC).all()
+    if n <= 3000:  # a prefix of a valid trace plus leaks is still valid
+        check_consistent(leaky)

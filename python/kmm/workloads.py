@@ -44,6 +44,7 @@ __all__ = [
     "combine",
     "inject_leak",
     "kernel_build",
+    "kernel_tree",
     "stress_highalloc_load",
     "updatedb",
 ]
@@ -449,6 +450,9 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) ->
 
 
 class _Source:
+    """A generator of events, one window of simulated time at a time."""
+
+    seed: int
     stream: int
 
     def bind(self, ctx: _Ctx) -> None:  # pragma: no cover - interface
@@ -458,7 +462,7 @@ class _Source:
         raise NotImplementedError
 
     def _rng(self, w: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.stream, w])  # type: ignore[attr-defined]
+        return np.random.default_rng([self.seed, self.stream, w])
 
 
 _HORIZON_US = 60_000 * 1_000_000  # a process's events are generated when it starts
@@ -566,7 +570,6 @@ class _BuildSource(_Source):
         self.u_out_base = np.zeros(n, np.int64)  # page-cache ids of each unit's .o and .cmd
         self.make_end = int(self.d_end.max()) + 100_000
         _check_horizon("the build", self.make_end - start_us)
-        self.ctx_bound = False
 
     def _share(self, t_us: int) -> float:
         share = self.cpu_share[0][1]
