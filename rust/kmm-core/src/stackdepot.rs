@@ -407,7 +407,8 @@ mod tests {
             prop::collection::vec((0u64..4, 0usize..3, 0u32..3), 1..5), 1..60)) {
             let syms = ["alpha", "beta", "gamma"];
             let mut d = StackDepot::new();
-            let mut seen: Vec<(Vec<(u64, usize, u32)>, u32)> = Vec::new();
+            type Chain = Vec<(u64, usize, u32)>;
+            let mut seen: Vec<(Chain, u32)> = Vec::new();
             for c in &chains {
                 let frames: Vec<FrameRef> = c.iter()
                     .map(|&(a, s, o)| fr(0xc0100000 + a, syms[s], o, 8)).collect();

@@ -106,12 +106,14 @@ fn po_dump_path(py: Python<'_>, m: PyRef<'_, PyMachine>, path: std::path::PathBu
     }
 }
 
+type StackArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
+
 /// (handles, nr_base_pages) of every stack holding pages, by handle.
 #[pyfunction]
 fn po_stacks<'py>(
     py: Python<'py>,
     m: PyRef<'py, PyMachine>,
-) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>)> {
+) -> PyResult<StackArrays<'py>> {
     let mm = m.get(py)?;
     let v = py.detach(|| mm.page_owner_stacks()).map_err(|e| core_err(py, e))?;
     let h: Vec<u32> = v.iter().map(|s| s.handle).collect();
