@@ -472,3 +472,20 @@ def test_inject_leak_counts(build_trace, every: int, n: int) -> None:
     assert (leaky["op"][is_leak] == kmm.OP_ALLOC).all()
     if n <= 3000:  # a prefix of a valid trace plus leaks is still valid
         check_consistent(leaky)
+
+
+def test_describe_stress_schedule() -> None:
+    """Copies run one after another; each build starts when its copy is done."""
+    d = wl.stress_highalloc_load(builds=4, jobs=4, seed=0).describe()
+    assert [x["kind"] for x in d] == ["updatedb"] + ["kernel_build"] * 4
+    assert d[0]["start_s"] == 0 and d[0]["walk_end_s"] == pytest.approx(100.0)
+    copies = d[1:4]
+    copy_s = wl.kernel_tree(seed=0).bytes / 35e6
+    for k, b in enumerate(copies):
+        assert b["copy_from"] == "linux-2.6.11"
+        assert b["copy_start_s"] == pytest.approx(k * copy_s, abs=1e-5)
+        assert b["make_start_s"] == pytest.approx((k + 1) * copy_s, abs=1e-5)
+    main = d[4]
+    assert main["copy_from"] is None and main["tree"] == "linux-2.6.11"
+    assert main["make_start_s"] == pytest.approx(copies[-1]["make_start_s"], abs=1e-5)
+    assert all(b["make_end_s"] > 196 for b in d[1:])  # still building when the test ends

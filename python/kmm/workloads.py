@@ -458,6 +458,9 @@ class _Source:
     def bind(self, ctx: _Ctx) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def describe(self) -> dict[str, Any]:  # pragma: no cover - interface
+        raise NotImplementedError
+
     def generate(self, ctx: _Ctx, w: int) -> list[np.ndarray]:  # pragma: no cover
         raise NotImplementedError
 
@@ -570,6 +573,20 @@ class _BuildSource(_Source):
         self.u_out_base = np.zeros(n, np.int64)  # page-cache ids of each unit's .o and .cmd
         self.make_end = int(self.d_end.max()) + 100_000
         _check_horizon("the build", self.make_end - start_us)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "kernel_build",
+            "tree": self.tree_name,
+            "jobs": self.jobs,
+            "seed": self.seed,
+            "copy_from": self.copy_from,
+            "copy_start_s": self.start_us / 1e6 if self.copy_from else None,
+            "make_start_s": self.make_start / 1e6,
+            "make_end_s": self.make_end / 1e6,
+            "units": int(self.u_start.shape[0]),
+            "directories": int(self.d_start.shape[0]),
+        }
 
     def _share(self, t_us: int) -> float:
         share = self.cpu_share[0][1]
@@ -809,6 +826,16 @@ class _UpdatedbSource(_Source):
         self.rate = files_per_s
         self.touch_us = touch_interval_s * 1e6
 
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "updatedb",
+            "seed": self.seed,
+            "files": self.files,
+            "files_per_s": self.rate,
+            "start_s": self.start_us / 1e6,
+            "walk_end_s": self.walk_end / 1e6,
+        }
+
     def bind(self, ctx: _Ctx) -> None:
         self.dentries = _SlabFill(_K["dentry"], _DENTRIES_PER_PAGE)
         self.inodes = _SlabFill(_K["inode"], _INODES_PER_PAGE)
@@ -911,6 +938,10 @@ class Load:
     def live_process_objects(self) -> int:
         """Objects owned by processes that are allocated now (in trace terms)."""
         return int(self._live.sum())
+
+    def describe(self) -> list[dict[str, Any]]:
+        """What this load runs: one dict per build or updatedb (times in seconds)."""
+        return [s.describe() for s in self._sources]
 
     def cache_objects(self) -> int:
         """Page-cache and slab-cache objects allocated so far (they stay: caches)."""
