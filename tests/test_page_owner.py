@@ -58,6 +58,7 @@ def test_intern_known_stack_same_handle_and_no_growth() -> None:
         [(1, "f", 4, 4)],  # offset outside the symbol
         [(1, "", 0, 4)],
         [(1, "two words", 0, 4)],
+        [(1, "a+b", 0, 4)],
         [(-1, "f", 0, 4)],
         [(1, "f", 0, 4, 7)],
         [(1, "f", 0, 4)] * 65,
@@ -236,6 +237,24 @@ def test_dump_only_allocated_heads_in_pfn_order() -> None:
     orders = [int(x) for x in re.findall(r"via order (\d+)", text)]
     want = {p: o % 4 for o, p in enumerate(pfns)}
     assert orders == [want[p] for p in got]
+
+
+def test_zero_mask_and_utf8_comm_round_trip() -> None:
+    m = machine()
+    h = m.page_owner.intern_symbols(README_CHAIN)
+    m.page_owner.set_comm(5, "café")
+    m.alloc(0, 0, stack=h, pid=5)
+    text = m.page_owner.dumps("modern")
+    assert text.startswith("Page allocated via order 0, mask 0(GFP_NOWAIT), pid 5, tgid 5 (café), ts 0 ns\n")
+    assert _summary(po.read(text.encode()).groups) == _summary(m.page_owner.groups("modern"))
+    # a text file gets whole characters even when a chunk ends inside one
+    out = io.StringIO()
+    sink = po._TextSink(out)
+    raw = text.encode()
+    cut = raw.index("é".encode()) + 1
+    sink.write(raw[:cut])
+    sink.write(raw[cut:])
+    assert out.getvalue() == text
 
 
 # ---------------------------------------------------------------------------

@@ -259,7 +259,10 @@ class PageOwnerView:
         if not hasattr(file, "write"):
             raise PageOwnerError(f"dump needs a path or a file object, not {type(file).__name__}")
         if isinstance(file, io.TextIOBase):
-            return _kmm.po_dump(self._m, _TextSink(file), fmt)
+            sink = _TextSink(file)
+            n = _kmm.po_dump(self._m, sink, fmt)
+            file.write(sink._dec.decode(b"", final=True))
+            return n
         return _kmm.po_dump(self._m, file, fmt)
 
     def dumps(self, format: str = "2005") -> str:
@@ -321,7 +324,8 @@ class PageOwnerView:
                 comm, gpid, gtgid = None, None, None
             else:
                 comm = self.comm(pid, tgid)
-                header = (f"Page allocated via order {order}, mask {gfp:#x}({_kmm.gfp_names(gfp)}), "
+                mask = f"{gfp:#x}" if gfp else "0"  # C's %#x prints zero bare
+                header = (f"Page allocated via order {order}, mask {mask}({_kmm.gfp_names(gfp)}), "
                           f"pid {pid}, tgid {tgid} ({comm})")
                 gpid, gtgid = pid, tgid
             key = (header, tuple(stack_lines[h]))
@@ -345,10 +349,14 @@ class _TextSink:
     """Adapts a text file to the binary ``write`` the dump calls."""
 
     def __init__(self, f: IO[str]) -> None:
+        import codecs
+
         self._f = f
+        # a comm may be UTF-8 split across two chunks
+        self._dec = codecs.getincrementaldecoder("utf-8")("replace")
 
     def write(self, b: bytes) -> int:
-        self._f.write(b.decode("utf-8", "replace"))
+        self._f.write(self._dec.decode(b))
         return len(b)
 
 

@@ -154,18 +154,20 @@ impl StackDepot {
             let bad_name = |s: &str| {
                 s.is_empty()
                     || s.len() > MAX_NAME
-                    || s.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'[' || b == b']')
+                    || s
+                        .bytes()
+                        .any(|b| b <= b' ' || b == 0x7f || matches!(b, b'[' | b']' | b'+'))
             };
             if bad_name(f.symbol) {
                 return Err(Error::PageOwner(format!(
-                    "frame {i}: symbol {:?} must be 1..{MAX_NAME} printable characters without spaces or brackets",
+                    "frame {i}: symbol {:?} must be 1..{MAX_NAME} printable characters without spaces, brackets or '+'",
                     f.symbol
                 )));
             }
             if let Some(m) = f.module {
                 if bad_name(m) {
                     return Err(Error::PageOwner(format!(
-                        "frame {i}: module {m:?} must be 1..{MAX_NAME} printable characters without spaces or brackets"
+                        "frame {i}: module {m:?} must be 1..{MAX_NAME} printable characters without spaces, brackets or '+'"
                     )));
                 }
             }
@@ -394,6 +396,7 @@ mod tests {
         assert!(d.intern(&[]).is_err());
         assert!(d.intern(&[fr(1, "", 0, 4)]).is_err());
         assert!(d.intern(&[fr(1, "a b", 0, 4)]).is_err());
+        assert!(d.intern(&[fr(1, "a+1", 0, 4)]).is_err());
         assert!(d.intern(&[fr(1, "f", 4, 4)]).is_err());
         assert!(d.intern(&[fr(1, "f", 0, 0)]).is_err());
         let many = vec![fr(1, "f", 0, 4); MAX_FRAMES + 1];

@@ -301,7 +301,7 @@ impl PyAggregator {
         let out = PyList::empty(py);
         for g in self.inner.groups() {
             let text = String::from_utf8_lossy(&g.text);
-            let header_len = String::from_utf8_lossy(&g.text[..g.header_len]).len();
+            let header_len = String::from_utf8_lossy(&g.text[..g.header_len]).chars().count();
             out.append((
                 text.as_ref(),
                 header_len,
