@@ -274,3 +274,61 @@ fn node_local_first_then_remote() {
     assert!(local * 16 > 7000, "only {local} local blocks before spilling");
     m.check().unwrap();
 }
+
+/// Watermarks and lowmem_reserve at boot, from FACTS 1 with 2.6.11's
+/// `present_pages` as the zone size: min_free_kbytes = sqrt(lowmem_kbytes * 16)
+/// clamped to [128, 65536], shared by the lowmem zones in proportion to their
+/// size; HighMem gets size/1024 clamped to [32, 128]; low = min + min/4,
+/// high = min + min/2; lowmem_reserve[j] of a lower zone = pages of the zones
+/// above it up to j, divided by its ratio (DMA 256, DMA32 256, Normal 32).
+#[test]
+fn watermarks_and_lowmem_reserve_at_boot() {
+    let cases = [
+        (Layout::X86_32, 64 * MIB, 1usize),
+        (Layout::X86_32, 1536 * MIB, 1),
+        (Layout::X86_32, 3 * 1024 * MIB, 2),
+        (Layout::X86_64, 128 * MIB, 1),
+        (Layout::X86_64, 6 * 1024 * MIB, 2),
+        (Layout::X86_64, 64 * 1024 * MIB, 1),
+    ];
+    for (layout, mem, nodes) in cases {
+        let mut cfg = kmm_core::MachineConfig::new(layout, mem);
+        cfg.nodes = nodes;
+        let m = Machine::new(cfg).unwrap();
+        let st = m.zone_stats();
+        let names = layout.zone_names();
+        let zt = |name: &str| names.iter().position(|&n| n == name).unwrap();
+        let highmem = |s: &kmm_core::ZoneStats| layout == Layout::X86_32 && s.zone == "HighMem";
+        let lowmem: u64 = st.iter().filter(|s| !highmem(s)).map(|s| s.present).sum();
+        let kb = lowmem * 4;
+        let mut min_free_kb = (kb * 16).isqrt();
+        min_free_kb = min_free_kb.clamp(128, 65536);
+        let pages_min = min_free_kb / 4;
+        for s in &st {
+            let min = if highmem(s) {
+                (s.present / 1024).clamp(32, 128)
+            } else {
+                pages_min * s.present / lowmem
+            };
+            assert_eq!((s.min, s.low, s.high), (min, min + min / 4, min + min / 2),
+                       "{layout:?} {mem} zone {} node {}", s.zone, s.node);
+            // lowmem_reserve, per node
+            let ratio = [256u64, if layout == Layout::X86_32 { 32 } else { 256 }, 32];
+            let me = zt(s.zone);
+            for j in 0..3 {
+                let want = if j <= me {
+                    0
+                } else {
+                    let above: u64 = st
+                        .iter()
+                        .filter(|o| o.node == s.node && zt(o.zone) > me && zt(o.zone) <= j)
+                        .map(|o| o.present)
+                        .sum();
+                    above / ratio[me]
+                };
+                assert_eq!(s.lowmem_reserve[j], want,
+                           "{layout:?} {mem} zone {} node {} lowmem_reserve[{j}]", s.zone, s.node);
+            }
+        }
+    }
+}
