@@ -7,7 +7,7 @@ page_owner, and the NETIF_F_LLTX transmit race.
 
 from __future__ import annotations
 
-from . import gfp, procfs
+from . import gfp, procfs, workloads
 from .errors import (
     BenchmarkError,
     ConfigError,
@@ -81,6 +81,7 @@ __all__ = [
     "PAGE_MAP_NAMES",
     "gfp",
     "procfs",
+    "workloads",
     "GFP_FLAGS",
     "GFP_KERNEL",
     "GFP_USER",
