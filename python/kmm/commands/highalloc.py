@@ -66,9 +66,9 @@ def cmd(args: argparse.Namespace) -> int:
     maps_dir = None
     tmp = None
     if plot_dir:
-        from .. import plot  # fail early if matplotlib is missing
+        from .. import plot
 
-        plot._require_matplotlib() if hasattr(plot, "_require_matplotlib") else None
+        plot._matplotlib()  # fail early, with an install hint, if matplotlib is missing
         plot_dir.mkdir(parents=True, exist_ok=True)
         tmp = tempfile.TemporaryDirectory(prefix="kmm-maps-")
         maps_dir = tmp.name
@@ -91,9 +91,10 @@ def _plots(res, cfg: HighallocConfig, maps: Path, out: Path) -> None:
     from .. import plot
     from ..machine import Machine
 
-    zones = Machine(layout=cfg.layout, mem=cfg.mem)  # zone boundaries for the picture
+    zones = Machine(layout=cfg.layout, mem=cfg.mem).zone_stats()  # zone boundaries for the picture
     for f in sorted(maps.glob("*.npy")):
-        fig = plot.page_map(np.load(f), zones=zones)
+        variant, _, pas = f.stem.rpartition("-")
+        fig = plot.page_map(np.load(f), zones=zones, title=f"{variant}, {pas.replace('_', ' ')}")
         path = out / f"{f.stem}.png"
-        fig.savefig(path, dpi=100)
+        fig.savefig(path)
         print(f"wrote {path}", file=sys.stderr)
