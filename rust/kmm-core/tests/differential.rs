@@ -332,3 +332,26 @@ fn watermarks_and_lowmem_reserve_at_boot() {
         }
     }
 }
+
+/// Remote nodes are tried by distance: with node 0 closer to node 2 than to
+/// node 1, node 0's overflow goes to node 2 first.
+#[test]
+fn remote_nodes_by_distance() {
+    let mut cfg = kmm_core::MachineConfig::new(Layout::X86_64, 96 * MIB);
+    cfg.nodes = 3;
+    cfg.distance = vec![vec![10, 40, 20], vec![40, 10, 20], vec![20, 20, 10]];
+    cfg.pcp = false;
+    cfg.reclaim = false;
+    let mut m = Machine::new(cfg).unwrap();
+    let node_of = |m: &Machine, p: u64| m.zones[m.zone_of_pfn(p)].node;
+    let mut seen = Vec::new();
+    while let Some(p) = m.alloc(5, gfp::GFP_KERNEL, Some(0)).unwrap() {
+        let n = node_of(&m, p);
+        if seen.last() != Some(&n) {
+            seen.push(n);
+        }
+    }
+    // node 0, then node 2, then node 1 (and maybe back, in the pages_min pass)
+    assert_eq!(&seen[..3], &[0, 2, 1], "{seen:?}");
+    m.check().unwrap();
+}

@@ -645,27 +645,29 @@ fn run_active(policy: Policy, pcp: bool, seed: u64) -> Result<u32, String> {
         }
         // the ceiling, from scratch, and nobody holds more than it
         if step % 25 == 0 || op.order >= 4 {
-            for order in [4u32, 10] {
-                let got = m.highorder_ceiling(order, GFP_HIGHUSER).map_err(|e| ctx(e.to_string()))?;
+            for (order, g) in [(4u32, GFP_HIGHUSER), (10, GFP_HIGHUSER), (4, gfp::GFP_DMA), (6, GFP_KERNEL)] {
+                let got = m.highorder_ceiling(order, g).map_err(|e| ctx(e.to_string()))?;
                 let lru_heads: HashSet<u64> = live
                     .iter()
                     .filter(|o| reclaimable(gfp_of[o]))
                     .filter_map(|&o| m.object_block(o).map(|(p, _)| p as u64))
                     .collect();
-                let want = ref_ceiling(&m, &lru_heads, order, GFP_HIGHUSER);
+                let want = ref_ceiling(&m, &lru_heads, order, g);
                 if got != want {
                     return Err(ctx(format!("highorder_ceiling({order}) = {got}, recomputed {want}")));
                 }
+                let hz = ref_highest_zone(m.layout, g);
                 let held: u64 = m
                     .allocated_blocks()
                     .iter()
+                    .filter(|&&(p, _, _)| m.zones[m.zone_of_pfn(p as u64)].zt <= hz)
                     .filter(|&&(_, o, _)| o as u32 >= order)
                     .map(|&(_, o, _)| 1u64 << (o as u32 - order))
                     .sum();
                 if held > got {
                     return Err(ctx(format!("{held} order-{order} blocks held, ceiling {got}")));
                 }
-                let limit = m.highorder_limit(order, GFP_HIGHUSER).map_err(|e| ctx(e.to_string()))?;
+                let limit = m.highorder_limit(order, g).map_err(|e| ctx(e.to_string()))?;
                 if got > limit {
                     return Err(ctx(format!("ceiling {got} above the perfect-packing limit {limit}")));
                 }
@@ -738,4 +740,17 @@ fn touch_after_failed_alloc_is_not_a_refault() {
     let before = m.counters.clone();
     m.replay_ops(&[touch(failed)], false).unwrap();
     assert_eq!(m.counters.refaults, before.refaults, "counted as a refault");
+}
+
+/// Trace allocations go to the node `pid % nodes` first.
+#[test]
+fn trace_pid_picks_the_node() {
+    let mut m = machine(64, Policy::Mobility, |c| c.nodes = 2);
+    let node_of = |m: &Machine, p: i64| m.zones[m.zone_of_pfn(p as u64)].node;
+    for pid in 0..6u32 {
+        let op = TraceOp { pid, ..alloc(pid, 2, GFP_USER) };
+        let out = outcomes(&mut m, &[op]);
+        assert_eq!(node_of(&m, out[0]), pid as usize % 2, "pid {pid}");
+    }
+    m.check().unwrap();
 }

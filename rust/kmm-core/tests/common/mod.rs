@@ -594,6 +594,29 @@ pub fn verify(m: &Machine, model: &Model) -> Result<(), String> {
             ));
         }
     }
+    // the per-type view adds up to the per-order view
+    let fa = m.free_area();
+    let (by_type, nt) = m.free_area_by_type();
+    for i in 0..model.nodes * 3 {
+        for o in 0..MAX_ORDER {
+            let sum: u64 = (0..nt).map(|t| by_type[(i * nt + t) * MAX_ORDER + o]).sum();
+            if sum != fa[i * MAX_ORDER + o] {
+                return Err(format!("free_area_by_type does not add up at row {i} order {o}"));
+            }
+        }
+    }
+    // /proc/buddyinfo, byte for byte (FACTS 5): "Node %d, zone %8s " then "%6lu " per order
+    let mut want_bi = String::new();
+    for z in &model.zones {
+        want_bi.push_str(&format!("Node {}, zone {:>8} ", z.node, m.layout.zone_names()[z.zt]));
+        for o in 0..MAX_ORDER {
+            want_bi.push_str(&format!("{:6} ", fa[(z.node * 3 + z.zt) * MAX_ORDER + o]));
+        }
+        want_bi.push('\n');
+    }
+    if m.buddyinfo() != want_bi {
+        return Err(format!("buddyinfo differs:\n{}\nwanted:\n{want_bi}", m.buddyinfo()));
+    }
     // after draining the per-cpu lists the free lists hold the canonical decomposition
     let want = model.canonical();
     let got = if pcp_per_zone.iter().any(|&n| n > 0) {
