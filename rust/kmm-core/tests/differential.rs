@@ -51,7 +51,20 @@ fn config(cases: u32) -> ProptestConfig {
 
 /// Run one sequence and compare with the model after every step.
 fn run(policy: Policy, layout: Layout, topo: usize, pcp: bool, ops: &[Op]) -> Result<(), String> {
-    let cfg = topology(layout, topo, policy, pcp);
+    run_tuned(policy, layout, topo, pcp, 0, ops)
+}
+
+/// `tune`: mobility pageblock_order (0 = default, else 3 or 6); antifrag
+/// fallback_reserve (0 = v7, else 10% or 25%).
+fn run_tuned(policy: Policy, layout: Layout, topo: usize, pcp: bool, tune: usize, ops: &[Op]) -> Result<(), String> {
+    let mut cfg = topology(layout, topo, policy, pcp);
+    match (policy, tune) {
+        (Policy::Mobility, 1) => cfg.pageblock_order = Some(3),
+        (Policy::Mobility, 2) => cfg.pageblock_order = Some(6),
+        (Policy::AntiFrag, 1) => cfg.fallback_reserve = 0.1,
+        (Policy::AntiFrag, 2) => cfg.fallback_reserve = 0.25,
+        _ => {}
+    }
     let mut m = Machine::new(cfg).map_err(|e| e.to_string())?;
     let mut model = Model::boot(&m);
     verify(&m, &model).map_err(|e| format!("after boot: {e}"))?;
@@ -172,17 +185,35 @@ proptest! {
 
     #[test]
     fn antifrag_matches_model(l in 0usize..2, topo in 0usize..2, pcp in any::<bool>(),
-                              ops in ops()) {
-        if let Err(e) = run(Policy::AntiFrag, layout_of(l), topo, pcp, &ops) {
+                              tune in 0usize..3, ops in ops()) {
+        if let Err(e) = run_tuned(Policy::AntiFrag, layout_of(l), topo, pcp, tune, &ops) {
             return Err(TestCaseError::fail(e));
         }
     }
 
     #[test]
     fn mobility_matches_model(l in 0usize..2, topo in 0usize..2, pcp in any::<bool>(),
-                              ops in ops()) {
-        if let Err(e) = run(Policy::Mobility, layout_of(l), topo, pcp, &ops) {
+                              tune in 0usize..3, ops in ops()) {
+        if let Err(e) = run_tuned(Policy::Mobility, layout_of(l), topo, pcp, tune, &ops) {
             return Err(TestCaseError::fail(e));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(4))]
+
+    /// A 1 GiB two-node machine: HighMem on node 1 (x86_32), per-node watermarks
+    /// and lowmem_reserve, node fallback between HighMem, Normal and DMA.
+    #[test]
+    fn highmem_numa_matches_model(p in 0usize..3, pcp in any::<bool>(),
+                                  big in prop::collection::vec((9u32..=10, 0..GFPS.len(), 0usize..2), 150..280),
+                                  rest in prop::collection::vec(op(), 1..80)) {
+        let policy = [Policy::Vanilla, Policy::AntiFrag, Policy::Mobility][p];
+        let mut ops: Vec<Op> = big.into_iter().map(|(o, g, n)| Op::Alloc(o, g, n)).collect();
+        ops.extend(rest);
+        if let Err(e) = run(policy, Layout::X86_32, 2, pcp, &ops) {
+            return Err(TestCaseError::fail(format!("{policy:?}: {e}")));
         }
     }
 }
@@ -207,8 +238,13 @@ fn fill_to_exhaustion_matches_model() {
                         ops.push(Op::Free((x >> 20) as usize));
                     }
                 }
-                if let Err(e) = run(policy, layout_of(l), 0, pcp, &ops) {
-                    panic!("{policy:?} {:?} pcp={pcp}: {e}", layout_of(l));
+                for tune in 0..3 {
+                    if policy == Policy::Vanilla && tune > 0 {
+                        continue;
+                    }
+                    if let Err(e) = run_tuned(policy, layout_of(l), 0, pcp, tune, &ops) {
+                        panic!("{policy:?} {:?} pcp={pcp} tune={tune}: {e}", layout_of(l));
+                    }
                 }
             }
         }

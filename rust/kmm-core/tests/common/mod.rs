@@ -31,6 +31,12 @@ pub fn topology(layout: Layout, topo: usize, policy: Policy, pcp: bool) -> Machi
     let mut cfg = match topo {
         // one node, 64 MiB: zones start and end on maximum-order boundaries
         0 => MachineConfig::new(layout, 64 * MIB),
+        // two nodes of 512 MiB: on x86_32 node 1 holds Normal and HighMem
+        2 => {
+            let mut c = MachineConfig::new(layout, 1024 * MIB);
+            c.nodes = 2;
+            c
+        }
         // two nodes of unaligned size: zone starts and ends are not multiples of
         // 1024 pages, so alignment must be relative to the zone start
         _ => {
