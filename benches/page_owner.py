@@ -106,7 +106,6 @@ def collect(quick: bool) -> dict[str, float]:
     m = _loaded_machine(quick)
     po = m.page_owner
     r["page_owner_bytes_per_page"] = po.bytes_per_page()
-    r["page_owner_bytes_per_page_with_objects"] = po.bytes_per_page(include_objects=True)
     r["page_owner_contexts"] = float(po.depot_stats()["contexts"])
 
     sink = _Counter()

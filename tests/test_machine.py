@@ -463,3 +463,21 @@ def test_drain_pcp_counts_pages_back():
     weights = 1 << np.arange(11)
     assert int((m.free_area() * weights).sum() - (free_before * weights).sum()) == pcp
     m.check()
+
+
+def test_stack_handles_need_page_owner_but_traces_stay_portable():
+    m = small()
+    before = state(m)
+    with pytest.raises(kmm.PageOwnerError, match="without page_owner"):
+        m.alloc(0, stack=5)
+    assert state(m) == before
+    p = m.alloc(0)
+    before = state(m)
+    with pytest.raises(kmm.PageOwnerError):
+        m.free(p, stack=7)
+    assert state(m) == before
+    m2 = small()
+    t = make_trace([(kmm.OP_ALLOC, 1, 0, kmm.GFP_KERNEL)])
+    t["stack"] = 1234  # a handle from another machine's depot: ignored here
+    out, _ = m2.replay(t)
+    assert out[0] >= 0

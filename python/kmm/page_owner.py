@@ -233,15 +233,13 @@ class PageOwnerView:
                 "free_stack": free_stack, "ts_ns": ts}
 
     def memory(self) -> dict[str, int]:
-        """Bytes page_owner uses: per_page arrays, contexts, depot, comms, total;
-        ``object_ctx`` is the engine's per-trace-object context copy (not in total)."""
+        """Bytes page_owner uses: per_page arrays, contexts, depot, comms, total."""
         return _kmm.po_memory(self._m)
 
-    def bytes_per_page(self, *, include_objects: bool = False) -> float:
+    def bytes_per_page(self) -> float:
         """page_owner memory divided by the machine's pages (the 2005 patch: 36)."""
         mem = self.memory()
-        total = mem["total"] + (mem["object_ctx"] if include_objects else 0)
-        return total / mem["nr_pages"]
+        return mem["total"] / mem["nr_pages"]
 
     # -- dumps -------------------------------------------------------------
 

@@ -264,8 +264,6 @@ pub struct ZoneStats {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Objects {
     pub pfn: Vec<u32>,
-    /// Who allocated each object (kept only with page_owner, for refaults).
-    pub ctx: Vec<AllocCtx>,
     pub gfp: Vec<u32>,
     pub order: Vec<u8>,
     /// OBJ_LIVE: between OP_ALLOC and OP_FREE in the trace; OBJ_RECLAIMED.
@@ -277,10 +275,7 @@ pub(crate) const OBJ_LIVE: u8 = 1;
 pub(crate) const OBJ_RECLAIMED: u8 = 2;
 
 impl Objects {
-    pub fn ensure(&mut self, n: usize, with_ctx: bool) {
-        if with_ctx && self.ctx.len() < n {
-            self.ctx.resize(n, AllocCtx::default());
-        }
+    pub fn ensure(&mut self, n: usize) {
         if self.pfn.len() < n {
             self.pfn.resize(n, NONE);
             self.gfp.resize(n, 0);
@@ -1070,6 +1065,9 @@ impl Machine {
         match &self.owner {
             Some(o) if !o.valid_handle(handle) => Err(Error::PageOwner(format!(
                 "stack handle {handle:#x} is not in this machine's stack depot"
+            ))),
+            None if handle != 0 => Err(Error::PageOwner(format!(
+                "stack handle {handle:#x} given, but the machine was built without page_owner"
             ))),
             _ => Ok(()),
         }

@@ -22,8 +22,8 @@ use crate::config::Policy;
 use crate::error::{Error, Result};
 use crate::gfp::{self, AllocType};
 use crate::machine::{
-    forder, kind, AllocCtx, Machine, F_LRU, K_ALLOC, K_FREE, LT_FALLBACK, LT_GLOBAL,
-    LT_KERNRCLM, LT_NORCLM, LT_USERRCLM,
+    forder, kind, AllocCtx, Machine, F_LRU, K_ALLOC, K_FREE, LT_FALLBACK, LT_GLOBAL, LT_KERNRCLM,
+    LT_NORCLM, LT_USERRCLM,
 };
 use crate::stackdepot::{DepotStats, FrameRef, StackDepot};
 use std::collections::HashMap;
@@ -72,9 +72,6 @@ pub struct OwnerMemory {
     pub comms: u64,
     /// per_page + contexts + depot + comms.
     pub total: u64,
-    /// The engine's per-trace-object allocation contexts (kept only with
-    /// page_owner, for refaults); not part of `total`.
-    pub object_ctx: u64,
     pub nr_pages: u64,
 }
 
@@ -131,10 +128,12 @@ impl PackedCtx {
     }
     #[inline]
     fn hash(&self) -> u64 {
-        let a = ((self.stack as u64) << 32 | self.gfp_order as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let a =
+            ((self.stack as u64) << 32 | self.gfp_order as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let b = ((self.pid as u64) << 32 | self.tgid as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
-        let h = (a ^ b.rotate_left(29) ^ (self.free_stack as u64).wrapping_mul(0x1656_67b1_9e37_79f9))
-            .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let h =
+            (a ^ b.rotate_left(29) ^ (self.free_stack as u64).wrapping_mul(0x1656_67b1_9e37_79f9))
+                .wrapping_mul(0xbf58_476d_1ce4_e5b9);
         h ^ (h >> 31)
     }
 }
@@ -256,7 +255,10 @@ impl PageOwner {
     pub fn raw(&self, pfn: u32) -> (u32, u64) {
         let p = pfn as usize;
         let v = self.ctx_ts[p];
-        (v & CTX_MASK, (((v >> 24) as u64) << 16) | self.ts_lo[p] as u64)
+        (
+            v & CTX_MASK,
+            (((v >> 24) as u64) << 16) | self.ts_lo[p] as u64,
+        )
     }
 
     /// The context id recorded for the block at `pfn`: 4 bytes that remember
@@ -330,7 +332,6 @@ impl PageOwner {
             depot,
             comms,
             total: per_page + contexts + depot + comms,
-            object_ctx: 0,
             nr_pages: self.ctx_ts.len() as u64,
         }
     }
@@ -537,7 +538,8 @@ impl OwnerDump {
                 let z = &m.zones[zi];
                 let lru = f & F_LRU != 0;
                 let head = order > 0 && c.gfp & gfp::__GFP_COMP != 0;
-                let mut bits = ((z.zt as u64) << ZONE_SHIFT) | ((z.node as u64 & 0x3f) << NODE_SHIFT);
+                let mut bits =
+                    ((z.zt as u64) << ZONE_SHIFT) | ((z.node as u64 & 0x3f) << NODE_SHIFT);
                 if lru {
                     bits |= (1 << PG_UPTODATE) | (1 << PG_LRU);
                 }
@@ -649,7 +651,10 @@ impl Machine {
                 let zi = self.zone_of_pfn(pfn as u64);
                 let z = &self.zones[zi];
                 let b = ((pfn as u64 - z.start_pfn) >> self.block_order) as usize;
-                lt_name(self.policy, z.block_type.get(b).copied().unwrap_or(0) as usize)
+                lt_name(
+                    self.policy,
+                    z.block_type.get(b).copied().unwrap_or(0) as usize,
+                )
             }
         };
         (page, block)
@@ -673,12 +678,10 @@ impl Machine {
         }
     }
 
-    /// Memory page_owner uses, including the engine's per-object contexts.
+    /// Memory page_owner uses (refaults take their context from the faulting
+    /// touch, so the engine keeps no per-object copy).
     pub fn page_owner_memory(&self) -> Result<OwnerMemory> {
-        let mut m = self.page_owner()?.memory();
-        m.object_ctx = self.objs.ctx.capacity() as u64
-            * std::mem::size_of::<AllocCtx>() as u64;
-        Ok(m)
+        Ok(self.page_owner()?.memory())
     }
 
     /// The owner of the allocated block headed by `pfn`.
@@ -756,7 +759,11 @@ impl Machine {
         let mut by_id: Vec<u32> = vec![u32::MAX; po.nr_contexts() + 1];
         self.for_each_allocated(|p, o, _| {
             let (id, ms) = po.raw(p);
-            let slot = if (id as usize) < by_id.len() { by_id[id as usize] } else { u32::MAX };
+            let slot = if (id as usize) < by_id.len() {
+                by_id[id as usize]
+            } else {
+                u32::MAX
+            };
             let i = if slot != u32::MAX {
                 slot as usize
             } else {
@@ -830,15 +837,24 @@ mod tests {
         cfg.page_owner = false;
         let m = Machine::new(cfg).unwrap();
         assert!(matches!(m.page_owner(), Err(Error::PageOwner(_))));
-        assert!(m.page_owner_dump(DumpFormat::Modern, &mut Vec::new()).is_err());
+        assert!(m
+            .page_owner_dump(DumpFormat::Modern, &mut Vec::new())
+            .is_err());
     }
 
     #[test]
     fn dump_2005_exact() {
         let mut m = machine(Policy::Vanilla);
         let h = readahead(&mut m);
-        let ctx = AllocCtx { stack: h, pid: 7, tgid: 7 };
-        let p = m.alloc_ctx(0, gfp::GFP_HIGHUSER, None, ctx).unwrap().unwrap();
+        let ctx = AllocCtx {
+            stack: h,
+            pid: 7,
+            tgid: 7,
+        };
+        let p = m
+            .alloc_ctx(0, gfp::GFP_HIGHUSER, None, ctx)
+            .unwrap()
+            .unwrap();
         let mut out = Vec::new();
         let n = m.page_owner_dump(DumpFormat::Proc2005, &mut out).unwrap();
         assert_eq!(n, 1);
@@ -852,7 +868,10 @@ mod tests {
         );
         m.free(p).unwrap();
         let mut out = Vec::new();
-        assert_eq!(m.page_owner_dump(DumpFormat::Proc2005, &mut out).unwrap(), 0);
+        assert_eq!(
+            m.page_owner_dump(DumpFormat::Proc2005, &mut out).unwrap(),
+            0
+        );
         assert!(out.is_empty());
     }
 
@@ -862,8 +881,15 @@ mod tests {
         let h = readahead(&mut m);
         m.page_owner_mut().unwrap().set_comm(42, "cc1").unwrap();
         m.advance(3_000_000);
-        let ctx = AllocCtx { stack: h, pid: 43, tgid: 42 };
-        let p = m.alloc_ctx(2, gfp::GFP_KERNEL | gfp::__GFP_COMP, None, ctx).unwrap().unwrap();
+        let ctx = AllocCtx {
+            stack: h,
+            pid: 43,
+            tgid: 42,
+        };
+        let p = m
+            .alloc_ctx(2, gfp::GFP_KERNEL | gfp::__GFP_COMP, None, ctx)
+            .unwrap()
+            .unwrap();
         let mut out = Vec::new();
         m.page_owner_dump(DumpFormat::Modern, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -892,13 +918,26 @@ mod tests {
         let mut m = machine(Policy::AntiFrag);
         let h = readahead(&mut m);
         for _ in 0..3 {
-            m.alloc_ctx(1, gfp::GFP_KERNEL, None, AllocCtx { stack: h, pid: 1, tgid: 1 }).unwrap();
+            m.alloc_ctx(
+                1,
+                gfp::GFP_KERNEL,
+                None,
+                AllocCtx {
+                    stack: h,
+                    pid: 1,
+                    tgid: 1,
+                },
+            )
+            .unwrap();
         }
         m.alloc(0, gfp::GFP_KERNEL, None).unwrap();
         let s = m.page_owner_stacks().unwrap();
         assert_eq!(s.iter().find(|c| c.handle == h).unwrap().nr_base_pages, 6);
         let t = m.page_owner_show_stacks(0).unwrap();
-        assert!(t.ends_with(" filemap_nopage+0x316/0x3a0\nnr_base_pages: 6\n\n"), "{t}");
+        assert!(
+            t.ends_with(" filemap_nopage+0x316/0x3a0\nnr_base_pages: 6\n\n"),
+            "{t}"
+        );
         assert_eq!(m.page_owner_show_stacks(7).unwrap(), "");
     }
 
@@ -909,7 +948,19 @@ mod tests {
         cfg.page_owner_free_stacks = true;
         let mut m = Machine::new(cfg).unwrap();
         let h = readahead(&mut m);
-        let p = m.alloc_ctx(0, gfp::GFP_KERNEL, None, AllocCtx { stack: h, pid: 1, tgid: 1 }).unwrap().unwrap();
+        let p = m
+            .alloc_ctx(
+                0,
+                gfp::GFP_KERNEL,
+                None,
+                AllocCtx {
+                    stack: h,
+                    pid: 1,
+                    tgid: 1,
+                },
+            )
+            .unwrap()
+            .unwrap();
         m.free_stack(p, h).unwrap();
         let (id, _) = m.page_owner().unwrap().raw(p as u32);
         let c = m.page_owner().unwrap().ctx(id);

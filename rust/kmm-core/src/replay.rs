@@ -156,7 +156,9 @@ impl Machine {
                         )));
                     }
                     max_obj = Some(max_obj.map_or(r.obj, |m| m.max(r.obj)));
-                    if r.stack != 0 && self.validate_stack(r.stack).is_err() {
+                    // traces are portable: stacks are ignored on a machine without page_owner
+                    if r.stack != 0 && self.owner.is_some() && self.validate_stack(r.stack).is_err()
+                    {
                         return Err(Error::Trace(format!(
                             "op {i}: stack handle {:#x} is not in this machine's stack depot",
                             r.stack
@@ -193,7 +195,7 @@ impl Machine {
             }
         }
         if let Some(m) = max_obj {
-            self.objs.ensure(m as usize + 1, self.owner.is_some());
+            self.objs.ensure(m as usize + 1);
         }
         // object consistency, against the machine's objects; undone on error
         let mut undo: Vec<u32> = Vec::new();
@@ -272,9 +274,6 @@ impl Machine {
                     pid: r.pid,
                     tgid: r.tgid,
                 };
-                if !self.objs.ctx.is_empty() {
-                    self.objs.ctx[o] = ctx;
-                }
                 match self.alloc_inner(r.order as u32, r.gfp, node, ctx) {
                     Some(p) => {
                         self.attach(r.obj, p, r.gfp, r.order as u32);
@@ -324,7 +323,13 @@ impl Machine {
                     // faulted back in: a fresh allocation with the same flags
                     let (order, gfp) = (self.objs.order[o] as u32, self.objs.gfp[o]);
                     let node = self.trace_node(r.pid);
-                    let ctx = self.objs.ctx.get(o).copied().unwrap_or_default();
+                    // as in the kernel, page_owner records the refault itself: the
+                    // faulting task and the call chain of the touch
+                    let ctx = AllocCtx {
+                        stack: r.stack,
+                        pid: r.pid,
+                        tgid: r.tgid,
+                    };
                     match self.alloc_inner(order, gfp, node, ctx) {
                         Some(np) => {
                             self.counters.refaults += 1;

@@ -16,7 +16,11 @@ type PyFrame = (u64, String, u32, u32, Option<String>);
 
 /// Intern a call chain, leaf first, as (address, symbol, offset, size, module|None).
 #[pyfunction]
-fn po_intern(py: Python<'_>, mut m: PyRefMut<'_, PyMachine>, frames: Vec<PyFrame>) -> PyResult<u32> {
+fn po_intern(
+    py: Python<'_>,
+    mut m: PyRefMut<'_, PyMachine>,
+    frames: Vec<PyFrame>,
+) -> PyResult<u32> {
     let refs: Vec<FrameRef<'_>> = frames
         .iter()
         .map(|(a, s, o, z, md)| FrameRef {
@@ -31,7 +35,12 @@ fn po_intern(py: Python<'_>, mut m: PyRefMut<'_, PyMachine>, frames: Vec<PyFrame
 }
 
 #[pyfunction]
-fn po_set_comm(py: Python<'_>, mut m: PyRefMut<'_, PyMachine>, pid: u32, comm: &str) -> PyResult<()> {
+fn po_set_comm(
+    py: Python<'_>,
+    mut m: PyRefMut<'_, PyMachine>,
+    pid: u32,
+    comm: &str,
+) -> PyResult<()> {
     m.run(py, |mm| mm.page_owner_mut()?.set_comm(pid, comm))
 }
 
@@ -70,7 +79,13 @@ fn po_dump(
         let done = match r {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => return Err(core_err(py, e)),
-            Err(_) => return Err(kmm_err(py, "KmmError", "internal error while dumping page_owner")),
+            Err(_) => {
+                return Err(kmm_err(
+                    py,
+                    "KmmError",
+                    "internal error while dumping page_owner",
+                ))
+            }
         };
         if !buf.is_empty() {
             file.call_method1("write", (PyBytes::new(py, &buf),))?;
@@ -83,7 +98,12 @@ fn po_dump(
 
 /// Write the dump to a file path with the GIL released.
 #[pyfunction]
-fn po_dump_path(py: Python<'_>, m: PyRef<'_, PyMachine>, path: std::path::PathBuf, format: &str) -> PyResult<u64> {
+fn po_dump_path(
+    py: Python<'_>,
+    m: PyRef<'_, PyMachine>,
+    path: std::path::PathBuf,
+    format: &str,
+) -> PyResult<u64> {
     let fmt = format_arg(py, format)?;
     let mm = m.get(py)?;
     mm.page_owner().map_err(|e| core_err(py, e))?;
@@ -110,12 +130,11 @@ type StackArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
 
 /// (handles, nr_base_pages) of every stack holding pages, by handle.
 #[pyfunction]
-fn po_stacks<'py>(
-    py: Python<'py>,
-    m: PyRef<'py, PyMachine>,
-) -> PyResult<StackArrays<'py>> {
+fn po_stacks<'py>(py: Python<'py>, m: PyRef<'py, PyMachine>) -> PyResult<StackArrays<'py>> {
     let mm = m.get(py)?;
-    let v = py.detach(|| mm.page_owner_stacks()).map_err(|e| core_err(py, e))?;
+    let v = py
+        .detach(|| mm.page_owner_stacks())
+        .map_err(|e| core_err(py, e))?;
     let h: Vec<u32> = v.iter().map(|s| s.handle).collect();
     let n: Vec<u64> = v.iter().map(|s| s.nr_base_pages).collect();
     Ok((h.into_pyarray(py), n.into_pyarray(py)))
@@ -154,7 +173,6 @@ fn po_memory<'py>(py: Python<'py>, m: PyRef<'py, PyMachine>) -> PyResult<Bound<'
     d.set_item("depot", s.depot)?;
     d.set_item("comms", s.comms)?;
     d.set_item("total", s.total)?;
-    d.set_item("object_ctx", s.object_ctx)?;
     d.set_item("nr_pages", s.nr_pages)?;
     Ok(d)
 }
@@ -163,7 +181,9 @@ fn po_memory<'py>(py: Python<'py>, m: PyRef<'py, PyMachine>) -> PyResult<Bound<'
 #[pyfunction]
 fn po_aggregate<'py>(py: Python<'py>, m: PyRef<'py, PyMachine>) -> PyResult<Bound<'py, PyDict>> {
     let mm = m.get(py)?;
-    let v = py.detach(|| mm.page_owner_aggregate()).map_err(|e| core_err(py, e))?;
+    let v = py
+        .detach(|| mm.page_owner_aggregate())
+        .map_err(|e| core_err(py, e))?;
     let d = PyDict::new(py);
     macro_rules! col {
         ($name:literal, $f:expr) => {
@@ -218,9 +238,19 @@ fn po_record(
         return Err(kmm_err(py, "PfnError", format!("pfn {pfn} is negative")));
     }
     let mm = m.get(py)?;
-    let r = mm.page_owner_record(pfn as u64).map_err(|e| core_err(py, e))?;
+    let r = mm
+        .page_owner_record(pfn as u64)
+        .map_err(|e| core_err(py, e))?;
     let c = r.ctx;
-    Ok((c.stack, c.order, c.gfp, c.pid, c.tgid, c.free_stack, r.ts_ns))
+    Ok((
+        c.stack,
+        c.order,
+        c.gfp,
+        c.pid,
+        c.tgid,
+        c.free_stack,
+        r.ts_ns,
+    ))
 }
 
 /// The streaming dump-text aggregator.
@@ -242,11 +272,16 @@ impl PyAggregator {
     /// Feed bytes (GIL released while parsing).
     fn feed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         let a = &mut self.inner;
-        let r = py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.feed(data))));
+        let r =
+            py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.feed(data))));
         match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(core_err(py, e)),
-            Err(_) => Err(kmm_err(py, "KmmError", "internal error in the page_owner text aggregator")),
+            Err(_) => Err(kmm_err(
+                py,
+                "KmmError",
+                "internal error in the page_owner text aggregator",
+            )),
         }
     }
 
@@ -261,28 +296,30 @@ impl PyAggregator {
         }
         let a = &mut self.inner;
         let max_bytes = max_bytes.clamp(4096, 256 << 20);
-        let r = py.detach(|| -> Result<Result<usize, std::io::Error>, kmm_core::Error> {
-            // borrow the descriptor without taking ownership (it is not closed)
-            let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
-            let mut buf = vec![0u8; max_bytes];
-            let mut got = 0;
-            while got < max_bytes {
-                match f.read(&mut buf[got..]) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        got += n;
-                        // a pipe hands out what it has; parse once we have a good amount
-                        if got >= (1 << 20) && got < max_bytes && n < (64 << 10) {
-                            break;
+        let r = py.detach(
+            || -> Result<Result<usize, std::io::Error>, kmm_core::Error> {
+                // borrow the descriptor without taking ownership (it is not closed)
+                let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+                let mut buf = vec![0u8; max_bytes];
+                let mut got = 0;
+                while got < max_bytes {
+                    match f.read(&mut buf[got..]) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            got += n;
+                            // a pipe hands out what it has; parse once we have a good amount
+                            if got >= (1 << 20) && got < max_bytes && n < (64 << 10) {
+                                break;
+                            }
                         }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Ok(Err(e)),
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Ok(Err(e)),
                 }
-            }
-            a.feed(&buf[..got])?;
-            Ok(Ok(got))
-        });
+                a.feed(&buf[..got])?;
+                Ok(Ok(got))
+            },
+        );
         match r {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => Err(PyOSError::new_err(format!("reading fd {fd}: {e}"))),
@@ -301,7 +338,9 @@ impl PyAggregator {
         let out = PyList::empty(py);
         for g in self.inner.groups() {
             let text = String::from_utf8_lossy(&g.text);
-            let header_len = String::from_utf8_lossy(&g.text[..g.header_len]).chars().count();
+            let header_len = String::from_utf8_lossy(&g.text[..g.header_len])
+                .chars()
+                .count();
             out.append((
                 text.as_ref(),
                 header_len,
