@@ -63,21 +63,45 @@ fn bad_allocations() {
             (0, gfp::__GFP_DMA | gfp::__GFP_HIGHMEM, None, "GfpError"),
             (0, gfp::__GFP_DMA | gfp::__GFP_DMA32, None, "GfpError"),
             (0, gfp::__GFP_DMA32 | gfp::__GFP_HIGHMEM, None, "GfpError"),
-            (0, GFP_KERNEL | gfp::__GFP_KERNRCLM | gfp::__GFP_USERRCLM, None, "GfpError"),
-            (0, GFP_KERNEL | gfp::__GFP_RECLAIMABLE | gfp::__GFP_MOVABLE, None, "GfpError"),
+            (
+                0,
+                GFP_KERNEL | gfp::__GFP_KERNRCLM | gfp::__GFP_USERRCLM,
+                None,
+                "GfpError",
+            ),
+            (
+                0,
+                GFP_KERNEL | gfp::__GFP_RECLAIMABLE | gfp::__GFP_MOVABLE,
+                None,
+                "GfpError",
+            ),
             (0, GFP_KERNEL, Some(1), "ConfigError"),
             (0, GFP_KERNEL, Some(usize::MAX), "ConfigError"),
         ];
         for (order, g, node, want) in cases {
             let e = m.alloc(order, g, node).unwrap_err();
-            assert_eq!(kind(&e), want, "{policy:?} alloc({order}, {g:#x}, {node:?}): {e}");
+            assert_eq!(
+                kind(&e),
+                want,
+                "{policy:?} alloc({order}, {g:#x}, {node:?}): {e}"
+            );
             assert!(!e.message().is_empty());
-            assert_eq!(snap(&m), before, "{policy:?} alloc({order}, {g:#x}) changed the machine");
+            assert_eq!(
+                snap(&m),
+                before,
+                "{policy:?} alloc({order}, {g:#x}) changed the machine"
+            );
         }
         // the same checks guard the ceiling and the limit
-        assert_eq!(kind(&m.highorder_ceiling(11, GFP_USER).unwrap_err()), "OrderError");
+        assert_eq!(
+            kind(&m.highorder_ceiling(11, GFP_USER).unwrap_err()),
+            "OrderError"
+        );
         assert_eq!(kind(&m.highorder_ceiling(3, 0x8).unwrap_err()), "GfpError");
-        assert_eq!(kind(&m.highorder_limit(11, GFP_USER).unwrap_err()), "OrderError");
+        assert_eq!(
+            kind(&m.highorder_limit(11, GFP_USER).unwrap_err()),
+            "OrderError"
+        );
         assert_eq!(snap(&m), before);
         m.check().unwrap();
     }
@@ -102,11 +126,18 @@ fn bad_frees() {
             for (pfn, want) in cases {
                 let e = m.free(pfn).unwrap_err();
                 assert_eq!(kind(&e), want, "{policy:?} pcp={pcp} free({pfn}): {e}");
-                assert_eq!(snap(&m), before, "{policy:?} free({pfn}) changed the machine");
+                assert_eq!(
+                    snap(&m),
+                    before,
+                    "{policy:?} free({pfn}) changed the machine"
+                );
             }
             // a page that was never allocated: either "not a head" or "already free"
             let pm = m.page_map();
-            let never = (0..m.nr_pages).rev().find(|&p| pm[p as usize] == 0).unwrap();
+            let never = (0..m.nr_pages)
+                .rev()
+                .find(|&p| pm[p as usize] == 0)
+                .unwrap();
             let e = m.free(never).unwrap_err();
             assert!(matches!(e, Error::Pfn(_) | Error::DoubleFree(_)), "{e}");
             assert_eq!(snap(&m), before);
@@ -151,10 +182,18 @@ fn double_free_is_reported() {
                 c.free(p).unwrap();
                 let before = snap(&c);
                 let e = c.free(p).unwrap_err();
-                assert_eq!(snap(&c), before, "{policy:?} pcp={pcp}: second free changed the machine");
+                assert_eq!(
+                    snap(&c),
+                    before,
+                    "{policy:?} pcp={pcp}: second free changed the machine"
+                );
                 let on_pcp = before.page_map[p as usize] == 1;
                 if on_pcp || free_heads(&c, c.zone_of_pfn(p)).contains(&p) {
-                    assert_eq!(kind(&e), "DoubleFreeError", "{policy:?} pcp={pcp} pfn {p}: {e}");
+                    assert_eq!(
+                        kind(&e),
+                        "DoubleFreeError",
+                        "{policy:?} pcp={pcp} pfn {p}: {e}"
+                    );
                     checked += 1;
                 } else {
                     // merged into a bigger free block (see the ignored test below)
@@ -192,7 +231,13 @@ fn freeing_a_trace_object_with_free_is_refused() {
     let mut cfg = MachineConfig::new(Layout::X86_32, 64 * MIB);
     cfg.max_objects = 10;
     let mut m = Machine::new(cfg).unwrap();
-    let op = TraceOp { op: OP_ALLOC, order: 1, obj: 3, gfp: GFP_USER, ..TraceOp::default() };
+    let op = TraceOp {
+        op: OP_ALLOC,
+        order: 1,
+        obj: 3,
+        gfp: GFP_USER,
+        ..TraceOp::default()
+    };
     let out = m.replay_ops(&[op], true).unwrap().outcomes.unwrap();
     let before = snap(&m);
     let e = m.free(out[0] as u64).unwrap_err();
@@ -208,69 +253,136 @@ fn bad_configs() {
         c.policy = Policy::Mobility;
         c
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut MachineConfig)>)> = vec![
-        ("mem not page-aligned", Box::new(|c| c.mem_bytes = 64 * MIB + 1)),
-        ("mem not page-aligned (2 KiB)", Box::new(|c| c.mem_bytes = 64 * MIB + 2048)),
+    type Tweak = Box<dyn Fn(&mut MachineConfig)>;
+    let cases: Vec<(&str, Tweak)> = vec![
+        (
+            "mem not page-aligned",
+            Box::new(|c| c.mem_bytes = 64 * MIB + 1),
+        ),
+        (
+            "mem not page-aligned (2 KiB)",
+            Box::new(|c| c.mem_bytes = 64 * MIB + 2048),
+        ),
         ("mem too small", Box::new(|c| c.mem_bytes = 16 * MIB)),
         ("mem zero", Box::new(|c| c.mem_bytes = 0)),
-        ("mem beyond x86_32 PAE", Box::new(|c| c.mem_bytes = 128 << 30)),
-        ("pageblock_order 11", Box::new(|c| c.pageblock_order = Some(11))),
-        ("pageblock_order 200", Box::new(|c| c.pageblock_order = Some(200))),
-        ("fallback_reserve > 1", Box::new(|c| c.fallback_reserve = 1.5)),
-        ("fallback_reserve < 0", Box::new(|c| c.fallback_reserve = -0.1)),
-        ("fallback_reserve NaN", Box::new(|c| c.fallback_reserve = f64::NAN)),
-        ("fallback_reserve inf", Box::new(|c| c.fallback_reserve = f64::INFINITY)),
+        (
+            "mem beyond x86_32 PAE",
+            Box::new(|c| c.mem_bytes = 128 << 30),
+        ),
+        (
+            "pageblock_order 11",
+            Box::new(|c| c.pageblock_order = Some(11)),
+        ),
+        (
+            "pageblock_order 200",
+            Box::new(|c| c.pageblock_order = Some(200)),
+        ),
+        (
+            "fallback_reserve > 1",
+            Box::new(|c| c.fallback_reserve = 1.5),
+        ),
+        (
+            "fallback_reserve < 0",
+            Box::new(|c| c.fallback_reserve = -0.1),
+        ),
+        (
+            "fallback_reserve NaN",
+            Box::new(|c| c.fallback_reserve = f64::NAN),
+        ),
+        (
+            "fallback_reserve inf",
+            Box::new(|c| c.fallback_reserve = f64::INFINITY),
+        ),
         ("0 nodes", Box::new(|c| c.nodes = 0)),
         ("65 nodes", Box::new(|c| c.nodes = 65)),
         ("too many nodes for the memory", Box::new(|c| c.nodes = 64)),
-        ("node sizes count", Box::new(|c| {
-            c.nodes = 2;
-            c.node_sizes = vec![64 * MIB];
-        })),
-        ("node sizes do not add up", Box::new(|c| {
-            c.nodes = 2;
-            c.node_sizes = vec![32 * MIB, 16 * MIB];
-        })),
-        ("node size not page-aligned", Box::new(|c| {
-            c.nodes = 2;
-            c.node_sizes = vec![32 * MIB + 100, 32 * MIB - 100];
-        })),
-        ("node size zero", Box::new(|c| {
-            c.nodes = 2;
-            c.node_sizes = vec![64 * MIB, 0];
-        })),
-        ("node 0 too small", Box::new(|c| {
-            c.nodes = 2;
-            c.node_sizes = vec![8 * MIB, 56 * MIB];
-        })),
-        ("distance not square", Box::new(|c| {
-            c.nodes = 2;
-            c.distance = vec![vec![10, 20]];
-        })),
-        ("distance row length", Box::new(|c| {
-            c.nodes = 2;
-            c.distance = vec![vec![10, 20], vec![20]];
-        })),
-        ("distance zero", Box::new(|c| {
-            c.nodes = 2;
-            c.distance = vec![vec![10, 0], vec![20, 10]];
-        })),
-        ("remote not above local", Box::new(|c| {
-            c.nodes = 2;
-            c.distance = vec![vec![10, 10], vec![20, 10]];
-        })),
-        ("distance above 255", Box::new(|c| {
-            c.nodes = 2;
-            c.distance = vec![vec![10, 300], vec![20, 10]];
-        })),
-        ("pcp high below batch", Box::new(|c| {
-            c.pcp_batch = 16;
-            c.pcp_high = 8;
-        })),
+        (
+            "node sizes count",
+            Box::new(|c| {
+                c.nodes = 2;
+                c.node_sizes = vec![64 * MIB];
+            }),
+        ),
+        (
+            "node sizes do not add up",
+            Box::new(|c| {
+                c.nodes = 2;
+                c.node_sizes = vec![32 * MIB, 16 * MIB];
+            }),
+        ),
+        (
+            "node size not page-aligned",
+            Box::new(|c| {
+                c.nodes = 2;
+                c.node_sizes = vec![32 * MIB + 100, 32 * MIB - 100];
+            }),
+        ),
+        (
+            "node size zero",
+            Box::new(|c| {
+                c.nodes = 2;
+                c.node_sizes = vec![64 * MIB, 0];
+            }),
+        ),
+        (
+            "node 0 too small",
+            Box::new(|c| {
+                c.nodes = 2;
+                c.node_sizes = vec![8 * MIB, 56 * MIB];
+            }),
+        ),
+        (
+            "distance not square",
+            Box::new(|c| {
+                c.nodes = 2;
+                c.distance = vec![vec![10, 20]];
+            }),
+        ),
+        (
+            "distance row length",
+            Box::new(|c| {
+                c.nodes = 2;
+                c.distance = vec![vec![10, 20], vec![20]];
+            }),
+        ),
+        (
+            "distance zero",
+            Box::new(|c| {
+                c.nodes = 2;
+                c.distance = vec![vec![10, 0], vec![20, 10]];
+            }),
+        ),
+        (
+            "remote not above local",
+            Box::new(|c| {
+                c.nodes = 2;
+                c.distance = vec![vec![10, 10], vec![20, 10]];
+            }),
+        ),
+        (
+            "distance above 255",
+            Box::new(|c| {
+                c.nodes = 2;
+                c.distance = vec![vec![10, 300], vec![20, 10]];
+            }),
+        ),
+        (
+            "pcp high below batch",
+            Box::new(|c| {
+                c.pcp_batch = 16;
+                c.pcp_high = 8;
+            }),
+        ),
         ("pcp batch huge", Box::new(|c| c.pcp_batch = 1 << 20)),
         ("max_objects 0", Box::new(|c| c.max_objects = 0)),
-        ("kernel image not page-aligned", Box::new(|c| c.kernel_image_bytes = 4 * MIB + 1)),
-        ("free stacks without page_owner", Box::new(|c| c.page_owner_free_stacks = true)),
+        (
+            "kernel image not page-aligned",
+            Box::new(|c| c.kernel_image_bytes = 4 * MIB + 1),
+        ),
+        (
+            "free stacks without page_owner",
+            Box::new(|c| c.page_owner_free_stacks = true),
+        ),
     ];
     for (name, f) in cases {
         let mut c = base();
@@ -303,10 +415,28 @@ fn bad_names() {
     assert!(matches!(Policy::parse("slab"), Err(Error::Config(_))));
     assert!(matches!(Policy::parse(""), Err(Error::Config(_))));
     assert!(matches!(kmm_core::parse_mem("12XB"), Err(Error::Config(_))));
-    assert!(matches!(kmm_core::parse_mem("99999999999999999999TiB"), Err(Error::Config(_))));
-    assert!(matches!(kmm_core::parse_mem("-4MiB"), Err(Error::Config(_))));
-    for bad in ["GFP_BOGUS", "", "|", "GFP_KERNEL|", "__GFP_DMA|__GFP_HIGHMEM", "0x8", "0xzz", "99999999999"] {
+    assert!(matches!(
+        kmm_core::parse_mem("99999999999999999999TiB"),
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        kmm_core::parse_mem("-4MiB"),
+        Err(Error::Config(_))
+    ));
+    for bad in [
+        "GFP_BOGUS",
+        "",
+        "|",
+        "GFP_KERNEL|",
+        "__GFP_DMA|__GFP_HIGHMEM",
+        "0x8",
+        "0xzz",
+        "99999999999",
+    ] {
         assert!(matches!(gfp::parse(bad), Err(Error::Gfp(_))), "{bad:?}");
     }
-    assert_eq!(gfp::parse("GFP_KERNEL | __GFP_HIGH").unwrap(), GFP_KERNEL | gfp::__GFP_HIGH);
+    assert_eq!(
+        gfp::parse("GFP_KERNEL | __GFP_HIGH").unwrap(),
+        GFP_KERNEL | gfp::__GFP_HIGH
+    );
 }

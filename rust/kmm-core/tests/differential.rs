@@ -33,12 +33,14 @@ fn op() -> impl Strategy<Value = Op> {
 /// then a random mix.
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     let big = (6u32..=10, 0..GFPS.len(), 0usize..3).prop_map(|(o, g, n)| Op::Alloc(o, g, n));
-    (prop::collection::vec(big, 10..60), prop::collection::vec(op(), 1..250)).prop_map(
-        |(mut a, b)| {
+    (
+        prop::collection::vec(big, 10..60),
+        prop::collection::vec(op(), 1..250),
+    )
+        .prop_map(|(mut a, b)| {
             a.extend(b);
             a
-        },
-    )
+        })
 }
 
 fn config(cases: u32) -> ProptestConfig {
@@ -56,7 +58,14 @@ fn run(policy: Policy, layout: Layout, topo: usize, pcp: bool, ops: &[Op]) -> Re
 
 /// `tune`: mobility pageblock_order (0 = default, else 3 or 6); antifrag
 /// fallback_reserve (0 = v7, else 10% or 25%).
-fn run_tuned(policy: Policy, layout: Layout, topo: usize, pcp: bool, tune: usize, ops: &[Op]) -> Result<(), String> {
+fn run_tuned(
+    policy: Policy,
+    layout: Layout,
+    topo: usize,
+    pcp: bool,
+    tune: usize,
+    ops: &[Op],
+) -> Result<(), String> {
     let mut cfg = topology(layout, topo, policy, pcp);
     match (policy, tune) {
         (Policy::Mobility, 1) => cfg.pageblock_order = Some(3),
@@ -73,16 +82,28 @@ fn run_tuned(policy: Policy, layout: Layout, topo: usize, pcp: bool, tune: usize
         match *op {
             Op::Alloc(order, gi, node_hint) => {
                 let g = GFPS[gi];
-                let node = if node_hint < m.nr_nodes { Some(node_hint) } else { None };
+                let node = if node_hint < m.nr_nodes {
+                    Some(node_hint)
+                } else {
+                    None
+                };
                 let t = ref_type(g);
-                let views = if pcp { views_from_engine(&m) } else { views_from_model(&model) };
+                let views = if pcp {
+                    views_from_engine(&m)
+                } else {
+                    views_from_model(&model)
+                };
                 let want_zone = predict_zone(&m, &model, &views, order, g, node.unwrap_or(0));
                 let via_pcp = pcp_path(&m, order, t);
                 let pick = want_zone.and_then(|zi| {
                     if via_pcp {
                         None
                     } else {
-                        Some((zi, predict_pick(&m, zi, order, t), m.zones[zi].block_type.clone()))
+                        Some((
+                            zi,
+                            predict_pick(&m, zi, order, t),
+                            m.zones[zi].block_type.clone(),
+                        ))
                     }
                 });
                 let counters = m.counters.clone();
@@ -232,7 +253,11 @@ fn fill_to_exhaustion_matches_model() {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    let order = if i < 300 { (x % 11) as u32 } else { (x % 3) as u32 };
+                    let order = if i < 300 {
+                        (x % 11) as u32
+                    } else {
+                        (x % 3) as u32
+                    };
                     ops.push(Op::Alloc(order, (x >> 8) as usize % GFPS.len(), 0));
                     if x % 7 == 0 {
                         ops.push(Op::Free((x >> 20) as usize));
@@ -267,13 +292,25 @@ fn zone_modifiers_pick_allowed_zones() {
         assert_eq!(names(&m, p), "DMA");
     }
     // x86_64 with Normal above 4 GiB (5 GiB machine; a vanilla boot is cheap)
-    let mut m = boot(Layout::X86_64, 5 * 1024 * MIB, Policy::Vanilla, false, false);
+    let mut m = boot(
+        Layout::X86_64,
+        5 * 1024 * MIB,
+        Policy::Vanilla,
+        false,
+        false,
+    );
     for _ in 0..50 {
         let p = m.alloc(3, gfp::GFP_KERNEL, None).unwrap().unwrap();
         assert_eq!(names(&m, p), "Normal");
-        let p = m.alloc(3, gfp::GFP_DMA32 | gfp::GFP_KERNEL, None).unwrap().unwrap();
+        let p = m
+            .alloc(3, gfp::GFP_DMA32 | gfp::GFP_KERNEL, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(names(&m, p), "DMA32");
-        let p = m.alloc(3, gfp::GFP_DMA | gfp::GFP_KERNEL, None).unwrap().unwrap();
+        let p = m
+            .alloc(3, gfp::GFP_DMA | gfp::GFP_KERNEL, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(names(&m, p), "DMA");
     }
     m.check().unwrap();
@@ -299,15 +336,21 @@ fn node_local_first_then_remote() {
             Some(_) => {
                 // spilled: node 1 could not pass its pages_low check any more
                 let z = &m.zones[n1];
-                assert!(free_before - 15 <= z.pages_low + 16,
-                        "spilled with {free_before} free pages on node 1 (low {})", z.pages_low);
+                assert!(
+                    free_before - 15 <= z.pages_low + 16,
+                    "spilled with {free_before} free pages on node 1 (low {})",
+                    z.pages_low
+                );
                 break;
             }
             None => panic!("failed before spilling"),
         }
     }
     // node 1 (32 MiB = 8192 pages, no reservations but its mem_map) served first
-    assert!(local * 16 > 7000, "only {local} local blocks before spilling");
+    assert!(
+        local * 16 > 7000,
+        "only {local} local blocks before spilling"
+    );
     m.check().unwrap();
 }
 
@@ -346,8 +389,13 @@ fn watermarks_and_lowmem_reserve_at_boot() {
             } else {
                 pages_min * s.present / lowmem
             };
-            assert_eq!((s.min, s.low, s.high), (min, min + min / 4, min + min / 2),
-                       "{layout:?} {mem} zone {} node {}", s.zone, s.node);
+            assert_eq!(
+                (s.min, s.low, s.high),
+                (min, min + min / 4, min + min / 2),
+                "{layout:?} {mem} zone {} node {}",
+                s.zone,
+                s.node
+            );
             // lowmem_reserve, per node
             let ratio = [256u64, if layout == Layout::X86_32 { 32 } else { 256 }, 32];
             let me = zt(s.zone);
@@ -362,8 +410,11 @@ fn watermarks_and_lowmem_reserve_at_boot() {
                         .sum();
                     above / ratio[me]
                 };
-                assert_eq!(s.lowmem_reserve[j], want,
-                           "{layout:?} {mem} zone {} node {} lowmem_reserve[{j}]", s.zone, s.node);
+                assert_eq!(
+                    s.lowmem_reserve[j], want,
+                    "{layout:?} {mem} zone {} node {} lowmem_reserve[{j}]",
+                    s.zone, s.node
+                );
             }
         }
     }

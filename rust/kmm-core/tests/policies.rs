@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use kmm_core::gfp::{self, GFP_ATOMIC, GFP_KERNEL, GFP_USER, __GFP_KERNRCLM};
+use kmm_core::gfp::{self, __GFP_KERNRCLM, GFP_ATOMIC, GFP_KERNEL, GFP_USER};
 use kmm_core::machine::{LT_FALLBACK, LT_GLOBAL, LT_KERNRCLM, LT_NORCLM, LT_USERRCLM, PM_ALLOC};
 use kmm_core::{Layout, Machine, MachineConfig, Policy, MAX_ORDER};
 
@@ -41,7 +41,11 @@ fn alloc_in(m: &mut Machine, zi: usize, order: u32, g: u32) -> u64 {
         .alloc(order, g, None)
         .unwrap()
         .unwrap_or_else(|| panic!("order {order} gfp {g:#x} failed"));
-    assert_eq!(m.zone_of_pfn(p), zi, "order {order} gfp {g:#x} got pfn {p} outside zone {zi}");
+    assert_eq!(
+        m.zone_of_pfn(p),
+        zi,
+        "order {order} gfp {g:#x} got pfn {p} outside zone {zi}"
+    );
     m.check().unwrap();
     p
 }
@@ -90,7 +94,11 @@ fn antifrag_boots_with_everything_on_the_global_list() {
         assert!(whole > 0);
         assert_eq!(nr(&m, zi, LT_GLOBAL, 10), whole);
         for lt in [LT_KERNRCLM, LT_USERRCLM, LT_FALLBACK] {
-            assert_eq!(type_pages(&m, zi, lt), 0, "type {lt} lists not empty at boot");
+            assert_eq!(
+                type_pages(&m, zi, lt),
+                0,
+                "type {lt} lists not empty at boot"
+            );
         }
         for o in 0..10 {
             assert_eq!(nr(&m, zi, LT_GLOBAL, o), 0);
@@ -140,14 +148,28 @@ fn antifrag_v7_fallback_orders() {
         let usemap = m.zones[n].block_type.clone();
         let fallbacks = m.counters.fallbacks;
         let p = alloc_in(&mut m, n, 0, gfp_for(t));
-        assert_eq!(p, want, "type {t}: order 0 did not come from type {first}'s block");
+        assert_eq!(
+            p, want,
+            "type {t}: order 0 did not come from type {first}'s block"
+        );
         assert_eq!(m.counters.fallbacks, fallbacks + 1);
         // ownership does not change and the remainders stay on the owner's lists
-        assert_eq!(m.zones[n].block_type, usemap, "usemap changed on a fallback");
+        assert_eq!(
+            m.zones[n].block_type, usemap,
+            "usemap changed on a fallback"
+        );
         for o in 0..9 {
-            assert_eq!(nr(&m, n, first, o), 1, "remainder of order {o} not on type {first}");
+            assert_eq!(
+                nr(&m, n, first, o),
+                1,
+                "remainder of order {o} not on type {first}"
+            );
         }
-        assert_eq!(type_pages(&m, n, t), 0, "remainder went to the requester's lists");
+        assert_eq!(
+            type_pages(&m, n, t),
+            0,
+            "remainder went to the requester's lists"
+        );
         assert_eq!(m.page_map()[p as usize], PM_ALLOC + t as u8);
         // freeing goes by the usemap: back to the owner's lists, coalesced again
         m.free(p).unwrap();
@@ -177,9 +199,14 @@ fn antifrag_blocks_return_to_the_global_list_at_max_order() {
     pin_partial_blocks(&mut m, n);
     let g = nr(&m, n, LT_GLOBAL, 10);
     let takes = m.counters.global_takes;
-    let p: Vec<u64> = (0..3).map(|_| alloc_in(&mut m, n, 0, GFP_KERNEL | __GFP_KERNRCLM)).collect();
+    let p: Vec<u64> = (0..3)
+        .map(|_| alloc_in(&mut m, n, 0, GFP_KERNEL | __GFP_KERNRCLM))
+        .collect();
     let b = block_of(&m, n, p[0]);
-    assert!(p.iter().all(|&x| block_of(&m, n, x) == b), "three pages from different blocks");
+    assert!(
+        p.iter().all(|&x| block_of(&m, n, x) == b),
+        "three pages from different blocks"
+    );
     assert_eq!(m.zones[n].block_type[b] as usize, LT_KERNRCLM);
     assert_eq!(nr(&m, n, LT_GLOBAL, 10), g - 1);
     assert_eq!(m.counters.global_takes, takes + 1);
@@ -196,9 +223,15 @@ fn antifrag_blocks_return_to_the_global_list_at_max_order() {
     assert_eq!(type_pages(&m, n, LT_KERNRCLM), 0);
     // an order-10 allocation of a type is a global block given whole to the type
     let q = alloc_in(&mut m, n, 10, GFP_USER);
-    assert_eq!(m.zones[n].block_type[block_of(&m, n, q)] as usize, LT_USERRCLM);
+    assert_eq!(
+        m.zones[n].block_type[block_of(&m, n, q)] as usize,
+        LT_USERRCLM
+    );
     m.free(q).unwrap();
-    assert_eq!(m.zones[n].block_type[block_of(&m, n, q)] as usize, LT_GLOBAL);
+    assert_eq!(
+        m.zones[n].block_type[block_of(&m, n, q)] as usize,
+        LT_GLOBAL
+    );
     assert_eq!(nr(&m, n, LT_GLOBAL, 10), g);
     m.check().unwrap();
 }
@@ -221,7 +254,10 @@ fn antifrag_v8_fallback_reserve() {
     let want = head(&m, n, LT_GLOBAL, 10);
     let p = alloc_in(&mut m, n, 9, GFP_USER);
     assert_eq!(p, want);
-    assert_eq!(m.zones[n].block_type[block_of(&m, n, p)] as usize, LT_FALLBACK);
+    assert_eq!(
+        m.zones[n].block_type[block_of(&m, n, p)] as usize,
+        LT_FALLBACK
+    );
     assert_eq!(nr(&m, n, LT_FALLBACK, 9), 1);
     assert_eq!(nr(&m, n, LT_GLOBAL, 10), 2);
     // KernNoRclm with nothing of its own uses the fallback block's remainder,
@@ -251,7 +287,10 @@ fn antifrag_v7_without_reserve_takes_every_global_block() {
     let fallbacks = m.counters.fallbacks;
     alloc_in(&mut m, n, 9, GFP_USER);
     assert_eq!(nr(&m, n, LT_GLOBAL, 10), 0);
-    assert_eq!(m.counters.fallbacks, fallbacks, "taking a global block is not a fallback");
+    assert_eq!(
+        m.counters.fallbacks, fallbacks,
+        "taking a global block is not a fallback"
+    );
 }
 
 // ---- grouping by mobility -----------------------------------------------------
@@ -265,7 +304,10 @@ fn mobility_boots_movable() {
         assert_eq!(m.block_order, if layout == Layout::X86_32 { 10 } else { 9 });
         for (zi, z) in m.zones.iter().enumerate() {
             assert!(z.block_type.iter().all(|&b| b as usize == LT_USERRCLM));
-            assert_eq!(type_pages(&m, zi, LT_NORCLM) + type_pages(&m, zi, LT_KERNRCLM), 0);
+            assert_eq!(
+                type_pages(&m, zi, LT_NORCLM) + type_pages(&m, zi, LT_KERNRCLM),
+                0
+            );
         }
     }
 }
@@ -291,7 +333,10 @@ fn mobility_modern_fallback_table() {
         assert_eq!(m.zones[n].block_type[block_of(&m, n, q)] as usize, t);
         let want = head(&m, n, second, 10);
         let r = alloc_in(&mut m, n, 10, gfp_for(t));
-        assert_eq!(r, want, "type {t} did not fall back to type {second} second");
+        assert_eq!(
+            r, want,
+            "type {t} did not fall back to type {second} second"
+        );
         assert_eq!(m.zones[n].block_type[block_of(&m, n, r)] as usize, t);
     }
     // Movable -> Reclaimable, Unmovable: Movable must first have nothing free
@@ -306,14 +351,20 @@ fn mobility_modern_fallback_table() {
     m.free(r).unwrap();
     m.check().unwrap();
     assert_eq!(type_pages(&m, n, LT_USERRCLM), 0);
-    assert_eq!((nr(&m, n, LT_KERNRCLM, 10), nr(&m, n, LT_NORCLM, 10)), (1, 1));
+    assert_eq!(
+        (nr(&m, n, LT_KERNRCLM, 10), nr(&m, n, LT_NORCLM, 10)),
+        (1, 1)
+    );
     let want = head(&m, n, LT_KERNRCLM, 10);
     let p = alloc_in(&mut m, n, 10, GFP_USER);
     assert_eq!(p, want, "Movable did not fall back to Reclaimable first");
     let want = head(&m, n, LT_NORCLM, 10);
     let q = alloc_in(&mut m, n, 10, GFP_USER);
     assert_eq!(q, want, "Movable did not fall back to Unmovable second");
-    assert_eq!(m.zones[n].block_type[block_of(&m, n, q)] as usize, LT_USERRCLM);
+    assert_eq!(
+        m.zones[n].block_type[block_of(&m, n, q)] as usize,
+        LT_USERRCLM
+    );
 }
 
 #[test]
@@ -323,7 +374,10 @@ fn mobility_steals_the_biggest_block_first() {
     pin_partial_blocks(&mut m, n);
     // Reclaimable steals a whole Movable block; its remainders (orders 3..9) are Reclaimable
     let r = alloc_in(&mut m, n, 3, GFP_KERNEL | __GFP_KERNRCLM);
-    assert_eq!(m.zones[n].block_type[block_of(&m, n, r)] as usize, LT_KERNRCLM);
+    assert_eq!(
+        m.zones[n].block_type[block_of(&m, n, r)] as usize,
+        LT_KERNRCLM
+    );
     for o in 3..10 {
         assert_eq!(nr(&m, n, LT_KERNRCLM, o), 1);
     }
@@ -333,10 +387,17 @@ fn mobility_steals_the_biggest_block_first() {
     let steals = m.counters.steals;
     let p = alloc_in(&mut m, n, 0, GFP_KERNEL);
     assert_eq!(p, want);
-    assert_eq!(m.zones[n].block_type[block_of(&m, n, p)] as usize, LT_NORCLM);
+    assert_eq!(
+        m.zones[n].block_type[block_of(&m, n, p)] as usize,
+        LT_NORCLM
+    );
     assert_eq!(m.counters.steals, steals + 1);
     for o in 0..10 {
-        assert_eq!(nr(&m, n, LT_NORCLM, o), 1, "remainder of order {o} not Unmovable");
+        assert_eq!(
+            nr(&m, n, LT_NORCLM, o),
+            1,
+            "remainder of order {o} not Unmovable"
+        );
     }
 }
 
@@ -358,10 +419,17 @@ fn mobility_relabels_only_when_half_the_pageblock_is_free() {
     let (steals, relabels) = (m.counters.steals, m.counters.pageblock_relabels);
     let p = alloc_in(&mut m, n, 0, GFP_KERNEL);
     assert_eq!(block_of(&m, n, p), pb);
-    assert_eq!(m.zones[n].block_type[pb] as usize, LT_USERRCLM, "relabelled with 256 of 1024 free");
+    assert_eq!(
+        m.zones[n].block_type[pb] as usize, LT_USERRCLM,
+        "relabelled with 256 of 1024 free"
+    );
     assert_eq!(m.counters.steals, steals + 1);
     assert_eq!(m.counters.pageblock_relabels, relabels);
-    assert_eq!(type_pages(&m, n, LT_USERRCLM), 0, "free pages of the pageblock not moved");
+    assert_eq!(
+        type_pages(&m, n, LT_USERRCLM),
+        0,
+        "free pages of the pageblock not moved"
+    );
     assert_eq!(type_pages(&m, n, LT_NORCLM), 255);
 
     // the same with half of the pageblock free: relabelled
@@ -375,7 +443,10 @@ fn mobility_relabels_only_when_half_the_pageblock_is_free() {
     let relabels = m.counters.pageblock_relabels;
     let p = alloc_in(&mut m, n, 0, GFP_KERNEL);
     assert_eq!(block_of(&m, n, p), pb);
-    assert_eq!(m.zones[n].block_type[pb] as usize, LT_NORCLM, "not relabelled with 512 of 1024 free");
+    assert_eq!(
+        m.zones[n].block_type[pb] as usize, LT_NORCLM,
+        "not relabelled with 512 of 1024 free"
+    );
     assert_eq!(m.counters.pageblock_relabels, relabels + 1);
     m.check().unwrap();
 }
@@ -397,10 +468,18 @@ fn fragmented_unmovable_zone() -> (Machine, usize) {
         assert_eq!(m.zone_of_pfn(p), n);
         pages.push(p);
     }
-    assert!(m.zones[n].block_type.iter().take(4).all(|&b| b as usize == LT_NORCLM));
+    assert!(m.zones[n]
+        .block_type
+        .iter()
+        .take(4)
+        .all(|&b| b as usize == LT_NORCLM));
     // what is left free is the top of the zone, in blocks bigger than order 4.
     // Some headroom below order 4 first (offsets 1..15 of ten regions)...
-    let regions: Vec<u64> = pages.iter().copied().filter(|&p| (p - zs) % 32 == 0).collect();
+    let regions: Vec<u64> = pages
+        .iter()
+        .copied()
+        .filter(|&p| (p - zs) % 32 == 0)
+        .collect();
     let mut freed = std::collections::HashSet::new();
     for &r in &regions[..10] {
         for p in r + 1..r + 16 {
@@ -447,7 +526,10 @@ fn mobility_movable_that_may_not_steal_takes_the_smallest_block() {
         let p = alloc_in(&mut m, n, order, GFP_USER);
         assert_eq!(p, want, "order {order}: not the smallest Unmovable block");
         assert_eq!(m.zones[n].block_type, types, "pageblock relabelled");
-        assert_eq!((m.counters.steals, m.counters.pageblock_relabels), (steals, relabels));
+        assert_eq!(
+            (m.counters.steals, m.counters.pageblock_relabels),
+            (steals, relabels)
+        );
     }
     // a Reclaimable request may steal: it takes the biggest (order 4) and moves
     // every free page of that pageblock to Reclaimable, relabelling it
@@ -455,7 +537,9 @@ fn mobility_movable_that_may_not_steal_takes_the_smallest_block() {
     let pb = block_of(&m, n, want);
     let start = m.zones[n].start_pfn + ((pb as u64) << m.block_order);
     let pm = m.page_map();
-    let free_in_block = (start..start + 1024).filter(|&p| pm[p as usize] == kmm_core::machine::PM_FREE).count() as u64;
+    let free_in_block = (start..start + 1024)
+        .filter(|&p| pm[p as usize] == kmm_core::machine::PM_FREE)
+        .count() as u64;
     let p = alloc_in(&mut m, n, 0, GFP_KERNEL | __GFP_KERNRCLM);
     assert_eq!(p, want);
     assert!(free_in_block >= 512);
@@ -516,7 +600,11 @@ fn pcp_refill_high_mark_and_drain() {
             count += 1;
             if count >= 32 {
                 count -= 8;
-                assert_eq!(m.zones[n].free_pages, free + 8, "{policy:?}: no batch freed at high");
+                assert_eq!(
+                    m.zones[n].free_pages,
+                    free + 8,
+                    "{policy:?}: no batch freed at high"
+                );
             } else {
                 assert_eq!(m.zones[n].free_pages, free);
             }

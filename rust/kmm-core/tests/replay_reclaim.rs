@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use kmm_core::gfp::{self, GFP_HIGHUSER, GFP_KERNEL, GFP_USER, __GFP_KERNRCLM};
+use kmm_core::gfp::{self, __GFP_KERNRCLM, GFP_HIGHUSER, GFP_KERNEL, GFP_USER};
 use kmm_core::machine::{PM_FREE, PM_PCP, PM_RESERVED};
 use kmm_core::replay::{TraceOp, MAX_TICK_US, OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH};
 use kmm_core::{Counters, Error, Layout, Machine, MachineConfig, Policy};
@@ -13,16 +13,34 @@ use proptest::test_runner::Config as ProptestConfig;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 fn alloc(obj: u32, order: u8, gfp: u32) -> TraceOp {
-    TraceOp { op: OP_ALLOC, order, obj, gfp, ..TraceOp::default() }
+    TraceOp {
+        op: OP_ALLOC,
+        order,
+        obj,
+        gfp,
+        ..TraceOp::default()
+    }
 }
 fn free(obj: u32) -> TraceOp {
-    TraceOp { op: OP_FREE, obj, ..TraceOp::default() }
+    TraceOp {
+        op: OP_FREE,
+        obj,
+        ..TraceOp::default()
+    }
 }
 fn touch(obj: u32) -> TraceOp {
-    TraceOp { op: OP_TOUCH, obj, ..TraceOp::default() }
+    TraceOp {
+        op: OP_TOUCH,
+        obj,
+        ..TraceOp::default()
+    }
 }
 fn tick(us: u32) -> TraceOp {
-    TraceOp { op: OP_TICK, obj: us, ..TraceOp::default() }
+    TraceOp {
+        op: OP_TICK,
+        obj: us,
+        ..TraceOp::default()
+    }
 }
 
 fn machine(mem_mib: u64, policy: Policy, f: impl FnOnce(&mut MachineConfig)) -> Machine {
@@ -70,7 +88,11 @@ fn replay_alloc_free_touch_tick_semantics() {
         let mut model = Model::boot(&m);
         let r = m
             .replay_ops(
-                &[alloc(0, 3, GFP_USER), alloc(1, 0, GFP_KERNEL), alloc(7, 2, GFP_KERNEL | __GFP_KERNRCLM)],
+                &[
+                    alloc(0, 3, GFP_USER),
+                    alloc(1, 0, GFP_KERNEL),
+                    alloc(7, 2, GFP_KERNEL | __GFP_KERNRCLM),
+                ],
                 true,
             )
             .unwrap();
@@ -79,11 +101,18 @@ fn replay_alloc_free_touch_tick_semantics() {
         assert!(out.iter().all(|&p| p >= 0));
         let get = |name: &str| r.counters.iter().find(|(n, _)| *n == name).unwrap().1;
         assert_eq!(get("alloc"), 3);
-        for (i, (obj, order, g)) in
-            [(0u32, 3u32, GFP_USER), (1, 0, GFP_KERNEL), (7, 2, GFP_KERNEL | __GFP_KERNRCLM)].iter().enumerate()
+        for (i, (obj, order, g)) in [
+            (0u32, 3u32, GFP_USER),
+            (1, 0, GFP_KERNEL),
+            (7, 2, GFP_KERNEL | __GFP_KERNRCLM),
+        ]
+        .iter()
+        .enumerate()
         {
             assert_eq!(m.object_block(*obj), Some((out[i] as u32, *order)));
-            model.record_alloc(out[i] as u64, *order, ref_type(*g), *g).unwrap();
+            model
+                .record_alloc(out[i] as u64, *order, ref_type(*g), *g)
+                .unwrap();
         }
         verify(&m, &model).unwrap();
         // only the reclaimable ones sit on the LRU
@@ -121,28 +150,65 @@ fn replay_bytes_round_trip() {
     assert_eq!(snap(&a, 4), snap(&b, 4));
     // a length that is not a whole number of records
     let before = snap(&a, 4);
-    assert!(matches!(a.replay_bytes(&bytes[..30], false), Err(Error::Trace(_))));
+    assert!(matches!(
+        a.replay_bytes(&bytes[..30], false),
+        Err(Error::Trace(_))
+    ));
     assert_eq!(snap(&a, 4), before);
 }
 
 #[test]
 fn bad_traces_are_trace_errors_and_change_nothing() {
-    let good = vec![alloc(0, 2, GFP_USER), alloc(1, 0, GFP_KERNEL), tick(100), free(0)];
+    let good = vec![
+        alloc(0, 2, GFP_USER),
+        alloc(1, 0, GFP_KERNEL),
+        tick(100),
+        free(0),
+    ];
     let bad_tails: Vec<(&str, Vec<TraceOp>)> = vec![
-        ("unknown op", vec![TraceOp { op: 9, obj: 2, ..TraceOp::default() }]),
-        ("op 0", vec![TraceOp { op: 0, ..TraceOp::default() }]),
+        (
+            "unknown op",
+            vec![TraceOp {
+                op: 9,
+                obj: 2,
+                ..TraceOp::default()
+            }],
+        ),
+        (
+            "op 0",
+            vec![TraceOp {
+                op: 0,
+                ..TraceOp::default()
+            }],
+        ),
         ("order 11", vec![alloc(2, 11, GFP_KERNEL)]),
         ("order 255", vec![alloc(2, 255, GFP_KERNEL)]),
         ("unknown gfp bit", vec![alloc(2, 0, GFP_KERNEL | 0x8)]),
-        ("gfp above the known bits", vec![alloc(2, 0, GFP_KERNEL | 0x100000)]),
-        ("DMA|HIGHMEM", vec![alloc(2, 0, gfp::__GFP_DMA | gfp::__GFP_HIGHMEM)]),
-        ("KERNRCLM|USERRCLM", vec![alloc(2, 0, GFP_KERNEL | gfp::__GFP_KERNRCLM | gfp::__GFP_USERRCLM)]),
+        (
+            "gfp above the known bits",
+            vec![alloc(2, 0, GFP_KERNEL | 0x100000)],
+        ),
+        (
+            "DMA|HIGHMEM",
+            vec![alloc(2, 0, gfp::__GFP_DMA | gfp::__GFP_HIGHMEM)],
+        ),
+        (
+            "KERNRCLM|USERRCLM",
+            vec![alloc(
+                2,
+                0,
+                GFP_KERNEL | gfp::__GFP_KERNRCLM | gfp::__GFP_USERRCLM,
+            )],
+        ),
         ("id >= max_objects", vec![alloc(1000, 0, GFP_KERNEL)]),
         ("free of id >= max_objects", vec![free(5000)]),
         ("free never allocated", vec![free(5)]),
         ("touch never allocated", vec![touch(5)]),
         ("free twice", vec![free(1), free(1)]),
-        ("double alloc in trace", vec![alloc(3, 0, GFP_KERNEL), alloc(3, 0, GFP_KERNEL)]),
+        (
+            "double alloc in trace",
+            vec![alloc(3, 0, GFP_KERNEL), alloc(3, 0, GFP_KERNEL)],
+        ),
         ("alloc of a live object", vec![alloc(1, 0, GFP_KERNEL)]),
         ("touch after free", vec![free(1), touch(1)]),
         ("absurd tick", vec![tick(MAX_TICK_US + 1)]),
@@ -150,23 +216,35 @@ fn bad_traces_are_trace_errors_and_change_nothing() {
     ];
     for policy in [Policy::Vanilla, Policy::AntiFrag, Policy::Mobility] {
         let mut m = machine(64, policy, |c| c.max_objects = 1000);
-        m.replay_ops(&[alloc(1, 0, GFP_KERNEL), alloc(9, 1, GFP_USER)], false).unwrap();
+        m.replay_ops(&[alloc(1, 0, GFP_KERNEL), alloc(9, 1, GFP_USER)], false)
+            .unwrap();
         for (name, tail) in &bad_tails {
             let mut trace = good.clone();
             trace.extend(tail.iter().copied());
             let before = snap(&m, 20);
             let r = m.replay_ops(&trace, true);
-            assert!(matches!(r, Err(Error::Trace(_))), "{policy:?} {name}: {r:?}");
+            assert!(
+                matches!(r, Err(Error::Trace(_))),
+                "{policy:?} {name}: {r:?}"
+            );
             assert_eq!(snap(&m, 20), before, "{policy:?} {name}: machine changed");
             // the same through the byte interface
             let r = m.replay_bytes(&TraceOp::to_bytes(&trace), false);
-            assert!(matches!(r, Err(Error::Trace(_))), "{policy:?} {name} (bytes)");
-            assert_eq!(snap(&m, 20), before, "{policy:?} {name}: machine changed (bytes)");
+            assert!(
+                matches!(r, Err(Error::Trace(_))),
+                "{policy:?} {name} (bytes)"
+            );
+            assert_eq!(
+                snap(&m, 20),
+                before,
+                "{policy:?} {name}: machine changed (bytes)"
+            );
             m.check().unwrap();
         }
         // and the machine still works: the good prefix replays
         m.replay_ops(&good[..2], false).unwrap_err(); // object 1 is live: a Trace error
-        m.replay_ops(&[alloc(0, 2, GFP_USER), free(0), free(1), free(9)], false).unwrap();
+        m.replay_ops(&[alloc(0, 2, GFP_USER), free(0), free(1), free(9)], false)
+            .unwrap();
         m.check().unwrap();
     }
 }
@@ -234,10 +312,14 @@ fn run_reclaim(policy: Policy, pcp: bool, acts: &[Act]) -> Result<(), String> {
     // per zone: newest first
     let mut lru: Vec<VecDeque<u32>> = vec![VecDeque::new(); m.zones.len()];
     for (step, a) in acts.iter().enumerate() {
-        let live: Vec<u32> = (0..objs.len() as u32).filter(|&o| objs[o as usize].live).collect();
+        let live: Vec<u32> = (0..objs.len() as u32)
+            .filter(|&o| objs[o as usize].live)
+            .collect();
         let op = match *a {
             Act::Alloc(order, gi) => {
-                let id = (0..objs.len() as u32).find(|&o| !objs[o as usize].live).unwrap_or(objs.len() as u32);
+                let id = (0..objs.len() as u32)
+                    .find(|&o| !objs[o as usize].live)
+                    .unwrap_or(objs.len() as u32);
                 alloc(id, order, RECLAIM_GFPS[gi])
             }
             Act::Free(i) if !live.is_empty() => free(live[i % live.len()]),
@@ -262,12 +344,17 @@ fn run_reclaim(policy: Policy, pcp: bool, acts: &[Act]) -> Result<(), String> {
                     if !reclaimable(o.gfp) {
                         return Err(ctx(format!("non-reclaimable object {i} lost its block")));
                     }
-                    lost.entry(m.zone_of_pfn(pfn as u64)).or_default().push(i as u32);
+                    lost.entry(m.zone_of_pfn(pfn as u64))
+                        .or_default()
+                        .push(i as u32);
                     lost_pages += 1 << order;
                     o.block = None;
                     o.reclaimed = true;
                 } else if now.is_some() && now != o.block {
-                    return Err(ctx(format!("object {i} moved from {:?} to {now:?}", o.block)));
+                    return Err(ctx(format!(
+                        "object {i} moved from {:?} to {now:?}",
+                        o.block
+                    )));
                 }
             }
         }
@@ -279,7 +366,9 @@ fn run_reclaim(policy: Policy, pcp: bool, acts: &[Act]) -> Result<(), String> {
             v.sort();
             oldest.sort();
             if v != oldest {
-                return Err(ctx(format!("zone {zi} reclaimed {v:?}, the oldest were {oldest:?}")));
+                return Err(ctx(format!(
+                    "zone {zi} reclaimed {v:?}, the oldest were {oldest:?}"
+                )));
             }
             for _ in 0..k {
                 l.pop_back();
@@ -299,7 +388,13 @@ fn run_reclaim(policy: Policy, pcp: bool, acts: &[Act]) -> Result<(), String> {
         };
         match op.op {
             OP_ALLOC => {
-                objs[o] = Obj { live: true, gfp: op.gfp, order: op.order, block: None, reclaimed: false };
+                objs[o] = Obj {
+                    live: true,
+                    gfp: op.gfp,
+                    order: op.order,
+                    block: None,
+                    reclaimed: false,
+                };
                 if out >= 0 {
                     objs[o].block = Some((out as u32, op.order as u32));
                     if reclaimable(op.gfp) {
@@ -318,12 +413,17 @@ fn run_reclaim(policy: Policy, pcp: bool, acts: &[Act]) -> Result<(), String> {
                     }
                 } else {
                     let (what, d) = if ob.reclaimed {
-                        ("free_reclaimed", m.counters.free_reclaimed - before.free_reclaimed)
+                        (
+                            "free_reclaimed",
+                            m.counters.free_reclaimed - before.free_reclaimed,
+                        )
                     } else {
                         ("free_noop", m.counters.free_noop - before.free_noop)
                     };
                     if out != -1 || d != 1 {
-                        return Err(ctx(format!("freeing an object without a block: outcome {out}, {what} +{d}")));
+                        return Err(ctx(format!(
+                            "freeing an object without a block: outcome {out}, {what} +{d}"
+                        )));
                     }
                 }
                 objs[o] = Obj::default();
@@ -414,9 +514,14 @@ fn kswapd_reclaims_oldest_first_up_to_the_high_watermark() {
         let mut m = machine(64, policy, |c| c.pcp = false);
         let n = zone_index(&m, 0, "Normal");
         let nobj = fill_below_low(&mut m, n);
-        assert_eq!(m.counters.allocstall, 0, "direct reclaim before kswapd had a chance");
+        assert_eq!(
+            m.counters.allocstall, 0,
+            "direct reclaim before kswapd had a chance"
+        );
         // make the oldest Normal object the youngest
-        let first_normal = (0..nobj).find(|&o| m.zone_of_pfn(m.object_block(o).unwrap().0 as u64) == n).unwrap();
+        let first_normal = (0..nobj)
+            .find(|&o| m.zone_of_pfn(m.object_block(o).unwrap().0 as u64) == n)
+            .unwrap();
         m.replay_ops(&[touch(first_normal)], false).unwrap();
         let before: Vec<u64> = m.zones.iter().map(|z| z.free_pages).collect();
         let steal = m.counters.pgsteal_kswapd;
@@ -424,13 +529,21 @@ fn kswapd_reclaims_oldest_first_up_to_the_high_watermark() {
         m.replay_ops(&[tick(1_000_000)], false).unwrap();
         m.check().unwrap();
         let z = &m.zones[n];
-        assert!(z.free_pages > z.pages_high, "{policy:?}: kswapd stopped below high");
+        assert!(
+            z.free_pages > z.pages_high,
+            "{policy:?}: kswapd stopped below high"
+        );
         assert!(
             z.free_pages <= z.pages_high + 1 + kmm_core::SWAP_CLUSTER_MAX,
             "{policy:?}: kswapd went {} pages past high",
             z.free_pages - z.pages_high
         );
-        let freed: u64 = m.zones.iter().zip(&before).map(|(z, b)| z.free_pages - b).sum();
+        let freed: u64 = m
+            .zones
+            .iter()
+            .zip(&before)
+            .map(|(z, b)| z.free_pages - b)
+            .sum();
         assert_eq!(m.counters.pgsteal_kswapd - steal, freed);
         // oldest first: the reclaimed Normal objects are a prefix of the allocation
         // order, the touched one excepted
@@ -441,11 +554,17 @@ fn kswapd_reclaims_oldest_first_up_to_the_high_watermark() {
                 None => true,
             })
             .collect();
-        let gone: Vec<bool> = normal.iter().map(|&o| m.object_block(o).is_none()).collect();
+        let gone: Vec<bool> = normal
+            .iter()
+            .map(|&o| m.object_block(o).is_none())
+            .collect();
         let k = gone.iter().filter(|&&g| g).count();
         assert!(k > 0);
         assert!(gone[..k].iter().all(|&g| g), "{policy:?}: not oldest first");
-        assert!(m.object_block(first_normal).is_some(), "touched object reclaimed");
+        assert!(
+            m.object_block(first_normal).is_some(),
+            "touched object reclaimed"
+        );
         // balanced: another tick does nothing
         let s = m.counters.pgsteal_kswapd;
         m.replay_ops(&[tick(1_000_000)], false).unwrap();
@@ -458,7 +577,8 @@ fn refaults_and_reclaimed_frees_are_counted() {
     let mut m = machine(64, Policy::AntiFrag, |c| c.pcp = false);
     let n = zone_index(&m, 0, "Normal");
     let pinned = 60_000u32;
-    m.replay_ops(&[alloc(pinned, 0, GFP_KERNEL)], false).unwrap();
+    m.replay_ops(&[alloc(pinned, 0, GFP_KERNEL)], false)
+        .unwrap();
     let nobj = fill_below_low(&mut m, n);
     m.replay_ops(&[tick(1_000_000)], false).unwrap();
     let gone: Vec<u32> = (0..nobj).filter(|&o| m.object_block(o).is_none()).collect();
@@ -479,7 +599,8 @@ fn refaults_and_reclaimed_frees_are_counted() {
     assert_eq!(m.counters.free, before.free);
     assert_eq!(m.page_map(), pm);
     // and the id is free for reuse
-    m.replay_ops(&[alloc(b, 1, GFP_USER), free(b), free(a)], false).unwrap();
+    m.replay_ops(&[alloc(b, 1, GFP_USER), free(b), free(a)], false)
+        .unwrap();
     m.check().unwrap();
 }
 
@@ -544,7 +665,12 @@ fn run_active(policy: Policy, pcp: bool, seed: u64) -> Result<u32, String> {
             // a high-order attempt, held
             alloc(next, (4 + r % 7) as u8, GFP_HIGHUSER)
         } else if r % 10 < 7 || live.is_empty() {
-            let g = [GFP_USER, GFP_HIGHUSER, GFP_KERNEL | __GFP_KERNRCLM, GFP_KERNEL][(r >> 8) as usize % 4];
+            let g = [
+                GFP_USER,
+                GFP_HIGHUSER,
+                GFP_KERNEL | __GFP_KERNRCLM,
+                GFP_KERNEL,
+            ][(r >> 8) as usize % 4];
             alloc(next, ((r >> 16) % 3) as u8, g)
         } else {
             let i = (r >> 20) as usize % live.len();
@@ -574,7 +700,9 @@ fn run_active(policy: Policy, pcp: bool, seed: u64) -> Result<u32, String> {
         }
         let d = m.counters.active_free_pages - before.active_free_pages;
         if d != lost_pages {
-            return Err(ctx(format!("active_free_pages +{d} but {lost_pages} pages were reclaimed")));
+            return Err(ctx(format!(
+                "active_free_pages +{d} but {lost_pages} pages were reclaimed"
+            )));
         }
         if m.counters.active_free_success > before.active_free_success {
             successes += 1;
@@ -645,8 +773,15 @@ fn run_active(policy: Policy, pcp: bool, seed: u64) -> Result<u32, String> {
         }
         // the ceiling, from scratch, and nobody holds more than it
         if step % 25 == 0 || op.order >= 4 {
-            for (order, g) in [(4u32, GFP_HIGHUSER), (10, GFP_HIGHUSER), (4, gfp::GFP_DMA), (6, GFP_KERNEL)] {
-                let got = m.highorder_ceiling(order, g).map_err(|e| ctx(e.to_string()))?;
+            for (order, g) in [
+                (4u32, GFP_HIGHUSER),
+                (10, GFP_HIGHUSER),
+                (4, gfp::GFP_DMA),
+                (6, GFP_KERNEL),
+            ] {
+                let got = m
+                    .highorder_ceiling(order, g)
+                    .map_err(|e| ctx(e.to_string()))?;
                 let lru_heads: HashSet<u64> = live
                     .iter()
                     .filter(|o| reclaimable(gfp_of[o]))
@@ -654,7 +789,9 @@ fn run_active(policy: Policy, pcp: bool, seed: u64) -> Result<u32, String> {
                     .collect();
                 let want = ref_ceiling(&m, &lru_heads, order, g);
                 if got != want {
-                    return Err(ctx(format!("highorder_ceiling({order}) = {got}, recomputed {want}")));
+                    return Err(ctx(format!(
+                        "highorder_ceiling({order}) = {got}, recomputed {want}"
+                    )));
                 }
                 let hz = ref_highest_zone(m.layout, g);
                 let held: u64 = m
@@ -665,11 +802,17 @@ fn run_active(policy: Policy, pcp: bool, seed: u64) -> Result<u32, String> {
                     .map(|&(_, o, _)| 1u64 << (o as u32 - order))
                     .sum();
                 if held > got {
-                    return Err(ctx(format!("{held} order-{order} blocks held, ceiling {got}")));
+                    return Err(ctx(format!(
+                        "{held} order-{order} blocks held, ceiling {got}"
+                    )));
                 }
-                let limit = m.highorder_limit(order, g).map_err(|e| ctx(e.to_string()))?;
+                let limit = m
+                    .highorder_limit(order, g)
+                    .map_err(|e| ctx(e.to_string()))?;
                 if got > limit {
-                    return Err(ctx(format!("ceiling {got} above the perfect-packing limit {limit}")));
+                    return Err(ctx(format!(
+                        "ceiling {got} above the perfect-packing limit {limit}"
+                    )));
                 }
             }
         }
@@ -680,9 +823,13 @@ fn run_active(policy: Policy, pcp: bool, seed: u64) -> Result<u32, String> {
 #[test]
 fn active_freeing_spares_pinned_pages_and_costs_what_it_reports() {
     let mut total = 0;
-    for (i, policy) in [Policy::Vanilla, Policy::AntiFrag, Policy::Mobility].into_iter().enumerate() {
+    for (i, policy) in [Policy::Vanilla, Policy::AntiFrag, Policy::Mobility]
+        .into_iter()
+        .enumerate()
+    {
         for pcp in [false, true] {
-            total += run_active(policy, pcp, 0x1234_5678 + i as u64).unwrap_or_else(|e| panic!("{e}"));
+            total +=
+                run_active(policy, pcp, 0x1234_5678 + i as u64).unwrap_or_else(|e| panic!("{e}"));
         }
     }
     assert!(total > 10, "active freeing succeeded only {total} times");
@@ -748,7 +895,10 @@ fn trace_pid_picks_the_node() {
     let mut m = machine(64, Policy::Mobility, |c| c.nodes = 2);
     let node_of = |m: &Machine, p: i64| m.zones[m.zone_of_pfn(p as u64)].node;
     for pid in 0..6u32 {
-        let op = TraceOp { pid, ..alloc(pid, 2, GFP_USER) };
+        let op = TraceOp {
+            pid,
+            ..alloc(pid, 2, GFP_USER)
+        };
         let out = outcomes(&mut m, &[op]);
         assert_eq!(node_of(&m, out[0]), pid as usize % 2, "pid {pid}");
     }

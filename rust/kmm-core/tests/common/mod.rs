@@ -190,8 +190,18 @@ impl Model {
             let res = (z.start..z.start + z.spanned)
                 .filter(|&p| reserved[p as usize])
                 .count() as u64;
-            assert_eq!(s.present - s.managed, res, "reserved pages of zone {}", s.zone);
-            assert_eq!(s.free + s.pcp, s.present - res, "free pages of zone {} at boot", s.zone);
+            assert_eq!(
+                s.present - s.managed,
+                res,
+                "reserved pages of zone {}",
+                s.zone
+            );
+            assert_eq!(
+                s.free + s.pcp,
+                s.present - res,
+                "free pages of zone {} at boot",
+                s.zone
+            );
         }
         Model {
             layout: m.layout,
@@ -246,10 +256,14 @@ impl Model {
         let z = &self.zones[zi];
         let size = 1u64 << order;
         if (pfn - z.start) % size != 0 {
-            return Err(format!("block pfn {pfn} order {order} misaligned in its zone"));
+            return Err(format!(
+                "block pfn {pfn} order {order} misaligned in its zone"
+            ));
         }
         if pfn + size > z.start + z.spanned {
-            return Err(format!("block pfn {pfn} order {order} crosses its zone end"));
+            return Err(format!(
+                "block pfn {pfn} order {order} crosses its zone end"
+            ));
         }
         if z.zt > self.highest_zone(gfp) {
             return Err(format!(
@@ -260,7 +274,9 @@ impl Model {
         }
         for p in pfn..pfn + size {
             if self.reserved[p as usize] {
-                return Err(format!("block pfn {pfn} order {order} covers reserved pfn {p}"));
+                return Err(format!(
+                    "block pfn {pfn} order {order} covers reserved pfn {p}"
+                ));
             }
             if self.owner[p as usize] != NOBODY {
                 return Err(format!(
@@ -309,7 +325,9 @@ impl Model {
                 continue;
             }
             let mut o = TOP;
-            while !(rel % (1 << o) == 0 && rel + (1 << o) <= z.spanned && all_free(rel, rel + (1 << o)))
+            while !(rel % (1 << o) == 0
+                && rel + (1 << o) <= z.spanned
+                && all_free(rel, rel + (1 << o)))
             {
                 o -= 1;
             }
@@ -347,7 +365,11 @@ pub fn views_from_model(model: &Model) -> Vec<ZoneView> {
         .map(|zi| {
             let nr_free = model.canonical_zone(zi);
             let free = nr_free.iter().enumerate().map(|(o, n)| n << o).sum();
-            ZoneView { free, nr_free, pcp_nr: [0; 3] }
+            ZoneView {
+                free,
+                nr_free,
+                pcp_nr: [0; 3],
+            }
         })
         .collect()
 }
@@ -405,7 +427,15 @@ pub fn predict_zone(
             let z = &model.zones[zi];
             let v = &views[zi];
             let ok = if pass_low {
-                ref_watermark_ok(v.free, &v.nr_free, order, z.low, z.lowmem_reserve[hz], false, false)
+                ref_watermark_ok(
+                    v.free,
+                    &v.nr_free,
+                    order,
+                    z.low,
+                    z.lowmem_reserve[hz],
+                    false,
+                    false,
+                )
             } else {
                 ref_watermark_ok(
                     v.free,
@@ -468,8 +498,7 @@ pub fn predict_pick(m: &Machine, zi: usize, order: u32, t: usize) -> Option<Pick
             if let Some(o) = smallest(t) {
                 return Some(pick(t, o, vec![]));
             }
-            let reserve =
-                ((z.spanned >> TOP) as f64 * m.cfg.fallback_reserve).ceil() as u64;
+            let reserve = ((z.spanned >> TOP) as f64 * m.cfg.fallback_reserve).ceil() as u64;
             let nglobal = z.free_area[LT_GLOBAL][TOP as usize].nr as u64;
             let global = |owner: usize| {
                 let head = z.free_area[LT_GLOBAL][TOP as usize].head;
@@ -502,7 +531,9 @@ pub fn predict_pick(m: &Machine, zi: usize, order: u32, t: usize) -> Option<Pick
             let first_type = |o: u32| fb.iter().copied().find(|&ft| has(ft, o));
             let can_steal = |o: u32| o >= pb || o >= pb / 2 || t != LT_USERRCLM;
             // steal big: highest order first
-            let mut found = (order..=TOP).rev().find_map(|o| first_type(o).map(|ft| (o, ft)))?;
+            let mut found = (order..=TOP)
+                .rev()
+                .find_map(|o| first_type(o).map(|ft| (o, ft)))?;
             if !can_steal(found.0) && found.0 > order {
                 // a movable request that may not steal takes the smallest block
                 found = (order..=TOP).find_map(|o| first_type(o).map(|ft| (o, ft)))?;
@@ -511,7 +542,9 @@ pub fn predict_pick(m: &Machine, zi: usize, order: u32, t: usize) -> Option<Pick
             let head = z.free_area[ft][o as usize].head;
             let b = block_of(head);
             let relabel = if o >= pb {
-                (b..b + (1usize << (o - pb))).map(|i| (i, t as u8)).collect()
+                (b..b + (1usize << (o - pb)))
+                    .map(|i| (i, t as u8))
+                    .collect()
             } else if can_steal(o) {
                 // free + compatible pages of the pageblock, before the steal
                 let pm = m.page_map();
@@ -548,8 +581,7 @@ pub fn verify(m: &Machine, model: &Model) -> Result<(), String> {
         .iter()
         .map(|&(p, o, t)| (p as u64, o as u32, t as usize))
         .collect();
-    let want: Vec<(u64, u32, usize)> =
-        model.blocks.iter().map(|(&p, &(o, t))| (p, o, t)).collect();
+    let want: Vec<(u64, u32, usize)> = model.blocks.iter().map(|(&p, &(o, t))| (p, o, t)).collect();
     if got != want {
         return Err(format!(
             "allocated_blocks differ: engine {} blocks, model {} (first engine {:?}, model {:?})",
@@ -591,7 +623,10 @@ pub fn verify(m: &Machine, model: &Model) -> Result<(), String> {
             }
         }
         if s.pcp != pcp_per_zone[zi] {
-            return Err(format!("zone {zi}: pcp {} but page_map shows {}", s.pcp, pcp_per_zone[zi]));
+            return Err(format!(
+                "zone {zi}: pcp {} but page_map shows {}",
+                s.pcp, pcp_per_zone[zi]
+            ));
         }
         if s.present != reserved + allocated + s.free + s.pcp {
             return Err(format!(
@@ -607,28 +642,38 @@ pub fn verify(m: &Machine, model: &Model) -> Result<(), String> {
         for o in 0..MAX_ORDER {
             let sum: u64 = (0..nt).map(|t| by_type[(i * nt + t) * MAX_ORDER + o]).sum();
             if sum != fa[i * MAX_ORDER + o] {
-                return Err(format!("free_area_by_type does not add up at row {i} order {o}"));
+                return Err(format!(
+                    "free_area_by_type does not add up at row {i} order {o}"
+                ));
             }
         }
     }
     // /proc/buddyinfo, byte for byte (FACTS 5): "Node %d, zone %8s " then "%6lu " per order
     let mut want_bi = String::new();
     for z in &model.zones {
-        want_bi.push_str(&format!("Node {}, zone {:>8} ", z.node, m.layout.zone_names()[z.zt]));
+        want_bi.push_str(&format!(
+            "Node {}, zone {:>8} ",
+            z.node,
+            m.layout.zone_names()[z.zt]
+        ));
         for o in 0..MAX_ORDER {
             want_bi.push_str(&format!("{:6} ", fa[(z.node * 3 + z.zt) * MAX_ORDER + o]));
         }
         want_bi.push('\n');
     }
     if m.buddyinfo() != want_bi {
-        return Err(format!("buddyinfo differs:\n{}\nwanted:\n{want_bi}", m.buddyinfo()));
+        return Err(format!(
+            "buddyinfo differs:\n{}\nwanted:\n{want_bi}",
+            m.buddyinfo()
+        ));
     }
     // after draining the per-cpu lists the free lists hold the canonical decomposition
     let want = model.canonical();
     let got = if pcp_per_zone.iter().any(|&n| n > 0) {
         let mut c = m.clone();
         c.drain_pcp();
-        c.check().map_err(|e| format!("check() after drain_pcp: {e}"))?;
+        c.check()
+            .map_err(|e| format!("check() after drain_pcp: {e}"))?;
         c.free_area()
     } else {
         m.free_area()
