@@ -642,10 +642,14 @@ fn ref_ceiling(m: &Machine, lru_heads: &HashSet<u64>, order: u32, g: u32) -> u64
 
 /// Mixed load with pinned kernel objects, then high-order attempts with active
 /// freeing (reclaim off, so every reclaimed page is active freeing's work).
-fn run_active(policy: Policy, pcp: bool, seed: u64) -> Result<u32, String> {
+/// With `reclaim` on, direct reclaim and kswapd run too: the checks are then
+/// that every reclaimed page is counted in pgsteal and that active freeing
+/// reports no more than all pages reclaimed (direct reclaim may have freed
+/// part of its block before it ran).
+fn run_active(policy: Policy, pcp: bool, reclaim: bool, seed: u64) -> Result<u32, String> {
     let mut m = machine(64, policy, |c| {
         c.pcp = pcp;
-        c.reclaim = false;
+        c.reclaim = reclaim;
         c.active_freeing = true;
     });
     let mut x = seed | 1;
@@ -699,13 +703,28 @@ fn run_active(policy: Policy, pcp: bool, seed: u64) -> Result<u32, String> {
             }
         }
         let d = m.counters.active_free_pages - before.active_free_pages;
-        if d != lost_pages {
+        if reclaim {
+            let steal = |c: &Counters| c.pgsteal_direct + c.pgsteal_kswapd;
+            if steal(&m.counters) - steal(&before) != lost_pages {
+                return Err(ctx(format!(
+                    "pgsteal +{} but {lost_pages} pages were reclaimed",
+                    steal(&m.counters) - steal(&before)
+                )));
+            }
+            if d > lost_pages {
+                return Err(ctx(format!(
+                    "active_free_pages +{d} but only {lost_pages} pages were reclaimed in all"
+                )));
+            }
+        } else if d != lost_pages {
             return Err(ctx(format!(
                 "active_free_pages +{d} but {lost_pages} pages were reclaimed"
             )));
         }
         if m.counters.active_free_success > before.active_free_success {
             successes += 1;
+        }
+        if !reclaim && m.counters.active_free_success > before.active_free_success {
             // no reserved page in the block (check() covers overlaps with live blocks)
             let (s, e) = (out as u64, out as u64 + (1u64 << op.order));
             if (s..e).any(|p| pm_before[p as usize] == PM_RESERVED) {
@@ -828,8 +847,10 @@ fn active_freeing_spares_pinned_pages_and_costs_what_it_reports() {
         .enumerate()
     {
         for pcp in [false, true] {
-            total +=
-                run_active(policy, pcp, 0x1234_5678 + i as u64).unwrap_or_else(|e| panic!("{e}"));
+            for reclaim in [false, true] {
+                total += run_active(policy, pcp, reclaim, 0x1234_5678 + i as u64)
+                    .unwrap_or_else(|e| panic!("reclaim={reclaim}: {e}"));
+            }
         }
     }
     assert!(total > 10, "active freeing succeeded only {total} times");
