@@ -288,6 +288,15 @@ impl Objects {
     pub fn len(&self) -> usize {
         self.pfn.len()
     }
+    /// Shrink back to `n` objects (undoing an `ensure` for a rejected trace).
+    pub fn truncate(&mut self, n: usize) {
+        self.pfn.truncate(n);
+        self.gfp.truncate(n);
+        self.order.truncate(n);
+        self.state.truncate(n);
+        self.lru_next.truncate(n);
+        self.lru_prev.truncate(n);
+    }
 }
 
 /// Who asked for an allocation: used by page_owner (issue-level: pid/tgid/stack).
@@ -1132,7 +1141,18 @@ impl Machine {
                 "pfn {pfn} is reserved at boot and never freed"
             ))),
             _ => {
-                // a tail page: of an allocated block, or inside a free block
+                // a tail page: inside a free block (it was freed and merged), or not a head
+                let zi = self.zone_of_pfn(pfn);
+                let zs = self.zones[zi].start_pfn;
+                for o in 1..MAX_ORDER as u32 {
+                    let h = zs + ((pfn - zs) & !((1u64 << o) - 1));
+                    let hf = self.flags[h as usize];
+                    if kind(hf) == K_FREE && forder(hf) == o {
+                        return Err(Error::DoubleFree(format!(
+                            "pfn {pfn} is already free, inside the free order-{o} block at pfn {h} (double free)"
+                        )));
+                    }
+                }
                 Err(Error::Pfn(format!(
                     "pfn {pfn} is not the head of an allocated block"
                 )))
@@ -1285,14 +1305,22 @@ impl Machine {
 
     /// Reclaim the oldest objects of a zone's LRU until `nr` pages are freed.
     /// Returns pages reclaimed.
-    pub(crate) fn shrink_zone(&mut self, zi: usize, nr: u64, kswapd: bool) -> u64 {
+    /// `direct_free` bypasses the per-cpu lists (active freeing needs the pages on
+    /// the buddy lists at once).
+    pub(crate) fn shrink_zone(
+        &mut self,
+        zi: usize,
+        nr: u64,
+        kswapd: bool,
+        direct_free: bool,
+    ) -> u64 {
         let mut got = 0u64;
         while got < nr {
             let obj = self.zones[zi].lru.tail;
             if obj == NONE {
                 break;
             }
-            got += self.reclaim_object(obj, false);
+            got += self.reclaim_object(obj, direct_free);
         }
         if kswapd {
             self.counters.pgscan_kswapd += got;
@@ -1376,7 +1404,7 @@ impl Machine {
                     continue;
                 }
                 let want = (lru >> prio).max(1).min(SWAP_CLUSTER_MAX - got);
-                got += self.shrink_zone(zi, want, false);
+                got += self.shrink_zone(zi, want, false, false);
                 if got >= SWAP_CLUSTER_MAX {
                     return got;
                 }
@@ -1420,7 +1448,7 @@ impl Machine {
                     break;
                 }
                 let want = budget.min(SWAP_CLUSTER_MAX);
-                let got = self.shrink_zone(zi, want, true);
+                let got = self.shrink_zone(zi, want, true, false);
                 budget -= want.min(budget);
                 if got == 0 {
                     self.zones[zi].kswapd_order = -1;
@@ -1558,7 +1586,7 @@ impl Machine {
             (z.pages_min + z.lowmem_reserve[hz] + (1u64 << order)).saturating_sub(z.free_pages)
         };
         if need > 0 {
-            let got = self.shrink_zone(zi, need, false);
+            let got = self.shrink_zone(zi, need, false, true);
             self.counters.active_free_pages += got;
             if got < need {
                 return None;
@@ -1676,9 +1704,11 @@ impl Machine {
                 continue;
             }
             let blocks = z.spanned / size;
+            // pinned pages in the zone's partial tail block do not cost a whole block
+            let full_end = z.start_pfn + blocks * size;
             let mut pinned = 0u64;
             let mut p = z.start_pfn;
-            while p < z.end_pfn() {
+            while p < full_end {
                 let f = self.flags[p as usize];
                 let o = forder(f);
                 match kind(f) {

@@ -194,6 +194,8 @@ impl Machine {
                 }
             }
         }
+        // the object table may grow for this trace; a rejected trace shrinks it back
+        let old_len = self.objs.len();
         if let Some(m) = max_obj {
             self.objs.ensure(m as usize + 1);
         }
@@ -232,6 +234,7 @@ impl Machine {
             for &o in undo.iter().rev() {
                 self.objs.state[o as usize] ^= OBJ_LIVE;
             }
+            self.objs.truncate(old_len);
             return Err(Error::Trace(msg));
         }
         Ok(())
@@ -320,7 +323,9 @@ impl Machine {
                     }
                     p as i64
                 } else {
-                    // faulted back in: a fresh allocation with the same flags
+                    // faulted back in: a fresh allocation with the same flags (a
+                    // refault if reclaim took it; a retry if its allocation failed)
+                    let reclaimed = self.objs.state[o] & OBJ_RECLAIMED != 0;
                     let (order, gfp) = (self.objs.order[o] as u32, self.objs.gfp[o]);
                     let node = self.trace_node(r.pid);
                     // as in the kernel, page_owner records the refault itself: the
@@ -332,12 +337,16 @@ impl Machine {
                     };
                     match self.alloc_inner(order, gfp, node, ctx) {
                         Some(np) => {
-                            self.counters.refaults += 1;
+                            if reclaimed {
+                                self.counters.refaults += 1;
+                            }
                             self.attach(r.obj, np, gfp, order);
                             np as i64
                         }
                         None => {
-                            self.counters.refault_fail += 1;
+                            if reclaimed {
+                                self.counters.refault_fail += 1;
+                            }
                             -1
                         }
                     }

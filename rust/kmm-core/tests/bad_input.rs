@@ -209,7 +209,6 @@ fn double_free_is_reported() {
 /// page is now a tail of a bigger free block, and the error should still say
 /// "double free".
 #[test]
-#[ignore = "bug: double free of a page that merged into a bigger free block reports PfnError"]
 fn double_free_after_coalescing_is_a_double_free() {
     let mut cfg = MachineConfig::new(Layout::X86_32, 64 * MIB);
     cfg.pcp = false;
