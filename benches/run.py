@@ -23,8 +23,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = Path(__file__).resolve().parent
@@ -62,9 +62,8 @@ def engine(quick: bool) -> dict[str, float]:
 
 def churn_trace(n_ops: int, live: int = 100_000, seed: int = 0):
     """An alloc/free churn trace: ``live`` objects stay allocated, each new one frees the oldest."""
-    import numpy as np
-
     import kmm
+    import numpy as np
 
     rng = np.random.default_rng(seed)
     n_alloc = (n_ops + live) // 2

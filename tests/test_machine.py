@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import re
 
+import kmm
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import kmm
 
 MIB = 1 << 20
 BUDDY_RE = re.compile(r"^Node (\d+), zone ([ A-Za-z0-9]{8}) ((?:[ 0-9]{6} ){11})$")
@@ -138,7 +137,7 @@ def test_gfp_kernel_never_gets_highmem_and_falls_back_to_dma():
 def test_numa_node_local_first():
     m = kmm.Machine(layout="x86_64", mem="8GiB", nodes=2, pcp=False)
     zs = m.zone_stats()
-    node_of = lambda p: next(z.node for z in zs if z.start_pfn <= p < z.start_pfn + z.spanned)  # noqa: E731
+    node_of = lambda p: next(z.node for z in zs if z.start_pfn <= p < z.start_pfn + z.spanned)
     assert all(node_of(m.alloc(0, node=1)) == 1 for _ in range(100))
     assert all(node_of(m.alloc(0, node=0)) == 0 for _ in range(100))
     # explicit distances order the remote fallback

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
+import kmm
 import numpy as np
 import pytest
-
-import kmm
 from kmm.cli import main
 from kmm.highalloc import HighallocConfig, run
 
@@ -168,7 +167,7 @@ def test_highalloc_deterministic_for_a_seed():
     cfg = dict(mem="512MiB", layout="x86_64", builds=1, warmup_s=8.0, attempts=10, variants=["vanilla", "antifrag"])
     a = run(HighallocConfig(**cfg), processes=1)
     b = run(HighallocConfig(**cfg), processes=2)
-    strip = lambda r: {n: (v["under_load"]["success"], v["at_rest"]["success"], v["counters"]) for n, v in r["variants"].items()}  # noqa: E731
+    strip = lambda r: {n: (v["under_load"]["success"], v["at_rest"]["success"], v["counters"]) for n, v in r["variants"].items()}
     assert strip(a) == strip(b)
 
 

@@ -20,9 +20,10 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class HighallocConfig:
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
 
     @classmethod
-    def quick(cls, **kw: Any) -> "HighallocConfig":
+    def quick(cls, **kw: Any) -> HighallocConfig:
         """A small machine for a fast look: 1 GiB (a 128 MiB HighMem), the same 7 builds,
         30 s warm-up (long enough for the load to fill memory), 40 attempts."""
         base = dict(mem="1GiB", builds=7, warmup_s=30.0, attempts=40)
@@ -69,7 +70,7 @@ class HighallocConfig:
             raise BenchmarkError(f"layout {self.layout!r} must be x86_32 or x86_64")
         try:
             parse_mem(self.mem)
-        except Exception as e:  # noqa: BLE001 - re-raised as a benchmark error
+        except Exception as e:
             raise BenchmarkError(f"mem {self.mem!r}: {e}") from None
         if not 0 <= self.order < MAX_ORDER:
             raise BenchmarkError(f"order {self.order} is out of range 0..{MAX_ORDER - 1}")
@@ -88,7 +89,7 @@ class HighallocConfig:
             raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
         try:
             _gfp.parse(self.gfp)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise BenchmarkError(f"gfp {self.gfp!r}: {e}") from None
 
 

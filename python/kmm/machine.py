@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -238,7 +239,7 @@ class Machine:
         """Advance simulated time; kswapd reclaims meanwhile."""
         if not 0 <= seconds <= 3600:
             raise ConfigError(f"cannot advance time by {seconds} s (0..3600)")
-        self._m.advance(int(round(seconds * 1e9)))
+        self._m.advance(round(seconds * 1e9))
 
     def check(self) -> None:
         """Verify every allocator invariant; raises :class:`kmm.InvariantError`."""
