@@ -50,11 +50,7 @@ fn half_fill(m: &mut Machine, scattered: bool) -> Vec<u64> {
     {
         held.push(p);
     }
-    let mut rng = Lcg(7);
-    for i in (1..held.len()).rev() {
-        let j = (rng.next() as usize) % (i + 1);
-        held.swap(i, j);
-    }
+    shuffle(&mut held, &mut Lcg(7));
     let keep = held.len() / 2;
     for p in held.drain(keep..) {
         m.free(p).unwrap();
@@ -77,6 +73,14 @@ fn order0_pair(policy: Policy, iters: u64, scattered: bool) -> f64 {
         }
         t.elapsed().as_nanos() as f64 / iters as f64
     })
+}
+
+/// Fisher-Yates with the benchmark's LCG (deterministic).
+fn shuffle<T>(v: &mut [T], rng: &mut Lcg) {
+    for i in (1..v.len()).rev() {
+        let j = (rng.next() as usize) % (i + 1);
+        v.swap(i, j);
+    }
 }
 
 struct Lcg(u64);
@@ -141,11 +145,7 @@ fn peer_order0(iters: u64, scattered: bool) -> f64 {
     while let Some(p) = fa.alloc(1) {
         held.push(p);
     }
-    let mut rng = Lcg(7);
-    for i in (1..held.len()).rev() {
-        let j = (rng.next() as usize) % (i + 1);
-        held.swap(i, j);
-    }
+    shuffle(&mut held, &mut Lcg(7));
     let keep = held.len() / 2;
     for p in held.drain(keep..) {
         fa.dealloc(p, 1);
