@@ -15,6 +15,7 @@ COMMANDS = [
     "buddyinfo",
     "fraginfo",
     "page_owner",
+    "xmit",
 ]
 
 

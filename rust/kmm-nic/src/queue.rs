@@ -231,9 +231,11 @@ impl TxQueue {
     }
 
     /// `netif_wake_queue` (also what `tx_timeout` ends with after a reset).
+    /// An atomic read-modify-write (`test_and_clear_bit`), like the stop, so
+    /// that stops and wakes from several CPUs are totally ordered.
     #[inline]
     pub fn wake_queue(&self) {
-        self.stopped.store(false, Ordering::Release);
+        self.stopped.swap(false, Ordering::AcqRel);
     }
 
     /// The core's transmit step for one packet (`descs`: its descriptors).

@@ -260,7 +260,9 @@ impl Consumer<'_> {
     #[inline]
     pub fn fetch(&mut self, out: &mut [u64]) -> usize {
         let mut avail = self.cached_prod_tail.wrapping_sub(self.head);
-        if avail == 0 {
+        if (avail as usize) < out.len() {
+            // Only look at the producers' cache line when the cached view
+            // cannot fill the request.
             self.cached_prod_tail = self.ring.prod_tail.load(Ordering::Acquire);
             avail = self.cached_prod_tail.wrapping_sub(self.head);
         }

@@ -1,0 +1,108 @@
+//! loom: the stop/wake protocol between the transmit path and completion.
+//!
+//! * `modern` never loses a wakeup (one stopper under `xmit_lock`; two
+//!   lock-free stoppers under LLTX).
+//! * The 2005 protocol (stop without recheck) and the modern protocol with
+//!   its barrier pair removed both lose it: loom finds the interleaving, and
+//!   those tests pass only because the model fails (`should_panic`).
+//!
+//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+//!  cargo test -p kmm-nic --release --test loom_stop_wake`
+#![cfg(loom)]
+
+use kmm_nic::{Driver, Mode, TxQueue, Xmit, XmitStats};
+use loom::sync::atomic::{AtomicU32, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+/// `loom::model` with a preemption bound of 3 unless `LOOM_MAX_PREEMPTIONS`
+/// says otherwise (an unbounded search of these models takes far too long).
+fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.max_branches = 100_000;
+    b.check(f);
+}
+
+/// `producers` CPUs each send `packets` one-descriptor packets into a ring of
+/// 2 (stop below 1 free, wake at 2); a CPU that finds the queue stopped
+/// leaves its remaining packets in the qdisc (waiting for a wake that, if it
+/// is lost, never comes). The NIC drains and completes until every CPU is done
+/// and the ring is empty. Then a stopped queue is a lost wakeup.
+fn stop_wake_model(mode: Mode, driver: Driver, producers: u32, packets: u64) {
+    let q = Arc::new(TxQueue::new(2, mode, driver, 1, 2, 0).unwrap());
+    let done = Arc::new(AtomicU32::new(0));
+    let cpus: Vec<_> = (0..producers)
+        .map(|p| {
+            let (q, done) = (q.clone(), done.clone());
+            thread::spawn(move || {
+                let mut st = XmitStats::default();
+                let mut prod = q.ring.producer();
+                'packets: for seq in 0..packets {
+                    let d = ((p as u64) << 8) | seq;
+                    loop {
+                        match q.xmit(&mut prod, &[d], &mut st) {
+                            Xmit::Sent => break,
+                            Xmit::QueueStopped => break 'packets,
+                            Xmit::Requeued => thread::yield_now(),
+                        }
+                    }
+                }
+                done.fetch_add(1, Ordering::Release);
+                st
+            })
+        })
+        .collect();
+    let mut cons = q.ring.consumer().unwrap();
+    let mut buf = [0u64; 2];
+    loop {
+        let all_done = done.load(Ordering::Acquire) == producers;
+        if cons.fetch(&mut buf) == 0 {
+            if all_done {
+                break;
+            }
+            thread::yield_now();
+            continue;
+        }
+        q.tx_complete(&mut cons);
+    }
+    let mut st = XmitStats::default();
+    for h in cpus {
+        st.add(&h.join().unwrap());
+    }
+    assert_eq!(st.busy, 0, "{} returned NETDEV_TX_BUSY", driver.name());
+    assert!(
+        !q.queue_stopped(),
+        "lost wakeup: queue stopped with an empty ring ({} free) and nothing left to complete",
+        q.ring.free()
+    );
+}
+
+#[test]
+fn modern_never_loses_a_wakeup_xmit_lock() {
+    model(|| stop_wake_model(Mode::XmitLock, Driver::Modern, 1, 3));
+}
+
+#[test]
+fn modern_never_loses_a_wakeup_lltx_lockfree_two_stoppers() {
+    model(|| stop_wake_model(Mode::LltxLockfree, Driver::Modern, 2, 1));
+}
+
+/// The 2005 stop (read free, then stop, no recheck) races with a completion
+/// that reclaims everything and sees the queue still running.
+#[test]
+#[should_panic(expected = "lost wakeup")]
+fn stop_without_recheck_loses_the_wakeup() {
+    model(|| stop_wake_model(Mode::XmitLock, Driver::Fixed2005, 1, 3));
+}
+
+/// The modern recheck without the barrier pair: the stopper's recheck reads a
+/// stale reclaim index while the completion reads a stale stopped flag (store
+/// buffering); both skip the wake.
+#[test]
+#[should_panic(expected = "lost wakeup")]
+fn recheck_without_barrier_loses_the_wakeup() {
+    model(|| stop_wake_model(Mode::XmitLock, Driver::ModernNoBarrier, 1, 3));
+}
