@@ -34,9 +34,7 @@ def _names(text: str, known: tuple[str, ...], what: str) -> list[str]:
         raise argparse.ArgumentTypeError(f"no {what} given")
     for n in names:
         if n not in known:
-            raise argparse.ArgumentTypeError(
-                f"unknown {what} {n!r} (known: {', '.join(known)})"
-            )
+            raise argparse.ArgumentTypeError(f"unknown {what} {n!r} (known: {', '.join(known)})")
     return names
 
 
@@ -84,10 +82,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"comma-separated drivers (default: {','.join(DEFAULT_DRIVERS)}; "
         f"known: {','.join(nic.DRIVERS)})",
     )
-    p.add_argument("--packets", type=_positive, default=100_000, help="packets per producer (default: 100000)")
-    p.add_argument("--producers", type=_positive, default=2, help="producer threads, one per CPU (default: 2)")
-    p.add_argument("--ring", type=_positive, default=64, help="ring size in descriptors, a power of two (default: 64)")
-    p.add_argument("--max-descs", type=_positive, default=4, help="worst-case descriptors per packet (default: 4)")
+    p.add_argument(
+        "--packets", type=_positive, default=100_000, help="packets per producer (default: 100000)"
+    )
+    p.add_argument(
+        "--producers", type=_positive, default=2, help="producer threads, one per CPU (default: 2)"
+    )
+    p.add_argument(
+        "--ring",
+        type=_positive,
+        default=64,
+        help="ring size in descriptors, a power of two (default: 64)",
+    )
+    p.add_argument(
+        "--max-descs",
+        type=_positive,
+        default=4,
+        help="worst-case descriptors per packet (default: 4)",
+    )
     p.add_argument(
         "--race-window-ns",
         type=_nonneg,
@@ -95,7 +107,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pause between the queue check and the ring reservation, ns; widens the 2005 "
         "race on machines with few cores, 0 = natural race only (default: 1000)",
     )
-    p.add_argument("--tx-rate", type=_nonneg, default=0, help="NIC descriptors per second, 0 = unlimited (default: 0)")
+    p.add_argument(
+        "--tx-rate",
+        type=_nonneg,
+        default=0,
+        help="NIC descriptors per second, 0 = unlimited (default: 0)",
+    )
     p.add_argument("--seed", type=_nonneg, default=0, help="seed of the packet sizes (default: 0)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
