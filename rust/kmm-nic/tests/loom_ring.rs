@@ -59,7 +59,7 @@ fn mpsc_ring_exactly_once_in_order() {
                 })
             })
             .collect();
-        let mut seen = drain(&ring, 1, producers);
+        let mut seen = drain(&ring, 3, producers);
         assert_eq!(seen.len(), 3, "lost or duplicated: {seen:x?}");
         assert_eq!(seen[0], 0xaa, "reordered: {seen:x?}");
         seen.sort_unstable();
@@ -88,7 +88,7 @@ fn mpsc_ring_bulk_packets_stay_whole() {
                 })
             })
             .collect();
-        let seen = drain(&ring, 1, producers);
+        let seen = drain(&ring, 3, producers);
         assert_eq!(seen.len(), 5, "lost or duplicated: {seen:x?}");
         assert_eq!(seen[0], 0xaa);
         for pair in seen[1..].chunks(2) {

@@ -39,7 +39,8 @@ fn descriptor_encoding_round_trips() {
 #[test]
 fn bad_configurations_are_refused_before_any_thread() {
     let base = cfg(Mode::LltxLockfree, Driver::Modern);
-    let cases: Vec<(&str, Box<dyn Fn(&mut NicConfig)>)> = vec![
+    type Tweak = Box<dyn Fn(&mut NicConfig)>;
+    let cases: Vec<(&str, Tweak)> = vec![
         ("producers", Box::new(|c| c.producers = 0)),
         ("producers", Box::new(|c| c.producers = 65)),
         ("packets", Box::new(|c| c.packets = 0)),
