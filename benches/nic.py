@@ -60,6 +60,8 @@ def xmit_ratio(quick: bool) -> dict[str, float]:
 def collect(quick: bool) -> dict[str, float]:
     """All figures of this module (``benches/run.py`` merges them)."""
     r = ring_figures(quick)
+    r["ring_vs_arrayqueue"] = r["ring_mpsc_mops"] / r["peer_crossbeam_arrayqueue_mops"]
+    r["burst32_vs_single"] = r["ring_mpsc_burst32_mops"] / r["ring_mpsc_mops"]
     r.update(xmit_ratio(quick))
     return r
 

@@ -7,7 +7,7 @@ page_owner, and the NETIF_F_LLTX transmit race.
 
 from __future__ import annotations
 
-from . import gfp, procfs, workloads
+from . import gfp, nic, procfs, workloads
 from .errors import (
     BenchmarkError,
     ConfigError,
@@ -80,6 +80,7 @@ __all__ = [
     "PM_USERRCLM",
     "PAGE_MAP_NAMES",
     "gfp",
+    "nic",
     "procfs",
     "workloads",
     "GFP_FLAGS",
