@@ -14,11 +14,11 @@ pub mod config;
 pub mod error;
 pub mod gfp;
 pub mod machine;
+pub mod owner_text;
 pub mod page_owner;
 pub mod procfs;
 pub mod replay;
 pub mod stackdepot;
-pub mod owner_text;
 
 pub use config::{parse_mem, Layout, MachineConfig, Policy};
 pub use error::{Error, Result};

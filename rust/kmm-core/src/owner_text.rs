@@ -278,7 +278,10 @@ impl Aggregator {
                 return Ok(());
             }
             self.state = State::Record;
-            return self.bad(line, "truncated record: input ends in the middle of a line".into());
+            return self.bad(
+                line,
+                "truncated record: input ends in the middle of a line".into(),
+            );
         }
         match self.state {
             State::Record => {
@@ -341,7 +344,10 @@ impl Aggregator {
         };
         let nd = rest.iter().take_while(|c| c.is_ascii_digit()).count();
         if nd == 0 || nd > 2 {
-            return self.bad(ln, "missing or bad order in \"Page allocated via order N\"".into());
+            return self.bad(
+                ln,
+                "missing or bad order in \"Page allocated via order N\"".into(),
+            );
         }
         let order: u32 = std::str::from_utf8(&rest[..nd]).unwrap().parse().unwrap();
         if order > 30 {
@@ -366,13 +372,18 @@ impl Aggregator {
                     i += 1;
                     continue;
                 };
-                let digits = tail[key_len..].iter().take_while(|c| c.is_ascii_digit()).count();
+                let digits = tail[key_len..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
                 let end = key_len + digits;
                 if digits == 0 || digits > 20 || !tail[end..].starts_with(b" ns") {
                     return self.bad(ln, "malformed ts field (expected \", ts <N> ns\")".into());
                 }
                 if is_ts {
-                    let v = std::str::from_utf8(&tail[key_len..end]).unwrap().parse::<u64>();
+                    let v = std::str::from_utf8(&tail[key_len..end])
+                        .unwrap()
+                        .parse::<u64>();
                     match v {
                         Ok(v) => self.rec_ts = Some(v),
                         Err(_) => return self.bad(ln, "ts value out of range".into()),
@@ -404,7 +415,10 @@ impl Aggregator {
             }
             b'P' if l.starts_with(b"PFN") => {
                 if self.rec_pfn_line || self.rec_frames > 0 {
-                    return self.bad(ln, "unexpected PFN line (one per record, before the stack)".into());
+                    return self.bad(
+                        ln,
+                        "unexpected PFN line (one per record, before the stack)".into(),
+                    );
                 }
                 let r = l.strip_prefix(b"PFN ").unwrap_or(b"");
                 let hex = r.starts_with(b"0x");
@@ -415,7 +429,10 @@ impl Aggregator {
                 };
                 let end = digits + if hex { 2 } else { 0 };
                 if digits == 0 || digits > 16 || (end < r.len() && r[end] != b' ') {
-                    return self.bad(ln, "malformed PFN line (expected \"PFN <number> type ...\")".into());
+                    return self.bad(
+                        ln,
+                        "malformed PFN line (expected \"PFN <number> type ...\")".into(),
+                    );
                 }
                 self.rec_pfn_line = true;
                 Ok(())
@@ -494,7 +511,10 @@ impl Aggregator {
         };
         let stack = &text[self.rec_header_len..];
         let allocator = classify(stack);
-        let next_same = self.index.insert(h, self.groups.len() as u32).unwrap_or(u32::MAX);
+        let next_same = self
+            .index
+            .insert(h, self.groups.len() as u32)
+            .unwrap_or(u32::MAX);
         self.groups.push(Group {
             header_len: self.rec_header_len,
             order: self.rec_order,
@@ -594,7 +614,10 @@ fn parse_header_fields(h: &[u8]) -> std::result::Result<HeaderFields, String> {
     if let Some(i) = find(h, b", mask ") {
         let r = &h[i + 7..];
         let (digits, skip) = if r.starts_with(b"0x") || r.starts_with(b"0X") {
-            (r[2..].iter().take_while(|c| c.is_ascii_hexdigit()).count(), 2)
+            (
+                r[2..].iter().take_while(|c| c.is_ascii_hexdigit()).count(),
+                2,
+            )
         } else {
             // "%#x" prints a zero mask as "0"
             (r.iter().take_while(|c| c.is_ascii_hexdigit()).count(), 0)
@@ -691,7 +714,10 @@ mod tests {
             "Page allocated via order 1, mask 0x152800(GFP_NOWAIT|__GFP_NOWARN), pid 1, tgid 1 (systemd)\n post_alloc_hook+0x1d2/0x220\n kmalloc_large+0x20/0x90 [xfs]\n"
         );
         let s = a.stats();
-        assert_eq!((s.records, s.records_2005, s.records_modern, s.lines), (4, 2, 2, 20));
+        assert_eq!(
+            (s.records, s.records_2005, s.records_modern, s.lines),
+            (4, 2, 2, 20)
+        );
     }
 
     #[test]
@@ -713,7 +739,10 @@ mod tests {
         match aggregate_bytes(text, false) {
             Err(Error::Parse(m)) => m,
             Err(e) => panic!("wrong error {e}"),
-            Ok(_) => panic!("accepted bad input {:?}", String::from_utf8_lossy(&text[..text.len().min(80)])),
+            Ok(_) => panic!(
+                "accepted bad input {:?}",
+                String::from_utf8_lossy(&text[..text.len().min(80)])
+            ),
         }
     }
 
@@ -726,20 +755,29 @@ mod tests {
         assert!(err(t.as_bytes()).starts_with("line 6: truncated"));
         let t = format!("{R2005}Page allocated via order 0\n\x00\x01\x02garbage\n\n");
         assert!(err(t.as_bytes()).starts_with("line 6: binary data"));
-        let t = format!("Page allocated via order 0\n[0x1] {}\n\n", "a".repeat(MAX_LINE + 10));
+        let t = format!(
+            "Page allocated via order 0\n[0x1] {}\n\n",
+            "a".repeat(MAX_LINE + 10)
+        );
         assert!(err(t.as_bytes()).starts_with("line 2: line longer than"));
         assert!(err(b"Page allocated via order x\n[0x1] a+1\n\n").contains("order"));
         assert!(err(b"Page allocated via order 0, mask zz\n[0x1] a+1\n\n").contains("mask"));
         assert!(err(b"Page allocated via order 0, pid x\n[0x1] a+1\n\n").contains("pid"));
-        assert!(err(b"Page allocated via order 0\nPFN type Movable\n a+0x1/0x2\n\n").contains("PFN"));
+        assert!(
+            err(b"Page allocated via order 0\nPFN type Movable\n a+0x1/0x2\n\n").contains("PFN")
+        );
         assert!(err(b"Page allocated via order 0, ts abc ns\n a+0x1/0x2\n\n").contains("ts"));
-        assert!(err(b"Page allocated via order 0\n a\nPage allocated via order 0\n\n").starts_with("line 3"));
+        assert!(
+            err(b"Page allocated via order 0\n a\nPage allocated via order 0\n\n")
+                .starts_with("line 3")
+        );
         assert!(err(b"Page allocated via order 0\nrandom words\n\n").contains("unexpected line"));
     }
 
     #[test]
     fn lenient_skips_and_counts() {
-        let t = format!("{R2005}junk\n\x01\n\n{R2005}Page allocated via order 0, pid x\n a\n\n{R2005}");
+        let t =
+            format!("{R2005}junk\n\x01\n\n{R2005}Page allocated via order 0, pid x\n a\n\n{R2005}");
         let a = aggregate_bytes(t.as_bytes(), true).unwrap();
         assert_eq!(a.groups().len(), 1);
         assert_eq!(a.groups()[0].count, 3);

@@ -154,8 +154,7 @@ impl StackDepot {
             let bad_name = |s: &str| {
                 s.is_empty()
                     || s.len() > MAX_NAME
-                    || s
-                        .bytes()
+                    || s.bytes()
                         .any(|b| b <= b' ' || b == 0x7f || matches!(b, b'[' | b']' | b'+'))
             };
             if bad_name(f.symbol) {
@@ -369,7 +368,10 @@ mod tests {
     #[test]
     fn intern_twice_same_handle_no_growth() {
         let mut d = StackDepot::new();
-        let a = [fr(0xc0146f01, "kmem_getpages", 49, 0x80), fr(0xc014846d, "cache_grow", 173, 0x200)];
+        let a = [
+            fr(0xc0146f01, "kmem_getpages", 49, 0x80),
+            fr(0xc014846d, "cache_grow", 173, 0x200),
+        ];
         let h = d.intern(&a).unwrap();
         assert_eq!(h, 1);
         let st = d.stats();

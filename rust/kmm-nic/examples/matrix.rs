@@ -3,7 +3,10 @@
 use kmm_nic::{run, Driver, Mode, NicConfig};
 
 fn main() {
-    let a: Vec<u64> = std::env::args().skip(1).map(|s| s.parse().unwrap()).collect();
+    let a: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|s| s.parse().unwrap())
+        .collect();
     for m in Mode::ALL {
         for d in Driver::ALL {
             let mut c = NicConfig::new(m, d);

@@ -286,7 +286,8 @@ impl Consumer<'_> {
     /// Descriptors fetched but not yet reclaimed.
     #[inline]
     pub fn in_flight(&self) -> u32 {
-        self.head.wrapping_sub(self.ring.cons_tail.load(Ordering::Relaxed))
+        self.head
+            .wrapping_sub(self.ring.cons_tail.load(Ordering::Relaxed))
     }
 
     /// Reclaim (free) every fetched descriptor: the completion path's

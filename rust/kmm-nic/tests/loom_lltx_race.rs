@@ -17,16 +17,8 @@ use loom::sync::Arc;
 use loom::thread;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// `loom::model` with a preemption bound of 3 unless `LOOM_MAX_PREEMPTIONS`
-/// says otherwise (an unbounded search of these models takes far too long).
-fn model<F: Fn() + Sync + Send + 'static>(f: F) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.max_branches = 100_000;
-    b.check(f);
-}
+mod loom_common;
+use loom_common::model;
 
 /// A ring of 2 with one descriptor already queued (the NIC is busy and does
 /// not complete); two CPUs each offer one packet of one descriptor, retrying
@@ -56,7 +48,10 @@ fn race_model(mode: Mode, driver: Driver) -> XmitStats {
         st.add(&h.join().unwrap());
     }
     assert_eq!(st.sent, 1, "exactly one of the two packets fits");
-    assert!(q.queue_stopped(), "the CPU that filled the ring stopped the queue");
+    assert!(
+        q.queue_stopped(),
+        "the CPU that filled the ring stopped the queue"
+    );
     st
 }
 
@@ -74,12 +69,18 @@ fn lltx_driver_lock_buggy_2005_logs_a_spurious_bug() {
     static SEEN: AtomicBool = AtomicBool::new(false);
     model(|| {
         let st = race_model(Mode::LltxDriverLock, Driver::Buggy2005);
-        assert_eq!(st.real_bug_logs, 0, "under the driver lock the queue is always stopped");
+        assert_eq!(
+            st.real_bug_logs, 0,
+            "under the driver lock the queue is always stopped"
+        );
         if st.spurious_bug_logs > 0 {
             SEEN.store(true, Ordering::Relaxed);
         }
     });
-    assert!(SEEN.load(Ordering::Relaxed), "loom found no LLTX race interleaving");
+    assert!(
+        SEEN.load(Ordering::Relaxed),
+        "loom found no LLTX race interleaving"
+    );
 }
 
 #[test]
@@ -87,13 +88,20 @@ fn lltx_driver_lock_fixed_2005_is_silent_in_the_harmless_race() {
     static SEEN: AtomicBool = AtomicBool::new(false);
     model(|| {
         let st = race_model(Mode::LltxDriverLock, Driver::Fixed2005);
-        assert_eq!(st.spurious_bug_logs + st.real_bug_logs, 0, "fixed_2005 logged");
+        assert_eq!(
+            st.spurious_bug_logs + st.real_bug_logs,
+            0,
+            "fixed_2005 logged"
+        );
         if st.harmless_races > 0 {
             assert_eq!(st.busy, st.harmless_races);
             SEEN.store(true, Ordering::Relaxed);
         }
     });
-    assert!(SEEN.load(Ordering::Relaxed), "loom found no harmless-race interleaving");
+    assert!(
+        SEEN.load(Ordering::Relaxed),
+        "loom found no harmless-race interleaving"
+    );
 }
 
 #[test]
@@ -110,8 +118,14 @@ fn lltx_lockfree_fixed_2005_can_log_while_running() {
             RUNNING.store(true, Ordering::Relaxed);
         }
     });
-    assert!(STOPPED.load(Ordering::Relaxed), "no full ring with the queue stopped");
-    assert!(RUNNING.load(Ordering::Relaxed), "no full ring with the queue still running");
+    assert!(
+        STOPPED.load(Ordering::Relaxed),
+        "no full ring with the queue stopped"
+    );
+    assert!(
+        RUNNING.load(Ordering::Relaxed),
+        "no full ring with the queue still running"
+    );
 }
 
 #[test]

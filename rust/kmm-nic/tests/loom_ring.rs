@@ -8,16 +8,8 @@ use kmm_nic::MpscRing;
 use loom::sync::Arc;
 use loom::thread;
 
-/// `loom::model` with a preemption bound of 3 unless `LOOM_MAX_PREEMPTIONS`
-/// says otherwise (an unbounded search of these models takes far too long).
-fn model<F: Fn() + Sync + Send + 'static>(f: F) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.max_branches = 100_000;
-    b.check(f);
-}
+mod loom_common;
+use loom_common::model;
 
 /// Drain `ring` as the NIC would: spin until at least `first` descriptors
 /// arrived (so that blocked producers can finish), join the producers, then
@@ -95,6 +87,10 @@ fn mpsc_ring_bulk_packets_stay_whole() {
             assert_eq!(pair[0] >> 8, pair[1] >> 8, "packet torn: {seen:x?}");
             assert_eq!((pair[0] & 0xff, pair[1] & 0xff), (0x10, 0x11));
         }
-        assert_ne!(seen[1] >> 8, seen[3] >> 8, "a packet was duplicated: {seen:x?}");
+        assert_ne!(
+            seen[1] >> 8,
+            seen[3] >> 8,
+            "a packet was duplicated: {seen:x?}"
+        );
     });
 }

@@ -14,16 +14,8 @@ use kmm_nic::{Driver, Mode, TxQueue, Xmit, XmitStats};
 use loom::sync::Arc;
 use loom::thread;
 
-/// `loom::model` with a preemption bound of 3 unless `LOOM_MAX_PREEMPTIONS`
-/// says otherwise (an unbounded search of these models takes far too long).
-fn model<F: Fn() + Sync + Send + 'static>(f: F) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.max_branches = 100_000;
-    b.check(f);
-}
+mod loom_common;
+use loom_common::model;
 
 /// `producers` CPUs each send `packets` one-descriptor packets into a ring of
 /// 2 (stop below 1 free, wake at 2), one attempt per packet: a CPU whose packet

@@ -21,7 +21,10 @@ fn bulk_is_all_or_nothing_burst_takes_what_fits() {
     let r = MpscRing::new(8).unwrap();
     assert!(r.enqueue_bulk(&[1, 2, 3, 4, 5]));
     assert_eq!(r.free(), 3);
-    assert!(!r.enqueue_bulk(&[6, 7, 8, 9]), "bulk of 4 into 3 free must fail");
+    assert!(
+        !r.enqueue_bulk(&[6, 7, 8, 9]),
+        "bulk of 4 into 3 free must fail"
+    );
     assert_eq!(r.free(), 3, "a failed bulk reserves nothing");
     assert_eq!(r.enqueue_burst(&[6, 7, 8, 9]), 3);
     assert_eq!(r.free(), 0);
@@ -31,7 +34,11 @@ fn bulk_is_all_or_nothing_burst_takes_what_fits() {
     assert!(r.consumer().is_none(), "single consumer");
     let mut out = [0u64; 16];
     assert_eq!(c.fetch(&mut out[..2]), 2);
-    assert_eq!(r.free(), 0, "fetched but not reclaimed descriptors are not free");
+    assert_eq!(
+        r.free(),
+        0,
+        "fetched but not reclaimed descriptors are not free"
+    );
     assert_eq!(c.in_flight(), 2);
     c.reclaim();
     assert_eq!(r.free(), 2);
@@ -39,7 +46,10 @@ fn bulk_is_all_or_nothing_burst_takes_what_fits() {
     assert_eq!(&out[..6], &[3, 4, 5, 6, 7, 8]);
     assert_eq!(c.dequeue(), None);
     drop(c);
-    assert!(r.consumer().is_some(), "the consumer handle is released on drop");
+    assert!(
+        r.consumer().is_some(),
+        "the consumer handle is released on drop"
+    );
 }
 
 #[test]

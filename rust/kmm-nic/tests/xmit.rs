@@ -24,7 +24,11 @@ fn names_round_trip() {
 
 #[test]
 fn descriptor_encoding_round_trips() {
-    for (p, seq, f, n) in [(0, 0, 0, 1), (63, (1 << 40) - 1, 63, 64), (5, 123_456, 2, 4)] {
+    for (p, seq, f, n) in [
+        (0, 0, 0, 1),
+        (63, (1 << 40) - 1, 63, 64),
+        (5, 123_456, 2, 4),
+    ] {
         assert_eq!(decode_desc(encode_desc(p, seq, f, n)), (p, seq, f, n));
     }
     let sizes: Vec<u32> = (0..1000).map(|s| packet_descs(7, 1, s, 4)).collect();
@@ -32,8 +36,18 @@ fn descriptor_encoding_round_trips() {
     for k in 1..=4 {
         assert!(sizes.contains(&k), "size {k} never drawn");
     }
-    assert_eq!(sizes, (0..1000).map(|s| packet_descs(7, 1, s, 4)).collect::<Vec<_>>());
-    assert_ne!(sizes, (0..1000).map(|s| packet_descs(8, 1, s, 4)).collect::<Vec<_>>());
+    assert_eq!(
+        sizes,
+        (0..1000)
+            .map(|s| packet_descs(7, 1, s, 4))
+            .collect::<Vec<_>>()
+    );
+    assert_ne!(
+        sizes,
+        (0..1000)
+            .map(|s| packet_descs(8, 1, s, 4))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -47,14 +61,23 @@ fn bad_configurations_are_refused_before_any_thread() {
         ("power of two", Box::new(|c| c.ring = 100)),
         ("power of two", Box::new(|c| c.ring = 1)),
         ("too small", Box::new(|c| c.ring = 4)),
-        ("wake threshold 3 is below the stop threshold", Box::new(|c| c.wake_thresh = 3)),
-        ("stop threshold 2 is below the worst-case", Box::new(|c| c.stop_thresh = 2)),
+        (
+            "wake threshold 3 is below the stop threshold",
+            Box::new(|c| c.wake_thresh = 3),
+        ),
+        (
+            "stop threshold 2 is below the worst-case",
+            Box::new(|c| c.stop_thresh = 2),
+        ),
         ("exceeds the ring", Box::new(|c| c.wake_thresh = 512)),
         ("max_descs", Box::new(|c| c.max_descs = 0)),
         ("tx_batch", Box::new(|c| c.tx_batch = 0)),
         ("watchdog_ms", Box::new(|c| c.watchdog_ms = 0)),
         ("timeout_ms", Box::new(|c| c.timeout_ms = 0)),
-        ("race_window_ns", Box::new(|c| c.race_window_ns = 20_000_000)),
+        (
+            "race_window_ns",
+            Box::new(|c| c.race_window_ns = 20_000_000),
+        ),
     ];
     for (want, f) in cases {
         let mut c = base.clone();
@@ -83,7 +106,12 @@ fn stress_every_mode_and_driver_exactly_once() {
             assert!(r.verified(), "{} / {}: {r:?}", m.name(), d.name());
             assert_eq!(r.xmit.sent, r.expected);
             assert!(r.descriptors >= r.delivered);
-            assert!(r.xmit.stops > 0, "{} / {}: the ring never filled", m.name(), d.name());
+            assert!(
+                r.xmit.stops > 0,
+                "{} / {}: the ring never filled",
+                m.name(),
+                d.name()
+            );
             if d == Driver::Modern || d == Driver::ModernNoBarrier {
                 assert_eq!(r.xmit.busy, 0, "{} / {} returned BUSY", m.name(), d.name());
                 assert_eq!(r.xmit.real_bug_logs + r.xmit.spurious_bug_logs, 0);
@@ -106,7 +134,10 @@ fn stress_every_mode_and_driver_exactly_once() {
 #[test]
 fn lltx_race_buggy_logs_fixed_is_silent() {
     let mut saw = [0u64; 2];
-    for (i, d) in [Driver::Buggy2005, Driver::Fixed2005].into_iter().enumerate() {
+    for (i, d) in [Driver::Buggy2005, Driver::Fixed2005]
+        .into_iter()
+        .enumerate()
+    {
         // The race needs both CPUs running at once; on a loaded machine a run
         // may miss it, so try a few times (each run is still fully checked).
         let mut races = 0;

@@ -86,7 +86,10 @@ fn nic_run<'py>(
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            nic_err(py, NicError::Worker(format!("the NIC run panicked: {what}")))
+            nic_err(
+                py,
+                NicError::Worker(format!("the NIC run panicked: {what}")),
+            )
         })?
         .map_err(|e| nic_err(py, e))?;
 
@@ -138,7 +141,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nic_run, m)?)?;
     m.add("NIC_MODES", Mode::ALL.map(|m| m.name()).to_vec())?;
     m.add("NIC_DRIVERS", Driver::ALL.map(|d| d.name()).to_vec())?;
-    m.add("NIC_FAULTS", vec!["producer_panic", "consumer_panic", "consumer_hang"])?;
+    m.add(
+        "NIC_FAULTS",
+        vec!["producer_panic", "consumer_panic", "consumer_hang"],
+    )?;
     m.add("NETDEV_TX_OK", kmm_nic::NETDEV_TX_OK)?;
     m.add("NETDEV_TX_BUSY", kmm_nic::NETDEV_TX_BUSY)?;
     m.add("NETDEV_TX_LOCKED", kmm_nic::NETDEV_TX_LOCKED)?;
