@@ -350,6 +350,15 @@ def is_pagetypeinfo(text: str) -> bool:
 # /proc/buddyinfo
 
 
+def _check_max_order(max_order: int | None) -> None:
+    if max_order is not None and (
+        isinstance(max_order, bool)
+        or not isinstance(max_order, int)
+        or not 1 <= max_order <= MAX_ORDERS
+    ):
+        raise ParseError(f"max_order must be an int in 1..{MAX_ORDERS}, got {max_order!r}")
+
+
 def parse_buddyinfo(
     text: str | bytes, *, layout: str | None = None, max_order: int | None = None
 ) -> BuddyInfo:
@@ -361,12 +370,7 @@ def parse_buddyinfo(
     :class:`kmm.ParseError` naming the line and the problem.
     """
     lines = _lines(text, "buddyinfo")
-    if max_order is not None and (
-        isinstance(max_order, bool)
-        or not isinstance(max_order, int)
-        or not 1 <= max_order <= MAX_ORDERS
-    ):
-        raise ParseError(f"max_order must be an int in 1..{MAX_ORDERS}, got {max_order!r}")
+    _check_max_order(max_order)
     rows: list[ZoneRow] = []
     first: dict[tuple[int, str], int] = {}
     nr_orders: int | None = None
@@ -434,12 +438,7 @@ def parse_pagetypeinfo(
     :class:`kmm.ParseError` naming the line and the problem.
     """
     lines = _lines(text, "pagetypeinfo")
-    if max_order is not None and (
-        isinstance(max_order, bool)
-        or not isinstance(max_order, int)
-        or not 1 <= max_order <= MAX_ORDERS
-    ):
-        raise ParseError(f"max_order must be an int in 1..{MAX_ORDERS}, got {max_order!r}")
+    _check_max_order(max_order)
     pb_order: int | None = None
     per_block: int | None = None
     nr_orders: int | None = None
