@@ -93,14 +93,6 @@ impl AllocType {
             AllocType::KernNoRclm
         }
     }
-    #[inline]
-    pub fn from_index(i: u8) -> AllocType {
-        match i {
-            1 => AllocType::KernRclm,
-            2 => AllocType::UserRclm,
-            _ => AllocType::KernNoRclm,
-        }
-    }
     /// Reclaimable types sit on the LRU when they belong to a trace object.
     #[inline]
     pub fn reclaimable(self) -> bool {

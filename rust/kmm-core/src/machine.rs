@@ -641,15 +641,6 @@ impl Machine {
         ((pfn as u64 - self.zones[zi].start_pfn) >> self.block_order) as usize
     }
 
-    pub fn zone_id(&self, node: usize, zt: usize) -> Option<usize> {
-        let i = self.zone_index.get(node)?[zt];
-        if i == ZNONE {
-            None
-        } else {
-            Some(i as usize)
-        }
-    }
-
     /// Highest zone type the mask allows (gfp_zone).
     #[inline]
     pub fn gfp_zone(&self, gfp: u32) -> usize {
@@ -977,10 +968,10 @@ impl Machine {
             let zi = self.zonelists[node][hz][i] as usize;
             let z = &self.zones[zi];
             let mark = if use_low { z.pages_low } else { z.pages_min };
-            // fast check for the common case before the order-aware walk
-            if !(order == 0 && z.free_pages > mark + z.lowmem_reserve[hz] + 1 && !harder && !high)
-                && !self.zone_watermark_ok(zi, order, mark, hz, harder, high)
-            {
+            // the common case (order 0, plenty free) passes without the order-aware walk
+            let plenty =
+                order == 0 && !harder && !high && z.free_pages > mark + z.lowmem_reserve[hz] + 1;
+            if !plenty && !self.zone_watermark_ok(zi, order, mark, hz, harder, high) {
                 continue;
             }
             if let Some(p) = self.buffered_rmqueue(zi, order, t, gfp & gfp::__GFP_COLD != 0) {

@@ -6,6 +6,15 @@ use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+/// (per-op outcomes or None, counters) of a replay.
+type ReplayResult<'py> = (Option<Bound<'py, PyArray1<i64>>>, Bound<'py, PyDict>);
+/// (head pfns, orders, types) of the allocated blocks.
+type BlockArrays<'py> = (
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<u8>>,
+    Bound<'py, PyArray1<u8>>,
+);
+
 #[pyclass(name = "Machine", module = "kmm._kmm")]
 pub struct PyMachine {
     pub(crate) inner: Machine,
@@ -269,7 +278,7 @@ impl PyMachine {
         py: Python<'py>,
         trace: PyReadonlyArray1<'py, u8>,
         outcomes: bool,
-    ) -> PyResult<(Option<Bound<'py, PyArray1<i64>>>, Bound<'py, PyDict>)> {
+    ) -> PyResult<ReplayResult<'py>> {
         if self.poisoned {
             return Err(kmm_err(
                 py,
@@ -338,14 +347,7 @@ impl PyMachine {
     }
 
     /// (head pfns, orders, types) of every allocated block.
-    fn allocated_blocks<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<(
-        Bound<'py, PyArray1<u32>>,
-        Bound<'py, PyArray1<u8>>,
-        Bound<'py, PyArray1<u8>>,
-    )> {
+    fn allocated_blocks<'py>(&self, py: Python<'py>) -> PyResult<BlockArrays<'py>> {
         let m = self.get(py)?;
         let v = py.detach(|| m.allocated_blocks());
         let pfns: Vec<u32> = v.iter().map(|x| x.0).collect();
