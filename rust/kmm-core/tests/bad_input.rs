@@ -6,27 +6,10 @@ mod common;
 use common::*;
 use kmm_core::gfp::{self, GFP_KERNEL, GFP_USER};
 use kmm_core::replay::{TraceOp, OP_ALLOC};
-use kmm_core::{Counters, Error, Layout, Machine, MachineConfig, Policy};
-
-#[derive(Debug, PartialEq)]
-struct Snap {
-    page_map: Vec<u8>,
-    free_area: Vec<u64>,
-    by_type: Vec<u64>,
-    counters: Counters,
-    zones: String,
-    pcp: Vec<u32>,
-}
+use kmm_core::{Error, Layout, Machine, MachineConfig, Policy};
 
 fn snap(m: &Machine) -> Snap {
-    Snap {
-        page_map: m.page_map(),
-        free_area: m.free_area(),
-        by_type: m.free_area_by_type().0,
-        counters: m.counters.clone(),
-        zones: format!("{:?}", m.zone_stats()),
-        pcp: m.zones.iter().map(|z| z.pcp.count).collect(),
-    }
+    snap_objects(m, 0)
 }
 
 fn kind(e: &Error) -> &'static str {

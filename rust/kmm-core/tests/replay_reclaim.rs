@@ -51,28 +51,8 @@ fn machine(mem_mib: u64, policy: Policy, f: impl FnOnce(&mut MachineConfig)) -> 
     Machine::new(cfg).unwrap()
 }
 
-/// Everything observable about a machine, for "unchanged" comparisons.
-#[derive(Debug, PartialEq)]
-struct Snap {
-    page_map: Vec<u8>,
-    free_area: Vec<u64>,
-    by_type: Vec<u64>,
-    counters: Counters,
-    zones: String,
-    now_ns: u64,
-    objects: Vec<Option<(u32, u32)>>,
-}
-
 fn snap(m: &Machine, nobj: u32) -> Snap {
-    Snap {
-        page_map: m.page_map(),
-        free_area: m.free_area(),
-        by_type: m.free_area_by_type().0,
-        counters: m.counters.clone(),
-        zones: format!("{:?}", m.zone_stats()),
-        now_ns: m.now_ns,
-        objects: (0..nobj).map(|o| m.object_block(o)).collect(),
-    }
+    snap_objects(m, nobj)
 }
 
 fn outcomes(m: &mut Machine, ops: &[TraceOp]) -> Vec<i64> {

@@ -711,3 +711,30 @@ pub const GFPS: &[u32] = &[
 pub fn type_of(gfp: u32) -> usize {
     AllocType::from_gfp(gfp) as usize
 }
+
+/// Everything observable about a machine, for "unchanged" comparisons
+/// (`nobj`: how many trace objects to compare).
+#[derive(Debug, PartialEq)]
+pub struct Snap {
+    pub page_map: Vec<u8>,
+    free_area: Vec<u64>,
+    by_type: Vec<u64>,
+    counters: kmm_core::Counters,
+    zones: String,
+    pcp: Vec<u32>,
+    now_ns: u64,
+    objects: Vec<Option<(u32, u32)>>,
+}
+
+pub fn snap_objects(m: &Machine, nobj: u32) -> Snap {
+    Snap {
+        page_map: m.page_map(),
+        free_area: m.free_area(),
+        by_type: m.free_area_by_type().0,
+        counters: m.counters.clone(),
+        zones: format!("{:?}", m.zone_stats()),
+        pcp: m.zones.iter().map(|z| z.pcp.count).collect(),
+        now_ns: m.now_ns,
+        objects: (0..nobj).map(|o| m.object_block(o)).collect(),
+    }
+}
