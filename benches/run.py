@@ -24,10 +24,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = Path(__file__).resolve().parent
+SOURCE = ROOT / "python"
 
 #: figure -> (target text, check) for the table; figures without a target are informative.
 TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
@@ -121,6 +123,30 @@ def python_figures(quick: bool) -> dict[str, float]:
     return r
 
 
+def use_kmm() -> None:
+    """Make ``import kmm`` work here and in the subprocesses the sections start.
+
+    The installed kmm (``pip install .`` or ``pip install -e .``) is used as it
+    is. Only when none is importable does the source tree stand in, and only
+    if its compiled extension has been built in place (``maturin develop``).
+    """
+    try:
+        import kmm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return
+    if not any((SOURCE / "kmm" / f"_kmm{suffix}").exists() for suffix in EXTENSION_SUFFIXES):
+        raise SystemExit(
+            "benches/run.py: kmm is not installed and python/kmm holds no compiled extension; "
+            "run `pip install .` or `pip install -e '.[test]'` first"
+        )
+    sys.path.insert(0, str(SOURCE))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(SOURCE), os.environ.get("PYTHONPATH")) if p
+    )
+
+
 def load_module(name: str):
     path = BENCHES / f"{name}.py"
     if not path.exists():
@@ -145,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="write the figures as one flat JSON object")
     ap.add_argument("--only", help="comma-separated sections: " + ",".join([*SECTIONS, *MODULE_SECTIONS]))
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "python"))
+    use_kmm()
     wanted = set(args.only.split(",")) if args.only else None
     figures: dict[str, float] = {}
     sections: list[tuple[str, Callable[[bool], dict[str, float]]]] = list(SECTIONS.items())

@@ -10,28 +10,11 @@ import numpy as np
 
 from . import _kmm
 from . import gfp as _gfp
-from .errors import ConfigError, TraceError
+from .errors import ConfigError
+from .trace import OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH, TRACE_DTYPE, as_trace, empty_trace  # noqa: F401 (re-exported)
 
 MAX_ORDER: int = _kmm.MAX_ORDER
 PAGE_SIZE: int = _kmm.PAGE_SIZE
-
-OP_ALLOC: int = _kmm.OP_ALLOC
-OP_FREE: int = _kmm.OP_FREE
-OP_TOUCH: int = _kmm.OP_TOUCH
-OP_TICK: int = _kmm.OP_TICK
-
-#: One trace record (24 bytes). ``op``: OP_ALLOC / OP_FREE / OP_TOUCH / OP_TICK;
-#: ``obj``: the object id (for OP_TICK: microseconds to advance); ``order`` and
-#: ``gfp`` for OP_ALLOC; ``stack``: a page_owner stack handle (0 = none);
-#: ``pid``/``tgid``: the allocating task.
-TRACE_DTYPE = np.dtype(
-    {
-        "names": ["op", "order", "obj", "gfp", "stack", "pid", "tgid"],
-        "formats": ["u1", "u1", "<u4", "<u4", "<u4", "<u4", "<u4"],
-        "offsets": [0, 1, 4, 8, 12, 16, 20],
-        "itemsize": _kmm.TRACE_RECORD_SIZE,
-    }
-)
 
 #: ``page_map()`` codes.
 PM_FREE, PM_PCP, PM_RESERVED = 0, 1, 2
@@ -53,31 +36,6 @@ def parse_mem(mem: int | str) -> int:
     if isinstance(mem, str):
         return _kmm.parse_mem(mem)
     raise ConfigError(f"mem must be bytes or a size string like '1536MiB', not {type(mem).__name__}")
-
-
-def empty_trace(n: int) -> np.ndarray:
-    """A zeroed trace of ``n`` records (fill ``op`` before replaying: op 0 is invalid)."""
-    return np.zeros(n, dtype=TRACE_DTYPE)
-
-
-def as_trace(trace: Any) -> np.ndarray:
-    """Check a trace's dtype and shape; returns a C-contiguous structured array."""
-    if not isinstance(trace, np.ndarray):
-        raise TraceError(f"trace must be a numpy array of kmm.TRACE_DTYPE, not {type(trace).__name__}")
-    if trace.ndim != 1:
-        raise TraceError(f"trace must be one-dimensional, got shape {trace.shape}")
-    if trace.dtype != TRACE_DTYPE:
-        # same fields, other layout (np.concatenate drops the padding): copy field by field
-        names = trace.dtype.names
-        if names is None or set(names) != set(TRACE_DTYPE.names) or any(
-            trace.dtype[n] != TRACE_DTYPE[n] for n in names
-        ):
-            raise TraceError(f"trace dtype must be kmm.TRACE_DTYPE, got {trace.dtype}")
-        out = np.empty(len(trace), dtype=TRACE_DTYPE)
-        for n in names:
-            out[n] = trace[n]
-        return out
-    return np.ascontiguousarray(trace)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,49 @@
+"""Events: the records sources generate before they become trace records,
+and the windows of simulated time they are generated in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# internal op: a cache access, resolved at emission into OP_ALLOC (first access
+# of that page) or OP_TOUCH (it is in the page cache / slab already)
+OP_ACCESS = 5
+
+
+MS = 1000  # microseconds
+WIN_US = 1_000_000  # generation window: 1 s of simulated time
+
+
+# events before they become trace records
+EV = np.dtype(
+    [
+        ("t", "<i8"),
+        ("op", "u1"),
+        ("order", "u1"),
+        ("kind", "u1"),
+        ("proc", "u1"),  # 1 = owned by a process (freed when it exits / at stop())
+        ("obj", "<u4"),
+        ("pid", "<u4"),
+    ]
+)
+
+
+def events(
+    t: Any, op: int, obj: Any, pid: Any, kind: Any, order: int = 0, proc: int = 1
+) -> np.ndarray:
+    t = np.asarray(t, dtype=np.int64)
+    e = np.empty(t.shape[0], dtype=EV)
+    e["t"] = t
+    e["op"] = op
+    e["order"] = order
+    e["kind"] = kind
+    e["proc"] = proc
+    e["obj"] = obj
+    e["pid"] = pid
+    return e
+
+
+def window(t_us: np.ndarray, w: int) -> np.ndarray:
+    return np.nonzero((t_us >= w * WIN_US) & (t_us < (w + 1) * WIN_US))[0]

@@ -1,0 +1,63 @@
+"""Allocation kinds: what each allocation of a load is, and the GFP mask the
+2005 kernel (with Mel Gorman's v7 flags) used for it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .. import gfp as _gfp
+from .._args import U32_MAX, int_arg
+from ..errors import ConfigError
+
+#: Every kind of allocation a load emits; ``stacks`` maps these names to
+#: page_owner stack handles.
+KINDS: tuple[str, ...] = (
+    "anon_fault",
+    "pagecache_read",
+    "pagecache_write",
+    "dentry",
+    "inode",
+    "buffer_head",
+    "page_table",
+    "task_struct",
+    "slab_other",
+    "leak",
+)
+K = {name: i for i, name in enumerate(KINDS)}
+# block-device page cache (inode tables, directory blocks) is GFP_USER: bdget()
+# sets the mapping's mask to GFP_USER, regular files use GFP_HIGHUSER on i386
+K_BDEV = len(KINDS)  # internal kind: a pagecache_read of a block-device page
+
+_KERNRCLM = _gfp.GFP_KERNEL | _gfp.GFP_FLAGS["__GFP_KERNRCLM"]
+#: The GFP mask of each kind (2.6.11 i386 with Mel Gorman's v7 flags).
+KIND_GFP: dict[str, int] = {
+    "anon_fault": _gfp.GFP_HIGHUSER,  # do_anonymous_page: alloc_page(GFP_HIGHUSER)
+    "pagecache_read": _gfp.GFP_HIGHUSER,  # regular-file mapping mask on i386
+    "pagecache_write": _gfp.GFP_HIGHUSER,
+    "dentry": _KERNRCLM,  # dentry_cache is KernRclm in the v7 patch
+    "inode": _KERNRCLM,  # ext3_inode_cache
+    "buffer_head": _KERNRCLM,  # buffer_head cache
+    "page_table": _gfp.GFP_KERNEL,  # pte_alloc_one without CONFIG_HIGHPTE, pgd
+    "task_struct": _gfp.GFP_KERNEL,  # 8 KiB kernel stack + thread_info, order 1
+    "slab_other": _gfp.GFP_KERNEL,  # task_struct, mm, vmas, files, signal slabs
+    "leak": _gfp.GFP_KERNEL,
+}
+KIND_GFP_ARR = np.array([KIND_GFP[k] for k in KINDS] + [_gfp.GFP_USER], dtype=np.uint32)
+
+
+def stack_table(stacks: Mapping[str, int] | None) -> np.ndarray:
+    """kind code -> page_owner stack handle (unknown keys are ignored, so one
+    dict can serve several tools)."""
+    table = np.zeros(len(KINDS) + 1, dtype=np.uint32)
+    if stacks is None:
+        return table
+    if not isinstance(stacks, Mapping):
+        raise ConfigError(
+            f"stacks must be a mapping of kind name -> stack handle, not {type(stacks).__name__}"
+        )
+    for i, k in enumerate(KINDS):
+        table[i] = int_arg(f"stack handle for {k!r}", stacks.get(k, 0), 0, U32_MAX)
+    table[K_BDEV] = table[K["pagecache_read"]]
+    return table

@@ -1,0 +1,111 @@
+"""Processes: exec, page tables, slab, anonymous memory, touches and exit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..trace import OP_ALLOC, OP_FREE, OP_TOUCH
+from .context import Ctx
+from .events import OP_ACCESS, events
+from .kinds import K
+from .params import PTES_PER_PGD_ENTRY, SLAB_PAGES_PER_TASK
+
+
+def processes(
+    ctx: Ctx,
+    rng: np.random.Generator,
+    prog: Sequence[str],
+    start: np.ndarray,
+    end: np.ndarray,
+    anon: np.ndarray,
+    pid: np.ndarray,
+    *,
+    touch_interval_us: float,
+    short_frac: float,
+    own_slab: bool = True,
+) -> list[np.ndarray]:
+    """Events of ``P`` processes: exec, grow, touch, exit.
+
+    Each process has an order-1 kernel stack, a pgd and PTE pages, (with
+    ``own_slab``) its slab pages, ``anon[p]`` anonymous pages faulted in over
+    the first 90 % of its life (a ``short_frac`` of them freed early, the rest
+    at exit), touches of those pages about every ``touch_interval_us``, and
+    accesses to its program's text in the page cache at exec.
+    """
+    P = start.shape[0]
+    if P == 0:
+        return []
+    start = start.astype(np.int64)
+    end = np.maximum(end.astype(np.int64), start + 10)
+    life = end - start
+    grow_end = start + (life * 9) // 10
+    anon = anon.astype(np.int64)
+    n_pte = 2 + -(-anon // PTES_PER_PGD_ENTRY)
+    n_slab = np.full(P, SLAB_PAGES_PER_TASK if own_slab else 0, dtype=np.int64)
+    size = 2 + n_pte + n_slab + anon
+    base = np.array([ctx.ids.block(int(size[p]), int(end[p])) for p in range(P)], dtype=np.int64)
+    k_task, k_pt, k_slab, k_anon = (
+        K["task_struct"],
+        K["page_table"],
+        K["slab_other"],
+        K["anon_fault"],
+    )
+    out = []
+    # task: kernel stack (order 1) and pgd
+    out.append(events(start, OP_ALLOC, base, pid, k_task, order=1))
+    out.append(events(start, OP_ALLOC, base + 1, pid, k_pt))
+    # PTE pages: two at exec (text/libs, stack), the rest as the heap grows
+    r = np.repeat(np.arange(P), n_pte)
+    j = np.arange(r.shape[0]) - np.repeat(np.cumsum(n_pte) - n_pte, n_pte)
+    t_pte = np.where(
+        j < 2,
+        start[r],
+        start[r] + (rng.random(r.shape[0]) * (grow_end - start)[r]).astype(np.int64),
+    )
+    pte_ids = base[r] + 2 + j
+    out.append(events(t_pte, OP_ALLOC, pte_ids, pid[r], k_pt))
+    if own_slab:
+        rs = np.repeat(np.arange(P), n_slab)
+        js = np.arange(rs.shape[0]) - np.repeat(np.cumsum(n_slab) - n_slab, n_slab)
+        slab_ids = base[rs] + 2 + n_pte[rs] + js
+        out.append(events(start[rs], OP_ALLOC, slab_ids, pid[rs], k_slab))
+    # text pages in the page cache
+    for name in sorted(set(prog)):
+        sel = np.nonzero(np.array([p == name for p in prog]))[0]
+        pages = ctx.text_pages(name)
+        rr = np.repeat(sel, pages.shape[0])
+        tt = start[rr] + (rng.random(rr.shape[0]) * (life[rr] // 5)).astype(np.int64)
+        out.append(
+            events(
+                tt, OP_ACCESS, np.tile(pages, sel.shape[0]), pid[rr], K["pagecache_read"], proc=0
+            )
+        )
+    # anonymous memory
+    ra = np.repeat(np.arange(P), anon)
+    ja = np.arange(ra.shape[0]) - np.repeat(np.cumsum(anon) - anon, anon)
+    anon_ids = base[ra] + 2 + n_pte[ra] + n_slab[ra] + ja
+    t_alloc = start[ra] + (rng.random(ra.shape[0]) * (grow_end - start)[ra]).astype(np.int64)
+    t_free = end[ra].copy()
+    short = rng.random(ra.shape[0]) < short_frac
+    if short.any():
+        early = t_alloc[short] + rng.exponential(1.0, short.sum()) * (life[ra][short] / 10)
+        t_free[short] = np.minimum(early.astype(np.int64), t_free[short])
+    out.append(events(t_alloc, OP_ALLOC, anon_ids, pid[ra], k_anon))
+    n_touch = rng.poisson((t_free - t_alloc) / touch_interval_us)
+    rt = np.repeat(np.arange(ra.shape[0]), n_touch)
+    tt = t_alloc[rt] + (rng.random(rt.shape[0]) * (t_free - t_alloc)[rt]).astype(np.int64)
+    out.append(events(tt, OP_TOUCH, anon_ids[rt], pid[ra][rt], k_anon))
+    # exit: anon, page tables, slab, then the task
+    out.append(events(t_free, OP_FREE, anon_ids, pid[ra], k_anon))
+    out.append(events(end[r], OP_FREE, pte_ids, pid[r], k_pt))
+    out.append(events(end, OP_FREE, base + 1, pid, k_pt))
+    if own_slab:
+        out.append(events(end[rs], OP_FREE, slab_ids, pid[rs], k_slab))
+    out.append(events(end, OP_FREE, base, pid, k_task, order=1))
+    return out
+
+
+def lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) -> np.ndarray:
+    return median * np.exp(sigma * rng.standard_normal(n))

@@ -1,0 +1,49 @@
+"""Sources: each produces the events of one window of simulated time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .context import Ctx
+
+
+class Source:
+    """A generator of events, one window of simulated time at a time."""
+
+    seed: int
+    stream: int
+
+    def bind(self, ctx: Ctx) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def generate(self, ctx: Ctx, w: int) -> list[np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _rng(self, w: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.stream, w])
+
+
+HORIZON_US = 60_000 * 1_000_000  # a process's events are generated when it starts
+
+
+def check_horizon(what: str, span_us: int) -> None:
+    if span_us > HORIZON_US:
+        raise ConfigError(
+            f"{what} would run for {span_us / 1e6:.0f} s of simulated time; "
+            f"the generator handles at most {HORIZON_US // 1_000_000} s (give it more CPUs "
+            "or a faster rate)"
+        )
+
+
+def stream_of(kind: str, name: str) -> int:
+    """A stable RNG stream number for a source (independent of combine order)."""
+    h = 0
+    for ch in f"{kind}:{name}":
+        h = (h * 131 + ord(ch)) % (2**31 - 1)
+    return h

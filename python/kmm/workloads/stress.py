@@ -1,0 +1,80 @@
+"""The load of VMRegress ``bench-stresshighalloc``: updatedb and concurrent kernel builds."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from .._args import float_arg, int_arg
+from ..errors import ConfigError
+from . import walk
+from .build import kernel_build
+from .load import Load, combine
+from .tree import kernel_tree
+
+
+def stress_highalloc_load(
+    builds: int = 7,
+    jobs: int = 4,
+    updatedb: bool = True,
+    *,
+    seed: int = 0,
+    stacks: Mapping[str, int] | None = None,
+    cpus: float = 2.0,
+    copy_mb_s: float = 35.0,
+) -> Load:
+    """The load of VMRegress ``bench-stresshighalloc`` (FACTS section 4).
+
+    ``updatedb &``; then ``builds - 1`` copies of the tree made one after the
+    other, each starting ``make -j{jobs} bzImage`` as soon as it is copied, then
+    the main tree builds too. The builds share ``cpus`` CPUs.
+    """
+    builds = int_arg("builds", builds, 0, 256)
+    jobs = int_arg("jobs", jobs, 1, 1024)
+    seed = int_arg("seed", seed, 0, None)
+    cpus = float_arg("cpus", cpus, 0.01, 4096)
+    copy_mb_s = float_arg("copy_mb_s", copy_mb_s, 0.01, 1e6)
+    if not isinstance(updatedb, bool):
+        raise ConfigError(f"updatedb must be a bool, got {updatedb!r}")
+    if builds == 0 and not updatedb:
+        raise ConfigError("an empty load: no builds and no updatedb")
+    layout = kernel_tree(seed=seed)
+    copy_s = layout.bytes / (copy_mb_s * 1e6)
+    copy_s = math.ceil(copy_s * 1e6) / 1e6
+    # build k (1..builds-1) copies during [(k-1) c, k c) and builds from k c;
+    # the main tree builds from (builds-1) c
+    make_start = [k * copy_s for k in range(1, builds)] + [(builds - 1) * copy_s]
+    steps = sorted(set(make_start))
+    share = [(0.0, cpus)] + [(t, cpus / sum(1 for m in make_start if m <= t)) for t in steps]
+    loads: list[Load] = []
+    if updatedb:
+        loads.append(walk.updatedb(seed=seed, stacks=stacks))
+    for k in range(1, builds):
+        loads.append(
+            kernel_build(
+                jobs,
+                seed=seed + k,
+                stacks=stacks,
+                start=(k - 1) * copy_s,
+                copy_tree=True,
+                tree=f"linux-2.6.11-copy{k}",
+                source_tree="linux-2.6.11",
+                layout=layout,
+                cpu_share=share,
+                copy_mb_s=copy_mb_s,
+            )
+        )
+    if builds:
+        loads.append(
+            kernel_build(
+                jobs,
+                seed=seed,
+                stacks=stacks,
+                start=(builds - 1) * copy_s,
+                tree="linux-2.6.11",
+                source_tree="linux-2.6.11-orig",
+                layout=layout,
+                cpu_share=share,
+            )
+        )
+    return combine(*loads, stacks=stacks)
