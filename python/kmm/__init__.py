@@ -7,7 +7,7 @@ page_owner, and the NETIF_F_LLTX transmit race.
 
 from __future__ import annotations
 
-from . import gfp, nic, procfs, workloads
+from . import gfp, nic, procfs, trace, workloads
 from .errors import (
     BenchmarkError,
     ConfigError,
@@ -24,6 +24,25 @@ from .errors import (
     TraceError,
 )
 from .gfp import (
+    __GFP_COLD,
+    __GFP_COMP,
+    __GFP_DMA,
+    __GFP_DMA32,
+    __GFP_FS,
+    __GFP_HIGH,
+    __GFP_HIGHMEM,
+    __GFP_IO,
+    __GFP_KERNRCLM,
+    __GFP_MOVABLE,
+    __GFP_NO_GROW,
+    __GFP_NOFAIL,
+    __GFP_NORETRY,
+    __GFP_NOWARN,
+    __GFP_RECLAIMABLE,
+    __GFP_REPEAT,
+    __GFP_USERRCLM,
+    __GFP_WAIT,
+    __GFP_ZERO,
     GFP_ATOMIC,
     GFP_DMA,
     GFP_DMA32,
@@ -36,10 +55,6 @@ from .gfp import (
 )
 from .machine import (
     MAX_ORDER,
-    OP_ALLOC,
-    OP_FREE,
-    OP_TICK,
-    OP_TOUCH,
     PAGE_MAP_NAMES,
     PAGE_SIZE,
     PM_FREE,
@@ -48,15 +63,11 @@ from .machine import (
     PM_PCP,
     PM_RESERVED,
     PM_USERRCLM,
-    TRACE_DTYPE,
     Machine,
     ZoneStats,
-    empty_trace,
     parse_mem,
 )
-
-# the kernel's modifier names, usable as kmm.__GFP_HIGH outside class bodies
-globals().update({k: v for k, v in GFP_FLAGS.items() if k.startswith("__GFP_")})
+from .trace import OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH, TRACE_DTYPE, empty_trace
 
 __version__ = "0.1.0"
 
@@ -82,6 +93,7 @@ __all__ = [
     "gfp",
     "nic",
     "procfs",
+    "trace",
     "workloads",
     "GFP_FLAGS",
     "GFP_KERNEL",
@@ -92,6 +104,26 @@ __all__ = [
     "GFP_DMA32",
     "GFP_NOFS",
     "GFP_NOIO",
+    # the kernel's modifier names, usable as kmm.__GFP_HIGH outside class bodies
+    "__GFP_DMA",
+    "__GFP_HIGHMEM",
+    "__GFP_DMA32",
+    "__GFP_WAIT",
+    "__GFP_HIGH",
+    "__GFP_IO",
+    "__GFP_FS",
+    "__GFP_COLD",
+    "__GFP_NOWARN",
+    "__GFP_REPEAT",
+    "__GFP_NOFAIL",
+    "__GFP_NORETRY",
+    "__GFP_NO_GROW",
+    "__GFP_COMP",
+    "__GFP_ZERO",
+    "__GFP_KERNRCLM",
+    "__GFP_USERRCLM",
+    "__GFP_RECLAIMABLE",
+    "__GFP_MOVABLE",
     "KmmError",
     "ConfigError",
     "GfpError",

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import gfp as _gfp
+from ._args import float_arg, int_arg
 from .errors import BenchmarkError, InvariantError
 from .machine import MAX_ORDER, Machine, parse_mem
 
@@ -66,24 +67,19 @@ class HighallocConfig:
         return cls(**base)
 
     def validate(self) -> None:
+        """Check every field; raises :class:`kmm.BenchmarkError` naming the first bad one."""
         if self.layout not in ("x86_32", "x86_64"):
             raise BenchmarkError(f"layout {self.layout!r} must be x86_32 or x86_64")
         try:
             parse_mem(self.mem)
         except Exception as e:
             raise BenchmarkError(f"mem {self.mem!r}: {e}") from None
-        if not 0 <= self.order < MAX_ORDER:
-            raise BenchmarkError(f"order {self.order} is out of range 0..{MAX_ORDER - 1}")
-        if not 1 <= self.attempts <= 100_000:
-            raise BenchmarkError(f"attempts {self.attempts} must be 1..100000")
-        if not 0.001 <= self.interval_s <= 60:
-            raise BenchmarkError(f"interval {self.interval_s} s must be 0.001..60 s")
-        if not 0 <= self.warmup_s <= 3600:
-            raise BenchmarkError(f"warm-up {self.warmup_s} s must be 0..3600 s")
-        if not 0 <= self.builds <= 64:
-            raise BenchmarkError(f"builds {self.builds} must be 0..64")
-        if not 1 <= self.jobs <= 64:
-            raise BenchmarkError(f"jobs {self.jobs} must be 1..64")
+        int_arg("order", self.order, 0, MAX_ORDER - 1, error=BenchmarkError)
+        int_arg("attempts", self.attempts, 1, 100_000, error=BenchmarkError)
+        float_arg("interval_s", self.interval_s, 0.001, 60, error=BenchmarkError)
+        float_arg("warmup_s", self.warmup_s, 0, 3600, error=BenchmarkError)
+        int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
+        int_arg("jobs", self.jobs, 1, 64, error=BenchmarkError)
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")

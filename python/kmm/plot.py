@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ._args import int_arg
 from .errors import ConfigError, KmmError
 from .machine import PAGE_MAP_NAMES, PAGE_SIZE
 
@@ -96,12 +97,6 @@ def _is_machine(obj: Any) -> bool:
     return hasattr(obj, "page_map") and hasattr(obj, "zone_stats") and hasattr(obj, "free_area")
 
 
-def _int_arg(name: str, v: Any, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-        raise ConfigError(f"{name} must be an int in {lo}..{hi}, got {v!r}")
-    return int(v)
-
-
 def _zone_bounds(source: Any, zones: Any) -> list[tuple[int, str, int, int]]:
     """(node, zone, start_pfn, spanned) for the boundaries to draw."""
     if zones is False or zones is None:
@@ -167,9 +162,9 @@ def page_map(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    width = _int_arg("width", width, 1, 16384)
-    max_rows = _int_arg("max_rows", max_rows, 1, 1 << 20)
-    dpi = _int_arg("dpi", dpi, 10, 1000)
+    width = int_arg("width", width, 1, 16384)
+    max_rows = int_arg("max_rows", max_rows, 1, 1 << 20)
+    dpi = int_arg("dpi", dpi, 10, 1000)
     allocator = None
     if _is_machine(source):
         pm = np.asarray(source.page_map())
@@ -197,7 +192,7 @@ def page_map(
         while math.ceil(n / (width * group)) > max_rows:
             group *= 2
     else:
-        group = _int_arg("pages_per_pixel", pages_per_pixel, 1, 1 << 30)
+        group = int_arg("pages_per_pixel", pages_per_pixel, 1, 1 << 30)
     per_row = width * group
     rows = math.ceil(n / per_row)
     padded = np.full(rows * per_row, ncodes, dtype=np.uint8)  # code ncodes = past the end
