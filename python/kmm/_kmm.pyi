@@ -1,9 +1,46 @@
 """Type stubs for the Rust extension ``kmm._kmm`` (the thin PyO3 binding)."""
 
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "parse_gfp",
+    "validate_gfp",
+    "gfp_names",
+    "parse_mem",
+    "GFP_FLAGS",
+    "MAX_ORDER",
+    "PAGE_SIZE",
+    "OP_ALLOC",
+    "OP_FREE",
+    "OP_TOUCH",
+    "OP_TICK",
+    "TRACE_RECORD_SIZE",
+    "Machine",
+    "nic_run",
+    "NIC_MODES",
+    "NIC_DRIVERS",
+    "NIC_FAULTS",
+    "NETDEV_TX_OK",
+    "NETDEV_TX_BUSY",
+    "NETDEV_TX_LOCKED",
+    "BUG_TX_RING_FULL",
+    "po_intern",
+    "po_set_comm",
+    "po_comm",
+    "po_dump",
+    "po_dump_path",
+    "po_stacks",
+    "po_show_stacks",
+    "po_depot_stats",
+    "po_memory",
+    "po_aggregate",
+    "po_frames",
+    "po_record",
+    "OwnerTextAggregator",
+]
 
 GFP_FLAGS: dict[str, int]
 MAX_ORDER: int
@@ -19,9 +56,10 @@ def validate_gfp(gfp: int) -> None: ...
 def gfp_names(gfp: int) -> str: ...
 def parse_mem(text: str) -> int: ...
 
+@final
 class Machine:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         layout: str,
         mem_bytes: int,
         nodes: int = 1,
@@ -41,7 +79,7 @@ class Machine:
         page_owner: bool = False,
         page_owner_free_stacks: bool = False,
         kswapd_pages_per_ms: int = 32,
-    ) -> None: ...
+    ) -> Machine: ...
     def alloc(
         self, order: int, gfp: int, node: int | None = None, stack: int = 0, pid: int = 0, tgid: int = 0
     ) -> int | None: ...
@@ -86,11 +124,39 @@ class Machine:
     @property
     def pcp_enabled(self) -> bool: ...
 
+# ---- NIC transmit (see kmm.nic) ----------------------------------------------
+
+NIC_MODES: list[str]
+NIC_DRIVERS: list[str]
+NIC_FAULTS: list[str]
+NETDEV_TX_OK: int
+NETDEV_TX_BUSY: int
+NETDEV_TX_LOCKED: int
+BUG_TX_RING_FULL: str
+
+def nic_run(
+    mode: str,
+    driver: str,
+    producers: int = 2,
+    packets: int = 100000,
+    ring: int = 256,
+    max_descs: int = 4,
+    stop_thresh: int | None = None,
+    wake_thresh: int | None = None,
+    race_window_ns: int = 0,
+    tx_batch: int = 16,
+    tx_rate: int = 0,
+    watchdog_ms: int = 20,
+    timeout_ms: int = 120000,
+    seed: int = 0,
+    fault: str | None = None,
+) -> dict[str, Any]: ...
+
 # ---- page_owner (see kmm.page_owner) ---------------------------------------
 
-Frame = tuple[int, str, int, int, str | None]  # (address, symbol, offset, size, module)
+_Frame = tuple[int, str, int, int, str | None]  # (address, symbol, offset, size, module)
 
-def po_intern(m: Machine, frames: list[Frame]) -> int: ...
+def po_intern(m: Machine, frames: list[_Frame]) -> int: ...
 def po_set_comm(m: Machine, pid: int, comm: str) -> None: ...
 def po_comm(m: Machine, pid: int, tgid: int) -> str: ...
 def po_dump(m: Machine, file: Any, format: str, chunk: int = ...) -> int: ...
@@ -100,16 +166,15 @@ def po_show_stacks(m: Machine, threshold: int) -> str: ...
 def po_depot_stats(m: Machine) -> dict[str, int]: ...
 def po_memory(m: Machine) -> dict[str, int]: ...
 def po_aggregate(m: Machine) -> dict[str, Any]: ...
-def po_frames(m: Machine, handle: int) -> list[Frame]: ...
+def po_frames(m: Machine, handle: int) -> list[_Frame]: ...
 def po_record(m: Machine, pfn: int) -> tuple[int, int, int, int, int, int, int]: ...
 
+@final
 class OwnerTextAggregator:
-    def __init__(self, lenient: bool = False) -> None: ...
+    def __new__(cls, lenient: bool = False) -> OwnerTextAggregator: ...
     def feed(self, data: bytes) -> None: ...
     def feed_fd(self, fd: int, max_bytes: int = ...) -> int: ...
     def finish(self) -> None: ...
     def groups(self) -> list[Any]: ...
     def stats(self) -> dict[str, int]: ...
     def errors(self) -> list[str]: ...
-
-def __getattr__(name: str) -> Any: ...  # the NIC functions (see kmm.nic)
