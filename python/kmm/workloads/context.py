@@ -49,14 +49,14 @@ class Ids:
 class Ctx:
     """Everything the sources of one load share."""
 
-    def __init__(self, stack_table: np.ndarray) -> None:
+    def __init__(self) -> None:
         self.ids = Ids()
         self.next_pid = 1000
-        self.stack_table = stack_table
         self.text: dict[str, np.ndarray] = {}  # program -> ids of its text pages
         self.trees: dict[str, TreeCache] = {}
 
     def pids(self, n: int) -> np.ndarray:
+        """``n`` fresh pids."""
         p = np.arange(self.next_pid, self.next_pid + n, dtype=np.uint32)
         self.next_pid += n
         return p
@@ -72,6 +72,7 @@ class Ctx:
         return self.text[prog]
 
     def tree(self, name: str, layout: TreeLayout) -> TreeCache:
+        """The ids of tree ``name`` on disk (one instance, shared by every load that names it)."""
         t = self.trees.get(name)
         if t is None:
             t = self.trees[name] = TreeCache(self.ids, layout)

@@ -33,6 +33,7 @@ EV = np.dtype(
 def events(
     t: Any, op: int, obj: Any, pid: Any, kind: Any, order: int = 0, proc: int = 1
 ) -> np.ndarray:
+    """Events at times ``t`` (µs); the other fields are scalars or arrays like ``t``."""
     t = np.asarray(t, dtype=np.int64)
     e = np.empty(t.shape[0], dtype=EV)
     e["t"] = t
@@ -46,4 +47,5 @@ def events(
 
 
 def window(t_us: np.ndarray, w: int) -> np.ndarray:
+    """Indices of the times ``t_us`` that fall in generation window ``w``."""
     return np.nonzero((t_us >= w * WIN_US) & (t_us < (w + 1) * WIN_US))[0]

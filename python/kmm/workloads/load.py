@@ -159,7 +159,7 @@ class Load:
 
     def _bind(self) -> None:
         if self._ctx is None:
-            self._ctx = Ctx(self._stack_table)
+            self._ctx = Ctx()
             for s in self._sources:
                 s.bind(self._ctx)
 

@@ -108,4 +108,5 @@ def processes(
 
 
 def lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) -> np.ndarray:
+    """``n`` log-normal draws of the given median and sigma."""
     return median * np.exp(sigma * rng.standard_normal(n))

@@ -17,15 +17,19 @@ class Source:
     stream: int
 
     def bind(self, ctx: Ctx) -> None:  # pragma: no cover - interface
+        """Take the shared state of the load this source runs in (once, before generating)."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:  # pragma: no cover - interface
+        """What this source runs, for :meth:`Load.describe` (times in seconds)."""
         raise NotImplementedError
 
     def generate(self, ctx: Ctx, w: int) -> list[np.ndarray]:  # pragma: no cover
+        """The events of window ``w`` (windows are generated in order, each once)."""
         raise NotImplementedError
 
     def _rng(self, w: int) -> np.random.Generator:
+        """The random stream of window ``w``: a function of seed, source and window only."""
         return np.random.default_rng([self.seed, self.stream, w])
 
 
@@ -33,6 +37,7 @@ HORIZON_US = 60_000 * 1_000_000  # a process's events are generated when it star
 
 
 def check_horizon(what: str, span_us: int) -> None:
+    """Refuse a source that would run past the generator's horizon."""
     if span_us > HORIZON_US:
         raise ConfigError(
             f"{what} would run for {span_us / 1e6:.0f} s of simulated time; "
