@@ -489,3 +489,21 @@ def test_describe_stress_schedule() -> None:
     assert main["copy_from"] is None and main["tree"] == "linux-2.6.11"
     assert main["make_start_s"] == pytest.approx(copies[-1]["make_start_s"], abs=1e-5)
     assert all(b["make_end_s"] > 196 for b in d[1:])  # still building when the test ends
+
+
+def test_public_names_of_the_module_survive_the_package():
+    assert set(wl.__all__) == {
+        "KINDS",
+        "KIND_GFP",
+        "Load",
+        "TreeLayout",
+        "combine",
+        "inject_leak",
+        "kernel_build",
+        "kernel_tree",
+        "stress_highalloc_load",
+        "updatedb",
+    }
+    assert callable(wl.updatedb)  # the function, not the module that holds it
+    assert wl.inject_leak is kmm.trace.inject_leak
+    assert wl.PAGE == 4096 and wl.MS == 1000 and wl.PROGRAMS["cc1"] == (700, 3072)
