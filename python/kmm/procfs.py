@@ -52,7 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OrderError, ParseError
+from ._args import order_arg
+from .errors import ParseError
 
 __all__ = [
     "KERNEL_ZONE_ORDER",
@@ -672,14 +673,6 @@ def _as_nr_free(nr_free: Any, *, min_ndim: int = 1) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _as_order(order: Any, nr_orders: int) -> int:
-    if isinstance(order, bool) or not isinstance(order, (int, np.integer)):
-        raise OrderError(f"order must be an int, not {type(order).__name__}")
-    if not 0 <= order < nr_orders:
-        raise OrderError(f"order {order} is out of range 0..{nr_orders - 1}")
-    return int(order)
-
-
 def contig_page_info(nr_free: Sequence[int] | np.ndarray, order: int) -> tuple[int, int, int]:
     """``(free_pages, free_blocks_total, free_blocks_suitable)`` of one zone, for ``order``.
 
@@ -689,7 +682,7 @@ def contig_page_info(nr_free: Sequence[int] | np.ndarray, order: int) -> tuple[i
     arr = _as_nr_free(nr_free)
     if arr.ndim != 1:
         raise ParseError(f"nr_free of one zone must be one-dimensional, got shape {arr.shape}")
-    j = _as_order(order, arr.shape[0])
+    j = order_arg(order, arr.shape[0])
     counts = [int(c) for c in arr]
     free_pages = sum(c << o for o, c in enumerate(counts))
     total = sum(counts)
