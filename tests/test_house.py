@@ -26,8 +26,9 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The modules of the package that ``name`` imports, at module level or inside functions.
 
     ``from X import y`` counts as importing ``X.y`` when that is a module, else ``X``.
-    Parent packages that Python imports on the way are not counted: they are
-    always initialised before their submodules run.
+    Imports under ``if TYPE_CHECKING:`` count too: a cycle in the types is a
+    cycle in the design. Parent packages that Python imports on the way are not
+    counted: they are always initialised before their submodules run.
     """
     is_package = path.name == "__init__.py"
     package = name if is_package else name.rpartition(".")[0]
