@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from ._args import order_arg
+from ._args import int_arg, order_arg
 from .errors import ParseError
 
 __all__ = [
@@ -352,12 +352,8 @@ def is_pagetypeinfo(text: str) -> bool:
 
 
 def _check_max_order(max_order: int | None) -> None:
-    if max_order is not None and (
-        isinstance(max_order, bool)
-        or not isinstance(max_order, int)
-        or not 1 <= max_order <= MAX_ORDERS
-    ):
-        raise ParseError(f"max_order must be an int in 1..{MAX_ORDERS}, got {max_order!r}")
+    if max_order is not None:
+        int_arg("max_order", max_order, 1, MAX_ORDERS, error=ParseError)
 
 
 def parse_buddyinfo(
