@@ -264,7 +264,7 @@ impl MachineConfig {
         self.validate_distance()?;
         if let Some(pb) = self.pageblock_order {
             ensure!(
-                pb as usize <= MAX_ORDER - 1,
+                (pb as usize) < MAX_ORDER,
                 Config,
                 "pageblock_order {pb} is above MAX_ORDER-1 = {}",
                 MAX_ORDER - 1
