@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension ``kmm._kmm`` (the thin PyO3 binding)."""
 
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -22,11 +22,12 @@ def parse_mem(text: str) -> int: ...
 LAYOUTS: list[str]
 ALLOCATORS: list[str]
 
+@final
 class Machine:
     """An argument left as None keeps the engine's default (``MachineConfig::new``)."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         layout: str,
         mem_bytes: int,
         *,
@@ -46,7 +47,7 @@ class Machine:
         max_objects: int | None = None,
         page_owner: bool | None = None,
         page_owner_free_stacks: bool | None = None,
-    ) -> None: ...
+    ) -> Machine: ...
     def alloc(
         self, order: int, gfp: int, node: int | None = None, stack: int = 0, pid: int = 0, tgid: int = 0
     ) -> int | None: ...

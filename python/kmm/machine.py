@@ -144,13 +144,17 @@ class Machine:
             parse_mem(mem),
             nodes=None if nodes is None else _uint("nodes", nodes, 64),
             node_sizes=None if node_sizes is None else [parse_mem(s) for s in node_sizes],
-            distance=None if distance is None else [[_uint("distance", d) for d in r] for r in distance],
+            distance=None
+            if distance is None
+            else [[_uint("distance", d) for d in row] for row in distance],
             allocator=_str("allocator", allocator),
             kernel_image_bytes=parse_mem(kernel_image),
             pcp=bool(pcp),
             pcp_batch=_uint("pcp_batch", pcp_batch),
             pcp_high=_uint("pcp_high", pcp_high),
-            pageblock_order=None if pageblock_order is None else _uint("pageblock_order", pageblock_order),
+            pageblock_order=None
+            if pageblock_order is None
+            else _uint("pageblock_order", pageblock_order),
             fallback_reserve=float(fallback_reserve),
             reclaim=bool(reclaim),
             kswapd_pages_per_ms=_uint("kswapd_pages_per_ms", kswapd_pages_per_ms, 64),
