@@ -127,6 +127,7 @@ impl PyMachine {
         })
     }
 
+    /// Allocate 2^order pages (`__alloc_pages`); None is an ordinary failure.
     #[pyo3(signature = (order, gfp, node=None, stack=0, pid=0, tgid=0))]
     #[allow(clippy::too_many_arguments)]
     fn alloc(
@@ -144,6 +145,7 @@ impl PyMachine {
         })
     }
 
+    /// Free the block headed by `pfn` (`__free_pages`).
     #[pyo3(signature = (pfn, stack=0))]
     fn free(&mut self, pfn: u64, stack: u32) -> PyResult<()> {
         guard(Some(&mut self.poisoned), || {
@@ -151,15 +153,18 @@ impl PyMachine {
         })
     }
 
+    /// Verify every allocator invariant (`InvariantError` names the first broken one).
     fn check(&mut self) -> PyResult<()> {
         guard(Some(&mut self.poisoned), || self.inner.check())
     }
 
+    /// `/proc/buddyinfo` (`frag_show`).
     fn buddyinfo(&self, py: Python<'_>) -> PyResult<String> {
         let m = self.get(py)?;
         guard(None, || Ok(m.buddyinfo()))
     }
 
+    /// `/proc/pagetypeinfo` (`pagetypeinfo_show`).
     fn pagetypeinfo(&self, py: Python<'_>) -> PyResult<String> {
         let m = self.get(py)?;
         guard(None, || Ok(m.pagetypeinfo()))
@@ -181,6 +186,7 @@ impl PyMachine {
         Ok(a.into_any())
     }
 
+    /// The policy's free-list type names, in type order.
     fn type_names(&self, py: Python<'_>) -> PyResult<Vec<&'static str>> {
         let m = self.get(py)?;
         guard(None, || {
@@ -188,11 +194,13 @@ impl PyMachine {
         })
     }
 
+    /// One code per pfn (free, pcp, reserved, or 3 + the owner's type).
     fn page_map<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u8>>> {
         let m = self.get(py)?;
         Ok(enter(py, None, || Ok(m.page_map()))?.into_pyarray(py))
     }
 
+    /// Per zone: span, free pages, watermarks, lowmem_reserve, LRU size.
     fn zone_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let m = self.get(py)?;
         let out = PyList::empty(py);
@@ -216,6 +224,7 @@ impl PyMachine {
         Ok(out)
     }
 
+    /// Zone type names of the layout, lowest first.
     fn zone_names(&self, py: Python<'_>) -> PyResult<Vec<&'static str>> {
         Ok(self.get(py)?.layout.zone_names().to_vec())
     }
@@ -239,25 +248,29 @@ impl PyMachine {
         Ok((res.outcomes.map(|o| o.into_pyarray(py)), d))
     }
 
+    /// Return every per-cpu page to the buddy lists (`drain_all_pages`); pages moved.
     fn drain_pcp(&mut self) -> PyResult<u64> {
         guard(Some(&mut self.poisoned), || Ok(self.inner.drain_pcp()))
     }
 
-    /// Advance simulated time by `ns` nanoseconds (`Machine::tick`).
+    /// Advance simulated time by `ns` nanoseconds, kswapd working meanwhile (`Machine::tick`).
     fn advance(&mut self, ns: u64) -> PyResult<()> {
         guard(Some(&mut self.poisoned), || self.inner.tick(ns))
     }
 
+    /// Aligned blocks of `order` that could be had (`Machine::highorder_ceiling`).
     fn highorder_ceiling(&self, py: Python<'_>, order: u32, gfp: u32) -> PyResult<u64> {
         let m = self.get(py)?;
         enter(py, None, || m.highorder_ceiling(order, gfp))
     }
 
+    /// The perfect-packing limit for `order` (`Machine::highorder_limit`).
     fn highorder_limit(&self, py: Python<'_>, order: u32, gfp: u32) -> PyResult<u64> {
         let m = self.get(py)?;
         enter(py, None, || m.highorder_limit(order, gfp))
     }
 
+    /// The event counters since boot.
     fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         pairs_to_dict(py, &self.get(py)?.counters.as_pairs())
     }
