@@ -45,7 +45,7 @@ def fill(m: kmm.Machine, n: int = 6000, seed: int = 0) -> None:
 
 @pytest.fixture(scope="module")
 def machine() -> kmm.Machine:
-    m = kmm.Machine(layout="x86_32", mem="64MiB", allocator="antifrag", seed=1)
+    m = kmm.Machine(layout="x86_32", mem="64MiB", allocator="antifrag")
     fill(m)
     return m
 

@@ -18,6 +18,8 @@ __all__ = [
     "OP_TOUCH",
     "OP_TICK",
     "TRACE_RECORD_SIZE",
+    "LAYOUTS",
+    "ALLOCATORS",
     "Machine",
     "nic_run",
     "NIC_MODES",
@@ -56,29 +58,34 @@ def validate_gfp(gfp: int) -> None: ...
 def gfp_names(gfp: int) -> str: ...
 def parse_mem(text: str) -> int: ...
 
+LAYOUTS: list[str]
+ALLOCATORS: list[str]
+
 @final
 class Machine:
+    """An argument left as None keeps the engine's default (``MachineConfig::new``)."""
+
     def __new__(
         cls,
         layout: str,
         mem_bytes: int,
-        nodes: int = 1,
+        *,
+        nodes: int | None = None,
         node_sizes: list[int] | None = None,
         distance: list[list[int]] | None = None,
-        allocator: str = "vanilla",
-        seed: int = 0,
-        kernel_image_bytes: int = ...,
-        pcp: bool = True,
-        pcp_batch: int = 0,
-        pcp_high: int = 0,
+        allocator: str | None = None,
+        kernel_image_bytes: int | None = None,
+        pcp: bool | None = None,
+        pcp_batch: int | None = None,
+        pcp_high: int | None = None,
         pageblock_order: int | None = None,
-        fallback_reserve: float = 0.0,
-        reclaim: bool = True,
-        active_freeing: bool = False,
-        max_objects: int = ...,
-        page_owner: bool = False,
-        page_owner_free_stacks: bool = False,
-        kswapd_pages_per_ms: int = 32,
+        fallback_reserve: float | None = None,
+        reclaim: bool | None = None,
+        kswapd_pages_per_ms: int | None = None,
+        active_freeing: bool | None = None,
+        max_objects: int | None = None,
+        page_owner: bool | None = None,
+        page_owner_free_stacks: bool | None = None,
     ) -> Machine: ...
     def alloc(
         self, order: int, gfp: int, node: int | None = None, stack: int = 0, pid: int = 0, tgid: int = 0

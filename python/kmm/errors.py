@@ -2,8 +2,10 @@
 
 Every error kmm raises is a :class:`KmmError`.  Errors about a bad value also
 subclass :class:`ValueError`, as Python code expects.  The Rust engine raises
-these same classes (the binding looks them up here by name), and an engine
-call that fails leaves the machine exactly as it was.
+these same classes (the binding imports them from here, one per error kind of
+the engine), and an engine call that fails leaves the machine exactly as it was.
+A panic inside the engine is a bare :class:`KmmError`; the machine it hit is
+unusable afterwards.
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, pa
     """Run one variant on the stored load; returns its results."""
     d = Path(loaddir)
     tick = progress or (lambda: None)
-    m = Machine(layout=cfg.layout, mem=cfg.mem, seed=cfg.seed, **VARIANTS[name])
+    m = Machine(layout=cfg.layout, mem=cfg.mem, **VARIANTS[name])
     gfp = _gfp.parse(cfg.gfp)
     t0 = time.perf_counter()
     warm_ops = 0

@@ -10,7 +10,8 @@ import numpy as np
 
 from . import _kmm
 from . import gfp as _gfp
-from .errors import ConfigError
+from ._args import U32_MAX, U64_MAX, int_arg
+from .errors import ConfigError, OrderError, PfnError, TraceError
 from .trace import OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH, TRACE_DTYPE, as_trace, empty_trace  # noqa: F401 (re-exported)
 
 MAX_ORDER: int = _kmm.MAX_ORDER
@@ -21,21 +22,18 @@ PM_FREE, PM_PCP, PM_RESERVED = 0, 1, 2
 PM_KERNNORCLM, PM_KERNRCLM, PM_USERRCLM = 3, 4, 5
 PAGE_MAP_NAMES = ["free", "pcp", "reserved", "KernNoRclm", "KernRclm", "UserRclm"]
 
-ALLOCATORS = ("vanilla", "antifrag", "mobility")
-LAYOUTS = ("x86_32", "x86_64")
+#: The engine's allocator policies and address layouts, by name.
+ALLOCATORS: tuple[str, ...] = tuple(_kmm.ALLOCATORS)
+LAYOUTS: tuple[str, ...] = tuple(_kmm.LAYOUTS)
 
 
 def parse_mem(mem: int | str) -> int:
     """Bytes from an int or a string such as ``"1536MiB"`` / ``"1TiB"``."""
-    if isinstance(mem, bool):
-        raise ConfigError("mem must be bytes or a size string, not a bool")
-    if isinstance(mem, (int, np.integer)):
-        if mem <= 0:
-            raise ConfigError(f"mem must be positive, got {mem}")
-        return int(mem)
     if isinstance(mem, str):
         return _kmm.parse_mem(mem)
-    raise ConfigError(f"mem must be bytes or a size string like '1536MiB', not {type(mem).__name__}")
+    if isinstance(mem, bool) or not isinstance(mem, (int, np.integer)):
+        raise ConfigError(f"mem must be bytes or a size string like '1536MiB', not {type(mem).__name__}")
+    return int_arg("mem", mem, 0, U64_MAX)
 
 
 @dataclass(frozen=True)
@@ -63,23 +61,27 @@ class Machine:
     >>> m.free(pfn)
 
     Parameters mirror the kernel's: ``layout`` ("x86_32": DMA/Normal/HighMem,
-    "x86_64": DMA/DMA32/Normal), ``mem`` (bytes or "1536MiB"), ``nodes`` (or
-    ``node_sizes`` in bytes) and ``distance`` (default 10 local / 20 remote),
-    ``allocator`` ("vanilla", "antifrag" = Mel Gorman 2005 v7, "mobility" =
-    grouping by mobility, 2.6.24+). Tunables: ``pcp`` (per-cpu order-0 lists,
-    with ``pcp_batch``/``pcp_high``), ``pageblock_order`` (mobility),
-    ``fallback_reserve`` (antifrag v8, a fraction of each zone), ``reclaim``,
-    ``active_freeing``, ``max_objects`` (trace object ids), ``page_owner``,
-    ``kswapd_pages_per_ms`` (background reclaim speed in simulated time).
+    "x86_64": DMA/DMA32/Normal), ``mem`` (bytes or "1536MiB"), ``nodes`` (default
+    1, or one per ``node_sizes`` entry, in bytes or size strings) and ``distance``
+    (default 10 local / 20 remote), ``allocator`` ("vanilla", "antifrag" = Mel
+    Gorman 2005 v7, "mobility" = grouping by mobility, 2.6.24+). Tunables:
+    ``pcp`` (per-cpu order-0 lists, with ``pcp_batch``/``pcp_high``),
+    ``pageblock_order`` (mobility), ``fallback_reserve`` (antifrag v8, a fraction
+    of each zone), ``reclaim``, ``kswapd_pages_per_ms`` (background reclaim speed
+    in simulated time), ``active_freeing``, ``max_objects`` (trace object ids),
+    ``page_owner`` and ``page_owner_free_stacks``.
+
+    The engine checks every value (:class:`kmm.ConfigError` names the bad one);
+    this class only converts them. It takes no seed: the engine makes no random
+    choice, the workloads that drive it do.
     """
 
     def __init__(
         self,
         layout: str = "x86_32",
         mem: int | str = "1536MiB",
-        nodes: int = 1,
+        nodes: int | None = None,
         allocator: str = "vanilla",
-        seed: int = 0,
         *,
         node_sizes: Sequence[int | str] | None = None,
         distance: Sequence[Sequence[int]] | None = None,
@@ -90,53 +92,35 @@ class Machine:
         pageblock_order: int | None = None,
         fallback_reserve: float = 0.0,
         reclaim: bool = True,
+        kswapd_pages_per_ms: int = 32,
         active_freeing: bool = False,
         max_objects: int = 1 << 26,
         page_owner: bool = False,
         page_owner_free_stacks: bool = False,
-        kswapd_pages_per_ms: int = 32,
     ) -> None:
-        if layout not in LAYOUTS:
-            raise ConfigError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
-        if allocator not in ALLOCATORS:
-            raise ConfigError(
-                f"unknown allocator {allocator!r} (expected one of {', '.join(ALLOCATORS)})"
-            )
-        for name, v, hi in (
-            ("nodes", nodes, 64),
-            ("pcp_batch", pcp_batch, 4096),
-            ("pcp_high", pcp_high, 65536),
-            ("max_objects", max_objects, 2**32 - 2),
-            ("kswapd_pages_per_ms", kswapd_pages_per_ms, 2**20),
-        ):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= hi:
-                raise ConfigError(f"{name} must be an int in 0..{hi}, got {v!r}")
-        if not 0.0 <= float(fallback_reserve) <= 1.0:
-            raise ConfigError(f"fallback_reserve must be a fraction in 0..1 (at most 100%), got {fallback_reserve}")
-        sizes = None if node_sizes is None else [parse_mem(s) for s in node_sizes]
-        if sizes is not None and nodes == 1 and len(sizes) > 1:
-            nodes = len(sizes)
-        self._seed = int(seed)
         self._m = _kmm.Machine(
-            layout,
+            _str("layout", layout),
             parse_mem(mem),
-            nodes=int(nodes),
-            node_sizes=sizes,
-            distance=None if distance is None else [list(map(int, r)) for r in distance],
-            allocator=allocator,
-            seed=self._seed,
+            nodes=None if nodes is None else int_arg("nodes", nodes, 0, U64_MAX),
+            node_sizes=None if node_sizes is None else [parse_mem(s) for s in node_sizes],
+            distance=None
+            if distance is None
+            else [[int_arg("distance", d, 0, U32_MAX) for d in row] for row in distance],
+            allocator=_str("allocator", allocator),
             kernel_image_bytes=parse_mem(kernel_image),
             pcp=bool(pcp),
-            pcp_batch=int(pcp_batch),
-            pcp_high=int(pcp_high),
-            pageblock_order=pageblock_order,
+            pcp_batch=int_arg("pcp_batch", pcp_batch, 0, U32_MAX),
+            pcp_high=int_arg("pcp_high", pcp_high, 0, U32_MAX),
+            pageblock_order=None
+            if pageblock_order is None
+            else int_arg("pageblock_order", pageblock_order, 0, U32_MAX),
             fallback_reserve=float(fallback_reserve),
             reclaim=bool(reclaim),
+            kswapd_pages_per_ms=int_arg("kswapd_pages_per_ms", kswapd_pages_per_ms, 0, U64_MAX),
             active_freeing=bool(active_freeing),
-            max_objects=int(max_objects),
+            max_objects=int_arg("max_objects", max_objects, 0, U32_MAX),
             page_owner=bool(page_owner),
             page_owner_free_stacks=bool(page_owner_free_stacks),
-            kswapd_pages_per_ms=int(kswapd_pages_per_ms),
         )
 
     # -- allocation ---------------------------------------------------------
@@ -157,12 +141,12 @@ class Machine:
         (default: pid) are recorded by page_owner when the machine has it.
         """
         return self._m.alloc(
-            _order(order),
+            int_arg("order", order, 0, U32_MAX, error=OrderError),
             _gfp.parse(gfp),
-            _node(node, self.nr_nodes),
-            _u32("stack", stack),
-            _u32("pid", pid),
-            _u32("tgid", pid if tgid is None else tgid),
+            None if node is None else int_arg("node", node, 0, U64_MAX),
+            int_arg("stack", stack, 0, U32_MAX),
+            int_arg("pid", pid, 0, U32_MAX),
+            int_arg("tgid", pid if tgid is None else tgid, 0, U32_MAX),
         )
 
     def free(self, pfn: int, *, stack: int = 0) -> None:
@@ -170,11 +154,7 @@ class Machine:
 
         ``stack``: the freeing call chain, recorded with ``page_owner_free_stacks``.
         """
-        if isinstance(pfn, bool) or not isinstance(pfn, (int, np.integer)):
-            from .errors import PfnError
-
-            raise PfnError(f"pfn must be an int, not {type(pfn).__name__}")
-        self._m.free(int(pfn), _u32("stack", stack))
+        self._m.free(int_arg("pfn", pfn, 0, U64_MAX, error=PfnError), int_arg("stack", stack, 0, U32_MAX))
 
     def replay(self, trace: np.ndarray, *, outcomes: bool = True) -> tuple[np.ndarray | None, dict[str, int]]:
         """Run a whole trace in the engine with the GIL released.
@@ -194,10 +174,11 @@ class Machine:
         return self._m.drain_pcp()
 
     def advance(self, seconds: float) -> None:
-        """Advance simulated time; kswapd reclaims meanwhile."""
-        if not 0 <= seconds <= 3600:
-            raise ConfigError(f"cannot advance time by {seconds} s (0..3600)")
-        self._m.advance(round(seconds * 1e9))
+        """Advance simulated time (at most an hour at a time); kswapd reclaims meanwhile."""
+        ns = seconds * 1e9
+        if not 0 <= ns < 2**64:
+            raise ConfigError(f"cannot advance time by {seconds} s")
+        self._m.advance(round(ns))
 
     def check(self) -> None:
         """Verify every allocator invariant; raises :class:`kmm.InvariantError`."""
@@ -234,11 +215,11 @@ class Machine:
 
     def highorder_ceiling(self, order: int, gfp: int | str = _gfp.GFP_HIGHUSER) -> int:
         """Aligned blocks of ``order`` holding no reserved or non-reclaimable page (held blocks count)."""
-        return self._m.highorder_ceiling(_order(order), _gfp.parse(gfp))
+        return self._m.highorder_ceiling(int_arg("order", order, 0, U32_MAX, error=OrderError), _gfp.parse(gfp))
 
     def highorder_limit(self, order: int, gfp: int | str = _gfp.GFP_HIGHUSER) -> int:
         """Perfect-packing limit: per zone, blocks - ceil(non-reclaimable pages / block size)."""
-        return self._m.highorder_limit(_order(order), _gfp.parse(gfp))
+        return self._m.highorder_limit(int_arg("order", order, 0, U32_MAX, error=OrderError), _gfp.parse(gfp))
 
     def allocated_blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(head pfns, orders, types) of every allocated block, in pfn order."""
@@ -246,7 +227,7 @@ class Machine:
 
     def object_block(self, obj: int) -> tuple[int, int] | None:
         """(pfn, order) the trace object holds now, or None."""
-        return self._m.object_block(int(obj))
+        return self._m.object_block(int_arg("obj", obj, 0, U32_MAX, error=TraceError))
 
     @property
     def page_owner(self) -> Any:
@@ -289,10 +270,6 @@ class Machine:
         """Simulated time in seconds."""
         return self._m.now_ns / 1e9
 
-    @property
-    def seed(self) -> int:
-        return self._seed
-
     def __repr__(self) -> str:
         return (
             f"Machine(layout={self.layout!r}, mem={self.nr_pages * PAGE_SIZE}, "
@@ -300,25 +277,8 @@ class Machine:
         )
 
 
-def _order(order: Any) -> int:
-    from .errors import OrderError
-
-    if isinstance(order, bool) or not isinstance(order, (int, np.integer)):
-        raise OrderError(f"order must be an int, not {type(order).__name__}")
-    if not 0 <= order < MAX_ORDER:
-        raise OrderError(f"order {order} is out of range 0..{MAX_ORDER - 1}")
-    return int(order)
-
-
-def _u32(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < 2**32:
-        raise ConfigError(f"{name} must be an int in 0..2**32-1, got {v!r}")
-    return int(v)
-
-
-def _node(node: Any, nr_nodes: int) -> int | None:
-    if node is None:
-        return None
-    if isinstance(node, bool) or not isinstance(node, (int, np.integer)) or not 0 <= node < nr_nodes:
-        raise ConfigError(f"node {node!r} does not exist (machine has {nr_nodes} nodes)")
-    return int(node)
+def _str(name: str, v: Any) -> str:
+    """``v`` as a name for the engine (which checks it is one it knows)."""
+    if not isinstance(v, str):
+        raise ConfigError(f"{name} must be a str, not {type(v).__name__}")
+    return v

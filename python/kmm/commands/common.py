@@ -16,13 +16,10 @@ def add_machine_options(p: argparse.ArgumentParser, *, mem: str = "1536MiB") -> 
     g.add_argument("--mem", default=mem, help=f"memory size, bytes or e.g. 1536MiB, 64GiB (default: {mem})")
     g.add_argument("--nodes", type=int, default=1, help="NUMA nodes (default: 1)")
     g.add_argument("--allocator", choices=ALLOCATORS, default="vanilla", help="allocator policy (default: vanilla)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 
 def machine_from_args(args: argparse.Namespace, **kw: Any) -> Machine:
-    return Machine(
-        layout=args.layout, mem=args.mem, nodes=args.nodes, allocator=args.allocator, seed=args.seed, **kw
-    )
+    return Machine(layout=args.layout, mem=args.mem, nodes=args.nodes, allocator=args.allocator, **kw)
 
 
 def write_json(obj: Any, dest: str | None = "-") -> None:

@@ -159,7 +159,7 @@ def run_dump(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seconds must be in (0, 3600], got {args.seconds}")
     if args.leak_every < 0:
         raise ConfigError(f"--leak-every must be >= 0, got {args.leak_every}")
-    m = Machine(mem=args.mem, allocator=args.allocator, seed=args.seed, page_owner=True)
+    m = Machine(mem=args.mem, allocator=args.allocator, page_owner=True)
     stacks = po.workload_stacks(m)
     trace = workloads.kernel_build(args.jobs, seed=args.seed, stacks=stacks).trace(args.seconds)
     if args.leak_every:

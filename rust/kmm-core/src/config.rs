@@ -1,7 +1,10 @@
-//! Machine configuration: layout, memory size, NUMA nodes, allocator policy and tunables.
+//! Machine configuration: layout, memory size, NUMA nodes, allocator policy and
+//! every tunable, checked in one place ([`MachineConfig::validate`]); the binding
+//! and the Python layer only convert types and pass values through.
 
+use crate::ensure;
 use crate::error::{Error, Result};
-use crate::{MAX_ORDER, PAGE_SHIFT, PAGE_SIZE};
+use crate::{MAX_ORDER, NONE, PAGE_SHIFT, PAGE_SIZE};
 
 /// Physical address layout, which decides the zones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +16,10 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// Every layout, by canonical name order.
+    pub const ALL: [Layout; 2] = [Layout::X86_32, Layout::X86_64];
+
+    /// A layout by name: `x86_32` (or `i386`, `x86-32`), `x86_64` (or `amd64`, `x86-64`).
     pub fn parse(s: &str) -> Result<Layout> {
         match s {
             "x86_32" | "i386" | "x86-32" => Ok(Layout::X86_32),
@@ -22,6 +29,7 @@ impl Layout {
             ))),
         }
     }
+    /// The canonical name.
     pub fn name(self) -> &'static str {
         match self {
             Layout::X86_32 => "x86_32",
@@ -86,16 +94,26 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// Every policy, oldest first.
+    pub const ALL: [Policy; 3] = [Policy::Vanilla, Policy::AntiFrag, Policy::Mobility];
+
+    /// A policy by its [`Policy::name`].
     pub fn parse(s: &str) -> Result<Policy> {
-        match s {
-            "vanilla" => Ok(Policy::Vanilla),
-            "antifrag" => Ok(Policy::AntiFrag),
-            "mobility" => Ok(Policy::Mobility),
-            _ => Err(Error::Config(format!(
-                "unknown allocator {s:?} (expected \"vanilla\", \"antifrag\" or \"mobility\")"
-            ))),
-        }
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<String> = Policy::ALL
+                    .iter()
+                    .map(|p| format!("{:?}", p.name()))
+                    .collect();
+                Error::Config(format!(
+                    "unknown allocator {s:?} (expected one of {})",
+                    names.join(", ")
+                ))
+            })
     }
+    /// The name the binding, the CLI and `/proc` headers use.
     pub fn name(self) -> &'static str {
         match self {
             Policy::Vanilla => "vanilla",
@@ -105,18 +123,23 @@ impl Policy {
     }
 }
 
-/// Everything needed to boot a machine. Build with [`MachineConfig::new`] and adjust fields.
+/// Everything needed to boot a machine. Build with [`MachineConfig::new`], adjust
+/// the fields, and let [`Machine::new`](crate::Machine::new) check them with
+/// [`MachineConfig::validate`].
+///
+/// There is no seed: the engine makes no random choice (nor did the kernel's
+/// allocator of the era); randomness belongs to the workloads that drive it.
 #[derive(Debug, Clone)]
 pub struct MachineConfig {
     pub layout: Layout,
     pub mem_bytes: u64,
-    /// Node sizes in bytes; empty = `nodes` equal parts.
+    /// Node sizes in bytes; empty = `nodes` equal parts (see [`MachineConfig::set_node_sizes`]).
     pub node_sizes: Vec<u64>,
+    /// NUMA nodes, 1..64.
     pub nodes: usize,
     /// Node distance matrix (row = from), default 10 local / 20 remote.
     pub distance: Vec<Vec<u32>>,
     pub policy: Policy,
-    pub seed: u64,
     /// Kernel image size reserved at 1 MiB on node 0.
     pub kernel_image_bytes: u64,
     /// Per-cpu order-0 lists on (2005 and today: on).
@@ -125,12 +148,15 @@ pub struct MachineConfig {
     pub pcp_batch: u32,
     /// Override pcp high mark (0 = 6 * batch, as 2.6.11's hot list).
     pub pcp_high: u32,
-    /// Mobility: `pageblock_order` (None = MAX_ORDER-1 on x86_32, 9 on x86_64).
+    /// Mobility only: `pageblock_order` (None = MAX_ORDER-1 on x86_32, 9 on x86_64).
     pub pageblock_order: Option<u32>,
-    /// Antifrag v8: fraction of each zone's maximum-order blocks kept for fallbacks (0 = v7).
+    /// Antifrag only (v8): fraction of each zone's maximum-order blocks kept for
+    /// fallbacks (0 = v7).
     pub fallback_reserve: f64,
     /// Reclaim (kswapd and direct reclaim of trace objects on the LRU).
     pub reclaim: bool,
+    /// kswapd's reclaim speed in simulated time: pages per millisecond.
+    pub kswapd_pages_per_ms: u64,
     /// Active freeing for high-order requests the free lists cannot meet.
     pub active_freeing: bool,
     /// Largest object id a trace may use (object table grows on demand up to this).
@@ -141,7 +167,12 @@ pub struct MachineConfig {
     pub page_owner_free_stacks: bool,
 }
 
+/// Largest `kswapd_pages_per_ms` (2^20 pages = 4 GiB per simulated millisecond).
+pub const MAX_KSWAPD_PAGES_PER_MS: u64 = 1 << 20;
+
 impl MachineConfig {
+    /// The defaults: one node, vanilla, a 4 MiB kernel image, pcp on with the
+    /// 2.6.11 sizes, reclaim on at 32 pages per ms, page_owner off.
     pub fn new(layout: Layout, mem_bytes: u64) -> MachineConfig {
         MachineConfig {
             layout,
@@ -150,7 +181,6 @@ impl MachineConfig {
             nodes: 1,
             distance: Vec::new(),
             policy: Policy::Vanilla,
-            seed: 0,
             kernel_image_bytes: 4 << 20,
             pcp: true,
             pcp_batch: 0,
@@ -158,11 +188,21 @@ impl MachineConfig {
             pageblock_order: None,
             fallback_reserve: 0.0,
             reclaim: true,
+            kswapd_pages_per_ms: 32,
             active_freeing: false,
             max_objects: 1 << 26,
             page_owner: false,
             page_owner_free_stacks: false,
         }
+    }
+
+    /// Give each node's size in bytes; the node count follows the list (an empty
+    /// list keeps `nodes` equal parts).
+    pub fn set_node_sizes(&mut self, sizes: Vec<u64>) {
+        if !sizes.is_empty() {
+            self.nodes = sizes.len();
+        }
+        self.node_sizes = sizes;
     }
 
     /// Pageblock order in effect for the policy.
@@ -177,144 +217,174 @@ impl MachineConfig {
         }
     }
 
-    /// Check every field; returns the node sizes in pages.
+    /// Check every field and every rule between fields, the only place they are
+    /// checked; returns the node sizes in pages.
     pub fn validate(&self) -> Result<Vec<u64>> {
-        if self.mem_bytes % PAGE_SIZE != 0 {
-            return Err(Error::Config(format!(
-                "mem {} bytes is not a multiple of the 4 KiB page size",
-                self.mem_bytes
-            )));
-        }
-        let min = 32u64 << 20;
-        if self.mem_bytes < min {
-            return Err(Error::Config(format!(
-                "mem {} bytes is too small: the {} layout needs at least 32 MiB (DMA zone, kernel image and mem_map)",
-                self.mem_bytes,
-                self.layout.name()
-            )));
-        }
-        if self.mem_bytes > self.layout.max_bytes() {
-            return Err(Error::Config(format!(
-                "mem {} bytes is more than the {} layout can address ({} bytes)",
-                self.mem_bytes,
-                self.layout.name(),
-                self.layout.max_bytes()
-            )));
-        }
-        if self.nodes == 0 || self.nodes > 64 {
-            return Err(Error::Config(format!(
-                "nodes must be 1..64, got {}",
-                self.nodes
-            )));
-        }
-        if self.kernel_image_bytes % PAGE_SIZE != 0 || self.kernel_image_bytes > 64 << 20 {
-            return Err(Error::Config(format!(
-                "kernel image size {} must be page-aligned and at most 64 MiB",
-                self.kernel_image_bytes
-            )));
-        }
-        let pages = self.mem_bytes >> PAGE_SHIFT;
-        let sizes: Vec<u64> = if self.node_sizes.is_empty() {
-            let n = self.nodes as u64;
-            // equal parts, rounded to MAX_ORDER blocks; the last node takes the rest
-            let block = 1u64 << (MAX_ORDER - 1);
-            let each = (pages / n) / block * block;
-            if each == 0 {
-                return Err(Error::Config(format!(
-                    "{} nodes is too many for {} pages",
-                    self.nodes, pages
-                )));
-            }
-            let mut v = vec![each; self.nodes];
-            v[self.nodes - 1] = pages - each * (n - 1);
-            v
-        } else {
-            if self.node_sizes.len() != self.nodes {
-                return Err(Error::Config(format!(
-                    "{} node sizes given for {} nodes",
-                    self.node_sizes.len(),
-                    self.nodes
-                )));
-            }
-            let mut v = Vec::new();
-            for &b in &self.node_sizes {
-                if b % PAGE_SIZE != 0 || b == 0 {
-                    return Err(Error::Config(format!(
-                        "node size {b} bytes must be a non-zero multiple of 4 KiB"
-                    )));
-                }
-                v.push(b >> PAGE_SHIFT);
-            }
-            if v.iter().sum::<u64>() != pages {
-                return Err(Error::Config(format!(
-                    "node sizes add up to {} bytes, not mem = {} bytes",
-                    v.iter().sum::<u64>() << PAGE_SHIFT,
-                    self.mem_bytes
-                )));
-            }
-            v
-        };
-        if sizes[0] < (32u64 << 20) >> PAGE_SHIFT {
-            return Err(Error::Config(
-                "node 0 must hold at least 32 MiB (boot reservations live there)".into(),
-            ));
-        }
-        if !self.distance.is_empty() {
-            if self.distance.len() != self.nodes
-                || self.distance.iter().any(|r| r.len() != self.nodes)
-            {
-                return Err(Error::Config(format!(
-                    "distance matrix must be {0}x{0}",
-                    self.nodes
-                )));
-            }
-            for i in 0..self.nodes {
-                for j in 0..self.nodes {
-                    let d = self.distance[i][j];
-                    if d == 0 || d > 255 || (i != j && d <= self.distance[i][i]) {
-                        return Err(Error::Config(format!(
-                            "distance[{i}][{j}] = {d}: distances are 1..255 and remote > local"
-                        )));
-                    }
-                }
-            }
-        }
+        let (mem, layout) = (self.mem_bytes, self.layout.name());
+        ensure!(
+            mem % PAGE_SIZE == 0,
+            Config,
+            "mem {mem} bytes is not a multiple of the 4 KiB page size"
+        );
+        ensure!(
+            mem >= 32 << 20,
+            Config,
+            "mem {mem} bytes is too small: the {layout} layout needs at least 32 MiB (DMA zone, kernel image and mem_map)"
+        );
+        ensure!(
+            mem <= self.layout.max_bytes(),
+            Config,
+            "mem {mem} bytes is more than the {layout} layout can address ({} bytes)",
+            self.layout.max_bytes()
+        );
+        let pages = mem >> PAGE_SHIFT;
+        ensure!(
+            pages < NONE as u64,
+            Config,
+            "too many pages for 32-bit pfns"
+        );
+        ensure!(
+            (1..=64).contains(&self.nodes),
+            Config,
+            "nodes must be 1..64, got {}",
+            self.nodes
+        );
+        ensure!(
+            self.kernel_image_bytes % PAGE_SIZE == 0 && self.kernel_image_bytes <= 64 << 20,
+            Config,
+            "kernel image size {} must be page-aligned and at most 64 MiB",
+            self.kernel_image_bytes
+        );
+        let sizes = self.node_pages(pages)?;
+        ensure!(
+            sizes[0] >= (32u64 << 20) >> PAGE_SHIFT,
+            Config,
+            "node 0 must hold at least 32 MiB (boot reservations live there)"
+        );
+        self.validate_distance()?;
         if let Some(pb) = self.pageblock_order {
-            if pb as usize > MAX_ORDER - 1 {
-                return Err(Error::Config(format!(
-                    "pageblock_order {pb} is above MAX_ORDER-1 = {}",
-                    MAX_ORDER - 1
-                )));
-            }
+            ensure!(
+                (pb as usize) < MAX_ORDER,
+                Config,
+                "pageblock_order {pb} is above MAX_ORDER-1 = {}",
+                MAX_ORDER - 1
+            );
+            ensure!(
+                self.policy == Policy::Mobility,
+                Config,
+                "pageblock_order applies to allocator=\"mobility\" only"
+            );
         }
-        if !(0.0..=1.0).contains(&self.fallback_reserve) || self.fallback_reserve.is_nan() {
-            return Err(Error::Config(format!(
-                "fallback_reserve {} must be a fraction in 0..1 (at most 100%)",
-                self.fallback_reserve
-            )));
-        }
-        if self.pcp_batch > 4096 || self.pcp_high > 65536 {
-            return Err(Error::Config(
-                "pcp batch must be <= 4096 and high <= 65536".into(),
-            ));
-        }
-        if self.pcp_high != 0 && self.pcp_batch != 0 && self.pcp_high < self.pcp_batch {
-            return Err(Error::Config(format!(
-                "pcp high {} is below batch {}",
-                self.pcp_high, self.pcp_batch
-            )));
-        }
-        if self.max_objects == 0 || self.max_objects == u32::MAX {
-            return Err(Error::Config("max_objects must be 1..2^32-2".into()));
-        }
-        if self.page_owner_free_stacks && !self.page_owner {
-            return Err(Error::Config(
-                "page_owner_free_stacks needs page_owner=True".into(),
-            ));
-        }
+        ensure!(
+            (0.0..=1.0).contains(&self.fallback_reserve),
+            Config,
+            "fallback_reserve {} must be a fraction in 0..1 (at most 100%)",
+            self.fallback_reserve
+        );
+        ensure!(
+            self.fallback_reserve == 0.0 || self.policy == Policy::AntiFrag,
+            Config,
+            "fallback_reserve applies to allocator=\"antifrag\" only"
+        );
+        ensure!(
+            self.pcp_batch <= 4096 && self.pcp_high <= 65536,
+            Config,
+            "pcp batch must be <= 4096 and high <= 65536"
+        );
+        ensure!(
+            self.pcp_high == 0 || self.pcp_batch == 0 || self.pcp_high >= self.pcp_batch,
+            Config,
+            "pcp high {} is below batch {}",
+            self.pcp_high,
+            self.pcp_batch
+        );
+        ensure!(
+            self.kswapd_pages_per_ms <= MAX_KSWAPD_PAGES_PER_MS,
+            Config,
+            "kswapd_pages_per_ms must be at most 2^20, got {}",
+            self.kswapd_pages_per_ms
+        );
+        ensure!(
+            self.max_objects != 0 && self.max_objects != u32::MAX,
+            Config,
+            "max_objects must be 1..2^32-2"
+        );
+        ensure!(
+            self.page_owner || !self.page_owner_free_stacks,
+            Config,
+            "page_owner_free_stacks needs page_owner=True"
+        );
         Ok(sizes)
     }
 
+    /// Pages of each node: `node_sizes`, or `nodes` equal parts rounded to
+    /// maximum-order blocks with the last node taking the rest.
+    fn node_pages(&self, pages: u64) -> Result<Vec<u64>> {
+        if self.node_sizes.is_empty() {
+            let n = self.nodes as u64;
+            let block = 1u64 << (MAX_ORDER - 1);
+            let each = (pages / n) / block * block;
+            ensure!(
+                each != 0,
+                Config,
+                "{} nodes is too many for {pages} pages",
+                self.nodes
+            );
+            let mut v = vec![each; self.nodes];
+            v[self.nodes - 1] = pages - each * (n - 1);
+            return Ok(v);
+        }
+        ensure!(
+            self.node_sizes.len() == self.nodes,
+            Config,
+            "{} node sizes given for {} nodes",
+            self.node_sizes.len(),
+            self.nodes
+        );
+        for &b in &self.node_sizes {
+            ensure!(
+                b % PAGE_SIZE == 0 && b != 0,
+                Config,
+                "node size {b} bytes must be a non-zero multiple of 4 KiB"
+            );
+        }
+        let v: Vec<u64> = self.node_sizes.iter().map(|b| b >> PAGE_SHIFT).collect();
+        let total = v.iter().sum::<u64>();
+        ensure!(
+            total == pages,
+            Config,
+            "node sizes add up to {} bytes, not mem = {} bytes",
+            total << PAGE_SHIFT,
+            self.mem_bytes
+        );
+        Ok(v)
+    }
+
+    /// The distance matrix, when given, is `nodes` x `nodes`, 1..255, remote above local.
+    fn validate_distance(&self) -> Result<()> {
+        if self.distance.is_empty() {
+            return Ok(());
+        }
+        ensure!(
+            self.distance.len() == self.nodes
+                && self.distance.iter().all(|r| r.len() == self.nodes),
+            Config,
+            "distance matrix must be {0}x{0}",
+            self.nodes
+        );
+        for (i, row) in self.distance.iter().enumerate() {
+            for (j, &d) in row.iter().enumerate() {
+                ensure!(
+                    (1..=255).contains(&d) && (i == j || d > row[i]),
+                    Config,
+                    "distance[{i}][{j}] = {d}: distances are 1..255 and remote > local"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Distance from node `from` to node `to` (10 local, 20 remote unless given).
     pub fn distance(&self, from: usize, to: usize) -> u32 {
         if self.distance.is_empty() {
             if from == to {
@@ -327,7 +397,6 @@ impl MachineConfig {
         }
     }
 }
-
 /// Parse a memory size: bytes as digits, or with a KiB/MiB/GiB/TiB (or K/M/G/T, KB/MB/GB/TB) suffix.
 pub fn parse_mem(s: &str) -> Result<u64> {
     let t = s.trim();
@@ -365,5 +434,76 @@ mod tests {
         assert_eq!(parse_mem("4096").unwrap(), 4096);
         assert!(parse_mem("12XB").is_err());
         assert!(parse_mem("MiB").is_err());
+    }
+
+    fn rejected(f: impl FnOnce(&mut MachineConfig)) -> String {
+        let mut c = MachineConfig::new(Layout::X86_32, 64 << 20);
+        f(&mut c);
+        match c.validate() {
+            Err(Error::Config(m)) => m,
+            r => panic!("expected a ConfigError, got {r:?}"),
+        }
+    }
+
+    #[test]
+    fn policy_tunables_belong_to_their_policy() {
+        assert!(rejected(|c| c.pageblock_order = Some(9)).contains("mobility"));
+        assert!(rejected(|c| c.fallback_reserve = 0.1).contains("antifrag"));
+        let mut c = MachineConfig::new(Layout::X86_32, 64 << 20);
+        c.policy = Policy::Mobility;
+        c.pageblock_order = Some(9);
+        c.validate().unwrap();
+        c.policy = Policy::AntiFrag;
+        c.pageblock_order = None;
+        c.fallback_reserve = 0.1;
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn kswapd_speed_is_bounded() {
+        let m = rejected(|c| c.kswapd_pages_per_ms = MAX_KSWAPD_PAGES_PER_MS + 1);
+        assert!(m.contains("kswapd_pages_per_ms"), "{m}");
+        let mut c = MachineConfig::new(Layout::X86_32, 64 << 20);
+        c.kswapd_pages_per_ms = MAX_KSWAPD_PAGES_PER_MS;
+        c.validate().unwrap();
+        c.kswapd_pages_per_ms = 0;
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn node_sizes_set_the_node_count() {
+        let mut c = MachineConfig::new(Layout::X86_32, 96 << 20);
+        c.set_node_sizes(vec![64 << 20, 32 << 20]);
+        assert_eq!(c.nodes, 2);
+        assert_eq!(c.validate().unwrap(), vec![16384, 8192]);
+        c.set_node_sizes(Vec::new());
+        assert_eq!(c.nodes, 2);
+        assert_eq!(c.validate().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn pfns_fit_in_32_bits() {
+        let m = rejected(|c| {
+            c.layout = Layout::X86_64;
+            c.mem_bytes = Layout::X86_64.max_bytes();
+        });
+        assert!(m.contains("32-bit pfns"), "{m}");
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for p in Policy::ALL {
+            assert_eq!(Policy::parse(p.name()).unwrap(), p);
+        }
+        for l in Layout::ALL {
+            assert_eq!(Layout::parse(l.name()).unwrap(), l);
+        }
+        match Policy::parse("slub") {
+            Err(Error::Config(m)) => assert!(
+                m.contains(r#"expected one of "vanilla", "antifrag", "mobility""#),
+                "{m}"
+            ),
+            r => panic!("{r:?}"),
+        }
     }
 }

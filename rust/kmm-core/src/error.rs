@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// What went wrong, by kind; the binding maps each kind to a Python class in
-/// `kmm.errors` (named by [`Error::class_name`]).
+/// What went wrong, by kind; the binding maps each kind to the Python class of
+/// `kmm.errors` that [`Error::class_name`] names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
     Config(String),
@@ -33,6 +33,7 @@ impl Error {
         }
     }
 
+    /// The message, without the class name.
     pub fn message(&self) -> &str {
         match self {
             Error::Config(m)
@@ -57,3 +58,14 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Return `Err(Error::Kind(format!(...)))` unless `cond` holds:
+/// `ensure!(n <= 64, Config, "nodes must be 1..64, got {n}")`.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $kind:ident, $($msg:tt)+) => {
+        if !$cond {
+            return Err($crate::Error::$kind(format!($($msg)+)));
+        }
+    };
+}

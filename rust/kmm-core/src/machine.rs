@@ -331,8 +331,6 @@ pub struct Machine {
     pub now_ns: u64,
     /// Antifrag v8 reserve, in maximum-order blocks, per zone.
     fallback_reserve_blocks: Vec<u64>,
-    /// kswapd reclaim budget in pages per simulated millisecond.
-    pub kswapd_pages_per_ms: u64,
     kswapd_credit_ns: u64,
     /// page_owner records (None unless the machine was built with page_owner).
     pub owner: Option<crate::page_owner::PageOwner>,
@@ -347,9 +345,6 @@ impl Machine {
         let node_pages = cfg.validate()?;
         let layout = cfg.layout;
         let nr_pages = cfg.mem_bytes >> PAGE_SHIFT;
-        if nr_pages >= NONE as u64 {
-            return Err(Error::Config("too many pages for 32-bit pfns".into()));
-        }
         let policy = cfg.policy;
         let block_order = cfg.effective_pageblock_order();
         let limits = layout.zone_limits();
@@ -468,7 +463,6 @@ impl Machine {
             counters: Counters::default(),
             now_ns: 0,
             fallback_reserve_blocks: Vec::new(),
-            kswapd_pages_per_ms: 32,
             kswapd_credit_ns: 0,
             owner: None,
             cfg,
@@ -1413,7 +1407,7 @@ impl Machine {
             return;
         }
         self.kswapd_credit_ns += dt_ns;
-        let mut budget = (self.kswapd_credit_ns / 1_000_000) * self.kswapd_pages_per_ms;
+        let mut budget = (self.kswapd_credit_ns / 1_000_000) * self.cfg.kswapd_pages_per_ms;
         self.kswapd_credit_ns %= 1_000_000;
         for zi in 0..self.zones.len() {
             // kswapd also notices zones below their low mark on its own

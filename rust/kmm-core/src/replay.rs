@@ -360,6 +360,20 @@ impl Machine {
         }
     }
 
+    /// Advance simulated time by `dt_ns` outside a trace, bounded as one OP_TICK
+    /// is (at most [`MAX_TICK_US`], an hour); kswapd works meanwhile
+    /// ([`Machine::advance`]).
+    pub fn tick(&mut self, dt_ns: u64) -> Result<()> {
+        let max_ns = MAX_TICK_US as u64 * 1000;
+        if dt_ns > max_ns {
+            return Err(Error::Config(format!(
+                "cannot advance time by {dt_ns} ns (at most {max_ns} ns, one hour)"
+            )));
+        }
+        self.advance(dt_ns);
+        Ok(())
+    }
+
     /// The block an object holds now (pfn, order), if any.
     pub fn object_block(&self, obj: u32) -> Option<(u32, u32)> {
         let p = *self.objs.pfn.get(obj as usize)?;

@@ -1,6 +1,11 @@
 //! `_kmm.Machine`: conversion between Python and `kmm_core::Machine`.
+//!
+//! Arguments arrive converted to the engine's types by `kmm.Machine`; every rule
+//! on them is the engine's (`MachineConfig::validate`, `Machine::validate_alloc`...).
 
-use crate::{core_err, guard, kmm_err, pairs_to_dict};
+use crate::enter::{enter, guard, poisoned};
+use crate::errors::TraceError;
+use kmm_core::machine::AllocCtx;
 use kmm_core::{Layout, Machine, MachineConfig, Policy, MAX_ORDER};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -18,205 +23,157 @@ type BlockArrays<'py> = (
 #[pyclass(name = "Machine", module = "kmm._kmm")]
 pub struct PyMachine {
     pub(crate) inner: Machine,
-    poisoned: bool,
+    /// Set when an engine call panicked: the machine may be half-changed and
+    /// every later call is refused.
+    pub(crate) poisoned: bool,
 }
 
 impl PyMachine {
-    pub(crate) fn get(&self, py: Python<'_>) -> PyResult<&Machine> {
+    /// The machine, unless a panic poisoned it (`py`: the caller holds the GIL).
+    pub(crate) fn get(&self, _py: Python<'_>) -> PyResult<&Machine> {
         if self.poisoned {
-            return Err(kmm_err(
-                py,
-                "KmmError",
-                "machine is unusable after an internal engine error",
-            ));
+            return Err(poisoned());
         }
         Ok(&self.inner)
     }
-    pub(crate) fn get_mut(&mut self, py: Python<'_>) -> PyResult<&mut Machine> {
+    /// [`PyMachine::get`], mutable.
+    #[expect(
+        dead_code,
+        reason = "for the PageOwner pyclass (page_owner.rs); drop once it calls this"
+    )]
+    pub(crate) fn get_mut(&mut self, _py: Python<'_>) -> PyResult<&mut Machine> {
         if self.poisoned {
-            return Err(kmm_err(
-                py,
-                "KmmError",
-                "machine is unusable after an internal engine error",
-            ));
+            return Err(poisoned());
         }
         Ok(&mut self.inner)
     }
-    /// Run a mutating engine call; a panic poisons the machine.
-    pub(crate) fn run<T>(
-        &mut self,
-        py: Python<'_>,
-        f: impl FnOnce(&mut Machine) -> kmm_core::Result<T>,
-    ) -> PyResult<T> {
-        let m = self.get_mut(py)?;
-        match guard(py, || f(m)) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(core_err(py, e)),
-            Err(e) => {
-                self.poisoned = true;
-                Err(e)
-            }
-        }
+}
+
+/// Overwrite a default of [`MachineConfig::new`] with the value the caller gave.
+fn set<T>(field: &mut T, given: Option<T>) {
+    if let Some(v) = given {
+        *field = v;
     }
 }
 
-fn order_arg(py: Python<'_>, order: i64) -> PyResult<u32> {
-    if !(0..MAX_ORDER as i64).contains(&order) {
-        return Err(kmm_err(
-            py,
-            "OrderError",
-            format!("order {order} is out of range 0..{}", MAX_ORDER - 1),
-        ));
+fn pairs_to_dict<'py>(
+    py: Python<'py>,
+    pairs: &[(&'static str, u64)],
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in pairs {
+        d.set_item(*k, *v)?;
     }
-    Ok(order as u32)
-}
-
-fn pfn_arg(py: Python<'_>, pfn: i64) -> PyResult<u64> {
-    if pfn < 0 {
-        return Err(kmm_err(py, "PfnError", format!("pfn {pfn} is negative")));
-    }
-    Ok(pfn as u64)
+    Ok(d)
 }
 
 #[pymethods]
 impl PyMachine {
+    /// Boot a machine; an argument left out (None) keeps `MachineConfig::new`'s default.
     #[new]
-    #[pyo3(signature = (layout, mem_bytes, nodes=1, node_sizes=None, distance=None, allocator="vanilla",
-        seed=0, kernel_image_bytes=4<<20, pcp=true, pcp_batch=0, pcp_high=0, pageblock_order=None,
-        fallback_reserve=0.0, reclaim=true, active_freeing=false, max_objects=1<<26,
-        page_owner=false, page_owner_free_stacks=false, kswapd_pages_per_ms=32))]
+    #[pyo3(signature = (layout, mem_bytes, *, nodes=None, node_sizes=None, distance=None,
+        allocator=None, kernel_image_bytes=None, pcp=None, pcp_batch=None, pcp_high=None,
+        pageblock_order=None, fallback_reserve=None, reclaim=None, kswapd_pages_per_ms=None,
+        active_freeing=None, max_objects=None, page_owner=None, page_owner_free_stacks=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         layout: &str,
         mem_bytes: u64,
-        nodes: usize,
+        nodes: Option<usize>,
         node_sizes: Option<Vec<u64>>,
         distance: Option<Vec<Vec<u32>>>,
-        allocator: &str,
-        seed: u64,
-        kernel_image_bytes: u64,
-        pcp: bool,
-        pcp_batch: u32,
-        pcp_high: u32,
-        pageblock_order: Option<i64>,
-        fallback_reserve: f64,
-        reclaim: bool,
-        active_freeing: bool,
-        max_objects: u32,
-        page_owner: bool,
-        page_owner_free_stacks: bool,
-        kswapd_pages_per_ms: u64,
+        allocator: Option<&str>,
+        kernel_image_bytes: Option<u64>,
+        pcp: Option<bool>,
+        pcp_batch: Option<u32>,
+        pcp_high: Option<u32>,
+        pageblock_order: Option<u32>,
+        fallback_reserve: Option<f64>,
+        reclaim: Option<bool>,
+        kswapd_pages_per_ms: Option<u64>,
+        active_freeing: Option<bool>,
+        max_objects: Option<u32>,
+        page_owner: Option<bool>,
+        page_owner_free_stacks: Option<bool>,
     ) -> PyResult<Self> {
-        let layout = Layout::parse(layout).map_err(|e| core_err(py, e))?;
-        let mut cfg = MachineConfig::new(layout, mem_bytes);
-        cfg.nodes = nodes;
-        cfg.node_sizes = node_sizes.unwrap_or_default();
-        cfg.distance = distance.unwrap_or_default();
-        cfg.policy = Policy::parse(allocator).map_err(|e| core_err(py, e))?;
-        cfg.seed = seed;
-        cfg.kernel_image_bytes = kernel_image_bytes;
-        cfg.pcp = pcp;
-        cfg.pcp_batch = pcp_batch;
-        cfg.pcp_high = pcp_high;
-        if let Some(pb) = pageblock_order {
-            if !(0..MAX_ORDER as i64).contains(&pb) {
-                return Err(kmm_err(
-                    py,
-                    "ConfigError",
-                    format!(
-                        "pageblock_order {pb} must be in 0..MAX_ORDER-1 = {}",
-                        MAX_ORDER - 1
-                    ),
-                ));
+        let inner = enter(py, None, || {
+            let mut cfg = MachineConfig::new(Layout::parse(layout)?, mem_bytes);
+            if let Some(a) = allocator {
+                cfg.policy = Policy::parse(a)?;
             }
-            if cfg.policy != Policy::Mobility {
-                return Err(kmm_err(
-                    py,
-                    "ConfigError",
-                    "pageblock_order applies to allocator=\"mobility\" only",
-                ));
+            if let Some(sizes) = node_sizes {
+                cfg.set_node_sizes(sizes);
             }
-            cfg.pageblock_order = Some(pb as u32);
-        }
-        cfg.fallback_reserve = fallback_reserve;
-        if fallback_reserve != 0.0 && cfg.policy != Policy::AntiFrag {
-            return Err(kmm_err(
-                py,
-                "ConfigError",
-                "fallback_reserve applies to allocator=\"antifrag\" only",
-            ));
-        }
-        cfg.reclaim = reclaim;
-        cfg.active_freeing = active_freeing;
-        cfg.max_objects = max_objects;
-        cfg.page_owner = page_owner;
-        cfg.page_owner_free_stacks = page_owner_free_stacks;
-        if kswapd_pages_per_ms > 1 << 20 {
-            return Err(kmm_err(
-                py,
-                "ConfigError",
-                "kswapd_pages_per_ms must be at most 2^20",
-            ));
-        }
-        let r = py.detach(|| std::panic::catch_unwind(|| Machine::new(cfg)));
-        let mut m = match r {
-            Ok(Ok(m)) => m,
-            Ok(Err(e)) => return Err(core_err(py, e)),
-            Err(_) => {
-                return Err(kmm_err(
-                    py,
-                    "KmmError",
-                    "internal error while booting the machine",
-                ))
-            }
-        };
-        m.kswapd_pages_per_ms = kswapd_pages_per_ms;
+            set(&mut cfg.nodes, nodes);
+            set(&mut cfg.distance, distance);
+            set(&mut cfg.kernel_image_bytes, kernel_image_bytes);
+            set(&mut cfg.pcp, pcp);
+            set(&mut cfg.pcp_batch, pcp_batch);
+            set(&mut cfg.pcp_high, pcp_high);
+            cfg.pageblock_order = pageblock_order;
+            set(&mut cfg.fallback_reserve, fallback_reserve);
+            set(&mut cfg.reclaim, reclaim);
+            set(&mut cfg.kswapd_pages_per_ms, kswapd_pages_per_ms);
+            set(&mut cfg.active_freeing, active_freeing);
+            set(&mut cfg.max_objects, max_objects);
+            set(&mut cfg.page_owner, page_owner);
+            set(&mut cfg.page_owner_free_stacks, page_owner_free_stacks);
+            Machine::new(cfg)
+        })?;
         Ok(PyMachine {
-            inner: m,
+            inner,
             poisoned: false,
         })
     }
 
+    /// Allocate 2^order pages (`__alloc_pages`); None is an ordinary failure.
     #[pyo3(signature = (order, gfp, node=None, stack=0, pid=0, tgid=0))]
     #[allow(clippy::too_many_arguments)]
     fn alloc(
         &mut self,
-        py: Python<'_>,
-        order: i64,
+        order: u32,
         gfp: u32,
         node: Option<usize>,
         stack: u32,
         pid: u32,
         tgid: u32,
     ) -> PyResult<Option<u64>> {
-        let order = order_arg(py, order)?;
-        let ctx = kmm_core::machine::AllocCtx { stack, pid, tgid };
-        self.run(py, |m| m.alloc_ctx(order, gfp, node, ctx))
+        let ctx = AllocCtx { stack, pid, tgid };
+        guard(Some(&mut self.poisoned), || {
+            self.inner.alloc_ctx(order, gfp, node, ctx)
+        })
     }
 
+    /// Free the block headed by `pfn` (`__free_pages`).
     #[pyo3(signature = (pfn, stack=0))]
-    fn free(&mut self, py: Python<'_>, pfn: i64, stack: u32) -> PyResult<()> {
-        let pfn = pfn_arg(py, pfn)?;
-        self.run(py, |m| m.free_stack(pfn, stack))
+    fn free(&mut self, pfn: u64, stack: u32) -> PyResult<()> {
+        guard(Some(&mut self.poisoned), || {
+            self.inner.free_stack(pfn, stack)
+        })
     }
 
-    fn check(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.run(py, |m| m.check())
+    /// Verify every allocator invariant (`InvariantError` names the first broken one).
+    fn check(&mut self) -> PyResult<()> {
+        guard(Some(&mut self.poisoned), || self.inner.check())
     }
 
+    /// `/proc/buddyinfo` (`frag_show`).
     fn buddyinfo(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.get(py)?.buddyinfo())
+        let m = self.get(py)?;
+        guard(None, || Ok(m.buddyinfo()))
     }
 
+    /// `/proc/pagetypeinfo` (`pagetypeinfo_show`).
     fn pagetypeinfo(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.get(py)?.pagetypeinfo())
+        let m = self.get(py)?;
+        guard(None, || Ok(m.pagetypeinfo()))
     }
 
     /// nr_free as a (nodes, 3, MAX_ORDER) uint64 array.
     fn free_area<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let m = self.get(py)?;
-        let v = m.free_area();
+        let v = guard(None, || Ok(m.free_area()))?;
         let a = v.into_pyarray(py).reshape([m.nr_nodes, 3, MAX_ORDER])?;
         Ok(a.into_any())
     }
@@ -224,30 +181,30 @@ impl PyMachine {
     /// nr_free per type as (nodes, 3, types, MAX_ORDER).
     fn free_area_by_type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let m = self.get(py)?;
-        let (v, nt) = m.free_area_by_type();
+        let (v, nt) = guard(None, || Ok(m.free_area_by_type()))?;
         let a = v.into_pyarray(py).reshape([m.nr_nodes, 3, nt, MAX_ORDER])?;
         Ok(a.into_any())
     }
 
+    /// The policy's free-list type names, in type order.
     fn type_names(&self, py: Python<'_>) -> PyResult<Vec<&'static str>> {
-        Ok(self
-            .get(py)?
-            .list_types()
-            .into_iter()
-            .map(|(_, n)| n)
-            .collect())
+        let m = self.get(py)?;
+        guard(None, || {
+            Ok(m.list_types().into_iter().map(|(_, n)| n).collect())
+        })
     }
 
+    /// One code per pfn (free, pcp, reserved, or 3 + the owner's type).
     fn page_map<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u8>>> {
         let m = self.get(py)?;
-        let v = py.detach(|| m.page_map());
-        Ok(v.into_pyarray(py))
+        Ok(enter(py, None, || Ok(m.page_map()))?.into_pyarray(py))
     }
 
+    /// Per zone: span, free pages, watermarks, lowmem_reserve, LRU size.
     fn zone_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let m = self.get(py)?;
         let out = PyList::empty(py);
-        for z in m.zone_stats() {
+        for z in guard(None, || Ok(m.zone_stats()))? {
             let d = PyDict::new(py);
             d.set_item("node", z.node)?;
             d.set_item("zone", z.zone)?;
@@ -267,11 +224,12 @@ impl PyMachine {
         Ok(out)
     }
 
+    /// Zone type names of the layout, lowest first.
     fn zone_names(&self, py: Python<'_>) -> PyResult<Vec<&'static str>> {
         Ok(self.get(py)?.layout.zone_names().to_vec())
     }
 
-    /// Replay trace bytes (validated by the Python layer's dtype check).
+    /// Replay trace bytes (the records of `kmm.TRACE_DTYPE`, checked by the engine).
     #[pyo3(signature = (trace, outcomes=true))]
     fn replay<'py>(
         &mut self,
@@ -279,69 +237,40 @@ impl PyMachine {
         trace: PyReadonlyArray1<'py, u8>,
         outcomes: bool,
     ) -> PyResult<ReplayResult<'py>> {
-        if self.poisoned {
-            return Err(kmm_err(
-                py,
-                "KmmError",
-                "machine is unusable after an internal engine error",
-            ));
-        }
         let bytes = trace
             .as_slice()
-            .map_err(|_| kmm_err(py, "TraceError", "trace must be C-contiguous"))?;
-        let m = &mut self.inner;
-        let r = py.detach(|| catch(|| m.replay_bytes(bytes, outcomes)));
-        let res = match r {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(core_err(py, e)),
-            Err(msg) => {
-                self.poisoned = true;
-                return Err(kmm_err(
-                    py,
-                    "KmmError",
-                    format!("internal error in replay: {msg}"),
-                ));
-            }
-        };
+            .map_err(|_| TraceError::new_err("trace must be C-contiguous"))?;
+        let res = enter(py, Some(&mut self.poisoned), || {
+            self.inner.replay_bytes(bytes, outcomes)
+        })?;
         let d = pairs_to_dict(py, &res.counters)?;
         d.set_item("ops", res.ops)?;
         Ok((res.outcomes.map(|o| o.into_pyarray(py)), d))
     }
 
-    fn drain_pcp(&mut self, py: Python<'_>) -> PyResult<u64> {
-        self.run(py, |m| Ok(m.drain_pcp()))
+    /// Return every per-cpu page to the buddy lists (`drain_all_pages`); pages moved.
+    fn drain_pcp(&mut self) -> PyResult<u64> {
+        guard(Some(&mut self.poisoned), || Ok(self.inner.drain_pcp()))
     }
 
-    fn advance(&mut self, py: Python<'_>, ns: i64) -> PyResult<()> {
-        if !(0..=3_600_000_000_000i64).contains(&ns) {
-            return Err(kmm_err(
-                py,
-                "ConfigError",
-                format!("cannot advance time by {ns} ns (0..1 hour)"),
-            ));
-        }
-        self.run(py, |m| {
-            m.advance(ns as u64);
-            Ok(())
-        })
+    /// Advance simulated time by `ns` nanoseconds, kswapd working meanwhile (`Machine::tick`).
+    fn advance(&mut self, ns: u64) -> PyResult<()> {
+        guard(Some(&mut self.poisoned), || self.inner.tick(ns))
     }
 
-    #[pyo3(signature = (order, gfp))]
-    fn highorder_ceiling(&self, py: Python<'_>, order: i64, gfp: u32) -> PyResult<u64> {
-        let order = order_arg(py, order)?;
+    /// Aligned blocks of `order` that could be had (`Machine::highorder_ceiling`).
+    fn highorder_ceiling(&self, py: Python<'_>, order: u32, gfp: u32) -> PyResult<u64> {
         let m = self.get(py)?;
-        py.detach(|| m.highorder_ceiling(order, gfp))
-            .map_err(|e| core_err(py, e))
+        enter(py, None, || m.highorder_ceiling(order, gfp))
     }
 
-    #[pyo3(signature = (order, gfp))]
-    fn highorder_limit(&self, py: Python<'_>, order: i64, gfp: u32) -> PyResult<u64> {
-        let order = order_arg(py, order)?;
+    /// The perfect-packing limit for `order` (`Machine::highorder_limit`).
+    fn highorder_limit(&self, py: Python<'_>, order: u32, gfp: u32) -> PyResult<u64> {
         let m = self.get(py)?;
-        py.detach(|| m.highorder_limit(order, gfp))
-            .map_err(|e| core_err(py, e))
+        enter(py, None, || m.highorder_limit(order, gfp))
     }
 
+    /// The event counters since boot.
     fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         pairs_to_dict(py, &self.get(py)?.counters.as_pairs())
     }
@@ -349,7 +278,7 @@ impl PyMachine {
     /// (head pfns, orders, types) of every allocated block.
     fn allocated_blocks<'py>(&self, py: Python<'py>) -> PyResult<BlockArrays<'py>> {
         let m = self.get(py)?;
-        let v = py.detach(|| m.allocated_blocks());
+        let v = enter(py, None, || Ok(m.allocated_blocks()))?;
         let pfns: Vec<u32> = v.iter().map(|x| x.0).collect();
         let orders: Vec<u8> = v.iter().map(|x| x.1).collect();
         let types: Vec<u8> = v.iter().map(|x| x.2).collect();
@@ -362,7 +291,8 @@ impl PyMachine {
 
     /// (pfn, order) the trace object holds, or None.
     fn object_block(&self, py: Python<'_>, obj: u32) -> PyResult<Option<(u32, u32)>> {
-        Ok(self.get(py)?.object_block(obj))
+        let m = self.get(py)?;
+        guard(None, || Ok(m.object_block(obj)))
     }
 
     #[getter]
@@ -403,18 +333,16 @@ impl PyMachine {
     }
 }
 
-fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-        p.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into())
-    })
+/// Bytes of a memory size such as `"1536MiB"` (`kmm_core::parse_mem`).
+#[pyfunction]
+fn parse_mem(text: &str) -> PyResult<u64> {
+    guard(None, || kmm_core::parse_mem(text))
 }
-
-use std::panic::AssertUnwindSafe;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMachine>()?;
+    m.add_function(wrap_pyfunction!(parse_mem, m)?)?;
+    m.add("LAYOUTS", Layout::ALL.map(Layout::name).to_vec())?;
+    m.add("ALLOCATORS", Policy::ALL.map(Policy::name).to_vec())?;
     Ok(())
 }

@@ -1,16 +1,13 @@
 //! Binding for kmm-nic: `_kmm.nic_run(...) -> dict`, `_kmm.NIC_MODES`,
 //! `_kmm.NIC_DRIVERS`. Conversion and errors only: a bad configuration raises
-//! `NicError` before any thread starts; a worker panic, a timeout or a panic
-//! anywhere in the run raises `NicWorkerError`. The GIL is released while the
-//! threads run.
+//! `NicError` before any thread starts; a worker panic or a timeout raises
+//! `NicWorkerError`; a panic of the run itself (a bug) is a `KmmError`, as
+//! everywhere in the engine. The GIL is released while the threads run.
+use crate::enter::enter;
+use crate::errors::Error;
 use kmm_nic::{Driver, Fault, Mode, NicConfig, NicError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-fn nic_err(py: Python<'_>, e: NicError) -> PyErr {
-    crate::kmm_err(py, e.class_name(), e.message().to_string())
-}
 
 /// Run one transmit experiment and return its counters as a dict.
 #[pyfunction]
@@ -38,7 +35,7 @@ fn nic_run<'py>(
     seed: u64,
     fault: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let cfg_err = |m: String| nic_err(py, NicError::Config(m));
+    let cfg_err = |m: String| PyErr::from(Error::Nic(NicError::Config(m)));
     let m = Mode::parse(mode).ok_or_else(|| {
         cfg_err(format!(
             "unknown mode {mode:?} (known: {})",
@@ -76,22 +73,9 @@ fn nic_run<'py>(
     cfg.timeout_ms = timeout_ms;
     cfg.seed = seed;
     cfg.fault = fault;
-    cfg.validate().map_err(|e| nic_err(py, e))?;
+    cfg.validate().map_err(Error::from)?;
 
-    let r = py
-        .detach(|| catch_unwind(AssertUnwindSafe(|| kmm_nic::run(&cfg))))
-        .map_err(|p| {
-            let what = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            nic_err(
-                py,
-                NicError::Worker(format!("the NIC run panicked: {what}")),
-            )
-        })?
-        .map_err(|e| nic_err(py, e))?;
+    let r = enter(py, None, || Ok(kmm_nic::run(&cfg)))?.map_err(Error::from)?;
 
     let out = PyDict::new(py);
     out.set_item("mode", m.name())?;

@@ -1,8 +1,9 @@
 //! Binding for page_owner: the stack depot, dumps, stack counts, the engine's
 //! aggregation, and the streaming dump-text aggregator. Conversion only.
 
+use crate::enter::guard;
+use crate::errors::{Error, KmmError, PageOwnerError, PfnError};
 use crate::machine::PyMachine;
-use crate::{core_err, kmm_err};
 use kmm_core::owner_text::{allocator_name, Aggregator};
 use kmm_core::page_owner::{DumpFormat, OwnerDump};
 use kmm_core::stackdepot::FrameRef;
@@ -17,7 +18,7 @@ type PyFrame = (u64, String, u32, u32, Option<String>);
 /// Intern a call chain, leaf first, as (address, symbol, offset, size, module|None).
 #[pyfunction]
 fn po_intern(
-    py: Python<'_>,
+    _py: Python<'_>,
     mut m: PyRefMut<'_, PyMachine>,
     frames: Vec<PyFrame>,
 ) -> PyResult<u32> {
@@ -31,28 +32,32 @@ fn po_intern(
             module: md.as_deref(),
         })
         .collect();
-    m.run(py, |mm| mm.page_owner_intern(&refs))
+    let pm = &mut *m;
+    guard(Some(&mut pm.poisoned), || pm.inner.page_owner_intern(&refs))
 }
 
 #[pyfunction]
 fn po_set_comm(
-    py: Python<'_>,
+    _py: Python<'_>,
     mut m: PyRefMut<'_, PyMachine>,
     pid: u32,
     comm: &str,
 ) -> PyResult<()> {
-    m.run(py, |mm| mm.page_owner_mut()?.set_comm(pid, comm))
+    let pm = &mut *m;
+    guard(Some(&mut pm.poisoned), || {
+        pm.inner.page_owner_mut()?.set_comm(pid, comm)
+    })
 }
 
 #[pyfunction]
 fn po_comm(py: Python<'_>, m: PyRef<'_, PyMachine>, pid: u32, tgid: u32) -> PyResult<String> {
     let mm = m.get(py)?;
-    let po = mm.page_owner().map_err(|e| core_err(py, e))?;
+    let po = mm.page_owner().map_err(Error::from)?;
     Ok(po.comm(pid, tgid).to_string())
 }
 
-fn format_arg(py: Python<'_>, format: &str) -> PyResult<DumpFormat> {
-    DumpFormat::parse(format).map_err(|e| core_err(py, e))
+fn format_arg(_py: Python<'_>, format: &str) -> PyResult<DumpFormat> {
+    Ok(DumpFormat::parse(format).map_err(Error::from)?)
 }
 
 /// Stream the dump into a Python file object (binary `write`), `chunk` bytes at a time.
@@ -67,7 +72,7 @@ fn po_dump(
 ) -> PyResult<u64> {
     let fmt = format_arg(py, format)?;
     let mm = m.get(py)?;
-    mm.page_owner().map_err(|e| core_err(py, e))?;
+    mm.page_owner().map_err(Error::from)?;
     let chunk = chunk.clamp(4096, 64 << 20);
     let mut d = OwnerDump::new(fmt);
     let mut buf: Vec<u8> = Vec::with_capacity(chunk + 8192);
@@ -78,14 +83,8 @@ fn po_dump(
         });
         let done = match r {
             Ok(Ok(done)) => done,
-            Ok(Err(e)) => return Err(core_err(py, e)),
-            Err(_) => {
-                return Err(kmm_err(
-                    py,
-                    "KmmError",
-                    "internal error while dumping page_owner",
-                ))
-            }
+            Ok(Err(e)) => return Err(Error::from(e).into()),
+            Err(_) => return Err(KmmError::new_err("internal error while dumping page_owner")),
         };
         if !buf.is_empty() {
             file.call_method1("write", (PyBytes::new(py, &buf),))?;
@@ -106,7 +105,7 @@ fn po_dump_path(
 ) -> PyResult<u64> {
     let fmt = format_arg(py, format)?;
     let mm = m.get(py)?;
-    mm.page_owner().map_err(|e| core_err(py, e))?;
+    mm.page_owner().map_err(Error::from)?;
     let r = py.detach(|| -> Result<Result<u64, String>, kmm_core::Error> {
         let f = match std::fs::File::create(&path) {
             Ok(f) => f,
@@ -122,7 +121,7 @@ fn po_dump_path(
     match r {
         Ok(Ok(n)) => Ok(n),
         Ok(Err(msg)) => Err(PyOSError::new_err(msg)),
-        Err(e) => Err(core_err(py, e)),
+        Err(e) => Err(Error::from(e).into()),
     }
 }
 
@@ -132,9 +131,7 @@ type StackArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
 #[pyfunction]
 fn po_stacks<'py>(py: Python<'py>, m: PyRef<'py, PyMachine>) -> PyResult<StackArrays<'py>> {
     let mm = m.get(py)?;
-    let v = py
-        .detach(|| mm.page_owner_stacks())
-        .map_err(|e| core_err(py, e))?;
+    let v = py.detach(|| mm.page_owner_stacks()).map_err(Error::from)?;
     let h: Vec<u32> = v.iter().map(|s| s.handle).collect();
     let n: Vec<u64> = v.iter().map(|s| s.nr_base_pages).collect();
     Ok((h.into_pyarray(py), n.into_pyarray(py)))
@@ -143,14 +140,15 @@ fn po_stacks<'py>(py: Python<'py>, m: PyRef<'py, PyMachine>) -> PyResult<StackAr
 #[pyfunction]
 fn po_show_stacks(py: Python<'_>, m: PyRef<'_, PyMachine>, threshold: u64) -> PyResult<String> {
     let mm = m.get(py)?;
-    py.detach(|| mm.page_owner_show_stacks(threshold))
-        .map_err(|e| core_err(py, e))
+    Ok(py
+        .detach(|| mm.page_owner_show_stacks(threshold))
+        .map_err(Error::from)?)
 }
 
 #[pyfunction]
 fn po_depot_stats<'py>(py: Python<'py>, m: PyRef<'py, PyMachine>) -> PyResult<Bound<'py, PyDict>> {
     let mm = m.get(py)?;
-    let po = mm.page_owner().map_err(|e| core_err(py, e))?;
+    let po = mm.page_owner().map_err(Error::from)?;
     let s = po.depot_stats();
     let d = PyDict::new(py);
     d.set_item("stacks", s.stacks)?;
@@ -166,7 +164,7 @@ fn po_depot_stats<'py>(py: Python<'py>, m: PyRef<'py, PyMachine>) -> PyResult<Bo
 #[pyfunction]
 fn po_memory<'py>(py: Python<'py>, m: PyRef<'py, PyMachine>) -> PyResult<Bound<'py, PyDict>> {
     let mm = m.get(py)?;
-    let s = mm.page_owner_memory().map_err(|e| core_err(py, e))?;
+    let s = mm.page_owner_memory().map_err(Error::from)?;
     let d = PyDict::new(py);
     d.set_item("per_page", s.per_page)?;
     d.set_item("contexts", s.contexts)?;
@@ -183,7 +181,7 @@ fn po_aggregate<'py>(py: Python<'py>, m: PyRef<'py, PyMachine>) -> PyResult<Boun
     let mm = m.get(py)?;
     let v = py
         .detach(|| mm.page_owner_aggregate())
-        .map_err(|e| core_err(py, e))?;
+        .map_err(Error::from)?;
     let d = PyDict::new(py);
     macro_rules! col {
         ($name:literal, $f:expr) => {
@@ -204,13 +202,11 @@ fn po_aggregate<'py>(py: Python<'py>, m: PyRef<'py, PyMachine>) -> PyResult<Boun
 #[pyfunction]
 fn po_frames(py: Python<'_>, m: PyRef<'_, PyMachine>, handle: u32) -> PyResult<Vec<PyFrame>> {
     let mm = m.get(py)?;
-    let po = mm.page_owner().map_err(|e| core_err(py, e))?;
+    let po = mm.page_owner().map_err(Error::from)?;
     if !po.valid_handle(handle) {
-        return Err(kmm_err(
-            py,
-            "PageOwnerError",
-            format!("stack handle {handle:#x} is not in this machine's stack depot"),
-        ));
+        return Err(PageOwnerError::new_err(format!(
+            "stack handle {handle:#x} is not in this machine's stack depot"
+        )));
     }
     let d = &po.depot;
     Ok(d.frames(handle)
@@ -235,12 +231,10 @@ fn po_record(
     pfn: i64,
 ) -> PyResult<(u32, u8, u32, u32, u32, u32, u64)> {
     if pfn < 0 {
-        return Err(kmm_err(py, "PfnError", format!("pfn {pfn} is negative")));
+        return Err(PfnError::new_err(format!("pfn {pfn} is negative")));
     }
     let mm = m.get(py)?;
-    let r = mm
-        .page_owner_record(pfn as u64)
-        .map_err(|e| core_err(py, e))?;
+    let r = mm.page_owner_record(pfn as u64).map_err(Error::from)?;
     let c = r.ctx;
     Ok((
         c.stack,
@@ -276,10 +270,8 @@ impl PyAggregator {
             py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.feed(data))));
         match r {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(core_err(py, e)),
-            Err(_) => Err(kmm_err(
-                py,
-                "KmmError",
+            Ok(Err(e)) => Err(Error::from(e).into()),
+            Err(_) => Err(KmmError::new_err(
                 "internal error in the page_owner text aggregator",
             )),
         }
@@ -323,13 +315,13 @@ impl PyAggregator {
         match r {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => Err(PyOSError::new_err(format!("reading fd {fd}: {e}"))),
-            Err(e) => Err(core_err(py, e)),
+            Err(e) => Err(Error::from(e).into()),
         }
     }
 
     /// End of input (a truncated last record is an error, or skipped when lenient).
-    fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.inner.finish().map_err(|e| core_err(py, e))
+    fn finish(&mut self, _py: Python<'_>) -> PyResult<()> {
+        Ok(self.inner.finish().map_err(Error::from)?)
     }
 
     /// Distinct records as tuples: (text, header_len, order, mask, pid, tgid,
