@@ -8,6 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+mod enter;
+mod errors;
 mod machine;
 mod nic;
 mod page_owner;

@@ -18,7 +18,7 @@ type BlockArrays<'py> = (
 #[pyclass(name = "Machine", module = "kmm._kmm")]
 pub struct PyMachine {
     pub(crate) inner: Machine,
-    poisoned: bool,
+    pub(crate) poisoned: bool,
 }
 
 impl PyMachine {

@@ -23,7 +23,8 @@
 //! - [`stacks`]: `page_owner_stacks/show_stacks` and the per-context counts;
 //! - [`sort`]: `page_owner_sort`'s groups of identical records and the
 //!   allocator classifier;
-//! - [`parse`]: the streaming parser of dump text that fills those groups;
+//! - [`parse`]: the streaming parser of dump text that fills those groups
+//!   (its SWAR byte scanners in `scan`);
 //! - `alloc_view`: the only place that reads the allocator's page map.
 //!
 //! Everything that walks the machine walks its allocated head pages in pfn
@@ -32,6 +33,7 @@
 mod alloc_view;
 pub mod parse;
 pub mod print;
+mod scan;
 pub mod sort;
 pub mod stacks;
 

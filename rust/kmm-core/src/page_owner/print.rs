@@ -18,6 +18,8 @@ use std::io::Write;
 pub const FRAMES_2005: usize = 8;
 /// Frames a modern record prints (`PAGE_OWNER_STACK_DEPTH`).
 pub const FRAMES_MODERN: usize = 16;
+/// Bytes of dump text handed to a writer at a time.
+pub const DUMP_CHUNK: usize = 1 << 20;
 
 /// Which dump to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,7 +304,7 @@ impl OwnerDump {
     }
 }
 
-/// Write the whole dump to `w` in chunks of about 1 MiB; returns the records written.
+/// Write the whole dump to `w` in chunks of about [`DUMP_CHUNK`] bytes; returns the records written.
 pub(crate) fn dump<W: Write>(
     po: &PageOwner,
     pages: PageView<'_>,
@@ -310,10 +312,10 @@ pub(crate) fn dump<W: Write>(
     w: &mut W,
 ) -> Result<u64> {
     let mut d = OwnerDump::new(format);
-    let mut buf = Vec::with_capacity(1 << 20);
+    let mut buf = Vec::with_capacity(DUMP_CHUNK);
     loop {
         buf.clear();
-        let done = d.fill(po, pages, &mut buf, 1 << 20);
+        let done = d.fill(po, pages, &mut buf, DUMP_CHUNK);
         w.write_all(&buf)
             .map_err(|e| Error::PageOwner(format!("writing the page_owner dump: {e}")))?;
         if done {
