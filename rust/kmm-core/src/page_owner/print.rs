@@ -264,10 +264,6 @@ impl OwnerDump {
         }
     }
 
-    pub fn format(&self) -> DumpFormat {
-        self.text.format
-    }
-
     /// Append records to `out` until it holds at least `limit` bytes or the
     /// dump is complete (`read_page_owner`'s loop); returns true when complete.
     pub(crate) fn fill(
