@@ -17,6 +17,9 @@ from .group import OwnerReport, groups_from_rows
 
 __all__ = ["Source", "aggregate", "read"]
 
+#: Smallest read asked of a descriptor that gives less than a chunk (a pipe's buffer).
+_PIPE_READ = 64 << 10
+
 Source = Union[str, "os.PathLike[str]", int, bytes, bytearray, memoryview, IO[bytes]]
 
 
@@ -87,25 +90,23 @@ aggregate = read
 
 
 def _read_fd(agg: Any, fd: int, chunk_size: int, bar: Any) -> None:
-    """Feed ``agg`` all that ``read(2)`` returns from ``fd``, ``chunk_size``
-    bytes at a time (a pipe hands out less: gather a chunk before parsing)."""
+    """Feed ``agg`` what each ``read(2)`` of up to ``chunk_size`` bytes returns
+    from ``fd``, until end of input."""
+    want = chunk_size
     while True:
-        parts: list[bytes] = []
-        got = 0
-        while got < chunk_size:
-            try:
-                b = os.read(fd, chunk_size - got)
-            except IsADirectoryError as e:
-                raise ParseError(f"cannot read page_owner text: {e}") from None
-            if not b:
-                break
-            parts.append(b)
-            got += len(b)
-        if not got:
+        try:
+            b = os.read(fd, want)
+        except IsADirectoryError as e:
+            raise ParseError(f"cannot read page_owner text: {e}") from None
+        if not b:
             return
-        agg.feed(parts[0] if len(parts) == 1 else b"".join(parts))
+        agg.feed(b)
         if bar is not None:
-            bar.update(got)
+            bar.update(len(b))
+        if len(b) < want:
+            # a pipe hands out at most its buffer (64 KiB): ask for about that,
+            # rather than allocating a whole chunk for every read
+            want = max(len(b), _PIPE_READ)
 
 
 def _progress_bar() -> Any:
