@@ -143,7 +143,7 @@ fn type_name(policy: Policy, lt: usize) -> &'static str {
     }
 }
 
-/// page_owner's entry points on a machine: each builds a [`PageView`] and delegates.
+/// page_owner's entry points on a machine: each builds a `PageView` and delegates.
 impl Machine {
     /// The page_owner records, or the error explaining this machine has none.
     pub fn page_owner(&self) -> Result<&PageOwner> {

@@ -17,7 +17,7 @@
 //!
 //! The module by concept:
 //! - this file: the recorder ([`PageOwner`]: contexts, timestamps, comms, memory);
-//! - [`print`]: the dump printer, the one renderer of page_owner text (record
+//! - [`print`](mod@print): the dump printer, the one renderer of page_owner text (record
 //!   headers and frames), for `/proc/page_owner` of 2005 and
 //!   `/sys/kernel/debug/page_owner` of today;
 //! - [`stacks`]: `page_owner_stacks/show_stacks` and the per-context counts;
@@ -25,7 +25,9 @@
 //!   allocator classifier;
 //! - [`parse`]: the streaming parser of dump text that fills those groups
 //!   (its SWAR byte scanners in `scan`);
-//! - `alloc_view`: the only place that reads the allocator's page map.
+//! - `alloc_view`: the only place that reads the allocator's page map and
+//!   policy, and page_owner's `impl Machine` entry points (`Machine::page_owner`,
+//!   `page_owner_dump`, `page_owner_show_stacks`, ...).
 //!
 //! Everything that walks the machine walks its allocated head pages in pfn
 //! order, through `alloc_view`.

@@ -1,5 +1,5 @@
 //! The streaming parser of page_owner dump text (`page_owner_sort`'s
-//! `read_block` / `add_list`), filling a [`GroupTable`].
+//! `read_block` / `add_list`), filling a `GroupTable` of [`super::sort`].
 //!
 //! Reads the 2005 `/proc/page_owner` format, today's
 //! `/sys/kernel/debug/page_owner` format, and what real kernels print in

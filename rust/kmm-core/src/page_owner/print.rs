@@ -2,7 +2,8 @@
 //!
 //! Record headers and stack frames are written here and nowhere else, for the
 //! dump (`read_page_owner` / `print_page_owner` of `mm/page_owner.c`), for
-//! `show_stacks` and for the groups [`super::stacks::groups`] makes of the
+//! `show_stacks` and for the groups
+//! [`Machine::page_owner_groups`](crate::Machine::page_owner_groups) makes of the
 //! records. Two formats: 2.6.11-rc2-mm2's `/proc/page_owner` and today's
 //! `/sys/kernel/debug/page_owner`.
 

@@ -2,8 +2,8 @@
 //! merged into one [`Group`] with a count, the fields its options sort, filter
 //! and cull on, and the allocator it guesses from the stack.
 //!
-//! Two producers fill a [`GroupTable`]: the text parser ([`super::parse`]) and
-//! the live machine ([`super::stacks::groups`]); both key a group on its
+//! Two producers fill a `GroupTable`: the text parser ([`super::parse`]) and
+//! the live machine ([`Machine::page_owner_groups`](crate::Machine::page_owner_groups)); both key a group on its
 //! normalised text, so a dump and its machine give the same groups.
 
 use crate::stackdepot::hash_bytes;
