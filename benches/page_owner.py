@@ -7,7 +7,7 @@
   per-trace-object context copy kept for refaults (not page_owner's own table).
 - ``dump_records_per_s``: the debugfs-format dump of that machine streamed to a
   Python file object in 1 MiB chunks; ``dump_2005_records_per_s`` the 2005 format
-  written to a path from Rust.
+  written to a path (opened by Python, rendered by Rust in 1 MiB chunks).
 - ``sort_lines_per_s``: ``cat dump | python -m kmm page-owner sort -`` on a
   generated modern-format dump of >= 50 MB (quick) or >= 1 GB (full), lines of
   input / wall time of the sorting process (interpreter start included);
@@ -23,8 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class _Counter:
@@ -91,8 +89,11 @@ def _sort_via_pipe(path: Path) -> tuple[float, float, str]:
     (wall seconds, peak RSS MiB, output head)."""
     import json
 
+    import kmm
+
+    # the sorter imports the kmm this process runs (an installed one, or the source tree)
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT / "python") + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(Path(kmm.__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
     res = subprocess.run([sys.executable, "-c", _PIPE_HELPER, str(path)], env=env, check=True,
                          capture_output=True, text=True)
     r = json.loads(res.stdout)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from kmm import symbols
 from kmm.errors import PageOwnerError, PfnError, TraceError
 from kmm.machine import OP_ALLOC, OP_FREE, OP_TICK
+from kmm.page_owner.view import _TextSink
 
 README_CHAIN = [("__do_page_cache_readahead", 290), ("max_sane_readahead", 48), ("filemap_nopage", 790)]
 
@@ -249,7 +250,7 @@ def test_zero_mask_and_utf8_comm_round_trip() -> None:
     assert _summary(po.read(text.encode()).groups) == _summary(m.page_owner.groups("modern"))
     # a text file gets whole characters even when a chunk ends inside one
     out = io.StringIO()
-    sink = po._TextSink(out)
+    sink = _TextSink(out)
     raw = text.encode()
     cut = raw.index("é".encode()) + 1
     sink.write(raw[:cut])

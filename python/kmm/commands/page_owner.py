@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 from .. import page_owner as po
+from .._args import int_list_arg
 from ..errors import ConfigError, PageOwnerError
 
 
@@ -94,22 +95,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=run_dump)
 
 
-def _int_list(name: str, text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"--{name} takes a comma separated list of integers, got {text!r}") from None
-
-
 def _open_out(path: str) -> Any:
     return sys.stdout if path == "-" else open(path, "w")
 
 
 def run_sort(args: argparse.Namespace) -> int:
-    pids = _int_list("pid", args.pid)
-    tgids = _int_list("tgid", args.tgid)
+    pids = int_list_arg("pid", args.pid)
+    tgids = int_list_arg("tgid", args.tgid)
     names = None if args.name is None else [x for x in args.name.split(",") if x]
     cull = [] if not args.cull else [x.strip() for x in args.cull.split(",") if x.strip()]
     for f in cull:

@@ -14,7 +14,6 @@ pub mod config;
 pub mod error;
 pub mod gfp;
 pub mod machine;
-pub mod owner_text;
 pub mod page_owner;
 pub mod procfs;
 pub mod replay;

@@ -37,10 +37,6 @@ impl PyMachine {
         Ok(&self.inner)
     }
     /// [`PyMachine::get`], mutable.
-    #[expect(
-        dead_code,
-        reason = "for the PageOwner pyclass (page_owner.rs); drop once it calls this"
-    )]
     pub(crate) fn get_mut(&mut self, _py: Python<'_>) -> PyResult<&mut Machine> {
         if self.poisoned {
             return Err(poisoned());

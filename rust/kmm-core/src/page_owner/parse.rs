@@ -1,4 +1,5 @@
-//! Streaming parser and aggregator for page_owner dump text.
+//! The streaming parser of page_owner dump text (`page_owner_sort`'s
+//! `read_block` / `add_list`), filling a `GroupTable` of [`super::sort`].
 //!
 //! Reads the 2005 `/proc/page_owner` format, today's
 //! `/sys/kernel/debug/page_owner` format, and what real kernels print in
@@ -16,10 +17,9 @@
 //! missing fields, a truncated last record) is an [`Error::Parse`] naming the
 //! line; in lenient mode the bad record is skipped and counted instead.
 
+use super::scan::{find_newline, first_control};
+use super::sort::{find, Group, GroupTable, RecordFields, Tally};
 use crate::error::{Error, Result};
-use crate::stackdepot::hash_bytes;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// Longest line accepted.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -29,54 +29,6 @@ pub const MAX_RECORD: usize = 1 << 20;
 pub const MAX_ERRORS_KEPT: usize = 20;
 
 const HEADER: &[u8] = b"Page allocated via order ";
-
-/// Allocator of a record, guessed from its stack as page_owner_sort does.
-pub const ALLOCATOR_OTHERS: u8 = 0;
-pub const ALLOCATOR_CMA: u8 = 1;
-pub const ALLOCATOR_SLAB: u8 = 2;
-pub const ALLOCATOR_VMALLOC: u8 = 3;
-
-pub fn allocator_name(a: u8) -> &'static str {
-    match a {
-        ALLOCATOR_CMA => "CMA",
-        ALLOCATOR_SLAB => "SLAB",
-        ALLOCATOR_VMALLOC => "VMALLOC",
-        _ => "OTHERS",
-    }
-}
-
-/// One distinct record and how often it occurred.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    /// Normalised record text: the header without ts/free_ts, the stack lines,
-    /// the kept optional lines; every line ends with `\n`.
-    pub text: Vec<u8>,
-    /// Bytes of `text` taken by the header line (with its newline).
-    pub header_len: usize,
-    pub order: u32,
-    pub mask: Option<u64>,
-    pub pid: Option<i64>,
-    pub tgid: Option<i64>,
-    pub comm: Option<String>,
-    pub allocator: u8,
-    /// Number of stack lines.
-    pub nr_frames: u32,
-    /// Records merged into this group.
-    pub count: u64,
-    /// Base pages they hold (count * 2^order).
-    pub pages: u64,
-    /// Earliest `ts` among them, if the format has one.
-    pub first_ts: Option<u64>,
-    hash: u64,
-    next_same: u32,
-}
-
-impl Group {
-    /// The stack lines (and kept optional lines) of the record.
-    pub fn stack_text(&self) -> &[u8] {
-        &self.text[self.header_len..]
-    }
-}
 
 /// Counters of an aggregation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -90,20 +42,6 @@ pub struct AggStats {
     /// Records in the 2005 format (no PFN line) and in the modern one.
     pub records_2005: u64,
     pub records_modern: u64,
-}
-
-#[derive(Default)]
-struct IdHasher(u64);
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("IdHasher hashes u64 keys only")
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,14 +68,14 @@ pub struct Aggregator {
     rec_line: u64,
     rec_header_len: usize,
     rec_frames: u32,
-    groups: Vec<Group>,
-    index: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    table: GroupTable,
     stats: AggStats,
     errors: Vec<String>,
     finished: bool,
 }
 
 impl Aggregator {
+    /// An aggregator that stops at the first bad record, or skips and counts bad records (`lenient`).
     pub fn new(lenient: bool) -> Aggregator {
         Aggregator {
             lenient,
@@ -151,21 +89,22 @@ impl Aggregator {
             rec_line: 0,
             rec_header_len: 0,
             rec_frames: 0,
-            groups: Vec::new(),
-            index: HashMap::default(),
+            table: GroupTable::default(),
             stats: AggStats::default(),
             errors: Vec::new(),
             finished: false,
         }
     }
 
+    /// The distinct records so far, in order of first appearance.
     pub fn groups(&self) -> &[Group] {
-        &self.groups
+        self.table.groups()
     }
 
+    /// The counters so far.
     pub fn stats(&self) -> AggStats {
         let mut s = self.stats.clone();
-        s.groups = self.groups.len() as u64;
+        s.groups = self.table.groups().len() as u64;
         s
     }
 
@@ -176,14 +115,7 @@ impl Aggregator {
 
     /// Memory held, in bytes (distinct records, index, carried partial line).
     pub fn memory(&self) -> u64 {
-        self.groups
-            .iter()
-            .map(|g| g.text.capacity() as u64 + g.comm.as_ref().map_or(0, |c| c.len() as u64))
-            .sum::<u64>()
-            + self.groups.capacity() as u64 * std::mem::size_of::<Group>() as u64
-            + self.index.capacity() as u64 * 16
-            + self.carry.capacity() as u64
-            + self.scratch.capacity() as u64
+        self.table.memory() + self.carry.capacity() as u64 + self.scratch.capacity() as u64
     }
 
     /// A bad record: an error (strict) or skipped and counted (lenient).
@@ -251,6 +183,7 @@ impl Aggregator {
         Ok(())
     }
 
+    /// A carried partial line over [`MAX_LINE`] is a bad record; the rest of that line is dropped.
     fn check_carry(&mut self) -> Result<()> {
         if self.carry.len() > MAX_LINE {
             let line = self.stats.lines + 1;
@@ -295,6 +228,7 @@ impl Aggregator {
         }
     }
 
+    /// One line (without its newline): a blank line ends a record, the first line of one is its header.
     #[inline]
     fn line(&mut self, raw: &[u8]) -> Result<()> {
         self.stats.lines += 1;
@@ -334,6 +268,7 @@ impl Aggregator {
         }
     }
 
+    /// The `Page allocated via order N...` line: the order, `ts`, and the header kept for the group.
     fn header(&mut self, l: &[u8], ln: u64) -> Result<()> {
         let Some(rest) = l.strip_prefix(HEADER) else {
             let shown = String::from_utf8_lossy(&l[..l.len().min(60)]).into_owned();
@@ -402,6 +337,7 @@ impl Aggregator {
         Ok(())
     }
 
+    /// A line inside a record: a stack frame, the PFN line, or one of the optional lines.
     fn body_line(&mut self, l: &[u8], ln: u64) -> Result<()> {
         match l[0] {
             b' ' | b'\t' | b'[' => {
@@ -454,6 +390,7 @@ impl Aggregator {
         }
     }
 
+    /// The blank line after a record: count it into its group.
     fn end_record(&mut self) -> Result<()> {
         match self.state {
             State::Idle => Ok(()),
@@ -470,25 +407,16 @@ impl Aggregator {
                     self.stats.records_2005 += 1;
                 }
                 let pages = 1u64 << self.rec_order;
-                let h = hash_bytes(0x2545_f491_4f6c_dd1d, &self.scratch);
-                let mut gi = self.index.get(&h).copied().unwrap_or(u32::MAX);
-                while gi != u32::MAX {
-                    let g = &mut self.groups[gi as usize];
-                    if g.text == self.scratch {
-                        g.count += 1;
-                        g.pages += pages;
-                        if let Some(t) = self.rec_ts {
-                            g.first_ts = Some(g.first_ts.map_or(t, |f| f.min(t)));
-                        }
-                        return Ok(());
-                    }
-                    gi = g.next_same;
+                let h = GroupTable::hash(&self.scratch);
+                if self.table.merge(h, &self.scratch, 1, pages, self.rec_ts) {
+                    return Ok(());
                 }
                 self.new_group(h, pages)
             }
         }
     }
 
+    /// The record in `scratch` is the first of its kind: parse its header fields and add its group.
     fn new_group(&mut self, h: u64, pages: u64) -> Result<()> {
         let text = self.scratch.clone();
         let hdr = &text[..self.rec_header_len - 1];
@@ -509,89 +437,20 @@ impl Aggregator {
                 return Ok(());
             }
         };
-        let stack = &text[self.rec_header_len..];
-        let allocator = classify(stack);
-        let next_same = self
-            .index
-            .insert(h, self.groups.len() as u32)
-            .unwrap_or(u32::MAX);
-        self.groups.push(Group {
-            header_len: self.rec_header_len,
+        let tally = Tally {
             order: self.rec_order,
-            mask: fields.mask,
-            pid: fields.pid,
-            tgid: fields.tgid,
-            comm: fields.comm,
-            allocator,
             nr_frames: self.rec_frames,
             count: 1,
             pages,
             first_ts: self.rec_ts,
-            hash: h,
-            next_same,
-            text,
-        });
+        };
+        self.table
+            .insert(h, text, self.rec_header_len, fields, tally);
         Ok(())
     }
 }
 
-/// Offset of the first `\n`, 8 bytes at a time.
-#[inline]
-fn find_newline(b: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const NL: u64 = LO * b'\n' as u64;
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap()) ^ NL;
-        let t = w.wrapping_sub(LO) & !w & HI;
-        if t != 0 {
-            return Some(i + (t.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    b[i..].iter().position(|&c| c == b'\n').map(|p| p + i)
-}
-
-/// Offset of the first control byte other than tab (binary data), 8 bytes at a time.
-#[inline]
-fn first_control(b: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-        let t = w.wrapping_sub(LO * 0x20) & !w & HI;
-        if t != 0 {
-            let j = i + (t.trailing_zeros() / 8) as usize;
-            if b[j] != b'\t' {
-                return Some(j);
-            }
-            // a tab: look at the rest byte by byte
-            return b[j + 1..]
-                .iter()
-                .position(|&c| c < 0x20 && c != b'\t')
-                .map(|p| p + j + 1);
-        }
-        i += 8;
-    }
-    b[i..]
-        .iter()
-        .position(|&c| c < 0x20 && c != b'\t')
-        .map(|p| p + i)
-}
-
-struct HeaderFields {
-    mask: Option<u64>,
-    pid: Option<i64>,
-    tgid: Option<i64>,
-    comm: Option<String>,
-}
-
-fn find(h: &[u8], pat: &[u8]) -> Option<usize> {
-    h.windows(pat.len()).position(|w| w == pat)
-}
-
+/// A decimal integer, optionally negative, at the start of `b`: (value, bytes taken).
 fn int_at(b: &[u8]) -> Option<(i64, usize)> {
     let neg = b.first() == Some(&b'-');
     let s = neg as usize;
@@ -604,13 +463,8 @@ fn int_at(b: &[u8]) -> Option<(i64, usize)> {
 }
 
 /// mask, pid, tgid and comm of a (normalised) header line.
-fn parse_header_fields(h: &[u8]) -> std::result::Result<HeaderFields, String> {
-    let mut f = HeaderFields {
-        mask: None,
-        pid: None,
-        tgid: None,
-        comm: None,
-    };
+fn parse_header_fields(h: &[u8]) -> std::result::Result<RecordFields, String> {
+    let mut f = RecordFields::default();
     if let Some(i) = find(h, b", mask ") {
         let r = &h[i + 7..];
         let (digits, skip) = if r.starts_with(b"0x") || r.starts_with(b"0X") {
@@ -655,25 +509,6 @@ fn parse_header_fields(h: &[u8]) -> std::result::Result<HeaderFields, String> {
     Ok(f)
 }
 
-fn classify(stack: &[u8]) -> u8 {
-    let has = |p: &[u8]| find(stack, p).is_some();
-    if has(b"cma_alloc") {
-        ALLOCATOR_CMA
-    } else if has(b"slab_alloc")
-        || has(b"kmem_cache_alloc")
-        || has(b"kmem_getpages")
-        || has(b"cache_grow")
-        || has(b"allocate_slab")
-        || has(b"new_slab")
-    {
-        ALLOCATOR_SLAB
-    } else if has(b"vmalloc") {
-        ALLOCATOR_VMALLOC
-    } else {
-        ALLOCATOR_OTHERS
-    }
-}
-
 /// Aggregate a whole buffer (tests and small inputs).
 pub fn aggregate_bytes(b: &[u8], lenient: bool) -> Result<Aggregator> {
     let mut a = Aggregator::new(lenient);
@@ -685,6 +520,7 @@ pub fn aggregate_bytes(b: &[u8], lenient: bool) -> Result<Aggregator> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::page_owner::Allocator;
     use proptest::prelude::*;
 
     const R2005: &str = "Page allocated via order 0, mask 0x50\n\
@@ -708,7 +544,7 @@ mod tests {
         assert_eq!(g[1].pid, Some(1));
         assert_eq!(g[1].comm.as_deref(), Some("systemd"));
         assert_eq!(g[1].mask, Some(0x152800));
-        assert_eq!(g[0].allocator, ALLOCATOR_SLAB);
+        assert_eq!(g[0].allocator, Allocator::Slab);
         assert_eq!(
             std::str::from_utf8(&g[1].text).unwrap(),
             "Page allocated via order 1, mask 0x152800(GFP_NOWAIT|__GFP_NOWARN), pid 1, tgid 1 (systemd)\n post_alloc_hook+0x1d2/0x220\n kmalloc_large+0x20/0x90 [xfs]\n"
@@ -804,23 +640,6 @@ mod tests {
         let g = &a.groups()[0];
         assert_eq!(g.mask, Some(0));
         assert_eq!(g.comm.as_deref(), Some("a) b"));
-    }
-
-    #[test]
-    fn swar_helpers() {
-        for n in 0..40 {
-            let mut v = vec![b'a'; n];
-            assert_eq!(find_newline(&v), None);
-            assert_eq!(first_control(&v), None);
-            for k in 0..n {
-                v[k] = b'\n';
-                assert_eq!(find_newline(&v), Some(k));
-                assert_eq!(first_control(&v), Some(k));
-                v[k] = b'\t';
-                assert_eq!(first_control(&v), None);
-                v[k] = b'a';
-            }
-        }
     }
 
     proptest! {

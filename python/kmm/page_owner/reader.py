@@ -1,0 +1,118 @@
+"""Reading page_owner dump text: :func:`read`.
+
+The text is parsed and merged in Rust (``_kmm.OwnerTextAggregator``); this
+module only gets the bytes there, from a path, stdin, a descriptor, a file
+object or a buffer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO, Any, Union
+
+from .. import _kmm
+from .._args import int_arg
+from ..errors import ParseError
+from .group import OwnerReport, groups_from_rows
+
+__all__ = ["Source", "aggregate", "read"]
+
+#: Smallest read asked of a descriptor that gives less than a chunk (a pipe's buffer).
+_PIPE_READ = 64 << 10
+
+Source = Union[str, "os.PathLike[str]", int, bytes, bytearray, memoryview, IO[bytes]]
+
+
+def read(
+    source: Source,
+    *,
+    lenient: bool = False,
+    progress: bool = False,
+    chunk_size: int = 4 << 20,
+) -> OwnerReport:
+    """Aggregate a page_owner dump (either format, or a real kernel's).
+
+    ``source``: a path, ``"-"`` for stdin, a file descriptor, the bytes
+    themselves, or a binary file object. Paths, stdin and descriptors are read
+    with ``read(2)`` only (never ``stat()``, so ``/proc`` files and pipes work);
+    memory stays proportional to the number of distinct records. Identical
+    records are merged ignoring per-record ``ts`` and PFN lines. A malformed
+    record raises :class:`kmm.errors.ParseError` naming its line; with
+    ``lenient`` it is skipped and counted (``stats["skipped"]``, ``errors``).
+    """
+    int_arg("chunk_size", chunk_size, 4096, 256 << 20, error=ParseError)
+    agg = _kmm.OwnerTextAggregator(bool(lenient))
+    bar = _progress_bar() if progress else None
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            data = bytes(source)
+            for i in range(0, len(data), chunk_size):
+                agg.feed(data[i : i + chunk_size])
+                if bar is not None:
+                    bar.update(min(chunk_size, len(data) - i))
+        elif isinstance(source, int) and not isinstance(source, bool):
+            _read_fd(agg, source, chunk_size, bar)
+        elif isinstance(source, (str, os.PathLike)):
+            path = os.fspath(source)
+            if path == "-":
+                _read_fd(agg, sys.stdin.fileno(), chunk_size, bar)
+            else:
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except OSError as e:
+                    raise ParseError(f"cannot open {path}: {e.strerror}") from None
+                try:
+                    _read_fd(agg, fd, chunk_size, bar)
+                finally:
+                    os.close(fd)
+        elif hasattr(source, "read"):
+            while True:
+                b = source.read(chunk_size)
+                if not b:
+                    break
+                if isinstance(b, str):
+                    b = b.encode("utf-8", "surrogateescape")
+                agg.feed(b)
+                if bar is not None:
+                    bar.update(len(b))
+        else:
+            raise ParseError(f"cannot read page_owner text from {type(source).__name__}")
+        agg.finish()
+    finally:
+        if bar is not None:
+            bar.close()
+    return OwnerReport(groups_from_rows(agg.groups()), dict(agg.stats()), list(agg.errors()))
+
+
+#: :func:`read` under the name of what it does.
+aggregate = read
+
+
+def _read_fd(agg: Any, fd: int, chunk_size: int, bar: Any) -> None:
+    """Feed ``agg`` what each ``read(2)`` of up to ``chunk_size`` bytes returns
+    from ``fd``, until end of input."""
+    want = chunk_size
+    while True:
+        try:
+            b = os.read(fd, want)
+        except IsADirectoryError as e:
+            raise ParseError(f"cannot read page_owner text: {e}") from None
+        if not b:
+            return
+        agg.feed(b)
+        if bar is not None:
+            bar.update(len(b))
+        if len(b) < want:
+            # a pipe hands out at most its buffer (64 KiB): ask for about that,
+            # rather than allocating a whole chunk for every read
+            want = max(len(b), _PIPE_READ)
+
+
+def _progress_bar() -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    return tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="page_owner", file=sys.stderr,
+                mininterval=0.5, leave=False)
