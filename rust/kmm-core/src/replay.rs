@@ -8,7 +8,11 @@
 
 use crate::error::{Error, Result};
 use crate::gfp::{self, AllocType};
-use crate::machine::{forder, AllocCtx, Counters, Machine, F_LRU, F_OBJ, OBJ_LIVE, OBJ_RECLAIMED};
+use crate::mm::events::Counters;
+use crate::mm::machine::Machine;
+use crate::mm::objects::{OBJ_LIVE, OBJ_RECLAIMED};
+use crate::mm::page::{forder, F_LRU, F_OBJ};
+use crate::mm::page_alloc::AllocCtx;
 use crate::{MAX_ORDER, NONE};
 
 pub const OP_ALLOC: u8 = 1;
