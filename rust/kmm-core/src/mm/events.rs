@@ -20,6 +20,14 @@ macro_rules! vm_events {
             pub fn as_pairs(&self) -> Vec<(&'static str, u64)> {
                 Self::ROWS.iter().map(|&(name, get)| (name, get(self))).collect()
             }
+
+            /// How much every counter grew since `before`, as (name, increment).
+            pub fn delta(&self, before: &Counters) -> Vec<(&'static str, u64)> {
+                Self::ROWS
+                    .iter()
+                    .map(|&(name, get)| (name, get(self) - get(before)))
+                    .collect()
+            }
         }
     };
     (@acc [$($field:tt)*] [$($row:tt)*] $name:ident = $a:ident + $b:ident, $($rest:tt)*) => {
@@ -68,7 +76,7 @@ mod tests {
     use super::Counters;
 
     #[test]
-    fn names_and_sums() {
+    fn names_sums_and_deltas() {
         let c = Counters {
             pgscan_kswapd: 2,
             pgscan_direct: 3,
@@ -79,5 +87,9 @@ mod tests {
         assert_eq!(pairs[0], ("alloc", 0));
         assert_eq!(pairs[8], ("pgscan", 5));
         assert_eq!(pairs[24], ("active_free_pages", 0));
+        let mut after = c.clone();
+        after.pgscan_direct += 4;
+        let d = after.delta(&c);
+        assert_eq!((d[8], d[10]), (("pgscan", 4), ("pgscan_direct", 4)));
     }
 }
