@@ -3,7 +3,7 @@
 //! pages, and allocate it (the "linear scanner" variant of Gorman's 2005 post).
 
 use super::machine::Machine;
-use super::page::{forder, ftype, kind, K_ALLOC, K_FREE, K_PCP, LT_GLOBAL};
+use super::page::{forder, ftype, kind, K_ALLOC, K_FREE, K_PCP};
 use crate::MAX_ORDER;
 
 impl Machine {
@@ -107,8 +107,8 @@ impl Machine {
     }
 
     /// Take the specific aligned block at `target` out of the free block that
-    /// holds it, the halves not taken staying on that block's list; a global
-    /// (antifrag) block becomes type `t`'s.
+    /// holds it, the halves not taken going on the list the policy says
+    /// (`Machine::claim_free_block`).
     fn take_block(&mut self, zi: usize, target: u32, order: u32, t: usize) -> Option<u32> {
         let zs = self.zones[zi].start_pfn;
         let rel = target as u64 - zs;
@@ -118,13 +118,7 @@ impl Machine {
             (kind(f) == K_FREE && forder(f) == o).then(|| (h, o, ftype(f)))
         })?;
         self.del_free(zi, h, o, lt);
-        let put_lt = if lt == LT_GLOBAL {
-            let b = self.block_index(zi, h);
-            self.zones[zi].block_type[b] = t as u8;
-            t
-        } else {
-            lt
-        };
+        let put_lt = self.claim_free_block(zi, h, lt, target, order, t);
         let mut cur = h;
         let mut co = o;
         while co > order {
@@ -137,7 +131,6 @@ impl Machine {
                 self.add_free(zi, cur + half, co, put_lt);
             }
         }
-        self.claim_block_types(zi, target, order, t);
         self.set_allocated(target, order, t);
         Some(target)
     }

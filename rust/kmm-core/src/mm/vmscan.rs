@@ -147,7 +147,7 @@ impl Machine {
     }
 
     /// Let simulated time pass: `dt_ns` more nanoseconds, during which
-    /// [`kswapd`](Self::kswapd) runs.
+    /// `kswapd` runs.
     pub fn advance(&mut self, dt_ns: u64) {
         self.now_ns += dt_ns;
         if self.cfg.reclaim {

@@ -112,6 +112,17 @@ impl Machine {
         None
     }
 
+    /// Active freeing splits a free block at `head` (on list `lt`) for type
+    /// `t`: a global block becomes `t`'s, as `steal_globallist` does.
+    pub(super) fn antifrag_claim(&mut self, zi: usize, head: u32, lt: usize, t: usize) -> usize {
+        if lt != LT_GLOBAL {
+            return lt;
+        }
+        let b = self.block_index(zi, head);
+        self.zones[zi].block_type[b] = t as u8;
+        t
+    }
+
     /// Free: a block that merged to the maximum order returns to the global
     /// list and no type owns it any more.
     #[inline]

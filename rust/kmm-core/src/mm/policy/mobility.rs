@@ -133,10 +133,27 @@ impl Machine {
 
     /// Mark the pageblocks of the block of `order` (at least a pageblock) at
     /// `pfn` as type `t` (`set_pageblock_migratetype` over the block).
-    pub(super) fn set_pageblock_types(&mut self, zi: usize, pfn: u32, order: u32, t: usize) {
+    fn set_pageblock_types(&mut self, zi: usize, pfn: u32, order: u32, t: usize) {
         let b0 = self.block_index(zi, pfn);
         let nb = 1usize << (order - self.block_order);
         self.zones[zi].block_type[b0..b0 + nb].fill(t as u8);
+    }
+
+    /// Active freeing takes a block of `order` at `pfn` for type `t` out of a
+    /// free block on list `lt`: a block of at least a pageblock makes its
+    /// pageblocks `t`'s; the halves not taken stay on `lt`.
+    pub(super) fn mobility_claim(
+        &mut self,
+        zi: usize,
+        pfn: u32,
+        order: u32,
+        lt: usize,
+        t: usize,
+    ) -> usize {
+        if order >= self.block_order {
+            self.set_pageblock_types(zi, pfn, order, t);
+        }
+        lt
     }
 
     /// Free: a merged block larger than a pageblock carries one type, the freed

@@ -12,7 +12,6 @@ pub mod vanilla;
 
 use super::machine::Machine;
 use super::mmzone::Zone;
-use super::page::NR_LISTS;
 use crate::config::Policy;
 
 /// Names of a policy's list types, as pagetypeinfo shows them, in its order.
@@ -34,8 +33,8 @@ fn types(policy: Policy) -> TypeTable {
 /// page_owner names them.
 pub fn type_name(policy: Policy, list_type: usize) -> &'static str {
     let table = match policy {
-        Policy::Vanilla => mobility::TYPES,
-        _ => types(policy),
+        Policy::Vanilla | Policy::Mobility => mobility::TYPES,
+        Policy::AntiFrag => antifrag::TYPES,
     };
     table
         .iter()
@@ -47,7 +46,10 @@ pub fn type_name(policy: Policy, list_type: usize) -> &'static str {
 /// but vanilla.
 #[inline]
 pub fn has_block_types(policy: Policy) -> bool {
-    policy != Policy::Vanilla
+    match policy {
+        Policy::Vanilla => false,
+        Policy::AntiFrag | Policy::Mobility => true,
+    }
 }
 
 impl Machine {
@@ -148,14 +150,23 @@ impl Machine {
         }
     }
 
-    /// An allocation of `order` and type `t` at `pfn` taken out of line (active
-    /// freeing): the pageblocks it covers become the requester's under mobility.
-    pub(crate) fn claim_block_types(&mut self, zi: usize, pfn: u32, order: u32, t: usize) {
+    /// Active freeing takes the aligned block of `order` at `pfn` for type `t`
+    /// out of the free block at `head` that was on list `lt`; returns the list
+    /// the halves not taken go on. A global antifrag block becomes `t`'s; under
+    /// mobility the pageblocks the taken block covers become `t`'s.
+    pub(crate) fn claim_free_block(
+        &mut self,
+        zi: usize,
+        head: u32,
+        lt: usize,
+        pfn: u32,
+        order: u32,
+        t: usize,
+    ) -> usize {
         match self.policy {
-            Policy::Mobility if order >= self.block_order => {
-                self.set_pageblock_types(zi, pfn, order, t)
-            }
-            _ => {}
+            Policy::AntiFrag => self.antifrag_claim(zi, head, lt, t),
+            Policy::Mobility => self.mobility_claim(zi, pfn, order, lt, t),
+            Policy::Vanilla => lt,
         }
     }
 
@@ -207,7 +218,6 @@ impl Machine {
         order: usize,
         lt: usize,
     ) -> Result<(), String> {
-        debug_assert!(lt < NR_LISTS);
         match self.policy {
             Policy::Vanilla => vanilla::check_free_block(pfn, lt),
             Policy::AntiFrag => self.antifrag_check_free_block(z, pfn, order, lt),
@@ -221,5 +231,38 @@ impl Machine {
             Policy::AntiFrag => self.antifrag_check_usemap(z),
             Policy::Vanilla | Policy::Mobility => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_name;
+    use crate::config::Policy;
+    use crate::mm::page::NR_LISTS;
+
+    #[test]
+    fn type_names_per_policy() {
+        let names = |p| (0..=NR_LISTS).map(|t| type_name(p, t)).collect::<Vec<_>>();
+        let modern = [
+            "Unmovable",
+            "Reclaimable",
+            "Movable",
+            "Unknown",
+            "Unknown",
+            "Unknown",
+        ];
+        assert_eq!(names(Policy::Vanilla), modern);
+        assert_eq!(names(Policy::Mobility), modern);
+        assert_eq!(
+            names(Policy::AntiFrag),
+            [
+                "KernNoRclm",
+                "KernRclm",
+                "UserRclm",
+                "Fallback",
+                "Global",
+                "Unknown"
+            ]
+        );
     }
 }
