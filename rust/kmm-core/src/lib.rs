@@ -9,19 +9,24 @@
 //! Hot data is struct-of-arrays over pfns: a `u16` of flags per page and two
 //! `u32` list links, reused as the kernel reuses `page->lru`. Lists are
 //! intrusive and O(1); no operation allocates.
+//!
+//! The engine is in [`mm`], one file per mechanism.
 
 pub mod config;
 pub mod error;
 pub mod gfp;
-pub mod machine;
+pub mod mm;
 pub mod page_owner;
-pub mod procfs;
 pub mod replay;
 pub mod stackdepot;
 
 pub use config::{parse_mem, Layout, MachineConfig, Policy};
 pub use error::{Error, Result};
-pub use machine::{Counters, Machine, ZoneStats};
+pub use mm::events::Counters;
+pub use mm::machine::Machine;
+pub use mm::policy::type_name;
+pub use mm::vmstat::ZoneStats;
+pub use page_owner::AllocCtx;
 
 pub const PAGE_SHIFT: u32 = 12;
 pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;

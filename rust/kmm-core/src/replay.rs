@@ -8,7 +8,10 @@
 
 use crate::error::{Error, Result};
 use crate::gfp::{self, AllocType};
-use crate::machine::{forder, AllocCtx, Counters, Machine, F_LRU, F_OBJ, OBJ_LIVE, OBJ_RECLAIMED};
+use crate::mm::machine::Machine;
+use crate::mm::objects::{OBJ_LIVE, OBJ_RECLAIMED};
+use crate::mm::page::{forder, F_LRU, F_OBJ};
+use crate::page_owner::AllocCtx;
 use crate::{MAX_ORDER, NONE};
 
 pub const OP_ALLOC: u8 = 1;
@@ -74,16 +77,6 @@ pub struct ReplayResult {
     pub counters: Vec<(&'static str, u64)>,
     /// Per op: the pfn allocated/freed/touched, or -1 when there was none.
     pub outcomes: Option<Vec<i64>>,
-}
-
-impl Counters {
-    pub fn delta(&self, before: &Counters) -> Vec<(&'static str, u64)> {
-        self.as_pairs()
-            .into_iter()
-            .zip(before.as_pairs())
-            .map(|((n, a), (_, b))| (n, a - b))
-            .collect()
-    }
 }
 
 impl Machine {

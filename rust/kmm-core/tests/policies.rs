@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use kmm_core::gfp::{self, __GFP_KERNRCLM, GFP_ATOMIC, GFP_KERNEL, GFP_USER};
-use kmm_core::machine::{LT_FALLBACK, LT_GLOBAL, LT_KERNRCLM, LT_NORCLM, LT_USERRCLM, PM_ALLOC};
+use kmm_core::mm::page::{LT_FALLBACK, LT_GLOBAL, LT_KERNRCLM, LT_NORCLM, LT_USERRCLM, PM_ALLOC};
 use kmm_core::{Layout, Machine, MachineConfig, Policy, MAX_ORDER};
 
 /// A mask that asks for type `t` from the Normal zone of an x86_32 machine.
@@ -86,7 +86,7 @@ fn antifrag_boots_with_everything_on_the_global_list() {
         let mut whole = 0;
         for b in 0..(z.spanned >> 10) as usize {
             let s = z.start_pfn + ((b as u64) << 10);
-            let clean = (s..s + 1024).all(|p| pm[p as usize] != kmm_core::machine::PM_RESERVED);
+            let clean = (s..s + 1024).all(|p| pm[p as usize] != kmm_core::mm::page::PM_RESERVED);
             whole += clean as u32;
             let want = if clean { LT_GLOBAL } else { LT_NORCLM };
             assert_eq!(z.block_type[b] as usize, want, "zone {} block {b}", z.name);
@@ -538,7 +538,7 @@ fn mobility_movable_that_may_not_steal_takes_the_smallest_block() {
     let start = m.zones[n].start_pfn + ((pb as u64) << m.block_order);
     let pm = m.page_map();
     let free_in_block = (start..start + 1024)
-        .filter(|&p| pm[p as usize] == kmm_core::machine::PM_FREE)
+        .filter(|&p| pm[p as usize] == kmm_core::mm::page::PM_FREE)
         .count() as u64;
     let p = alloc_in(&mut m, n, 0, GFP_KERNEL | __GFP_KERNRCLM);
     assert_eq!(p, want);

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use kmm_core::gfp::{self, __GFP_KERNRCLM, GFP_HIGHUSER, GFP_KERNEL, GFP_USER};
-use kmm_core::machine::{PM_FREE, PM_PCP, PM_RESERVED};
+use kmm_core::mm::page::{PM_FREE, PM_PCP, PM_RESERVED};
 use kmm_core::replay::{TraceOp, MAX_TICK_US, OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH};
 use kmm_core::{Counters, Error, Layout, Machine, MachineConfig, Policy};
 use proptest::prelude::*;

@@ -5,7 +5,7 @@
 
 use crate::enter::{enter, guard, poisoned};
 use crate::errors::TraceError;
-use kmm_core::machine::AllocCtx;
+use kmm_core::AllocCtx;
 use kmm_core::{Layout, Machine, MachineConfig, Policy, MAX_ORDER};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;

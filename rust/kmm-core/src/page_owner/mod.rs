@@ -25,21 +25,23 @@
 //!   allocator classifier;
 //! - [`parse`]: the streaming parser of dump text that fills those groups
 //!   (its SWAR byte scanners in `scan`);
-//! - `alloc_view`: the only place that reads the allocator's page map and
-//!   policy, and page_owner's `impl Machine` entry points (`Machine::page_owner`,
-//!   `page_owner_dump`, `page_owner_show_stacks`, ...).
+//! - `pages`: [`PageView`], the read-only view of the page map that page_owner
+//!   reads (built by the allocator's `mm/owner_view.rs`, which also holds the
+//!   `impl Machine` entry points: `Machine::page_owner`, `page_owner_dump`,
+//!   `page_owner_show_stacks`, ...).
 //!
 //! Everything that walks the machine walks its allocated head pages in pfn
-//! order, through `alloc_view`.
+//! order, through a [`PageView`]; page_owner imports the page-flag encoding
+//! and the zone type, never the allocator.
 
-mod alloc_view;
+mod pages;
 pub mod parse;
 pub mod print;
 mod scan;
 pub mod sort;
 pub mod stacks;
 
-pub use alloc_view::AllocCtx;
+pub(crate) use pages::PageView;
 pub use parse::{aggregate_bytes, AggStats, Aggregator};
 pub use print::{DumpFormat, OwnerDump};
 pub use sort::{Allocator, Group};
@@ -48,6 +50,15 @@ pub use stacks::{ContextCount, StackCount};
 use crate::error::{Error, Result};
 use crate::stackdepot::{DepotStats, StackDepot};
 use std::collections::HashMap;
+
+/// Who asked for an allocation, as page_owner records it: the call chain's
+/// stack-depot handle (0: none), the task's pid and its thread group (tgid).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllocCtx {
+    pub stack: u32,
+    pub pid: u32,
+    pub tgid: u32,
+}
 
 /// Context ids are 24-bit; this one stands for "too many distinct contexts".
 pub const CTX_OVERFLOW: u32 = (1 << 24) - 1;

@@ -7,7 +7,7 @@
 //! records. Two formats: 2.6.11-rc2-mm2's `/proc/page_owner` and today's
 //! `/sys/kernel/debug/page_owner`.
 
-use super::alloc_view::PageView;
+use super::pages::PageView;
 use super::{OwnerCtx, PageOwner};
 use crate::error::{Error, Result};
 use crate::gfp;

@@ -2,7 +2,7 @@
 //! `page_owner_stacks/show_stacks` file, `stack_print` in `mm/page_owner.c`),
 //! per allocation context, and as `page_owner_sort` groups.
 
-use super::alloc_view::PageView;
+use super::pages::PageView;
 use super::print::{put_dec, put_frame_modern, put_header, DumpFormat, RecordText};
 use super::sort::{Group, GroupTable, RecordFields, Tally};
 use super::{OwnerCtx, PageOwner};

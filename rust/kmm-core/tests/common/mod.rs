@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use kmm_core::gfp::{self, AllocType};
-use kmm_core::machine::{
+use kmm_core::mm::page::{
     LT_FALLBACK, LT_GLOBAL, LT_KERNRCLM, LT_NORCLM, LT_USERRCLM, PM_ALLOC, PM_FREE, PM_PCP,
     PM_RESERVED,
 };

@@ -1,0 +1,101 @@
+//! Buddy mechanics (the core of the kernel's `mm/page_alloc.c`): putting blocks
+//! on and off the free lists, `expand`, `__rmqueue_smallest` and the
+//! `__free_one_page` merge loop. Which list a block goes on is the policy's
+//! business (`mm::policy`).
+
+use super::machine::Machine;
+use super::page::{forder, ftype, kind, list_add, list_del, mkflags, K_FREE, K_TAIL};
+use crate::MAX_ORDER;
+
+impl Machine {
+    /// Put the free block of `order` at `pfn` on the zone's `lt` list
+    /// (`add_to_free_list` with `set_buddy_order`).
+    #[inline]
+    pub(crate) fn add_free(&mut self, zi: usize, pfn: u32, order: u32, lt: usize) {
+        self.flags[pfn as usize] = mkflags(K_FREE, order, lt);
+        let z = &mut self.zones[zi];
+        list_add(
+            &mut self.next,
+            &mut self.prev,
+            &mut z.free_area[lt][order as usize],
+            pfn,
+        );
+        z.nonempty[lt] |= 1 << order;
+        z.free_pages += 1 << order;
+    }
+
+    /// Take the free block of `order` at `pfn` off the zone's `lt` list
+    /// (`del_page_from_free_list`).
+    #[inline]
+    pub(crate) fn del_free(&mut self, zi: usize, pfn: u32, order: u32, lt: usize) {
+        let z = &mut self.zones[zi];
+        let l = &mut z.free_area[lt][order as usize];
+        list_del(&mut self.next, &mut self.prev, l, pfn);
+        if l.nr == 0 {
+            z.nonempty[lt] &= !(1 << order);
+        }
+        z.free_pages -= 1 << order;
+        self.flags[pfn as usize] = K_TAIL;
+    }
+
+    /// Split a block of order `high` at `pfn` down to `low`, the upper halves going
+    /// on the `lt` lists (the kernel's `expand`).
+    #[inline]
+    pub(crate) fn expand(&mut self, zi: usize, pfn: u32, low: u32, high: u32, lt: usize) {
+        let mut h = high;
+        while h > low {
+            h -= 1;
+            self.add_free(zi, pfn + (1 << h), h, lt);
+        }
+    }
+
+    /// `__rmqueue_smallest`: take the smallest block of at least `order` from the
+    /// `lt` lists and split it down to `order`.
+    #[inline]
+    pub(crate) fn rmqueue_smallest(&mut self, zi: usize, order: u32, lt: usize) -> Option<u32> {
+        let mask = self.zones[zi].nonempty[lt] & !((1u16 << order) - 1);
+        if mask == 0 {
+            return None;
+        }
+        let o = mask.trailing_zeros();
+        let pfn = self.zones[zi].free_area[lt][o as usize].head;
+        self.del_free(zi, pfn, o, lt);
+        self.expand(zi, pfn, order, o, lt);
+        Some(pfn)
+    }
+
+    /// `__free_one_page` (reached through `free_one_page`): coalesce the block
+    /// of `order` at `pfn` with its free buddies and put the result on the list
+    /// the policy chooses. `pcp_type` is the list type a page leaving a per-cpu
+    /// list was kept under.
+    pub(crate) fn free_one_page(
+        &mut self,
+        zi: usize,
+        pfn: u32,
+        order: u32,
+        pcp_type: Option<usize>,
+    ) {
+        let zs = self.zones[zi].start_pfn;
+        let spanned = self.zones[zi].spanned;
+        let mut rel = pfn as u64 - zs;
+        let mut order = order;
+        let lt = self.free_list_type(zi, rel, pcp_type);
+        let top = (MAX_ORDER - 1) as u32;
+        while order < top {
+            let brel = rel ^ (1u64 << order);
+            if brel + (1u64 << order) > spanned {
+                break;
+            }
+            let bpfn = (zs + brel) as u32;
+            let bf = self.flags[bpfn as usize];
+            if kind(bf) != K_FREE || forder(bf) != order {
+                break;
+            }
+            self.del_free(zi, bpfn, order, ftype(bf));
+            rel &= !(1u64 << order);
+            order += 1;
+        }
+        let lt = self.merged_list_type(zi, rel, order, lt);
+        self.add_free(zi, (zs + rel) as u32, order, lt);
+    }
+}

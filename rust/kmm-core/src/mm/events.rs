@@ -1,0 +1,95 @@
+//! Event counters (the kernel's `vm_event_item.h` and `vmstat_text[]` in one):
+//! every counter is declared once below, and its name comes from there.
+
+/// Declares `Counters` and its name table from one list. `name,` is a counter
+/// field; `name = a + b,` is a row of `as_pairs()` summing two counters.
+macro_rules! vm_events {
+    (@acc [$($field:tt)*] [$($row:tt)*]) => {
+        /// Event counters, named as the kernel's vmstat where there is one.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct Counters {
+            $($field)*
+        }
+
+        impl Counters {
+            /// Every row of [`Counters::as_pairs`]: its name and how to read it
+            /// (the kernel's `vmstat_text[]`).
+            pub const ROWS: &'static [(&'static str, fn(&Counters) -> u64)] = &[$($row)*];
+
+            /// Every counter as (name, value), in declaration order.
+            pub fn as_pairs(&self) -> Vec<(&'static str, u64)> {
+                Self::ROWS.iter().map(|&(name, get)| (name, get(self))).collect()
+            }
+
+            /// How much every counter grew since `before`, as (name, increment).
+            pub fn delta(&self, before: &Counters) -> Vec<(&'static str, u64)> {
+                Self::ROWS
+                    .iter()
+                    .map(|&(name, get)| (name, get(self) - get(before)))
+                    .collect()
+            }
+        }
+    };
+    (@acc [$($field:tt)*] [$($row:tt)*] $name:ident = $a:ident + $b:ident, $($rest:tt)*) => {
+        vm_events!(@acc [$($field)*] [$($row)* (stringify!($name), |c: &Counters| c.$a + c.$b),] $($rest)*);
+    };
+    (@acc [$($field:tt)*] [$($row:tt)*] $(#[$doc:meta])* $name:ident, $($rest:tt)*) => {
+        vm_events!(@acc [$($field)* $(#[$doc])* pub $name: u64,] [$($row)* (stringify!($name), |c: &Counters| c.$name),] $($rest)*);
+    };
+    ($($body:tt)*) => {
+        vm_events!(@acc [] [] $($body)*);
+    };
+}
+
+vm_events! {
+    alloc,
+    alloc_fail,
+    free,
+    /// A trace freed an object whose allocation had failed.
+    free_noop,
+    /// A trace freed an object that reclaim had already taken.
+    free_reclaimed,
+    touch,
+    refaults,
+    refault_fail,
+    pgscan = pgscan_kswapd + pgscan_direct,
+    pgscan_kswapd,
+    pgscan_direct,
+    pgsteal = pgsteal_kswapd + pgsteal_direct,
+    pgsteal_kswapd,
+    pgsteal_direct,
+    allocstall,
+    kswapd_wakeups,
+    fallbacks,
+    steals,
+    pageblock_relabels,
+    global_takes,
+    pcp_refills,
+    pcp_drains,
+    active_free_attempts,
+    active_free_success,
+    active_free_pages,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counters;
+
+    #[test]
+    fn names_sums_and_deltas() {
+        let c = Counters {
+            pgscan_kswapd: 2,
+            pgscan_direct: 3,
+            ..Counters::default()
+        };
+        let pairs = c.as_pairs();
+        assert_eq!(pairs.len(), 25);
+        assert_eq!(pairs[0], ("alloc", 0));
+        assert_eq!(pairs[8], ("pgscan", 5));
+        assert_eq!(pairs[24], ("active_free_pages", 0));
+        let mut after = c.clone();
+        after.pgscan_direct += 4;
+        let d = after.delta(&c);
+        assert_eq!((d[8], d[10]), (("pgscan", 4), ("pgscan_direct", 4)));
+    }
+}

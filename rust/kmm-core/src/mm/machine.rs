@@ -1,0 +1,81 @@
+//! The simulated machine (the kernel's `pglist_data`s and `mem_map` in one):
+//! the struct and its small accessors. Each mechanism adds its own
+//! `impl Machine` in the file named for it.
+
+use super::events::Counters;
+use super::mmzone::Zone;
+use super::objects::Objects;
+use crate::config::{Layout, MachineConfig, Policy};
+use crate::gfp;
+
+/// The simulated machine.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cfg: MachineConfig,
+    pub layout: Layout,
+    pub policy: Policy,
+    /// Order of the unit that carries a type: usemap block (antifrag), pageblock (mobility).
+    pub block_order: u32,
+    pub nr_nodes: usize,
+    pub nr_pages: u64,
+    pub zones: Vec<Zone>,
+    /// (node, zone type) -> index in `zones`.
+    pub(crate) zone_index: Vec<[u16; 3]>,
+    /// [node][highest zone type] -> zones to try, in order.
+    pub(crate) zonelists: Vec<[Vec<u16>; 3]>,
+    pub(crate) zone_starts: Vec<u64>,
+    /// The memory map, one entry per pfn: the flag word (`mm::page`) and the list
+    /// links (`page->lru`; an allocated trace block keeps its object id in `next`).
+    pub(crate) flags: Vec<u16>,
+    pub(crate) next: Vec<u32>,
+    pub(crate) prev: Vec<u32>,
+    pub(crate) objs: Objects,
+    pub counters: Counters,
+    pub now_ns: u64,
+    /// Antifrag v8 reserve, in maximum-order blocks, per zone.
+    pub(crate) fallback_reserve_blocks: Vec<u64>,
+    pub(crate) kswapd_credit_ns: u64,
+    /// page_owner records (None unless the machine was built with page_owner).
+    pub owner: Option<crate::page_owner::PageOwner>,
+}
+
+impl Machine {
+    /// Index in `zones` of the zone holding `pfn` (`page_zone`).
+    #[inline]
+    pub fn zone_of_pfn(&self, pfn: u64) -> usize {
+        self.zone_starts.partition_point(|&s| s <= pfn) - 1
+    }
+
+    /// Index of `pfn`'s pageblock (usemap block) in its zone's `block_type`.
+    #[inline]
+    pub(crate) fn block_index(&self, zi: usize, pfn: u32) -> usize {
+        ((pfn as u64 - self.zones[zi].start_pfn) >> self.block_order) as usize
+    }
+
+    /// Highest zone type the mask allows (`gfp_zone`).
+    #[inline]
+    pub fn gfp_zone(&self, gfp: u32) -> usize {
+        if gfp & gfp::__GFP_DMA != 0 {
+            0
+        } else if gfp & gfp::__GFP_DMA32 != 0 {
+            1
+        } else if gfp & gfp::__GFP_HIGHMEM != 0 {
+            2
+        } else {
+            match self.layout {
+                Layout::X86_32 => 1,
+                Layout::X86_64 => 2,
+            }
+        }
+    }
+
+    /// The zones an allocation from `node` with `gfp` tries, in order (`node_zonelist`).
+    pub fn zonelist(&self, node: usize, gfp: u32) -> &[u16] {
+        &self.zonelists[node][self.gfp_zone(gfp)]
+    }
+
+    /// Number of trace objects the machine has seen.
+    pub fn objects_len(&self) -> usize {
+        self.objs.len()
+    }
+}

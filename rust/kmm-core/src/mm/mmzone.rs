@@ -1,0 +1,60 @@
+//! Zones and their per-cpu lists (the kernel's `include/linux/mmzone.h`).
+
+use super::page::{ListHead, NR_LISTS};
+use crate::MAX_ORDER;
+
+/// "No zone" in the (node, zone type) index.
+pub(crate) const ZNONE: u16 = u16::MAX;
+
+/// Per-cpu order-0 page lists of a zone (`struct per_cpu_pages`; one CPU is modelled).
+#[derive(Debug, Clone, Default)]
+pub struct Pcp {
+    pub lists: [ListHead; 3],
+    pub count: u32,
+    pub batch: u32,
+    pub high: u32,
+}
+
+/// A zone of one node (`struct zone`).
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub node: usize,
+    /// Zone type index in the layout (0 DMA, 1 Normal/DMA32, 2 HighMem/Normal).
+    pub zt: usize,
+    pub name: &'static str,
+    pub start_pfn: u64,
+    pub spanned: u64,
+    pub present: u64,
+    pub reserved: u64,
+    /// Free pages on the buddy lists (pcp pages are not counted, as in the kernel).
+    pub free_pages: u64,
+    pub free_area: [[ListHead; MAX_ORDER]; NR_LISTS],
+    /// Per list type, bit `o` set when `free_area[type][o]` is not empty.
+    pub(crate) nonempty: [u16; NR_LISTS],
+    pub pages_min: u64,
+    pub pages_low: u64,
+    pub pages_high: u64,
+    pub lowmem_reserve: [u64; 3],
+    pub pcp: Pcp,
+    /// Usemap (antifrag: per maximum-order block) or pageblock migratetypes (mobility).
+    pub block_type: Vec<u8>,
+    /// LRU of trace objects holding reclaimable blocks in this zone (object ids).
+    pub lru: ListHead,
+    pub lru_pages: u64,
+    /// kswapd was woken for this zone at this order (-1: asleep).
+    pub kswapd_order: i32,
+}
+
+impl Zone {
+    #[inline]
+    pub fn end_pfn(&self) -> u64 {
+        self.start_pfn + self.spanned
+    }
+
+    /// Free blocks of `order` on all of the zone's lists.
+    pub fn nr_free(&self, order: usize) -> u64 {
+        (0..NR_LISTS)
+            .map(|t| self.free_area[t][order].nr as u64)
+            .sum()
+    }
+}

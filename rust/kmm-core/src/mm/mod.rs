@@ -1,0 +1,34 @@
+//! The memory manager, one file per mechanism as in the kernel's `mm/`.
+//!
+//! [`page`] is the page map's encoding that everyone may read (the kernel's
+//! `internal.h`); [`mmzone`] the zones; [`machine`] the struct that holds them.
+//! The rest each add an `impl Machine` for one mechanism: boot (`mm_init`),
+//! buddy mechanics (`buddy`), the policies ([`policy`], the only dispatch on
+//! the policy), watermarks, per-cpu lists (`pcp`), the allocation and free
+//! paths ([`page_alloc`]), reclaim (`vmscan`), high-order scans (`highorder`),
+//! active freeing (`active_free`), counters ([`events`]), the views
+//! ([`vmstat`]), the invariants (`check`), and page_owner's entry points
+//! (`owner_view`: a read-only view of the page map handed to
+//! [`crate::page_owner`], which never imports the allocator).
+//!
+//! Imports run one way, from the mechanisms down to `page`, `mmzone` and
+//! `machine`; only `page_alloc` and `vmscan` call each other (the allocator
+//! reclaims, reclaim frees), as `page_alloc.c` and `vmscan.c` do.
+
+mod active_free;
+mod buddy;
+mod check;
+pub mod events;
+mod highorder;
+pub mod machine;
+mod mm_init;
+pub mod mmzone;
+pub(crate) mod objects;
+mod owner_view;
+pub mod page;
+pub mod page_alloc;
+mod pcp;
+pub mod policy;
+mod vmscan;
+pub mod vmstat;
+mod watermark;

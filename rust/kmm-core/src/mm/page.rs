@@ -1,0 +1,181 @@
+//! The page map's encoding, readable without the allocator (the kernel's
+//! `mm/internal.h` and `page-flags.h`): the `u16` flag word of every pfn, the
+//! free-list and allocation types, the `page_map()` codes, and the intrusive
+//! lists threaded through the per-pfn `next`/`prev` arrays (`page->lru`).
+//!
+//! Flag word: bits 0-2 kind, 3-6 order, 7-9 list/alloc type, 10 on-LRU,
+//! 11 owned by a trace object.
+
+use crate::NONE;
+
+pub const KIND_MASK: u16 = 0b111;
+/// Not a head: inside a larger block, or never initialised.
+pub const K_TAIL: u16 = 0;
+/// Head of a free block on a buddy list (`PageBuddy`).
+pub const K_FREE: u16 = 1;
+/// Head of an allocated block.
+pub const K_ALLOC: u16 = 2;
+/// An order-0 page on a per-cpu list.
+pub const K_PCP: u16 = 3;
+/// Reserved at boot (`PageReserved`), never freed.
+pub const K_RESERVED: u16 = 4;
+const ORDER_SHIFT: u16 = 3;
+const TYPE_SHIFT: u16 = 7;
+/// The block is on its zone's LRU (`PageLRU`).
+pub const F_LRU: u16 = 1 << 10;
+/// The block belongs to a trace object; `next[pfn]` holds the object id.
+pub const F_OBJ: u16 = 1 << 11;
+
+/// Kind of a flag word (`K_*`).
+#[inline]
+pub fn kind(f: u16) -> u16 {
+    f & KIND_MASK
+}
+
+/// Order of the block a head's flag word describes.
+#[inline]
+pub fn forder(f: u16) -> u32 {
+    ((f >> ORDER_SHIFT) & 0xf) as u32
+}
+
+/// List type (free or pcp page) or allocation type (allocated head) of a flag word.
+#[inline]
+pub fn ftype(f: u16) -> usize {
+    ((f >> TYPE_SHIFT) & 0x7) as usize
+}
+
+/// The flag word of a head of kind `k`, order `order`, type `t`.
+#[inline]
+pub fn mkflags(k: u16, order: u32, t: usize) -> u16 {
+    k | ((order as u16) << ORDER_SHIFT) | ((t as u16) << TYPE_SHIFT)
+}
+
+// ---- free list types ------------------------------------------------------
+// Types 0..=2 are also the allocation types (`gfp::AllocType`).
+
+/// KernNoRclm (2005) / Unmovable (today); vanilla keeps all free blocks here.
+pub const LT_NORCLM: usize = 0;
+/// KernRclm / Reclaimable.
+pub const LT_KERNRCLM: usize = 1;
+/// UserRclm / Movable.
+pub const LT_USERRCLM: usize = 2;
+/// Antifrag v8 fallback reserve blocks.
+pub const LT_FALLBACK: usize = 3;
+/// Antifrag `free_area_global`: maximum-order blocks owned by no type.
+pub const LT_GLOBAL: usize = 4;
+pub const NR_LISTS: usize = 5;
+
+// ---- page_map() codes -----------------------------------------------------
+
+pub const PM_FREE: u8 = 0;
+pub const PM_PCP: u8 = 1;
+pub const PM_RESERVED: u8 = 2;
+/// Allocated pages: `PM_ALLOC + AllocType` (3 KernNoRclm, 4 KernRclm, 5 UserRclm).
+pub const PM_ALLOC: u8 = 3;
+
+// ---- intrusive lists ------------------------------------------------------
+
+/// An intrusive doubly linked list over pfns (or object ids, for the LRU).
+#[derive(Debug, Clone, Copy)]
+pub struct ListHead {
+    pub head: u32,
+    pub tail: u32,
+    pub nr: u32,
+}
+
+impl Default for ListHead {
+    fn default() -> Self {
+        ListHead {
+            head: NONE,
+            tail: NONE,
+            nr: 0,
+        }
+    }
+}
+
+/// `list_add`: push `x` at the head of `l`.
+#[inline]
+pub fn list_add(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u32) {
+    prev[x as usize] = NONE;
+    next[x as usize] = l.head;
+    if l.head != NONE {
+        prev[l.head as usize] = x;
+    } else {
+        l.tail = x;
+    }
+    l.head = x;
+    l.nr += 1;
+}
+
+/// `list_add_tail`: append `x` to `l`.
+#[inline]
+pub fn list_add_tail(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u32) {
+    next[x as usize] = NONE;
+    prev[x as usize] = l.tail;
+    if l.tail != NONE {
+        next[l.tail as usize] = x;
+    } else {
+        l.head = x;
+    }
+    l.tail = x;
+    l.nr += 1;
+}
+
+/// `list_del`: unlink `x` from `l`.
+#[inline]
+pub fn list_del(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u32) {
+    let n = next[x as usize];
+    let p = prev[x as usize];
+    if p != NONE {
+        next[p as usize] = n;
+    } else {
+        l.head = n;
+    }
+    if n != NONE {
+        prev[n as usize] = p;
+    } else {
+        l.tail = p;
+    }
+    l.nr -= 1;
+}
+
+// ---- the per-pfn arrays ---------------------------------------------------
+
+/// A zeroed per-pfn array. Zeroed memory is mapped lazily; on Linux we ask for
+/// transparent huge pages so that touching a page head every 4 KiB at boot costs
+/// one fault per 2 MiB instead of one per 4 KiB (a 1 TiB machine boots in seconds).
+pub(crate) fn pfn_array<T: Copy + Default>(n: usize, zero: T) -> Vec<T> {
+    let v = vec![zero; n];
+    #[cfg(target_os = "linux")]
+    {
+        let bytes = n * std::mem::size_of::<T>();
+        const HUGE: usize = 2 << 20;
+        if bytes >= 4 * HUGE {
+            let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
+            let end = (v.as_ptr() as usize + bytes) & !(HUGE - 1);
+            if end > start {
+                // SAFETY: the range lies inside the vector's own allocation; MADV_HUGEPAGE
+                // only changes how the kernel backs it and never its contents.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The heads of a flag array in pfn order, as (pfn, flag word): a free or
+/// allocated head skips its block, any other page is visited on its own.
+pub fn heads(flags: &[u16]) -> impl Iterator<Item = (usize, u16)> + '_ {
+    let mut p = 0usize;
+    std::iter::from_fn(move || {
+        let f = *flags.get(p)?;
+        let at = p;
+        p += match kind(f) {
+            K_FREE | K_ALLOC => 1 << forder(f),
+            _ => 1,
+        };
+        Some((at, f))
+    })
+}

@@ -1,0 +1,249 @@
+//! The allocation and free paths (the kernel's `__alloc_pages`,
+//! `get_page_from_freelist`, `__free_pages`), with the argument checks of the
+//! public entry points. Reclaim (`mm::vmscan`) is called from here and frees
+//! through here, as `page_alloc.c` and `vmscan.c` call each other.
+
+use super::machine::Machine;
+use super::page::{
+    forder, ftype, kind, mkflags, F_OBJ, K_ALLOC, K_FREE, K_PCP, K_RESERVED, K_TAIL,
+};
+use crate::error::{Error, Result};
+use crate::gfp::{self, AllocType};
+use crate::page_owner::AllocCtx;
+use crate::{MAX_ORDER, NONE};
+
+impl Machine {
+    /// Mark `pfn` as the head of an allocated block (`prep_new_page`).
+    #[inline]
+    pub(crate) fn set_allocated(&mut self, pfn: u32, order: u32, t: usize) {
+        self.flags[pfn as usize] = mkflags(K_ALLOC, order, t);
+        self.next[pfn as usize] = NONE;
+    }
+
+    /// `get_page_from_freelist`: one pass over the zonelist for highest zone
+    /// type `hz`, at the low watermark (`use_low`) or the min watermark as
+    /// lowered by `__GFP_HIGH` and atomic (no `__GFP_WAIT`) requests.
+    #[inline]
+    fn get_page_from_freelist(
+        &mut self,
+        node: usize,
+        hz: usize,
+        order: u32,
+        t: usize,
+        gfp: u32,
+        use_low: bool,
+    ) -> Option<u32> {
+        let wait = gfp & gfp::__GFP_WAIT != 0;
+        let harder = !use_low && !wait;
+        let high = !use_low && gfp & gfp::__GFP_HIGH != 0;
+        let n = self.zonelists[node][hz].len();
+        for i in 0..n {
+            let zi = self.zonelists[node][hz][i] as usize;
+            let z = &self.zones[zi];
+            let mark = if use_low { z.pages_low } else { z.pages_min };
+            // the common case (order 0, plenty free) passes without the order-aware walk
+            let plenty =
+                order == 0 && !harder && !high && z.free_pages > mark + z.lowmem_reserve[hz] + 1;
+            if !plenty && !self.zone_watermark_ok(zi, order, mark, hz, harder, high) {
+                continue;
+            }
+            if let Some(p) = self.buffered_rmqueue(zi, order, t, gfp & gfp::__GFP_COLD != 0) {
+                self.set_allocated(p, order, t);
+                self.check_kswapd(zi, order);
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// The allocator entry for already-validated arguments; records the owner
+    /// when page_owner is on.
+    #[inline]
+    pub(crate) fn alloc_inner(
+        &mut self,
+        order: u32,
+        gfp: u32,
+        node: usize,
+        ctx: AllocCtx,
+    ) -> Option<u32> {
+        let p = self.alloc_pages(order, gfp, node);
+        if let (Some(pfn), Some(o)) = (p, self.owner.as_mut()) {
+            o.on_alloc(pfn, order, gfp, ctx, self.now_ns);
+        }
+        p
+    }
+
+    /// `__alloc_pages` of 2.6.11: the zonelist at the low watermark; then wake
+    /// kswapd and retry at min; then, for a request that may sleep, direct
+    /// reclaim (retried for small orders while it makes progress) and active
+    /// freeing.
+    fn alloc_pages(&mut self, order: u32, gfp: u32, node: usize) -> Option<u32> {
+        let t = AllocType::from_gfp(gfp) as usize;
+        let hz = self.gfp_zone(gfp);
+        if let Some(p) = self.get_page_from_freelist(node, hz, order, t, gfp, true) {
+            self.counters.alloc += 1;
+            return Some(p);
+        }
+        for i in 0..self.zonelists[node][hz].len() {
+            let zi = self.zonelists[node][hz][i] as usize;
+            self.wakeup_kswapd(zi, order);
+        }
+        if let Some(p) = self.get_page_from_freelist(node, hz, order, t, gfp, false) {
+            self.counters.alloc += 1;
+            return Some(p);
+        }
+        if gfp & gfp::__GFP_WAIT != 0 {
+            let retry = order <= 3 || gfp & (gfp::__GFP_REPEAT | gfp::__GFP_NOFAIL) != 0;
+            for _round in 0..16 {
+                if !self.cfg.reclaim {
+                    break;
+                }
+                self.counters.allocstall += 1;
+                let got = self.try_to_free_pages(node, hz);
+                if let Some(p) = self.get_page_from_freelist(node, hz, order, t, gfp, false) {
+                    self.counters.alloc += 1;
+                    return Some(p);
+                }
+                if got == 0 || !retry || gfp & gfp::__GFP_NORETRY != 0 {
+                    break;
+                }
+            }
+            if self.cfg.active_freeing && order > 0 {
+                if let Some(p) = self.active_free(node, hz, order, t) {
+                    self.counters.alloc += 1;
+                    return Some(p);
+                }
+            }
+        }
+        self.counters.alloc_fail += 1;
+        None
+    }
+
+    /// Validate and allocate a block; `Ok(None)` is an ordinary failure.
+    pub fn alloc(&mut self, order: u32, gfp: u32, node: Option<usize>) -> Result<Option<u64>> {
+        self.alloc_ctx(order, gfp, node, AllocCtx::default())
+    }
+
+    /// [`Machine::alloc`] on behalf of a task and call chain (page_owner).
+    pub fn alloc_ctx(
+        &mut self,
+        order: u32,
+        gfp: u32,
+        node: Option<usize>,
+        ctx: AllocCtx,
+    ) -> Result<Option<u64>> {
+        self.validate_alloc(order, gfp, node)?;
+        self.validate_stack(ctx.stack)?;
+        Ok(self
+            .alloc_inner(order, gfp, node.unwrap_or(0), ctx)
+            .map(|p| p as u64))
+    }
+
+    /// A stack handle must be known to the depot (0 = none is always fine).
+    pub fn validate_stack(&self, handle: u32) -> Result<()> {
+        match &self.owner {
+            Some(o) if !o.valid_handle(handle) => Err(Error::PageOwner(format!(
+                "stack handle {handle:#x} is not in this machine's stack depot"
+            ))),
+            None if handle != 0 => Err(Error::PageOwner(format!(
+                "stack handle {handle:#x} given, but the machine was built without page_owner"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Check an allocation's order, mask and node against this machine.
+    pub fn validate_alloc(&self, order: u32, gfp: u32, node: Option<usize>) -> Result<()> {
+        if order as usize >= MAX_ORDER {
+            return Err(Error::Order(format!(
+                "order {order} is out of range 0..{}",
+                MAX_ORDER - 1
+            )));
+        }
+        gfp::validate(gfp)?;
+        if let Some(n) = node {
+            if n >= self.nr_nodes {
+                return Err(Error::Config(format!(
+                    "node {n} does not exist (machine has {} nodes)",
+                    self.nr_nodes
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Free the block headed by `pfn` (validated).
+    pub fn free(&mut self, pfn: u64) -> Result<()> {
+        self.free_stack(pfn, 0)
+    }
+
+    /// [`Machine::free`] recording the freeing call chain (page_owner).
+    pub fn free_stack(&mut self, pfn: u64, free_stack: u32) -> Result<()> {
+        self.validate_stack(free_stack)?;
+        let f = self.head_flags(pfn)?;
+        if f & F_OBJ != 0 {
+            return Err(Error::Pfn(format!(
+                "pfn {pfn} belongs to trace object {}: free it with an OP_FREE in a trace",
+                self.next[pfn as usize]
+            )));
+        }
+        self.free_block(pfn as u32, false, free_stack);
+        self.counters.free += 1;
+        Ok(())
+    }
+
+    /// Flags of an allocated head, or the error that explains why `pfn` is not one.
+    pub fn head_flags(&self, pfn: u64) -> Result<u16> {
+        if pfn >= self.nr_pages {
+            return Err(Error::Pfn(format!(
+                "pfn {pfn} is out of range (machine has {} pages)",
+                self.nr_pages
+            )));
+        }
+        let f = self.flags[pfn as usize];
+        match kind(f) {
+            K_ALLOC => Ok(f),
+            K_FREE | K_PCP => Err(Error::DoubleFree(format!(
+                "pfn {pfn} is already free (double free)"
+            ))),
+            K_RESERVED => Err(Error::Pfn(format!(
+                "pfn {pfn} is reserved at boot and never freed"
+            ))),
+            _ => {
+                // a tail page: inside a free block (it was freed and merged), or not a head
+                let zi = self.zone_of_pfn(pfn);
+                let zs = self.zones[zi].start_pfn;
+                for o in 1..MAX_ORDER as u32 {
+                    let h = zs + ((pfn - zs) & !((1u64 << o) - 1));
+                    let hf = self.flags[h as usize];
+                    if kind(hf) == K_FREE && forder(hf) == o {
+                        return Err(Error::DoubleFree(format!(
+                            "pfn {pfn} is already free, inside the free order-{o} block at pfn {h} (double free)"
+                        )));
+                    }
+                }
+                Err(Error::Pfn(format!(
+                    "pfn {pfn} is not the head of an allocated block"
+                )))
+            }
+        }
+    }
+
+    /// `__free_pages`: free an allocated block, order-0 through the per-cpu
+    /// lists (`free_hot_cold_page`) unless `direct`, else `free_one_page`.
+    pub(crate) fn free_block(&mut self, pfn: u32, direct: bool, free_stack: u32) {
+        let f = self.flags[pfn as usize];
+        let order = forder(f);
+        if let Some(o) = self.owner.as_mut() {
+            o.on_free(pfn, order, free_stack, self.now_ns);
+        }
+        let t = ftype(f);
+        let zi = self.zone_of_pfn(pfn as u64);
+        if !direct && self.pcp_eligible(order, t) {
+            self.free_hot_cold_page(zi, pfn, t);
+            return;
+        }
+        self.flags[pfn as usize] = K_TAIL;
+        self.free_one_page(zi, pfn, order, None);
+    }
+}

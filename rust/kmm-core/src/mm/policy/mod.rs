@@ -1,0 +1,274 @@
+//! The allocator policies and the one place that dispatches on them: every
+//! `match` on [`Policy`] in the engine is in this file. A policy's own
+//! mechanisms live in its file: [`vanilla`] (2.6.11), [`antifrag`] (Gorman's
+//! 2005 v7/v8 anti-fragmentation) and [`mobility`] (today's grouping by
+//! mobility). A new policy adds a file and an arm to each `match` here.
+//!
+//! The dispatch is a `match` on a `Copy` enum, inlined into the hot paths.
+
+pub mod antifrag;
+pub mod mobility;
+pub mod vanilla;
+
+use super::machine::Machine;
+use super::mmzone::Zone;
+use super::page::NR_LISTS;
+use crate::config::Policy;
+
+/// Names of a policy's list types, as pagetypeinfo shows them, in its order.
+type TypeTable = &'static [(usize, &'static str)];
+
+#[inline]
+fn types(policy: Policy) -> TypeTable {
+    match policy {
+        Policy::Vanilla => vanilla::TYPES,
+        Policy::AntiFrag => antifrag::TYPES,
+        Policy::Mobility => mobility::TYPES,
+    }
+}
+
+/// The name of free-list / allocation type `list_type` under `policy`, as
+/// `/proc/pagetypeinfo` and the page_owner dumps print it ("Unknown" for a
+/// type the policy does not have). Vanilla has one untyped list ("Any" in
+/// pagetypeinfo); its allocations are named by today's migratetypes, as
+/// page_owner names them.
+pub fn type_name(policy: Policy, list_type: usize) -> &'static str {
+    let table = match policy {
+        Policy::Vanilla | Policy::Mobility => mobility::TYPES,
+        Policy::AntiFrag => antifrag::TYPES,
+    };
+    table
+        .iter()
+        .find(|&&(lt, _)| lt == list_type)
+        .map_or("Unknown", |&(_, name)| name)
+}
+
+/// [`type_name`] of every list type under `policy`, indexed by list type.
+pub fn type_names(policy: Policy) -> [&'static str; NR_LISTS] {
+    std::array::from_fn(|lt| type_name(policy, lt))
+}
+
+/// Whether `policy` keeps a type per pageblock (usemap block): every policy
+/// but vanilla.
+#[inline]
+pub fn has_block_types(policy: Policy) -> bool {
+    match policy {
+        Policy::Vanilla => false,
+        Policy::AntiFrag | Policy::Mobility => true,
+    }
+}
+
+impl Machine {
+    /// The free-list types this policy shows, as (list index, name).
+    pub fn list_types(&self) -> Vec<(usize, &'static str)> {
+        types(self.policy)
+            .iter()
+            .copied()
+            .filter(|&(lt, _)| self.list_type_shown(lt))
+            .collect()
+    }
+
+    #[inline]
+    fn list_type_shown(&self, lt: usize) -> bool {
+        match self.policy {
+            Policy::AntiFrag => antifrag::shown(&self.cfg, lt),
+            Policy::Vanilla | Policy::Mobility => true,
+        }
+    }
+
+    /// Type names pagetypeinfo prints after the policy's own, for types the
+    /// kernel it mirrors has and kmm does not model (always empty).
+    pub(crate) fn unmodelled_types(&self) -> &'static [&'static str] {
+        match self.policy {
+            Policy::Mobility => mobility::UNMODELLED,
+            Policy::Vanilla | Policy::AntiFrag => &[],
+        }
+    }
+
+    /// Type of the pageblock (usemap block) holding `pfn`, as a list type;
+    /// `None` under a policy without block types.
+    pub fn pageblock_type(&self, pfn: u32) -> Option<usize> {
+        if !has_block_types(self.policy) {
+            return None;
+        }
+        let zi = self.zone_of_pfn(pfn as u64);
+        Some(self.zones[zi].block_type[self.block_index(zi, pfn)] as usize)
+    }
+
+    // ---- boot -------------------------------------------------------------
+
+    /// Policy state set up once the zones are free: the antifrag v8 reserve.
+    pub(crate) fn policy_init(&mut self) {
+        match self.policy {
+            Policy::AntiFrag => self.setup_fallback_reserve(),
+            Policy::Vanilla | Policy::Mobility => {}
+        }
+    }
+
+    /// `memmap_init_zone`'s pageblock marking, before the zone's memory is freed.
+    pub(crate) fn memmap_init_block_types(&mut self, zi: usize) {
+        match self.policy {
+            Policy::Mobility => self.zones[zi].block_type.fill(mobility::BOOT_TYPE as u8),
+            Policy::Vanilla | Policy::AntiFrag => {}
+        }
+    }
+
+    /// The list a block of `order` at zone-relative `rel` goes on when boot frees it.
+    pub(crate) fn boot_free_type(&mut self, zi: usize, rel: u64, order: u32) -> usize {
+        match self.policy {
+            Policy::Vanilla => vanilla::LIST,
+            Policy::AntiFrag => self.antifrag_boot_type(zi, rel, order),
+            Policy::Mobility => mobility::BOOT_TYPE,
+        }
+    }
+
+    // ---- allocation -------------------------------------------------------
+
+    /// `__rmqueue`: take a block of `order` for allocation type `t` under the
+    /// machine's policy, falling back to other types as the policy allows.
+    #[inline]
+    pub(crate) fn rmqueue(&mut self, zi: usize, order: u32, t: usize) -> Option<u32> {
+        match self.policy {
+            Policy::Vanilla => self.rmqueue_smallest(zi, order, vanilla::LIST),
+            Policy::AntiFrag => self.rmqueue_antifrag(zi, order, t),
+            Policy::Mobility => self.rmqueue_mobility(zi, order, t),
+        }
+    }
+
+    /// Whether an allocation (or free) of `order` and type `t` goes through the
+    /// per-cpu lists: antifrag keeps only UserRclm pages there.
+    #[inline]
+    pub(crate) fn pcp_eligible(&self, order: u32, t: usize) -> bool {
+        self.cfg.pcp
+            && order == 0
+            && match self.policy {
+                Policy::AntiFrag => antifrag::pcp_type(t),
+                Policy::Vanilla | Policy::Mobility => true,
+            }
+    }
+
+    /// Which per-cpu list holds pages of list type `t`: mobility keeps one per type.
+    #[inline]
+    pub(crate) fn pcp_list(&self, t: usize) -> usize {
+        match self.policy {
+            Policy::Mobility => t,
+            Policy::Vanilla | Policy::AntiFrag => 0,
+        }
+    }
+
+    /// Active freeing takes the aligned block of `order` at `pfn` for type `t`
+    /// out of the free block at `head` that was on list `lt`; returns the list
+    /// the halves not taken go on. A global antifrag block becomes `t`'s; under
+    /// mobility the pageblocks the taken block covers become `t`'s.
+    pub(crate) fn claim_free_block(
+        &mut self,
+        zi: usize,
+        head: u32,
+        lt: usize,
+        pfn: u32,
+        order: u32,
+        t: usize,
+    ) -> usize {
+        match self.policy {
+            Policy::AntiFrag => self.antifrag_claim(zi, head, lt, t),
+            Policy::Mobility => self.mobility_claim(zi, pfn, order, lt, t),
+            Policy::Vanilla => lt,
+        }
+    }
+
+    // ---- freeing ----------------------------------------------------------
+
+    /// The list type an order-0 page of allocation type `t` at `pfn` is kept
+    /// under on the per-cpu lists (`free_hot_cold_page`): mobility uses the
+    /// pageblock's current type.
+    #[inline]
+    pub(crate) fn pcp_free_type(&self, zi: usize, pfn: u32, t: usize) -> usize {
+        match self.policy {
+            Policy::Mobility => self.zones[zi].block_type[self.block_index(zi, pfn)] as usize,
+            Policy::Vanilla | Policy::AntiFrag => t,
+        }
+    }
+
+    /// The list a block freed at zone-relative `rel` goes on before merging
+    /// (`get_pfnblock_migratetype`); `pcp_type` is the type a page leaving a
+    /// per-cpu list was kept under.
+    #[inline]
+    pub(crate) fn free_list_type(&self, zi: usize, rel: u64, pcp_type: Option<usize>) -> usize {
+        let block = || self.zones[zi].block_type[(rel >> self.block_order) as usize] as usize;
+        match self.policy {
+            Policy::Vanilla => vanilla::LIST,
+            Policy::AntiFrag => block(),
+            Policy::Mobility => pcp_type.unwrap_or_else(block),
+        }
+    }
+
+    /// The list the merged free block of `order` at zone-relative `rel` goes on
+    /// (`lt` is the freed block's): a whole maximum-order block returns to
+    /// antifrag's global list; a block larger than a pageblock carries one type.
+    #[inline]
+    pub(crate) fn merged_list_type(&mut self, zi: usize, rel: u64, order: u32, lt: usize) -> usize {
+        match self.policy {
+            Policy::AntiFrag => self.antifrag_merged_type(zi, rel, order, lt),
+            Policy::Mobility => self.mobility_merged_type(zi, rel, order, lt),
+            Policy::Vanilla => lt,
+        }
+    }
+
+    // ---- invariants -------------------------------------------------------
+
+    /// The policy's invariants on one free block of `order` at `pfn` on list `lt`.
+    pub(crate) fn check_free_block_type(
+        &self,
+        z: &Zone,
+        pfn: u64,
+        order: usize,
+        lt: usize,
+    ) -> Result<(), String> {
+        match self.policy {
+            Policy::Vanilla => vanilla::check_free_block(pfn, lt),
+            Policy::AntiFrag => self.antifrag_check_free_block(z, pfn, order, lt),
+            Policy::Mobility => mobility::check_free_block(pfn, lt),
+        }
+    }
+
+    /// The policy's invariants on a zone's block types.
+    pub(crate) fn check_block_types(&self, z: &Zone) -> Result<(), String> {
+        match self.policy {
+            Policy::AntiFrag => self.antifrag_check_usemap(z),
+            Policy::Vanilla | Policy::Mobility => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_name;
+    use crate::config::Policy;
+    use crate::mm::page::NR_LISTS;
+
+    #[test]
+    fn type_names_per_policy() {
+        let names = |p| (0..=NR_LISTS).map(|t| type_name(p, t)).collect::<Vec<_>>();
+        let modern = [
+            "Unmovable",
+            "Reclaimable",
+            "Movable",
+            "Unknown",
+            "Unknown",
+            "Unknown",
+        ];
+        assert_eq!(names(Policy::Vanilla), modern);
+        assert_eq!(names(Policy::Mobility), modern);
+        assert_eq!(
+            names(Policy::AntiFrag),
+            [
+                "KernNoRclm",
+                "KernRclm",
+                "UserRclm",
+                "Fallback",
+                "Global",
+                "Unknown"
+            ]
+        );
+    }
+}

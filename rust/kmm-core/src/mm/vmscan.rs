@@ -1,0 +1,205 @@
+//! Reclaim (the kernel's `mm/vmscan.c`): the per-zone LRU of trace objects,
+//! `shrink_zone`, direct reclaim (`try_to_free_pages`), and kswapd
+//! (`wakeup_kswapd`, `kswapd`, `balance_pgdat`). Reclaimed blocks are freed
+//! through the allocator's free path (`mm::page_alloc`).
+
+use super::machine::Machine;
+use super::objects::OBJ_RECLAIMED;
+use super::page::{forder, list_add, list_del, F_LRU};
+use crate::{NONE, SWAP_CLUSTER_MAX};
+
+impl Machine {
+    /// After an allocation from zone `zi`: wake kswapd if the zone fell below
+    /// its low watermark (and kswapd is not already working at this order).
+    #[inline]
+    pub(crate) fn check_kswapd(&mut self, zi: usize, order: u32) {
+        let z = &self.zones[zi];
+        if z.free_pages < z.pages_low && z.kswapd_order < order as i32 {
+            self.wakeup_kswapd(zi, order);
+        }
+    }
+
+    /// `wakeup_kswapd`: ask kswapd to balance zone `zi` for `order` (a zone with
+    /// nothing to reclaim is left alone).
+    pub(crate) fn wakeup_kswapd(&mut self, zi: usize, order: u32) {
+        if !self.cfg.reclaim || self.zones[zi].lru.nr == 0 {
+            return;
+        }
+        let z = &mut self.zones[zi];
+        if z.kswapd_order < 0 {
+            self.counters.kswapd_wakeups += 1;
+        }
+        z.kswapd_order = z.kswapd_order.max(order as i32);
+    }
+
+    /// `shrink_zone`: reclaim the oldest objects of a zone's LRU until `nr`
+    /// pages are freed; returns pages reclaimed. `direct_free` bypasses the
+    /// per-cpu lists (active freeing needs the pages on the buddy lists at once).
+    pub(crate) fn shrink_zone(
+        &mut self,
+        zi: usize,
+        nr: u64,
+        kswapd: bool,
+        direct_free: bool,
+    ) -> u64 {
+        let mut got = 0u64;
+        while got < nr {
+            let obj = self.zones[zi].lru.tail;
+            if obj == NONE {
+                break;
+            }
+            got += self.reclaim_object(obj, direct_free);
+        }
+        if kswapd {
+            self.counters.pgscan_kswapd += got;
+            self.counters.pgsteal_kswapd += got;
+        } else {
+            self.counters.pgscan_direct += got;
+            self.counters.pgsteal_direct += got;
+        }
+        got
+    }
+
+    /// Drop an object's block: off the LRU, freed, object marked reclaimed.
+    /// Returns the pages freed.
+    pub(crate) fn reclaim_object(&mut self, obj: u32, direct_free: bool) -> u64 {
+        let pfn = self.objs.pfn[obj as usize];
+        let zi = self.zone_of_pfn(pfn as u64);
+        self.lru_del(zi, obj);
+        let pages = 1u64 << forder(self.flags[pfn as usize]);
+        self.free_block(pfn, direct_free, 0);
+        self.objs.pfn[obj as usize] = NONE;
+        self.objs.state[obj as usize] |= OBJ_RECLAIMED;
+        pages
+    }
+
+    /// `lru_cache_add`: put object `obj` (holding `pages`) at the head of zone
+    /// `zi`'s LRU.
+    #[inline]
+    pub(crate) fn lru_add(&mut self, zi: usize, obj: u32, pages: u64) {
+        let z = &mut self.zones[zi];
+        list_add(
+            &mut self.objs.lru_next,
+            &mut self.objs.lru_prev,
+            &mut z.lru,
+            obj,
+        );
+        z.lru_pages += pages;
+    }
+
+    /// Take object `obj` off zone `zi`'s LRU and clear its block's LRU flag.
+    #[inline]
+    pub(crate) fn lru_del(&mut self, zi: usize, obj: u32) {
+        let pfn = self.objs.pfn[obj as usize];
+        let pages = 1u64 << forder(self.flags[pfn as usize]);
+        self.flags[pfn as usize] &= !F_LRU;
+        let z = &mut self.zones[zi];
+        list_del(
+            &mut self.objs.lru_next,
+            &mut self.objs.lru_prev,
+            &mut z.lru,
+            obj,
+        );
+        z.lru_pages -= pages;
+    }
+
+    /// `mark_page_accessed`: move object `obj` to the head of zone `zi`'s LRU.
+    #[inline]
+    pub(crate) fn lru_touch(&mut self, zi: usize, obj: u32) {
+        let z = &mut self.zones[zi];
+        if z.lru.head == obj {
+            return;
+        }
+        list_del(
+            &mut self.objs.lru_next,
+            &mut self.objs.lru_prev,
+            &mut z.lru,
+            obj,
+        );
+        list_add(
+            &mut self.objs.lru_next,
+            &mut self.objs.lru_prev,
+            &mut z.lru,
+            obj,
+        );
+    }
+
+    /// Direct reclaim (`try_to_free_pages`): scan the zonelist's LRUs at falling
+    /// priority until SWAP_CLUSTER_MAX pages are reclaimed.
+    pub(crate) fn try_to_free_pages(&mut self, node: usize, hz: usize) -> u64 {
+        let mut got = 0u64;
+        for prio in (0..=12u32).rev() {
+            let n = self.zonelists[node][hz].len();
+            for i in 0..n {
+                let zi = self.zonelists[node][hz][i] as usize;
+                let lru = self.zones[zi].lru_pages;
+                if lru == 0 {
+                    continue;
+                }
+                let want = (lru >> prio).max(1).min(SWAP_CLUSTER_MAX - got);
+                got += self.shrink_zone(zi, want, false, false);
+                if got >= SWAP_CLUSTER_MAX {
+                    return got;
+                }
+            }
+        }
+        got
+    }
+
+    /// Let simulated time pass: `dt_ns` more nanoseconds, during which
+    /// `kswapd` runs.
+    pub fn advance(&mut self, dt_ns: u64) {
+        self.now_ns += dt_ns;
+        if self.cfg.reclaim {
+            self.kswapd(dt_ns);
+        }
+    }
+
+    /// `kswapd` for `dt_ns` of simulated time: it earns
+    /// `kswapd_pages_per_ms` pages of reclaim per millisecond, notices zones
+    /// below their low watermark on its own, and runs `balance_pgdat`.
+    fn kswapd(&mut self, dt_ns: u64) {
+        self.kswapd_credit_ns += dt_ns;
+        let budget = (self.kswapd_credit_ns / 1_000_000) * self.cfg.kswapd_pages_per_ms;
+        self.kswapd_credit_ns %= 1_000_000;
+        for zi in 0..self.zones.len() {
+            let z = &self.zones[zi];
+            if z.kswapd_order < 0 && z.free_pages < z.pages_low && z.lru.nr > 0 {
+                self.wakeup_kswapd(zi, 0);
+            }
+        }
+        self.balance_pgdat(budget);
+    }
+
+    /// `balance_pgdat`, for every node's zones in turn: reclaim from each zone
+    /// kswapd was woken for, SWAP_CLUSTER_MAX at a time within `budget` pages,
+    /// until it is balanced (order-aware high watermark) or its LRU is empty;
+    /// a balanced or exhausted zone puts kswapd back to sleep for it.
+    fn balance_pgdat(&mut self, mut budget: u64) {
+        for zi in 0..self.zones.len() {
+            loop {
+                let order = self.zones[zi].kswapd_order;
+                if order < 0 {
+                    break;
+                }
+                let high = self.zones[zi].pages_high;
+                if self.zone_watermark_ok(zi, order as u32, high, 0, false, false)
+                    || self.zones[zi].lru.nr == 0
+                {
+                    self.zones[zi].kswapd_order = -1;
+                    break;
+                }
+                if budget == 0 {
+                    break;
+                }
+                let want = budget.min(SWAP_CLUSTER_MAX);
+                let got = self.shrink_zone(zi, want, true, false);
+                budget -= want.min(budget);
+                if got == 0 {
+                    self.zones[zi].kswapd_order = -1;
+                    break;
+                }
+            }
+        }
+    }
+}
