@@ -12,15 +12,19 @@
 //!   with exactly-once and per-producer order verification.
 //! * [`sync`]: std atomics, or loom's under `cfg(loom)` (see `tests/loom_*.rs`).
 
+pub mod dql;
+#[cfg(not(loom))]
+pub mod latency;
 pub mod queue;
 pub mod ring;
 #[cfg(not(loom))]
 pub mod sim;
 pub mod sync;
 
+pub use dql::Dql;
 pub use queue::{
-    Driver, Mode, TxQueue, Xmit, XmitStats, BUG_TX_RING_FULL, NETDEV_TX_BUSY, NETDEV_TX_LOCKED,
-    NETDEV_TX_OK,
+    Driver, Mode, TxCpu, TxQueue, Xmit, XmitStats, BUG_TX_RING_FULL, DRV_XOFF, NETDEV_TX_BUSY,
+    NETDEV_TX_LOCKED, NETDEV_TX_OK, STACK_XOFF,
 };
 pub use ring::{Consumer, MpscRing, Producer, RingError, MAX_RING};
 #[cfg(not(loom))]

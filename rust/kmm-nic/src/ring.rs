@@ -249,7 +249,9 @@ impl MpscRing {
         let (head, n) = loop {
             // Slots are freed in position order, so the last one we want
             // being free means all of them are.
-            let n = match self.slot(head.wrapping_add(want - 1)).state(head.wrapping_add(want - 1))
+            let n = match self
+                .slot(head.wrapping_add(want - 1))
+                .state(head.wrapping_add(want - 1))
             {
                 SlotState::Free => want,
                 SlotState::Ahead => {
@@ -391,14 +393,28 @@ impl Consumer<'_> {
         self.head.wrapping_sub(self.tail)
     }
 
+    /// The position after the last fetched descriptor.
+    #[inline]
+    pub fn fetched(&self) -> u32 {
+        self.head
+    }
+
     /// Reclaim (free) every fetched descriptor: the completion path's
-    /// "clean tx ring". Each slot is stamped free for the next lap (Release,
-    /// so the producer that reuses it sees our read of it done), in position
-    /// order; then `cons_tail` moves for [`MpscRing::free`].
+    /// "clean tx ring".
     #[inline]
     pub fn reclaim(&mut self) {
+        self.reclaim_to(self.head);
+    }
+
+    /// Reclaim the fetched descriptors before position `end` (clamped to
+    /// what was fetched). Each slot is stamped free for the next lap
+    /// (Release, so the producer that reuses it sees our read of it done), in
+    /// position order; then `cons_tail` moves for [`MpscRing::free`].
+    #[inline]
+    pub fn reclaim_to(&mut self, end: u32) {
+        let n = end.wrapping_sub(self.tail).min(self.in_flight());
         let size = self.ring.size;
-        while self.tail != self.head {
+        for _ in 0..n {
             self.ring
                 .slot(self.tail)
                 .stamp
