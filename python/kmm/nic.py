@@ -1,4 +1,4 @@
-"""The transmit path of 2005: a NIC ring, the NETIF_F_LLTX race and its fixes, on real threads.
+"""The transmit path on real threads: the NETIF_F_LLTX race of 2005, its fixes, and today's path.
 
 :func:`run` starts one producer thread per simulated CPU (each sends a numbered
 packet stream through ``dev_queue_xmit``), one consumer thread (the NIC, which
@@ -12,8 +12,12 @@ Modes (who serialises calls into the driver): ``xmit_lock`` (the core's
 
 Drivers: ``buggy_2005`` (logs "BUG! Tx Ring full when queue awake!" whenever the
 ring is full), ``fixed_2005`` (silent when the queue is already stopped: the
-harmless race), ``modern`` (stop / barrier / recheck, never BUSY) and
-``modern_nobarrier`` (the same without its barrier pair: wakeups can be lost).
+harmless race), ``modern`` (the netdev_queues helpers ``netif_txq_maybe_stop`` /
+``__netif_txq_completed_wake``: stop / barrier / recheck, BUSY only after a false
+wake), ``modern_nobarrier`` (the same without its barrier pair: wakeups can be
+lost), ``modern_bql`` (plus byte queue limits and STACK_XOFF) and
+``modern_xmit_more`` (plus doorbell batching with ``xmit_more``).  The NIC
+completes packets through a moderated interrupt and a NAPI poll with a budget.
 
 See ``docs/nic.md``.
 """
@@ -25,7 +29,15 @@ from typing import Any
 from . import _kmm
 from .errors import NicError
 
-__all__ = ["MODES", "DRIVERS", "FAULTS", "BUG_TX_RING_FULL", "COUNTERS", "run"]
+__all__ = [
+    "MODES",
+    "DRIVERS",
+    "FAULTS",
+    "BUG_TX_RING_FULL",
+    "COUNTERS",
+    "run",
+    "bql_limit_figure",
+]
 
 #: Locking modes, in table order.
 MODES: tuple[str, ...] = tuple(_kmm.NIC_MODES)
@@ -45,19 +57,26 @@ COUNTERS: tuple[str, ...] = (
     "duplicates",
     "order_violations",
     "torn_packets",
-    "requeued",
+    "requeues",
     "busy",
     "spurious_bug_logs",
     "real_bug_logs",
     "harmless_races",
-    "full_at_start",
+    "false_wakes",
+    "stopper_races",
     "stops",
     "wakes",
     "restarts",
     "collisions",
-    "stalls",
+    "lost_wakeups",
+    "doorbells",
+    "stack_xoffs",
     "descriptors",
+    "interrupts",
     "completions",
+    "latency_ns_p50",
+    "latency_ns_p99",
+    "latency_ns_p999",
 )
 
 _U64_MAX = 2**64 - 1
@@ -88,6 +107,11 @@ def run(
     timeout_ms: int = 120_000,
     seed: int = 0,
     fault: str | None = None,
+    tx_bulk: int = 8,
+    napi_budget: int = 64,
+    coalesce_frames: int = 16,
+    coalesce_usecs: int = 8,
+    bql_hold_ms: int = 1000,
 ) -> dict[str, Any]:
     """Run one transmit experiment on real threads and return its counters.
 
@@ -97,15 +121,24 @@ def run(
     completion path wakes it at ``wake_thresh`` (default twice that, at most the
     ring). ``race_window_ns`` pauses between the queue check and the ring
     reservation (0 = the natural race only). ``tx_rate`` limits the NIC to that
-    many descriptors per second (0 = unlimited); ``tx_batch`` descriptors are
-    fetched and completed at a time. The watchdog counts a stopped queue with
-    room and an idle completion path for ``watchdog_ms`` as a lost wakeup
-    (``stalls``) and wakes it; the run fails after ``timeout_ms``.
+    many descriptors per second (0 = unlimited) and fetches ``tx_batch``
+    descriptors per DMA burst, up to the doorbell. The core hands the driver
+    ``tx_bulk`` packets per qdisc dequeue, all but the last with ``xmit_more``
+    (only ``modern_xmit_more`` defers its doorbell on it). The completion
+    interrupt fires once ``coalesce_frames`` packets are done or the oldest has
+    waited ``coalesce_usecs``; its NAPI poll completes at most ``napi_budget``
+    packets a round. BQL drivers shrink their limit at most once per
+    ``bql_hold_ms``. The watchdog counts a stopped queue whose wake condition
+    holds while the completion path is idle for ``watchdog_ms`` as a lost wakeup
+    (``lost_wakeups``) and wakes it; the run fails after ``timeout_ms``.
 
     Returns a dict with the configuration and the counters of :data:`COUNTERS`,
     plus ``verified`` (every packet delivered exactly once, in per-producer
-    order), ``elapsed_s`` and ``pps`` (delivered packets per second). The
-    counters other than the verification depend on thread timing.
+    order), ``elapsed_s``, ``pps`` (delivered packets per second),
+    ``doorbells_per_packet`` and ``bql_limit`` (BQL drivers: ``(seconds,
+    bytes)`` at the start and at every change of the limit; empty otherwise).
+    Latencies run from ``dev_queue_xmit`` to the NAPI poll that reclaimed the
+    packet. The counters other than the verification depend on thread timing.
 
     Raises :class:`~kmm.errors.NicError` for a configuration that cannot work
     (before any thread starts) and :class:`~kmm.errors.NicWorkerError` if a
@@ -131,5 +164,42 @@ def run(
         watchdog_ms=_int("watchdog_ms", watchdog_ms, 1),
         timeout_ms=_int("timeout_ms", timeout_ms, 1),
         seed=_int("seed", seed, 0),
+        tx_bulk=_int("tx_bulk", tx_bulk, 1, u32),
+        napi_budget=_int("napi_budget", napi_budget, 1, u32),
+        coalesce_frames=_int("coalesce_frames", coalesce_frames, 1, u32),
+        coalesce_usecs=_int("coalesce_usecs", coalesce_usecs, 0),
+        bql_hold_ms=_int("bql_hold_ms", bql_hold_ms, 0),
     )
     return dict(_kmm.nic_run(mode, driver, fault=fault, **args))
+
+
+def bql_limit_figure(result: dict[str, Any]) -> Any:
+    """A :class:`matplotlib.figure.Figure` of one run's BQL limit over time.
+
+    ``result`` is what :func:`run` returned for a BQL driver (``modern_bql`` or
+    ``modern_xmit_more``). Needs matplotlib (``pip install kmm[plot]``).
+    """
+    points = result.get("bql_limit") or []
+    if not points:
+        raise NicError(f"driver {result.get('driver')!r} keeps no byte queue limit")
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        from .plot import INSTALL_HINT, PlotDependencyError
+
+        raise PlotDependencyError(f"{INSTALL_HINT} ({e})") from None
+
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.add_subplot()
+    # the limit holds until its next change: draw it as steps to the end of the run
+    t = [p[0] * 1e3 for p in points] + [result["elapsed_s"] * 1e3]
+    limit = [p[1] for p in points] + [points[-1][1]]
+    ax.step(t, limit, where="post")
+    ax.set_xlabel("time since start (ms)")
+    ax.set_ylabel("BQL limit (bytes)")
+    ax.set_title(
+        f"{result['mode']} / {result['driver']}: {result['producers']} CPUs, ring {result['ring']}"
+    )
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return fig
