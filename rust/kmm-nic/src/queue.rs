@@ -490,38 +490,38 @@ impl TxQueue {
         Xmit::Sent
     }
 
-    /// A modern driver's `ndo_start_xmit`: the full-ring check first (false
-    /// wakes are allowed), then queue, BQL accounting, `netif_txq_maybe_stop`,
-    /// and the doorbell unless `xmit_more` says to wait and the queue runs.
+    /// A modern driver's `ndo_start_xmit`, in bnxt's order: the full-ring
+    /// check first (false wakes are allowed), queue, BQL accounting, the
+    /// doorbell unless `xmit_more` says to wait and the queue runs, then
+    /// `netif_txq_maybe_stop` (kicking a deferred doorbell before a stop).
     fn modern_xmit(&self, cpu: &mut TxCpu<'_>, descs: &[u64], bytes: u32, more: bool) -> Xmit {
-        let st = &mut cpu.stats;
         if self.ring.free() < descs.len() as u32 {
-            st.false_wakes += 1;
-            if self.netif_txq_try_stop(st) == 0 {
-                st.busy += 1;
-                st.requeues += 1;
+            cpu.stats.false_wakes += 1;
+            if self.netif_txq_try_stop(&mut cpu.stats) == 0 {
+                cpu.stats.busy += 1;
+                cpu.stats.requeues += 1;
                 return Xmit::Requeued;
             }
         }
         let Some(end) = cpu.prod.enqueue_bulk_at(descs) else {
             // The room seen a moment ago is gone: another stopper took it.
-            st.stopper_races += 1;
-            st.busy += 1;
-            st.requeues += 1;
+            cpu.stats.stopper_races += 1;
+            cpu.stats.busy += 1;
+            cpu.stats.requeues += 1;
             return Xmit::Requeued;
         };
-        st.sent += 1;
+        cpu.stats.sent += 1;
         let more = more && self.driver.uses_xmit_more();
-        let mut doorbell = self.netdev_tx_sent_queue(bytes, more, st);
-        self.netif_txq_maybe_stop(st);
-        doorbell |= self.xmit_stopped();
         // This packet's end covers every earlier packet of this CPU.
-        cpu.doorbell_pending = None;
-        if doorbell {
-            self.ring_doorbell(end, st);
-        } else {
-            cpu.doorbell_pending = Some(end);
+        cpu.doorbell_pending = Some(end);
+        if self.netdev_tx_sent_queue(bytes, more, &mut cpu.stats) || self.xmit_stopped() {
+            self.flush_doorbell(cpu);
         }
+        if cpu.doorbell_pending.is_some() && self.ring.free() < self.stop_thresh {
+            // The NIC must see everything queued before the queue stops.
+            self.flush_doorbell(cpu);
+        }
+        self.netif_txq_maybe_stop(&mut cpu.stats);
         Xmit::Sent
     }
 
