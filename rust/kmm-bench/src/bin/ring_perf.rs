@@ -211,7 +211,11 @@ fn empty_dequeue(calls: u64) -> f64 {
 }
 
 fn rows<C: Contender>(items: u64, reps: usize, table: &mut String, json: &mut Vec<String>) {
-    for (cfg, key) in [("one core", "one"), ("SP/SC two", "spsc"), ("MP/SC two", "mpsc")] {
+    for (cfg, key) in [
+        ("one core", "one"),
+        ("SP/SC two", "spsc"),
+        ("MP/SC two", "mpsc"),
+    ] {
         let mut line = format!("{:<16} {:<10}", C::NAME, cfg);
         for n in BULKS {
             let ns = best(reps, || match key {
