@@ -159,13 +159,6 @@ impl MpscRing {
         self.cons_tail.load(Ordering::Acquire)
     }
 
-    /// The next position a producer will reserve (`prod_head`): the driver's
-    /// producer index, which its doorbell writes to the NIC.
-    #[inline]
-    pub fn reserved(&self) -> u32 {
-        self.prod_head.load(Ordering::Acquire)
-    }
-
     /// A producer handle (any number may exist, one per transmitting CPU).
     pub fn producer(&self) -> Producer<'_> {
         Producer { ring: self }
