@@ -249,8 +249,8 @@ def run(args: argparse.Namespace) -> int:
         f'"{nic.BUG_TX_RING_FULL}" logged with the queue already stopped (the harmless '
         "LLTX race); BUG real: logged with the queue running.  lost: lost wakeups caught "
         "by the watchdog.  falsewk: the full-ring check at the start of xmit found no room "
-        "with the queue running (a false wake; under lock-free LLTX also another CPU's "
-        "packet).  Latencies from dev_queue_xmit to the NAPI poll that reclaimed the packet.\n"
+        "with the queue running (a false wake; under LLTX also another CPU's packet not "
+        "yet followed by its stop).  Latencies from dev_queue_xmit to the NAPI poll that reclaimed the packet.\n"
     )
     for path in plots:
         out.write(f"wrote {path}\n")

@@ -166,7 +166,8 @@ pub struct XmitStats {
     pub spurious_bug_logs: u64,
     /// BUG lines logged while the queue was running (flow control really broken).
     pub real_bug_logs: u64,
-    /// Full rings met with the queue already stopped (whether logged or not).
+    /// Full rings met with the queue already stopped (whether logged or not;
+    /// for the modern drivers, at the full-ring check).
     pub harmless_races: u64,
     /// Queue stops (running -> stopped transitions made by this CPU).
     pub stops: u64,
@@ -175,8 +176,9 @@ pub struct XmitStats {
     /// Failed trylocks: core `xmit_lock` collisions and `NETDEV_TX_LOCKED`.
     pub collisions: u64,
     /// Modern drivers: the full-ring check at the start of xmit found no room
-    /// with the queue running. With one stopper only a false wake (allowed by
-    /// the protocol) does this; under lock-free LLTX another CPU's packet can.
+    /// with the queue running. With one stopper at a time only a false wake
+    /// (allowed by the protocol) does this; under LLTX another CPU's packet
+    /// that has not stopped the queue yet can too.
     pub false_wakes: u64,
     /// Modern drivers: the reservation failed although the check just before
     /// found room. Impossible with one stopper: this counts the one-stopper
@@ -496,7 +498,12 @@ impl TxQueue {
     /// `netif_txq_maybe_stop` (kicking a deferred doorbell before a stop).
     fn modern_xmit(&self, cpu: &mut TxCpu<'_>, descs: &[u64], bytes: u32, more: bool) -> Xmit {
         if self.ring.free() < descs.len() as u32 {
-            cpu.stats.false_wakes += 1;
+            if self.queue_stopped() {
+                // LLTX: another CPU stopped it after the core's unlocked look.
+                cpu.stats.harmless_races += 1;
+            } else {
+                cpu.stats.false_wakes += 1;
+            }
             if self.netif_txq_try_stop(&mut cpu.stats) == 0 {
                 cpu.stats.busy += 1;
                 cpu.stats.requeues += 1;
