@@ -493,7 +493,7 @@ impl TxQueue {
     }
 
     /// A modern driver's `ndo_start_xmit`, in bnxt's order: the full-ring
-    /// check first (false wakes are allowed), queue, BQL accounting, the
+    /// check first (false wakes are allowed), queue with BQL accounting, the
     /// doorbell unless `xmit_more` says to wait and the queue runs, then
     /// `netif_txq_maybe_stop` (kicking a deferred doorbell before a stop).
     fn modern_xmit(&self, cpu: &mut TxCpu<'_>, descs: &[u64], bytes: u32, more: bool) -> Xmit {
@@ -510,7 +510,14 @@ impl TxQueue {
                 return Xmit::Requeued;
             }
         }
-        let Some(end) = cpu.prod.enqueue_bulk_at(descs) else {
+        let more = more && self.driver.uses_xmit_more();
+        // BQL counts the bytes before the descriptors are published: under
+        // lock-free LLTX another CPU's doorbell may announce them at once,
+        // and the NIC must not complete bytes that were never queued.
+        let mut doorbell = false;
+        let Some(end) = cpu.prod.enqueue_bulk_then(descs, || {
+            doorbell = self.netdev_tx_sent_queue(bytes, more, &mut cpu.stats);
+        }) else {
             // The room seen a moment ago is gone: another stopper took it.
             cpu.stats.stopper_races += 1;
             cpu.stats.busy += 1;
@@ -518,10 +525,9 @@ impl TxQueue {
             return Xmit::Requeued;
         };
         cpu.stats.sent += 1;
-        let more = more && self.driver.uses_xmit_more();
         // This packet's end covers every earlier packet of this CPU.
         cpu.doorbell_pending = Some(end);
-        if self.netdev_tx_sent_queue(bytes, more, &mut cpu.stats) || self.xmit_stopped() {
+        if doorbell || self.xmit_stopped() {
             self.flush_doorbell(cpu);
         }
         if cpu.doorbell_pending.is_some() && self.ring.free() < self.stop_thresh {

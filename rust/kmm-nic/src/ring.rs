@@ -196,9 +196,10 @@ impl MpscRing {
         self.producer().enqueue_burst(descs)
     }
 
-    /// One descriptor: Vyukov's enqueue. Returns the position it took.
+    /// One descriptor: Vyukov's enqueue. Runs `reserved` between the
+    /// reservation and the publication; returns the position it took.
     #[inline]
-    fn enqueue_one(&self, desc: u64) -> Option<u32> {
+    fn enqueue_one(&self, desc: u64, reserved: impl FnOnce()) -> Option<u32> {
         let mut head = self.prod_head.load(Ordering::Relaxed);
         loop {
             let slot = self.slot(head);
@@ -210,6 +211,7 @@ impl MpscRing {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        reserved();
                         slot.desc.store(desc, Ordering::Relaxed);
                         slot.stamp.store(head.wrapping_add(1), Ordering::Release);
                         return Some(head);
@@ -229,9 +231,15 @@ impl MpscRing {
         }
     }
 
-    /// Reserve up to `want` positions (all of them for [`Fill::Bulk`]) and
-    /// publish `descs` into them; returns the first position and the count.
-    fn enqueue_many(&self, descs: &[u64], fill: Fill) -> Option<(u32, u32)> {
+    /// Reserve up to `want` positions (all of them for [`Fill::Bulk`]), run
+    /// `reserved`, and publish `descs` into them; returns the first position
+    /// and the count.
+    fn enqueue_many(
+        &self,
+        descs: &[u64],
+        fill: Fill,
+        reserved: impl FnOnce(),
+    ) -> Option<(u32, u32)> {
         let want = descs.len() as u32;
         if want == 0 || (fill == Fill::Bulk && want > self.size) {
             return None;
@@ -284,6 +292,7 @@ impl MpscRing {
                 Err(now) => head = now,
             }
         };
+        reserved();
         // Publish in position order (Release per slot): the consumer stops
         // at the first slot not yet published, so it sees a packet's
         // descriptors whole and in order.
@@ -312,7 +321,7 @@ impl<'a> Producer<'a> {
     /// Enqueue one descriptor; `false` if the ring is full.
     #[inline]
     pub fn enqueue(&mut self, desc: u64) -> bool {
-        self.ring.enqueue_one(desc).is_some()
+        self.ring.enqueue_one(desc, || {}).is_some()
     }
 
     /// Enqueue all of `descs` in one reservation, or none (`false`).
@@ -325,10 +334,18 @@ impl<'a> Producer<'a> {
     /// packet (what a driver writes to the doorbell register).
     #[inline]
     pub fn enqueue_bulk_at(&mut self, descs: &[u64]) -> Option<u32> {
+        self.enqueue_bulk_then(descs, || {})
+    }
+
+    /// [`Producer::enqueue_bulk_at`] that runs `reserved` once the space is
+    /// reserved and before any descriptor is published: accounting that the
+    /// consumer must never see lag behind the descriptors themselves.
+    #[inline]
+    pub fn enqueue_bulk_then(&mut self, descs: &[u64], reserved: impl FnOnce()) -> Option<u32> {
         let (head, n) = if descs.len() == 1 {
-            (self.ring.enqueue_one(descs[0])?, 1)
+            (self.ring.enqueue_one(descs[0], reserved)?, 1)
         } else {
-            self.ring.enqueue_many(descs, Fill::Bulk)?
+            self.ring.enqueue_many(descs, Fill::Bulk, reserved)?
         };
         Some(head.wrapping_add(n))
     }
@@ -337,7 +354,7 @@ impl<'a> Producer<'a> {
     #[inline]
     pub fn enqueue_burst(&mut self, descs: &[u64]) -> usize {
         self.ring
-            .enqueue_many(descs, Fill::Burst)
+            .enqueue_many(descs, Fill::Burst, || {})
             .map_or(0, |(_, n)| n as usize)
     }
 }
