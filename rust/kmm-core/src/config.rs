@@ -165,6 +165,17 @@ pub struct MachineConfig {
     pub page_owner: bool,
     /// page_owner also records the free stack of freed blocks.
     pub page_owner_free_stacks: bool,
+    /// Memory compaction (`mm::compaction`): direct compaction in the
+    /// allocation slow path and kcompactd woken by kswapd. Off by default, so
+    /// every result of the 2005 variants is unchanged.
+    pub compaction: bool,
+    /// `vm.extfrag_threshold`: a costly request compacts a zone only when its
+    /// fragmentation index is above this (0..1000, default 500).
+    pub extfrag_threshold: u32,
+    /// `vm.compaction_proactiveness` (0..100, default 20; 0 = no proactive
+    /// compaction): kcompactd compacts when a node's fragmentation score is
+    /// above `max(100 - proactiveness, 5) + 10`, checked every 500 ms.
+    pub compaction_proactiveness: u32,
 }
 
 /// Largest `kswapd_pages_per_ms` (2^20 pages = 4 GiB per simulated millisecond).
@@ -193,6 +204,9 @@ impl MachineConfig {
             max_objects: 1 << 26,
             page_owner: false,
             page_owner_free_stacks: false,
+            compaction: false,
+            extfrag_threshold: 500,
+            compaction_proactiveness: 20,
         }
     }
 
@@ -313,6 +327,23 @@ impl MachineConfig {
             self.page_owner || !self.page_owner_free_stacks,
             Config,
             "page_owner_free_stacks needs page_owner=True"
+        );
+        ensure!(
+            self.extfrag_threshold <= 1000,
+            Config,
+            "extfrag_threshold must be 0..1000, got {}",
+            self.extfrag_threshold
+        );
+        ensure!(
+            self.compaction_proactiveness <= 100,
+            Config,
+            "compaction_proactiveness must be 0..100, got {}",
+            self.compaction_proactiveness
+        );
+        ensure!(
+            !self.compaction || self.policy != Policy::AntiFrag,
+            Config,
+            "compaction applies to allocator=\"vanilla\" or \"mobility\" (the 2005 antifrag allocator predates it)"
         );
         Ok(sizes)
     }
