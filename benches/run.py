@@ -48,6 +48,7 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "sort_lines_per_s": (">= 5e6", lambda v: v >= 5e6),
     "ring_vs_arrayqueue": (">= 1", lambda v: v >= 1),
     "burst32_vs_single": (">= 3", lambda v: v >= 3),
+    "mobility_compaction_vs_mobility_order0": ("<= 1.1", lambda v: v <= 1.1),
 }
 
 
