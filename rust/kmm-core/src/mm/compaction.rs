@@ -618,6 +618,36 @@ impl Machine {
         page
     }
 
+    /// Direct reclaim for a high-order request when compaction is on
+    /// (`should_continue_reclaim`): after the SWAP_CLUSTER_MAX round, keep
+    /// reclaiming the zonelist's zones, oldest first, until one of them is
+    /// [`compaction_suitable`](Machine::compaction_suitable) or `compact_gap`
+    /// = 2 << order pages have been reclaimed. Returns pages reclaimed.
+    pub(crate) fn reclaim_for_compaction(&mut self, node: usize, hz: usize, order: u32) -> u64 {
+        let gap = 2u64 << order;
+        let mut got = 0;
+        for i in 0..self.zonelists[node][hz].len() {
+            let zi = self.zonelists[node][hz][i] as usize;
+            if self.compaction_suitable(zi, order, hz) {
+                return got;
+            }
+        }
+        for i in 0..self.zonelists[node][hz].len() {
+            let zi = self.zonelists[node][hz][i] as usize;
+            while got < gap && !self.compaction_suitable(zi, order, hz) {
+                let n = self.shrink_zone(zi, crate::SWAP_CLUSTER_MAX, false, false);
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            if self.compaction_suitable(zi, order, hz) {
+                break;
+            }
+        }
+        got
+    }
+
     // ---- compact_memory ---------------------------------------------------
 
     /// Compact every zone (`order` = -1, as writing

@@ -108,6 +108,9 @@ impl Machine {
                 if self.cfg.reclaim {
                     self.counters.allocstall += 1;
                     got = self.try_to_free_pages(node, hz);
+                    if compact {
+                        got += self.reclaim_for_compaction(node, hz, order);
+                    }
                     if let Some(p) = self.get_page_from_freelist(node, hz, order, t, gfp, false) {
                         self.counters.alloc += 1;
                         return Some(p);
