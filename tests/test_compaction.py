@@ -4,12 +4,11 @@ and the switch left off changing nothing."""
 
 from __future__ import annotations
 
+import kmm
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import kmm
 from kmm.errors import ConfigError, OrderError
 
 COMPACT_COUNTERS = (
@@ -72,7 +71,7 @@ def test_compact_keeps_every_object_and_pinned_block(seed, n, allocator, pins):
     assert sum(z.free + z.pcp for z in m.zone_stats()) == free_before
     after = m.allocated_blocks()
     # the same multiset of (order, type) blocks; the pinned ones where they were
-    key = lambda b: sorted(zip(b[1].tolist(), b[2].tolist()))  # noqa: E731
+    key = lambda b: sorted(zip(b[1].tolist(), b[2].tolist()))
     assert key(after) == key(blocks_before)
     assert set(pinned) <= set(after[0].tolist())
     assert m.counters()["pgmigrate_success"] == moved

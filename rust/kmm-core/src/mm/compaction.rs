@@ -510,7 +510,7 @@ impl Machine {
                 break r;
             }
             let rel = cc.migrate_pfn - zs;
-            let next = zs + ((rel >> cbo) + 1 << cbo);
+            let next = zs + (((rel >> cbo) + 1) << cbo);
             let scanned = self.isolate_migratepages_block(cc, rel);
             cc.migrate_pfn = next;
             if !scanned {
