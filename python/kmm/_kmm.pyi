@@ -78,6 +78,8 @@ class Machine:
         compaction: bool | None = None,
         extfrag_threshold: int | None = None,
         compaction_proactiveness: int | None = None,
+        watermark_boost_factor: int | None = None,
+        defrag_mode: bool | None = None,
     ) -> Machine: ...
     def alloc(
         self, order: int, gfp: int, node: int | None = None, stack: int = 0, pid: int = 0, tgid: int = 0

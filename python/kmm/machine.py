@@ -71,7 +71,8 @@ class Machine:
     in simulated time), ``active_freeing``, ``max_objects`` (trace object ids),
     ``page_owner`` and ``page_owner_free_stacks``; ``compaction`` (today's
     direct compaction and kcompactd, vanilla and mobility only) with
-    ``extfrag_threshold`` (0..1000) and ``compaction_proactiveness`` (0..100).
+    ``extfrag_threshold`` (0..1000), ``compaction_proactiveness`` (0..100),
+    ``watermark_boost_factor`` (0..100000) and ``defrag_mode`` (mobility).
 
     The engine checks every value (:class:`kmm.ConfigError` names the bad one);
     this class only converts them. It takes no seed: the engine makes no random
@@ -102,6 +103,8 @@ class Machine:
         compaction: bool = False,
         extfrag_threshold: int = 500,
         compaction_proactiveness: int = 20,
+        watermark_boost_factor: int = 15000,
+        defrag_mode: bool = False,
     ) -> None:
         self._m = _kmm.Machine(
             _str("layout", layout),
@@ -131,6 +134,8 @@ class Machine:
             compaction_proactiveness=int_arg(
                 "compaction_proactiveness", compaction_proactiveness, 0, U32_MAX
             ),
+            watermark_boost_factor=int_arg("watermark_boost_factor", watermark_boost_factor, 0, U32_MAX),
+            defrag_mode=bool(defrag_mode),
         )
 
     # -- allocation ---------------------------------------------------------

@@ -176,6 +176,14 @@ pub struct MachineConfig {
     /// compaction): kcompactd compacts when a node's fragmentation score is
     /// above `max(100 - proactiveness, 5) + 10`, checked every 500 ms.
     pub compaction_proactiveness: u32,
+    /// `vm.watermark_boost_factor` (0..100000 ten-thousandths of the high
+    /// watermark, default 15000; 0 = off): with compaction on, a fallback
+    /// that fragments a pageblock boosts the zone's watermarks by a pageblock,
+    /// up to this share of the high mark, so kswapd reclaims and kcompactd compacts.
+    pub watermark_boost_factor: u32,
+    /// `vm.defrag_mode` (6.15): with compaction on, no fallback into another
+    /// type's pageblock until reclaim and compaction have failed.
+    pub defrag_mode: bool,
 }
 
 /// Largest `kswapd_pages_per_ms` (2^20 pages = 4 GiB per simulated millisecond).
@@ -207,6 +215,8 @@ impl MachineConfig {
             compaction: false,
             extfrag_threshold: 500,
             compaction_proactiveness: 20,
+            watermark_boost_factor: 15000,
+            defrag_mode: false,
         }
     }
 
@@ -339,6 +349,17 @@ impl MachineConfig {
             Config,
             "compaction_proactiveness must be 0..100, got {}",
             self.compaction_proactiveness
+        );
+        ensure!(
+            self.watermark_boost_factor <= 100_000,
+            Config,
+            "watermark_boost_factor must be 0..100000, got {}",
+            self.watermark_boost_factor
+        );
+        ensure!(
+            !self.defrag_mode || (self.compaction && self.policy == Policy::Mobility),
+            Config,
+            "defrag_mode needs compaction=True and allocator=\"mobility\""
         );
         ensure!(
             !self.compaction || self.policy != Policy::AntiFrag,

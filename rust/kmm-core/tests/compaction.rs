@@ -276,6 +276,62 @@ fn kcompactd_runs_in_simulated_time() {
     assert!(after <= 10 || after < score / 2, "score {score} -> {after}");
 }
 
+/// Movable pages scattered through all of memory (no pageblock left free),
+/// then unmovable kernel allocations that must find room among them.
+fn mixed_load(m: &mut Machine, seed: u64) {
+    let mut rng = Lcg(seed);
+    let n = (m.nr_pages * 9 / 10) as u32;
+    let mut ops: Vec<TraceOp> = (0..n).map(|o| alloc_op(o, 0, MOVABLE)).collect();
+    ops.extend((0..n).filter(|_| rng.next() % 2 == 0).map(free_op));
+    m.replay_ops(&ops, false).unwrap();
+    for _ in 0..4000 {
+        m.alloc(0, gfp::GFP_KERNEL, None).unwrap();
+    }
+}
+
+#[test]
+fn defrag_mode_cuts_pageblock_fallbacks() {
+    let mut fallbacks = Vec::new();
+    for defrag in [false, true] {
+        let mut c = cfg(Layout::X86_64, 256 * MIB, Policy::Mobility, true);
+        c.defrag_mode = defrag;
+        let mut m = Machine::new(c).unwrap();
+        mixed_load(&mut m, 21);
+        m.check().unwrap();
+        fallbacks.push(m.counters.pageblock_fallback);
+    }
+    assert!(fallbacks[0] > 0, "{fallbacks:?}");
+    eprintln!("pageblock_fallback without, with defrag_mode: {fallbacks:?}");
+    assert!(fallbacks[1] * 10 <= fallbacks[0], "{fallbacks:?}");
+}
+
+#[test]
+fn a_fragmenting_fallback_boosts_the_watermarks_until_kswapd_is_done() {
+    let mut c = cfg(Layout::X86_64, 64 * MIB, Policy::Mobility, true);
+    c.compaction_proactiveness = 0;
+    let mut m = Machine::new(c).unwrap();
+    let zi = m.zones.len() - 1;
+    let high = m.zones[zi].pages_high;
+    // movable pages everywhere, then unmovable requests that must fall back
+    let mut ops: Vec<TraceOp> = (0..8000).map(|o| alloc_op(o, 0, MOVABLE)).collect();
+    ops.extend((0..8000).step_by(2).map(free_op));
+    m.replay_ops(&ops, false).unwrap();
+    let before = m.counters.pageblock_fallback;
+    let mut n = 0;
+    while m.counters.pageblock_fallback == before && n < 20_000 {
+        m.alloc(0, gfp::GFP_KERNEL, None).unwrap();
+        n += 1;
+    }
+    m.check().unwrap();
+    let boost = m.zones[zi].compact.watermark_boost;
+    assert!(boost > 0, "no boost after {n} unmovable allocations");
+    assert_eq!(m.zones[zi].pages_high, high + boost);
+    m.tick(1_000_000_000).unwrap();
+    m.check().unwrap();
+    assert_eq!(m.zones[zi].compact.watermark_boost, 0);
+    assert_eq!(m.zones[zi].pages_high, high);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 

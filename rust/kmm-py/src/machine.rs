@@ -71,7 +71,8 @@ impl PyMachine {
         allocator=None, kernel_image_bytes=None, pcp=None, pcp_batch=None, pcp_high=None,
         pageblock_order=None, fallback_reserve=None, reclaim=None, kswapd_pages_per_ms=None,
         active_freeing=None, max_objects=None, page_owner=None, page_owner_free_stacks=None,
-        compaction=None, extfrag_threshold=None, compaction_proactiveness=None))]
+        compaction=None, extfrag_threshold=None, compaction_proactiveness=None,
+        watermark_boost_factor=None, defrag_mode=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -96,6 +97,8 @@ impl PyMachine {
         compaction: Option<bool>,
         extfrag_threshold: Option<u32>,
         compaction_proactiveness: Option<u32>,
+        watermark_boost_factor: Option<u32>,
+        defrag_mode: Option<bool>,
     ) -> PyResult<Self> {
         let inner = enter(py, None, || {
             let mut cfg = MachineConfig::new(Layout::parse(layout)?, mem_bytes);
@@ -122,6 +125,8 @@ impl PyMachine {
             set(&mut cfg.compaction, compaction);
             set(&mut cfg.extfrag_threshold, extfrag_threshold);
             set(&mut cfg.compaction_proactiveness, compaction_proactiveness);
+            set(&mut cfg.watermark_boost_factor, watermark_boost_factor);
+            set(&mut cfg.defrag_mode, defrag_mode);
             Machine::new(cfg)
         })?;
         Ok(PyMachine {

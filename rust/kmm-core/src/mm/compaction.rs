@@ -16,6 +16,7 @@
 //! flags and the same LRU position; its page_owner record follows it.
 
 use super::machine::Machine;
+use super::mmzone::ZNONE;
 use super::page::{forder, ftype, kind, F_LRU, F_OBJ, K_ALLOC, K_FREE, K_TAIL, LT_USERRCLM};
 use crate::config::{Layout, Policy};
 use crate::error::{Error, Result};
@@ -688,6 +689,65 @@ impl Machine {
         }
         let c = &mut self.zones[zi].compact;
         c.kcompactd_order = c.kcompactd_order.max(order as i32);
+    }
+
+    /// kswapd stops working on zone `zi` (balanced at `order`, or nothing left
+    /// to reclaim): a boosted zone drops its boost and kcompactd is woken at
+    /// the pageblock order (`balance_pgdat`); otherwise kcompactd is woken for
+    /// `order` (`kswapd_try_to_sleep`).
+    pub(crate) fn kswapd_zone_sleeps(&mut self, zi: usize, order: u32) {
+        if self.zones[zi].compact.watermark_boost > 0 {
+            self.set_watermark_boost(zi, 0);
+            let cbo = self.compact_block_order();
+            self.wakeup_kcompactd(zi, cbo);
+        } else {
+            self.wakeup_kcompactd(zi, order);
+        }
+    }
+
+    /// `boost_watermark`: after a fallback that fragmented a pageblock, raise
+    /// zone `zi`'s watermarks by a pageblock, up to `watermark_boost_factor`
+    /// ten-thousandths of the high mark (at least a pageblock), and wake kswapd.
+    pub(crate) fn boost_watermark(&mut self, zi: usize) {
+        let factor = self.cfg.watermark_boost_factor as u64;
+        if factor == 0 {
+            return;
+        }
+        let pb = 1u64 << self.compact_block_order();
+        let z = &self.zones[zi];
+        let base_high = z.pages_high - z.compact.watermark_boost;
+        let max_boost = (base_high * factor / 10000).max(pb);
+        let boost = (z.compact.watermark_boost + pb).min(max_boost);
+        self.set_watermark_boost(zi, boost);
+        self.wakeup_kswapd(zi, 0);
+    }
+
+    /// Set zone `zi`'s `watermark_boost`; min, low and high carry it, as
+    /// `wmark_pages()` adds it to each.
+    fn set_watermark_boost(&mut self, zi: usize, boost: u64) {
+        let z = &mut self.zones[zi];
+        let old = z.compact.watermark_boost;
+        z.pages_min = z.pages_min - old + boost;
+        z.pages_low = z.pages_low - old + boost;
+        z.pages_high = z.pages_high - old + boost;
+        z.compact.watermark_boost = boost;
+    }
+
+    /// `alloc_flags_nofragment`, decided once per machine: with compaction
+    /// on, `defrag_mode`, or a node whose Normal zone sits above a DMA32 zone
+    /// (the kernel sets `ALLOC_NOFRAGMENT` when the preferred zone is Normal
+    /// and DMA32 is populated; kmm applies it to every request on such a
+    /// machine).
+    pub(crate) fn alloc_flags_nofragment(&self) -> bool {
+        if !self.cfg.compaction || self.policy != Policy::Mobility {
+            return false;
+        }
+        self.cfg.defrag_mode
+            || (self.layout == Layout::X86_64
+                && self
+                    .zone_index
+                    .iter()
+                    .any(|zi| zi[1] != ZNONE && zi[2] != ZNONE))
     }
 
     /// kswapd reclaiming zone `zi` for a request of `order` (today's

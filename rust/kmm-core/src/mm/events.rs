@@ -83,6 +83,10 @@ vm_events! {
     compact_daemon_wake,
     /// Pages migrated.
     pgmigrate_success,
+    /// Allocations served from part of another type's pageblock (mobility's
+    /// `__rmqueue_fallback` taking less than a pageblock: an
+    /// `mm_page_alloc_extfrag` event with fragmenting=1).
+    pageblock_fallback,
 }
 
 #[cfg(test)]
@@ -97,7 +101,7 @@ mod tests {
             ..Counters::default()
         };
         let pairs = c.as_pairs();
-        assert_eq!(pairs.len(), 33);
+        assert_eq!(pairs.len(), 34);
         assert_eq!(pairs[0], ("alloc", 0));
         assert_eq!(pairs[8], ("pgscan", 5));
         assert_eq!(pairs[24], ("active_free_pages", 0));

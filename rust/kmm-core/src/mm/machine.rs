@@ -39,6 +39,9 @@ pub struct Machine {
     pub owner: Option<crate::page_owner::PageOwner>,
     /// Compaction's reusable scanner lists and kcompactd's clock.
     pub(crate) compact_scratch: super::compaction::CompactScratch,
+    /// `ALLOC_NOFRAGMENT` for the current pass: fallbacks only take whole
+    /// pageblocks (set at boot when compaction is on, see `mm::compaction`).
+    pub(crate) nofragment: bool,
 }
 
 impl Machine {

@@ -46,6 +46,7 @@ impl Machine {
             kswapd_credit_ns: 0,
             owner: None,
             compact_scratch: Default::default(),
+            nofragment: false,
             cfg,
         };
 
@@ -72,6 +73,7 @@ impl Machine {
         m.setup_per_zone_lowmem_reserve();
         m.setup_pagesets();
         m.policy_init();
+        m.nofragment = m.alloc_flags_nofragment();
         Ok(m)
     }
 

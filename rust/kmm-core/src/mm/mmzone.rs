@@ -65,6 +65,8 @@ pub struct ZoneCompact {
     pub skip: Vec<u64>,
     /// kcompactd was woken for this zone at this order (-1: asleep).
     pub kcompactd_order: i32,
+    /// `watermark_boost`: pages added to min, low and high.
+    pub watermark_boost: u64,
 }
 
 impl Zone {

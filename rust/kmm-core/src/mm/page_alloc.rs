@@ -34,6 +34,40 @@ impl Machine {
         gfp: u32,
         use_low: bool,
     ) -> Option<u32> {
+        let p = self.get_page_from_freelist_pass(node, hz, order, t, gfp, use_low);
+        if p.is_none() && self.nofragment && !self.cfg.defrag_mode {
+            // ALLOC_NOFRAGMENT found nothing without fragmenting: retry allowing it
+            return self.get_page_fragmenting(node, hz, order, t, gfp, use_low);
+        }
+        p
+    }
+
+    /// A pass over the zonelist without `ALLOC_NOFRAGMENT`.
+    pub(crate) fn get_page_fragmenting(
+        &mut self,
+        node: usize,
+        hz: usize,
+        order: u32,
+        t: usize,
+        gfp: u32,
+        use_low: bool,
+    ) -> Option<u32> {
+        self.nofragment = false;
+        let p = self.get_page_from_freelist_pass(node, hz, order, t, gfp, use_low);
+        self.nofragment = true;
+        p
+    }
+
+    #[inline]
+    fn get_page_from_freelist_pass(
+        &mut self,
+        node: usize,
+        hz: usize,
+        order: u32,
+        t: usize,
+        gfp: u32,
+        use_low: bool,
+    ) -> Option<u32> {
         let wait = gfp & gfp::__GFP_WAIT != 0;
         let harder = !use_low && !wait;
         let high = !use_low && gfp & gfp::__GFP_HIGH != 0;
@@ -127,6 +161,13 @@ impl Machine {
                 }
                 if !self.cfg.reclaim || got == 0 || !retry || gfp & gfp::__GFP_NORETRY != 0 {
                     break;
+                }
+            }
+            if self.cfg.defrag_mode {
+                // defrag_mode: fragmenting fallback only once reclaim and compaction failed
+                if let Some(p) = self.get_page_fragmenting(node, hz, order, t, gfp, false) {
+                    self.counters.alloc += 1;
+                    return Some(p);
                 }
             }
             if self.cfg.active_freeing && order > 0 {

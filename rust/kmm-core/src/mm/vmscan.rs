@@ -190,7 +190,7 @@ impl Machine {
                     || self.zones[zi].lru.nr == 0
                 {
                     self.zones[zi].kswapd_order = -1;
-                    self.wakeup_kcompactd(zi, order as u32);
+                    self.kswapd_zone_sleeps(zi, order as u32);
                     break;
                 }
                 if budget == 0 {
@@ -201,7 +201,7 @@ impl Machine {
                 budget -= want.min(budget);
                 if got == 0 {
                     self.zones[zi].kswapd_order = -1;
-                    self.wakeup_kcompactd(zi, order as u32);
+                    self.kswapd_zone_sleeps(zi, order as u32);
                     break;
                 }
                 // today's kswapd: once compact_gap(order) pages are free for a
