@@ -95,6 +95,10 @@ def test_compaction_keywords_are_validated():
         kmm.Machine("x86_64", "64MiB", allocator="mobility", extfrag_threshold=1001)
     with pytest.raises(ConfigError, match="compaction_proactiveness"):
         kmm.Machine("x86_64", "64MiB", allocator="mobility", compaction_proactiveness=101)
+    with pytest.raises(ConfigError, match="watermark_boost_factor"):
+        kmm.Machine("x86_64", "64MiB", allocator="mobility", watermark_boost_factor=100001)
+    with pytest.raises(ConfigError, match="defrag_mode"):
+        kmm.Machine("x86_64", "64MiB", allocator="mobility", defrag_mode=True)
     with pytest.raises(ConfigError, match="compaction applies"):
         kmm.Machine("x86_64", "64MiB", allocator="antifrag", compaction=True)
     m = kmm.Machine("x86_64", "64MiB", allocator="mobility")
@@ -115,7 +119,8 @@ def test_compaction_off_changes_nothing():
     huge["order"] = 9
     huge["gfp"] = kmm.gfp.parse("GFP_HIGHUSER")
     runs = []
-    for kw in ({}, {"extfrag_threshold": 0, "compaction_proactiveness": 100}):
+    off = {"extfrag_threshold": 0, "compaction_proactiveness": 100, "watermark_boost_factor": 0}
+    for kw in ({}, off):
         m = kmm.Machine("x86_64", "96MiB", allocator="mobility", **kw)
         out1, _ = m.replay(t)
         out2, _ = m.replay(huge)
@@ -124,6 +129,12 @@ def test_compaction_off_changes_nothing():
     assert runs[0] == runs[1]
     assert any(p < 0 for p in runs[0][1]), "some order-9 request must fail for this test to mean anything"
     assert all(runs[0][2][k] == 0 for k in COMPACT_COUNTERS)
+    # the zone watermarks are the 2.6.11 ones: no boost
+    m = kmm.Machine("x86_64", "96MiB", allocator="mobility")
+    m.replay(t, outcomes=False)
+    assert [(z.min, z.low, z.high) for z in m.zone_stats()] == [
+        (z.min, z.low, z.high) for z in kmm.Machine("x86_64", "96MiB", allocator="mobility").zone_stats()
+    ]
 
 
 def test_direct_compaction_in_the_slow_path():

@@ -5,7 +5,7 @@
 
 use kmm_core::gfp;
 use kmm_core::replay::{TraceOp, OP_ALLOC, OP_FREE, OP_TICK};
-use kmm_core::{AllocCtx, Layout, Machine, MachineConfig, Policy};
+use kmm_core::{Layout, Machine, MachineConfig, Policy};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -185,8 +185,25 @@ fn page_owner_records_follow_migrated_objects() {
         migrated += po.migrated(p) as u32;
     }
     assert!(migrated > 0);
-    // a fresh allocation at a migrated pfn is not marked
-    let _ = AllocCtx::default();
+    // a new allocation at a pfn clears its migrated mark
+    let mut m2 = m.clone();
+    let p = (0..m2.nr_pages as u32)
+        .find(|&p| m2.owner.as_ref().unwrap().migrated(p))
+        .unwrap();
+    let obj = (0..m2.objects_len() as u32)
+        .find(|&o| m2.object_block(o).map(|b| b.0) == Some(p))
+        .unwrap();
+    m2.replay_ops(&[free_op(obj)], false).unwrap();
+    m2.drain_pcp();
+    let mut hit = false;
+    while let Some(q) = m2.alloc(0, gfp::GFP_KERNEL, None).unwrap() {
+        if q == p as u64 {
+            hit = true;
+            break;
+        }
+    }
+    assert!(hit);
+    assert!(!m2.owner.as_ref().unwrap().migrated(p));
 }
 
 #[test]

@@ -720,6 +720,10 @@ impl Machine {
         let boost = (z.compact.watermark_boost + pb).min(max_boost);
         self.set_watermark_boost(zi, boost);
         self.wakeup_kswapd(zi, 0);
+        if self.zones[zi].kswapd_order < 0 {
+            // kswapd has nothing to reclaim here (or reclaim is off): no boost
+            self.set_watermark_boost(zi, 0);
+        }
     }
 
     /// Set zone `zi`'s `watermark_boost`; min, low and high carry it, as
