@@ -48,6 +48,7 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "sort_lines_per_s": (">= 5e6", lambda v: v >= 5e6),
     "ring_vs_arrayqueue": (">= 1.2", lambda v: v >= 1.2),
     "burst32_vs_single": (">= 5", lambda v: v >= 5),
+    "mobility_compaction_vs_mobility_order0": ("<= 1.1", lambda v: v <= 1.1),
 }
 
 

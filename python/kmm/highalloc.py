@@ -38,7 +38,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "antifrag": {"allocator": "antifrag"},
     "mobility": {"allocator": "mobility"},
     "antifrag+active": {"allocator": "antifrag", "active_freeing": True},
+    # today's kernel (docs/model.md, "Compaction"); not run unless asked for
+    "vanilla+compaction": {"allocator": "vanilla", "compaction": True},
+    "mobility+compaction": {"allocator": "mobility", "compaction": True},
+    "mobility+compaction+defrag": {"allocator": "mobility", "compaction": True, "defrag_mode": True},
 }
+
+#: the variants a run has by default: the 2005 experiment's
+DEFAULT_VARIANTS = ["vanilla", "antifrag", "mobility", "antifrag+active"]
 
 
 @dataclass
@@ -56,7 +63,7 @@ class HighallocConfig:
     updatedb: bool = True
     seed: int = 0
     gfp: str = "GFP_HIGHUSER"
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
 
     @classmethod
     def quick(cls, **kw: Any) -> HighallocConfig:
@@ -177,6 +184,9 @@ def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, pa
                 "alloc", "alloc_fail", "pgscan", "pgsteal", "pgsteal_kswapd", "pgsteal_direct",
                 "allocstall", "refaults", "kswapd_wakeups", "fallbacks", "global_takes", "steals",
                 "active_free_success", "active_free_pages",
+                "compact_stall", "compact_fail", "compact_success", "compact_migrate_scanned",
+                "compact_free_scanned", "compact_isolated", "compact_daemon_wake",
+                "pgmigrate_success", "pageblock_fallback",
             )
         },
         "pages_reclaimed_per_active_success": (

@@ -69,7 +69,10 @@ class Machine:
     ``pageblock_order`` (mobility), ``fallback_reserve`` (antifrag v8, a fraction
     of each zone), ``reclaim``, ``kswapd_pages_per_ms`` (background reclaim speed
     in simulated time), ``active_freeing``, ``max_objects`` (trace object ids),
-    ``page_owner`` and ``page_owner_free_stacks``.
+    ``page_owner`` and ``page_owner_free_stacks``; ``compaction`` (today's
+    direct compaction and kcompactd, vanilla and mobility only) with
+    ``extfrag_threshold`` (0..1000), ``compaction_proactiveness`` (0..100),
+    ``watermark_boost_factor`` (0..100000) and ``defrag_mode`` (mobility).
 
     The engine checks every value (:class:`kmm.ConfigError` names the bad one);
     this class only converts them. It takes no seed: the engine makes no random
@@ -97,6 +100,11 @@ class Machine:
         max_objects: int = 1 << 26,
         page_owner: bool = False,
         page_owner_free_stacks: bool = False,
+        compaction: bool = False,
+        extfrag_threshold: int = 500,
+        compaction_proactiveness: int = 20,
+        watermark_boost_factor: int = 15000,
+        defrag_mode: bool = False,
     ) -> None:
         self._m = _kmm.Machine(
             _str("layout", layout),
@@ -121,6 +129,13 @@ class Machine:
             max_objects=int_arg("max_objects", max_objects, 0, U32_MAX),
             page_owner=bool(page_owner),
             page_owner_free_stacks=bool(page_owner_free_stacks),
+            compaction=bool(compaction),
+            extfrag_threshold=int_arg("extfrag_threshold", extfrag_threshold, 0, U32_MAX),
+            compaction_proactiveness=int_arg(
+                "compaction_proactiveness", compaction_proactiveness, 0, U32_MAX
+            ),
+            watermark_boost_factor=int_arg("watermark_boost_factor", watermark_boost_factor, 0, U32_MAX),
+            defrag_mode=bool(defrag_mode),
         )
 
     # -- allocation ---------------------------------------------------------
@@ -172,6 +187,16 @@ class Machine:
     def drain_pcp(self) -> int:
         """Return every per-cpu page to the buddy lists (drain_all_pages); returns pages moved."""
         return self._m.drain_pcp()
+
+    def compact(self, order: int = -1) -> int:
+        """Compact memory; returns the pages migrated.
+
+        ``order`` -1 compacts every zone whole, as writing
+        ``/proc/sys/vm/compact_memory``; 0..10 compacts each zone until it has
+        a free block of that order. Movable trace objects move (same order and
+        flags; their page_owner record follows); pinned blocks stay.
+        """
+        return self._m.compact(int_arg("order", order, -1, 2**31 - 1, error=OrderError))
 
     def advance(self, seconds: float) -> None:
         """Advance simulated time (at most an hour at a time); kswapd reclaims meanwhile."""

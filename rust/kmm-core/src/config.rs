@@ -134,6 +134,25 @@ pub struct MachineConfig {
     pub page_owner: bool,
     /// page_owner also records the free stack of freed blocks.
     pub page_owner_free_stacks: bool,
+    /// Memory compaction (`mm::compaction`): direct compaction in the
+    /// allocation slow path and kcompactd woken by kswapd. Off by default, so
+    /// every result of the 2005 variants is unchanged.
+    pub compaction: bool,
+    /// `vm.extfrag_threshold`: a costly request compacts a zone only when its
+    /// fragmentation index is above this (0..1000, default 500).
+    pub extfrag_threshold: u32,
+    /// `vm.compaction_proactiveness` (0..100, default 20; 0 = no proactive
+    /// compaction): kcompactd compacts when a node's fragmentation score is
+    /// above `max(100 - proactiveness, 5) + 10`, checked every 500 ms.
+    pub compaction_proactiveness: u32,
+    /// `vm.watermark_boost_factor` (0..100000 ten-thousandths of the high
+    /// watermark, default 15000; 0 = off): with compaction on, a fallback
+    /// that fragments a pageblock boosts the zone's watermarks by a pageblock,
+    /// up to this share of the high mark, so kswapd reclaims and kcompactd compacts.
+    pub watermark_boost_factor: u32,
+    /// `vm.defrag_mode` (6.15): with compaction on, no fallback into another
+    /// type's pageblock until reclaim and compaction have failed.
+    pub defrag_mode: bool,
 }
 
 /// Largest `kswapd_pages_per_ms` (2^20 pages = 4 GiB per simulated millisecond).
@@ -162,6 +181,11 @@ impl MachineConfig {
             max_objects: 1 << 26,
             page_owner: false,
             page_owner_free_stacks: false,
+            compaction: false,
+            extfrag_threshold: 500,
+            compaction_proactiveness: 20,
+            watermark_boost_factor: 15000,
+            defrag_mode: false,
         }
     }
 
@@ -276,6 +300,34 @@ impl MachineConfig {
             self.page_owner || !self.page_owner_free_stacks,
             Config,
             "page_owner_free_stacks needs page_owner=True"
+        );
+        ensure!(
+            self.extfrag_threshold <= 1000,
+            Config,
+            "extfrag_threshold must be 0..1000, got {}",
+            self.extfrag_threshold
+        );
+        ensure!(
+            self.compaction_proactiveness <= 100,
+            Config,
+            "compaction_proactiveness must be 0..100, got {}",
+            self.compaction_proactiveness
+        );
+        ensure!(
+            self.watermark_boost_factor <= 100_000,
+            Config,
+            "watermark_boost_factor must be 0..100000, got {}",
+            self.watermark_boost_factor
+        );
+        ensure!(
+            !self.defrag_mode || (self.compaction && self.policy == Policy::Mobility),
+            Config,
+            "defrag_mode needs compaction=True and allocator=\"mobility\""
+        );
+        ensure!(
+            !self.compaction || self.policy != Policy::AntiFrag,
+            Config,
+            "compaction applies to allocator=\"vanilla\" or \"mobility\" (the 2005 antifrag allocator predates it)"
         );
         Ok(sizes)
     }

@@ -70,7 +70,9 @@ impl PyMachine {
     #[pyo3(signature = (layout, mem_bytes, *, nodes=None, node_sizes=None, distance=None,
         allocator=None, kernel_image_bytes=None, pcp=None, pcp_batch=None, pcp_high=None,
         pageblock_order=None, fallback_reserve=None, reclaim=None, kswapd_pages_per_ms=None,
-        active_freeing=None, max_objects=None, page_owner=None, page_owner_free_stacks=None))]
+        active_freeing=None, max_objects=None, page_owner=None, page_owner_free_stacks=None,
+        compaction=None, extfrag_threshold=None, compaction_proactiveness=None,
+        watermark_boost_factor=None, defrag_mode=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -92,6 +94,11 @@ impl PyMachine {
         max_objects: Option<u32>,
         page_owner: Option<bool>,
         page_owner_free_stacks: Option<bool>,
+        compaction: Option<bool>,
+        extfrag_threshold: Option<u32>,
+        compaction_proactiveness: Option<u32>,
+        watermark_boost_factor: Option<u32>,
+        defrag_mode: Option<bool>,
     ) -> PyResult<Self> {
         let inner = enter(py, None, || {
             let mut cfg = MachineConfig::new(Layout::parse(layout)?, mem_bytes);
@@ -115,6 +122,11 @@ impl PyMachine {
             set(&mut cfg.max_objects, max_objects);
             set(&mut cfg.page_owner, page_owner);
             set(&mut cfg.page_owner_free_stacks, page_owner_free_stacks);
+            set(&mut cfg.compaction, compaction);
+            set(&mut cfg.extfrag_threshold, extfrag_threshold);
+            set(&mut cfg.compaction_proactiveness, compaction_proactiveness);
+            set(&mut cfg.watermark_boost_factor, watermark_boost_factor);
+            set(&mut cfg.defrag_mode, defrag_mode);
             Machine::new(cfg)
         })?;
         Ok(PyMachine {
@@ -249,6 +261,13 @@ impl PyMachine {
         guard(Some(&mut self.poisoned), || Ok(self.inner.drain_pcp()))
     }
 
+    /// Compact every zone (`order` -1, `/proc/sys/vm/compact_memory`) or each
+    /// zone until it has a free block of `order` (`Machine::compact`); pages migrated.
+    #[pyo3(signature = (order=-1))]
+    fn compact(&mut self, py: Python<'_>, order: i32) -> PyResult<u64> {
+        enter(py, Some(&mut self.poisoned), || self.inner.compact(order))
+    }
+
     /// Advance simulated time by `ns` nanoseconds, kswapd working meanwhile (`Machine::tick`).
     fn advance(&mut self, ns: u64) -> PyResult<()> {
         guard(Some(&mut self.poisoned), || self.inner.tick(ns))
@@ -326,6 +345,10 @@ impl PyMachine {
     #[getter]
     fn pcp_enabled(&self) -> bool {
         self.inner.cfg.pcp
+    }
+    #[getter]
+    fn compaction(&self) -> bool {
+        self.inner.cfg.compaction
     }
 }
 

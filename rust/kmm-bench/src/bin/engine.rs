@@ -10,6 +10,12 @@
 //! - `peer_buddy_system_allocator_order0_ns`: the `buddy_system_allocator` crate's
 //!   `FrameAllocator` doing the same order-0 work on the same number of frames, same run,
 //!   in both states; `peer_ratio_*` = peer time / kmm vanilla time.
+//! - `mobility_compaction_alloc_free_order0_ns`: the mobility order-0 pair on a
+//!   machine built with `compaction=True`, where no compaction is needed;
+//!   `mobility_compaction_vs_mobility_order0` = its ratio to mobility's.
+//! - `compact_pages_migrated_per_s`: one full `compact(-1)` of an 8 GiB x86_64
+//!   mobility machine fragmented by movable order-0..2 objects (85% of memory,
+//!   1% pinned kernel pages among them, then a random two thirds freed).
 
 use buddy_system_allocator::FrameAllocator;
 use kmm_core::{gfp, Layout, Machine, MachineConfig, Policy};
@@ -19,8 +25,13 @@ use std::time::Instant;
 const MEM: u64 = 1536 << 20;
 
 fn machine(policy: Policy) -> Machine {
+    machine_c(policy, false)
+}
+
+fn machine_c(policy: Policy, compaction: bool) -> Machine {
     let mut cfg = MachineConfig::new(Layout::X86_32, MEM);
     cfg.policy = policy;
+    cfg.compaction = compaction;
     Machine::new(cfg).expect("boot")
 }
 
@@ -63,7 +74,10 @@ fn best_of<F: FnMut() -> f64>(reps: usize, mut f: F) -> f64 {
 }
 
 fn order0_pair(policy: Policy, iters: u64, scattered: bool) -> f64 {
-    let mut m = machine(policy);
+    order0_pair_on(machine(policy), iters, scattered)
+}
+
+fn order0_pair_on(mut m: Machine, iters: u64, scattered: bool) -> f64 {
     let _held = half_fill(&mut m, scattered);
     best_of(5, || {
         let t = Instant::now();
@@ -121,6 +135,55 @@ fn mixed_pair(policy: Policy, iters: u64) -> f64 {
         }
         t.elapsed().as_nanos() as f64 / iters as f64
     })
+}
+
+/// Pages migrated per second by one `compact(-1)` of a fragmented 8 GiB machine.
+fn compact_rate() -> f64 {
+    use kmm_core::replay::{TraceOp, OP_ALLOC, OP_FREE};
+    let mut cfg = MachineConfig::new(Layout::X86_64, 8 << 30);
+    cfg.policy = Policy::Mobility;
+    let mut m = Machine::new(cfg).expect("boot");
+    let mut rng = Lcg(99);
+    let target = m.nr_pages * 85 / 100;
+    let (mut pages, mut obj, mut ops) = (0u64, 0u32, Vec::new());
+    while pages < target {
+        if rng.next() % 100 == 0 {
+            m.alloc(0, gfp::GFP_KERNEL, None).unwrap();
+            pages += 1;
+            continue;
+        }
+        let order = (rng.next() % 3) as u8;
+        ops.push(TraceOp {
+            op: OP_ALLOC,
+            order,
+            obj,
+            gfp: gfp::GFP_HIGHUSER,
+            ..TraceOp::default()
+        });
+        obj += 1;
+        pages += 1 << order;
+        if ops.len() == 1 << 16 {
+            m.replay_ops(&ops, false).unwrap();
+            ops.clear();
+        }
+    }
+    m.replay_ops(&ops, false).unwrap();
+    ops.clear();
+    for o in 0..obj {
+        if rng.next() % 3 != 0 && m.object_block(o).is_some() {
+            ops.push(TraceOp {
+                op: OP_FREE,
+                obj: o,
+                ..TraceOp::default()
+            });
+        }
+    }
+    m.replay_ops(&ops, false).unwrap();
+    let t = Instant::now();
+    let moved = m.compact(-1).unwrap();
+    let s = t.elapsed().as_secs_f64();
+    assert!(moved > 0);
+    moved as f64 / s
 }
 
 fn peer_order0(iters: u64, scattered: bool) -> f64 {
@@ -185,6 +248,15 @@ fn main() {
         ));
         out.push((format!("{prefix}alloc_free_mixed_ns"), mixed_pair(p, nm)));
     }
+    let mob = out
+        .iter()
+        .find(|(k, _)| k == "mobility_alloc_free_order0_ns")
+        .unwrap()
+        .1;
+    let mob_c = order0_pair_on(machine_c(Policy::Mobility, true), n0, true);
+    out.push(("mobility_compaction_alloc_free_order0_ns".into(), mob_c));
+    out.push(("mobility_compaction_vs_mobility_order0".into(), mob_c / mob));
+    out.push(("compact_pages_migrated_per_s".into(), compact_rate()));
     let peer = peer_order0(n0, true);
     let peer_c = peer_order0(n0, false);
     let ours = out[0].1;

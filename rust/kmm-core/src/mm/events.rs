@@ -69,6 +69,24 @@ vm_events! {
     active_free_attempts,
     active_free_success,
     active_free_pages,
+    /// Direct compaction runs (`__alloc_pages_direct_compact` that compacted).
+    compact_stall,
+    compact_fail,
+    compact_success,
+    /// Pages the migrate scanner looked at.
+    compact_migrate_scanned,
+    /// Pages the free scanner looked at.
+    compact_free_scanned,
+    /// Blocks isolated for migration plus free pages isolated as targets.
+    compact_isolated,
+    /// kcompactd runs kswapd asked for.
+    compact_daemon_wake,
+    /// Pages migrated.
+    pgmigrate_success,
+    /// Allocations served from part of another type's pageblock (mobility's
+    /// `__rmqueue_fallback` taking less than a pageblock: an
+    /// `mm_page_alloc_extfrag` event with fragmenting=1).
+    pageblock_fallback,
 }
 
 #[cfg(test)]
@@ -83,7 +101,7 @@ mod tests {
             ..Counters::default()
         };
         let pairs = c.as_pairs();
-        assert_eq!(pairs.len(), 25);
+        assert_eq!(pairs.len(), 34);
         assert_eq!(pairs[0], ("alloc", 0));
         assert_eq!(pairs[8], ("pgscan", 5));
         assert_eq!(pairs[24], ("active_free_pages", 0));

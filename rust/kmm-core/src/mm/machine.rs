@@ -37,6 +37,11 @@ pub struct Machine {
     pub(crate) kswapd_credit_ns: u64,
     /// page_owner records (None unless the machine was built with page_owner).
     pub owner: Option<crate::page_owner::PageOwner>,
+    /// Compaction's reusable scanner lists and kcompactd's clock.
+    pub(crate) compact_scratch: super::compaction::CompactScratch,
+    /// `ALLOC_NOFRAGMENT` for the current pass: fallbacks only take whole
+    /// pageblocks (set at boot when compaction is on, see `mm::compaction`).
+    pub(crate) nofragment: bool,
 }
 
 impl Machine {
@@ -72,6 +77,11 @@ impl Machine {
     /// The zones an allocation from `node` with `gfp` tries, in order (`node_zonelist`).
     pub fn zonelist(&self, node: usize, gfp: u32) -> &[u16] {
         &self.zonelists[node][self.gfp_zone(gfp)]
+    }
+
+    /// The flag word of `pfn` (`mm::page` encoding).
+    pub fn page_flags(&self, pfn: u64) -> u16 {
+        self.flags[pfn as usize]
     }
 
     /// Number of trace objects the machine has seen.

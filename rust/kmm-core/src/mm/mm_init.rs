@@ -4,7 +4,7 @@
 
 use super::events::Counters;
 use super::machine::Machine;
-use super::mmzone::{Pcp, Zone, ZNONE};
+use super::mmzone::{Pcp, Zone, ZoneCompact, ZNONE};
 use super::objects::Objects;
 use super::page::{kind, mkflags, pfn_array, ListHead, K_RESERVED, NR_LISTS};
 use super::policy::has_block_types;
@@ -45,6 +45,8 @@ impl Machine {
             fallback_reserve_blocks: Vec::new(),
             kswapd_credit_ns: 0,
             owner: None,
+            compact_scratch: Default::default(),
+            nofragment: false,
             cfg,
         };
 
@@ -71,6 +73,7 @@ impl Machine {
         m.setup_per_zone_lowmem_reserve();
         m.setup_pagesets();
         m.policy_init();
+        m.nofragment = m.alloc_flags_nofragment();
         Ok(m)
     }
 
@@ -153,6 +156,10 @@ fn free_area_init(
                     lru: ListHead::default(),
                     lru_pages: 0,
                     kswapd_order: -1,
+                    compact: ZoneCompact {
+                        kcompactd_order: -1,
+                        ..ZoneCompact::default()
+                    },
                 });
             }
             zlo = zhi;

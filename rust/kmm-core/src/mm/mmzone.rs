@@ -43,6 +43,30 @@ pub struct Zone {
     pub lru_pages: u64,
     /// kswapd was woken for this zone at this order (-1: asleep).
     pub kswapd_order: i32,
+    /// Compaction state (`mm::compaction`).
+    pub compact: ZoneCompact,
+}
+
+/// A zone's compaction state (the `compact_*` fields of `struct zone` and the
+/// pageblock skip bits).
+#[derive(Debug, Clone, Default)]
+pub struct ZoneCompact {
+    /// Where the next direct compaction's migrate scanner starts (0 = zone start).
+    pub cached_migrate_pfn: u64,
+    /// Where the next free scanner starts (0 = the zone's last pageblock).
+    pub cached_free_pfn: u64,
+    /// `compact_considered`, `compact_defer_shift`, `compact_order_failed`.
+    pub considered: u32,
+    pub defer_shift: u32,
+    pub order_failed: u32,
+    /// The scanners met: clear the skip bits before the next run.
+    pub blockskip_flush: bool,
+    /// `PB_migrate_skip`, one bit per pageblock (sized on first use).
+    pub skip: Vec<u64>,
+    /// kcompactd was woken for this zone at this order (-1: asleep).
+    pub kcompactd_order: i32,
+    /// `watermark_boost`: pages added to min, low and high.
+    pub watermark_boost: u64,
 }
 
 impl Zone {

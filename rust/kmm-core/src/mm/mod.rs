@@ -18,6 +18,7 @@
 mod active_free;
 mod buddy;
 mod check;
+pub mod compaction;
 pub mod events;
 mod highorder;
 pub mod machine;

@@ -3,6 +3,7 @@
 //! public entry points. Reclaim (`mm::vmscan`) is called from here and frees
 //! through here, as `page_alloc.c` and `vmscan.c` call each other.
 
+use super::compaction;
 use super::machine::Machine;
 use super::page::{
     forder, ftype, kind, mkflags, F_OBJ, K_ALLOC, K_FREE, K_PCP, K_RESERVED, K_TAIL,
@@ -24,7 +25,41 @@ impl Machine {
     /// type `hz`, at the low watermark (`use_low`) or the min watermark as
     /// lowered by `__GFP_HIGH` and atomic (no `__GFP_WAIT`) requests.
     #[inline]
-    fn get_page_from_freelist(
+    pub(crate) fn get_page_from_freelist(
+        &mut self,
+        node: usize,
+        hz: usize,
+        order: u32,
+        t: usize,
+        gfp: u32,
+        use_low: bool,
+    ) -> Option<u32> {
+        let p = self.get_page_from_freelist_pass(node, hz, order, t, gfp, use_low);
+        if p.is_none() && self.nofragment && !self.cfg.defrag_mode {
+            // ALLOC_NOFRAGMENT found nothing without fragmenting: retry allowing it
+            return self.get_page_fragmenting(node, hz, order, t, gfp, use_low);
+        }
+        p
+    }
+
+    /// A pass over the zonelist without `ALLOC_NOFRAGMENT`.
+    pub(crate) fn get_page_fragmenting(
+        &mut self,
+        node: usize,
+        hz: usize,
+        order: u32,
+        t: usize,
+        gfp: u32,
+        use_low: bool,
+    ) -> Option<u32> {
+        self.nofragment = false;
+        let p = self.get_page_from_freelist_pass(node, hz, order, t, gfp, use_low);
+        self.nofragment = true;
+        p
+    }
+
+    #[inline]
+    fn get_page_from_freelist_pass(
         &mut self,
         node: usize,
         hz: usize,
@@ -93,19 +128,46 @@ impl Machine {
             return Some(p);
         }
         if gfp & gfp::__GFP_WAIT != 0 {
-            let retry = order <= 3 || gfp & (gfp::__GFP_REPEAT | gfp::__GFP_NOFAIL) != 0;
-            for _round in 0..16 {
-                if !self.cfg.reclaim {
-                    break;
-                }
-                self.counters.allocstall += 1;
-                let got = self.try_to_free_pages(node, hz);
-                if let Some(p) = self.get_page_from_freelist(node, hz, order, t, gfp, false) {
+            // today's slow path: direct compaction before and after direct reclaim
+            let compact = self.cfg.compaction && order > 0;
+            if compact && compaction::compact_first(order, t, gfp) {
+                if let Some(p) = self.alloc_pages_direct_compact(node, hz, order, t, gfp, true) {
                     self.counters.alloc += 1;
                     return Some(p);
                 }
-                if got == 0 || !retry || gfp & gfp::__GFP_NORETRY != 0 {
+            }
+            let retry = order <= 3 || gfp & (gfp::__GFP_REPEAT | gfp::__GFP_NOFAIL) != 0;
+            for _round in 0..16 {
+                let mut got = 0;
+                if self.cfg.reclaim {
+                    self.counters.allocstall += 1;
+                    got = self.try_to_free_pages(node, hz);
+                    if compact {
+                        got += self.reclaim_for_compaction(node, hz, order);
+                    }
+                    if let Some(p) = self.get_page_from_freelist(node, hz, order, t, gfp, false) {
+                        self.counters.alloc += 1;
+                        return Some(p);
+                    }
+                } else if !compact {
                     break;
+                }
+                if compact {
+                    if let Some(p) = self.alloc_pages_direct_compact(node, hz, order, t, gfp, false)
+                    {
+                        self.counters.alloc += 1;
+                        return Some(p);
+                    }
+                }
+                if !self.cfg.reclaim || got == 0 || !retry || gfp & gfp::__GFP_NORETRY != 0 {
+                    break;
+                }
+            }
+            if self.cfg.defrag_mode {
+                // defrag_mode: fragmenting fallback only once reclaim and compaction failed
+                if let Some(p) = self.get_page_fragmenting(node, hz, order, t, gfp, false) {
+                    self.counters.alloc += 1;
+                    return Some(p);
                 }
             }
             if self.cfg.active_freeing && order > 0 {

@@ -144,6 +144,15 @@ impl Machine {
         n
     }
 
+    /// `drain_zone_pages`: return zone `zi`'s per-cpu pages to the buddy lists.
+    pub(crate) fn drain_zone_pages(&mut self, zi: usize) {
+        let c = self.zones[zi].pcp.count;
+        if c > 0 {
+            self.free_pages_bulk(zi, c);
+            self.counters.pcp_drains += 1;
+        }
+    }
+
     /// [`Machine::drain_all_pages`] under the name the binding uses.
     pub fn drain_pcp(&mut self) -> u64 {
         self.drain_all_pages()

@@ -153,6 +153,9 @@ impl Machine {
         if self.cfg.reclaim {
             self.kswapd(dt_ns);
         }
+        if self.cfg.compaction {
+            self.kcompactd(dt_ns);
+        }
     }
 
     /// `kswapd` for `dt_ns` of simulated time: it earns
@@ -187,6 +190,7 @@ impl Machine {
                     || self.zones[zi].lru.nr == 0
                 {
                     self.zones[zi].kswapd_order = -1;
+                    self.kswapd_zone_sleeps(zi, order as u32);
                     break;
                 }
                 if budget == 0 {
@@ -197,7 +201,14 @@ impl Machine {
                 budget -= want.min(budget);
                 if got == 0 {
                     self.zones[zi].kswapd_order = -1;
+                    self.kswapd_zone_sleeps(zi, order as u32);
                     break;
+                }
+                // today's kswapd: once compact_gap(order) pages are free for a
+                // high-order request, balance for order 0 and leave the rest to
+                // kcompactd
+                if self.cfg.compaction && order > 0 && got > 0 {
+                    self.kswapd_high_order_done(zi, order as u32);
                 }
             }
         }

@@ -122,6 +122,9 @@ pub struct PageOwner {
     comm: HashMap<u32, Box<str>>,
     /// Allocations recorded under [`CTX_OVERFLOW`].
     pub ctx_overflows: u64,
+    /// Per pfn, one bit: the block was migrated by compaction since it was
+    /// allocated (empty until the first migration).
+    migrated: Vec<u64>,
 }
 
 /// A context as stored: 20 bytes (the order rides in the top byte of the gfp
@@ -253,6 +256,30 @@ impl PageOwner {
             order: order as u8,
         });
         self.store(pfn, id, now_ns);
+        if !self.migrated.is_empty() {
+            self.migrated[pfn as usize / 64] &= !(1 << (pfn % 64));
+        }
+    }
+
+    /// Compaction moved the block at `old` to `new`: the record follows it,
+    /// marked as migrated (the kernel's `__folio_copy_owner` and
+    /// `last_migrate_reason`, "Page has been migrated, last migrate reason:
+    /// compaction").
+    pub fn on_migrate(&mut self, old: u32, new: u32) {
+        let (o, n) = (old as usize, new as usize);
+        self.ctx_ts[n] = self.ctx_ts[o];
+        self.ts_lo[n] = self.ts_lo[o];
+        if self.migrated.is_empty() {
+            self.migrated = vec![0; self.ctx_ts.len().div_ceil(64)];
+        }
+        self.migrated[n / 64] |= 1 << (n % 64);
+    }
+
+    /// Whether the block at `pfn` was migrated by compaction since it was allocated.
+    pub fn migrated(&self, pfn: u32) -> bool {
+        self.migrated
+            .get(pfn as usize / 64)
+            .is_some_and(|w| w >> (pfn % 64) & 1 != 0)
     }
 
     /// The block at `pfn` is being freed (`__reset_page_owner`; `free_stack` 0 = unknown). With

@@ -50,8 +50,14 @@ impl Machine {
     pub(crate) fn rmqueue_fallback(&mut self, zi: usize, order: u32, t: usize) -> Option<u32> {
         let pb = self.block_order;
         let can_steal = |o: u32| o >= pb || o >= pb / 2 || t != LT_USERRCLM;
+        // ALLOC_NOFRAGMENT: only whole pageblocks may change type
+        let min_order = if self.nofragment {
+            order.max(pb)
+        } else {
+            order
+        };
         let mut found: Option<(u32, usize)> = None;
-        for o in (order..MAX_ORDER as u32).rev() {
+        for o in (min_order..MAX_ORDER as u32).rev() {
             if let Some(ft) = self.find_fallback(zi, o, t) {
                 if !can_steal(o) && o > order {
                     found = (order..MAX_ORDER as u32)
@@ -72,6 +78,13 @@ impl Machine {
             self.counters.pageblock_relabels += 1 << (o - pb);
         } else if can_steal(o) {
             self.steal_suitable_fallback(zi, pfn, t);
+        }
+        if o < pb {
+            // a fallback that fragments a pageblock
+            self.counters.pageblock_fallback += 1;
+            if self.cfg.compaction {
+                self.boost_watermark(zi);
+            }
         }
         // the found block now belongs on the requester's lists
         self.del_free(zi, pfn, o, ft);
