@@ -37,6 +37,8 @@ pub struct Machine {
     pub(crate) kswapd_credit_ns: u64,
     /// page_owner records (None unless the machine was built with page_owner).
     pub owner: Option<crate::page_owner::PageOwner>,
+    /// Slab caches (`mm::slab`).
+    pub(crate) slab: super::slab::Slabs,
 }
 
 impl Machine {

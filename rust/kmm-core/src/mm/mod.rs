@@ -29,6 +29,7 @@ pub mod page;
 pub mod page_alloc;
 mod pcp;
 pub mod policy;
+pub mod slab;
 mod vmscan;
 pub mod vmstat;
 mod watermark;
