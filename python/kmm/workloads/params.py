@@ -19,9 +19,17 @@ PROGRAMS: dict[str, tuple[int, int]] = {
 }
 LIBC_PAGES = 80  # of glibc's ~1.2 MiB text, the part a short-lived process faults in
 
-SLAB_PAGES_PER_TASK = 2  # task_struct, mm, ~25 vmas, files, signal, sighand: ~6.4 KiB
+#: The slab objects of one task, by kind (the engine packs them into slab
+#: pages of their caches: task_struct 1312 B, mm_struct 448 B, files_struct
+#: 416 B, signal_struct in size-256, 16 vm_area_structs of 88 B, two small
+#: kmallocs): about 4.5 KiB, freed at exit.
+TASK_SLAB: tuple[tuple[str, int], ...] = (
+    ("slab_other", 1),  # the task_struct object (cache task_struct)
+    ("mm_struct", 1),
+    ("files_struct", 1),
+    ("kmalloc_256", 1),  # signal_struct
+    ("vm_area_struct", 16),  # binary, ld.so and libc (3 each), heap, stack, anon maps
+    ("kmalloc_32", 2),  # fs_struct and the like
+)
 PTES_PER_PGD_ENTRY = 1024  # i386 non-PAE: one PTE page maps 4 MiB
-DENTRIES_PER_PAGE = 29  # dentry 136 bytes (i386 2.6.11)
-INODES_PER_PAGE = 8  # ext3_inode_info ~ 500 bytes
-BH_PER_PAGE = 78  # buffer_head 52 bytes; one per 4 KiB block
 DISK_INODES_PER_PAGE = 32  # ext3 on-disk inode 128 bytes: an inode-table block

@@ -10,7 +10,7 @@ from ..trace import OP_ALLOC, OP_FREE, OP_TOUCH
 from .context import Ctx
 from .events import OP_ACCESS, events
 from .kinds import K
-from .params import PTES_PER_PGD_ENTRY, SLAB_PAGES_PER_TASK
+from .params import PTES_PER_PGD_ENTRY, TASK_SLAB
 
 
 def processes(
@@ -29,7 +29,7 @@ def processes(
     """Events of ``P`` processes: exec, grow, touch, exit.
 
     Each process has an order-1 kernel stack, a pgd and PTE pages, (with
-    ``own_slab``) its slab pages, ``anon[p]`` anonymous pages faulted in over
+    ``own_slab``) its slab objects (``params.TASK_SLAB``, freed at exit), ``anon[p]`` anonymous pages faulted in over
     the first 90 % of its life (a ``short_frac`` of them freed early, the rest
     at exit), touches of those pages about every ``touch_interval_us``, and
     accesses to its program's text in the page cache at exec.
@@ -43,15 +43,11 @@ def processes(
     grow_end = start + (life * 9) // 10
     anon = anon.astype(np.int64)
     n_pte = 2 + -(-anon // PTES_PER_PGD_ENTRY)
-    n_slab = np.full(P, SLAB_PAGES_PER_TASK if own_slab else 0, dtype=np.int64)
+    slab_kinds = np.array([K[k] for k, n in TASK_SLAB for _ in range(n)], dtype=np.uint8)
+    n_slab = np.full(P, slab_kinds.shape[0] if own_slab else 0, dtype=np.int64)
     size = 2 + n_pte + n_slab + anon
     base = np.array([ctx.ids.block(int(size[p]), int(end[p])) for p in range(P)], dtype=np.int64)
-    k_task, k_pt, k_slab, k_anon = (
-        K["task_struct"],
-        K["page_table"],
-        K["slab_other"],
-        K["anon_fault"],
-    )
+    k_task, k_pt, k_anon = K["task_struct"], K["page_table"], K["anon_fault"]
     out = []
     # task: kernel stack (order 1) and pgd
     out.append(events(start, OP_ALLOC, base, pid, k_task, order=1))
@@ -70,7 +66,8 @@ def processes(
         rs = np.repeat(np.arange(P), n_slab)
         js = np.arange(rs.shape[0]) - np.repeat(np.cumsum(n_slab) - n_slab, n_slab)
         slab_ids = base[rs] + 2 + n_pte[rs] + js
-        out.append(events(start[rs], OP_ALLOC, slab_ids, pid[rs], k_slab))
+        slab_kind = slab_kinds[js]
+        out.append(events(start[rs], OP_ALLOC, slab_ids, pid[rs], slab_kind))
     # text pages in the page cache
     for name in sorted(set(prog)):
         sel = np.nonzero(np.array([p == name for p in prog]))[0]
@@ -102,7 +99,7 @@ def processes(
     out.append(events(end[r], OP_FREE, pte_ids, pid[r], k_pt))
     out.append(events(end, OP_FREE, base + 1, pid, k_pt))
     if own_slab:
-        out.append(events(end[rs], OP_FREE, slab_ids, pid[rs], k_slab))
+        out.append(events(end[rs], OP_FREE, slab_ids, pid[rs], slab_kind))
     out.append(events(end, OP_FREE, base, pid, k_task, order=1))
     return out
 
