@@ -196,6 +196,11 @@ CHAINS: dict[str, list[tuple[str, int]]] = {
         ("__kmalloc", 112), ("copy_process", 2010), ("do_fork", 120), ("sys_clone", 54),
         ("syscall_call", 7),
     ],
+    "kmalloc_4096": [
+        ("kmem_getpages", 49), ("cache_grow", 173), ("cache_alloc_refill", 460),
+        ("__kmalloc", 112), ("highalloc_runtest", 90), ("vmr_proc_write", 91),
+        ("vfs_write", 158), ("sys_write", 61), ("syscall_call", 7),
+    ],
     "kmalloc_32": [
         ("kmem_getpages", 49), ("cache_grow", 173), ("cache_alloc_refill", 460),
         ("__kmalloc", 112), ("copy_process", 2290), ("do_fork", 120), ("sys_clone", 54),

@@ -30,6 +30,7 @@ KINDS: tuple[str, ...] = (
     "vm_area_struct",
     "kmalloc_256",
     "kmalloc_32",
+    "kmalloc_4096",
 )
 K = {name: i for i, name in enumerate(KINDS)}
 # block-device page cache (inode tables, directory blocks) is GFP_USER: bdget()
@@ -50,6 +51,7 @@ KIND_SLAB: dict[str, str] = {
     "vm_area_struct": "vm_area_struct",
     "kmalloc_256": "size-256",  # signal_struct (~ 200 B in 2.6.11)
     "kmalloc_32": "size-32",  # small kmallocs a task makes (fs_struct, sighand parts)
+    "kmalloc_4096": "size-4096",  # the test module's buffers
 }
 
 _KERNRCLM = _gfp.GFP_KERNEL | _gfp.GFP_FLAGS["__GFP_KERNRCLM"]
@@ -70,6 +72,7 @@ KIND_GFP: dict[str, int] = {
     "vm_area_struct": _gfp.GFP_KERNEL,
     "kmalloc_256": _gfp.GFP_KERNEL,
     "kmalloc_32": _gfp.GFP_KERNEL,
+    "kmalloc_4096": _gfp.GFP_KERNEL,
 }
 KIND_GFP_ARR = np.array([KIND_GFP[k] for k in KINDS] + [_gfp.GFP_USER], dtype=np.uint32)
 

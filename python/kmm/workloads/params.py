@@ -16,7 +16,27 @@ PROGRAMS: dict[str, tuple[int, int]] = {
     "ld": (150, 256),  # binutils ld + libbfd; plus about its input size
     "cp": (20, 128),  # coreutils cp -a
     "updatedb": (20, 512),  # slocate / find + frcode
+    # long-lived processes of the test machine (docs/workloads.md, "The system")
+    "init": (8, 32),  # sysvinit: ~30 KiB text, ~100 KiB RSS
+    "daemon": (30, 96),  # syslogd, klogd, crond, atd, portmap, sshd, xinetd, gpm
+    "bash": (100, 128),  # a login shell
+    "X": (400, 4096),  # XFree86 4.x: ~1.6 MiB text, ~16 MiB anonymous
+    "monitor": (20, 64),  # the benchmark's shell and `vmstat 1`
 }
+#: Started at boot: (program, how many, anonymous pages).
+SYSTEM_PROCESSES: tuple[tuple[str, int, int], ...] = (
+    ("init", 1, 32),
+    ("daemon", 8, 96),
+    ("bash", 2, 128),
+    ("X", 1, 4096),
+)
+#: Started during the run: (program, how many, anonymous pages, seconds after start).
+SYSTEM_LATE: tuple[tuple[str, int, int, float], ...] = (
+    ("monitor", 2, 64, 1.0),  # the test script's shell and its vmstat, as the load starts
+)
+#: The test module's buffers (vmregress keeps its page arrays and reports in
+#: kmalloc'd memory): 16 x size-4096.
+MODULE_KMALLOC_4096 = 16
 LIBC_PAGES = 80  # of glibc's ~1.2 MiB text, the part a short-lived process faults in
 
 #: The slab objects of one task, by kind (the engine packs them into slab
