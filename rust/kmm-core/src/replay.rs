@@ -183,8 +183,11 @@ impl Machine {
                                 NR_CACHES - 1
                             )));
                         }
-                        gfp::validate(r.gfp)
-                            .map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
+                        if r.gfp != last_gfp {
+                            gfp::validate(r.gfp)
+                                .map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
+                            last_gfp = r.gfp;
+                        }
                         if r.gfp & (gfp::__GFP_DMA | gfp::__GFP_DMA32 | gfp::__GFP_HIGHMEM) != 0 {
                             return Err(Error::Trace(format!(
                                 "op {i}: OP_SLAB_ALLOC mask {:#x} has a zone modifier (slab caches are lowmem)",
