@@ -64,9 +64,8 @@ def collect(quick: bool) -> dict[str, float]:
 
 
 def slab_objects_per_s(quick: bool) -> float:
-    import numpy as np
-
     import kmm
+    import numpy as np
 
     n = 500_000 if quick else 2_000_000
     live = n // 8

@@ -413,14 +413,13 @@ impl Machine {
             scanned
         };
         let mut freed = 0u64;
-        for c in 0..NR_CACHES {
-            if !CACHES[c].reclaimable || self.slab.nr_objs[c] == 0 {
+        for (c, info) in CACHES.iter().enumerate() {
+            if !info.reclaimable || self.slab.nr_objs[c] == 0 {
                 continue;
             }
             let max_pass = self.slab.nr_objs[c];
             let delta = (4 * scanned / DEFAULT_SEEKS) * max_pass / (lru_pages + 1);
-            let nr = (self.slab.shrink_nr[c] + delta).min(2 * max_pass);
-            let mut nr = nr;
+            let mut nr = (self.slab.shrink_nr[c] + delta).min(2 * max_pass);
             while nr >= SHRINK_BATCH {
                 freed += self.shrink_cache(c, SHRINK_BATCH, direct_free);
                 nr -= SHRINK_BATCH;
