@@ -383,6 +383,10 @@ impl Machine {
                 return;
             }
             self.counters.slab_refaults += 1;
+            // reclaim for the target's page may have taken the pinner itself
+            if self.objs.pfn[o] == NONE {
+                return;
+            }
         }
         self.objs.held[t as usize] += 1;
         self.objs.state[o] |= OBJ_HOLDS;
