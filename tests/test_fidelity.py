@@ -41,7 +41,10 @@ def test_active_freeing_never_below_antifrag(result: dict) -> None:
         assert pct(result, "antifrag+active", pas) >= pct(result, "antifrag", pas)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: on the 1 GiB quick machine antifrag gets ~0 under load (ceiling ~113)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12: on the 1 GiB quick machine antifrag gets ~0 under load (ceiling ~113)",
+)
 def test_under_load_antifrag_doubles_vanilla(result: dict) -> None:
     a, v = pct(result, "antifrag", "under_load"), pct(result, "vanilla", "under_load")
     assert a >= 2 * v and a >= v + 15
@@ -70,14 +73,22 @@ def test_run_seeds_runs_each_seed_as_run_does() -> None:
     from kmm.highalloc import run_seeds
 
     cfg = HighallocConfig(
-        mem="512MiB", layout="x86_64", builds=1, warmup_s=12.0, attempts=10, seed=3,
+        mem="512MiB",
+        layout="x86_64",
+        builds=1,
+        warmup_s=12.0,
+        attempts=10,
+        seed=3,
         variants=["vanilla", "antifrag"],
     )
     res = run_seeds(cfg, 2, processes=1)
     assert res["seeds"] == [3, 4]
     one = run(replace(cfg, seed=4), processes=1)
     for name in cfg.variants:
-        assert res["runs"][1]["variants"][name]["at_rest"]["success"] == one["variants"][name]["at_rest"]["success"]
+        assert (
+            res["runs"][1]["variants"][name]["at_rest"]["success"]
+            == one["variants"][name]["at_rest"]["success"]
+        )
         for pas in ("under_load", "at_rest"):
             got = [r["variants"][name][pas]["percent"] for r in res["runs"]]
             st = res["summary"][name][pas]["percent"]

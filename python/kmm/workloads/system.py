@@ -71,7 +71,10 @@ class SystemSource(Source):
 
 
 def system(
-    *, seed: int = 0, stacks: Mapping[str, int] | None = None, start: float = 0.0,
+    *,
+    seed: int = 0,
+    stacks: Mapping[str, int] | None = None,
+    start: float = 0.0,
     life: float = 1000.0,
 ) -> Load:
     """The long-lived part of the 2005 test machine (``docs/workloads.md``):
