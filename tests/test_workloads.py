@@ -43,18 +43,21 @@ def fields_equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and all(np.array_equal(a[f], b[f]) for f in kmm.TRACE_DTYPE.names)
 
 
-def check_consistent(trace: np.ndarray, live: set[int] | None = None) -> set[int]:
-    """Independent check of the trace's object discipline (what the engine validates)."""
-    live = set() if live is None else live
-    for op, obj in zip(trace["op"].tolist(), trace["obj"].tolist()):
-        if op == kmm.OP_ALLOC:
+def check_consistent(trace: np.ndarray, live: dict[int, bool] | None = None) -> dict[int, bool]:
+    """Independent check of the trace's object discipline (what the engine validates);
+    ``live`` maps each allocated object to whether it is a slab object."""
+    live = {} if live is None else live
+    for op, obj, gfp in zip(trace["op"].tolist(), trace["obj"].tolist(), trace["gfp"].tolist()):
+        if op in (kmm.OP_ALLOC, kmm.OP_SLAB_ALLOC):
             assert obj not in live, f"object {obj} allocated twice"
-            live.add(obj)
-        elif op == kmm.OP_FREE:
+            live[obj] = op == kmm.OP_SLAB_ALLOC
+        elif op in (kmm.OP_FREE, kmm.OP_SLAB_FREE):
             assert obj in live, f"object {obj} freed but not allocated"
-            live.remove(obj)
+            assert live.pop(obj) == (op == kmm.OP_SLAB_FREE), f"object {obj} freed by the wrong op"
         elif op == kmm.OP_TOUCH:
             assert obj in live, f"object {obj} touched but not allocated"
+        elif op == kmm.OP_SLAB_PIN:
+            assert obj in live and live.get(gfp), f"object {obj} pins {gfp}: both must be allocated"
         else:
             assert op == kmm.OP_TICK
     return live
@@ -236,11 +239,11 @@ def test_kinds_map_to_gfp_order_and_stack() -> None:
         stacks=stacks,
     )
     tr = load.trace(6.0)
-    a = tr[tr["op"] == kmm.OP_ALLOC]
+    a = tr[(tr["op"] == kmm.OP_ALLOC) | (tr["op"] == kmm.OP_SLAB_ALLOC)]
     seen = set()
     for kind, handle in stacks.items():
         sel = a[a["stack"] == handle]
-        if kind == "leak":
+        if kind in ("leak", "kmalloc_4096"):  # inject_leak's; the system load's test module
             assert sel.shape[0] == 0
             continue
         assert sel.shape[0] > 0, kind
@@ -248,14 +251,19 @@ def test_kinds_map_to_gfp_order_and_stack() -> None:
         gfps = set(sel["gfp"].tolist())
         if kind in ("dentry", "inode", "buffer_head"):
             assert gfps == {KERNRCLM}
-        elif kind in ("page_table", "task_struct", "slab_other"):
+        elif kind in ("page_table", "task_struct") or kind in wl.kinds.KIND_SLAB:
             assert gfps == {kmm.GFP_KERNEL}
         elif kind == "pagecache_read":  # block-device pages are GFP_USER
             assert gfps <= {kmm.GFP_HIGHUSER, kmm.GFP_USER} and kmm.GFP_HIGHUSER in gfps
         else:
             assert gfps == {kmm.GFP_HIGHUSER}
         orders = set(sel["order"].tolist())
-        assert orders == ({1} if kind == "task_struct" else {0}), kind
+        if kind in wl.kinds.KIND_SLAB:  # slab objects: the order byte names the cache
+            assert (sel["op"] == kmm.OP_SLAB_ALLOC).all(), kind
+            assert orders == {kmm.SLAB_CACHES[wl.kinds.KIND_SLAB[kind]]}, kind
+        else:
+            assert (sel["op"] == kmm.OP_ALLOC).all(), kind
+            assert orders == ({1} if kind == "task_struct" else {0}), kind
     assert (a["stack"] >= 100).all()
     assert (tr["stack"][tr["op"] == kmm.OP_TICK] == 0).all()
 
@@ -329,8 +337,10 @@ def test_stress_highalloc_load_shape() -> None:
     load = wl.stress_highalloc_load(builds=3, jobs=2, seed=0)
     tr = load.trace(2.0)
     a = tr[tr["op"] == kmm.OP_ALLOC]
-    assert (a["order"] == 1).sum() == 2  # the kernel stacks of cp and updatedb
-    assert (a["gfp"] == KERNRCLM).sum() > 100  # updatedb's dentries and inodes
+    nsys = load.describe()[0]["processes"]  # the long-lived system processes
+    assert (a["order"] == 1).sum() == 2 + nsys  # kernel stacks: cp, updatedb and the system
+    s = tr[tr["op"] == kmm.OP_SLAB_ALLOC]
+    assert (s["gfp"] == KERNRCLM).sum() > 100  # updatedb's dentries and inodes
     assert (a["gfp"] == kmm.GFP_HIGHUSER).sum() > 10_000  # the copy's page cache
     assert (a["gfp"] == kmm.GFP_USER).sum() > 50  # inode tables and directory blocks
 
@@ -477,7 +487,8 @@ def test_inject_leak_counts(build_trace, every: int, n: int) -> None:
 def test_describe_stress_schedule() -> None:
     """Copies run one after another; each build starts when its copy is done."""
     d = wl.stress_highalloc_load(builds=4, jobs=4, seed=0).describe()
-    assert [x["kind"] for x in d] == ["updatedb"] + ["kernel_build"] * 4
+    assert [x["kind"] for x in d] == ["system", "updatedb"] + ["kernel_build"] * 4
+    d = d[1:]
     assert d[0]["start_s"] == 0 and d[0]["walk_end_s"] == pytest.approx(100.0)
     copies = d[1:4]
     copy_s = wl.kernel_tree(seed=0).bytes / 35e6
@@ -502,6 +513,7 @@ def test_public_names_of_the_module_survive_the_package():
         "kernel_build",
         "kernel_tree",
         "stress_highalloc_load",
+        "system",
         "updatedb",
     }
     assert callable(wl.updatedb)  # the function, not the module that holds it

@@ -67,7 +67,18 @@ from .machine import (
     ZoneStats,
     parse_mem,
 )
-from .trace import OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH, TRACE_DTYPE, empty_trace
+from .trace import (
+    OP_ALLOC,
+    OP_FREE,
+    OP_SLAB_ALLOC,
+    OP_SLAB_FREE,
+    OP_SLAB_PIN,
+    OP_TICK,
+    OP_TOUCH,
+    SLAB_CACHES,
+    TRACE_DTYPE,
+    empty_trace,
+)
 
 __version__ = "0.1.0"
 
@@ -83,6 +94,10 @@ __all__ = [
     "OP_FREE",
     "OP_TOUCH",
     "OP_TICK",
+    "OP_SLAB_ALLOC",
+    "OP_SLAB_FREE",
+    "OP_SLAB_PIN",
+    "SLAB_CACHES",
     "PM_FREE",
     "PM_PCP",
     "PM_RESERVED",

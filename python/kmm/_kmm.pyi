@@ -31,6 +31,10 @@ __all__ = [
     "BUG_TX_RING_FULL",
     "PageOwner",
     "OwnerTextAggregator",
+    "OP_SLAB_ALLOC",
+    "OP_SLAB_FREE",
+    "OP_SLAB_PIN",
+    "SLAB_CACHES",
 ]
 
 GFP_FLAGS: dict[str, int]
@@ -41,6 +45,11 @@ OP_FREE: int
 OP_TOUCH: int
 OP_TICK: int
 TRACE_RECORD_SIZE: int
+OP_SLAB_ALLOC: int
+OP_SLAB_FREE: int
+OP_SLAB_PIN: int
+#: (name, object size, reclaimable, objects per slab page), by cache index
+SLAB_CACHES: list[tuple[str, int, bool, int]]
 
 def parse_gfp(text: str) -> int: ...
 def validate_gfp(gfp: int) -> None: ...
@@ -86,6 +95,7 @@ class Machine:
     ) -> int | None: ...
     def free(self, pfn: int, stack: int = 0) -> None: ...
     def check(self) -> None: ...
+    def slabinfo(self) -> list[tuple[str, int, int, int, int, int]]: ...
     def buddyinfo(self) -> str: ...
     def pagetypeinfo(self) -> str: ...
     def free_area(self) -> npt.NDArray[np.uint64]: ...

@@ -21,7 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +247,65 @@ def run(cfg: HighallocConfig, *, processes: int | None = None, progress: bool = 
         "wall_s": time.perf_counter() - t0,
     }
     return out
+
+
+def seed_stats(values: list[float]) -> dict[str, float]:
+    """mean, sample standard deviation (0 for one value), min and max."""
+    n = len(values)
+    mean = sum(values) / n
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return {"mean": mean, "sd": sd, "min": min(values), "max": max(values)}
+
+
+def run_seeds(cfg: HighallocConfig, seeds: int, *, processes: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """``cfg`` run for seeds ``cfg.seed .. cfg.seed + seeds - 1`` in this process,
+    one after the other; returns every run and, per variant and pass, the
+    statistics of % success, ceiling and limit over the seeds."""
+    cfg.validate()
+    seeds = int_arg("seeds", seeds, 1, 10_000, error=BenchmarkError)
+    t0 = time.perf_counter()
+    runs = [run(replace(cfg, seed=cfg.seed + k), processes=processes, progress=progress) for k in range(seeds)]
+    summary = {
+        name: {
+            pas: {
+                key: seed_stats([float(r["variants"][name][pas][key]) for r in runs])
+                for key in ("percent", "success", "ceiling", "limit")
+            }
+            for pas in ("under_load", "at_rest")
+        }
+        for name in cfg.variants
+    }
+    return {
+        "config": asdict(cfg),
+        "seeds": [r["seed"] for r in runs],
+        "summary": summary,
+        "runs": runs,
+        "wall_s": time.perf_counter() - t0,
+    }
+
+
+def format_seeds_report(res: dict[str, Any]) -> str:
+    """Per pass and variant: % success as mean, sd, min and max over the seeds,
+    with the mean ceiling and limit."""
+    cfg = res["config"]
+    seeds = res["seeds"]
+    lines = [
+        f"kmm highalloc: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
+        f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s, "
+        f"{cfg['attempts']} order-{cfg['order']} {cfg['gfp']} attempts, seeds {seeds[0]}..{seeds[-1]} ({len(seeds)})"
+    ]
+    for pas, title in (("under_load", "Under load"), ("at_rest", "At rest")):
+        lines.append("")
+        lines.append(f"{title + ', % success':<28}{'mean':>8}{'sd':>8}{'min':>8}{'max':>8}{'ceiling':>10}{'limit':>8}")
+        for name, v in res["summary"].items():
+            p = v[pas]["percent"]
+            lines.append(
+                f"{name:<28}{p['mean']:>8.1f}{p['sd']:>8.1f}{p['min']:>8.1f}{p['max']:>8.1f}"
+                f"{v[pas]['ceiling']['mean']:>10.1f}{v[pas]['limit']['mean']:>8.1f}"
+            )
+    lines.append("")
+    lines.append(f"total wall time {res['wall_s']:.1f} s")
+    return "\n".join(lines) + "\n"
 
 
 def format_report(res: dict[str, Any], *, buddyinfo: bool = True) -> str:

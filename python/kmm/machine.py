@@ -211,6 +211,12 @@ class Machine:
 
     # -- views ----------------------------------------------------------------
 
+    def slabinfo(self) -> list[dict[str, int | str]]:
+        """Per slab cache: ``name``, ``active_objs``, ``num_objs``, ``objsize``,
+        ``objperslab``, ``num_slabs`` (the columns of ``/proc/slabinfo``)."""
+        keys = ("name", "active_objs", "num_objs", "objsize", "objperslab", "num_slabs")
+        return [dict(zip(keys, row)) for row in self._m.slabinfo()]
+
     def buddyinfo(self) -> str:
         """``/proc/buddyinfo``, byte for byte (pages on per-cpu lists are not counted, as in the kernel)."""
         return self._m.buddyinfo()

@@ -174,6 +174,38 @@ CHAINS: dict[str, list[tuple[str, int]]] = {
         ("__get_free_pages", 30), ("leaky_alloc_buffer", 37), ("leaky_ioctl", 201),
         ("sys_ioctl", 93), ("syscall_call", 7),
     ],
+    # the per-task slab objects of fork (a slab page is recorded by the
+    # allocation that grew the cache)
+    "mm_struct": [
+        ("kmem_getpages", 49), ("cache_grow", 173), ("cache_alloc_refill", 460),
+        ("kmem_cache_alloc", 149), ("copy_process", 1180), ("do_fork", 120), ("sys_clone", 54),
+        ("syscall_call", 7),
+    ],
+    "files_struct": [
+        ("kmem_getpages", 49), ("cache_grow", 173), ("cache_alloc_refill", 460),
+        ("kmem_cache_alloc", 149), ("copy_process", 905), ("do_fork", 120), ("sys_clone", 54),
+        ("syscall_call", 7),
+    ],
+    "vm_area_struct": [
+        ("kmem_getpages", 49), ("cache_grow", 173), ("cache_alloc_refill", 460),
+        ("kmem_cache_alloc", 149), ("copy_process", 1530), ("do_fork", 120), ("sys_clone", 54),
+        ("syscall_call", 7),
+    ],
+    "kmalloc_256": [
+        ("kmem_getpages", 49), ("cache_grow", 173), ("cache_alloc_refill", 460),
+        ("__kmalloc", 112), ("copy_process", 2010), ("do_fork", 120), ("sys_clone", 54),
+        ("syscall_call", 7),
+    ],
+    "kmalloc_4096": [
+        ("kmem_getpages", 49), ("cache_grow", 173), ("cache_alloc_refill", 460),
+        ("__kmalloc", 112), ("highalloc_runtest", 90), ("vmr_proc_write", 91),
+        ("vfs_write", 158), ("sys_write", 61), ("syscall_call", 7),
+    ],
+    "kmalloc_32": [
+        ("kmem_getpages", 49), ("cache_grow", 173), ("cache_alloc_refill", 460),
+        ("__kmalloc", 112), ("copy_process", 2290), ("do_fork", 120), ("sys_clone", 54),
+        ("syscall_call", 7),
+    ],
     "highalloc": [
         ("highalloc_alloc_block", 62), ("highalloc_runtest", 371), ("vmr_proc_write", 91),
         ("vfs_write", 158), ("sys_write", 61), ("syscall_call", 7),

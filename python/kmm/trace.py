@@ -20,8 +20,12 @@ from .errors import ConfigError, TraceError
 __all__ = [
     "OP_ALLOC",
     "OP_FREE",
+    "OP_SLAB_ALLOC",
+    "OP_SLAB_FREE",
+    "OP_SLAB_PIN",
     "OP_TICK",
     "OP_TOUCH",
+    "SLAB_CACHES",
     "TRACE_DTYPE",
     "as_trace",
     "concat",
@@ -33,8 +37,19 @@ OP_ALLOC: int = _kmm.OP_ALLOC
 OP_FREE: int = _kmm.OP_FREE
 OP_TOUCH: int = _kmm.OP_TOUCH
 OP_TICK: int = _kmm.OP_TICK
+#: Slab objects (``kmm-core/src/mm/slab.rs``): OP_SLAB_ALLOC puts object ``obj``
+#: in the cache numbered ``order`` with the caller's mask ``gfp``; OP_SLAB_FREE
+#: frees it; OP_TOUCH references it. OP_SLAB_PIN: object ``obj`` (a page or a
+#: slab object) pins the slab object whose id is in the ``gfp`` field (a page of
+#: an inode's page cache, or a dentry, pinning the inode) until ``obj`` is freed.
+OP_SLAB_ALLOC: int = _kmm.OP_SLAB_ALLOC
+OP_SLAB_FREE: int = _kmm.OP_SLAB_FREE
+OP_SLAB_PIN: int = _kmm.OP_SLAB_PIN
+#: cache name -> its index (the ``order`` of OP_SLAB_ALLOC)
+SLAB_CACHES: dict[str, int] = {c[0]: i for i, c in enumerate(_kmm.SLAB_CACHES)}
 
-#: One trace record (24 bytes). ``op``: OP_ALLOC / OP_FREE / OP_TOUCH / OP_TICK;
+#: One trace record (24 bytes). ``op``: OP_ALLOC / OP_FREE / OP_TOUCH / OP_TICK
+#: / OP_SLAB_ALLOC / OP_SLAB_FREE / OP_SLAB_PIN;
 #: ``obj``: the object id (for OP_TICK: microseconds to advance); ``order`` and
 #: ``gfp`` for OP_ALLOC; ``stack``: a page_owner stack handle (0 = none);
 #: ``pid``/``tgid``: the allocating task.

@@ -7,7 +7,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..highalloc import VARIANTS, HighallocConfig, format_report, run
+from ..errors import BenchmarkError
+from ..highalloc import (
+    VARIANTS,
+    HighallocConfig,
+    format_report,
+    format_seeds_report,
+    run,
+    run_seeds,
+)
 from .common import write_json
 
 
@@ -25,6 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quick", action="store_true", help="a small machine for a fast look (1 GiB, 30 s warm-up, 40 attempts)")
     p.add_argument("--seed", type=int, default=0, help="seed of the load (default: 0)")
+    p.add_argument(
+        "--seeds", type=int, default=1,
+        help="run seeds SEED..SEED+N-1 one after the other and report mean, sd, min, max (default: 1)",
+    )
     p.add_argument("--mem", help="memory size (default: 1536MiB; --quick: 1GiB)")
     p.add_argument("--layout", choices=["x86_32", "x86_64"], help="address layout (default: x86_32)")
     p.add_argument("--order", type=int, help="allocation order (default: 10)")
@@ -62,6 +74,17 @@ def config_from_args(args: argparse.Namespace) -> HighallocConfig:
 def cmd(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     cfg.validate()
+    if args.seeds != 1:
+        if args.plot:
+            raise BenchmarkError("--plot draws one run: leave out --seeds")
+        res = run_seeds(cfg, args.seeds, processes=args.processes, progress=not args.no_progress and sys.stderr.isatty())
+        if args.json == "-":
+            write_json(res)
+        else:
+            sys.stdout.write(format_seeds_report(res))
+            if args.json:
+                write_json(res, args.json)
+        return 0
     plot_dir = Path(args.plot) if args.plot else None
     maps_dir = None
     tmp = None

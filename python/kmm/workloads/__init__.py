@@ -12,6 +12,9 @@ the ``kmm.TRACE_DTYPE`` format that :meth:`kmm.Machine.replay` runs. The models
 * :func:`updatedb` -- a walk of the whole filesystem that fills the dentry and
   inode caches (and the block-device page cache with inode tables and
   directory blocks).
+* :func:`system` -- the machine's long-lived processes (init, daemons, a
+  shell, an X server, the benchmark's shell and monitor) and the test module's
+  buffers, none of which exits.
 * :func:`combine` -- several loads at once; :func:`stress_highalloc_load` is
   the benchmark's load (``updatedb`` plus 7 concurrent ``make -j4``).
 * :func:`inject_leak` -- adds a page-level leak to any trace (:mod:`kmm.trace`).
@@ -40,6 +43,7 @@ from .kinds import KIND_GFP, KINDS
 from .load import Load, combine
 from .params import PAGE, PROGRAMS  # noqa: F401 (public before the split, not in __all__)
 from .stress import stress_highalloc_load
+from .system import system
 from .tree import TreeLayout, kernel_tree
 from .walk import updatedb
 
@@ -53,5 +57,6 @@ __all__ = [
     "kernel_build",
     "kernel_tree",
     "stress_highalloc_load",
+    "system",
     "updatedb",
 ]

@@ -11,19 +11,12 @@ import numpy as np
 
 from .._args import float_arg, int_arg
 from ..errors import ConfigError
-from ..trace import OP_ALLOC, OP_FREE
-from .context import Ctx, SlabFill
+from ..trace import OP_ALLOC
+from .context import Ctx, NewObjects
 from .events import OP_ACCESS, WIN_US, events, window
 from .kinds import K
 from .load import Load
-from .params import (
-    BH_PER_PAGE,
-    DENTRIES_PER_PAGE,
-    INODES_PER_PAGE,
-    PAGE,
-    PROGRAMS,
-    SLAB_PAGES_PER_TASK,
-)
+from .params import PAGE, PROGRAMS
 from .process import lognormal, processes
 from .source import Source, check_horizon, stream_of
 from .tree import TreeLayout, kernel_tree
@@ -143,9 +136,9 @@ class BuildSource(Source):
     def bind(self, ctx: Ctx) -> None:
         self.tree = ctx.tree(self.tree_name, self.layout)
         self.src = ctx.tree(self.copy_from, self.layout) if self.copy_from else None
-        self.dentries = SlabFill(K["dentry"], DENTRIES_PER_PAGE)
-        self.inodes = SlabFill(K["inode"], INODES_PER_PAGE)
-        self.bhs = SlabFill(K["buffer_head"], BH_PER_PAGE)
+        self.dentries = NewObjects(K["dentry"])
+        self.inodes = NewObjects(K["inode"])
+        self.bhs = NewObjects(K["buffer_head"])
         self.make_pid = 0
         self.cp_pid = 0
 
@@ -200,21 +193,27 @@ class BuildSource(Source):
         assert self.src is not None
         pid = self.cp_pid
         out = []
+        # each file's inode first, then its dentry and its pages, which pin it
+        si = self.src.inode_obj(files)
+        out.append(events(t, OP_ACCESS, si, pid, K["inode"], proc=0))
+        out.append(
+            events(t, OP_ACCESS, self.src.dentry_obj(files), pid, K["dentry"], proc=0, pin=si)
+        )
         sp, which = self.src.file_pages(files)
-        out.append(events(t[which], OP_ACCESS, sp, pid, K["pagecache_read"], proc=0))
-        out.append(events(t, OP_ACCESS, self.src.dentry_page(files), pid, K["dentry"], proc=0))
-        out.append(events(t, OP_ACCESS, self.src.inode_page(files), pid, K["inode"], proc=0))
-        out.append(events(t, OP_ACCESS, self.tree.dentry_page(files), pid, K["dentry"], proc=0))
-        out.append(events(t, OP_ACCESS, self.tree.inode_page(files), pid, K["inode"], proc=0))
+        out.append(events(t[which], OP_ACCESS, sp, pid, K["pagecache_read"], proc=0, pin=si[which]))
+        di = self.tree.inode_obj(files)
+        out.append(events(t, OP_ACCESS, di, pid, K["inode"], proc=0))
+        out.append(
+            events(t, OP_ACCESS, self.tree.dentry_obj(files), pid, K["dentry"], proc=0, pin=di)
+        )
         dp, which = self.tree.file_pages(files)
         tw = t[which] + 100
-        out.append(events(tw, OP_ACCESS, dp, pid, K["pagecache_write"], proc=0))
+        out.append(events(tw, OP_ACCESS, dp, pid, K["pagecache_write"], proc=0, pin=di[which]))
         out.append(self.bhs.add(ctx, tw, np.full(tw.shape[0], pid, np.uint32)))
         return out
 
     def _directory(self, ctx: Ctx, rng: np.random.Generator, d: int) -> list[np.ndarray]:
-        """A kbuild sub-make for one directory; the slab pages of its children's
-        tasks stay until it exits (a slab page lives until its objects are gone)."""
+        """A kbuild sub-make for one directory, and the ``ld -r`` that links it."""
         pid = ctx.pids(1)
         s, e = int(self.d_start[d]), int(self.d_end[d])
         anon = np.maximum(16, lognormal(rng, PROGRAMS["make"][1], 0.3, 1)).astype(np.int64)
@@ -260,14 +259,9 @@ class BuildSource(Source):
             events(tw, OP_ALLOC, bi + np.arange(in_pages), ld_pid[0], K["pagecache_write"], proc=0)
         )
         out.append(self.bhs.add(ctx, tw, pids))
-        out.append(self.dentries.add(ctx, tw[-1:], pids[-1:]))
-        out.append(self.inodes.add(ctx, tw[-1:], pids[-1:]))
-        n = units.shape[0] * 5 * SLAB_PAGES_PER_TASK
-        base = ctx.ids.block(n, e)
-        t = np.repeat(self.u_start[units], 5 * SLAB_PAGES_PER_TASK)
-        ids = base + np.arange(n)
-        out.append(events(t, OP_ALLOC, ids, pid[0], K["slab_other"]))
-        out.append(events(np.full(n, e), OP_FREE, ids, pid[0], K["slab_other"]))
+        ino = self.inodes.add(ctx, tw[-1:], pids[-1:])
+        out.append(ino)
+        out.append(self.dentries.add(ctx, tw[-1:], pids[-1:], pin=ino["obj"]))
         return out
 
     def _units(self, ctx: Ctx, rng: np.random.Generator, units: np.ndarray) -> list[np.ndarray]:
@@ -294,7 +288,6 @@ class BuildSource(Source):
             pid,
             touch_interval_us=self.touch_us,
             short_frac=self.short_frac,
-            own_slab=False,
         )
         prog_of = np.tile(np.arange(5), U)
         cc1 = np.nonzero(prog_of == 2)[0]
@@ -306,15 +299,24 @@ class BuildSource(Source):
         fu = np.concatenate([np.arange(U), uu])
         pre = (cc1_e - cc1_s) * 3 // 10
         tf = cc1_s[fu] + (rng.random(fu.shape[0]) * pre[fu]).astype(np.int64)
+        ti = self.tree.inode_obj(files)
+        out.append(events(tf, OP_ACCESS, ti, cc1_pid[fu], K["inode"], proc=0))
         out.append(
-            events(tf, OP_ACCESS, self.tree.dentry_page(files), cc1_pid[fu], K["dentry"], proc=0)
-        )
-        out.append(
-            events(tf, OP_ACCESS, self.tree.inode_page(files), cc1_pid[fu], K["inode"], proc=0)
+            events(
+                tf, OP_ACCESS, self.tree.dentry_obj(files), cc1_pid[fu], K["dentry"], proc=0, pin=ti
+            )
         )
         pages, which = self.tree.file_pages(files)
         out.append(
-            events(tf[which] + 1, OP_ACCESS, pages, cc1_pid[fu][which], K["pagecache_read"], proc=0)
+            events(
+                tf[which] + 1,
+                OP_ACCESS,
+                pages,
+                cc1_pid[fu][which],
+                K["pagecache_read"],
+                proc=0,
+                pin=ti[which],
+            )
         )
         # as writes the .o, fixdep writes the .cmd (2 pages of dependency list)
         as_i = np.nonzero(prog_of == 3)[0]
@@ -336,8 +338,9 @@ class BuildSource(Source):
         # new files: .o, .cmd, and the .d that fixdep reads and deletes
         tn = np.concatenate([t_w, en[fx_i] - 400])
         pn = np.concatenate([p_w, pid[fx_i]])
-        out.append(self.dentries.add(ctx, tn, pn))
-        out.append(self.inodes.add(ctx, tn, pn))
+        ino = self.inodes.add(ctx, tn, pn)
+        out.append(ino)
+        out.append(self.dentries.add(ctx, tn, pn, pin=ino["obj"]))
         return out
 
 

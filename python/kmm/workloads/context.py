@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import heapq
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..trace import OP_ALLOC
-from .events import EV, events
-from .params import DENTRIES_PER_PAGE, INODES_PER_PAGE, LIBC_PAGES, PROGRAMS
+from .events import EV, NO_PIN, events
+from .params import LIBC_PAGES, PROGRAMS
 from .tree import TreeLayout
 
 
@@ -89,10 +90,9 @@ class TreeCache:
         n = layout.nr_pages
         self.page_base = ids.permanent(n)
         self.file_off = np.concatenate([[0], np.cumsum(layout.pages)[:-1]]) + self.page_base
-        nd = -(-layout.files // DENTRIES_PER_PAGE)
-        ni = -(-layout.files // INODES_PER_PAGE)
-        self.dentry_base = ids.permanent(nd)
-        self.inode_base = ids.permanent(ni)
+        # one dentry and one inode object per file (the engine packs them in slab pages)
+        self.dentry_base = ids.permanent(layout.files)
+        self.inode_base = ids.permanent(layout.files)
 
     def file_pages(self, files: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(page ids, index into ``files`` of each page) of the given files."""
@@ -102,17 +102,35 @@ class TreeCache:
         pages = self.file_off[files][which] + (np.arange(which.shape[0]) - first[which])
         return pages.astype(np.uint32), which
 
-    def dentry_page(self, files: np.ndarray) -> np.ndarray:
-        return (self.dentry_base + self.layout.walk_rank[files] // DENTRIES_PER_PAGE).astype(
-            np.uint32
-        )
+    def dentry_obj(self, files: np.ndarray) -> np.ndarray:
+        """The dentry object of each file."""
+        return (self.dentry_base + files).astype(np.uint32)
 
-    def inode_page(self, files: np.ndarray) -> np.ndarray:
-        return (self.inode_base + self.layout.walk_rank[files] // INODES_PER_PAGE).astype(np.uint32)
+    def inode_obj(self, files: np.ndarray) -> np.ndarray:
+        """The inode object of each file."""
+        return (self.inode_base + files).astype(np.uint32)
+
+
+class NewObjects:
+    """Slab objects created (a new file's dentry and inode, a written page's
+    buffer head): one permanent object each, packed into slab pages by the engine."""
+
+    def __init__(self, kind: int) -> None:
+        self.kind = kind
+
+    def add(self, ctx: Ctx, t: np.ndarray, pid: np.ndarray, pin: Any = NO_PIN) -> np.ndarray:
+        """Objects created at times ``t`` by ``pid``; each pins ``pin`` (an
+        object allocated before it: a new dentry pins its new inode)."""
+        n = t.shape[0]
+        if n == 0:
+            return np.empty(0, EV)
+        base = ctx.ids.permanent(n)
+        return events(t, OP_ALLOC, base + np.arange(n), pid, self.kind, proc=0, pin=pin)
 
 
 class SlabFill:
-    """Objects created into fresh slab pages: a new page every ``per_page`` objects."""
+    """Block-device pages filled by objects (inode-table and directory blocks):
+    a new page every ``per_page`` objects."""
 
     def __init__(self, kind: int, per_page: int) -> None:
         self.kind = kind

@@ -12,6 +12,9 @@ import numpy as np
 OP_ACCESS = 5
 
 
+#: no pin target (the ``pin`` field of an event)
+NO_PIN = 0xFFFFFFFF
+
 MS = 1000  # microseconds
 WIN_US = 1_000_000  # generation window: 1 s of simulated time
 
@@ -26,14 +29,28 @@ EV = np.dtype(
         ("proc", "u1"),  # 1 = owned by a process (freed when it exits / at stop())
         ("obj", "<u4"),
         ("pid", "<u4"),
+        # the slab object (an inode) this object pins from its first allocation
+        # on (OP_SLAB_PIN), NO_PIN for none
+        ("pin", "<u4"),
     ]
 )
 
 
 def events(
-    t: Any, op: int, obj: Any, pid: Any, kind: Any, order: int = 0, proc: int = 1
+    t: Any,
+    op: int,
+    obj: Any,
+    pid: Any,
+    kind: Any,
+    order: int = 0,
+    proc: int = 1,
+    pin: Any = NO_PIN,
 ) -> np.ndarray:
-    """Events at times ``t`` (µs); the other fields are scalars or arrays like ``t``."""
+    """Events at times ``t`` (µs); the other fields are scalars or arrays like ``t``.
+
+    ``pin``: the object each pins once it is first allocated (a page of a file
+    or a dentry pinning the file's inode), which must be allocated before it.
+    """
     t = np.asarray(t, dtype=np.int64)
     e = np.empty(t.shape[0], dtype=EV)
     e["t"] = t
@@ -43,6 +60,7 @@ def events(
     e["proc"] = proc
     e["obj"] = obj
     e["pid"] = pid
+    e["pin"] = pin
     return e
 
 

@@ -24,11 +24,35 @@ KINDS: tuple[str, ...] = (
     "task_struct",
     "slab_other",
     "leak",
+    # slab objects (OP_SLAB_ALLOC into the cache of KIND_CACHE), appended
+    "mm_struct",
+    "files_struct",
+    "vm_area_struct",
+    "kmalloc_256",
+    "kmalloc_32",
+    "kmalloc_4096",
 )
 K = {name: i for i, name in enumerate(KINDS)}
 # block-device page cache (inode tables, directory blocks) is GFP_USER: bdget()
 # sets the mapping's mask to GFP_USER, regular files use GFP_HIGHUSER on i386
 K_BDEV = len(KINDS)  # internal kind: a pagecache_read of a block-device page
+
+#: Kinds that are slab objects, and the cache (``kmm.trace.SLAB_CACHES``) each
+#: goes to: the workloads allocate objects and the engine packs them in slab
+#: pages (``kmm-core/src/mm/slab.rs``). ``task_struct`` here is the
+#: ``task_struct`` object itself; the kernel stack is ``kernel_stack``.
+KIND_SLAB: dict[str, str] = {
+    "dentry": "dentry_cache",
+    "inode": "ext3_inode_cache",
+    "buffer_head": "buffer_head",
+    "slab_other": "task_struct",
+    "mm_struct": "mm_struct",
+    "files_struct": "files_cache",
+    "vm_area_struct": "vm_area_struct",
+    "kmalloc_256": "size-256",  # signal_struct (~ 200 B in 2.6.11)
+    "kmalloc_32": "size-32",  # small kmallocs a task makes (fs_struct, sighand parts)
+    "kmalloc_4096": "size-4096",  # the test module's buffers
+}
 
 _KERNRCLM = _gfp.GFP_KERNEL | _gfp.GFP_FLAGS["__GFP_KERNRCLM"]
 #: The GFP mask of each kind (2.6.11 i386 with Mel Gorman's v7 flags).
@@ -43,8 +67,27 @@ KIND_GFP: dict[str, int] = {
     "task_struct": _gfp.GFP_KERNEL,  # 8 KiB kernel stack + thread_info, order 1
     "slab_other": _gfp.GFP_KERNEL,  # task_struct, mm, vmas, files, signal slabs
     "leak": _gfp.GFP_KERNEL,
+    "mm_struct": _gfp.GFP_KERNEL,
+    "files_struct": _gfp.GFP_KERNEL,
+    "vm_area_struct": _gfp.GFP_KERNEL,
+    "kmalloc_256": _gfp.GFP_KERNEL,
+    "kmalloc_32": _gfp.GFP_KERNEL,
+    "kmalloc_4096": _gfp.GFP_KERNEL,
 }
 KIND_GFP_ARR = np.array([KIND_GFP[k] for k in KINDS] + [_gfp.GFP_USER], dtype=np.uint32)
+
+
+def _cache_arr() -> np.ndarray:
+    from ..trace import SLAB_CACHES
+
+    a = np.full(len(KINDS) + 1, 255, dtype=np.uint8)
+    for k, c in KIND_SLAB.items():
+        a[KINDS.index(k)] = SLAB_CACHES[c]
+    return a
+
+
+#: kind code -> slab cache index, 255 for kinds that are blocks of pages
+KIND_CACHE_ARR = _cache_arr()
 
 
 def stack_table(stacks: Mapping[str, int] | None) -> np.ndarray:

@@ -10,10 +10,20 @@ import numpy as np
 
 from .._args import float_arg
 from ..errors import ConfigError, TraceError
-from ..trace import OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH, TRACE_DTYPE, concat
+from ..trace import (
+    OP_ALLOC,
+    OP_FREE,
+    OP_SLAB_ALLOC,
+    OP_SLAB_FREE,
+    OP_SLAB_PIN,
+    OP_TICK,
+    OP_TOUCH,
+    TRACE_DTYPE,
+    concat,
+)
 from .context import Ctx
-from .events import EV, MS, OP_ACCESS, WIN_US
-from .kinds import KIND_GFP_ARR, stack_table
+from .events import EV, MS, NO_PIN, OP_ACCESS, WIN_US
+from .kinds import KIND_CACHE_ARR, KIND_GFP_ARR, stack_table
 from .source import Source
 
 _MAX_SPAN_S = 10_000.0  # longest run_until() in one call
@@ -42,6 +52,7 @@ class Load:
         self._cache = np.zeros(1 << 16, dtype=bool)  # cache page allocated (first access done)
         self._live = np.zeros(1 << 16, dtype=bool)  # process object allocated now
         self._pid_of = np.zeros(1 << 16, dtype=np.uint32)
+        self._slab_of = np.zeros(1 << 16, dtype=bool)  # process object is a slab object
         self._stopped = False
         self._consumed = False
         self.ops = 0  #: trace records emitted so far
@@ -95,8 +106,8 @@ class Load:
     def stop(self) -> np.ndarray:
         """Every build and process exits now: frees of everything processes own.
 
-        Page cache and dentry/inode/buffer-head slab stay allocated (they are
-        caches, left to reclaim). Later :meth:`run_until` calls emit only ticks.
+        Page cache and dentry/inode/buffer-head slab objects stay allocated
+        (they are caches, left to reclaim and the shrinkers). Later :meth:`run_until` calls emit only ticks.
         """
         self._check_usable()
         self._bind()
@@ -107,7 +118,7 @@ class Load:
         self._pos = 0
         ids = np.nonzero(self._live)[0]
         out = np.zeros(ids.shape[0], TRACE_DTYPE)
-        out["op"] = OP_FREE
+        out["op"] = np.where(self._slab_of[ids], OP_SLAB_FREE, OP_FREE)
         out["obj"] = ids
         out["pid"] = self._pid_of[ids]
         out["tgid"] = out["pid"]
@@ -203,7 +214,7 @@ class Load:
     def _grow(self, n: int) -> None:
         if n > self._cache.shape[0]:
             size = max(n, 2 * self._cache.shape[0])
-            for name in ("_cache", "_live", "_pid_of"):
+            for name in ("_cache", "_live", "_pid_of", "_slab_of"):
                 a = getattr(self, name)
                 b = np.zeros(size, a.dtype)
                 b[: a.shape[0]] = a
@@ -219,6 +230,14 @@ class Load:
         slot = self._ready_slot[self._pos : stop_i]
         self._pos = stop_i
         ev = self._resolve(ev)
+        # a first allocation that pins an inode is followed by its OP_SLAB_PIN
+        has_pin = (ev["op"] == OP_ALLOC) & (ev["pin"] != NO_PIN)
+        if has_pin.any():
+            reps = 1 + has_pin.astype(np.int64)
+            second = (np.cumsum(reps) - 1)[has_pin]
+            ev = np.repeat(ev, reps)
+            slot = np.repeat(slot, reps)
+            ev["op"][second] = OP_SLAB_PIN
         nslots = j_end - j0
         counts = (
             np.bincount(slot - j0, minlength=nslots) if ev.shape[0] else np.zeros(nslots, np.int64)
@@ -237,13 +256,28 @@ class Load:
         if ev.shape[0]:
             idx = np.nonzero(is_op)[0]
             kind = ev["kind"]
-            out["op"][idx] = ev["op"]
-            out["order"][idx] = ev["order"]
+            op = ev["op"].copy()
+            order = ev["order"].copy()
+            # slab kinds are objects: OP_SLAB_ALLOC / OP_SLAB_FREE into their cache
+            cache = KIND_CACHE_ARR[kind]
+            slab = cache != 255
+            if slab.any():
+                op[slab & (op == OP_ALLOC)] = OP_SLAB_ALLOC
+                op[slab & (op == OP_FREE)] = OP_SLAB_FREE
+                order[slab] = cache[slab]
+            out["op"][idx] = op
+            out["order"][idx] = order
             out["obj"][idx] = ev["obj"]
             out["gfp"][idx] = KIND_GFP_ARR[kind]
             out["stack"][idx] = self._stack_table[kind]
             out["pid"][idx] = ev["pid"]
             out["tgid"][idx] = ev["pid"]
+            pins = np.nonzero(op == OP_SLAB_PIN)[0]
+            if pins.shape[0]:
+                pi = idx[pins]
+                out["order"][pi] = 0
+                out["gfp"][pi] = ev["pin"][pins]
+                out["stack"][pi] = 0
         self._now_us = seg_end
         return out
 
@@ -268,6 +302,7 @@ class Load:
         a = (ev["op"] == OP_ALLOC) & (ev["proc"] == 1)
         self._live[ev["obj"][a]] = True
         self._pid_of[ev["obj"][a]] = ev["pid"][a]
+        self._slab_of[ev["obj"][a]] = KIND_CACHE_ARR[ev["kind"][a]] != 255
         f = (ev["op"] == OP_FREE) & (ev["proc"] == 1)
         self._live[ev["obj"][f]] = False
         return ev

@@ -16,12 +16,40 @@ PROGRAMS: dict[str, tuple[int, int]] = {
     "ld": (150, 256),  # binutils ld + libbfd; plus about its input size
     "cp": (20, 128),  # coreutils cp -a
     "updatedb": (20, 512),  # slocate / find + frcode
+    # long-lived processes of the test machine (docs/workloads.md, "The system")
+    "init": (8, 32),  # sysvinit: ~30 KiB text, ~100 KiB RSS
+    "daemon": (30, 96),  # syslogd, klogd, crond, atd, portmap, sshd, xinetd, gpm
+    "bash": (100, 128),  # a login shell
+    "X": (400, 4096),  # XFree86 4.x: ~1.6 MiB text, ~16 MiB anonymous
+    "monitor": (20, 64),  # the benchmark's shell and `vmstat 1`
 }
+#: Started at boot: (program, how many, anonymous pages).
+SYSTEM_PROCESSES: tuple[tuple[str, int, int], ...] = (
+    ("init", 1, 32),
+    ("daemon", 8, 96),
+    ("bash", 2, 128),
+    ("X", 1, 4096),
+)
+#: Started during the run: (program, how many, anonymous pages, seconds after start).
+SYSTEM_LATE: tuple[tuple[str, int, int, float], ...] = (
+    ("monitor", 2, 64, 1.0),  # the test script's shell and its vmstat, as the load starts
+)
+#: The test module's buffers (vmregress keeps its page arrays and reports in
+#: kmalloc'd memory): 16 x size-4096.
+MODULE_KMALLOC_4096 = 16
 LIBC_PAGES = 80  # of glibc's ~1.2 MiB text, the part a short-lived process faults in
 
-SLAB_PAGES_PER_TASK = 2  # task_struct, mm, ~25 vmas, files, signal, sighand: ~6.4 KiB
+#: The slab objects of one task, by kind (the engine packs them into slab
+#: pages of their caches: task_struct 1312 B, mm_struct 448 B, files_struct
+#: 416 B, signal_struct in size-256, 16 vm_area_structs of 88 B, two small
+#: kmallocs): about 4.5 KiB, freed at exit.
+TASK_SLAB: tuple[tuple[str, int], ...] = (
+    ("slab_other", 1),  # the task_struct object (cache task_struct)
+    ("mm_struct", 1),
+    ("files_struct", 1),
+    ("kmalloc_256", 1),  # signal_struct
+    ("vm_area_struct", 16),  # binary, ld.so and libc (3 each), heap, stack, anon maps
+    ("kmalloc_32", 2),  # fs_struct and the like
+)
 PTES_PER_PGD_ENTRY = 1024  # i386 non-PAE: one PTE page maps 4 MiB
-DENTRIES_PER_PAGE = 29  # dentry 136 bytes (i386 2.6.11)
-INODES_PER_PAGE = 8  # ext3_inode_info ~ 500 bytes
-BH_PER_PAGE = 78  # buffer_head 52 bytes; one per 4 KiB block
 DISK_INODES_PER_PAGE = 32  # ext3 on-disk inode 128 bytes: an inode-table block

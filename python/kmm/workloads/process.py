@@ -10,7 +10,7 @@ from ..trace import OP_ALLOC, OP_FREE, OP_TOUCH
 from .context import Ctx
 from .events import OP_ACCESS, events
 from .kinds import K
-from .params import PTES_PER_PGD_ENTRY, SLAB_PAGES_PER_TASK
+from .params import PTES_PER_PGD_ENTRY, TASK_SLAB
 
 
 def processes(
@@ -25,15 +25,20 @@ def processes(
     touch_interval_us: float,
     short_frac: float,
     own_slab: bool = True,
+    exits: bool = True,
 ) -> list[np.ndarray]:
     """Events of ``P`` processes: exec, grow, touch, exit.
 
     Each process has an order-1 kernel stack, a pgd and PTE pages, (with
-    ``own_slab``) its slab pages, ``anon[p]`` anonymous pages faulted in over
+    ``own_slab``) its slab objects (``params.TASK_SLAB``, freed at exit), ``anon[p]`` anonymous pages faulted in over
     the first 90 % of its life (a ``short_frac`` of them freed early, the rest
     at exit), touches of those pages about every ``touch_interval_us``, and
-    accesses to its program's text in the page cache at exec.
+    accesses to its program's text in the page cache at exec. A process that
+    does not ``exit`` (a daemon: it outlives the load) has no frees at all,
+    and its memory is not freed by :meth:`Load.stop`; ``end`` then only bounds
+    its touches.
     """
+    own = 1 if exits else 2  # events' proc: 2 = owned, but not freed at stop()
     P = start.shape[0]
     if P == 0:
         return []
@@ -43,19 +48,20 @@ def processes(
     grow_end = start + (life * 9) // 10
     anon = anon.astype(np.int64)
     n_pte = 2 + -(-anon // PTES_PER_PGD_ENTRY)
-    n_slab = np.full(P, SLAB_PAGES_PER_TASK if own_slab else 0, dtype=np.int64)
+    slab_kinds = np.array([K[k] for k, n in TASK_SLAB for _ in range(n)], dtype=np.uint8)
+    n_slab = np.full(P, slab_kinds.shape[0] if own_slab else 0, dtype=np.int64)
     size = 2 + n_pte + n_slab + anon
-    base = np.array([ctx.ids.block(int(size[p]), int(end[p])) for p in range(P)], dtype=np.int64)
-    k_task, k_pt, k_slab, k_anon = (
-        K["task_struct"],
-        K["page_table"],
-        K["slab_other"],
-        K["anon_fault"],
-    )
+    if exits:
+        base = np.array(
+            [ctx.ids.block(int(size[p]), int(end[p])) for p in range(P)], dtype=np.int64
+        )
+    else:
+        base = ctx.ids.permanent(int(size.sum())) + np.cumsum(size) - size
+    k_task, k_pt, k_anon = K["task_struct"], K["page_table"], K["anon_fault"]
     out = []
     # task: kernel stack (order 1) and pgd
-    out.append(events(start, OP_ALLOC, base, pid, k_task, order=1))
-    out.append(events(start, OP_ALLOC, base + 1, pid, k_pt))
+    out.append(events(start, OP_ALLOC, base, pid, k_task, order=1, proc=own))
+    out.append(events(start, OP_ALLOC, base + 1, pid, k_pt, proc=own))
     # PTE pages: two at exec (text/libs, stack), the rest as the heap grows
     r = np.repeat(np.arange(P), n_pte)
     j = np.arange(r.shape[0]) - np.repeat(np.cumsum(n_pte) - n_pte, n_pte)
@@ -65,12 +71,13 @@ def processes(
         start[r] + (rng.random(r.shape[0]) * (grow_end - start)[r]).astype(np.int64),
     )
     pte_ids = base[r] + 2 + j
-    out.append(events(t_pte, OP_ALLOC, pte_ids, pid[r], k_pt))
+    out.append(events(t_pte, OP_ALLOC, pte_ids, pid[r], k_pt, proc=own))
     if own_slab:
         rs = np.repeat(np.arange(P), n_slab)
         js = np.arange(rs.shape[0]) - np.repeat(np.cumsum(n_slab) - n_slab, n_slab)
         slab_ids = base[rs] + 2 + n_pte[rs] + js
-        out.append(events(start[rs], OP_ALLOC, slab_ids, pid[rs], k_slab))
+        slab_kind = slab_kinds[js]
+        out.append(events(start[rs], OP_ALLOC, slab_ids, pid[rs], slab_kind, proc=own))
     # text pages in the page cache
     for name in sorted(set(prog)):
         sel = np.nonzero(np.array([p == name for p in prog]))[0]
@@ -88,21 +95,23 @@ def processes(
     anon_ids = base[ra] + 2 + n_pte[ra] + n_slab[ra] + ja
     t_alloc = start[ra] + (rng.random(ra.shape[0]) * (grow_end - start)[ra]).astype(np.int64)
     t_free = end[ra].copy()
-    short = rng.random(ra.shape[0]) < short_frac
+    short = rng.random(ra.shape[0]) < (short_frac if exits else 0.0)
     if short.any():
         early = t_alloc[short] + rng.exponential(1.0, short.sum()) * (life[ra][short] / 10)
         t_free[short] = np.minimum(early.astype(np.int64), t_free[short])
-    out.append(events(t_alloc, OP_ALLOC, anon_ids, pid[ra], k_anon))
+    out.append(events(t_alloc, OP_ALLOC, anon_ids, pid[ra], k_anon, proc=own))
     n_touch = rng.poisson((t_free - t_alloc) / touch_interval_us)
     rt = np.repeat(np.arange(ra.shape[0]), n_touch)
     tt = t_alloc[rt] + (rng.random(rt.shape[0]) * (t_free - t_alloc)[rt]).astype(np.int64)
-    out.append(events(tt, OP_TOUCH, anon_ids[rt], pid[ra][rt], k_anon))
+    out.append(events(tt, OP_TOUCH, anon_ids[rt], pid[ra][rt], k_anon, proc=own))
+    if not exits:
+        return out
     # exit: anon, page tables, slab, then the task
     out.append(events(t_free, OP_FREE, anon_ids, pid[ra], k_anon))
     out.append(events(end[r], OP_FREE, pte_ids, pid[r], k_pt))
     out.append(events(end, OP_FREE, base + 1, pid, k_pt))
     if own_slab:
-        out.append(events(end[rs], OP_FREE, slab_ids, pid[rs], k_slab))
+        out.append(events(end[rs], OP_FREE, slab_ids, pid[rs], slab_kind))
     out.append(events(end, OP_FREE, base, pid, k_task, order=1))
     return out
 

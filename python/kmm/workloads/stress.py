@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from .._args import float_arg, int_arg
 from ..errors import ConfigError
-from . import walk
+from . import system, walk
 from .build import kernel_build
 from .load import Load, combine
 from .tree import kernel_tree
@@ -22,12 +22,14 @@ def stress_highalloc_load(
     stacks: Mapping[str, int] | None = None,
     cpus: float = 2.0,
     copy_mb_s: float = 35.0,
+    with_system: bool = True,
 ) -> Load:
     """The load of VMRegress ``bench-stresshighalloc`` (Gorman, anti-fragmentation v7, linux-mm, 31 Jan 2005).
 
     ``updatedb &``; then ``builds - 1`` copies of the tree made one after the
     other, each starting ``make -j{jobs} bzImage`` as soon as it is copied, then
-    the main tree builds too. The builds share ``cpus`` CPUs.
+    the main tree builds too. The builds share ``cpus`` CPUs. ``with_system``
+    adds the machine's long-lived processes (:func:`kmm.workloads.system.system`).
     """
     builds = int_arg("builds", builds, 0, 256)
     jobs = int_arg("jobs", jobs, 1, 1024)
@@ -36,6 +38,8 @@ def stress_highalloc_load(
     copy_mb_s = float_arg("copy_mb_s", copy_mb_s, 0.01, 1e6)
     if not isinstance(updatedb, bool):
         raise ConfigError(f"updatedb must be a bool, got {updatedb!r}")
+    if not isinstance(with_system, bool):
+        raise ConfigError(f"with_system must be a bool, got {with_system!r}")
     if builds == 0 and not updatedb:
         raise ConfigError("an empty load: no builds and no updatedb")
     layout = kernel_tree(seed=seed)
@@ -47,6 +51,8 @@ def stress_highalloc_load(
     steps = sorted(set(make_start))
     share = [(0.0, cpus)] + [(t, cpus / sum(1 for m in make_start if m <= t)) for t in steps]
     loads: list[Load] = []
+    if with_system:
+        loads.append(system.system(seed=seed, stacks=stacks))
     if updatedb:
         loads.append(walk.updatedb(seed=seed, stacks=stacks))
     for k in range(1, builds):

@@ -11,18 +11,11 @@ import numpy as np
 
 from .._args import float_arg, int_arg
 from ..trace import OP_ALLOC
-from .context import Ctx, SlabFill
+from .context import Ctx, NewObjects, SlabFill
 from .events import WIN_US, events
 from .kinds import K_BDEV, K
 from .load import Load
-from .params import (
-    BH_PER_PAGE,
-    DENTRIES_PER_PAGE,
-    DISK_INODES_PER_PAGE,
-    INODES_PER_PAGE,
-    PAGE,
-    PROGRAMS,
-)
+from .params import DISK_INODES_PER_PAGE, PAGE, PROGRAMS
 from .process import processes
 from .source import Source, check_horizon, stream_of
 
@@ -64,11 +57,11 @@ class UpdatedbSource(Source):
         }
 
     def bind(self, ctx: Ctx) -> None:
-        self.dentries = SlabFill(K["dentry"], DENTRIES_PER_PAGE)
-        self.inodes = SlabFill(K["inode"], INODES_PER_PAGE)
+        self.dentries = NewObjects(K["dentry"])
+        self.inodes = NewObjects(K["inode"])
         self.itable = SlabFill(K_BDEV, DISK_INODES_PER_PAGE)  # inode-table blocks
         self.dirblk = SlabFill(K_BDEV, round(self.files_per_dir))  # one dir block a directory
-        self.bhs = SlabFill(K["buffer_head"], BH_PER_PAGE)
+        self.bhs = NewObjects(K["buffer_head"])
         self.pid = 0
 
     def generate(self, ctx: Ctx, w: int) -> list[np.ndarray]:
@@ -102,8 +95,9 @@ class UpdatedbSource(Source):
                     ev = fill.add(ctx, t, pid)
                     out.append(ev)
                     out.append(self.bhs.add(ctx, ev["t"], ev["pid"]))
-                out.append(self.dentries.add(ctx, t + 1, pid))
-                out.append(self.inodes.add(ctx, t + 1, pid))
+                ino = self.inodes.add(ctx, t + 1, pid)
+                out.append(ino)
+                out.append(self.dentries.add(ctx, t + 1, pid, pin=ino["obj"]))
         if lo <= self.walk_end < hi:
             n = self.db_pages
             t = self.walk_end + np.sort(rng.integers(0, 400_000, n))
@@ -127,8 +121,9 @@ def updatedb(
 ) -> Load:
     """``updatedb``: lstat() every one of ``files`` files at ``files_per_s``.
 
-    Fills the dentry and inode slab caches (KernRclm), the block-device page
-    cache with inode-table and directory blocks (GFP_USER) and buffer heads,
+    Fills the dentry and inode slab caches (objects in KernRclm slab pages),
+    the block-device page cache with inode-table and directory blocks
+    (GFP_USER) and their buffer heads,
     then writes the locate database and exits.
     """
     src = UpdatedbSource(

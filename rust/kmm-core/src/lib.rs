@@ -3,7 +3,8 @@
 //! A physical memory map of 4 KiB pages split into NUMA nodes and zones, with
 //! the 2.6.11 buddy allocator, Mel Gorman's 2005 anti-fragmentation allocator
 //! and today's grouping by mobility as swappable policies; per-cpu page lists,
-//! LRU reclaim (kswapd and direct), active freeing, trace replay, page_owner
+//! LRU reclaim (kswapd and direct), slab caches by object with their
+//! shrinkers, active freeing, trace replay, page_owner
 //! with a stack depot, and the /proc views. Pure Rust, no Python.
 //!
 //! Hot data is struct-of-arrays over pfns: a `u16` of flags per page and two

@@ -5,12 +5,23 @@
 //! pid u32 @16, tgid u32 @20`, native endian. Objects are ids chosen by the
 //! workload; the engine remembers which block each holds, so the same trace
 //! can be replayed on any allocator.
+//!
+//! Slab objects (`mm::slab`) have their own ops: OP_SLAB_ALLOC puts object
+//! `obj` in the cache numbered `order` (`mm::slab::CACHES`), `gfp` being the
+//! caller's mask (no zone modifier: slab pages are lowmem); OP_SLAB_FREE frees
+//! it; OP_TOUCH references either kind. OP_SLAB_PIN makes object `obj` (a page
+//! or a slab object) pin the slab object whose id is in the `gfp` field (a
+//! page-cache page or a dentry pinning its inode) until the trace frees `obj`:
+//! the shrinker never frees a pinned object whose pinners are present, and
+//! the trace must free the pinners before the object they pin. Traces without
+//! these ops are read as before.
 
 use crate::error::{Error, Result};
 use crate::gfp::{self, AllocType};
 use crate::mm::machine::Machine;
-use crate::mm::objects::{OBJ_LIVE, OBJ_RECLAIMED};
+use crate::mm::objects::{OBJ_IS_SLAB, OBJ_LIVE, OBJ_RECLAIMED, OBJ_SLAB};
 use crate::mm::page::{forder, F_LRU, F_OBJ};
+use crate::mm::slab::NR_CACHES;
 use crate::page_owner::AllocCtx;
 use crate::{MAX_ORDER, NONE};
 
@@ -19,6 +30,12 @@ pub const OP_FREE: u8 = 2;
 pub const OP_TOUCH: u8 = 3;
 /// Advance simulated time by `obj` microseconds (kswapd runs meanwhile).
 pub const OP_TICK: u8 = 4;
+/// Allocate slab object `obj` from cache `order` with caller mask `gfp`.
+pub const OP_SLAB_ALLOC: u8 = 5;
+/// Free slab object `obj`.
+pub const OP_SLAB_FREE: u8 = 6;
+/// Object `obj` pins slab object `gfp` (the field holds an object id).
+pub const OP_SLAB_PIN: u8 = 7;
 pub const TRACE_RECORD_SIZE: usize = 24;
 /// Longest single OP_TICK: one hour.
 pub const MAX_TICK_US: u32 = 3_600_000_000;
@@ -141,7 +158,7 @@ impl Machine {
         for i in 0..n {
             let r = rec(i);
             match r.op {
-                OP_ALLOC | OP_FREE | OP_TOUCH => {
+                OP_ALLOC | OP_FREE | OP_TOUCH | OP_SLAB_ALLOC | OP_SLAB_FREE | OP_SLAB_PIN => {
                     if r.obj >= max_objects {
                         return Err(Error::Trace(format!(
                             "op {i}: object id {} is beyond the declared range (max_objects = {max_objects})",
@@ -149,6 +166,35 @@ impl Machine {
                         )));
                     }
                     max_obj = Some(max_obj.map_or(r.obj, |m| m.max(r.obj)));
+                    if r.op == OP_SLAB_PIN {
+                        if r.gfp >= max_objects {
+                            return Err(Error::Trace(format!(
+                                "op {i}: OP_SLAB_PIN target {} is beyond the declared range (max_objects = {max_objects})",
+                                r.gfp
+                            )));
+                        }
+                        max_obj = max_obj.map(|m| m.max(r.gfp));
+                    }
+                    if r.op == OP_SLAB_ALLOC {
+                        if r.order as usize >= NR_CACHES {
+                            return Err(Error::Trace(format!(
+                                "op {i}: slab cache {} does not exist (caches 0..{})",
+                                r.order,
+                                NR_CACHES - 1
+                            )));
+                        }
+                        if r.gfp != last_gfp {
+                            gfp::validate(r.gfp)
+                                .map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
+                            last_gfp = r.gfp;
+                        }
+                        if r.gfp & (gfp::__GFP_DMA | gfp::__GFP_DMA32 | gfp::__GFP_HIGHMEM) != 0 {
+                            return Err(Error::Trace(format!(
+                                "op {i}: OP_SLAB_ALLOC mask {:#x} has a zone modifier (slab caches are lowmem)",
+                                r.gfp
+                            )));
+                        }
+                    }
                     // traces are portable: stacks are ignored on a machine without page_owner
                     if r.stack != 0 && self.owner.is_some() && self.validate_stack(r.stack).is_err()
                     {
@@ -182,7 +228,7 @@ impl Machine {
                 }
                 o => {
                     return Err(Error::Trace(format!(
-                        "op {i}: unknown op code {o} (OP_ALLOC=1, OP_FREE=2, OP_TOUCH=3, OP_TICK=4)"
+                        "op {i}: unknown op code {o} (OP_ALLOC=1, OP_FREE=2, OP_TOUCH=3, OP_TICK=4, OP_SLAB_ALLOC=5, OP_SLAB_FREE=6, OP_SLAB_PIN=7)"
                     )))
                 }
             }
@@ -192,30 +238,83 @@ impl Machine {
         if let Some(m) = max_obj {
             self.objs.ensure(m as usize + 1);
         }
-        // object consistency, against the machine's objects; undone on error
-        let mut undo: Vec<u32> = Vec::new();
+        // object consistency, against the machine's objects; state flips are
+        // undone on error, pin links always (the engine sets them as it applies)
+        let mut undo: Vec<(u32, u8)> = Vec::new();
+        let mut pins: Vec<(u32, u32, bool)> = Vec::new();
         let mut fail = None;
         for i in 0..n {
             let r = rec(i);
-            let s = &mut self.objs.state;
-            let live = r.op != OP_TICK && s[r.obj as usize] & OBJ_LIVE != 0;
+            if r.op == OP_TICK {
+                continue;
+            }
+            let o = &mut self.objs;
+            let st = o.state[r.obj as usize];
+            let live = st & OBJ_LIVE != 0;
+            let slab = st & OBJ_SLAB != 0;
+            let name = op_name(r.op);
             match r.op {
-                OP_ALLOC if live => {
+                OP_ALLOC | OP_SLAB_ALLOC if live => {
                     fail = Some(format!(
-                        "op {i}: OP_ALLOC of object {} that is still allocated",
+                        "op {i}: {name} of object {} that is still allocated",
                         r.obj
                     ));
                 }
-                OP_FREE | OP_TOUCH if !live => {
+                OP_FREE | OP_TOUCH | OP_SLAB_FREE | OP_SLAB_PIN if !live => {
                     fail = Some(format!(
-                        "op {i}: {} of object {} that is not allocated (never allocated, or freed already)",
-                        if r.op == OP_FREE { "OP_FREE" } else { "OP_TOUCH" },
+                        "op {i}: {name} of object {} that is not allocated (never allocated, or freed already)",
                         r.obj
                     ));
                 }
-                OP_ALLOC | OP_FREE => {
-                    s[r.obj as usize] ^= OBJ_LIVE;
-                    undo.push(r.obj);
+                OP_FREE | OP_SLAB_FREE if slab != (r.op == OP_SLAB_FREE) => {
+                    fail = Some(format!(
+                        "op {i}: {name} of object {}, which is {}",
+                        r.obj,
+                        if slab {
+                            "a slab object (free it with OP_SLAB_FREE)"
+                        } else {
+                            "a block of pages (free it with OP_FREE)"
+                        }
+                    ));
+                }
+                OP_FREE | OP_SLAB_FREE if o.npins[r.obj as usize] > 0 => {
+                    fail = Some(format!(
+                        "op {i}: {name} of object {} that {} objects still pin (free them first)",
+                        r.obj, o.npins[r.obj as usize]
+                    ));
+                }
+                OP_SLAB_PIN => {
+                    let (p, t) = (r.obj as usize, r.gfp as usize);
+                    let ts = o.state[t];
+                    fail = if ts & OBJ_LIVE == 0 || ts & OBJ_SLAB == 0 {
+                        Some(format!(
+                            "op {i}: OP_SLAB_PIN target {t} is not an allocated slab object"
+                        ))
+                    } else if p == t || o.pin[p] != NONE || o.pin[t] != NONE || o.npins[p] != 0 {
+                        Some(format!(
+                            "op {i}: OP_SLAB_PIN of {p} on {t}: an object pins at most one other, and a pinned object pins nothing"
+                        ))
+                    } else {
+                        o.pin[p] = t as u32;
+                        o.npins[t] += 1;
+                        pins.push((p as u32, t as u32, true));
+                        None
+                    };
+                }
+                OP_ALLOC | OP_FREE | OP_SLAB_ALLOC | OP_SLAB_FREE => {
+                    let mask = if r.op == OP_SLAB_ALLOC || r.op == OP_SLAB_FREE {
+                        OBJ_LIVE | OBJ_SLAB
+                    } else {
+                        OBJ_LIVE
+                    };
+                    o.state[r.obj as usize] ^= mask;
+                    undo.push((r.obj, mask));
+                    let t = o.pin[r.obj as usize];
+                    if (r.op == OP_FREE || r.op == OP_SLAB_FREE) && t != NONE {
+                        o.pin[r.obj as usize] = NONE;
+                        o.npins[t as usize] -= 1;
+                        pins.push((r.obj, t, false));
+                    }
                 }
                 _ => {}
             }
@@ -223,9 +322,18 @@ impl Machine {
                 break;
             }
         }
+        for &(p, t, set) in pins.iter().rev() {
+            if set {
+                self.objs.pin[p as usize] = NONE;
+                self.objs.npins[t as usize] -= 1;
+            } else {
+                self.objs.pin[p as usize] = t;
+                self.objs.npins[t as usize] += 1;
+            }
+        }
         if let Some(msg) = fail {
-            for &o in undo.iter().rev() {
-                self.objs.state[o as usize] ^= OBJ_LIVE;
+            for &(o, mask) in undo.iter().rev() {
+                self.objs.state[o as usize] ^= mask;
             }
             self.objs.truncate(old_len);
             return Err(Error::Trace(msg));
@@ -246,13 +354,24 @@ impl Machine {
     #[inline]
     fn attach(&mut self, obj: u32, pfn: u32, gfp: u32, order: u32) {
         self.objs.pfn[obj as usize] = pfn;
-        self.objs.state[obj as usize] &= !OBJ_RECLAIMED;
+        self.objs.state[obj as usize] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
         self.next[pfn as usize] = obj;
         self.flags[pfn as usize] |= F_OBJ;
         if AllocType::from_gfp(gfp).reclaimable() {
             self.flags[pfn as usize] |= F_LRU;
             let zi = self.zone_of_pfn(pfn as u64);
             self.lru_add(zi, obj, 1u64 << order);
+        }
+    }
+
+    /// The trace frees `obj`: it stops holding, and its pin link goes.
+    #[inline]
+    fn unpin(&mut self, obj: u32) {
+        let t = self.objs.pin[obj as usize];
+        if t != NONE {
+            self.release_hold(obj);
+            self.objs.pin[obj as usize] = NONE;
+            self.objs.npins[t as usize] -= 1;
         }
     }
 
@@ -277,14 +396,65 @@ impl Machine {
                     }
                     None => {
                         self.objs.pfn[o] = NONE;
+                        self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
+                        -1
+                    }
+                }
+            }
+            OP_SLAB_ALLOC => {
+                let o = r.obj as usize;
+                self.objs.state[o] |= OBJ_IS_SLAB;
+                self.objs.order[o] = r.order;
+                self.objs.gfp[o] = r.gfp;
+                let ctx = AllocCtx {
+                    stack: r.stack,
+                    pid: r.pid,
+                    tgid: r.tgid,
+                };
+                match self.slab_alloc_obj(r.obj, r.order as usize, r.gfp, ctx) {
+                    Some(p) => p as i64,
+                    None => {
+                        self.objs.pfn[o] = NONE;
                         self.objs.state[o] &= !OBJ_RECLAIMED;
                         -1
                     }
                 }
             }
+            OP_SLAB_FREE => {
+                let o = r.obj as usize;
+                let p = self.objs.pfn[o];
+                self.unpin(r.obj);
+                if p != NONE {
+                    self.slab_free_obj(r.obj, false);
+                    p as i64
+                } else {
+                    if self.objs.state[o] & OBJ_RECLAIMED != 0 {
+                        self.objs.state[o] &= !OBJ_RECLAIMED;
+                        self.counters.free_reclaimed += 1;
+                    } else {
+                        self.counters.free_noop += 1;
+                    }
+                    -1
+                }
+            }
+            OP_SLAB_PIN => {
+                let (p, t) = (r.obj as usize, r.gfp);
+                self.objs.pin[p] = t;
+                self.objs.npins[t as usize] += 1;
+                if self.objs.pfn[p] != NONE {
+                    let ctx = AllocCtx {
+                        stack: r.stack,
+                        pid: r.pid,
+                        tgid: r.tgid,
+                    };
+                    self.take_hold(r.obj, ctx);
+                }
+                self.objs.pfn[t as usize] as i64
+            }
             OP_FREE => {
                 let o = r.obj as usize;
                 let p = self.objs.pfn[o];
+                self.unpin(r.obj);
                 if p != NONE {
                     if self.flags[p as usize] & F_LRU != 0 {
                         let zi = self.zone_of_pfn(p as u64);
@@ -309,12 +479,33 @@ impl Machine {
                 self.counters.touch += 1;
                 let o = r.obj as usize;
                 let p = self.objs.pfn[o];
+                let ctx = AllocCtx {
+                    stack: r.stack,
+                    pid: r.pid,
+                    tgid: r.tgid,
+                };
                 if p != NONE {
-                    if self.flags[p as usize] & F_LRU != 0 {
+                    if self.objs.state[o] & OBJ_IS_SLAB != 0 {
+                        self.slab_touch(r.obj);
+                    } else if self.flags[p as usize] & F_LRU != 0 {
                         let zi = self.zone_of_pfn(p as u64);
                         self.lru_touch(zi, r.obj);
                     }
                     p as i64
+                } else if self.objs.state[o] & OBJ_IS_SLAB != 0 {
+                    // looked up again (a dentry or inode the shrinker freed is read back)
+                    let reclaimed = self.objs.state[o] & OBJ_RECLAIMED != 0;
+                    let (c, gfp) = (self.objs.order[o] as usize, self.objs.gfp[o]);
+                    match self.slab_alloc_obj(r.obj, c, gfp, ctx) {
+                        Some(np) => {
+                            if reclaimed {
+                                self.counters.slab_refaults += 1;
+                            }
+                            self.take_hold(r.obj, ctx);
+                            np as i64
+                        }
+                        None => -1,
+                    }
                 } else {
                     // faulted back in: a fresh allocation with the same flags (a
                     // refault if reclaim took it; a retry if its allocation failed)
@@ -323,17 +514,13 @@ impl Machine {
                     let node = self.trace_node(r.pid);
                     // as in the kernel, page_owner records the refault itself: the
                     // faulting task and the call chain of the touch
-                    let ctx = AllocCtx {
-                        stack: r.stack,
-                        pid: r.pid,
-                        tgid: r.tgid,
-                    };
                     match self.alloc_inner(order, gfp, node, ctx) {
                         Some(np) => {
                             if reclaimed {
                                 self.counters.refaults += 1;
                             }
                             self.attach(r.obj, np, gfp, order);
+                            self.take_hold(r.obj, ctx);
                             np as i64
                         }
                         None => {
@@ -375,5 +562,19 @@ impl Machine {
         } else {
             Some((p, forder(self.flags[p as usize])))
         }
+    }
+}
+
+/// The name of an op code, for messages.
+pub fn op_name(op: u8) -> &'static str {
+    match op {
+        OP_ALLOC => "OP_ALLOC",
+        OP_FREE => "OP_FREE",
+        OP_TOUCH => "OP_TOUCH",
+        OP_TICK => "OP_TICK",
+        OP_SLAB_ALLOC => "OP_SLAB_ALLOC",
+        OP_SLAB_FREE => "OP_SLAB_FREE",
+        OP_SLAB_PIN => "OP_SLAB_PIN",
+        _ => "unknown op",
     }
 }

@@ -238,7 +238,11 @@ fn worker_panics_and_hangs_become_errors() {
             c.fault = Some(fault);
             // a panic must win over the timeout however loaded the machine
             // is, so only the hang gets a short one
-            c.timeout_ms = if fault == Fault::ConsumerHang { 300 } else { 8_000 };
+            c.timeout_ms = if fault == Fault::ConsumerHang {
+                300
+            } else {
+                8_000
+            };
             let t = std::time::Instant::now();
             match run(&c) {
                 Err(NicError::Worker(msg)) => assert!(msg.contains(want), "{msg}"),

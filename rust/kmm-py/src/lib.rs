@@ -23,6 +23,9 @@ fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OP_TOUCH", kmm_core::replay::OP_TOUCH)?;
     m.add("OP_TICK", kmm_core::replay::OP_TICK)?;
     m.add("TRACE_RECORD_SIZE", kmm_core::replay::TRACE_RECORD_SIZE)?;
+    m.add("OP_SLAB_ALLOC", kmm_core::replay::OP_SLAB_ALLOC)?;
+    m.add("OP_SLAB_FREE", kmm_core::replay::OP_SLAB_FREE)?;
+    m.add("OP_SLAB_PIN", kmm_core::replay::OP_SLAB_PIN)?;
     gfp::register(m)?;
     machine::register(m)?;
     nic::register(m)?;

@@ -166,6 +166,27 @@ impl PyMachine {
         guard(Some(&mut self.poisoned), || self.inner.check())
     }
 
+    /// Per slab cache: (name, active objects, objects, object size, objects
+    /// per slab, slabs), as `/proc/slabinfo` counts them (`mm::slab`).
+    fn slabinfo(&self, py: Python<'_>) -> PyResult<Vec<(&'static str, u64, u64, u32, u32, u64)>> {
+        let m = self.get(py)?;
+        guard(None, || {
+            Ok(m.slabinfo()
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.name,
+                        s.active_objs,
+                        s.num_objs,
+                        s.objsize,
+                        s.objperslab,
+                        s.num_slabs,
+                    )
+                })
+                .collect())
+        })
+    }
+
     /// `/proc/buddyinfo` (`frag_show`).
     fn buddyinfo(&self, py: Python<'_>) -> PyResult<String> {
         let m = self.get(py)?;
@@ -363,5 +384,17 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_mem, m)?)?;
     m.add("LAYOUTS", Layout::ALL.map(Layout::name).to_vec())?;
     m.add("ALLOCATORS", Policy::ALL.map(Policy::name).to_vec())?;
+    let caches: Vec<(&str, u32, bool, u32)> = kmm_core::mm::slab::CACHES
+        .iter()
+        .map(|c| {
+            (
+                c.name,
+                c.size,
+                c.reclaimable,
+                kmm_core::mm::slab::objs_per_slab(c.size),
+            )
+        })
+        .collect();
+    m.add("SLAB_CACHES", caches)?;
     Ok(())
 }

@@ -27,7 +27,8 @@ impl Machine {
             self.check_lru(zi, z)?;
             self.check_block_types(z)?;
         }
-        self.check_memmap(list_members, pcp_members)
+        self.check_memmap(list_members, pcp_members)?;
+        self.check_slab()
     }
 
     /// A zone's free lists: nonempty bits, links, counts, every member a free

@@ -87,6 +87,20 @@ vm_events! {
     /// `__rmqueue_fallback` taking less than a pageblock: an
     /// `mm_page_alloc_extfrag` event with fragmenting=1).
     pageblock_fallback,
+    /// Slab objects allocated (OP_SLAB_ALLOC and refaults).
+    slab_alloc,
+    /// Slab objects freed (by the trace or a shrinker).
+    slab_free,
+    /// Slab pages allocated (`cache_grow`).
+    slab_pages_alloc,
+    /// Slab pages freed with their last object.
+    slab_pages_free,
+    /// Objects a shrinker looked at (the kernel's `slabs_scanned`).
+    slabs_scanned,
+    /// Objects a shrinker freed.
+    slab_reclaimed,
+    /// Reclaimed slab objects allocated again (a touch, or a pinner faulting back).
+    slab_refaults,
 }
 
 #[cfg(test)]
@@ -101,7 +115,7 @@ mod tests {
             ..Counters::default()
         };
         let pairs = c.as_pairs();
-        assert_eq!(pairs.len(), 34);
+        assert_eq!(pairs.len(), 41);
         assert_eq!(pairs[0], ("alloc", 0));
         assert_eq!(pairs[8], ("pgscan", 5));
         assert_eq!(pairs[24], ("active_free_pages", 0));

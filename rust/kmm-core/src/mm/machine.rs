@@ -42,6 +42,8 @@ pub struct Machine {
     /// `ALLOC_NOFRAGMENT` for the current pass: fallbacks only take whole
     /// pageblocks (set at boot when compaction is on, see `mm::compaction`).
     pub(crate) nofragment: bool,
+    /// Slab caches (`mm::slab`).
+    pub(crate) slab: super::slab::Slabs,
 }
 
 impl Machine {

@@ -40,6 +40,7 @@ impl Machine {
             next: pfn_array(n, 0u32),
             prev: pfn_array(n, 0u32),
             objs: Objects::default(),
+            slab: Default::default(),
             counters: Counters::default(),
             now_ns: 0,
             fallback_reserve_blocks: Vec::new(),

@@ -5,7 +5,8 @@
 //! The rest each add an `impl Machine` for one mechanism: boot (`mm_init`),
 //! buddy mechanics (`buddy`), the policies ([`policy`], the only dispatch on
 //! the policy), watermarks, per-cpu lists (`pcp`), the allocation and free
-//! paths ([`page_alloc`]), reclaim (`vmscan`), high-order scans (`highorder`),
+//! paths ([`page_alloc`]), reclaim (`vmscan`), slab caches by object
+//! ([`slab`], whose shrinkers reclaim calls), high-order scans (`highorder`),
 //! active freeing (`active_free`), counters ([`events`]), the views
 //! ([`vmstat`]), the invariants (`check`), and page_owner's entry points
 //! (`owner_view`: a read-only view of the page map handed to
@@ -13,7 +14,9 @@
 //!
 //! Imports run one way, from the mechanisms down to `page`, `mmzone` and
 //! `machine`; only `page_alloc` and `vmscan` call each other (the allocator
-//! reclaims, reclaim frees), as `page_alloc.c` and `vmscan.c` do.
+//! reclaims, reclaim frees), as `page_alloc.c` and `vmscan.c` do; `slab`
+//! allocates and frees through `page_alloc`, and `vmscan` calls its
+//! `shrink_slab`, as `slab.c` and `vmscan.c` do.
 
 mod active_free;
 mod buddy;
@@ -30,6 +33,7 @@ pub mod page;
 pub mod page_alloc;
 mod pcp;
 pub mod policy;
+pub mod slab;
 mod vmscan;
 pub mod vmstat;
 mod watermark;

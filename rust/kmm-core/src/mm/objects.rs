@@ -6,6 +6,17 @@ use crate::NONE;
 pub(crate) const OBJ_LIVE: u8 = 1;
 /// Reclaim took the object's block; a touch refaults it.
 pub(crate) const OBJ_RECLAIMED: u8 = 2;
+/// A slab object (OP_SLAB_ALLOC), not a block of pages: `pfn` is its slab
+/// page, `order` its cache. Set and cleared with `OBJ_LIVE` by validation.
+pub(crate) const OBJ_SLAB: u8 = 4;
+/// Referenced since the shrinker last looked (`DCACHE_REFERENCED`, `I_REFERENCED`).
+pub(crate) const OBJ_REF: u8 = 8;
+/// The object is present and counts in `held` of the object it pins.
+pub(crate) const OBJ_HOLDS: u8 = 16;
+/// The engine's view of `OBJ_SLAB`: set when OP_SLAB_ALLOC is applied,
+/// cleared when OP_ALLOC is (validation runs ahead of the engine, so the
+/// engine cannot read `OBJ_SLAB`).
+pub(crate) const OBJ_IS_SLAB: u8 = 32;
 
 /// Struct-of-arrays over object ids.
 #[derive(Debug, Default, Clone)]
@@ -17,6 +28,13 @@ pub(crate) struct Objects {
     pub state: Vec<u8>,
     pub lru_next: Vec<u32>,
     pub lru_prev: Vec<u32>,
+    /// The slab object this one pins (OP_SLAB_PIN: a page-cache page or a
+    /// dentry pins its inode), NONE if none; kept until the trace frees it.
+    pub pin: Vec<u32>,
+    /// Pin links naming this object (the trace's view: reclaim does not change it).
+    pub npins: Vec<u32>,
+    /// Pinners present now (not reclaimed): the shrinker skips an object while > 0.
+    pub held: Vec<u32>,
 }
 
 impl Objects {
@@ -29,6 +47,9 @@ impl Objects {
             self.state.resize(n, 0);
             self.lru_next.resize(n, NONE);
             self.lru_prev.resize(n, NONE);
+            self.pin.resize(n, NONE);
+            self.npins.resize(n, 0);
+            self.held.resize(n, 0);
         }
     }
 
@@ -44,5 +65,8 @@ impl Objects {
         self.state.truncate(n);
         self.lru_next.truncate(n);
         self.lru_prev.truncate(n);
+        self.pin.truncate(n);
+        self.npins.truncate(n);
+        self.held.truncate(n);
     }
 }

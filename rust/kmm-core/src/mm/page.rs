@@ -4,7 +4,7 @@
 //! lists threaded through the per-pfn `next`/`prev` arrays (`page->lru`).
 //!
 //! Flag word: bits 0-2 kind, 3-6 order, 7-9 list/alloc type, 10 on-LRU,
-//! 11 owned by a trace object.
+//! 11 owned by a trace object, 12 a slab page.
 
 use crate::NONE;
 
@@ -25,6 +25,8 @@ const TYPE_SHIFT: u16 = 7;
 pub const F_LRU: u16 = 1 << 10;
 /// The block belongs to a trace object; `next[pfn]` holds the object id.
 pub const F_OBJ: u16 = 1 << 11;
+/// The block is a slab page (`PageSlab`); `next[pfn]` holds its slab descriptor.
+pub const F_SLAB: u16 = 1 << 12;
 
 /// Kind of a flag word (`K_*`).
 #[inline]

@@ -6,7 +6,7 @@
 use super::compaction;
 use super::machine::Machine;
 use super::page::{
-    forder, ftype, kind, mkflags, F_OBJ, K_ALLOC, K_FREE, K_PCP, K_RESERVED, K_TAIL,
+    forder, ftype, kind, mkflags, F_OBJ, F_SLAB, K_ALLOC, K_FREE, K_PCP, K_RESERVED, K_TAIL,
 };
 use crate::error::{Error, Result};
 use crate::gfp::{self, AllocType};
@@ -247,6 +247,11 @@ impl Machine {
             return Err(Error::Pfn(format!(
                 "pfn {pfn} belongs to trace object {}: free it with an OP_FREE in a trace",
                 self.next[pfn as usize]
+            )));
+        }
+        if f & F_SLAB != 0 {
+            return Err(Error::Pfn(format!(
+                "pfn {pfn} is a slab page: it is freed when its last object is (OP_SLAB_FREE)"
             )));
         }
         self.free_block(pfn as u32, false, free_stack);

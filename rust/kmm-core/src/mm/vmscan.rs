@@ -1,6 +1,7 @@
 //! Reclaim (the kernel's `mm/vmscan.c`): the per-zone LRU of trace objects,
 //! `shrink_zone`, direct reclaim (`try_to_free_pages`), and kswapd
-//! (`wakeup_kswapd`, `kswapd`, `balance_pgdat`). Reclaimed blocks are freed
+//! (`wakeup_kswapd`, `kswapd`, `balance_pgdat`), each calling `shrink_slab`
+//! (`mm::slab`) after its LRU scan as 2.6.11 does. Reclaimed blocks are freed
 //! through the allocator's free path (`mm::page_alloc`).
 
 use super::machine::Machine;
@@ -22,7 +23,7 @@ impl Machine {
     /// `wakeup_kswapd`: ask kswapd to balance zone `zi` for `order` (a zone with
     /// nothing to reclaim is left alone).
     pub(crate) fn wakeup_kswapd(&mut self, zi: usize, order: u32) {
-        if !self.cfg.reclaim || self.zones[zi].lru.nr == 0 {
+        if !self.cfg.reclaim || !self.zone_reclaimable(zi) {
             return;
         }
         let z = &mut self.zones[zi];
@@ -67,6 +68,7 @@ impl Machine {
         let zi = self.zone_of_pfn(pfn as u64);
         self.lru_del(zi, obj);
         let pages = 1u64 << forder(self.flags[pfn as usize]);
+        self.release_hold(obj);
         self.free_block(pfn, direct_free, 0);
         self.objs.pfn[obj as usize] = NONE;
         self.objs.state[obj as usize] |= OBJ_RECLAIMED;
@@ -124,23 +126,36 @@ impl Machine {
         );
     }
 
-    /// Direct reclaim (`try_to_free_pages`): scan the zonelist's LRUs at falling
-    /// priority until SWAP_CLUSTER_MAX pages are reclaimed.
+    /// Has zone `zi` anything reclaim could free: LRU pages, or (the slab
+    /// caches being global) reclaimable slab objects anywhere.
+    #[inline]
+    pub(crate) fn zone_reclaimable(&self, zi: usize) -> bool {
+        self.zones[zi].lru.nr > 0 || self.reclaimable_slab_objs() > 0
+    }
+
+    /// Direct reclaim (`try_to_free_pages`): at falling priority, scan the
+    /// zonelist's LRUs, then the slab caches in proportion (`shrink_slab`),
+    /// until SWAP_CLUSTER_MAX pages are reclaimed.
     pub(crate) fn try_to_free_pages(&mut self, node: usize, hz: usize) -> u64 {
         let mut got = 0u64;
+        let n = self.zonelists[node][hz].len();
         for prio in (0..=12u32).rev() {
-            let n = self.zonelists[node][hz].len();
+            let mut scanned = 0u64;
+            let mut lru_pages = 0u64;
             for i in 0..n {
                 let zi = self.zonelists[node][hz][i] as usize;
                 let lru = self.zones[zi].lru_pages;
-                if lru == 0 {
+                lru_pages += lru;
+                if lru == 0 || got + scanned >= SWAP_CLUSTER_MAX {
                     continue;
                 }
-                let want = (lru >> prio).max(1).min(SWAP_CLUSTER_MAX - got);
-                got += self.shrink_zone(zi, want, false, false);
-                if got >= SWAP_CLUSTER_MAX {
-                    return got;
-                }
+                let want = (lru >> prio).max(1).min(SWAP_CLUSTER_MAX - got - scanned);
+                scanned += self.shrink_zone(zi, want, false, false);
+            }
+            got += scanned;
+            got += self.shrink_slab(scanned, lru_pages, false);
+            if got >= SWAP_CLUSTER_MAX {
+                return got;
             }
         }
         got
@@ -167,7 +182,7 @@ impl Machine {
         self.kswapd_credit_ns %= 1_000_000;
         for zi in 0..self.zones.len() {
             let z = &self.zones[zi];
-            if z.kswapd_order < 0 && z.free_pages < z.pages_low && z.lru.nr > 0 {
+            if z.kswapd_order < 0 && z.free_pages < z.pages_low && self.zone_reclaimable(zi) {
                 self.wakeup_kswapd(zi, 0);
             }
         }
@@ -187,7 +202,7 @@ impl Machine {
                 }
                 let high = self.zones[zi].pages_high;
                 if self.zone_watermark_ok(zi, order as u32, high, 0, false, false)
-                    || self.zones[zi].lru.nr == 0
+                    || !self.zone_reclaimable(zi)
                 {
                     self.zones[zi].kswapd_order = -1;
                     self.kswapd_zone_sleeps(zi, order as u32);
@@ -197,7 +212,9 @@ impl Machine {
                     break;
                 }
                 let want = budget.min(SWAP_CLUSTER_MAX);
-                let got = self.shrink_zone(zi, want, true, false);
+                let mut got = self.shrink_zone(zi, want, true, false);
+                let lru_pages = self.zones.iter().map(|z| z.lru_pages).sum();
+                got += self.shrink_slab(got, lru_pages, false);
                 budget -= want.min(budget);
                 if got == 0 {
                     self.zones[zi].kswapd_order = -1;
