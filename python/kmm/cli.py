@@ -16,6 +16,7 @@ COMMANDS = [
     "fraginfo",
     "page_owner",
     "xmit",
+    "trace",
 ]
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "concat",
     "empty_trace",
     "inject_leak",
+    "read_kernel",
 ]
 
 OP_ALLOC: int = _kmm.OP_ALLOC
@@ -137,3 +138,11 @@ def inject_leak(
     out["pid"][leak_pos] = pid
     out["tgid"][leak_pos] = pid
     return out
+
+
+def read_kernel(path_or_pipe: Any, **kwargs: Any) -> Any:
+    """Import a real kernel trace (ftrace or perf script text of the kmem page
+    events): see :func:`kmm.kernel_trace.read_kernel`."""
+    from .kernel_trace import read_kernel as _read_kernel
+
+    return _read_kernel(path_or_pipe, **kwargs)

@@ -349,14 +349,18 @@ pub fn parse_line(line: &[u8]) -> Line<'_> {
         Some(p) => &task[p + 1..],
         None => task,
     };
-    let (format, pid, tgid) = if let Some(v) = dec(tail).filter(|_| last_sp.is_some()) {
-        (Format::Perf, v as u32, tgid.unwrap_or(v as u32))
-    } else if let Some(slash) = tail.iter().position(|&b| b == b'/') {
+    let perf_pid = if last_sp.is_none() {
+        None
+    } else if let Some(v) = dec(tail) {
+        Some((v as u32, tgid.unwrap_or(v as u32)))
+    } else {
         // perf `pid/tid`
-        match (dec(&tail[..slash]), dec(&tail[slash + 1..])) {
-            (Some(p), Some(t)) if last_sp.is_some() => (Format::Perf, t as u32, p as u32),
-            _ => return Line::Malformed("bad pid"),
-        }
+        tail.iter()
+            .position(|&b| b == b'/')
+            .and_then(|s| Some((dec(&tail[s + 1..])? as u32, dec(&tail[..s])? as u32)))
+    };
+    let (format, pid, tgid) = if let Some((pid, tgid)) = perf_pid {
+        (Format::Perf, pid, tgid)
     } else if let Some(dash) = task.iter().rposition(|&b| b == b'-') {
         match dec(&task[dash + 1..]) {
             Some(v) => (Format::Ftrace, v as u32, tgid.unwrap_or(v as u32)),
@@ -915,6 +919,9 @@ mod tests {
         let l = b"  opt cgu.0 12256 [003] 10.000001: kmem:mm_page_free: page=0x1 pfn=0x10 order=2";
         let Line::Event(ev, _) = parse_line(l) else { panic!() };
         assert_eq!((ev.format, ev.pid, ev.ts_ns), (Format::Perf, 12256, 10_000_001_000));
+        let l = b"  kworker/1:1-15832   [001] d..2.  1.5: mm_page_free: page=1 pfn=0x10 order=0";
+        let Line::Event(ev, _) = parse_line(l) else { panic!() };
+        assert_eq!((ev.format, ev.pid), (Format::Ftrace, 15832));
         let l = b"  tgid-test-7 (    5) [000] ..... 1.0: mm_page_free: page=1 pfn=0x10 order=0";
         let Line::Event(ev, _) = parse_line(l) else { panic!() };
         assert_eq!((ev.pid, ev.tgid), (7, 5));

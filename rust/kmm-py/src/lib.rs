@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 mod enter;
 mod errors;
+mod ftrace;
 mod gfp;
 mod machine;
 mod nic;
@@ -27,5 +28,6 @@ fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     machine::register(m)?;
     nic::register(m)?;
     page_owner::register(m)?;
+    ftrace::register(m)?;
     Ok(())
 }
