@@ -17,6 +17,7 @@ COMMANDS = [
     "page_owner",
     "xmit",
     "trace",
+    "snapshot",
 ]
 
 
