@@ -40,6 +40,7 @@ __all__ = [
     "Snapshot",
     "load",
     "pack_dir",
+    "parse_block_counts",
     "parse_zoneinfo",
     "take",
     "write",
@@ -78,6 +79,8 @@ class RealZone:
     present: int
     managed: int
     nr_free_pages: int
+    #: (min, low, high) watermarks in pages, when zoneinfo shows them
+    watermarks: tuple[int, int, int] | None = None
 
     @property
     def end_pfn(self) -> int:
@@ -99,7 +102,8 @@ def parse_zoneinfo(text: str) -> list[RealZone]:
                     raise SnapshotError(f"zoneinfo: node {cur['node']} zone {cur['name']} has no {k!r} line")
             zones.append(
                 RealZone(
-                    cur["node"], cur["name"], cur["start_pfn"], cur["spanned"], cur["present"], cur["managed"], cur.get("free", 0)
+                    cur["node"], cur["name"], cur["start_pfn"], cur["spanned"], cur["present"], cur["managed"], cur.get("free", 0),
+                    (cur["min"], cur["low"], cur["high"]) if all(k in cur for k in ("min", "low", "high")) else None,
                 )
             )
 
@@ -117,12 +121,36 @@ def parse_zoneinfo(text: str) -> list[RealZone]:
                 cur[parts[0]] = int(parts[1])
             except ValueError:
                 raise SnapshotError(f"zoneinfo line {lineno}: bad number {line.strip()!r}") from None
+        elif len(parts) == 2 and parts[0] in ("min", "low", "high") and ":" not in line and parts[0] not in cur:
+            cur[parts[0]] = int(parts[1])
         elif len(parts) == 3 and parts[0] == "pages" and parts[1] == "free":
             cur["free"] = int(parts[2])
     close()
     if not zones:
         raise SnapshotError("zoneinfo: no zone with pages (not a /proc/zoneinfo?)")
     return zones
+
+
+def parse_block_counts(text: str) -> dict[tuple[int, str], dict[str, int]]:
+    """pagetypeinfo's "Number of blocks type" table: (node, zone) -> {type: count}."""
+    out: dict[tuple[int, str], dict[str, int]] = {}
+    names: list[str] | None = None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.startswith("Number of blocks type"):
+            names = line.split()[4:]
+            continue
+        if names is None:
+            continue
+        m = re.match(r"^Node\s+(\d+),\s+zone\s+(\S+)\s+(.*)$", line)
+        if not m:
+            if line.strip():
+                names = None
+            continue
+        vals = m.group(3).split()
+        if len(vals) != len(names) or not all(v.isdigit() for v in vals):
+            raise SnapshotError(f"pagetypeinfo line {lineno}: {len(vals)} block counts for {len(names)} types: {line.strip()!r}")
+        out[(int(m.group(1)), m.group(2))] = dict(zip(names, map(int, vals)))
+    return out
 
 
 @dataclass

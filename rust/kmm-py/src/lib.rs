@@ -14,6 +14,7 @@ mod gfp;
 mod machine;
 mod nic;
 mod page_owner;
+mod snapshot;
 
 #[pymodule]
 fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -29,5 +30,6 @@ fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nic::register(m)?;
     page_owner::register(m)?;
     ftrace::register(m)?;
+    snapshot::register(m)?;
     Ok(())
 }

@@ -165,7 +165,7 @@ fn free_area_init(
 /// `build_zonelists`: per node and highest allowed zone type, the zones to try:
 /// the local node first, then by distance; within a node from the highest
 /// allowed zone down.
-fn build_zonelists(cfg: &MachineConfig, zone_index: &[[u16; 3]]) -> Vec<[Vec<u16>; 3]> {
+pub(super) fn build_zonelists(cfg: &MachineConfig, zone_index: &[[u16; 3]]) -> Vec<[Vec<u16>; 3]> {
     let mut zonelists = Vec::new();
     for nid in 0..cfg.nodes {
         let mut order: Vec<usize> = (0..cfg.nodes).collect();

@@ -20,6 +20,7 @@ mod buddy;
 mod check;
 pub mod events;
 mod highorder;
+pub mod kpageflags;
 pub mod machine;
 mod mm_init;
 pub mod mmzone;
