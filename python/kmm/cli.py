@@ -18,6 +18,7 @@ COMMANDS = [
     "xmit",
     "trace",
     "snapshot",
+    "inspect",
 ]
 
 

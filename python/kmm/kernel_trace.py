@@ -26,7 +26,7 @@ from . import _kmm
 from .errors import ParseError
 from .trace import TRACE_DTYPE
 
-__all__ = ["CHUNK", "KERNEL_EVENTS", "KernelTrace", "import_to_file", "open_input", "read_kernel"]
+__all__ = ["CHUNK", "KERNEL_EVENTS", "KernelTrace", "add_ring_stats", "import_to_file", "open_input", "parse_ring_stats", "read_kernel"]
 
 #: Bytes read per feed.
 CHUNK = 4 << 20
@@ -130,18 +130,32 @@ class _Import:
         self.summary["live_objects"] = im.live_objects()
 
 
-def read_kernel(path_or_pipe: Any, *, chunk: int = CHUNK) -> KernelTrace:
+def read_kernel(path_or_pipe: Any, *, stats: Any = None, chunk: int = CHUNK) -> KernelTrace:
     """Import a kernel trace (path, ``-``, or open binary file or pipe).
 
     Raises :class:`kmm.ParseError` when nothing in the input is a kmem page
     event; everything else that does not parse is counted in the summary.
+    ``stats``: the tracefs ``per_cpu/cpu*/stats`` text (or a path to it), whose
+    dropped and overwritten events are added to the summary's lost events.
     The returned trace is held in memory (24 bytes per allocation or free);
     use :func:`import_to_file` to stream a long trace to disk instead.
     """
     run = _Import(path_or_pipe, chunk)
     parts = [np.frombuffer(b, dtype=TRACE_DTYPE) for b in run]
     trace = np.concatenate([p.view(np.uint8) for p in parts]).view(TRACE_DTYPE) if parts else np.zeros(0, TRACE_DTYPE)
-    return KernelTrace(trace=trace, summary=run.summary)
+    summary = run.summary
+    if stats is not None:
+        add_ring_stats(summary, _stats_text(stats))
+    return KernelTrace(trace=trace, summary=summary)
+
+
+def _stats_text(stats: Any) -> str:
+    if isinstance(stats, (str, os.PathLike)) and "\n" not in str(stats):
+        try:
+            return Path(stats).read_text()
+        except OSError as e:
+            raise ParseError(f"cannot read ring buffer stats {os.fspath(stats)!r}: {e.strerror}") from e
+    return str(stats)
 
 
 # A .npy header padded to a fixed size, so the record count can be written last.
@@ -192,6 +206,12 @@ def summary_json(summary: dict[str, Any]) -> dict[str, Any]:
 def warnings(summary: dict[str, Any]) -> list[str]:
     """What a user must know about an import: lost events, unparsed lines, cut input."""
     w = []
+    rb = summary.get("ring_buffer")
+    if rb and (rb["overrun"] or rb["dropped"]):
+        w.append(
+            f"the ring buffer stats report {rb['dropped']} dropped and {rb['overrun']} overwritten events: "
+            "the trace is incomplete (use a larger buffer_size_kb)"
+        )
     if summary["lost_events"]:
         w.append(f"the ring buffer lost {summary['lost_events']} events: the trace is incomplete (use a larger buffer_size_kb)")
     if summary["truncated_last_line"]:
@@ -210,3 +230,32 @@ def warnings(summary: dict[str, Any]) -> list[str]:
     if summary["alloc_of_allocated"]:
         w.append(f"{summary['alloc_of_allocated']} allocations of a page the trace still held (a free was not logged)")
     return w
+
+
+def parse_ring_stats(text: str) -> dict[str, int]:
+    """Sum tracefs ``per_cpu/cpu*/stats`` files (concatenated): ``entries``,
+    ``overrun`` (events overwritten, overwrite mode), ``commit_overrun`` and
+    ``dropped`` (events refused with ``options/overwrite`` 0)."""
+    keys = {"entries": "entries", "overrun": "overrun", "commit overrun": "commit_overrun", "dropped events": "dropped"}
+    out = dict.fromkeys(keys.values(), 0)
+    seen = False
+    for lineno, line in enumerate(text.splitlines(), 1):
+        k, sep, v = line.partition(":")
+        if not sep or k.strip() not in keys:
+            continue
+        try:
+            out[keys[k.strip()]] += int(v.strip())
+        except ValueError:
+            raise ParseError(f"ring buffer stats line {lineno}: bad number {line!r}") from None
+        seen = True
+    if not seen:
+        raise ParseError("not tracefs per_cpu stats: no 'entries:', 'overrun:' or 'dropped events:' line")
+    return out
+
+
+def add_ring_stats(summary: dict[str, Any], stats_text: str) -> dict[str, Any]:
+    """Put the ring buffer's own loss counts into an import summary."""
+    rs = parse_ring_stats(stats_text)
+    summary["ring_buffer"] = rs
+    summary["skipped"]["lost_events"] = summary["lost_events"] + rs["overrun"] + rs["dropped"]
+    return summary

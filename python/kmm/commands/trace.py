@@ -27,12 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     imp.add_argument("input", help="trace text, perf script output, or '-' for stdin")
     imp.add_argument("-o", "--output", help="write the kmm trace here (.npy); default: summary only")
+    imp.add_argument("--stats", metavar="FILE", help="tracefs per_cpu/cpu*/stats after the run (concatenated): report its dropped and overwritten events")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
     imp.set_defaults(func=run_import)
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ..kernel_trace import _Import, import_to_file, summary_json, warnings
+    from ..kernel_trace import _Import, _stats_text, add_ring_stats, import_to_file, summary_json, warnings
 
     if args.output:
         summary = import_to_file(args.input, args.output)
@@ -41,6 +42,8 @@ def run_import(args: argparse.Namespace) -> int:
         for _ in run:
             pass
         summary = run.summary
+    if args.stats:
+        add_ring_stats(summary, _stats_text(args.stats))
     for w in warnings(summary):
         print(f"kmm trace import: warning: {w}", file=sys.stderr)
     if args.json:
