@@ -314,8 +314,33 @@ fn cpu_column(line: &[u8]) -> Option<(usize, usize, u32)> {
     None
 }
 
+/// The last `gfp_flags=` text and what it mapped to (lines repeat a few masks).
+#[derive(Debug, Default)]
+pub struct GfpCache {
+    text: Vec<u8>,
+    mask: u32,
+    unknown: u32,
+}
+
+impl GfpCache {
+    #[inline]
+    fn map(&mut self, text: &[u8]) -> (u32, u32) {
+        if text != self.text.as_slice() {
+            (self.mask, self.unknown) = map_gfp(text);
+            self.text.clear();
+            self.text.extend_from_slice(text);
+        }
+        (self.mask, self.unknown)
+    }
+}
+
 /// Parse one line (without its newline).
 pub fn parse_line(line: &[u8]) -> Line<'_> {
+    parse_line_with(line, &mut GfpCache::default())
+}
+
+/// [`parse_line`] reusing the gfp mapping of the line before.
+pub fn parse_line_with<'a>(line: &'a [u8], gfp_cache: &mut GfpCache) -> Line<'a> {
     let t = trim(line);
     if t.is_empty() {
         return Line::Blank;
@@ -434,7 +459,11 @@ pub fn parse_line(line: &[u8]) -> Line<'_> {
     }
     // bit per field seen: page, pfn, order, migratetype, gfp_flags, percpu_refill
     let mut seen = 0u32;
-    for tok in fields.split(|&b| b == b' ' || b == b'\t') {
+    let mut rest = fields;
+    while !rest.is_empty() {
+        let end = memchr::memchr2(b' ', b'\t', rest).unwrap_or(rest.len());
+        let tok = &rest[..end];
+        rest = &rest[(end + 1).min(rest.len())..];
         if tok.is_empty() {
             continue;
         }
@@ -463,7 +492,7 @@ pub fn parse_line(line: &[u8]) -> Line<'_> {
             }
             b"gfp_flags" => {
                 seen |= 16;
-                let (m, u) = map_gfp(v);
+                let (m, u) = gfp_cache.map(v);
                 ev.gfp = m;
                 ev.gfp_unknown = u;
                 true
@@ -626,6 +655,7 @@ pub struct Importer {
     pages: PfnMap<(u32, u8)>,
     next_obj: u32,
     out: Vec<u8>,
+    gfp_cache: GfpCache,
     pub stats: ImportStats,
 }
 
@@ -642,6 +672,7 @@ impl Importer {
             pages: PfnMap::default(),
             next_obj: 0,
             out: Vec::new(),
+            gfp_cache: GfpCache::default(),
             stats: ImportStats::default(),
         }
     }
@@ -754,7 +785,7 @@ impl Importer {
 
     fn line(&mut self, line: &[u8]) -> Result<()> {
         self.stats.lines += 1;
-        let (ev, fields) = match parse_line(line) {
+        let (ev, fields) = match parse_line_with(line, &mut self.gfp_cache) {
             Line::Blank => {
                 self.stats.blank += 1;
                 return Ok(());
@@ -831,18 +862,17 @@ impl Importer {
             return;
         }
         self.stats.gfp_unknown_names += ev.gfp_unknown as u64;
-        if let Some(&(obj, _)) = self.pages.get(&ev.pfn) {
-            if obj < FREED_BATCHED {
-                self.stats.alloc_of_allocated += 1;
-                self.free_obj(obj, ev);
-            }
-        }
         let obj = self.next_obj;
         self.next_obj = self.next_obj.wrapping_add(1);
         if self.next_obj >= FREED_BATCHED {
             self.next_obj = 0; // 4 G objects: ids of long-freed objects are reused
         }
-        self.pages.insert(ev.pfn, (obj, ev.order as u8));
+        if let Some((old, _)) = self.pages.insert(ev.pfn, (obj, ev.order as u8)) {
+            if old < FREED_BATCHED {
+                self.stats.alloc_of_allocated += 1;
+                self.free_obj(old, ev);
+            }
+        }
         self.emit(TraceOp {
             op: OP_ALLOC,
             order: ev.order as u8,
@@ -856,24 +886,21 @@ impl Importer {
     }
 
     fn free(&mut self, ev: &Event, batched: bool) {
-        match self.pages.get(&ev.pfn).copied() {
-            Some((FREED, _)) if batched => {
-                self.stats.batched_duplicates += 1;
-                self.pages.insert(ev.pfn, (FREED_BATCHED, 0));
+        let state = if batched { FREED_BATCHED } else { FREED };
+        let slot = self.pages.entry(ev.pfn).or_insert((FREED_BATCHED, 0));
+        let (obj, order) = *slot;
+        if obj == FREED && batched {
+            self.stats.batched_duplicates += 1;
+            *slot = (FREED_BATCHED, 0);
+        } else if obj < FREED_BATCHED {
+            *slot = (state, 0);
+            if order as u32 != ev.order {
+                self.stats.free_order_mismatch += 1;
             }
-            Some((obj, order)) if obj < FREED_BATCHED => {
-                if order as u32 != ev.order {
-                    self.stats.free_order_mismatch += 1;
-                }
-                self.free_obj(obj, ev);
-                self.pages
-                    .insert(ev.pfn, (if batched { FREED_BATCHED } else { FREED }, 0));
-            }
-            _ => {
-                self.stats.frees_untracked += 1;
-                self.pages
-                    .insert(ev.pfn, (if batched { FREED_BATCHED } else { FREED }, 0));
-            }
+            self.free_obj(obj, ev);
+        } else {
+            *slot = (state, 0);
+            self.stats.frees_untracked += 1;
         }
     }
 }
