@@ -88,9 +88,8 @@ def _synthetic_kpageflags(npfn: int, seed: int = 0):
 
 
 def snapshot_load(quick: bool, tmp: Path) -> dict[str, float]:
-    import numpy as np
-
     import kmm
+    import numpy as np
     from kmm import snapshot
 
     gib = 32 if quick else 256

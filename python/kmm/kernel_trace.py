@@ -53,7 +53,7 @@ def open_input(src: Any) -> IO[bytes]:
             raw: IO[bytes] = sys.stdin.buffer
         else:
             try:
-                raw = open(src, "rb")  # noqa: SIM115 - returned to the caller
+                raw = open(src, "rb")
             except OSError as e:
                 raise ParseError(f"cannot open trace {os.fspath(src)!r}: {e.strerror}") from e
     elif hasattr(src, "read"):

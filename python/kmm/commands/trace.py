@@ -33,7 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ..kernel_trace import _Import, _stats_text, add_ring_stats, import_to_file, summary_json, warnings
+    from ..kernel_trace import (
+        _Import,
+        _stats_text,
+        add_ring_stats,
+        import_to_file,
+        summary_json,
+        warnings,
+    )
 
     if args.output:
         summary = import_to_file(args.input, args.output)

@@ -147,7 +147,10 @@ const KERNEL_GFP: &[(&str, u32)] = {
     const KERNEL: u32 = RECLAIM | __GFP_IO | __GFP_FS;
     const HIGHUSER_MOVABLE: u32 = KERNEL | __GFP_HIGHMEM | __GFP_MOVABLE;
     &[
-        ("GFP_TRANSHUGE", HIGHUSER_MOVABLE | __GFP_COMP | __GFP_NOWARN),
+        (
+            "GFP_TRANSHUGE",
+            HIGHUSER_MOVABLE | __GFP_COMP | __GFP_NOWARN,
+        ),
         (
             "GFP_TRANSHUGE_LIGHT",
             (HIGHUSER_MOVABLE | __GFP_COMP | __GFP_NOWARN) & !__GFP_WAIT,
@@ -293,7 +296,8 @@ fn timestamp(s: &[u8]) -> Option<u64> {
 }
 
 fn null_pointer(s: &[u8]) -> bool {
-    matches!(s, b"(null)" | b"(nil)" | b"0" | b"0x0") || (!s.is_empty() && s.iter().all(|&b| b == b'0'))
+    matches!(s, b"(null)" | b"(nil)" | b"0" | b"0x0")
+        || (!s.is_empty() && s.iter().all(|&b| b == b'0'))
 }
 
 /// Find the `[<cpu>]` column: the first `[digits]` preceded by a blank.
@@ -484,7 +488,10 @@ pub fn parse_line_with<'a>(line: &'a [u8], gfp_cache: &mut GfpCache) -> Line<'a>
             }
             b"order" | b"alloc_order" => {
                 seen |= 4;
-                dec(v).filter(|&x| x < 64).map(|x| ev.order = x as u32).is_some()
+                dec(v)
+                    .filter(|&x| x < 64)
+                    .map(|x| ev.order = x as u32)
+                    .is_some()
             }
             b"migratetype" | b"alloc_migratetype" => {
                 seen |= 8;
@@ -502,9 +509,9 @@ pub fn parse_line_with<'a>(line: &'a [u8], gfp_cache: &mut GfpCache) -> Line<'a>
                 sdec(v).map(|x| ev.percpu_refill = x as i32).is_some()
             }
             b"fallback_order" => sdec(v).map(|x| ev.fallback_order = x as i32).is_some(),
-            b"fallback_migratetype" => {
-                sdec(v).map(|x| ev.fallback_migratetype = x as i32).is_some()
-            }
+            b"fallback_migratetype" => sdec(v)
+                .map(|x| ev.fallback_migratetype = x as i32)
+                .is_some(),
             b"pageblock_order" | b"fragmenting" | b"change_ownership" => true,
             _ => {
                 ev.unknown_fields += 1;
@@ -679,7 +686,10 @@ impl Importer {
 
     /// Objects allocated in the trace and not freed by its end.
     pub fn live_objects(&self) -> usize {
-        self.pages.values().filter(|(o, _)| *o < FREED_BATCHED).count()
+        self.pages
+            .values()
+            .filter(|(o, _)| *o < FREED_BATCHED)
+            .count()
     }
 
     /// Parse a chunk of input; complete lines are handled now, a trailing partial
@@ -800,11 +810,12 @@ impl Importer {
             }
             Line::OtherEvent(name) => {
                 let st = &mut self.stats.other_events;
-                let key = if st.len() < 64 || st.contains_key(std::str::from_utf8(name).unwrap_or("?")) {
-                    String::from_utf8_lossy(name).into_owned()
-                } else {
-                    "...".to_string()
-                };
+                let key =
+                    if st.len() < 64 || st.contains_key(std::str::from_utf8(name).unwrap_or("?")) {
+                        String::from_utf8_lossy(name).into_owned()
+                    } else {
+                        "...".to_string()
+                    };
                 *st.entry(key).or_insert(0) += 1;
                 return Ok(());
             }
@@ -939,25 +950,39 @@ mod tests {
 
     #[test]
     fn comm_with_spaces_and_dashes() {
-        let l = b"  opt cgu.0-x-12256 [003] d..2. 10.5: mm_page_free: page=ffffea0001 pfn=0x10 order=2";
-        let Line::Event(ev, _) = parse_line(l) else { panic!() };
+        let l =
+            b"  opt cgu.0-x-12256 [003] d..2. 10.5: mm_page_free: page=ffffea0001 pfn=0x10 order=2";
+        let Line::Event(ev, _) = parse_line(l) else {
+            panic!()
+        };
         assert_eq!((ev.pid, ev.cpu, ev.order, ev.pfn), (12256, 3, 2, 0x10));
         assert_eq!(ev.ts_ns, 10_500_000_000);
         let l = b"  opt cgu.0 12256 [003] 10.000001: kmem:mm_page_free: page=0x1 pfn=0x10 order=2";
-        let Line::Event(ev, _) = parse_line(l) else { panic!() };
-        assert_eq!((ev.format, ev.pid, ev.ts_ns), (Format::Perf, 12256, 10_000_001_000));
+        let Line::Event(ev, _) = parse_line(l) else {
+            panic!()
+        };
+        assert_eq!(
+            (ev.format, ev.pid, ev.ts_ns),
+            (Format::Perf, 12256, 10_000_001_000)
+        );
         let l = b"  kworker/1:1-15832   [001] d..2.  1.5: mm_page_free: page=1 pfn=0x10 order=0";
-        let Line::Event(ev, _) = parse_line(l) else { panic!() };
+        let Line::Event(ev, _) = parse_line(l) else {
+            panic!()
+        };
         assert_eq!((ev.format, ev.pid), (Format::Ftrace, 15832));
         let l = b"  tgid-test-7 (    5) [000] ..... 1.0: mm_page_free: page=1 pfn=0x10 order=0";
-        let Line::Event(ev, _) = parse_line(l) else { panic!() };
+        let Line::Event(ev, _) = parse_line(l) else {
+            panic!()
+        };
         assert_eq!((ev.pid, ev.tgid), (7, 5));
     }
 
     #[test]
     fn perf_unknown_fields_are_counted() {
         let l = b"python3 99/100 [1] 5.000002:          1 kmem:mm_page_free: page=0x1 pfn=0x10 order=0 extra=3 ffffffff8123 __free_pages";
-        let Line::Event(ev, _) = parse_line(l) else { panic!() };
+        let Line::Event(ev, _) = parse_line(l) else {
+            panic!()
+        };
         assert_eq!((ev.pid, ev.tgid), (100, 99));
         assert_eq!(ev.unknown_fields, 4);
     }
@@ -1033,7 +1058,13 @@ mod tests {
         for i in 0..200u32 {
             t += &format!(" p q-{i} [00{}] ..... {}.{:06}: mm_page_alloc: page=1 pfn={:#x} order={} migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE\n", i % 2, i / 10, i, 0x100 + i * 8, i % 4);
             if i % 3 == 0 {
-                t += &format!(" p q-{i} [000] ..... {}.{:06}: mm_page_free: page=1 pfn={:#x} order={}\n", i / 10, i, 0x100 + i * 8, i % 4);
+                t += &format!(
+                    " p q-{i} [000] ..... {}.{:06}: mm_page_free: page=1 pfn={:#x} order={}\n",
+                    i / 10,
+                    i,
+                    0x100 + i * 8,
+                    i % 4
+                );
             }
         }
         let (whole, st) = import_bytes(t.as_bytes()).unwrap();
@@ -1055,8 +1086,14 @@ mod tests {
     fn nothing_parsed_is_an_error() {
         assert!(import_bytes(b"").is_err());
         let e = import_bytes(b" a-1 [000] ..... 1.0: sched_switch: x=1\n").unwrap_err();
-        assert!(e.message().contains("only other events (sched_switch)"), "{e}");
+        assert!(
+            e.message().contains("only other events (sched_switch)"),
+            "{e}"
+        );
         let e = import_bytes(b"hello\nworld\n").unwrap_err();
-        assert!(e.message().contains("not an ftrace or perf script text"), "{e}");
+        assert!(
+            e.message().contains("not an ftrace or perf script text"),
+            "{e}"
+        );
     }
 }

@@ -154,7 +154,11 @@ impl Machine {
         order.sort_by_key(|&i| zones[i].start_pfn);
         let mut prev_end = 0u64;
         let nodes = zones.iter().map(|z| z.node).max().unwrap_or(0) + 1;
-        ensure!(nodes <= 64, Parse, "snapshot has {nodes} nodes (kmm models at most 64)");
+        ensure!(
+            nodes <= 64,
+            Parse,
+            "snapshot has {nodes} nodes (kmm models at most 64)"
+        );
         let mut kstart = vec![0u64; zones.len()];
         for &i in &order {
             let z = &zones[i];
@@ -316,7 +320,10 @@ impl Machine {
         }
         // holes and unmanaged pages: the longest flag-0 runs, until spanned - managed
         let want = (ze - zs).saturating_sub(rz.managed);
-        let have = class.iter().filter(|&&c| c == PageClass::Reserved as u8).count() as u64;
+        let have = class
+            .iter()
+            .filter(|&&c| c == PageClass::Reserved as u8)
+            .count() as u64;
         let mut runs: Vec<(usize, usize)> = Vec::new();
         let mut r = 0;
         while r < len {
@@ -394,7 +401,9 @@ impl Machine {
             return 0;
         }
         let mut e = r + 1;
-        while e < len && e - r < BLOCK_ALIGN as usize && kpf[zs as usize + e] & bit(KPF_COMPOUND_TAIL) != 0
+        while e < len
+            && e - r < BLOCK_ALIGN as usize
+            && kpf[zs as usize + e] & bit(KPF_COMPOUND_TAIL) != 0
         {
             e += 1;
         }
@@ -456,7 +465,8 @@ impl Machine {
             (Policy::Mobility, Some([unmov, _mov, recl, high])) => {
                 types.fill(LT_USERRCLM as u8);
                 let mut taken = vec![false; nb];
-                for (lt, count, key) in [(LT_KERNRCLM, recl, 2usize), (LT_NORCLM, unmov + high, 3)] {
+                for (lt, count, key) in [(LT_KERNRCLM, recl, 2usize), (LT_NORCLM, unmov + high, 3)]
+                {
                     let mut idx: Vec<usize> = (0..nb).filter(|&b| !taken[b]).collect();
                     idx.sort_by(|&a, &b| per[b][key].cmp(&per[a][key]).then(a.cmp(&b)));
                     for &b in idx.iter().take(count as usize) {
@@ -545,12 +555,19 @@ mod tests {
             f[p] = B;
         }
         for policy in Policy::ALL {
-            let zones = [zone("DMA", 1, 4095, 4095), zone("DMA32", 4096, n as u64 - 4096, n as u64 - 4096)];
+            let zones = [
+                zone("DMA", 1, 4095, 4095),
+                zone("DMA32", 4096, n as u64 - 4096, n as u64 - 4096),
+            ];
             let (m, load) = Machine::from_snapshot(policy, &zones, &f).unwrap();
             m.check().unwrap();
             let fa = m.free_area();
             assert_eq!(&fa[..MAX_ORDER], &model(&f, 1, 4096)[..], "{policy:?}");
-            assert_eq!(&fa[MAX_ORDER..2 * MAX_ORDER], &model(&f, 4096, n as u64)[..], "{policy:?}");
+            assert_eq!(
+                &fa[MAX_ORDER..2 * MAX_ORDER],
+                &model(&f, 4096, n as u64)[..],
+                "{policy:?}"
+            );
             assert_eq!(load.kmm_start_pfn, vec![0, 4096]);
             let pm = m.page_map();
             assert_eq!(pm[0], PM_RESERVED);
@@ -594,9 +611,11 @@ mod tests {
     #[test]
     fn short_kpageflags_and_bad_zones_are_errors() {
         let f = vec![B; 1000];
-        let e = Machine::from_snapshot(Policy::Vanilla, &[zone("DMA", 0, 4096, 4096)], &f).unwrap_err();
+        let e =
+            Machine::from_snapshot(Policy::Vanilla, &[zone("DMA", 0, 4096, 4096)], &f).unwrap_err();
         assert!(e.message().contains("kpageflags holds 1000 pfns"), "{e}");
-        let e = Machine::from_snapshot(Policy::Vanilla, &[zone("Movable", 0, 512, 512)], &f).unwrap_err();
+        let e = Machine::from_snapshot(Policy::Vanilla, &[zone("Movable", 0, 512, 512)], &f)
+            .unwrap_err();
         assert!(e.message().contains("not one kmm models"), "{e}");
         let mut z = zone("DMA", 0, 512, 512);
         z.managed = 600;
