@@ -50,7 +50,7 @@ def _cpu() -> float:
 
 
 def trace_import(quick: bool, tmp: Path) -> dict[str, float]:
-    from kmm import kernel_trace
+    from kmm import TRACE_DTYPE, kernel_trace
 
     target = 1_000_000 if quick else 5_000_000
     block = _ftrace_block()
@@ -63,7 +63,7 @@ def trace_import(quick: bool, tmp: Path) -> dict[str, float]:
             f.write(block)
     c0 = _cpu()
     t0 = time.perf_counter()
-    s = kernel_trace.import_to_file(src, tmp / "trace.npy")
+    s = kernel_trace.import_to_file(src, tmp / "trace.npy", TRACE_DTYPE)
     dt = time.perf_counter() - t0
     cpu = _cpu() - c0
     return {

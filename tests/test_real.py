@@ -132,7 +132,7 @@ def test_pipe_and_small_chunks_give_the_same_trace():
     unzstd = "import sys, zstandard; zstandard.ZstdDecompressor().copy_stream(open(sys.argv[1], 'rb'), sys.stdout.buffer)"
     p = subprocess.Popen([sys.executable, "-c", unzstd, str(FTRACE)], stdout=subprocess.PIPE)
     assert p.stdout is not None
-    piped = kt.read_kernel(p.stdout, chunk=4093)
+    piped = kmm.trace.read_kernel(p.stdout, chunk=4093)
     p.wait()
     assert piped.trace.tobytes() == whole.trace.tobytes()
     assert piped.summary == whole.summary
@@ -141,7 +141,7 @@ def test_pipe_and_small_chunks_give_the_same_trace():
 def test_a_trace_cut_mid_line_is_counted():
     text = text_of(FTRACE)
     cut = text[: len(text) - 40]
-    r = kt.read_kernel(io.BytesIO(cut.encode()))
+    r = kmm.trace.read_kernel(io.BytesIO(cut.encode()))
     want, _ = model(text[: text.rstrip("\n").rfind("\n")])
     assert r.summary["truncated_last_line"] is True
     assert r.summary["skipped"]["malformed_lines"] == 1
@@ -152,7 +152,7 @@ def test_a_trace_cut_mid_line_is_counted():
 def test_lost_events_lines_and_ring_stats_are_reported():
     text = text_of(FTRACE).splitlines()
     text.insert(500, "CPU:1 [LOST 123 EVENTS]")
-    r = kt.read_kernel(io.BytesIO("\n".join(text).encode()), stats=DATA / "stats-dropped")
+    r = kmm.trace.read_kernel(io.BytesIO("\n".join(text).encode()), stats=DATA / "stats-dropped")
     rb = r.summary["ring_buffer"]
     assert rb["dropped"] == 2252575 + 4532109 and rb["overrun"] == 0
     assert r.summary["lost_events"] == 123
@@ -172,7 +172,7 @@ def test_lost_events_lines_and_ring_stats_are_reported():
 )
 def test_inputs_with_no_page_event_are_errors(text, msg):
     with pytest.raises(ParseError, match=re.escape(msg)):
-        kt.read_kernel(io.BytesIO(text))
+        kmm.trace.read_kernel(io.BytesIO(text))
 
 
 def test_corrupt_compressed_input_is_an_error(tmp_path):
@@ -180,17 +180,17 @@ def test_corrupt_compressed_input_is_an_error(tmp_path):
     p = tmp_path / "cut.zst"
     p.write_bytes(raw[: len(raw) // 2])
     # a cut zstd stream ends early: the lines before are imported, the cut line counted
-    r = kt.read_kernel(p)
+    r = kmm.trace.read_kernel(p)
     assert 0 < r.summary["lines"] < 20013
     p.write_bytes(raw[:8] + b"\0" * 100)
     with pytest.raises(ParseError):
-        kt.read_kernel(p)
+        kmm.trace.read_kernel(p)
 
 
 def test_other_events_are_counted_not_fatal():
     text = text_of(PERF).splitlines()
     text[10:10] = ["   sh 7 [000] 1.000000: sched:sched_switch: prev_comm=sh"] * 4
-    r = kt.read_kernel(io.BytesIO("\n".join(text).encode()))
+    r = kmm.trace.read_kernel(io.BytesIO("\n".join(text).encode()))
     assert r.summary["other_events"] == {"sched_switch": 4}
     assert r.summary["skipped"]["other_event_lines"] == 4
 
@@ -218,7 +218,7 @@ def test_any_comm_pid_and_cpu_are_read_back(comm, pid, cpu, pfn, order, perf):
         line = f"{comm:>16} {pid} [{cpu:03d}] 12.000001: kmem:mm_page_alloc: page=0x1 pfn={pfn:#x} order={order} migratetype=1 gfp_flags=GFP_KERNEL\n"
     else:
         line = f"{comm:>16}-{pid:<7} [{cpu:03d}] d..2. 12.000001: mm_page_alloc: page=00000000deadbeef pfn={pfn:#x} order={order} migratetype=1 gfp_flags=GFP_KERNEL\n"
-    r = kt.read_kernel(io.BytesIO(line.encode()))
+    r = kmm.trace.read_kernel(io.BytesIO(line.encode()))
     assert r.summary["skipped"]["malformed_lines"] == 0, line
     (rec,) = r.trace
     assert (int(rec["pid"]), int(rec["order"]), int(rec["gfp"])) == (pid, order, kmm.GFP_KERNEL)

@@ -24,9 +24,8 @@ import numpy as np
 
 from . import _kmm
 from .errors import ParseError
-from .trace import TRACE_DTYPE
 
-__all__ = ["CHUNK", "KERNEL_EVENTS", "KernelTrace", "add_ring_stats", "import_to_file", "open_input", "parse_ring_stats", "read_kernel"]
+__all__ = ["CHUNK", "KERNEL_EVENTS", "KernelTrace", "add_ring_stats", "import_to_file", "open_input", "parse_ring_stats", "read_records"]
 
 #: Bytes read per feed.
 CHUNK = 4 << 20
@@ -130,23 +129,17 @@ class _Import:
         self.summary["live_objects"] = im.live_objects()
 
 
-def read_kernel(path_or_pipe: Any, *, stats: Any = None, chunk: int = CHUNK) -> KernelTrace:
-    """Import a kernel trace (path, ``-``, or open binary file or pipe).
-
-    Raises :class:`kmm.ParseError` when nothing in the input is a kmem page
-    event; everything else that does not parse is counted in the summary.
-    ``stats``: the tracefs ``per_cpu/cpu*/stats`` text (or a path to it), whose
-    dropped and overwritten events are added to the summary's lost events.
-    The returned trace is held in memory (24 bytes per allocation or free);
-    use :func:`import_to_file` to stream a long trace to disk instead.
-    """
+def read_records(path_or_pipe: Any, *, stats: Any = None, chunk: int = CHUNK) -> tuple[bytearray, dict[str, Any]]:
+    """The kmm records (TRACE_DTYPE bytes) and the summary of a kernel trace;
+    :func:`kmm.trace.read_kernel` makes the array."""
     run = _Import(path_or_pipe, chunk)
-    parts = [np.frombuffer(b, dtype=TRACE_DTYPE) for b in run]
-    trace = np.concatenate([p.view(np.uint8) for p in parts]).view(TRACE_DTYPE) if parts else np.zeros(0, TRACE_DTYPE)
+    data = bytearray()
+    for b in run:
+        data += b
     summary = run.summary
     if stats is not None:
         add_ring_stats(summary, _stats_text(stats))
-    return KernelTrace(trace=trace, summary=summary)
+    return data, summary
 
 
 def _stats_text(stats: Any) -> str:
@@ -162,8 +155,8 @@ def _stats_text(stats: Any) -> str:
 _NPY_HEADER = 256
 
 
-def _npy_header(n: int) -> bytes:
-    d = {"descr": np.lib.format.dtype_to_descr(TRACE_DTYPE), "fortran_order": False, "shape": (n,)}
+def _npy_header(dtype: np.dtype, n: int) -> bytes:
+    d = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
     text = repr(d).encode("latin1")
     pad = _NPY_HEADER - 10 - len(text) - 1
     if pad < 0:  # pragma: no cover - the dtype is fixed
@@ -171,22 +164,24 @@ def _npy_header(n: int) -> bytes:
     return b"\x93NUMPY\x01\x00" + (_NPY_HEADER - 10).to_bytes(2, "little") + text + b" " * pad + b"\n"
 
 
-def import_to_file(path_or_pipe: Any, out: str | os.PathLike[str], *, chunk: int = CHUNK) -> dict[str, Any]:
-    """Import a kernel trace into ``out`` (a ``.npy`` of TRACE_DTYPE records,
-    ``np.load`` reads it), streaming; returns the summary. ``out`` is only
-    replaced when the import succeeded."""
+def import_to_file(
+    path_or_pipe: Any, out: str | os.PathLike[str], dtype: np.dtype, *, chunk: int = CHUNK
+) -> dict[str, Any]:
+    """Import a kernel trace into ``out`` (a ``.npy`` of ``dtype`` records,
+    :data:`kmm.TRACE_DTYPE`; ``np.load`` reads it), streaming; returns the
+    summary. ``out`` is only replaced when the import succeeded."""
     out = Path(out)
     tmp = out.with_name(out.name + ".part")
     n = 0
     run = _Import(path_or_pipe, chunk)
     try:
         with open(tmp, "wb") as f:
-            f.write(_npy_header(0))
+            f.write(_npy_header(dtype, 0))
             for b in run:
                 f.write(b)
-                n += len(b) // TRACE_DTYPE.itemsize
+                n += len(b) // dtype.itemsize
             f.seek(0)
-            f.write(_npy_header(n))
+            f.write(_npy_header(dtype, n))
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

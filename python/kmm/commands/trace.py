@@ -43,7 +43,9 @@ def run_import(args: argparse.Namespace) -> int:
     )
 
     if args.output:
-        summary = import_to_file(args.input, args.output)
+        from ..trace import TRACE_DTYPE
+
+        summary = import_to_file(args.input, args.output, TRACE_DTYPE)
     else:
         run = _Import(args.input, 4 << 20)
         for _ in run:
