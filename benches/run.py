@@ -46,8 +46,8 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "page_owner_bytes_per_page": ("<= 8", lambda v: v <= 8),
     "dump_records_per_s": (">= 2e6", lambda v: v >= 2e6),
     "sort_lines_per_s": (">= 5e6", lambda v: v >= 5e6),
-    "ring_vs_arrayqueue": (">= 1", lambda v: v >= 1),
-    "burst32_vs_single": (">= 3", lambda v: v >= 3),
+    "ring_vs_arrayqueue": (">= 1.2", lambda v: v >= 1.2),
+    "burst32_vs_single": (">= 5", lambda v: v >= 5),
     "trace_import_lines_per_s": (">= 3e6", lambda v: v >= 3e6),
     "snapshot_load_s": ("<= 10", lambda v: v <= 10),
 }

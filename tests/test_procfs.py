@@ -80,7 +80,7 @@ def test_x86_32_2005_sample_matches_machine_shape():
     m = kmm.Machine(layout="x86_32", mem="1536MiB")
     assert bi.layout == "x86_32" and bi.zone_names == tuple(m.zone_names)
     assert bi.nr_free.shape == m.free_area().shape
-    # the FACTS.md example line is the Normal zone
+    # the example line of the buddyinfo format is the Normal zone
     assert bi.nr_free[0, 1].tolist() == [970, 1301, 979, 737, 450, 277, 176, 75, 33, 28, 99]
     # free pages = sum nr_free[o] * 2**o, written out for DMA: 4 + 3*2 + 2*4 + 3*8 + 2*16 + 32 + 64 + 256 + 512
     assert bi.free_pages()[0, 0] == 4 + 6 + 8 + 24 + 32 + 32 + 64 + 0 + 256 + 512 + 0

@@ -123,34 +123,6 @@ class Machine:
     @property
     def pcp_enabled(self) -> bool: ...
 
-# ---- NIC transmit (see kmm.nic) ----------------------------------------------
-
-NIC_MODES: list[str]
-NIC_DRIVERS: list[str]
-NIC_FAULTS: list[str]
-NETDEV_TX_OK: int
-NETDEV_TX_BUSY: int
-NETDEV_TX_LOCKED: int
-BUG_TX_RING_FULL: str
-
-def nic_run(
-    mode: str,
-    driver: str,
-    producers: int = 2,
-    packets: int = 100000,
-    ring: int = 256,
-    max_descs: int = 4,
-    stop_thresh: int | None = None,
-    wake_thresh: int | None = None,
-    race_window_ns: int = 0,
-    tx_batch: int = 16,
-    tx_rate: int = 0,
-    watchdog_ms: int = 20,
-    timeout_ms: int = 120000,
-    seed: int = 0,
-    fault: str | None = None,
-) -> dict[str, Any]: ...
-
 # ---- page_owner (see kmm.page_owner) ---------------------------------------
 
 _Frame = tuple[int, str, int, int, str | None]  # (address, symbol, offset, size, module)
@@ -183,6 +155,38 @@ class OwnerTextAggregator:
     def groups(self) -> list[_GroupRow]: ...
     def stats(self) -> dict[str, int]: ...
     def errors(self) -> list[str]: ...
+
+# the NIC transmit path (see kmm.nic)
+NIC_MODES: list[str]
+NIC_DRIVERS: list[str]
+NIC_FAULTS: list[str]
+NETDEV_TX_OK: int
+NETDEV_TX_BUSY: int
+NETDEV_TX_LOCKED: int
+BUG_TX_RING_FULL: str
+
+def nic_run(
+    mode: str,
+    driver: str,
+    producers: int = 2,
+    packets: int = 100_000,
+    ring: int = 256,
+    max_descs: int = 4,
+    stop_thresh: int | None = None,
+    wake_thresh: int | None = None,
+    race_window_ns: int = 0,
+    tx_batch: int = 16,
+    tx_rate: int = 0,
+    watchdog_ms: int = 20,
+    timeout_ms: int = 120_000,
+    seed: int = 0,
+    fault: str | None = None,
+    tx_bulk: int = 8,
+    napi_budget: int = 64,
+    coalesce_frames: int = 16,
+    coalesce_usecs: int = 8,
+    bql_hold_ms: int = 1000,
+) -> dict[str, Any]: ...
 
 KERNEL_EVENTS: list[str]
 

@@ -1,4 +1,4 @@
-"""The transmit path of 2005: a NIC ring, the NETIF_F_LLTX race and its fixes, on real threads.
+"""The transmit path on real threads: the NETIF_F_LLTX race of 2005, its fixes, and today's path.
 
 :func:`run` starts one producer thread per simulated CPU (each sends a numbered
 packet stream through ``dev_queue_xmit``), one consumer thread (the NIC, which
@@ -12,8 +12,12 @@ Modes (who serialises calls into the driver): ``xmit_lock`` (the core's
 
 Drivers: ``buggy_2005`` (logs "BUG! Tx Ring full when queue awake!" whenever the
 ring is full), ``fixed_2005`` (silent when the queue is already stopped: the
-harmless race), ``modern`` (stop / barrier / recheck, never BUSY) and
-``modern_nobarrier`` (the same without its barrier pair: wakeups can be lost).
+harmless race), ``modern`` (the netdev_queues helpers ``netif_txq_maybe_stop`` /
+``__netif_txq_completed_wake``: stop / barrier / recheck, BUSY only after a false
+wake), ``modern_nobarrier`` (the same without its barrier pair: wakeups can be
+lost), ``modern_bql`` (plus byte queue limits and STACK_XOFF) and
+``modern_xmit_more`` (plus doorbell batching with ``xmit_more``).  The NIC
+completes packets through a moderated interrupt and a NAPI poll with a budget.
 
 See ``docs/nic.md``.
 """
@@ -23,9 +27,18 @@ from __future__ import annotations
 from typing import Any
 
 from . import _kmm
+from ._args import U32_MAX, U64_MAX, int_arg
 from .errors import NicError
 
-__all__ = ["MODES", "DRIVERS", "FAULTS", "BUG_TX_RING_FULL", "COUNTERS", "run"]
+__all__ = [
+    "MODES",
+    "DRIVERS",
+    "FAULTS",
+    "BUG_TX_RING_FULL",
+    "COUNTERS",
+    "run",
+    "bql_limit_figure",
+]
 
 #: Locking modes, in table order.
 MODES: tuple[str, ...] = tuple(_kmm.NIC_MODES)
@@ -45,31 +58,27 @@ COUNTERS: tuple[str, ...] = (
     "duplicates",
     "order_violations",
     "torn_packets",
-    "requeued",
+    "requeues",
     "busy",
     "spurious_bug_logs",
     "real_bug_logs",
     "harmless_races",
-    "full_at_start",
+    "false_wakes",
+    "stopper_races",
     "stops",
     "wakes",
     "restarts",
     "collisions",
-    "stalls",
+    "lost_wakeups",
+    "doorbells",
+    "stack_xoffs",
     "descriptors",
+    "interrupts",
     "completions",
+    "latency_ns_p50",
+    "latency_ns_p99",
+    "latency_ns_p999",
 )
-
-_U64_MAX = 2**64 - 1
-
-
-def _int(name: str, value: Any, lo: int, hi: int = _U64_MAX) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise NicError(f"{name} must be an integer, got {value!r}")
-    if not lo <= value <= hi:
-        raise NicError(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
-
 
 def run(
     mode: str = "lltx_lockfree",
@@ -88,6 +97,11 @@ def run(
     timeout_ms: int = 120_000,
     seed: int = 0,
     fault: str | None = None,
+    tx_bulk: int = 8,
+    napi_budget: int = 64,
+    coalesce_frames: int = 16,
+    coalesce_usecs: int = 8,
+    bql_hold_ms: int = 1000,
 ) -> dict[str, Any]:
     """Run one transmit experiment on real threads and return its counters.
 
@@ -97,15 +111,24 @@ def run(
     completion path wakes it at ``wake_thresh`` (default twice that, at most the
     ring). ``race_window_ns`` pauses between the queue check and the ring
     reservation (0 = the natural race only). ``tx_rate`` limits the NIC to that
-    many descriptors per second (0 = unlimited); ``tx_batch`` descriptors are
-    fetched and completed at a time. The watchdog counts a stopped queue with
-    room and an idle completion path for ``watchdog_ms`` as a lost wakeup
-    (``stalls``) and wakes it; the run fails after ``timeout_ms``.
+    many descriptors per second (0 = unlimited) and fetches ``tx_batch``
+    descriptors per DMA burst, up to the doorbell. The core hands the driver
+    ``tx_bulk`` packets per qdisc dequeue, all but the last with ``xmit_more``
+    (only ``modern_xmit_more`` defers its doorbell on it). The completion
+    interrupt fires once ``coalesce_frames`` packets are done or the oldest has
+    waited ``coalesce_usecs``; its NAPI poll completes at most ``napi_budget``
+    packets a round. BQL drivers shrink their limit at most once per
+    ``bql_hold_ms``. The watchdog counts a stopped queue whose wake condition
+    holds while the completion path is idle for ``watchdog_ms`` as a lost wakeup
+    (``lost_wakeups``) and wakes it; the run fails after ``timeout_ms``.
 
     Returns a dict with the configuration and the counters of :data:`COUNTERS`,
     plus ``verified`` (every packet delivered exactly once, in per-producer
-    order), ``elapsed_s`` and ``pps`` (delivered packets per second). The
-    counters other than the verification depend on thread timing.
+    order), ``elapsed_s``, ``pps`` (delivered packets per second),
+    ``doorbells_per_packet`` and ``bql_limit`` (BQL drivers: ``(seconds,
+    bytes)`` at the start and at every change of the limit; empty otherwise).
+    Latencies run from ``dev_queue_xmit`` to the NAPI poll that reclaimed the
+    packet. The counters other than the verification depend on thread timing.
 
     Raises :class:`~kmm.errors.NicError` for a configuration that cannot work
     (before any thread starts) and :class:`~kmm.errors.NicWorkerError` if a
@@ -117,19 +140,55 @@ def run(
         raise NicError(f"unknown driver {driver!r} (known: {', '.join(DRIVERS)})")
     if fault is not None and fault not in FAULTS:
         raise NicError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
-    u32 = 2**32 - 1
     args = dict(
-        producers=_int("producers", producers, 1, u32),
-        packets=_int("packets", packets, 1),
-        ring=_int("ring", ring, 0),
-        max_descs=_int("max_descs", max_descs, 1, u32),
-        stop_thresh=None if stop_thresh is None else _int("stop_thresh", stop_thresh, 0, u32),
-        wake_thresh=None if wake_thresh is None else _int("wake_thresh", wake_thresh, 0, u32),
-        race_window_ns=_int("race_window_ns", race_window_ns, 0),
-        tx_batch=_int("tx_batch", tx_batch, 1, u32),
-        tx_rate=_int("tx_rate", tx_rate, 0),
-        watchdog_ms=_int("watchdog_ms", watchdog_ms, 1),
-        timeout_ms=_int("timeout_ms", timeout_ms, 1),
-        seed=_int("seed", seed, 0),
+        producers=int_arg("producers", producers, 1, U32_MAX, error=NicError),
+        packets=int_arg("packets", packets, 1, U64_MAX, error=NicError),
+        ring=int_arg("ring", ring, 0, U64_MAX, error=NicError),
+        max_descs=int_arg("max_descs", max_descs, 1, U32_MAX, error=NicError),
+        stop_thresh=None if stop_thresh is None else int_arg("stop_thresh", stop_thresh, 0, U32_MAX, error=NicError),
+        wake_thresh=None if wake_thresh is None else int_arg("wake_thresh", wake_thresh, 0, U32_MAX, error=NicError),
+        race_window_ns=int_arg("race_window_ns", race_window_ns, 0, U64_MAX, error=NicError),
+        tx_batch=int_arg("tx_batch", tx_batch, 1, U32_MAX, error=NicError),
+        tx_rate=int_arg("tx_rate", tx_rate, 0, U64_MAX, error=NicError),
+        watchdog_ms=int_arg("watchdog_ms", watchdog_ms, 1, U64_MAX, error=NicError),
+        timeout_ms=int_arg("timeout_ms", timeout_ms, 1, U64_MAX, error=NicError),
+        seed=int_arg("seed", seed, 0, U64_MAX, error=NicError),
+        tx_bulk=int_arg("tx_bulk", tx_bulk, 1, U32_MAX, error=NicError),
+        napi_budget=int_arg("napi_budget", napi_budget, 1, U32_MAX, error=NicError),
+        coalesce_frames=int_arg("coalesce_frames", coalesce_frames, 1, U32_MAX, error=NicError),
+        coalesce_usecs=int_arg("coalesce_usecs", coalesce_usecs, 0, U64_MAX, error=NicError),
+        bql_hold_ms=int_arg("bql_hold_ms", bql_hold_ms, 0, U64_MAX, error=NicError),
     )
     return dict(_kmm.nic_run(mode, driver, fault=fault, **args))
+
+
+def bql_limit_figure(result: dict[str, Any]) -> Any:
+    """A :class:`matplotlib.figure.Figure` of one run's BQL limit over time.
+
+    ``result`` is what :func:`run` returned for a BQL driver (``modern_bql`` or
+    ``modern_xmit_more``). Needs matplotlib (``pip install kmm[plot]``).
+    """
+    points = result.get("bql_limit") or []
+    if not points:
+        raise NicError(f"driver {result.get('driver')!r} keeps no byte queue limit")
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        from .plot import INSTALL_HINT, PlotDependencyError
+
+        raise PlotDependencyError(f"{INSTALL_HINT} ({e})") from None
+
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.add_subplot()
+    # the limit holds until its next change: draw it as steps to the end of the run
+    t = [p[0] * 1e3 for p in points] + [result["elapsed_s"] * 1e3]
+    limit = [p[1] for p in points] + [points[-1][1]]
+    ax.step(t, limit, where="post")
+    ax.set_xlabel("time since start (ms)")
+    ax.set_ylabel("BQL limit (bytes)")
+    ax.set_title(
+        f"{result['mode']} / {result['driver']}: {result['producers']} CPUs, ring {result['ring']}"
+    )
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return fig

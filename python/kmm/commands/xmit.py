@@ -4,27 +4,33 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from .. import nic
 from .common import write_json
 
 #: Drivers in the default matrix (``modern_nobarrier`` on request).
-DEFAULT_DRIVERS = ("buggy_2005", "fixed_2005", "modern")
+DEFAULT_DRIVERS = ("buggy_2005", "fixed_2005", "modern", "modern_bql", "modern_xmit_more")
 
 #: (header, key, width) of the table's columns after mode and driver.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("ok", "verified", 3),
-    ("kpps", "pps", 7),
-    ("requeued", "requeued", 9),
+    ("kpps", "pps", 6),
+    ("p50us", "latency_ns_p50", 6),
+    ("p99us", "latency_ns_p99", 7),
+    ("p999us", "latency_ns_p999", 7),
+    ("requeues", "requeues", 8),
     ("busy", "busy", 6),
-    ("BUG spur", "spurious_bug_logs", 8),
-    ("BUG real", "real_bug_logs", 8),
+    ("BUGspur", "spurious_bug_logs", 7),
+    ("BUGreal", "real_bug_logs", 7),
     ("harmless", "harmless_races", 8),
+    ("falsewk", "false_wakes", 7),
     ("stops", "stops", 6),
     ("wakes", "wakes", 6),
-    ("collide", "collisions", 8),
-    ("stalls", "stalls", 6),
+    ("collide", "collisions", 7),
+    ("lost", "lost_wakeups", 5),
+    ("bell/pkt", "doorbells_per_packet", 8),
 )
 
 
@@ -113,7 +119,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="NIC descriptors per second, 0 = unlimited (default: 0)",
     )
+    p.add_argument(
+        "--tx-bulk",
+        type=_positive,
+        default=8,
+        help="packets per qdisc dequeue; all but the last carry xmit_more (default: 8)",
+    )
+    p.add_argument(
+        "--napi-budget",
+        type=_positive,
+        default=64,
+        help="packets one NAPI poll may complete (default: 64)",
+    )
+    p.add_argument(
+        "--coalesce-frames",
+        type=_positive,
+        default=16,
+        help="completion interrupt after this many packets (ethtool tx-frames; default: 16)",
+    )
+    p.add_argument(
+        "--coalesce-usecs",
+        type=_nonneg,
+        default=8,
+        help="...or once the oldest done packet waited this long (tx-usecs; default: 8)",
+    )
     p.add_argument("--seed", type=_nonneg, default=0, help="seed of the packet sizes (default: 0)")
+    p.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="write the BQL limit over time of every BQL run to DIR (needs matplotlib)",
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -133,6 +168,10 @@ def format_table(results: list[dict[str, Any]]) -> str:
                 text = "yes" if v else "NO"
             elif key == "pps":
                 text = f"{v / 1000:.0f}"
+            elif key.startswith("latency_ns"):
+                text = f"{v / 1000:.1f}"
+            elif key == "doorbells_per_packet":
+                text = f"{v:.2f}"
             else:
                 text = str(v)
             cells.append(f" {text:>{w}}")
@@ -161,8 +200,23 @@ def run(args: argparse.Namespace) -> int:
         race_window_ns=args.race_window_ns,
         max_descs=args.max_descs,
         tx_rate=args.tx_rate,
+        tx_bulk=args.tx_bulk,
+        napi_budget=args.napi_budget,
+        coalesce_frames=args.coalesce_frames,
+        coalesce_usecs=args.coalesce_usecs,
         seed=args.seed,
     )
+    plot_dir = Path(args.plot) if args.plot else None
+    if plot_dir:
+        from ..plot import PlotDependencyError
+
+        try:
+            import matplotlib  # noqa: F401  (fail early, with an install hint)
+        except ImportError as e:
+            raise PlotDependencyError(
+                f"--plot needs matplotlib: pip install kmm[plot] ({e})"
+            ) from None
+        plot_dir.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
     results: list[dict[str, Any]] = []
@@ -178,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{mode}/{driver}")
         results.append(nic.run(mode=mode, driver=driver, **common))
     bar.close()
+    plots = _plots(results, plot_dir) if plot_dir else []
     ratios = lock_cost(results)
     if args.json:
         write_json({"config": common, "runs": results, "lltx_lockfree_over_xmit_lock": ratios})
@@ -192,12 +247,27 @@ def run(args: argparse.Namespace) -> int:
     out.write(
         "\nok: every packet delivered exactly once, in per-CPU order.  BUG spur: "
         f'"{nic.BUG_TX_RING_FULL}" logged with the queue already stopped (the harmless '
-        "LLTX race); BUG real: logged with the queue running.  stalls: lost wakeups caught "
-        "by the watchdog.\n"
+        "LLTX race); BUG real: logged with the queue running.  lost: lost wakeups caught "
+        "by the watchdog.  falsewk: the full-ring check at the start of xmit found no room "
+        "with the queue running (a false wake; under LLTX also another CPU's packet not "
+        "yet followed by its stop).  Latencies from dev_queue_xmit to the NAPI poll that reclaimed the packet.\n"
     )
+    for path in plots:
+        out.write(f"wrote {path}\n")
     for driver, ratio in ratios.items():
         out.write(f"lltx_lockfree / xmit_lock throughput, {driver}: {ratio:.2f}x\n")
     if not all(r["verified"] for r in results):
         out.write("VERIFICATION FAILED: see the ok column\n")
         return 1
     return 0
+
+
+def _plots(results: list[dict[str, Any]], out: Path) -> list[Path]:
+    """Write ``bql_<mode>_<driver>.png`` for every run that kept a BQL limit."""
+    paths = []
+    for r in results:
+        if r["bql_limit"]:
+            path = out / f"bql_{r['mode']}_{r['driver']}.png"
+            nic.bql_limit_figure(r).savefig(path, dpi=100)
+            paths.append(path)
+    return paths

@@ -23,7 +23,7 @@ def stress_highalloc_load(
     cpus: float = 2.0,
     copy_mb_s: float = 35.0,
 ) -> Load:
-    """The load of VMRegress ``bench-stresshighalloc`` (FACTS section 4).
+    """The load of VMRegress ``bench-stresshighalloc`` (Gorman, anti-fragmentation v7, linux-mm, 31 Jan 2005).
 
     ``updatedb &``; then ``builds - 1`` copies of the tree made one after the
     other, each starting ``make -j{jobs} bzImage`` as soon as it is copied, then

@@ -4,6 +4,7 @@
 
 use crate::ensure;
 use crate::error::{Error, Result};
+pub use crate::mm::policy::Policy;
 use crate::{MAX_ORDER, NONE, PAGE_SHIFT, PAGE_SIZE};
 
 /// Physical address layout, which decides the zones.
@@ -76,50 +77,18 @@ impl Layout {
             _ => 32,
         }
     }
+    /// Order of a huge page (`HUGETLB_PAGE_ORDER`): 4 MiB pages on non-PAE
+    /// i386 (order 10), 2 MiB on x86_64 (order 9). Grouping by mobility sizes
+    /// its pageblocks by it (`pageblock_order`).
+    pub fn huge_page_order(self) -> u32 {
+        match self {
+            Layout::X86_32 => 10,
+            Layout::X86_64 => 9,
+        }
+    }
     /// Is zone type `zt` a highmem zone (watermarks from size/1024)?
     pub fn is_highmem(self, zt: usize) -> bool {
         self == Layout::X86_32 && zt == 2
-    }
-}
-
-/// Which allocator policy runs the free lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    /// 2.6.11 buddy allocator: one free list per order.
-    Vanilla,
-    /// Mel Gorman's v7 anti-fragmentation allocator (Feb 2005).
-    AntiFrag,
-    /// Grouping pages by mobility (2.6.24 and later).
-    Mobility,
-}
-
-impl Policy {
-    /// Every policy, oldest first.
-    pub const ALL: [Policy; 3] = [Policy::Vanilla, Policy::AntiFrag, Policy::Mobility];
-
-    /// A policy by its [`Policy::name`].
-    pub fn parse(s: &str) -> Result<Policy> {
-        Policy::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<String> = Policy::ALL
-                    .iter()
-                    .map(|p| format!("{:?}", p.name()))
-                    .collect();
-                Error::Config(format!(
-                    "unknown allocator {s:?} (expected one of {})",
-                    names.join(", ")
-                ))
-            })
-    }
-    /// The name the binding, the CLI and `/proc` headers use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Policy::Vanilla => "vanilla",
-            Policy::AntiFrag => "antifrag",
-            Policy::Mobility => "mobility",
-        }
     }
 }
 
@@ -207,14 +176,8 @@ impl MachineConfig {
 
     /// Pageblock order in effect for the policy.
     pub fn effective_pageblock_order(&self) -> u32 {
-        match self.policy {
-            Policy::Mobility => self.pageblock_order.unwrap_or(match self.layout {
-                Layout::X86_32 => (MAX_ORDER - 1) as u32,
-                Layout::X86_64 => 9,
-            }),
-            // antifrag's usemap has one entry per maximum-order block
-            _ => (MAX_ORDER - 1) as u32,
-        }
+        self.policy
+            .pageblock_order(self.pageblock_order, self.layout.huge_page_order())
     }
 
     /// Check every field and every rule between fields, the only place they are

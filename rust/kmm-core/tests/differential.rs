@@ -354,7 +354,7 @@ fn node_local_first_then_remote() {
     m.check().unwrap();
 }
 
-/// Watermarks and lowmem_reserve at boot, from FACTS 1 with 2.6.11's
+/// Watermarks and lowmem_reserve at boot, from 2.6.11's `mm/page_alloc.c` with 2.6.11's
 /// `present_pages` as the zone size: min_free_kbytes = sqrt(lowmem_kbytes * 16)
 /// clamped to [128, 65536], shared by the lowmem zones in proportion to their
 /// size; HighMem gets size/1024 clamped to [32, 128]; low = min + min/4,

@@ -1,5 +1,5 @@
 //! Hand-built scenarios for each allocator policy: Gorman's v7 anti-fragmentation
-//! allocator (FACTS 2), grouping by mobility (FACTS 3) and the per-cpu lists.
+//! allocator (Gorman's v7 patch of January 2005), grouping by mobility (today's `mm/page_alloc.c`) and the per-cpu lists.
 
 mod common;
 

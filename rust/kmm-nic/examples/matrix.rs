@@ -15,11 +15,30 @@ fn main() {
             c.race_window_ns = *a.get(2).unwrap_or(&0);
             c.producers = *a.get(3).unwrap_or(&2) as u32;
             let r = run(&c).unwrap();
+            let x = &r.xmit;
             println!(
-                "{:17} {:17} ok={} pps={:>10.0} req={} busy={} spur={} real={} harmless={} stops={} wakes={} restarts={} coll={} fas={} stalls={}",
-                m.name(), d.name(), r.verified(), r.pps, r.xmit.requeued, r.xmit.busy,
-                r.xmit.spurious_bug_logs, r.xmit.real_bug_logs, r.xmit.harmless_races,
-                r.xmit.stops, r.wakes, r.xmit.restarts, r.xmit.collisions, r.xmit.full_at_start, r.stalls
+                "{:17} {:17} ok={} pps={:>10.0} p50={} p99={} req={} busy={} spur={} real={} \
+                 harmless={} stops={} wakes={} restarts={} coll={} false_wakes={} races={} \
+                 bell/pkt={:.2} lost={}",
+                m.name(),
+                d.name(),
+                r.verified(),
+                r.pps,
+                r.latency_ns_p50,
+                r.latency_ns_p99,
+                x.requeues,
+                x.busy,
+                x.spurious_bug_logs,
+                x.real_bug_logs,
+                x.harmless_races,
+                x.stops,
+                r.wakes,
+                x.restarts,
+                x.collisions,
+                x.false_wakes,
+                x.stopper_races,
+                r.doorbells_per_packet(),
+                r.lost_wakeups
             );
         }
     }

@@ -1,17 +1,27 @@
 //! A lock-free multi-producer, single-consumer descriptor ring.
 //!
-//! Reservation is DPDK's `rte_ring` in its multi-producer form (FACTS section
-//! 8): free-running 32-bit indices masked on access; a producer reserves a run
-//! of slots by moving `prod_head` with a compare-and-swap. Publication is per
-//! slot (a sequence number, as in Vyukov's bounded queue / crossbeam's
-//! `ArrayQueue`) rather than DPDK's shared `prod_tail`: a producer never waits
-//! for the one ahead of it (on 2 cores that wait, behind a descheduled
-//! producer, cost a factor of 3-4), and since the consumer takes positions in
-//! order and stops at the first unpublished one, descriptors still reach it in
-//! reservation order. The single consumer (the NIC's DMA engine) fetches published descriptors and
-//! later reclaims them by moving `cons_tail`, which is what frees slots for the
-//! producers. Bulk enqueue is all-or-nothing (a packet's descriptors), burst
-//! enqueue takes as many as fit (DPDK's burst, one reservation for a batch).
+//! Dmitry Vyukov's bounded queue (the design of crossbeam's `ArrayQueue`)
+//! with DPDK `rte_ring`'s interface: free-running 32-bit positions masked on
+//! access, bulk (all-or-nothing) and burst (as many as fit) enqueue in one
+//! reservation, and a consumer that fetches descriptors and reclaims them
+//! later, as a NIC's DMA engine and its completion path do.
+//!
+//! Every slot carries a stamp that says, for the position the slot holds
+//! next, whether it is free or published:
+//!
+//! * `stamp == pos`: the slot is free for position `pos` (the consumer
+//!   reclaimed position `pos - size`);
+//! * `stamp == pos + 1`: the descriptor of position `pos` is written.
+//!
+//! A producer reserves positions by moving `prod_head` with a compare-and-swap
+//! once the stamp of the last position it wants says free, so producers read
+//! only `prod_head` and the slots they are about to write: never the
+//! consumer's index, whose cache line stays with the consumer (crossbeam
+//! `ArrayQueue` and DPDK both make producers read it). The consumer takes
+//! positions in order and stops at the first stamp that is not published, so
+//! descriptors reach it in reservation order while no producer waits for
+//! another; it frees slots by stamping them for the next lap, in order, and
+//! then moves `cons_tail`, which only [`MpscRing::free`] reads.
 //!
 //! Descriptors are `u64` words stored in atomics (plain stores on x86), so the
 //! ring has no `unsafe` and runs unchanged under loom.
@@ -46,22 +56,45 @@ impl std::error::Error for RingError {}
 pub struct MpscRing {
     size: u32,
     mask: u32,
-    /// Next slot a producer may reserve (moved by CAS).
+    /// Next position a producer may reserve (moved by CAS).
     prod_head: CachePadded<AtomicU32>,
-    /// Every slot before this one has been reclaimed (is free for producers).
+    /// Every position before this one has been reclaimed. Written by the
+    /// consumer after it stamped the slots free; read by [`MpscRing::free`]
+    /// only, never by an enqueue.
     cons_tail: CachePadded<AtomicU32>,
     /// Set while a [`Consumer`] handle exists (single consumer).
     consumer_claimed: AtomicBool,
     slots: Box<[Slot]>,
 }
 
-/// One descriptor slot. `seq == pos + 1` says the descriptor for ring
-/// position `pos` is written (published); the slot's previous round left
-/// `pos - size + 1`, which the consumer reads as "not yet".
+/// One descriptor slot and its stamp (see the module documentation).
 #[derive(Debug)]
 struct Slot {
-    seq: AtomicU32,
+    stamp: AtomicU32,
     desc: AtomicU64,
+}
+
+/// What a slot's stamp says about position `pos`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    /// Free for `pos`.
+    Free,
+    /// Still holds an earlier lap's descriptor: the ring is full at `pos`.
+    Behind,
+    /// Already reserved for `pos` or later: the head we read is stale.
+    Ahead,
+}
+
+impl Slot {
+    #[inline]
+    fn state(&self, pos: u32) -> SlotState {
+        // Stamps and positions are free-running: compare as a signed distance.
+        match self.stamp.load(Ordering::Acquire).wrapping_sub(pos) as i32 {
+            0 => SlotState::Free,
+            d if d < 0 => SlotState::Behind,
+            _ => SlotState::Ahead,
+        }
+    }
 }
 
 /// How many descriptors an enqueue takes when not all of them fit.
@@ -88,8 +121,7 @@ impl MpscRing {
             consumer_claimed: AtomicBool::new(false),
             slots: (0..size)
                 .map(|i| Slot {
-                    // position i - size, long consumed: not published for i
-                    seq: AtomicU32::new(i.wrapping_sub(size).wrapping_add(1)),
+                    stamp: AtomicU32::new(i),
                     desc: AtomicU64::new(0),
                 })
                 .collect(),
@@ -102,10 +134,17 @@ impl MpscRing {
         self.size
     }
 
-    /// Free descriptors as producers see them now (`size - (prod_head - cons_tail)`).
+    #[inline]
+    fn slot(&self, pos: u32) -> &Slot {
+        &self.slots[(pos & self.mask) as usize]
+    }
+
+    /// Free descriptors (`size - (prod_head - cons_tail)`), the driver's
+    /// `TX_BUFFS_AVAIL`.
     ///
-    /// Like the kernel's `TX_BUFFS_AVAIL`, this is a snapshot: it may already
-    /// be stale when the caller looks at it.
+    /// A snapshot that may be stale when the caller looks at it, and a lower
+    /// bound: the consumer stamps slots free before it moves `cons_tail`, so
+    /// an enqueue of `free()` descriptors by the only producer succeeds.
     #[inline]
     pub fn free(&self) -> u32 {
         // Read the tail first: it only grows, so a later head gives a lower bound.
@@ -120,14 +159,9 @@ impl MpscRing {
         self.cons_tail.load(Ordering::Acquire)
     }
 
-    /// A producer handle (any number may exist). It caches the consumer's
-    /// index so that an uncontended enqueue does not touch the consumer's
-    /// cache line.
+    /// A producer handle (any number may exist, one per transmitting CPU).
     pub fn producer(&self) -> Producer<'_> {
-        Producer {
-            ring: self,
-            cached_cons_tail: self.cons_tail.load(Ordering::Acquire),
-        }
+        Producer { ring: self }
     }
 
     /// The consumer handle; `None` if one already exists (single consumer).
@@ -143,6 +177,7 @@ impl MpscRing {
         Some(Consumer {
             ring: self,
             head: tail,
+            tail,
         })
     }
 
@@ -161,67 +196,120 @@ impl MpscRing {
         self.producer().enqueue_burst(descs)
     }
 
-    fn enqueue_with(&self, descs: &[u64], fill: Fill, cached_tail: &mut u32) -> usize {
+    /// One descriptor: Vyukov's enqueue. Runs `reserved` between the
+    /// reservation and the publication; returns the position it took.
+    #[inline]
+    fn enqueue_one(&self, desc: u64, reserved: impl FnOnce()) -> Option<u32> {
+        let mut head = self.prod_head.load(Ordering::Relaxed);
+        loop {
+            let slot = self.slot(head);
+            match slot.state(head) {
+                SlotState::Free => match self.prod_head.compare_exchange_weak(
+                    head,
+                    head.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        reserved();
+                        slot.desc.store(desc, Ordering::Relaxed);
+                        slot.stamp.store(head.wrapping_add(1), Ordering::Release);
+                        return Some(head);
+                    }
+                    Err(now) => head = now,
+                },
+                SlotState::Behind => {
+                    // Full, unless another producer moved the head meanwhile.
+                    let now = self.prod_head.load(Ordering::Relaxed);
+                    if now == head {
+                        return None;
+                    }
+                    head = now;
+                }
+                SlotState::Ahead => head = self.prod_head.load(Ordering::Relaxed),
+            }
+        }
+    }
+
+    /// Reserve up to `want` positions (all of them for [`Fill::Bulk`]), run
+    /// `reserved`, and publish `descs` into them; returns the first position
+    /// and the count.
+    fn enqueue_many(
+        &self,
+        descs: &[u64],
+        fill: Fill,
+        reserved: impl FnOnce(),
+    ) -> Option<(u32, u32)> {
         let want = descs.len() as u32;
-        if want == 0 {
-            return 0;
+        if want == 0 || (fill == Fill::Bulk && want > self.size) {
+            return None;
         }
-        if fill == Fill::Bulk && want > self.size {
-            return 0;
-        }
+        let want = want.min(self.size);
         let mut spins = 0;
+        let mut head = self.prod_head.load(Ordering::Relaxed);
         let (head, n) = loop {
-            let head = self.prod_head.load(Ordering::Acquire);
-            let mut used = head.wrapping_sub(*cached_tail);
-            if used > self.size || self.size - used < want {
-                // The cached reclaim index may be stale: look again.
-                *cached_tail = self.cons_tail.load(Ordering::Acquire);
-                used = head.wrapping_sub(*cached_tail);
-                if used > self.size {
-                    // `head` was read before another producer moved it past
-                    // the fresh tail: start over with a fresh head.
-                    spin_wait(&mut spins);
+            // Slots are freed in position order, so the last one we want
+            // being free means all of them are.
+            let n = match self
+                .slot(head.wrapping_add(want - 1))
+                .state(head.wrapping_add(want - 1))
+            {
+                SlotState::Free => want,
+                SlotState::Ahead => {
+                    head = self.prod_head.load(Ordering::Relaxed);
                     continue;
                 }
-            }
-            let free = self.size - used;
-            let n = match fill {
-                Fill::Bulk if free < want => return 0,
-                Fill::Burst if free == 0 => return 0,
-                Fill::Bulk => want,
-                Fill::Burst => want.min(free),
+                SlotState::Behind => {
+                    // Not enough room: a burst takes the free prefix.
+                    let free = match fill {
+                        Fill::Bulk => 0,
+                        Fill::Burst => (0..want - 1)
+                            .take_while(|&k| {
+                                self.slot(head.wrapping_add(k)).state(head.wrapping_add(k))
+                                    == SlotState::Free
+                            })
+                            .count() as u32,
+                    };
+                    if free == 0 {
+                        let now = self.prod_head.load(Ordering::Relaxed);
+                        if now == head {
+                            return None;
+                        }
+                        head = now;
+                        spin_wait(&mut spins);
+                        continue;
+                    }
+                    free
+                }
             };
-            if self
-                .prod_head
-                .compare_exchange_weak(
-                    head,
-                    head.wrapping_add(n),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                break (head, n);
+            match self.prod_head.compare_exchange_weak(
+                head,
+                head.wrapping_add(n),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break (head, n),
+                Err(now) => head = now,
             }
         };
-        // Publish each slot (Release): the consumer takes positions in order
-        // and stops at the first one not yet published, so descriptors are
-        // seen in reservation order without producers waiting for each other.
+        reserved();
+        // Publish in position order (Release per slot): the consumer stops
+        // at the first slot not yet published, so it sees a packet's
+        // descriptors whole and in order.
         for (i, &d) in descs[..n as usize].iter().enumerate() {
             let pos = head.wrapping_add(i as u32);
-            let slot = &self.slots[(pos & self.mask) as usize];
+            let slot = self.slot(pos);
             slot.desc.store(d, Ordering::Relaxed);
-            slot.seq.store(pos.wrapping_add(1), Ordering::Release);
+            slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
         }
-        n as usize
+        Some((head, n))
     }
 }
 
 /// A producer's view of the ring (one per transmitting CPU).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Producer<'a> {
     ring: &'a MpscRing,
-    cached_cons_tail: u32,
 }
 
 impl<'a> Producer<'a> {
@@ -233,26 +321,41 @@ impl<'a> Producer<'a> {
     /// Enqueue one descriptor; `false` if the ring is full.
     #[inline]
     pub fn enqueue(&mut self, desc: u64) -> bool {
-        self.ring
-            .enqueue_with(&[desc], Fill::Bulk, &mut self.cached_cons_tail)
-            == 1
+        self.ring.enqueue_one(desc, || {}).is_some()
     }
 
     /// Enqueue all of `descs` in one reservation, or none (`false`).
     #[inline]
     pub fn enqueue_bulk(&mut self, descs: &[u64]) -> bool {
-        !descs.is_empty()
-            && self
-                .ring
-                .enqueue_with(descs, Fill::Bulk, &mut self.cached_cons_tail)
-                == descs.len()
+        self.enqueue_bulk_at(descs).is_some()
+    }
+
+    /// [`Producer::enqueue_bulk`], returning the position just past the
+    /// packet (what a driver writes to the doorbell register).
+    #[inline]
+    pub fn enqueue_bulk_at(&mut self, descs: &[u64]) -> Option<u32> {
+        self.enqueue_bulk_then(descs, || {})
+    }
+
+    /// [`Producer::enqueue_bulk_at`] that runs `reserved` once the space is
+    /// reserved and before any descriptor is published: accounting that the
+    /// consumer must never see lag behind the descriptors themselves.
+    #[inline]
+    pub fn enqueue_bulk_then(&mut self, descs: &[u64], reserved: impl FnOnce()) -> Option<u32> {
+        let (head, n) = if descs.len() == 1 {
+            (self.ring.enqueue_one(descs[0], reserved)?, 1)
+        } else {
+            self.ring.enqueue_many(descs, Fill::Bulk, reserved)?
+        };
+        Some(head.wrapping_add(n))
     }
 
     /// Enqueue as many of `descs` as fit in one reservation; returns how many.
     #[inline]
     pub fn enqueue_burst(&mut self, descs: &[u64]) -> usize {
         self.ring
-            .enqueue_with(descs, Fill::Burst, &mut self.cached_cons_tail)
+            .enqueue_many(descs, Fill::Burst, || {})
+            .map_or(0, |(_, n)| n as usize)
     }
 }
 
@@ -260,8 +363,11 @@ impl<'a> Producer<'a> {
 #[derive(Debug)]
 pub struct Consumer<'a> {
     ring: &'a MpscRing,
-    /// Next descriptor to fetch (fetched but unreclaimed ones lie before it).
+    /// Next position to fetch (fetched but unreclaimed ones lie before it).
     head: u32,
+    /// Every position before this one is reclaimed (the consumer's own copy
+    /// of `cons_tail`).
+    tail: u32,
 }
 
 impl Consumer<'_> {
@@ -269,14 +375,22 @@ impl Consumer<'_> {
     /// freeing their slots; returns how many.
     #[inline]
     pub fn fetch(&mut self, out: &mut [u64]) -> usize {
+        self.fetch_until(self.head.wrapping_add(out.len() as u32), out)
+    }
+
+    /// [`Consumer::fetch`], but no descriptor at or after position `end`
+    /// (the NIC fetches only up to the doorbell the driver last rang).
+    #[inline]
+    pub fn fetch_until(&mut self, end: u32, out: &mut [u64]) -> usize {
+        let room = (end.wrapping_sub(self.head) as usize).min(out.len());
         let mut n = 0;
-        for o in out.iter_mut() {
+        while n < room {
             let pos = self.head.wrapping_add(n as u32);
-            let slot = &self.ring.slots[(pos & self.ring.mask) as usize];
-            if slot.seq.load(Ordering::Acquire) != pos.wrapping_add(1) {
+            let slot = self.ring.slot(pos);
+            if slot.stamp.load(Ordering::Acquire) != pos.wrapping_add(1) {
                 break;
             }
-            *o = slot.desc.load(Ordering::Relaxed);
+            out[n] = slot.desc.load(Ordering::Relaxed);
             n += 1;
         }
         self.head = self.head.wrapping_add(n as u32);
@@ -286,16 +400,38 @@ impl Consumer<'_> {
     /// Descriptors fetched but not yet reclaimed.
     #[inline]
     pub fn in_flight(&self) -> u32 {
+        self.head.wrapping_sub(self.tail)
+    }
+
+    /// The position after the last fetched descriptor.
+    #[inline]
+    pub fn fetched(&self) -> u32 {
         self.head
-            .wrapping_sub(self.ring.cons_tail.load(Ordering::Relaxed))
     }
 
     /// Reclaim (free) every fetched descriptor: the completion path's
-    /// "clean tx ring". Release, so producers see our reads done before they
-    /// overwrite the slots.
+    /// "clean tx ring".
     #[inline]
     pub fn reclaim(&mut self) {
-        self.ring.cons_tail.store(self.head, Ordering::Release);
+        self.reclaim_to(self.head);
+    }
+
+    /// Reclaim the fetched descriptors before position `end` (clamped to
+    /// what was fetched). Each slot is stamped free for the next lap
+    /// (Release, so the producer that reuses it sees our read of it done), in
+    /// position order; then `cons_tail` moves for [`MpscRing::free`].
+    #[inline]
+    pub fn reclaim_to(&mut self, end: u32) {
+        let n = end.wrapping_sub(self.tail).min(self.in_flight());
+        let size = self.ring.size;
+        for _ in 0..n {
+            self.ring
+                .slot(self.tail)
+                .stamp
+                .store(self.tail.wrapping_add(size), Ordering::Release);
+            self.tail = self.tail.wrapping_add(1);
+        }
+        self.ring.cons_tail.store(self.tail, Ordering::Release);
     }
 
     /// Fetch and immediately reclaim (a plain queue pop of up to `out.len()`).
@@ -311,8 +447,23 @@ impl Consumer<'_> {
     /// Pop one descriptor.
     #[inline]
     pub fn dequeue(&mut self) -> Option<u64> {
-        let mut one = [0u64];
-        (self.dequeue_burst(&mut one) == 1).then_some(one[0])
+        if self.tail != self.head {
+            // fetched descriptors are waiting to be reclaimed: take the general path
+            let mut one = [0u64];
+            return (self.dequeue_burst(&mut one) == 1).then_some(one[0]);
+        }
+        let pos = self.head;
+        let slot = self.ring.slot(pos);
+        if slot.stamp.load(Ordering::Acquire) != pos.wrapping_add(1) {
+            return None;
+        }
+        let d = slot.desc.load(Ordering::Relaxed);
+        slot.stamp
+            .store(pos.wrapping_add(self.ring.size), Ordering::Release);
+        self.head = pos.wrapping_add(1);
+        self.tail = self.head;
+        self.ring.cons_tail.store(self.tail, Ordering::Release);
+        Some(d)
     }
 }
 

@@ -1,10 +1,15 @@
 //! A transmit run on real threads: one producer thread per simulated CPU
-//! (`dev_queue_xmit` with a numbered packet stream), one consumer thread (the
-//! NIC: fetches descriptors at a configurable rate, verifies them, completes),
-//! and the calling thread as `dev_watchdog` and overall timeout.
+//! (`dev_queue_xmit` with a numbered packet stream, handed to the driver in
+//! qdisc bulks with `xmit_more`), one consumer thread (the NIC: fetches
+//! descriptors up to the doorbell at a configurable rate, verifies them, and
+//! raises a moderated completion interrupt whose NAPI poll reclaims at most a
+//! budget of packets per round), and the calling thread as `dev_watchdog` and
+//! overall timeout.
 
+use crate::latency::Histogram;
 use crate::queue::{Driver, Mode, TxQueue, Xmit, XmitStats};
 use crate::sync::{spin_wait, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -60,8 +65,20 @@ pub struct NicConfig {
     pub wake_thresh: u32,
     /// Pause between the queue check and the ring reservation, ns.
     pub race_window_ns: u64,
-    /// Descriptors the NIC fetches per batch (one completion per batch).
+    /// Descriptors the NIC fetches per DMA burst.
     pub tx_batch: u32,
+    /// Packets the core hands the driver per qdisc bulk dequeue; all but the
+    /// last carry `xmit_more` (honoured by [`Driver::ModernXmitMore`]).
+    pub tx_bulk: u32,
+    /// NAPI budget: packets one poll may complete (`NAPI_POLL_WEIGHT`, 64).
+    pub napi_budget: u32,
+    /// Interrupt moderation (`ethtool -C tx-frames`): the completion
+    /// interrupt fires once this many packets are done...
+    pub coalesce_frames: u32,
+    /// ...or the oldest done packet has waited this long (`tx-usecs`), us.
+    pub coalesce_usecs: u64,
+    /// BQL `slack_hold_time`, ms (the kernel's default is one second).
+    pub bql_hold_ms: u64,
     /// NIC speed limit in descriptors per second; 0 = unlimited.
     pub tx_rate: u64,
     /// How long a stopped queue with free space and an idle completion path
@@ -112,7 +129,10 @@ impl std::error::Error for NicError {}
 impl NicConfig {
     /// Defaults: 2 producers, 100 000 packets each, a 256-descriptor ring,
     /// packets of 1..=4 descriptors, stop below 4 free, wake at 8, no race
-    /// window, batches of 16, unlimited NIC, watchdog 20 ms, timeout 120 s.
+    /// window, DMA bursts of 16, qdisc bulks of 8, NAPI budget 64, completion
+    /// interrupt after 16 packets or 8 us (half mlx5's tx-frames 32 /
+    /// tx-usecs 16, for the small rings of the race), BQL hold time 1 s,
+    /// unlimited NIC, watchdog 20 ms, timeout 120 s.
     pub fn new(mode: Mode, driver: Driver) -> Self {
         NicConfig {
             mode,
@@ -125,6 +145,11 @@ impl NicConfig {
             wake_thresh: 8,
             race_window_ns: 0,
             tx_batch: 16,
+            tx_bulk: 8,
+            napi_budget: 64,
+            coalesce_frames: 16,
+            coalesce_usecs: 8,
+            bql_hold_ms: 1000,
             tx_rate: 0,
             watchdog_ms: 20,
             timeout_ms: 120_000,
@@ -198,6 +223,27 @@ impl NicConfig {
                 self.tx_batch
             ));
         }
+        for (name, v) in [
+            ("tx_bulk", self.tx_bulk),
+            ("napi_budget", self.napi_budget),
+            ("coalesce_frames", self.coalesce_frames),
+        ] {
+            if v == 0 || v > 65_536 {
+                return bad(format!("{name} must be between 1 and 65536, got {v}"));
+            }
+        }
+        if self.coalesce_usecs > 1_000_000 {
+            return bad(format!(
+                "coalesce_usecs must be at most 1 000 000 (1 s), got {}",
+                self.coalesce_usecs
+            ));
+        }
+        if self.bql_hold_ms > 60_000 {
+            return bad(format!(
+                "bql_hold_ms must be at most 60000, got {}",
+                self.bql_hold_ms
+            ));
+        }
         if self.race_window_ns > 10_000_000 {
             return bad(format!(
                 "race_window_ns must be at most 10 000 000 (10 ms), got {}",
@@ -240,16 +286,41 @@ pub struct NicReport {
     /// Wakes by the completion path.
     pub wakes: u64,
     /// Lost wakeups the watchdog caught (it then woke the queue, as tx_timeout).
-    pub stalls: u64,
-    /// Completions (reclaim batches).
+    pub lost_wakeups: u64,
+    /// Completion interrupts raised (after moderation).
+    pub interrupts: u64,
+    /// Completions: NAPI polls that reclaimed packets.
     pub completions: u64,
+    /// Completion latency, from `dev_queue_xmit` to the NAPI poll that
+    /// reclaimed the packet: the median, 99th and 99.9th percentiles, ns.
+    pub latency_ns_p50: u64,
+    /// See [`NicReport::latency_ns_p50`].
+    pub latency_ns_p99: u64,
+    /// See [`NicReport::latency_ns_p50`].
+    pub latency_ns_p999: u64,
+    /// BQL drivers: (seconds since the start, limit in bytes) at the start
+    /// and at every change of the limit (thinned to at most
+    /// [`BQL_SAMPLES`] points).
+    pub bql_limit: Vec<(f64, u32)>,
     /// Wall time, seconds.
     pub elapsed_s: f64,
     /// Delivered packets per second.
     pub pps: f64,
 }
 
+/// Most points [`NicReport::bql_limit`] keeps.
+pub const BQL_SAMPLES: usize = 4096;
+
 impl NicReport {
+    /// Doorbell writes per packet sent (1.0 without `xmit_more`).
+    pub fn doorbells_per_packet(&self) -> f64 {
+        if self.xmit.sent == 0 {
+            0.0
+        } else {
+            self.xmit.doorbells as f64 / self.xmit.sent as f64
+        }
+    }
+
     /// Exactly once, in order, nothing dropped, nothing torn.
     pub fn verified(&self) -> bool {
         self.delivered == self.expected
@@ -293,6 +364,14 @@ pub fn packet_descs(seed: u64, producer: u32, seq: u64, max_descs: u32) -> u32 {
     1 + (z % max_descs as u64) as u32
 }
 
+/// Length in bytes of packet `seq` of `producer` (64..=1514, a frame
+/// without its FCS), a pure function of (seed, producer, seq) like its
+/// descriptor count.
+#[inline]
+pub fn packet_bytes(seed: u64, producer: u32, seq: u64) -> u32 {
+    64 + (packet_descs(seed ^ 0x5bd1_e995, producer, seq, 1451) - 1)
+}
+
 /// The NIC's receive-side bookkeeping for one producer's stream.
 struct StreamCheck {
     next_seq: u64,
@@ -311,16 +390,17 @@ struct Verify {
 }
 
 impl Verify {
-    fn check(&mut self, streams: &mut [StreamCheck], d: u64, packets: u64) {
+    /// Check one descriptor; returns (producer, seq) when it ends a packet.
+    fn check(&mut self, streams: &mut [StreamCheck], d: u64, packets: u64) -> Option<(u32, u64)> {
         self.descriptors += 1;
         let (p, seq, frag, nfrags) = decode_desc(d);
         let Some(s) = streams.get_mut(p as usize) else {
             self.torn += 1;
-            return;
+            return None;
         };
         if seq >= packets || nfrags == 0 || frag >= nfrags {
             self.torn += 1;
-            return;
+            return None;
         }
         match s.partial {
             Some((pseq, pfrag, pn)) if pseq == seq && pfrag == frag && pn == nfrags => {}
@@ -328,25 +408,25 @@ impl Verify {
                 self.torn += 1;
                 s.partial = None;
                 if frag != 0 {
-                    return;
+                    return None;
                 }
             }
             None if frag != 0 => {
                 self.torn += 1;
-                return;
+                return None;
             }
             None => {}
         }
         if frag + 1 < nfrags {
             s.partial = Some((seq, frag + 1, nfrags));
-            return;
+            return None;
         }
         s.partial = None;
         // last fragment: the packet is complete
         let (w, b) = ((seq / 64) as usize, seq % 64);
         if s.seen[w] & (1 << b) != 0 {
             self.duplicates += 1;
-            return;
+            return Some((p, seq));
         }
         s.seen[w] |= 1 << b;
         self.delivered += 1;
@@ -354,6 +434,7 @@ impl Verify {
             self.order_violations += 1;
         }
         s.next_seq = seq + 1;
+        Some((p, seq))
     }
 }
 
@@ -369,9 +450,13 @@ struct Shared {
     abort: AtomicBool,
     producers_done: AtomicU32,
     failure: Mutex<Option<String>>,
-    wakes: AtomicU64,
     completions: AtomicU64,
     consumer_done: AtomicBool,
+    /// Per producer: when each in-flight packet entered `dev_queue_xmit`
+    /// (ns since the start), indexed by `seq & enqueue_mask`.
+    enqueued_ns: Vec<Box<[AtomicU64]>>,
+    enqueue_mask: u64,
+    start: Instant,
 }
 
 impl Shared {
@@ -386,6 +471,20 @@ impl Shared {
     fn aborted(&self) -> bool {
         self.abort.load(Ordering::Relaxed)
     }
+
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+}
+
+/// What the NIC hands back besides the verification.
+#[derive(Default)]
+struct NicSide {
+    verify: Verify,
+    latency: Histogram,
+    wakes: u64,
+    interrupts: u64,
+    bql_limit: Vec<(f64, u32)>,
 }
 
 /// Run a transmit experiment on real threads and verify it.
@@ -403,21 +502,29 @@ pub fn run(cfg: &NicConfig) -> Result<NicReport, NicError> {
         cfg.wake_thresh,
         cfg.race_window_ns,
     )
-    .map_err(|e| NicError::Config(e.to_string()))?;
+    .map_err(|e| NicError::Config(e.to_string()))?
+    .with_bql_slack_hold(cfg.bql_hold_ms * 1_000_000);
+    // A producer has at most `ring` packets between its enqueue and their
+    // reclaim, and stamps a packet before offering it: twice the ring keeps
+    // every stamp until the NIC has read it.
+    let slots = (2 * cfg.ring).next_power_of_two();
     let sh = Shared {
         abort: AtomicBool::new(false),
         producers_done: AtomicU32::new(0),
         failure: Mutex::new(None),
-        wakes: AtomicU64::new(0),
         completions: AtomicU64::new(0),
         consumer_done: AtomicBool::new(false),
+        enqueued_ns: (0..cfg.producers)
+            .map(|_| (0..slots).map(|_| AtomicU64::new(0)).collect())
+            .collect(),
+        enqueue_mask: slots - 1,
+        start: Instant::now(),
     };
     let stats: Vec<Mutex<XmitStats>> = (0..cfg.producers)
         .map(|_| Mutex::new(XmitStats::default()))
         .collect();
-    let verify: Mutex<Verify> = Mutex::new(Verify::default());
-    let mut stalls = 0u64;
-    let start = Instant::now();
+    let nic: Mutex<NicSide> = Mutex::new(NicSide::default());
+    let mut lost_wakeups = 0u64;
 
     std::thread::scope(|s| {
         for p in 0..cfg.producers {
@@ -434,11 +541,11 @@ pub fn run(cfg: &NicConfig) -> Result<NicReport, NicError> {
             });
         }
         {
-            let (q, sh, verify) = (&q, &sh, &verify);
+            let (q, sh, nic) = (&q, &sh, &nic);
             s.spawn(move || {
                 let r = catch_unwind(AssertUnwindSafe(|| {
                     let v = consumer(q, sh, cfg);
-                    *verify.lock().unwrap_or_else(|e| e.into_inner()) = v;
+                    *nic.lock().unwrap_or_else(|e| e.into_inner()) = v;
                 }));
                 if let Err(e) = r {
                     sh.fail("the NIC (consumer) panicked", panic_text(e));
@@ -446,9 +553,9 @@ pub fn run(cfg: &NicConfig) -> Result<NicReport, NicError> {
                 sh.consumer_done.store(true, Ordering::Release);
             });
         }
-        stalls = watchdog(&q, &sh, cfg, start);
+        lost_wakeups = watchdog(&q, &sh, cfg);
     });
-    let elapsed = start.elapsed().as_secs_f64();
+    let elapsed = sh.start.elapsed().as_secs_f64();
 
     if let Some(f) = sh.failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
         return Err(NicError::Worker(format!(
@@ -461,7 +568,8 @@ pub fn run(cfg: &NicConfig) -> Result<NicReport, NicError> {
     for st in &stats {
         xmit.add(&st.lock().unwrap_or_else(|e| e.into_inner()));
     }
-    let v = verify.into_inner().unwrap_or_else(|e| e.into_inner());
+    let nic = nic.into_inner().unwrap_or_else(|e| e.into_inner());
+    let v = &nic.verify;
     let expected = cfg.producers as u64 * cfg.packets;
     Ok(NicReport {
         expected,
@@ -472,9 +580,14 @@ pub fn run(cfg: &NicConfig) -> Result<NicReport, NicError> {
         order_violations: v.order_violations,
         torn_packets: v.torn,
         descriptors: v.descriptors,
-        wakes: sh.wakes.load(Ordering::Relaxed),
-        stalls,
+        wakes: nic.wakes,
+        lost_wakeups,
+        interrupts: nic.interrupts,
         completions: sh.completions.load(Ordering::Relaxed),
+        latency_ns_p50: nic.latency.quantile(0.5),
+        latency_ns_p99: nic.latency.quantile(0.99),
+        latency_ns_p999: nic.latency.quantile(0.999),
+        bql_limit: nic.bql_limit,
         elapsed_s: elapsed,
         pps: if elapsed > 0.0 {
             v.delivered as f64 / elapsed
@@ -484,43 +597,59 @@ pub fn run(cfg: &NicConfig) -> Result<NicReport, NicError> {
     })
 }
 
-/// One CPU's `dev_queue_xmit` loop: send packets 0..packets in order; a packet
+/// One CPU's `dev_queue_xmit` loop: send packets 0..packets in order, in
+/// qdisc bulks of `tx_bulk` (all but the last with `xmit_more`); a packet
 /// not taken is retried (requeued, never dropped) once the queue runs.
 fn producer(q: &TxQueue, sh: &Shared, cfg: &NicConfig, p: u32) -> XmitStats {
     if cfg.fault == Some(Fault::ProducerPanic) && p == 0 {
         panic!("injected producer fault");
     }
-    let mut st = XmitStats::default();
-    let mut prod = q.ring.producer();
+    let mut cpu = q.cpu();
+    let stamps = &sh.enqueued_ns[p as usize];
     let mut descs = [0u64; MAX_DESCS_PER_PACKET as usize];
     for seq in 0..cfg.packets {
         let n = packet_descs(cfg.seed, p, seq, cfg.max_descs);
         for f in 0..n {
             descs[f as usize] = encode_desc(p, seq, f, n);
         }
+        let bytes = packet_bytes(cfg.seed, p, seq);
+        // Published to the NIC by the ring's Release on the descriptor.
+        stamps[(seq & sh.enqueue_mask) as usize].store(sh.now_ns(), Ordering::Relaxed);
+        let more = (seq + 1) % cfg.tx_bulk as u64 != 0 && seq + 1 < cfg.packets;
         let mut spins = 0u32;
         loop {
-            match q.xmit(&mut prod, &descs[..n as usize], &mut st) {
+            match q.xmit(&mut cpu, &descs[..n as usize], bytes, more) {
                 Xmit::Sent => break,
                 Xmit::QueueStopped | Xmit::Requeued => {
                     if sh.aborted() {
-                        return st;
+                        return cpu.stats;
                     }
                     spin_wait(&mut spins);
                 }
             }
         }
         if seq % 1024 == 0 && sh.aborted() {
-            return st;
+            return cpu.stats;
         }
     }
-    st
+    cpu.stats
 }
 
-/// The NIC: fetch up to `tx_batch` descriptors, verify them, honour the rate
-/// limit, then complete (reclaim + maybe wake). Ends when every producer is
-/// done and the ring is drained.
-fn consumer(q: &TxQueue, sh: &Shared, cfg: &NicConfig) -> Verify {
+/// A packet the hardware has sent and NAPI has not yet reclaimed.
+struct Done {
+    /// Ring position just past its last descriptor.
+    end: u32,
+    bytes: u32,
+    enqueued_ns: u64,
+}
+
+/// The NIC: DMA up to `tx_batch` descriptors before the doorbell, verify
+/// them, honour the rate limit; raise the completion interrupt once
+/// `coalesce_frames` packets are done or the oldest has waited
+/// `coalesce_usecs`; its NAPI poll completes at most `napi_budget` packets a
+/// round (reclaim, BQL, maybe wake) and polls again while the budget is used
+/// up. Ends when every producer is done and the ring is drained.
+fn consumer(q: &TxQueue, sh: &Shared, cfg: &NicConfig) -> NicSide {
     let mut cons = q.ring.consumer().expect("the NIC is the only consumer");
     let words = (cfg.packets as usize).div_ceil(64);
     let mut streams: Vec<StreamCheck> = (0..cfg.producers)
@@ -530,60 +659,127 @@ fn consumer(q: &TxQueue, sh: &Shared, cfg: &NicConfig) -> Verify {
             seen: vec![0; words],
         })
         .collect();
-    let mut v = Verify::default();
+    let mut out = NicSide::default();
+    if let Some(dql) = q.bql() {
+        out.bql_limit.push((0.0, dql.limit()));
+    }
     let mut buf = vec![0u64; cfg.tx_batch as usize];
-    let t0 = Instant::now();
+    let mut done: VecDeque<Done> = VecDeque::new();
+    // When the oldest packet in `done` was sent (the moderation timer).
+    let mut oldest_done_ns = 0u64;
+    let moderation_ns = cfg.coalesce_usecs * 1000;
     let mut spins = 0u32;
-    let mut batches = 0u64;
     loop {
         if sh.aborted() {
             break;
         }
-        if cfg.fault == Some(Fault::ConsumerHang) && batches > 0 {
+        if cfg.fault == Some(Fault::ConsumerHang) && out.verify.descriptors > 0 {
             std::thread::sleep(Duration::from_millis(1));
             continue;
         }
         // Read "done" before fetching: an empty fetch after it means drained.
-        let done = sh.producers_done.load(Ordering::Acquire) == cfg.producers;
-        let n = cons.fetch(&mut buf);
-        if n == 0 {
-            if done {
-                break;
+        let producers_done = sh.producers_done.load(Ordering::Acquire) == cfg.producers;
+        let first = cons.fetched();
+        let was_idle = done.is_empty();
+        let n = cons.fetch_until(q.doorbell(), &mut buf);
+        for (i, &d) in buf[..n].iter().enumerate() {
+            if let Some((p, seq)) = out.verify.check(&mut streams, d, cfg.packets) {
+                let stamp = &sh.enqueued_ns[p as usize][(seq & sh.enqueue_mask) as usize];
+                done.push_back(Done {
+                    end: first.wrapping_add(i as u32 + 1),
+                    bytes: packet_bytes(cfg.seed, p, seq),
+                    enqueued_ns: stamp.load(Ordering::Relaxed),
+                });
             }
-            spin_wait(&mut spins);
-            continue;
         }
-        for &d in &buf[..n] {
-            v.check(&mut streams, d, cfg.packets);
-        }
-        if cfg.tx_rate > 0 {
+        if n > 0 && cfg.tx_rate > 0 {
             // The wire: descriptor k may complete no earlier than k / rate.
-            let due = Duration::from_secs_f64(v.descriptors as f64 / cfg.tx_rate as f64);
-            while t0.elapsed() < due && !sh.aborted() {
+            let due = Duration::from_secs_f64(out.verify.descriptors as f64 / cfg.tx_rate as f64);
+            while sh.start.elapsed() < due && !sh.aborted() {
                 std::hint::spin_loop();
             }
         }
-        batches += 1;
-        if cfg.fault == Some(Fault::ConsumerPanic) {
+        if n > 0 && cfg.fault == Some(Fault::ConsumerPanic) {
             panic!("injected NIC fault");
         }
-        if q.tx_complete(&mut cons) {
-            sh.wakes.fetch_add(1, Ordering::Relaxed);
+        let now = sh.now_ns();
+        if was_idle && !done.is_empty() {
+            oldest_done_ns = now;
         }
-        sh.completions.fetch_add(1, Ordering::Relaxed);
+        let irq = !done.is_empty()
+            && (done.len() >= cfg.coalesce_frames as usize
+                || now.saturating_sub(oldest_done_ns) >= moderation_ns);
+        if irq {
+            out.interrupts += 1;
+            napi_poll(q, sh, cfg, &mut cons, &mut done, &mut out);
+        } else if n == 0 {
+            if producers_done && done.is_empty() {
+                break;
+            }
+            spin_wait(&mut spins);
+        }
     }
-    v
+    out
 }
 
-/// `dev_watchdog` on the calling thread: a queue stopped with at least the
-/// wake threshold free while the completion path makes no progress for
-/// `watchdog_ms` is a lost wakeup; count it and wake the queue (`tx_timeout`).
-/// Also enforces the overall timeout. Returns the stalls seen.
-fn watchdog(q: &TxQueue, sh: &Shared, cfg: &NicConfig, start: Instant) -> u64 {
+/// The driver's NAPI poll for transmit completions: rounds of at most
+/// `napi_budget` packets, each reclaiming its descriptors and calling the
+/// completion-side wake ([`TxQueue::tx_complete`]), until a round completes
+/// less than the budget (`napi_complete_done`).
+fn napi_poll(
+    q: &TxQueue,
+    sh: &Shared,
+    cfg: &NicConfig,
+    cons: &mut crate::ring::Consumer<'_>,
+    done: &mut VecDeque<Done>,
+    out: &mut NicSide,
+) {
+    loop {
+        let k = done.len().min(cfg.napi_budget as usize);
+        if k == 0 {
+            return;
+        }
+        let now = sh.now_ns();
+        let (mut bytes, mut end) = (0u32, 0u32);
+        for d in done.drain(..k) {
+            out.latency.record(now.saturating_sub(d.enqueued_ns));
+            bytes += d.bytes;
+            end = d.end;
+        }
+        if q.tx_complete(cons, end, k as u32, bytes, now) {
+            out.wakes += 1;
+        }
+        sh.completions.fetch_add(1, Ordering::Relaxed);
+        if let Some(dql) = q.bql() {
+            let limit = dql.limit();
+            if out.bql_limit.last().map(|&(_, l)| l) != Some(limit) {
+                if out.bql_limit.len() >= BQL_SAMPLES {
+                    // thin to every other point, keeping the first
+                    let mut i = 0;
+                    out.bql_limit.retain(|_| {
+                        i += 1;
+                        i % 2 == 1
+                    });
+                }
+                out.bql_limit.push((now as f64 / 1e9, limit));
+            }
+        }
+        if k < cfg.napi_budget as usize {
+            return;
+        }
+    }
+}
+
+/// `dev_watchdog` on the calling thread: a stopped queue whose wake
+/// condition holds ([`TxQueue::wake_overdue`]) while the completion path
+/// makes no progress for `watchdog_ms` is a lost wakeup; count it and wake
+/// the queue (`tx_timeout`). Also enforces the overall timeout. Returns the
+/// lost wakeups seen.
+fn watchdog(q: &TxQueue, sh: &Shared, cfg: &NicConfig) -> u64 {
     let limit = Duration::from_millis(cfg.watchdog_ms);
     let timeout = Duration::from_millis(cfg.timeout_ms);
     let poll = Duration::from_micros((cfg.watchdog_ms * 1000 / 8).clamp(50, 1000));
-    let mut stalls = 0;
+    let mut lost = 0;
     let mut suspect: Option<(Instant, u64)> = None;
     loop {
         let producers_done = sh.producers_done.load(Ordering::Acquire) == cfg.producers;
@@ -591,7 +787,7 @@ fn watchdog(q: &TxQueue, sh: &Shared, cfg: &NicConfig, start: Instant) -> u64 {
             // The consumer only drains from here on; it ends by itself.
             if producers_done {
                 // but a hung consumer must still be bounded by the timeout
-                while !sh.aborted() && start.elapsed() < timeout && !consumer_finished(sh) {
+                while !sh.aborted() && sh.start.elapsed() < timeout && !consumer_finished(sh) {
                     std::thread::sleep(poll);
                 }
                 if !sh.aborted() && !consumer_finished(sh) {
@@ -601,22 +797,22 @@ fn watchdog(q: &TxQueue, sh: &Shared, cfg: &NicConfig, start: Instant) -> u64 {
                     );
                 }
             }
-            return stalls;
+            return lost;
         }
-        if start.elapsed() >= timeout {
+        if sh.start.elapsed() >= timeout {
             sh.fail(
                 "timed out",
                 format!("the run did not finish within {} ms", cfg.timeout_ms),
             );
-            return stalls;
+            return lost;
         }
-        if q.queue_stopped() && q.wakeable() {
+        if q.wake_overdue() {
             let progress = sh.completions.load(Ordering::Relaxed);
             match suspect {
                 Some((since, seen)) if seen == progress => {
                     if since.elapsed() >= limit {
-                        stalls += 1;
-                        q.wake_queue();
+                        lost += 1;
+                        q.tx_timeout();
                         suspect = None;
                     }
                 }

@@ -14,7 +14,8 @@ use pyo3::types::PyDict;
 #[pyo3(signature = (
     mode, driver, producers=2, packets=100_000, ring=256, max_descs=4, stop_thresh=None,
     wake_thresh=None, race_window_ns=0, tx_batch=16, tx_rate=0, watchdog_ms=20,
-    timeout_ms=120_000, seed=0, fault=None
+    timeout_ms=120_000, seed=0, fault=None, tx_bulk=8, napi_budget=64, coalesce_frames=16,
+    coalesce_usecs=8, bql_hold_ms=1000
 ))]
 #[allow(clippy::too_many_arguments)]
 fn nic_run<'py>(
@@ -34,6 +35,11 @@ fn nic_run<'py>(
     timeout_ms: u64,
     seed: u64,
     fault: Option<&str>,
+    tx_bulk: u32,
+    napi_budget: u32,
+    coalesce_frames: u32,
+    coalesce_usecs: u64,
+    bql_hold_ms: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let cfg_err = |m: String| PyErr::from(Error::Nic(NicError::Config(m)));
     let m = Mode::parse(mode).ok_or_else(|| {
@@ -68,6 +74,11 @@ fn nic_run<'py>(
     });
     cfg.race_window_ns = race_window_ns;
     cfg.tx_batch = tx_batch;
+    cfg.tx_bulk = tx_bulk;
+    cfg.napi_budget = napi_budget;
+    cfg.coalesce_frames = coalesce_frames;
+    cfg.coalesce_usecs = coalesce_usecs;
+    cfg.bql_hold_ms = bql_hold_ms;
     cfg.tx_rate = tx_rate;
     cfg.watchdog_ms = watchdog_ms;
     cfg.timeout_ms = timeout_ms;
@@ -88,6 +99,11 @@ fn nic_run<'py>(
     out.set_item("wake_thresh", cfg.wake_thresh)?;
     out.set_item("race_window_ns", cfg.race_window_ns)?;
     out.set_item("tx_batch", cfg.tx_batch)?;
+    out.set_item("tx_bulk", cfg.tx_bulk)?;
+    out.set_item("napi_budget", cfg.napi_budget)?;
+    out.set_item("coalesce_frames", cfg.coalesce_frames)?;
+    out.set_item("coalesce_usecs", cfg.coalesce_usecs)?;
+    out.set_item("bql_hold_ms", cfg.bql_hold_ms)?;
     out.set_item("tx_rate", cfg.tx_rate)?;
     out.set_item("seed", cfg.seed)?;
     let x = &r.xmit;
@@ -99,25 +115,34 @@ fn nic_run<'py>(
         ("duplicates", r.duplicates),
         ("order_violations", r.order_violations),
         ("torn_packets", r.torn_packets),
-        ("requeued", x.requeued),
+        ("requeues", x.requeues),
         ("busy", x.busy),
         ("spurious_bug_logs", x.spurious_bug_logs),
         ("real_bug_logs", x.real_bug_logs),
         ("harmless_races", x.harmless_races),
-        ("full_at_start", x.full_at_start),
+        ("false_wakes", x.false_wakes),
+        ("stopper_races", x.stopper_races),
+        ("doorbells", x.doorbells),
+        ("stack_xoffs", x.stack_xoffs),
         ("stops", x.stops),
         ("wakes", r.wakes),
         ("restarts", x.restarts),
         ("collisions", x.collisions),
-        ("stalls", r.stalls),
+        ("lost_wakeups", r.lost_wakeups),
         ("descriptors", r.descriptors),
+        ("interrupts", r.interrupts),
         ("completions", r.completions),
+        ("latency_ns_p50", r.latency_ns_p50),
+        ("latency_ns_p99", r.latency_ns_p99),
+        ("latency_ns_p999", r.latency_ns_p999),
     ] {
         out.set_item(k, v)?;
     }
     out.set_item("verified", r.verified())?;
     out.set_item("elapsed_s", r.elapsed_s)?;
     out.set_item("pps", r.pps)?;
+    out.set_item("doorbells_per_packet", r.doorbells_per_packet())?;
+    out.set_item("bql_limit", r.bql_limit.clone())?;
     Ok(out)
 }
 

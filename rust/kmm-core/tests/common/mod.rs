@@ -1,7 +1,7 @@
 //! Shared test support: machine builders and a small, obviously-correct
 //! reference model of the physical memory map, the 2.6.11 watermark check
-//! (written from FACTS.md section 1) and the three allocators' block choice
-//! (FACTS.md sections 1-3). The model never looks at engine internals except
+//! (written from 2.6.11's `mm/page_alloc.c`) and the three allocators' block choice
+//! (2.6.11, Gorman's v7 patch, today's `fallbacks[]`). The model never looks at engine internals except
 //! where a test says so explicitly (the free-list heads, to name the block a
 //! list-head allocator must return).
 #![allow(dead_code)]
@@ -61,7 +61,7 @@ pub fn zone_index(m: &Machine, node: usize, name: &str) -> usize {
         .unwrap_or_else(|| panic!("no zone {name} on node {node}"))
 }
 
-/// Allocation type (free-list type number) of a mask, from FACTS 2:
+/// Allocation type (free-list type number) of a mask, from Gorman's v7 patch:
 /// USERRCLM wins, then KERNRCLM, else KernNoRclm.
 pub fn ref_type(gfp: u32) -> usize {
     if gfp & gfp::__GFP_USERRCLM != 0 {
@@ -73,7 +73,7 @@ pub fn ref_type(gfp: u32) -> usize {
     }
 }
 
-/// Highest zone type a mask may use (FACTS 1; DMA32 only exists on x86_64,
+/// Highest zone type a mask may use (2.6.11 `gfp_zone`; DMA32 only exists on x86_64,
 /// elsewhere `__GFP_DMA32` means Normal as in kernels without ZONE_DMA32).
 pub fn ref_highest_zone(layout: Layout, gfp: u32) -> usize {
     if gfp & gfp::__GFP_DMA != 0 {
@@ -90,7 +90,7 @@ pub fn ref_highest_zone(layout: Layout, gfp: u32) -> usize {
     }
 }
 
-/// The 2.6.11 `zone_watermark_ok`, written from FACTS 1.
+/// The 2.6.11 `zone_watermark_ok`, written from 2.6.11's `mm/page_alloc.c`.
 pub fn ref_watermark_ok(
     free_pages: u64,
     nr_free: &[u64; MAX_ORDER],
@@ -455,13 +455,13 @@ pub fn predict_zone(
     None
 }
 
-/// v7 fallback order (FACTS 2), in free-list type numbers.
+/// v7 fallback order (Gorman's patch, `fallback_allocs`), in free-list type numbers.
 pub const V7_FALLBACK: [[usize; 2]; 3] = [
     [LT_KERNRCLM, LT_USERRCLM], // KernNoRclm -> KernRclm -> UserRclm
     [LT_NORCLM, LT_USERRCLM],   // KernRclm -> KernNoRclm -> UserRclm
     [LT_NORCLM, LT_KERNRCLM],   // UserRclm -> KernNoRclm -> KernRclm
 ];
-/// Modern fallback table (FACTS 3): Unmovable -> Reclaimable, Movable;
+/// Modern fallback table (`fallbacks[]` in today's `mm/page_alloc.c`): Unmovable -> Reclaimable, Movable;
 /// Reclaimable -> Unmovable, Movable; Movable -> Reclaimable, Unmovable.
 pub const MODERN_FALLBACK: [[usize; 2]; 3] = [
     [LT_KERNRCLM, LT_USERRCLM],
@@ -648,7 +648,7 @@ pub fn verify(m: &Machine, model: &Model) -> Result<(), String> {
             }
         }
     }
-    // /proc/buddyinfo, byte for byte (FACTS 5): "Node %d, zone %8s " then "%6lu " per order
+    // /proc/buddyinfo, byte for byte (`frag_show` in 2.6.11 `mm/page_alloc.c`): "Node %d, zone %8s " then "%6lu " per order
     let mut want_bi = String::new();
     for z in &model.zones {
         want_bi.push_str(&format!(

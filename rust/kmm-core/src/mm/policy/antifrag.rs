@@ -20,7 +20,7 @@ pub(super) const TYPES: &[(usize, &str)] = &[
     (LT_GLOBAL, "Global"),
 ];
 
-/// `fallback_allocs`: v7's fallback order per allocation type (FACTS 2).
+/// `fallback_allocs`: v7's fallback order per allocation type (Gorman's v7 patch, linux-mm, January 2005).
 const FALLBACK_ALLOCS: [[usize; 2]; 3] = [
     [LT_KERNRCLM, LT_USERRCLM],
     [LT_NORCLM, LT_USERRCLM],

@@ -19,7 +19,7 @@ pub(super) const UNMODELLED: &[&str] = &["HighAtomic", "Isolate"];
 /// `memmap_init` marks every pageblock MOVABLE at boot.
 pub(super) const BOOT_TYPE: usize = LT_USERRCLM;
 
-/// `fallbacks[]` (FACTS 3), in kmm type numbering.
+/// `fallbacks[]` (today's `mm/page_alloc.c`), in kmm type numbering.
 const FALLBACKS: [[usize; 2]; 3] = [
     [LT_KERNRCLM, LT_USERRCLM], // Unmovable -> Reclaimable, Movable
     [LT_NORCLM, LT_USERRCLM],   // Reclaimable -> Unmovable, Movable

@@ -2,7 +2,9 @@
 //! `match` on [`Policy`] in the engine is in this file. A policy's own
 //! mechanisms live in its file: [`vanilla`] (2.6.11), [`antifrag`] (Gorman's
 //! 2005 v7/v8 anti-fragmentation) and [`mobility`] (today's grouping by
-//! mobility). A new policy adds a file and an arm to each `match` here.
+//! mobility). A new policy adds a variant to [`Policy`] (declared here), a
+//! file, and an arm to each `match` here; the compiler lists every arm, and no
+//! other file changes.
 //!
 //! The dispatch is a `match` on a `Copy` enum, inlined into the hot paths.
 
@@ -13,7 +15,59 @@ pub mod vanilla;
 use super::machine::Machine;
 use super::mmzone::Zone;
 use super::page::NR_LISTS;
-use crate::config::Policy;
+use crate::error::Error;
+use crate::MAX_ORDER;
+
+/// Which allocator policy runs the free lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// 2.6.11 buddy allocator: one free list per order.
+    Vanilla,
+    /// Mel Gorman's v7 anti-fragmentation allocator (Feb 2005).
+    AntiFrag,
+    /// Grouping pages by mobility (2.6.24 and later).
+    Mobility,
+}
+
+impl Policy {
+    /// Every policy, oldest first.
+    pub const ALL: [Policy; 3] = [Policy::Vanilla, Policy::AntiFrag, Policy::Mobility];
+
+    /// A policy by its [`Policy::name`].
+    pub fn parse(s: &str) -> crate::Result<Policy> {
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<String> = Policy::ALL
+                    .iter()
+                    .map(|p| format!("{:?}", p.name()))
+                    .collect();
+                Error::Config(format!(
+                    "unknown allocator {s:?} (expected one of {})",
+                    names.join(", ")
+                ))
+            })
+    }
+    /// The pageblock order in effect: grouping by mobility groups by huge
+    /// pages (`huge_page_order`, or the order the caller `given`); the others
+    /// keep their usemap (antifrag) or nothing (vanilla) per maximum-order block.
+    pub fn pageblock_order(self, given: Option<u32>, huge_page_order: u32) -> u32 {
+        match self {
+            Policy::Mobility => given.unwrap_or(huge_page_order),
+            Policy::Vanilla | Policy::AntiFrag => (MAX_ORDER - 1) as u32,
+        }
+    }
+
+    /// The name the binding, the CLI and `/proc` headers use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Vanilla => "vanilla",
+            Policy::AntiFrag => "antifrag",
+            Policy::Mobility => "mobility",
+        }
+    }
+}
 
 /// Names of a policy's list types, as pagetypeinfo shows them, in its order.
 type TypeTable = &'static [(usize, &'static str)];
@@ -242,8 +296,7 @@ impl Machine {
 
 #[cfg(test)]
 mod tests {
-    use super::type_name;
-    use crate::config::Policy;
+    use super::{type_name, Policy};
     use crate::mm::page::NR_LISTS;
 
     #[test]
