@@ -10,7 +10,7 @@ Prints a table of named figures with their targets and writes them, with
 - ``python``: ``replay_ops_per_s`` (a 10M-op trace through ``Machine.replay``),
   ``bytes_per_page`` (RSS of a booted 1.5 GiB machine / its pages, measured in a
   fresh process), ``boot_1tib_s``.
-- ``highalloc``, ``nic``, ``page_owner``: from ``benches/<name>.py`` modules, each
+- ``highalloc``, ``nic``, ``page_owner``, ``real``: from ``benches/<name>.py`` modules, each
   exposing ``collect(quick) -> dict``.
 """
 
@@ -49,6 +49,8 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "ring_vs_arrayqueue": (">= 1.2", lambda v: v >= 1.2),
     "burst32_vs_single": (">= 5", lambda v: v >= 5),
     "mobility_compaction_vs_mobility_order0": ("<= 1.1", lambda v: v <= 1.1),
+    "trace_import_lines_per_s": (">= 3e6", lambda v: v >= 3e6),
+    "snapshot_load_s": ("<= 10", lambda v: v <= 10),
 }
 
 
@@ -163,7 +165,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, float]]] = {
     "engine": engine,
     "python": python_figures,
 }
-MODULE_SECTIONS = ["highalloc", "nic", "page_owner"]
+MODULE_SECTIONS = ["highalloc", "nic", "page_owner", "real"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,12 +15,14 @@ from .errors import (
     GfpError,
     InvariantError,
     KmmError,
+    NeedsRootError,
     NicError,
     NicWorkerError,
     OrderError,
     PageOwnerError,
     ParseError,
     PfnError,
+    SnapshotError,
     TraceError,
 )
 from .gfp import (
@@ -152,4 +154,6 @@ __all__ = [
     "NicError",
     "NicWorkerError",
     "BenchmarkError",
+    "SnapshotError",
+    "NeedsRootError",
 ]

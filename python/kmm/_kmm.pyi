@@ -35,6 +35,9 @@ __all__ = [
     "OP_SLAB_FREE",
     "OP_SLAB_PIN",
     "SLAB_CACHES",
+    "KernelTraceImporter",
+    "KERNEL_EVENTS",
+    "machine_from_snapshot",
 ]
 
 GFP_FLAGS: dict[str, int]
@@ -202,3 +205,22 @@ def nic_run(
     coalesce_usecs: int = 8,
     bql_hold_ms: int = 1000,
 ) -> dict[str, Any]: ...
+
+KERNEL_EVENTS: list[str]
+
+@final
+class KernelTraceImporter:
+    def __new__(cls) -> KernelTraceImporter: ...
+    def feed(self, data: bytes) -> None: ...
+    def finish(self) -> None: ...
+    def take_records(self) -> bytes: ...
+    def live_objects(self) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
+
+def machine_from_snapshot(
+    allocator: str,
+    zones: list[
+        tuple[int, str, int, int, int, int, tuple[int, int, int] | None, list[int] | None]
+    ],
+    kpageflags: npt.NDArray[np.uint64],
+) -> tuple[Machine, list[list[int]], list[int]]: ...

@@ -16,6 +16,9 @@ COMMANDS = [
     "fraginfo",
     "page_owner",
     "xmit",
+    "trace",
+    "snapshot",
+    "inspect",
 ]
 
 

@@ -24,6 +24,8 @@ __all__ = [
     "NicError",
     "NicWorkerError",
     "BenchmarkError",
+    "SnapshotError",
+    "NeedsRootError",
 ]
 
 
@@ -77,3 +79,11 @@ class NicWorkerError(KmmError, RuntimeError):
 
 class BenchmarkError(KmmError, ValueError):
     """Benchmark options out of range."""
+
+
+class SnapshotError(ParseError):
+    """A real machine's snapshot that is truncated, inconsistent or cannot be read."""
+
+
+class NeedsRootError(SnapshotError, PermissionError):
+    """Reading a live machine needs root (names the file that refused)."""

@@ -138,6 +138,37 @@ class Machine:
             defrag_mode=bool(defrag_mode),
         )
 
+    #: Set by :meth:`from_snapshot`: the snapshot and its pages per class per zone.
+    snapshot: Any = None
+    snapshot_classes: dict[tuple[int, str], dict[str, int]] | None = None
+
+    @classmethod
+    def from_snapshot(cls, path: Any, allocator: str = "mobility") -> Machine:
+        """A machine whose zones, free blocks and allocated pages are a real
+        machine's (a :mod:`kmm.snapshot` file or directory; see ``docs/real.md``).
+
+        ``snapshot`` holds the loaded snapshot, ``snapshot_classes`` the pages
+        per class per zone (free, reserved, movable, slab, unmovable).
+        """
+        from . import snapshot as _snapshot
+
+        snap = _snapshot.load(path)
+        counts = _snapshot.parse_block_counts(snap.texts["pagetypeinfo"])
+        real = sorted(snap.zones(), key=lambda z: z.start_pfn)
+        zones = []
+        for z in real:
+            c = counts.get((z.node, z.name))
+            bc = None if c is None else [c.get(t, 0) for t in ("Unmovable", "Movable", "Reclaimable", "HighAtomic")]
+            zones.append((z.node, z.name, z.start_pfn, z.spanned, z.present, z.managed, z.watermarks, bc))
+        flags = np.ascontiguousarray(snap.kpageflags, dtype=np.uint64)
+        inner, classes, _starts = _kmm.machine_from_snapshot(_str("allocator", allocator), zones, flags)
+        m = cls.__new__(cls)
+        m._m = inner
+        m.snapshot = snap
+        names = ("free", "reserved", "zero", "movable", "slab", "unmovable")
+        m.snapshot_classes = {(z.node, z.name): dict(zip(names, c)) for z, c in zip(real, classes)}
+        return m
+
     # -- allocation ---------------------------------------------------------
 
     def alloc(
@@ -313,3 +344,4 @@ def _str(name: str, v: Any) -> str:
     if not isinstance(v, str):
         raise ConfigError(f"{name} must be a str, not {type(v).__name__}")
     return v
+

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _kmm
 from . import gfp as _gfp
+from . import kernel_trace as _kernel_trace
 from ._args import U32_MAX, int_arg
 from .errors import ConfigError, TraceError
 
@@ -31,6 +32,7 @@ __all__ = [
     "concat",
     "empty_trace",
     "inject_leak",
+    "read_kernel",
 ]
 
 OP_ALLOC: int = _kmm.OP_ALLOC
@@ -152,3 +154,18 @@ def inject_leak(
     out["pid"][leak_pos] = pid
     out["tgid"][leak_pos] = pid
     return out
+
+
+
+def read_kernel(path_or_pipe: Any, *, stats: Any = None, chunk: int = _kernel_trace.CHUNK) -> _kernel_trace.KernelTrace:
+    """Import a real kernel trace: ftrace ``trace``/``trace_pipe`` text or
+    ``perf script`` output of the kmem page events (a path, ``-``, or an open
+    binary file or pipe; zstd/gzip decompressed), see ``docs/real.md``.
+
+    Returns a :class:`kmm.kernel_trace.KernelTrace` (``.trace``, ``.summary``,
+    ``.markers``). ``stats``: the tracefs ``per_cpu/cpu*/stats`` text or path,
+    whose dropped events join the summary's lost events. Raises
+    :class:`kmm.ParseError` when no kmem page event parses.
+    """
+    data, summary = _kernel_trace.read_records(path_or_pipe, stats=stats, chunk=chunk)
+    return _kernel_trace.KernelTrace(trace=np.frombuffer(data, dtype=TRACE_DTYPE), summary=summary)

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod error;
+pub mod ftrace;
 pub mod gfp;
 pub mod mm;
 pub mod page_owner;

@@ -9,10 +9,12 @@ use pyo3::prelude::*;
 
 mod enter;
 mod errors;
+mod ftrace;
 mod gfp;
 mod machine;
 mod nic;
 mod page_owner;
+mod snapshot;
 
 #[pymodule]
 fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -30,5 +32,7 @@ fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     machine::register(m)?;
     nic::register(m)?;
     page_owner::register(m)?;
+    ftrace::register(m)?;
+    snapshot::register(m)?;
     Ok(())
 }

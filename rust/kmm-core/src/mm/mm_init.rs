@@ -4,9 +4,9 @@
 
 use super::events::Counters;
 use super::machine::Machine;
-use super::mmzone::{Pcp, Zone, ZoneCompact, ZNONE};
+use super::mmzone::{Zone, ZNONE};
 use super::objects::Objects;
-use super::page::{kind, mkflags, pfn_array, ListHead, K_RESERVED, NR_LISTS};
+use super::page::{kind, mkflags, pfn_array, K_RESERVED};
 use super::policy::has_block_types;
 use crate::config::{MachineConfig, Policy};
 use crate::error::Result;
@@ -24,32 +24,7 @@ impl Machine {
         let zonelists = build_zonelists(&cfg, &zone_index);
         let reserved = boot_reservations(&cfg, &node_ranges);
 
-        let n = nr_pages as usize;
-        let mut m = Machine {
-            layout: cfg.layout,
-            policy: cfg.policy,
-            block_order,
-            nr_nodes: cfg.nodes,
-            nr_pages,
-            zone_starts: zones.iter().map(|z| z.start_pfn).collect(),
-            zones,
-            zone_index,
-            zonelists,
-            flags: pfn_array(n, 0u16),
-            // links start zeroed (lazily mapped); only list members are ever read
-            next: pfn_array(n, 0u32),
-            prev: pfn_array(n, 0u32),
-            objs: Objects::default(),
-            slab: Default::default(),
-            counters: Counters::default(),
-            now_ns: 0,
-            fallback_reserve_blocks: Vec::new(),
-            kswapd_credit_ns: 0,
-            owner: None,
-            compact_scratch: Default::default(),
-            nofragment: false,
-            cfg,
-        };
+        let mut m = Machine::empty(cfg, zones, zone_index, zonelists, 0u16);
 
         for &(s, e) in &reserved {
             for pfn in s..e.min(nr_pages) {
@@ -74,8 +49,49 @@ impl Machine {
         m.setup_per_zone_lowmem_reserve();
         m.setup_pagesets();
         m.policy_init();
-        m.nofragment = m.alloc_flags_nofragment();
         Ok(m)
+    }
+
+    /// A machine of `zones` with every page's flag word `flags` and nothing
+    /// else set up yet: the part of boot that [`Machine::new`] and a machine
+    /// built from a real snapshot share. `nofragment` is decided here, once
+    /// the config is known.
+    pub(super) fn empty(
+        cfg: MachineConfig,
+        zones: Vec<Zone>,
+        zone_index: Vec<[u16; 3]>,
+        zonelists: Vec<[Vec<u16>; 3]>,
+        flags: u16,
+    ) -> Machine {
+        let nr_pages = cfg.mem_bytes >> PAGE_SHIFT;
+        let n = nr_pages as usize;
+        let mut m = Machine {
+            layout: cfg.layout,
+            policy: cfg.policy,
+            block_order: cfg.effective_pageblock_order(),
+            nr_nodes: cfg.nodes,
+            nr_pages,
+            zone_starts: zones.iter().map(|z| z.start_pfn).collect(),
+            zones,
+            zone_index,
+            zonelists,
+            flags: pfn_array(n, flags),
+            // links start zeroed (lazily mapped); only list members are ever read
+            next: pfn_array(n, 0u32),
+            prev: pfn_array(n, 0u32),
+            objs: Objects::default(),
+            slab: Default::default(),
+            counters: Counters::default(),
+            now_ns: 0,
+            fallback_reserve_blocks: Vec::new(),
+            kswapd_credit_ns: 0,
+            owner: None,
+            compact_scratch: Default::default(),
+            nofragment: false,
+            cfg,
+        };
+        m.nofragment = m.alloc_flags_nofragment();
+        m
     }
 
     /// `memmap_init_zone` and the boot-time free: mark the pageblocks as the
@@ -133,35 +149,12 @@ fn free_area_init(
             if e > s {
                 zone_index[nid][zt] = zones.len() as u16;
                 let nblocks = ((e - s) >> block_order) + 1;
-                zones.push(Zone {
-                    node: nid,
-                    zt,
-                    name: names[zt],
-                    start_pfn: s,
-                    spanned: e - s,
-                    present: e - s,
-                    reserved: 0,
-                    free_pages: 0,
-                    free_area: [[ListHead::default(); MAX_ORDER]; NR_LISTS],
-                    nonempty: [0; NR_LISTS],
-                    pages_min: 0,
-                    pages_low: 0,
-                    pages_high: 0,
-                    lowmem_reserve: [0; 3],
-                    pcp: Pcp::default(),
-                    block_type: if has_block_types(policy) {
-                        vec![0u8; nblocks as usize]
-                    } else {
-                        Vec::new()
-                    },
-                    lru: ListHead::default(),
-                    lru_pages: 0,
-                    kswapd_order: -1,
-                    compact: ZoneCompact {
-                        kcompactd_order: -1,
-                        ..ZoneCompact::default()
-                    },
-                });
+                let nr_blocks = if has_block_types(policy) {
+                    nblocks as usize
+                } else {
+                    0
+                };
+                zones.push(Zone::new(nid, zt, names[zt], s, e - s, e - s, nr_blocks));
             }
             zlo = zhi;
         }
@@ -173,7 +166,7 @@ fn free_area_init(
 /// `build_zonelists`: per node and highest allowed zone type, the zones to try:
 /// the local node first, then by distance; within a node from the highest
 /// allowed zone down.
-fn build_zonelists(cfg: &MachineConfig, zone_index: &[[u16; 3]]) -> Vec<[Vec<u16>; 3]> {
+pub(super) fn build_zonelists(cfg: &MachineConfig, zone_index: &[[u16; 3]]) -> Vec<[Vec<u16>; 3]> {
     let mut zonelists = Vec::new();
     for nid in 0..cfg.nodes {
         let mut order: Vec<usize> = (0..cfg.nodes).collect();

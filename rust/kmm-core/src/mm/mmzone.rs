@@ -70,6 +70,45 @@ pub struct ZoneCompact {
 }
 
 impl Zone {
+    /// An empty zone (no free page, no watermark yet) of zone type `zt` in
+    /// `node`, spanning `spanned` pfns from `start_pfn` of which `present`
+    /// exist, with `nr_blocks` pageblock types (0: the policy keeps none).
+    pub fn new(
+        node: usize,
+        zt: usize,
+        name: &'static str,
+        start_pfn: u64,
+        spanned: u64,
+        present: u64,
+        nr_blocks: usize,
+    ) -> Zone {
+        Zone {
+            node,
+            zt,
+            name,
+            start_pfn,
+            spanned,
+            present,
+            reserved: 0,
+            free_pages: 0,
+            free_area: [[ListHead::default(); MAX_ORDER]; NR_LISTS],
+            nonempty: [0; NR_LISTS],
+            pages_min: 0,
+            pages_low: 0,
+            pages_high: 0,
+            lowmem_reserve: [0; 3],
+            pcp: Pcp::default(),
+            block_type: vec![0u8; nr_blocks],
+            lru: ListHead::default(),
+            lru_pages: 0,
+            kswapd_order: -1,
+            compact: ZoneCompact {
+                kcompactd_order: -1,
+                ..ZoneCompact::default()
+            },
+        }
+    }
+
     #[inline]
     pub fn end_pfn(&self) -> u64 {
         self.start_pfn + self.spanned

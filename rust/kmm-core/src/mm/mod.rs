@@ -24,6 +24,7 @@ mod check;
 pub mod compaction;
 pub mod events;
 mod highorder;
+pub mod kpageflags;
 pub mod machine;
 mod mm_init;
 pub mod mmzone;

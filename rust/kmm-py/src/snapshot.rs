@@ -1,0 +1,73 @@
+//! Binding for `Machine::from_snapshot` (`kmm_core::mm::kpageflags`).
+//! Conversion only: the snapshot's files are read and parsed by `kmm.snapshot`.
+
+use crate::enter::enter;
+use crate::errors;
+use crate::machine::PyMachine;
+use kmm_core::mm::kpageflags::RealZone;
+use kmm_core::{Error, Machine, Policy};
+use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+/// A zone: (node, name, start_pfn, spanned, present, managed,
+/// (min, low, high) | None, (unmovable, movable, reclaimable, highatomic) | None).
+type PyZone = (
+    usize,
+    String,
+    u64,
+    u64,
+    u64,
+    u64,
+    Option<(u64, u64, u64)>,
+    Option<[u64; 4]>,
+);
+
+/// Build a machine from a snapshot's zones and kpageflags; returns the machine,
+/// pages per class per zone and the kmm start pfn of each zone.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn machine_from_snapshot(
+    py: Python<'_>,
+    allocator: &str,
+    zones: Vec<PyZone>,
+    kpageflags: PyReadonlyArray1<'_, u64>,
+) -> PyResult<(PyMachine, Vec<[u64; 6]>, Vec<u64>)> {
+    let policy = Policy::parse(allocator).map_err(errors::Error::from)?;
+    let zones: Vec<RealZone> = zones
+        .into_iter()
+        .map(
+            |(node, name, start_pfn, spanned, present, managed, watermarks, block_counts)| {
+                RealZone {
+                    node,
+                    name,
+                    start_pfn,
+                    spanned,
+                    present,
+                    managed,
+                    watermarks,
+                    block_counts,
+                }
+            },
+        )
+        .collect();
+    let flags = kpageflags.as_slice().map_err(|_| {
+        errors::Error::from(Error::Parse(format!(
+            "kpageflags must be a contiguous array of u64 (got {} entries, not contiguous)",
+            kpageflags.len()
+        )))
+    })?;
+    let (m, load) = enter(py, None, || Machine::from_snapshot(policy, &zones, flags))?;
+    Ok((
+        PyMachine {
+            inner: m,
+            poisoned: false,
+        },
+        load.classes,
+        load.kmm_start_pfn,
+    ))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(machine_from_snapshot, m)?)?;
+    Ok(())
+}

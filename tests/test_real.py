@@ -1,0 +1,392 @@
+"""Real machines: kernel trace import, snapshots, Machine.from_snapshot, kmm inspect.
+
+The fixtures in tests/data/real/ are small recordings of a real 6.18 machine
+(see its README). The trace tests compare the Rust importer with a small,
+obviously correct Python model of the same rules.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import kmm
+import numpy as np
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kmm import kernel_trace as kt
+from kmm import snapshot as ks
+from kmm.cli import main
+from kmm.errors import NeedsRootError, ParseError, SnapshotError
+
+DATA = Path(__file__).parent / "data" / "real"
+FTRACE = DATA / "ftrace.txt.zst"
+PERF = DATA / "perf-script.txt.zst"
+PERF_FIELDS = DATA / "perf-script-fields.txt.zst"
+SNAP = DATA / "snapshot-end.tar.zst"
+SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
+
+
+def text_of(path: Path) -> str:
+    return zstandard.ZstdDecompressor().stream_reader(open(path, "rb")).read().decode()
+
+
+# ---- a small, obviously correct model of the import rules -------------------
+
+_LINE = re.compile(r"^\s*(.*?)\s+\[(\d+)\]\s+(?:\S+\s+)?(\d+\.\d+):\s+(?:\d+\s+)?(?:kmem:)?(\w+):\s*(.*)$")
+
+
+def model(text: str) -> tuple[list[tuple[int, int, int, int]], dict[str, int]]:
+    """(op, obj, order, pid) records and event counts, by the rules of FACTS-2 section 3."""
+    live: dict[int, int] = {}  # pfn -> obj
+    freed: set[int] = set()  # pfns freed by mm_page_free, awaiting a batched duplicate
+    out = []
+    events: dict[str, int] = {}
+    nxt = 0
+    for line in text.splitlines():
+        if line.lstrip().startswith("#") or not line.strip():
+            continue
+        m = _LINE.match(line)
+        assert m, line
+        task, _cpu, _ts, ev, fields = m.groups()
+        task = task.split("(")[0].strip()
+        last = task.split()[-1]
+        if "/" in last and task.count(" "):
+            pid = int(last.split("/")[1])
+        elif last.isdigit() and " " in task:
+            pid = int(last)
+        else:
+            pid = int(task.rsplit("-", 1)[1])
+        events[ev] = events.get(ev, 0) + 1
+        kv = dict(f.split("=", 1) for f in fields.split() if "=" in f)
+        if ev == "mm_page_alloc":
+            pfn = int(kv["pfn"], 16)
+            if pfn == 0:
+                continue
+            if pfn in live:
+                out.append((kmm.OP_FREE, live.pop(pfn), 0, pid))
+            live[pfn] = nxt
+            freed.discard(pfn)
+            out.append((kmm.OP_ALLOC, nxt, int(kv["order"]), pid))
+            nxt += 1
+        elif ev in ("mm_page_free", "mm_page_free_batched"):
+            pfn = int(kv["pfn"], 16)
+            if ev == "mm_page_free_batched" and pfn in freed:
+                freed.discard(pfn)
+                continue
+            if pfn in live:
+                out.append((kmm.OP_FREE, live.pop(pfn), 0, pid))
+            if ev == "mm_page_free":
+                freed.add(pfn)
+            else:
+                freed.discard(pfn)
+    return out, events
+
+
+def records(trace: np.ndarray) -> list[tuple[int, int, int, int]]:
+    return [(int(r["op"]), int(r["obj"]), int(r["order"]) if r["op"] == kmm.OP_ALLOC else 0, int(r["pid"])) for r in trace]
+
+
+@pytest.mark.parametrize("path", [FTRACE, PERF, PERF_FIELDS], ids=["ftrace", "perf", "perf-fields"])
+def test_import_matches_the_model_on_real_recordings(path):
+    text = text_of(path)
+    want, events = model(text)
+    kt_ = kmm.trace.read_kernel(path)
+    assert records(kt_.trace) == want
+    s = kt_.summary
+    assert {k: v for k, v in s["events"].items() if v} == events
+    assert s["lines"] == len(text.splitlines())
+    assert s["allocations"] == sum(1 for r in want if r[0] == kmm.OP_ALLOC)
+    assert s["frees"] == sum(1 for r in want if r[0] == kmm.OP_FREE)
+    assert s["skipped"]["malformed_lines"] == 0
+    assert s["format"] == ("ftrace" if path == FTRACE else "perf")
+    if path == PERF_FIELDS:
+        # period, ip and sym: three fields per line kmm does not read, counted
+        assert s["unknown_fields"] == 3 * s["lines"]
+    else:
+        assert s["unknown_fields"] == 0
+
+
+def test_batched_duplicates_are_counted_once_on_the_real_trace():
+    s = kmm.trace.read_kernel(FTRACE).summary
+    assert s["skipped"]["batched_duplicates"] == s["events"]["mm_page_free_batched"] > 0
+    assert s["markers"] and s["markers"][0]["text"] == "kmm-snapshot start begin"
+
+
+def test_perf_with_extra_fields_gives_the_same_trace():
+    a = kmm.trace.read_kernel(PERF).trace
+    b = kmm.trace.read_kernel(PERF_FIELDS).trace
+    assert a.tobytes() == b.tobytes()
+
+
+def test_pipe_and_small_chunks_give_the_same_trace():
+    whole = kmm.trace.read_kernel(FTRACE)
+    unzstd = "import sys, zstandard; zstandard.ZstdDecompressor().copy_stream(open(sys.argv[1], 'rb'), sys.stdout.buffer)"
+    p = subprocess.Popen([sys.executable, "-c", unzstd, str(FTRACE)], stdout=subprocess.PIPE)
+    assert p.stdout is not None
+    piped = kmm.trace.read_kernel(p.stdout, chunk=4093)
+    p.wait()
+    assert piped.trace.tobytes() == whole.trace.tobytes()
+    assert piped.summary == whole.summary
+
+
+def test_a_trace_cut_mid_line_is_counted():
+    text = text_of(FTRACE)
+    cut = text[: len(text) - 40]
+    r = kmm.trace.read_kernel(io.BytesIO(cut.encode()))
+    want, _ = model(text[: text.rstrip("\n").rfind("\n")])
+    assert r.summary["truncated_last_line"] is True
+    assert r.summary["skipped"]["malformed_lines"] == 1
+    assert records(r.trace) == want
+    assert any("middle of a line" in w for w in kt.warnings(r.summary))
+
+
+def test_lost_events_lines_and_ring_stats_are_reported():
+    text = text_of(FTRACE).splitlines()
+    text.insert(500, "CPU:1 [LOST 123 EVENTS]")
+    r = kmm.trace.read_kernel(io.BytesIO("\n".join(text).encode()), stats=DATA / "stats-dropped")
+    rb = r.summary["ring_buffer"]
+    assert rb["dropped"] == 2252575 + 4532109 and rb["overrun"] == 0
+    assert r.summary["lost_events"] == 123
+    assert r.summary["skipped"]["lost_events"] == 123 + rb["dropped"]
+    w = kt.warnings(r.summary)
+    assert any("dropped" in x for x in w) and any("lost 123" in x for x in w)
+
+
+@pytest.mark.parametrize(
+    "text, msg",
+    [
+        (b"", "empty input"),
+        (b" bash-1 [000] ..... 1.000000: sched_switch: prev_comm=bash\n" * 3, "only other events (sched_switch)"),
+        (b"hello\nworld\n", "not an ftrace or perf script text"),
+        (b"# tracer: nop\n#\n", "not an ftrace or perf script text"),
+    ],
+)
+def test_inputs_with_no_page_event_are_errors(text, msg):
+    with pytest.raises(ParseError, match=re.escape(msg)):
+        kmm.trace.read_kernel(io.BytesIO(text))
+
+
+def test_corrupt_compressed_input_is_an_error(tmp_path):
+    raw = FTRACE.read_bytes()
+    p = tmp_path / "cut.zst"
+    p.write_bytes(raw[: len(raw) // 2])
+    # a cut zstd stream ends early: the lines before are imported, the cut line counted
+    r = kmm.trace.read_kernel(p)
+    assert 0 < r.summary["lines"] < 20013
+    p.write_bytes(raw[:8] + b"\0" * 100)
+    with pytest.raises(ParseError):
+        kmm.trace.read_kernel(p)
+
+
+def test_other_events_are_counted_not_fatal():
+    text = text_of(PERF).splitlines()
+    text[10:10] = ["   sh 7 [000] 1.000000: sched:sched_switch: prev_comm=sh"] * 4
+    r = kmm.trace.read_kernel(io.BytesIO("\n".join(text).encode()))
+    assert r.summary["other_events"] == {"sched_switch": 4}
+    assert r.summary["skipped"]["other_event_lines"] == 4
+
+
+def test_cli_trace_import_json_and_output(tmp_path, capsys):
+    out = tmp_path / "t.npy"
+    assert main(["trace", "import", str(FTRACE), "-o", str(out), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert list(s)[:6] == ["format", "lines", "events", "allocations", "frees", "skipped"]
+    t = np.load(out)
+    assert t.dtype == kmm.TRACE_DTYPE
+    assert t.tobytes() == kmm.trace.read_kernel(FTRACE).trace.tobytes()
+    assert s["records"] == len(t)
+    assert main(["trace", "import", str(tmp_path / "missing.txt")]) == 2
+
+
+_COMM = st.text(alphabet="abcXYZ019 -_/:.", min_size=1, max_size=16).filter(lambda c: c.strip() == c and c)
+
+
+@settings(max_examples=200, deadline=None)
+@given(comm=_COMM, pid=st.integers(0, 4_000_000), cpu=st.integers(0, 511), pfn=st.integers(1, 2**40),
+       order=st.integers(0, 10), perf=st.booleans())
+def test_any_comm_pid_and_cpu_are_read_back(comm, pid, cpu, pfn, order, perf):
+    if perf:
+        line = f"{comm:>16} {pid} [{cpu:03d}] 12.000001: kmem:mm_page_alloc: page=0x1 pfn={pfn:#x} order={order} migratetype=1 gfp_flags=GFP_KERNEL\n"
+    else:
+        line = f"{comm:>16}-{pid:<7} [{cpu:03d}] d..2. 12.000001: mm_page_alloc: page=00000000deadbeef pfn={pfn:#x} order={order} migratetype=1 gfp_flags=GFP_KERNEL\n"
+    r = kmm.trace.read_kernel(io.BytesIO(line.encode()))
+    assert r.summary["skipped"]["malformed_lines"] == 0, line
+    (rec,) = r.trace
+    assert (int(rec["pid"]), int(rec["order"]), int(rec["gfp"])) == (pid, order, kmm.GFP_KERNEL)
+
+
+# ---- snapshots ----------------------------------------------------------------
+
+
+def test_snapshot_fixture_loads_and_is_consistent():
+    s = ks.load(SNAP)
+    assert s.label == "end" and s.consistent is True
+    assert len(s.kpageflags) == len(s.kpagecount) >= max(z.end_pfn for z in s.zones())
+
+
+@pytest.mark.parametrize("allocator", ["vanilla", "antifrag", "mobility"])
+def test_from_snapshot_gives_the_zones_and_buddyinfo_exactly(allocator):
+    m = kmm.Machine.from_snapshot(SNAP, allocator=allocator)
+    m.check()
+    snap = m.snapshot
+    assert m.buddyinfo() == snap.texts["buddyinfo"]
+    real = {(z.node, z.name): z for z in snap.zones()}
+    for st_ in m.zone_stats():
+        z = real[(st_.node, st_.zone)]
+        assert (st_.present, st_.managed) == (z.present, z.managed)
+        assert st_.start_pfn + st_.spanned == z.end_pfn
+        # kmm aligns a zone's buddy blocks to its start: DMA (pfn 1) starts at 0
+        assert st_.start_pfn == z.start_pfn - z.start_pfn % 1024
+        assert (st_.min, st_.low, st_.high) == z.watermarks
+
+
+def test_from_snapshot_meets_the_pageblock_counts():
+    m = kmm.Machine.from_snapshot(SNAP, allocator="mobility")
+    counts = ks.parse_block_counts(m.snapshot.texts["pagetypeinfo"])
+    ours = ks.parse_block_counts(m.pagetypeinfo())
+    for key, c in counts.items():
+        assert ours[key]["Unmovable"] == c["Unmovable"] + c["HighAtomic"]
+        assert ours[key]["Reclaimable"] == c["Reclaimable"]
+
+
+def test_snapshot_directory_and_pack_round_trip(tmp_path):
+    d = tmp_path / "mybox"
+    d.mkdir()
+    with zstandard.ZstdDecompressor().stream_reader(open(SNAP, "rb")) as zr, tarfile.open(fileobj=zr, mode="r|") as tf:
+        tf.extractall(d, filter="data")
+    (d / "kmm-snapshot.json").unlink()
+    a = ks.load(d)
+    assert a.label == "mybox" and a.consistent is True
+    out = tmp_path / "packed.tar.zst"
+    assert main(["snapshot", "--from", str(d), "-o", str(out)]) == 0
+    b = ks.load(out)
+    assert b.label == "mybox" and b.texts == a.texts
+    assert np.array_equal(a.kpageflags, b.kpageflags)
+    assert kmm.Machine.from_snapshot(d).buddyinfo() == kmm.Machine.from_snapshot(out).buddyinfo()
+
+
+@pytest.mark.skipif(not (SHARED_REAL / "end").is_dir(), reason="shared/real not beside the checkout")
+def test_the_shared_recording_loads_from_its_directories():
+    for name in ("start", "end"):
+        m = kmm.Machine.from_snapshot(SHARED_REAL / name)
+        m.check()
+        assert m.buddyinfo() == m.snapshot.texts["buddyinfo"]
+
+
+def test_a_truncated_snapshot_file_is_an_error(tmp_path):
+    raw = SNAP.read_bytes()
+    p = tmp_path / "cut.tar.zst"
+    p.write_bytes(raw[: len(raw) * 2 // 3])
+    with pytest.raises(SnapshotError, match=r"cut\.tar\.zst"):
+        ks.load(p)
+    p.write_bytes(b"not a snapshot")
+    with pytest.raises(SnapshotError, match="not a kmm snapshot"):
+        ks.load(p)
+    with pytest.raises(SnapshotError, match="no snapshot at"):
+        ks.load(tmp_path / "nothing")
+
+
+def test_a_short_kpageflags_is_an_error(tmp_path):
+    s = ks.load(SNAP)
+    for name, t in s.texts.items():
+        (tmp_path / name).write_text(t)
+    (tmp_path / "kpagecount").write_bytes(s.kpagecount.tobytes())
+    (tmp_path / "kpageflags").write_bytes(s.kpageflags[:1000].tobytes())
+    with pytest.raises(SnapshotError, match="kpageflags holds 1000 pfns but zoneinfo's zones end at pfn"):
+        ks.load(tmp_path)
+    (tmp_path / "kpageflags").write_bytes(s.kpageflags.tobytes()[:-3])
+    with pytest.raises(SnapshotError, match="not a whole number of u64"):
+        ks.load(tmp_path)
+    (tmp_path / "kpageflags").unlink()
+    with pytest.raises(SnapshotError, match="lacks kpageflags"):
+        ks.load(tmp_path)
+
+
+def test_zoneinfo_and_block_count_parsers_reject_garbage():
+    with pytest.raises(SnapshotError, match="no zone with pages"):
+        ks.parse_zoneinfo("hello\n")
+    with pytest.raises(SnapshotError, match="has no 'managed'"):
+        ks.parse_zoneinfo("Node 0, zone      DMA\n  spanned 10\n  present 10\n  start_pfn: 1\n")
+    with pytest.raises(SnapshotError, match="block counts for"):
+        ks.parse_block_counts("Number of blocks type     Unmovable      Movable\nNode 0, zone      DMA            1\n")
+
+
+def _can_read_kpageflags() -> bool:
+    try:
+        with open("/proc/kpageflags", "rb") as f:
+            f.read(8)
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not _can_read_kpageflags(), reason="needs root and /proc/kpageflags")
+def test_live_snapshot_as_root(tmp_path):
+    out = tmp_path / "live.tar.zst"
+    assert main(["snapshot", "-o", str(out), "--label", "t1"]) == 0
+    s = ks.load(out)
+    assert s.label == "t1" and s.meta["source"] == "live"
+    assert isinstance(s.meta["buddyinfo_changed"], bool)
+    m = kmm.Machine.from_snapshot(out, allocator="vanilla")
+    m.check()
+    if s.consistent:
+        assert m.buddyinfo() == s.texts["buddyinfo"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="drops to nobody from root")
+def test_snapshot_without_root_names_the_file(tmp_path):
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "kmm", "snapshot", "-o", str(tmp_path / "x.tar.zst")],
+            user=65534, capture_output=True, text=True, timeout=120, cwd="/",
+        )
+    except PermissionError:
+        pytest.skip("the Python interpreter is not executable by nobody")
+    if "No module named" in r.stderr or "Permission denied: '" in r.stderr:
+        pytest.skip("the venv is not readable by nobody")
+    assert r.returncode == 2, r.stderr
+    assert "NeedsRootError" in r.stderr and "/proc/kpageflags" in r.stderr and "needs root" in r.stderr
+
+
+def test_a_refused_proc_file_is_named(monkeypatch, capsys):
+    real_open = open
+
+    def refuse(path, *a, **k):
+        if str(path) == "/proc/kpageflags":
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(ks, "open", refuse, raising=False)
+    with pytest.raises(NeedsRootError, match="/proc/kpageflags: permission denied; a snapshot of a live machine needs root"):
+        ks.take()
+    assert main(["snapshot", "-o", os.devnull]) == 2
+    assert "/proc/kpageflags" in capsys.readouterr().err
+
+
+def test_needs_root_error_is_a_permission_error():
+    assert issubclass(NeedsRootError, PermissionError) and issubclass(NeedsRootError, kmm.KmmError)
+
+
+def test_inspect_json(capsys):
+    assert main(["inspect", str(SNAP), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["consistent"] is True and r["buddyinfo_equal"] is True
+    assert [z["zone"] for z in r["zones"]] == ["DMA", "DMA32", "Normal"]
+    for zone, c in r["pageblocks"].items():
+        z = next(x for x in r["zones"] if f"{x['node']}:{x['zone']}" == zone)
+        kmm_start = z["start_pfn"] - z["start_pfn"] % 1024
+        assert sum(c.values()) == (z["start_pfn"] + z["spanned"] - kmm_start) // 512
+    assert set(r["ceiling"]) == {"9", "10"}
+    # the extfrag indices are those of the snapshot's own buddyinfo
+    bi = kmm.procfs.parse_buddyinfo(ks.load(SNAP).texts["buddyinfo"])
+    ui = kmm.procfs.unusable_indices(bi.nr_free)
+    assert [z["unusable_index"]["9"] for z in r["zones"]] == [int(x) for x in ui.reshape(-1, 11)[: len(r["zones"]), 9]]
