@@ -11,6 +11,8 @@ use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+/// A `/proc/slabinfo` row: (name, active objects, objects, object size, objects per slab, slabs).
+type SlabinfoRow = (&'static str, u64, u64, u32, u32, u64);
 /// (per-op outcomes or None, counters) of a replay.
 type ReplayResult<'py> = (Option<Bound<'py, PyArray1<i64>>>, Bound<'py, PyDict>);
 /// (head pfns, orders, types) of the allocated blocks.
@@ -168,7 +170,7 @@ impl PyMachine {
 
     /// Per slab cache: (name, active objects, objects, object size, objects
     /// per slab, slabs), as `/proc/slabinfo` counts them (`mm::slab`).
-    fn slabinfo(&self, py: Python<'_>) -> PyResult<Vec<(&'static str, u64, u64, u32, u32, u64)>> {
+    fn slabinfo(&self, py: Python<'_>) -> PyResult<Vec<SlabinfoRow>> {
         let m = self.get(py)?;
         guard(None, || {
             Ok(m.slabinfo()

@@ -7,7 +7,9 @@
 //! the policy), watermarks, per-cpu lists (`pcp`), the allocation and free
 //! paths ([`page_alloc`]), reclaim (`vmscan`), slab caches by object
 //! ([`slab`], whose shrinkers reclaim calls), high-order scans (`highorder`),
-//! active freeing (`active_free`), counters ([`events`]), the views
+//! compaction ([`compaction`]: the scanners, direct compaction) and its
+//! background half (`kcompactd`: kcompactd, proactive compaction, watermark
+//! boosting), active freeing (`active_free`), counters ([`events`]), the views
 //! ([`vmstat`]), the invariants (`check`), and page_owner's entry points
 //! (`owner_view`: a read-only view of the page map handed to
 //! [`crate::page_owner`], which never imports the allocator).
@@ -16,7 +18,8 @@
 //! `machine`; only `page_alloc` and `vmscan` call each other (the allocator
 //! reclaims, reclaim frees), as `page_alloc.c` and `vmscan.c` do; `slab`
 //! allocates and frees through `page_alloc`, and `vmscan` calls its
-//! `shrink_slab`, as `slab.c` and `vmscan.c` do.
+//! `shrink_slab`, as `slab.c` and `vmscan.c` do; `kcompactd` drives
+//! `compaction`'s scanners, as kcompactd does inside `compaction.c`.
 
 mod active_free;
 mod buddy;
@@ -24,6 +27,7 @@ mod check;
 pub mod compaction;
 pub mod events;
 mod highorder;
+mod kcompactd;
 pub mod kpageflags;
 pub mod machine;
 mod mm_init;

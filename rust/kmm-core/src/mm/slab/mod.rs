@@ -17,7 +17,9 @@
 //! in batches of `SHRINK_BATCH` = 128 (2.6.11's rule); the scan takes the
 //! oldest object, gives a referenced one a second chance, skips one that is
 //! pinned (an inode with page cache or a dentry, see `OP_SLAB_PIN`), and frees
-//! the rest. The pages that frees count as reclaimed (`reclaim_state`).
+//! the rest. The pages that frees count as reclaimed (`reclaim_state`). The
+//! shrinker is in `shrinker` (today's kernel keeps `shrink_slab` in
+//! `mm/shrinker.c`).
 //!
 //! State is struct-of-arrays: one slab descriptor per slab page (indexed by
 //! `next[pfn]` of the page, descriptors recycled through a free stack), and
@@ -30,6 +32,12 @@ use super::page::{list_add, list_del, ListHead, F_SLAB};
 use crate::gfp::__GFP_KERNRCLM;
 use crate::page_owner::AllocCtx;
 use crate::{NONE, PAGE_SIZE};
+
+mod shrinker;
+#[cfg(test)]
+mod tests;
+
+pub use shrinker::{DEFAULT_SEEKS, SHRINK_BATCH};
 
 /// One slab cache of the 2.6.11 i386 kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,10 +138,6 @@ pub const SLAB_DESC_BYTES: u32 = 24;
 pub const BUFCTL_BYTES: u32 = 4;
 /// Objects of at least PAGE_SIZE / 8 keep their descriptor off the slab.
 pub const OFF_SLAB_MIN: u32 = (PAGE_SIZE as u32) >> 3;
-/// `SHRINK_BATCH`: objects a shrinker is asked to scan per call.
-pub const SHRINK_BATCH: u64 = 128;
-/// `DEFAULT_SEEKS` of the dcache and icache shrinkers.
-pub const DEFAULT_SEEKS: u64 = 2;
 
 /// Objects one order-0 slab page holds: with the descriptor and one bufctl
 /// per object on the slab for small objects, the whole page for large ones.
@@ -398,64 +402,6 @@ impl Machine {
         self.objs.state[obj as usize] |= OBJ_REF;
     }
 
-    /// Reclaimable slab objects present in all caches.
-    pub(crate) fn reclaimable_slab_objs(&self) -> u64 {
-        (0..NR_CACHES)
-            .filter(|&c| CACHES[c].reclaimable)
-            .map(|c| self.slab.nr_objs[c])
-            .sum()
-    }
-
-    /// `shrink_slab` after reclaim scanned `scanned` LRU pages of `lru_pages`:
-    /// each reclaimable cache scans its share of objects, oldest first; returns
-    /// the slab pages freed.
-    pub(crate) fn shrink_slab(&mut self, scanned: u64, lru_pages: u64, direct_free: bool) -> u64 {
-        // 2.6.11: a pass that scanned nothing still counts as SWAP_CLUSTER_MAX
-        let scanned = if scanned == 0 {
-            crate::SWAP_CLUSTER_MAX
-        } else {
-            scanned
-        };
-        let mut freed = 0u64;
-        for (c, info) in CACHES.iter().enumerate() {
-            if !info.reclaimable || self.slab.nr_objs[c] == 0 {
-                continue;
-            }
-            let max_pass = self.slab.nr_objs[c];
-            let delta = (4 * scanned / DEFAULT_SEEKS) * max_pass / (lru_pages + 1);
-            let mut nr = (self.slab.shrink_nr[c] + delta).min(2 * max_pass);
-            while nr >= SHRINK_BATCH {
-                freed += self.shrink_cache(c, SHRINK_BATCH, direct_free);
-                nr -= SHRINK_BATCH;
-            }
-            self.slab.shrink_nr[c] = nr;
-        }
-        freed
-    }
-
-    /// Scan `nr` objects of cache `c` from the oldest: referenced ones lose the
-    /// bit and go back to the head, pinned ones go back to the head, the rest
-    /// are freed (marked reclaimed). Returns the slab pages freed.
-    pub(crate) fn shrink_cache(&mut self, c: usize, nr: u64, direct_free: bool) -> u64 {
-        let mut freed = 0u64;
-        for _ in 0..nr.min(self.slab.lru[c].nr as u64) {
-            let obj = self.slab.lru[c].tail;
-            let o = obj as usize;
-            self.counters.slabs_scanned += 1;
-            if self.objs.state[o] & OBJ_REF != 0 || self.objs.held[o] > 0 {
-                self.objs.state[o] &= !OBJ_REF;
-                let l = &mut self.slab.lru[c];
-                list_del(&mut self.objs.lru_next, &mut self.objs.lru_prev, l, obj);
-                list_add(&mut self.objs.lru_next, &mut self.objs.lru_prev, l, obj);
-                continue;
-            }
-            freed += self.slab_free_obj(obj, direct_free);
-            self.objs.state[o] |= OBJ_RECLAIMED;
-            self.counters.slab_reclaimed += 1;
-        }
-        freed
-    }
-
     /// Per cache: objects, slab pages and their geometry (`/proc/slabinfo`).
     pub fn slabinfo(&self) -> Vec<SlabInfo> {
         (0..NR_CACHES)
@@ -616,111 +562,5 @@ impl Machine {
             ));
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Layout, MachineConfig};
-    use crate::gfp::GFP_KERNEL;
-    use crate::replay::{TraceOp, OP_SLAB_ALLOC, OP_SLAB_PIN, OP_TOUCH};
-
-    fn machine() -> Machine {
-        let mut cfg = MachineConfig::new(Layout::X86_32, 64 << 20);
-        cfg.max_objects = 10_000;
-        Machine::new(cfg).unwrap()
-    }
-    fn salloc(obj: u32, c: usize) -> TraceOp {
-        TraceOp {
-            op: OP_SLAB_ALLOC,
-            order: c as u8,
-            obj,
-            gfp: GFP_KERNEL,
-            ..TraceOp::default()
-        }
-    }
-
-    #[test]
-    fn objects_per_page_from_the_2_6_11_layout() {
-        let per = |n: &str| objs_per_slab(CACHES[cache_index(n).unwrap()].size);
-        // (4096 - 24) / (size + 4) on the slab; 4096 / size off it
-        assert_eq!(per("dentry_cache"), 29);
-        assert_eq!(per("ext3_inode_cache"), 8);
-        assert_eq!(per("buffer_head"), 72);
-        assert_eq!(per("task_struct"), 3);
-        assert_eq!(per("size-32"), 113);
-        assert_eq!(per("size-512"), 8);
-        assert_eq!(per("size-4096"), 1);
-        for c in CACHES {
-            assert!(objs_per_slab(c.size) >= 1, "{}", c.name);
-        }
-    }
-
-    /// Shrinking frees the oldest first, gives referenced objects a second
-    /// chance and skips pinned ones.
-    #[test]
-    fn the_shrinker_takes_the_oldest_unreferenced_unpinned() {
-        let mut m = machine();
-        let d = cache_index("dentry_cache").unwrap();
-        let i = cache_index("ext3_inode_cache").unwrap();
-        let mut ops: Vec<TraceOp> = (0..10).map(|o| salloc(o, d)).collect();
-        ops.push(salloc(100, i));
-        // object 0 (the oldest) is referenced
-        ops.push(TraceOp {
-            op: OP_TOUCH,
-            obj: 0,
-            ..TraceOp::default()
-        });
-        m.replay_ops(&ops, false).unwrap();
-        // a page pins object 3
-        m.replay_ops(
-            &[
-                TraceOp {
-                    op: crate::replay::OP_ALLOC,
-                    obj: 50,
-                    gfp: GFP_KERNEL,
-                    ..TraceOp::default()
-                },
-                TraceOp {
-                    op: OP_SLAB_PIN,
-                    obj: 50,
-                    gfp: 3,
-                    ..TraceOp::default()
-                },
-            ],
-            false,
-        )
-        .unwrap();
-        m.shrink_cache(d, 3, false);
-        // scanned 0 (referenced: kept), 1 and 2 (freed)
-        let present = |m: &Machine, o: u32| m.slab_object(o).is_some();
-        assert!(present(&m, 0) && !present(&m, 1) && !present(&m, 2) && present(&m, 3));
-        m.shrink_cache(d, 2, false);
-        // 3 is pinned (kept), 4 freed
-        assert!(present(&m, 3) && !present(&m, 4) && present(&m, 5));
-        assert_eq!(m.counters.slab_reclaimed, 3);
-        assert_eq!(m.counters.slabs_scanned, 5);
-        m.check().unwrap();
-    }
-
-    #[test]
-    fn shrink_slab_follows_the_2_6_11_proportion() {
-        let mut m = machine();
-        let d = cache_index("dentry_cache").unwrap();
-        let ops: Vec<TraceOp> = (0..1000).map(|o| salloc(o, d)).collect();
-        m.replay_ops(&ops, false).unwrap();
-        // 4 * 100 / 2 * 1000 / (1999 + 1) = 100 objects owed: below one batch
-        m.shrink_slab(100, 1999, false);
-        assert_eq!(m.counters.slabs_scanned, 0);
-        assert_eq!(m.slab.shrink_nr[d], 100);
-        // another 100 owed: 200 >= 128, one batch of 128 scanned, 72 kept
-        m.shrink_slab(100, 1999, false);
-        assert_eq!(m.counters.slabs_scanned, 128);
-        assert_eq!(m.slab.shrink_nr[d], 72);
-        // the 128 oldest went: 4 whole slabs (29 each) and 12 of the fifth
-        assert_eq!(m.slab.nr_objs[d], 872);
-        assert_eq!(m.counters.slab_pages_free, 4);
-        m.check().unwrap();
     }
 }
