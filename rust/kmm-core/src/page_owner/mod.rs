@@ -36,16 +36,20 @@
 
 mod pages;
 pub mod parse;
+pub mod output;
 pub mod print;
 mod scan;
 pub mod sort;
 pub mod stacks;
+pub mod table;
 
 pub(crate) use pages::PageView;
 pub use parse::{aggregate_bytes, AggStats, Aggregator};
+pub use output::{OutFormat, Report};
 pub use print::{DumpFormat, OwnerDump};
 pub use sort::{Allocator, Group};
-pub use stacks::{ContextCount, StackCount};
+pub use stacks::{ContextCount, StackCount, StacksFile};
+pub use table::{diff, DiffRow, Filter, OwnerTable, SortKey};
 
 use crate::error::{Error, Result};
 use crate::stackdepot::{DepotStats, StackDepot};

@@ -18,7 +18,8 @@
 //! line; in lenient mode the bad record is skipped and counted instead.
 
 use super::scan::{find_newline, first_control};
-use super::sort::{find, Group, GroupTable, RecordFields, Tally};
+use super::sort::{find, Group, RecordFields};
+use super::table::{Filter, OwnerTable, Rec, NONE, NO_ID};
 use crate::error::{Error, Result};
 
 /// Longest line accepted.
@@ -42,6 +43,10 @@ pub struct AggStats {
     /// Records in the 2005 format (no PFN line) and in the modern one.
     pub records_2005: u64,
     pub records_modern: u64,
+    /// `show_stacks` records (frames and `nr_base_pages`, no header).
+    pub records_stacks: u64,
+    /// Records the `--pid/--tgid/--name` filters left out.
+    pub filtered: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +73,11 @@ pub struct Aggregator {
     rec_line: u64,
     rec_header_len: usize,
     rec_frames: u32,
-    table: GroupTable,
+    /// `show_stacks` record (no header): its `nr_base_pages`.
+    rec_nr_pages: Option<u64>,
+    /// The header cut down to its template.
+    tpl: Vec<u8>,
+    table: OwnerTable,
     stats: AggStats,
     errors: Vec<String>,
     finished: bool,
@@ -77,6 +86,12 @@ pub struct Aggregator {
 impl Aggregator {
     /// An aggregator that stops at the first bad record, or skips and counts bad records (`lenient`).
     pub fn new(lenient: bool) -> Aggregator {
+        Aggregator::with(lenient, 0, Filter::default())
+    }
+
+    /// An aggregator that folds records on the `cull` fields (bits of
+    /// [`super::table::cull`]; 0: the whole record) and keeps those `filter` passes.
+    pub fn with(lenient: bool, cull: u8, filter: Filter) -> Aggregator {
         Aggregator {
             lenient,
             carry: Vec::new(),
@@ -89,22 +104,30 @@ impl Aggregator {
             rec_line: 0,
             rec_header_len: 0,
             rec_frames: 0,
-            table: GroupTable::default(),
+            rec_nr_pages: None,
+            tpl: Vec::with_capacity(256),
+            table: OwnerTable::new(cull, filter),
             stats: AggStats::default(),
             errors: Vec::new(),
             finished: false,
         }
     }
 
-    /// The distinct records so far, in order of first appearance.
-    pub fn groups(&self) -> &[Group] {
+    /// The groups so far, in order of first appearance.
+    pub fn groups(&self) -> Vec<Group> {
         self.table.groups()
+    }
+
+    /// The keyed table of groups.
+    pub fn table(&self) -> &OwnerTable {
+        &self.table
     }
 
     /// The counters so far.
     pub fn stats(&self) -> AggStats {
         let mut s = self.stats.clone();
-        s.groups = self.table.groups().len() as u64;
+        s.groups = self.table.len() as u64;
+        s.filtered = self.table.filtered;
         s
     }
 
@@ -262,6 +285,12 @@ impl Aggregator {
             State::Idle => {
                 self.rec_line = ln;
                 self.state = State::Record;
+                if l[0] == b' ' {
+                    // a `show_stacks` record: frames, then `nr_base_pages: N`
+                    self.start_record(0);
+                    self.rec_header_len = 0;
+                    return self.body_line(l, ln);
+                }
                 self.header(l, ln)
             }
             State::Record => self.body_line(l, ln),
@@ -288,11 +317,7 @@ impl Aggregator {
         if order > 30 {
             return self.bad(ln, format!("order {order} is out of range 0..30"));
         }
-        self.rec_order = order;
-        self.rec_pfn_line = false;
-        self.rec_frames = 0;
-        self.rec_ts = None;
-        self.scratch.clear();
+        self.start_record(order);
         // copy the header without its per-record fields
         let mut s = 0;
         let mut i = 0;
@@ -337,8 +362,23 @@ impl Aggregator {
         Ok(())
     }
 
+    fn start_record(&mut self, order: u32) {
+        self.rec_order = order;
+        self.rec_pfn_line = false;
+        self.rec_frames = 0;
+        self.rec_ts = None;
+        self.rec_nr_pages = None;
+        self.scratch.clear();
+    }
+
     /// A line inside a record: a stack frame, the PFN line, or one of the optional lines.
     fn body_line(&mut self, l: &[u8], ln: u64) -> Result<()> {
+        if self.rec_nr_pages.is_some() {
+            return self.bad(
+                ln,
+                "unexpected line after nr_base_pages (a show_stacks record ends there)".into(),
+            );
+        }
         match l[0] {
             b' ' | b'\t' | b'[' => {
                 if self.scratch.len() + l.len() + 1 > MAX_RECORD {
@@ -373,6 +413,25 @@ impl Aggregator {
                 self.rec_pfn_line = true;
                 Ok(())
             }
+            b'n' if self.rec_header_len == 0 && l.starts_with(b"nr_base_pages: ") => {
+                let d = &l[15..];
+                let ok = !d.is_empty() && d.len() <= 19 && d.iter().all(|c| c.is_ascii_digit());
+                if !ok {
+                    return self.bad(
+                        ln,
+                        "malformed nr_base_pages line (expected \"nr_base_pages: <N>\")".into(),
+                    );
+                }
+                self.rec_nr_pages = Some(std::str::from_utf8(d).unwrap().parse().unwrap());
+                Ok(())
+            }
+            _ if self.rec_header_len == 0 => {
+                let shown = String::from_utf8_lossy(&l[..l.len().min(60)]).into_owned();
+                self.bad(
+                    ln,
+                    format!("unexpected line in a show_stacks record: {shown:?}"),
+                )
+            }
             _ if l.starts_with(b"Page has been migrated") => Ok(()),
             _ if l.starts_with(b"Charged") || l.starts_with(b"Slab cache page") => {
                 self.scratch.extend_from_slice(l);
@@ -399,6 +458,47 @@ impl Aggregator {
                 Ok(())
             }
             State::Record => {
+                if self.rec_header_len == 0 {
+                    return self.end_stacks_record();
+                }
+                let ln = self.rec_line;
+                // the template: the header without ts, pid and tgid digits cut out
+                let hdr_end = self.rec_header_len - 1;
+                let (pid, pid_span) = id_field(&self.scratch[..hdr_end], b", pid ");
+                let (tgid, tgid_span) = id_field(&self.scratch[..hdr_end], b", tgid ");
+                self.tpl.clear();
+                let (mut pid_at, mut tgid_at) = (NONE, NONE);
+                let mut at = 0;
+                if let Some((s, e)) = pid_span {
+                    self.tpl.extend_from_slice(&self.scratch[..s]);
+                    pid_at = self.tpl.len() as u32;
+                    at = e;
+                }
+                if let Some((s, e)) = tgid_span.filter(|&(s, _)| s >= at) {
+                    self.tpl.extend_from_slice(&self.scratch[at..s]);
+                    tgid_at = self.tpl.len() as u32;
+                    at = e;
+                }
+                self.tpl.extend_from_slice(&self.scratch[at..hdr_end]);
+                let tpl = match self.table.tpl_id(&self.tpl, pid_at, tgid_at) {
+                    Some(t) => t,
+                    None => match parse_header_fields(&self.scratch[..hdr_end]) {
+                        Ok(f) => {
+                            let comm = f.comm.as_ref().map(|c| c.as_bytes());
+                            let t = std::mem::take(&mut self.tpl);
+                            let id =
+                                self.table
+                                    .add_tpl(&t, pid_at, tgid_at, self.rec_order, f.mask, comm);
+                            self.tpl = t;
+                            id
+                        }
+                        Err(msg) => {
+                            self.bad(ln, msg)?;
+                            self.state = State::Idle;
+                            return Ok(());
+                        }
+                    },
+                };
                 self.state = State::Idle;
                 self.stats.records += 1;
                 if self.rec_pfn_line {
@@ -406,48 +506,67 @@ impl Aggregator {
                 } else {
                     self.stats.records_2005 += 1;
                 }
-                let pages = 1u64 << self.rec_order;
-                let h = GroupTable::hash(&self.scratch);
-                if self.table.merge(h, &self.scratch, 1, pages, self.rec_ts) {
-                    return Ok(());
-                }
-                self.new_group(h, pages)
+                let stack = self
+                    .table
+                    .intern_stack(&self.scratch[self.rec_header_len..], self.rec_frames);
+                let rec = Rec {
+                    tpl,
+                    stack,
+                    pid: pid.unwrap_or(NO_ID),
+                    tgid: tgid.unwrap_or(NO_ID),
+                };
+                self.table.fold(rec, 1, 1u64 << self.rec_order, self.rec_ts);
+                Ok(())
             }
         }
     }
 
-    /// The record in `scratch` is the first of its kind: parse its header fields and add its group.
-    fn new_group(&mut self, h: u64, pages: u64) -> Result<()> {
-        let text = self.scratch.clone();
-        let hdr = &text[..self.rec_header_len - 1];
-        let ln = self.rec_line;
-        let fields = match parse_header_fields(hdr) {
-            Ok(f) => f,
-            Err(msg) => {
-                // undo the count: the record is bad
-                self.stats.records -= 1;
-                if self.rec_pfn_line {
-                    self.stats.records_modern -= 1;
-                } else {
-                    self.stats.records_2005 -= 1;
-                }
-                self.state = State::Record;
-                self.bad(ln, msg)?;
-                self.state = State::Idle;
-                return Ok(());
-            }
+    /// The blank line after a `show_stacks` record: one record of its stack holding `nr_base_pages`.
+    fn end_stacks_record(&mut self) -> Result<()> {
+        let Some(pages) = self.rec_nr_pages else {
+            let ln = self.rec_line;
+            return self.bad(
+                ln,
+                "a stack without a header or an nr_base_pages line (neither a page_owner record nor a show_stacks entry)".into(),
+            );
         };
-        let tally = Tally {
-            order: self.rec_order,
-            nr_frames: self.rec_frames,
-            count: 1,
-            pages,
-            first_ts: self.rec_ts,
+        self.state = State::Idle;
+        self.stats.records += 1;
+        self.stats.records_stacks += 1;
+        let stack = self.table.intern_stack(&self.scratch, self.rec_frames);
+        let rec = Rec {
+            tpl: NONE,
+            stack,
+            pid: NO_ID,
+            tgid: NO_ID,
         };
-        self.table
-            .insert(h, text, self.rec_header_len, fields, tally);
+        self.table.fold(rec, 1, pages, None);
         Ok(())
     }
+}
+
+/// The value and the span of the digits of an id field (`, pid 12`) of a
+/// header; the span only when the digits are canonical (so printing the
+/// value gives them back).
+#[inline]
+fn id_field(h: &[u8], key: &[u8]) -> (Option<i64>, Option<(usize, usize)>) {
+    let mut from = 0;
+    while let Some(k) = h[from..].iter().position(|&c| c == b',') {
+        let i = from + k;
+        if h[i..].starts_with(key) {
+            let s = i + key.len();
+            return match int_at(&h[s..]) {
+                Some((v, n)) => {
+                    let d = &h[s..s + n];
+                    let canon = !(d.len() > 1 && (d[0] == b'0' || d.starts_with(b"-0")));
+                    (Some(v), canon.then_some((s, s + n)))
+                }
+                None => (None, None),
+            };
+        }
+        from = i + 1;
+    }
+    (None, None)
 }
 
 /// A decimal integer, optionally negative, at the start of `b`: (value, bytes taken).
