@@ -49,7 +49,7 @@ pub use output::{OutFormat, Report};
 pub use print::{DumpFormat, OwnerDump};
 pub use sort::{Allocator, Group};
 pub use stacks::{ContextCount, StackCount, StacksFile};
-pub use table::{diff, DiffRow, Filter, OwnerTable, SortKey};
+pub use table::{diff, parse_cull, parse_keys, DiffRow, Filter, OwnerTable, SortKey};
 
 use crate::error::{Error, Result};
 use crate::stackdepot::{DepotStats, StackDepot};

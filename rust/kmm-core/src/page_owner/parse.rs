@@ -138,7 +138,8 @@ impl Aggregator {
 
     /// Memory held, in bytes (distinct records, index, carried partial line).
     pub fn memory(&self) -> u64 {
-        self.table.memory() + self.carry.capacity() as u64 + self.scratch.capacity() as u64
+        self.table.memory()
+            + (self.carry.capacity() + self.scratch.capacity() + self.tpl.capacity()) as u64
     }
 
     /// A bad record: an error (strict) or skipped and counted (lenient).

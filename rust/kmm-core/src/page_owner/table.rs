@@ -801,3 +801,31 @@ pub(crate) fn put_int(out: &mut Vec<u8>, v: i64) {
     }
     super::print::put_dec(out, v.unsigned_abs());
 }
+
+/// The bits of `--cull` field names (`pid`, `tgid`, `name`, `stacktrace`, `allocator` or their short forms).
+pub fn parse_cull<S: AsRef<str>>(fields: &[S]) -> crate::error::Result<u8> {
+    let mut bits = 0;
+    for f in fields {
+        let f = f.as_ref().trim();
+        match cull::NAMES.iter().find(|(n, _)| *n == f) {
+            Some((_, b)) => bits |= b,
+            None => {
+                return Err(crate::error::Error::PageOwner(format!(
+                    "unknown --cull field {f:?} (expected some of pid, tgid, name, stacktrace, allocator)"
+                )))
+            }
+        }
+    }
+    Ok(bits)
+}
+
+/// Sort keys from `(name, descending)` pairs.
+pub fn parse_keys<S: AsRef<str>>(keys: &[(S, bool)]) -> crate::error::Result<Vec<(SortKey, bool)>> {
+    keys.iter()
+        .map(|(k, d)| {
+            SortKey::parse(k.as_ref()).map(|s| (s, *d)).ok_or_else(|| {
+                crate::error::Error::PageOwner(format!("unknown sort key {:?}", k.as_ref()))
+            })
+        })
+        .collect()
+}
