@@ -324,6 +324,63 @@ impl PyAggregator {
         enter(py, None, || a.feed(data))
     }
 
+    /// Read descriptor `fd` (not closed) to its end and finish: a regular
+    /// file of 32 MiB or more on up to `threads` threads, anything else (a
+    /// pipe, /proc, debugfs) on one; the GIL is released throughout.
+    #[pyo3(signature = (fd, threads=2))]
+    fn feed_fd(&mut self, py: Python<'_>, fd: i32, threads: usize) -> PyResult<()> {
+        use std::os::unix::fs::FileExt;
+        use std::os::unix::io::FromRawFd;
+        if self.inner.stats().bytes != 0 {
+            return Err(errors::Error::from(Error::Parse(
+                "feed_fd reads a whole input: this aggregator was fed already".into(),
+            ))
+            .into());
+        }
+        if fd < 0 {
+            return Err(errors::Error::from(Error::Parse(format!("bad file descriptor {fd}"))).into());
+        }
+        // SAFETY: the caller owns `fd` and keeps it open for this call; ManuallyDrop never closes it.
+        let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        let (lenient, cull, filter) = (
+            self.inner.lenient(),
+            self.inner.table().cull(),
+            self.inner.table().filter().clone(),
+        );
+        let agg = enter(py, None, || {
+            let meta = file
+                .metadata()
+                .map_err(|e| Error::Parse(format!("cannot read page_owner text: {e}")))?;
+            let size = if meta.is_file() { meta.len() } else { 0 };
+            if meta.is_file() {
+                kmm_core::page_owner::aggregate_file(
+                    |off, buf| file.read_at(buf, off),
+                    size,
+                    threads.max(1),
+                    lenient,
+                    cull,
+                    filter,
+                )
+            } else {
+                use std::io::Read;
+                let f: &std::fs::File = &file;
+                kmm_core::page_owner::aggregate_file(
+                    |_, buf| {
+                        let mut r = f;
+                        r.read(buf)
+                    },
+                    0,
+                    1,
+                    lenient,
+                    cull,
+                    filter,
+                )
+            }
+        })?;
+        self.inner = agg;
+        Ok(())
+    }
+
     /// End of input (a truncated last record is an error, or skipped when lenient).
     fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
         let a = &mut self.inner;

@@ -44,7 +44,7 @@ pub mod stacks;
 pub mod table;
 
 pub(crate) use pages::PageView;
-pub use parse::{aggregate_bytes, AggStats, Aggregator};
+pub use parse::{aggregate_bytes, aggregate_file, AggStats, Aggregator};
 pub use output::{OutFormat, Report};
 pub use print::{DumpFormat, OwnerDump};
 pub use sort::{Allocator, Group};

@@ -118,6 +118,11 @@ impl Aggregator {
         self.table.groups()
     }
 
+    /// Whether bad records are skipped rather than errors.
+    pub fn lenient(&self) -> bool {
+        self.lenient
+    }
+
     /// The keyed table of groups.
     pub fn table(&self) -> &OwnerTable {
         &self.table
@@ -192,6 +197,14 @@ impl Aggregator {
         }
         let mut pos = 0;
         while pos < b.len() {
+            // one pass finds the end of a clean line (its first control byte is its newline)
+            if let Some(i) = first_control(&b[pos..]) {
+                if b[pos + i] == b'\n' && i <= MAX_LINE {
+                    self.clean_line(&b[pos..pos + i])?;
+                    pos += i + 1;
+                    continue;
+                }
+            }
             match find_newline(&b[pos..]) {
                 Some(i) => {
                     self.line(&b[pos..pos + i])?;
@@ -281,6 +294,22 @@ impl Aggregator {
                 format!("binary data (byte 0x{:02x} at column {})", l[i], i + 1),
             );
         }
+        self.checked_line(l, ln)
+    }
+
+    /// A line known to hold no control byte and to be at most [`MAX_LINE`] long.
+    #[inline]
+    fn clean_line(&mut self, l: &[u8]) -> Result<()> {
+        self.stats.lines += 1;
+        if l.is_empty() {
+            return self.end_record();
+        }
+        let ln = self.stats.lines;
+        self.checked_line(l, ln)
+    }
+
+    #[inline]
+    fn checked_line(&mut self, l: &[u8], ln: u64) -> Result<()> {
         match self.state {
             State::Skip => Ok(()),
             State::Idle => {
@@ -629,6 +658,123 @@ fn parse_header_fields(h: &[u8]) -> std::result::Result<RecordFields, String> {
     Ok(f)
 }
 
+/// Bytes read at a time from a file.
+pub const READ_CHUNK: usize = 4 << 20;
+/// Files smaller than this are read on one thread.
+pub const PARALLEL_MIN: u64 = 32 << 20;
+
+impl Aggregator {
+    /// Fold in the counters and groups of `o`, which read the input that follows this one's.
+    fn absorb(&mut self, o: &Aggregator) {
+        let (a, b) = (&mut self.stats, &o.stats);
+        a.bytes += b.bytes;
+        a.lines += b.lines;
+        a.records += b.records;
+        a.skipped += b.skipped;
+        a.records_2005 += b.records_2005;
+        a.records_modern += b.records_modern;
+        a.records_stacks += b.records_stacks;
+        self.table.absorb(&o.table);
+    }
+
+    /// Feed everything `read_at(offset, buf)` gives from `from` until it
+    /// returns 0 (end of input) or `to` is reached.
+    fn feed_range(
+        &mut self,
+        read_at: &(impl Fn(u64, &mut [u8]) -> std::io::Result<usize> + Sync),
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<()> {
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut off = from;
+        loop {
+            let want = match to {
+                Some(t) if t <= off => return Ok(()),
+                Some(t) => ((t - off) as usize).min(READ_CHUNK),
+                None => READ_CHUNK,
+            };
+            let n = read_at(off, &mut buf[..want])
+                .map_err(|e| Error::Parse(format!("reading the page_owner text: {e}")))?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.feed(&buf[..n])?;
+            off += n as u64;
+        }
+    }
+}
+
+/// Aggregate a file of `size` bytes (a hint: reading goes on to the end of
+/// input) read with `read_at`, on up to `threads` threads: the file is cut at
+/// blank lines into one part per thread, each part aggregated on its own and
+/// the parts folded together in order, which gives what one pass gives. A bad
+/// record (or `lenient`) reads it again on one thread, for exact line numbers.
+pub fn aggregate_file(
+    read_at: impl Fn(u64, &mut [u8]) -> std::io::Result<usize> + Sync,
+    size: u64,
+    threads: usize,
+    lenient: bool,
+    cull: u8,
+    filter: Filter,
+) -> Result<Aggregator> {
+    let sequential = |filter: Filter| -> Result<Aggregator> {
+        let mut a = Aggregator::with(lenient, cull, filter);
+        a.feed_range(&read_at, 0, None)?;
+        a.finish()?;
+        Ok(a)
+    };
+    if lenient || threads <= 1 || size < PARALLEL_MIN {
+        return sequential(filter);
+    }
+    // part boundaries: just after the first blank line past each cut
+    let mut bounds = vec![0u64];
+    let mut win = vec![0u8; 1 << 20];
+    for k in 1..threads as u64 {
+        let cut = size * k / threads as u64;
+        if cut <= *bounds.last().unwrap() {
+            continue;
+        }
+        let n = read_at(cut, &mut win)
+            .map_err(|e| Error::Parse(format!("reading the page_owner text: {e}")))?;
+        if let Some(i) = win[..n].windows(2).position(|w| w == b"\n\n") {
+            bounds.push(cut + i as u64 + 2);
+        }
+    }
+    let parts = bounds.len();
+    let results: Vec<Result<Aggregator>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..parts)
+            .map(|p| {
+                let from = bounds[p];
+                let to = bounds.get(p + 1).copied();
+                let read_at = &read_at;
+                let filter = filter.clone();
+                sc.spawn(move || -> Result<Aggregator> {
+                    let mut a = Aggregator::with(false, cull, filter);
+                    a.feed_range(read_at, from, to)?;
+                    a.finish()?;
+                    Ok(a)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Parse("an aggregation thread failed".into())))
+            })
+            .collect()
+    });
+    if results.iter().any(|r| r.is_err()) {
+        return sequential(filter);
+    }
+    let mut it = results.into_iter().map(|r| r.unwrap());
+    let mut first = it.next().expect("at least one part");
+    for o in it {
+        first.absorb(&o);
+    }
+    Ok(first)
+}
+
 /// Aggregate a whole buffer (tests and small inputs).
 pub fn aggregate_bytes(b: &[u8], lenient: bool) -> Result<Aggregator> {
     let mut a = Aggregator::new(lenient);
@@ -760,6 +906,44 @@ mod tests {
         let g = &a.groups()[0];
         assert_eq!(g.mask, Some(0));
         assert_eq!(g.comm.as_deref(), Some("a) b"));
+    }
+
+    #[test]
+    fn parallel_parts_give_the_sequential_answer() {
+        let recs = [R2005, RMOD, "Page allocated via order 2\n[0xc0100000] x+0\n\n"];
+        let mut text = String::new();
+        for i in 0..40_000usize {
+            text.push_str(&recs[(i * 7 + i / 3) % 3].replace("pid 1,", &format!("pid {},", i % 13)));
+        }
+        let b = text.as_bytes();
+        let read_at = |off: u64, buf: &mut [u8]| -> std::io::Result<usize> {
+            let o = (off as usize).min(b.len());
+            let n = buf.len().min(b.len() - o);
+            buf[..n].copy_from_slice(&b[o..o + n]);
+            Ok(n)
+        };
+        for cull in [0, crate::page_owner::table::cull::STACKTRACE] {
+            let one = aggregate_file(read_at, 0, 1, false, cull, Filter::default()).unwrap();
+            // pretend the file is big so that it is cut in parts
+            let four = aggregate_file(read_at, PARALLEL_MIN.max(b.len() as u64), 4, false, cull, Filter::default());
+            let four = four.unwrap();
+            assert_eq!(one.groups(), four.groups());
+            assert_eq!(one.stats(), four.stats());
+        }
+        // a bad record in a later part: the sequential error, with its line
+        let bad = format!("{text}Page allocated via order 99\n a\n\n");
+        let bb = bad.as_bytes();
+        let read_bad = |off: u64, buf: &mut [u8]| -> std::io::Result<usize> {
+            let o = (off as usize).min(bb.len());
+            let n = buf.len().min(bb.len() - o);
+            buf[..n].copy_from_slice(&bb[o..o + n]);
+            Ok(n)
+        };
+        let want = text.matches('\n').count() + 1;
+        match aggregate_file(read_bad, PARALLEL_MIN.max(bb.len() as u64), 2, false, 0, Filter::default()) {
+            Err(Error::Parse(m)) => assert!(m.starts_with(&format!("line {want}: order 99")), "{m}"),
+            _ => panic!("order 99 accepted"),
+        }
     }
 
     proptest! {
