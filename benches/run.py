@@ -46,6 +46,10 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "page_owner_bytes_per_page": ("<= 8", lambda v: v <= 8),
     "dump_records_per_s": (">= 2e6", lambda v: v >= 2e6),
     "sort_lines_per_s": (">= 5e6", lambda v: v >= 5e6),
+    "sort_cull_peak_rss_mb": ("<= 64", lambda v: v <= 64),
+    "sort_cull_pipe_peak_rss_mb": ("<= 64", lambda v: v <= 64),
+    "sort_vs_naive": (">= 4", lambda v: v >= 4),
+    "sort_vs_page_owner_sort": (">= 10", lambda v: v >= 10),
     "ring_vs_arrayqueue": (">= 1", lambda v: v >= 1),
     "burst32_vs_single": (">= 3", lambda v: v >= 3),
 }
