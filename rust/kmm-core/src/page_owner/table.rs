@@ -597,13 +597,18 @@ impl OwnerTable {
         let mut hb = Vec::new();
         let mut ids: Vec<u32> = (0..self.slots.len() as u32).collect();
         let mut txt = |a: &Rec, b: &Rec| -> Ordering {
-            ha.clear();
-            hb.clear();
-            self.put_header(&mut ha, a);
-            self.put_header(&mut hb, b);
-            // a header that is a prefix of the other sorts first ('\n' is below any printable byte)
-            ha.cmp(&hb)
-                .then_with(|| srank[a.stack as usize].cmp(&srank[b.stack as usize]))
+            let o = match self.header_cmp_fast(a, b) {
+                Some(o) => o,
+                None => {
+                    ha.clear();
+                    hb.clear();
+                    self.put_header(&mut ha, a);
+                    self.put_header(&mut hb, b);
+                    // a header that is a prefix of the other sorts first ('\n' is below any printable byte)
+                    ha.cmp(&hb)
+                }
+            };
+            o.then_with(|| srank[a.stack as usize].cmp(&srank[b.stack as usize]))
         };
         let empty = |r: &Rec| -> bool { r.tpl == NONE };
         let cull = self.cull;
@@ -660,6 +665,46 @@ impl OwnerTable {
             o.then(x.cmp(&y))
         });
         ids
+    }
+
+    /// The byte order of the headers of `a` and `b` without rendering them,
+    /// when it is decided before the tgid: by the template text up to the pid
+    /// (the part before the pid digits), or by the pid digits when that part
+    /// is the same and both are followed by a byte below `'0'`. `None`: render
+    /// and compare.
+    fn header_cmp_fast(&self, a: &Rec, b: &Rec) -> Option<Ordering> {
+        if a.tpl == NONE || b.tpl == NONE {
+            return None;
+        }
+        let (ia, ib) = (&self.tpl_info[a.tpl as usize], &self.tpl_info[b.tpl as usize]);
+        if ia.pid_at == NONE || ib.pid_at == NONE {
+            return None;
+        }
+        let (ta, tb) = (self.tpls.get(a.tpl), self.tpls.get(b.tpl));
+        let (pa, pb) = (&ta[..ia.pid_at as usize], &tb[..ib.pid_at as usize]);
+        if let Some(o) = first_difference(pa, pb) {
+            return Some(o);
+        }
+        if pa.len() != pb.len() {
+            return None;
+        }
+        let (mut ba, mut bb) = ([0u8; 20], [0u8; 20]);
+        let (da, db) = (dec(&mut ba, a.pid), dec(&mut bb, b.pid));
+        if let Some(o) = first_difference(da, db) {
+            return Some(o);
+        }
+        if da.len() == db.len() {
+            return None;
+        }
+        // one pid's digits are a prefix of the other's: the shorter is followed
+        // by its template's next byte, the longer by a digit
+        let next = |t: &[u8], at: u32| t.get(at as usize).copied().unwrap_or(b'\n');
+        let (ca, cb) = (next(ta, ia.pid_at), next(tb, ib.pid_at));
+        if ca < b'0' && cb < b'0' {
+            Some(da.len().cmp(&db.len()))
+        } else {
+            None
+        }
     }
 
     // ---- diff -------------------------------------------------------------------
@@ -781,6 +826,33 @@ pub fn diff(old: &OwnerTable, new: &OwnerTable) -> Vec<DiffRow> {
             .then(a.old.cmp(&b.old))
     });
     rows
+}
+
+/// `v` in decimal, in `buf`.
+#[inline]
+fn dec(buf: &mut [u8; 20], v: i64) -> &[u8] {
+    let mut u = v.unsigned_abs();
+    let mut i = 20;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+/// The order of `a` and `b` at their first differing byte, if they differ
+/// within the shorter one.
+#[inline]
+fn first_difference(a: &[u8], b: &[u8]) -> Option<Ordering> {
+    a.iter().zip(b).find(|(x, y)| x != y).map(|(x, y)| x.cmp(y))
 }
 
 /// page_owner_sort's allocator bits (CMA < SLAB < VMALLOC < OTHERS).
