@@ -448,7 +448,7 @@ fn put_json_group(out: &mut Vec<u8>, t: &OwnerTable, g: u32, buf: &mut Vec<u8>) 
 
 // ---- diff ---------------------------------------------------------------------
 
-/// One diff row: `+D pages (B -> A), CB -> CA times` and the group's fields
+/// One diff row: `+D pages (B -> A), CB -> CA times`, the group's fields
 /// as `page_owner_sort` prints them, then its stack or record; or the JSON object.
 fn put_diff(
     out: &mut Vec<u8>,
@@ -497,11 +497,67 @@ fn put_diff(
     // the group's fields as page_owner_sort's head line has them, without its counts
     buf.clear();
     put_sort_head(buf, t, &r, 0, 0);
-    let skip = buf.iter().position(|&c| c == b',').unwrap_or(buf.len());
-    let skip = buf[skip + 1..]
-        .iter()
-        .position(|&c| c == b',')
-        .map_or(buf.len(), |p| skip + 1 + p);
-    out.extend_from_slice(&buf[skip..]);
+    out.extend_from_slice(&buf[b"0 times, 0 pages".len()..]);
     put_sort_body(out, t, &r);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page_owner::parse::aggregate_bytes;
+    use crate::page_owner::table::{diff, Filter};
+    use crate::page_owner::Aggregator;
+
+    const A: &str = "Page allocated via order 0, mask 0xcc0(GFP_KERNEL), pid 5, tgid 5 (bash), ts 1 ns\n a+0x1/0x2\n\n";
+    const B: &str = "Page allocated via order 1, mask 0xcc0(GFP_KERNEL), pid 6, tgid 6 (cc1), ts 2 ns\n kmem_cache_alloc+0x1/0x2\n\n";
+
+    fn render(a: &Aggregator, format: OutFormat) -> String {
+        let t = a.table();
+        let mut r = Report::groups(t, format, t.order(&[(crate::page_owner::SortKey::Times, true)]), None, a.stats());
+        let mut out = Vec::new();
+        while !r.fill(t, None, &mut out, 16) {}
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn sort_classic_folded_exact() {
+        let a = aggregate_bytes(format!("{A}{B}{A}").as_bytes(), false).unwrap();
+        assert_eq!(
+            render(&a, OutFormat::Sort),
+            "2 times, 2 pages, allocated by OTHERS :\n\
+             Page allocated via order 0, mask 0xcc0(GFP_KERNEL), pid 5, tgid 5 (bash)\n a+0x1/0x2\n\n\
+             1 times, 2 pages, allocated by SLAB :\n\
+             Page allocated via order 1, mask 0xcc0(GFP_KERNEL), pid 6, tgid 6 (cc1)\n kmem_cache_alloc+0x1/0x2\n\n"
+        );
+        assert!(render(&a, OutFormat::Classic).starts_with("2 times:\nPage allocated via order 0"));
+        assert_eq!(render(&a, OutFormat::Folded), "a 2\nkmem_cache_alloc 2\n");
+        let mut c = Aggregator::with(false, cull::PID | cull::ALLOCATOR | cull::STACKTRACE, Filter::default());
+        c.feed(format!("{A}{B}{A}").as_bytes()).unwrap();
+        c.finish().unwrap();
+        assert_eq!(
+            render(&c, OutFormat::Sort),
+            "2 times, 2 pages, PID 5, allocated by OTHERS :\n a+0x1/0x2\n\n\
+             1 times, 2 pages, PID 6, allocated by SLAB :\n kmem_cache_alloc+0x1/0x2\n\n"
+        );
+    }
+
+    #[test]
+    fn diff_text_exact() {
+        let mk = |s: &str| {
+            let mut a = Aggregator::with(false, cull::STACKTRACE, Filter::default());
+            a.feed(s.as_bytes()).unwrap();
+            a.finish().unwrap();
+            a
+        };
+        let (old, new) = (mk(&format!("{A}{B}")), mk(&format!("{A}{A}{A}")));
+        let rows = diff(old.table(), new.table());
+        let mut r = Report::diff(rows, OutFormat::Sort, None, old.stats(), new.stats());
+        let mut out = Vec::new();
+        r.fill(new.table(), Some(old.table()), &mut out, usize::MAX);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "+2 pages (1 -> 3), 1 -> 3 times:\n a+0x1/0x2\n\n\
+             -2 pages (2 -> 0), 1 -> 0 times:\n kmem_cache_alloc+0x1/0x2\n\n"
+        );
+    }
 }
