@@ -18,11 +18,10 @@ import re
 import subprocess
 import sys
 
+import kmm.page_owner as po
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import kmm.page_owner as po
 from kmm.errors import ParseError
 
 STACKS = [

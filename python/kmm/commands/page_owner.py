@@ -19,7 +19,6 @@ a simulated machine with page_owner and writes the dump.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
