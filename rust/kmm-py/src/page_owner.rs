@@ -154,7 +154,9 @@ impl PyPageOwner {
     }
 
     fn show_handles(&self, py: Python<'_>, threshold: u64) -> PyResult<String> {
-        self.read(py, |m| m.page_owner_stacks_file(threshold, StacksFile::Handles))
+        self.read(py, |m| {
+            m.page_owner_stacks_file(threshold, StacksFile::Handles)
+        })
     }
 
     fn show_stacks_handles(&self, py: Python<'_>, threshold: u64) -> PyResult<String> {
@@ -338,7 +340,9 @@ impl PyAggregator {
             .into());
         }
         if fd < 0 {
-            return Err(errors::Error::from(Error::Parse(format!("bad file descriptor {fd}"))).into());
+            return Err(
+                errors::Error::from(Error::Parse(format!("bad file descriptor {fd}"))).into(),
+            );
         }
         // SAFETY: the caller owns `fd` and keeps it open for this call; ManuallyDrop never closes it.
         let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
@@ -415,7 +419,13 @@ impl PyAggregator {
         let k = parse_keys(&keys).map_err(errors::Error::from)?;
         let a = &self.inner;
         let report = enter(py, None, || {
-            Ok(Report::groups(a.table(), f, a.table().order(&k), top, a.stats()))
+            Ok(Report::groups(
+                a.table(),
+                f,
+                a.table().order(&k),
+                top,
+                a.stats(),
+            ))
         })?;
         write_report(py, &file, report, a, None)
     }
@@ -445,7 +455,13 @@ impl PyAggregator {
             .into());
         }
         let report = enter(py, None, || {
-            Ok(Report::diff(diff(o.table(), a.table()), f, top, o.stats(), a.stats()))
+            Ok(Report::diff(
+                diff(o.table(), a.table()),
+                f,
+                top,
+                o.stats(),
+                a.stats(),
+            ))
         })?;
         write_report(py, &file, report, a, Some(o))
     }

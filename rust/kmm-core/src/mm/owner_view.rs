@@ -91,7 +91,11 @@ impl Machine {
 
     /// A `page_owner_stacks` file (`show_stacks`, `show_handles`,
     /// `show_stacks_handles`) of the stacks holding at least `threshold` base pages.
-    pub fn page_owner_stacks_file(&self, threshold: u64, file: stacks::StacksFile) -> Result<String> {
+    pub fn page_owner_stacks_file(
+        &self,
+        threshold: u64,
+        file: stacks::StacksFile,
+    ) -> Result<String> {
         let po = self.page_owner()?;
         Ok(self.with_page_view(|v| stacks::show_stacks(po, v, threshold, file)))
     }

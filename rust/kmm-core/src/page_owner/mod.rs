@@ -34,18 +34,18 @@
 //! order, through a [`PageView`]; page_owner imports the page-flag encoding
 //! and the zone type, never the allocator.
 
+pub mod output;
 mod pages;
 pub mod parse;
-pub mod output;
 pub mod print;
 mod scan;
 pub mod sort;
 pub mod stacks;
 pub mod table;
 
+pub use output::{OutFormat, Report};
 pub(crate) use pages::PageView;
 pub use parse::{aggregate_bytes, aggregate_file, AggStats, Aggregator};
-pub use output::{OutFormat, Report};
 pub use print::{DumpFormat, OwnerDump};
 pub use sort::{Allocator, Group};
 pub use stacks::{ContextCount, StackCount, StacksFile};

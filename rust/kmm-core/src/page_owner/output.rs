@@ -513,7 +513,13 @@ mod tests {
 
     fn render(a: &Aggregator, format: OutFormat) -> String {
         let t = a.table();
-        let mut r = Report::groups(t, format, t.order(&[(crate::page_owner::SortKey::Times, true)]), None, a.stats());
+        let mut r = Report::groups(
+            t,
+            format,
+            t.order(&[(crate::page_owner::SortKey::Times, true)]),
+            None,
+            a.stats(),
+        );
         let mut out = Vec::new();
         while !r.fill(t, None, &mut out, 16) {}
         String::from_utf8(out).unwrap()
@@ -531,7 +537,11 @@ mod tests {
         );
         assert!(render(&a, OutFormat::Classic).starts_with("2 times:\nPage allocated via order 0"));
         assert_eq!(render(&a, OutFormat::Folded), "a 2\nkmem_cache_alloc 2\n");
-        let mut c = Aggregator::with(false, cull::PID | cull::ALLOCATOR | cull::STACKTRACE, Filter::default());
+        let mut c = Aggregator::with(
+            false,
+            cull::PID | cull::ALLOCATOR | cull::STACKTRACE,
+            Filter::default(),
+        );
         c.feed(format!("{A}{B}{A}").as_bytes()).unwrap();
         c.finish().unwrap();
         assert_eq!(

@@ -516,9 +516,14 @@ impl Aggregator {
                         Ok(f) => {
                             let comm = f.comm.as_ref().map(|c| c.as_bytes());
                             let t = std::mem::take(&mut self.tpl);
-                            let id =
-                                self.table
-                                    .add_tpl(&t, pid_at, tgid_at, self.rec_order, f.mask, comm);
+                            let id = self.table.add_tpl(
+                                &t,
+                                pid_at,
+                                tgid_at,
+                                self.rec_order,
+                                f.mask,
+                                comm,
+                            );
                             self.tpl = t;
                             id
                         }
@@ -910,10 +915,16 @@ mod tests {
 
     #[test]
     fn parallel_parts_give_the_sequential_answer() {
-        let recs = [R2005, RMOD, "Page allocated via order 2\n[0xc0100000] x+0\n\n"];
+        let recs = [
+            R2005,
+            RMOD,
+            "Page allocated via order 2\n[0xc0100000] x+0\n\n",
+        ];
         let mut text = String::new();
         for i in 0..40_000usize {
-            text.push_str(&recs[(i * 7 + i / 3) % 3].replace("pid 1,", &format!("pid {},", i % 13)));
+            text.push_str(
+                &recs[(i * 7 + i / 3) % 3].replace("pid 1,", &format!("pid {},", i % 13)),
+            );
         }
         let b = text.as_bytes();
         let read_at = |off: u64, buf: &mut [u8]| -> std::io::Result<usize> {
@@ -925,7 +936,14 @@ mod tests {
         for cull in [0, crate::page_owner::table::cull::STACKTRACE] {
             let one = aggregate_file(read_at, 0, 1, false, cull, Filter::default()).unwrap();
             // pretend the file is big so that it is cut in parts
-            let four = aggregate_file(read_at, PARALLEL_MIN.max(b.len() as u64), 4, false, cull, Filter::default());
+            let four = aggregate_file(
+                read_at,
+                PARALLEL_MIN.max(b.len() as u64),
+                4,
+                false,
+                cull,
+                Filter::default(),
+            );
             let four = four.unwrap();
             assert_eq!(one.groups(), four.groups());
             assert_eq!(one.stats(), four.stats());
@@ -940,8 +958,17 @@ mod tests {
             Ok(n)
         };
         let want = text.matches('\n').count() + 1;
-        match aggregate_file(read_bad, PARALLEL_MIN.max(bb.len() as u64), 2, false, 0, Filter::default()) {
-            Err(Error::Parse(m)) => assert!(m.starts_with(&format!("line {want}: order 99")), "{m}"),
+        match aggregate_file(
+            read_bad,
+            PARALLEL_MIN.max(bb.len() as u64),
+            2,
+            false,
+            0,
+            Filter::default(),
+        ) {
+            Err(Error::Parse(m)) => {
+                assert!(m.starts_with(&format!("line {want}: order 99")), "{m}")
+            }
             _ => panic!("order 99 accepted"),
         }
     }

@@ -183,10 +183,10 @@ pub(crate) fn groups(po: &PageOwner, pages: PageView<'_>, format: DumpFormat) ->
 mod tests {
     use super::super::testing::{machine, readahead};
     use super::super::{aggregate_bytes, AllocCtx};
+    use super::StacksFile;
     use crate::config::Policy;
     use crate::gfp;
     use crate::page_owner::DumpFormat;
-    use super::StacksFile;
     use proptest::prelude::*;
 
     #[test]
@@ -216,16 +216,28 @@ mod tests {
         );
         assert_eq!(m.page_owner_show_stacks(7).unwrap(), "");
         let f = |file| m.page_owner_stacks_file(0, file).unwrap();
-        assert_eq!(f(StacksFile::Handles), format!("handle: {h}\nnr_base_pages: 6\n\n"));
+        assert_eq!(
+            f(StacksFile::Handles),
+            format!("handle: {h}\nnr_base_pages: 6\n\n")
+        );
         let sh = f(StacksFile::StacksHandles);
-        assert!(sh.ends_with(&format!(" filemap_nopage+0x316/0x3a0\nhandle: {h}\n\n")), "{sh}");
+        assert!(
+            sh.ends_with(&format!(" filemap_nopage+0x316/0x3a0\nhandle: {h}\n\n")),
+            "{sh}"
+        );
         assert_eq!(sh.lines().count(), t.lines().count());
-        assert_eq!(m.page_owner_stacks_file(7, StacksFile::Handles).unwrap(), "");
+        assert_eq!(
+            m.page_owner_stacks_file(7, StacksFile::Handles).unwrap(),
+            ""
+        );
         // sort reads a show_stacks file: one record per stack, its pages
         let a = aggregate_bytes(t.as_bytes(), false).unwrap();
         let g = a.groups();
         assert_eq!((g.len(), g[0].count, g[0].pages), (1, 1, 6));
-        assert_eq!(g[0].stack_text(), t.strip_suffix("nr_base_pages: 6\n\n").unwrap().as_bytes());
+        assert_eq!(
+            g[0].stack_text(),
+            t.strip_suffix("nr_base_pages: 6\n\n").unwrap().as_bytes()
+        );
     }
 
     proptest! {

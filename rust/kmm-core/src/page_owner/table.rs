@@ -293,7 +293,9 @@ impl OwnerTable {
     /// out at `pid_at`/`tgid_at`), if it is known.
     #[inline]
     pub(crate) fn tpl_id(&self, text: &[u8], pid_at: u32, tgid_at: u32) -> Option<u32> {
-        let id = self.tpls.lookup(Self::tpl_hash(text, pid_at, tgid_at), text)?;
+        let id = self
+            .tpls
+            .lookup(Self::tpl_hash(text, pid_at, tgid_at), text)?;
         let i = &self.tpl_info[id as usize];
         (i.pid_at == pid_at && i.tgid_at == tgid_at).then_some(id)
     }
@@ -313,7 +315,9 @@ impl OwnerTable {
         let st = self.tpls.arena.len();
         self.tpls.arena.extend_from_slice(text);
         self.tpls.spans.push((st, self.tpls.arena.len()));
-        self.tpls.next.push(self.tpls.index.insert(h, id).unwrap_or(NONE));
+        self.tpls
+            .next
+            .push(self.tpls.index.insert(h, id).unwrap_or(NONE));
         let comm_id = match comm {
             Some(c) => self.comms.intern(Interner::hash(c), c).0,
             None => NONE,
@@ -564,7 +568,9 @@ impl OwnerTable {
             },
             pid: hp.then_some(r.pid),
             tgid: ht.then_some(r.tgid),
-            comm: self.comm(r).map(|c| String::from_utf8_lossy(c).into_owned()),
+            comm: self
+                .comm(r)
+                .map(|c| String::from_utf8_lossy(c).into_owned()),
             allocator: self.allocator(r),
             nr_frames: self.stk_info[r.stack as usize].nr_frames,
             count: s.count,
@@ -575,7 +581,9 @@ impl OwnerTable {
 
     /// Every group, in order of first appearance.
     pub fn groups(&self) -> Vec<Group> {
-        (0..self.slots.len() as u32).map(|i| self.group(i)).collect()
+        (0..self.slots.len() as u32)
+            .map(|i| self.group(i))
+            .collect()
     }
 
     // ---- order ----------------------------------------------------------------
@@ -631,8 +639,9 @@ impl OwnerTable {
                         }
                     }
                     SortKey::AllocTs => a.first_ts.cmp(&b.first_ts),
-                    SortKey::Allocator => alloc_bit(self.allocator(ra))
-                        .cmp(&alloc_bit(self.allocator(rb))),
+                    SortKey::Allocator => {
+                        alloc_bit(self.allocator(ra)).cmp(&alloc_bit(self.allocator(rb)))
+                    }
                 };
                 let o = if desc { o.reverse() } else { o };
                 if o != Ordering::Equal {
@@ -656,9 +665,7 @@ impl OwnerTable {
                     o = o.then(comm_rank(ra).cmp(&comm_rank(rb)));
                 }
                 if cull & cull::ALLOCATOR != 0 {
-                    o = o.then(
-                        alloc_bit(self.allocator(ra)).cmp(&alloc_bit(self.allocator(rb))),
-                    );
+                    o = o.then(alloc_bit(self.allocator(ra)).cmp(&alloc_bit(self.allocator(rb))));
                 }
                 o
             };
@@ -676,7 +683,10 @@ impl OwnerTable {
         if a.tpl == NONE || b.tpl == NONE {
             return None;
         }
-        let (ia, ib) = (&self.tpl_info[a.tpl as usize], &self.tpl_info[b.tpl as usize]);
+        let (ia, ib) = (
+            &self.tpl_info[a.tpl as usize],
+            &self.tpl_info[b.tpl as usize],
+        );
         if ia.pid_at == NONE || ib.pid_at == NONE {
             return None;
         }
