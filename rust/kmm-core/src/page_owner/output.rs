@@ -521,7 +521,7 @@ mod tests {
             a.stats(),
         );
         let mut out = Vec::new();
-        while !r.fill(t, None, &mut out, 16) {}
+        while !r.fill(t, None, &mut out, out.len() + 16) {}
         String::from_utf8(out).unwrap()
     }
 
