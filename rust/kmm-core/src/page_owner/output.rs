@@ -521,7 +521,12 @@ mod tests {
             a.stats(),
         );
         let mut out = Vec::new();
-        while !r.fill(t, None, &mut out, out.len() + 16) {}
+        loop {
+            let limit = out.len() + 16;
+            if r.fill(t, None, &mut out, limit) {
+                break;
+            }
+        }
         String::from_utf8(out).unwrap()
     }
 
