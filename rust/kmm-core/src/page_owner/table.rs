@@ -423,9 +423,9 @@ impl OwnerTable {
                 return false;
             }
         }
-        if f.names.is_some() {
+        if let Some(names) = &f.names {
             let ok = r.tpl != NONE && self.tpl_info[r.tpl as usize].name_ok
-                || r.tpl == NONE && f.names.as_ref().unwrap().iter().any(|n| n.is_empty());
+                || r.tpl == NONE && names.iter().any(|n| n.is_empty());
             if !ok {
                 return false;
             }
