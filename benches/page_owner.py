@@ -13,6 +13,30 @@
   input / wall time of the sorting process (interpreter start included);
   ``sort_peak_rss_mb``: that process's peak RSS (``wait4`` rusage);
   ``sort_input_mb``: the dump's size.
+
+Issue 10, on realistic dumps (``po_realistic.write_dump``: unique pids and
+timestamps, 4,000 long-tailed stacks, hex PFNs, module frames, the optional
+lines) of 100 MB (quick) and also 1 GiB (full), generated under /tmp and
+deleted afterwards. Every tool runs as its own process, started from a small
+helper so its peak RSS (``wait4``) is its own, side by side in one run, with
+interpreter start-up included:
+
+- ``sort_cull_lines_per_s`` / ``sort_cull_peak_rss_mb``: ``kmm page-owner sort
+  --cull=stacktrace FILE``; ``sort_cull_pipe_peak_rss_mb`` the same from a pipe;
+- ``sort_default_lines_per_s`` / ``sort_default_peak_rss_mb``: without --cull
+  (every record distinct but for ts and PFN, so memory grows with the distinct
+  records); ``sort_default_bytes_per_group``: the aggregator's own memory / groups;
+- ``naive_grouper_lines_per_s``: the 40-line Python dict grouper
+  (``po_realistic.NAIVE_GROUPER``); ``sort_vs_naive``: its wall / kmm's (cull);
+- ``page_owner_sort_lines_per_s`` and ``sort_vs_page_owner_sort``: the kernel's
+  ``tools/mm/page_owner_sort --cull=stacktrace``, when ``KMM_PAGE_OWNER_SORT``
+  names a binary built from the kernel tree (not shipped here);
+- ``json_peak_rss_mb``: ``kmm page-owner sort --json FILE`` (default mode);
+- ``diff_lines_per_s``: ``kmm page-owner diff FILE FILE2 --cull=stacktrace``,
+  lines of both inputs / wall.
+
+Metric names without a suffix are of the largest dump; ``_100mb`` ones of the
+100 MB dump in a full run.
 """
 
 from __future__ import annotations
@@ -102,8 +126,98 @@ def _sort_via_pipe(path: Path) -> tuple[float, float, str]:
     return r["wall"], r["rss_kib"] / 1024.0, r["head"]
 
 
+_RUN_HELPER = r"""
+import json, os, subprocess, sys, time
+cmd, stdin_path = json.loads(sys.argv[1])
+t0 = time.perf_counter()
+if stdin_path:
+    cat = subprocess.Popen(["cat", stdin_path], stdout=subprocess.PIPE)
+    p = subprocess.Popen(cmd, stdin=cat.stdout, stdout=subprocess.DEVNULL)
+    cat.stdout.close()
+else:
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(p.pid, 0)
+wall = time.perf_counter() - t0
+if stdin_path:
+    cat.wait()
+print(json.dumps({"wall": wall, "rss_kib": usage.ru_maxrss, "status": os.waitstatus_to_exitcode(status)}))
+"""
+
+
+def _timed(cmd: list[str], stdin_path: str | None = None) -> tuple[float, float]:
+    """Run ``cmd`` (stdin from ``stdin_path`` through a pipe, if given) from a
+    small helper process: (wall seconds, peak RSS MiB of ``cmd`` alone)."""
+    import json
+
+    import kmm
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(kmm.__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    res = subprocess.run([sys.executable, "-c", _RUN_HELPER, json.dumps([cmd, stdin_path])], env=env,
+                         check=True, capture_output=True, text=True)
+    r = json.loads(res.stdout)
+    if r["status"] != 0:
+        raise RuntimeError(f"{cmd} failed with status {r['status']}")
+    return r["wall"], r["rss_kib"] / 1024.0
+
+
+def realistic(sizes: list[tuple[str, int]]) -> dict[str, float]:
+    """The issue-10 metrics on realistic dumps of the given (label, bytes)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import kmm.page_owner as po
+    from po_realistic import NAIVE_GROUPER, write_dump
+
+    r: dict[str, float] = {}
+    kmm_cmd = [sys.executable, "-m", "kmm", "page-owner"]
+    pos_bin = os.environ.get("KMM_PAGE_OWNER_SORT")
+    with tempfile.TemporaryDirectory(dir="/tmp") as d:
+        naive = Path(d) / "naive.py"
+        naive.write_text(NAIVE_GROUPER)
+        for i, (label, size) in enumerate(sizes):
+            last = i == len(sizes) - 1
+            sfx = "" if last else f"_{label}"
+            path = Path(d) / f"po_{label}.txt"
+            path2 = Path(d) / f"po_{label}_2.txt"
+            nbytes, lines, records = write_dump(path, size, seed=1)
+            out = str(Path(d) / "out.txt")
+            r[f"realistic_input_mb{sfx}"] = nbytes / 2**20
+            r[f"realistic_records{sfx}"] = float(records)
+            wall, rss = _timed(kmm_cmd + ["sort", "--no-progress", "--cull=stacktrace", str(path), out])
+            r[f"sort_cull_lines_per_s{sfx}"] = lines / wall
+            r[f"sort_cull_peak_rss_mb{sfx}"] = rss
+            kmm_wall = wall
+            _, rss = _timed(kmm_cmd + ["sort", "--no-progress", "--cull=stacktrace", "-", out], str(path))
+            r[f"sort_cull_pipe_peak_rss_mb{sfx}"] = rss
+            wall, _ = _timed([sys.executable, str(naive), str(path)])
+            r[f"naive_grouper_lines_per_s{sfx}"] = lines / wall
+            r[f"sort_vs_naive{sfx}"] = wall / kmm_wall
+            if pos_bin:
+                wall, rss = _timed([pos_bin, "--cull=stacktrace", str(path), out])
+                r[f"page_owner_sort_lines_per_s{sfx}"] = lines / wall
+                r[f"page_owner_sort_peak_rss_mb{sfx}"] = rss
+                r[f"sort_vs_page_owner_sort{sfx}"] = wall / kmm_wall
+            wall, rss = _timed(kmm_cmd + ["sort", "--no-progress", str(path), out])
+            r[f"sort_default_lines_per_s{sfx}"] = lines / wall
+            r[f"sort_default_peak_rss_mb{sfx}"] = rss
+            agg = po.aggregator(str(path))
+            st = agg.stats()
+            r[f"sort_default_groups{sfx}"] = float(st["groups"])
+            r[f"sort_default_bytes_per_group{sfx}"] = st["memory"] / max(1, st["groups"])
+            del agg
+            _, rss = _timed(kmm_cmd + ["sort", "--no-progress", "--json", str(path), out])
+            r[f"json_peak_rss_mb{sfx}"] = rss
+            _, lines2, _ = write_dump(path2, size, seed=2)
+            wall, _ = _timed(kmm_cmd + ["diff", "--cull=stacktrace", "--top", "10", str(path), str(path2)])
+            r[f"diff_lines_per_s{sfx}"] = (lines + lines2) / wall
+            path.unlink()
+            path2.unlink()
+    return r
+
+
 def collect(quick: bool) -> dict[str, float]:
     r: dict[str, float] = {}
+    sizes = [("100mb", 100 * 10**6)] + ([] if quick else [("1gib", 1 << 30)])
+    r.update(realistic(sizes))
     m = _loaded_machine(quick)
     po = m.page_owner
     r["page_owner_bytes_per_page"] = po.bytes_per_page()

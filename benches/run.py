@@ -51,6 +51,10 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "mobility_compaction_vs_mobility_order0": ("<= 1.1", lambda v: v <= 1.1),
     "trace_import_lines_per_s": (">= 3e6", lambda v: v >= 3e6),
     "snapshot_load_s": ("<= 10", lambda v: v <= 10),
+    "sort_cull_peak_rss_mb": ("<= 64", lambda v: v <= 64),
+    "sort_cull_pipe_peak_rss_mb": ("<= 64", lambda v: v <= 64),
+    "sort_vs_naive": (">= 4", lambda v: v >= 4),
+    "sort_vs_page_owner_sort": (">= 10", lambda v: v >= 10),
 }
 
 

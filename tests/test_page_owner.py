@@ -282,6 +282,14 @@ def test_show_stacks_exact_and_threshold() -> None:
     t = m.page_owner.stacks(threshold=4)
     assert list(t.handles) == [h2] and t.text.count("nr_base_pages") == 1
     assert m.page_owner.show_stacks(7) == ""
+    # 6.19's show_handles and show_stacks_handles, byte-exact
+    assert m.page_owner.show_handles() == f"handle: {h1}\nnr_base_pages: 3\n\nhandle: {h2}\nnr_base_pages: 6\n\n"
+    assert m.page_owner.show_handles(4) == f"handle: {h2}\nnr_base_pages: 6\n\n"
+    assert m.page_owner.show_stacks_handles() == s.text.replace(
+        "nr_base_pages: 3\n", f"handle: {h1}\n").replace("nr_base_pages: 6\n", f"handle: {h2}\n")
+    # and kmm page-owner sort reads a show_stacks file
+    r = kmm.page_owner.read(s.text.encode())
+    assert [(g.count, g.pages) for g in r.groups] == [(1, 3), (1, 6)]
 
 
 def test_engine_aggregate_by_stack_and_context() -> None:

@@ -97,8 +97,8 @@ def test_classic_output_exact() -> None:
 def test_page_owner_sort_output_exact() -> None:
     out = po.format_sort(po.sort_groups(groups())[:2])
     assert out == (
-        f"3 times, 3 pages, allocated by SLAB:\n{H1}\n{STACK_A}\n"
-        f"2 times, 2 pages, allocated by VMALLOC:\n{H3}\n{STACK_C}\n"
+        f"3 times, 3 pages, allocated by SLAB :\n{H1}\n{STACK_A}\n"
+        f"2 times, 2 pages, allocated by VMALLOC :\n{H3}\n{STACK_C}\n"
     )
 
 
@@ -113,7 +113,7 @@ def test_cull_and_filters() -> None:
     )
     both = po.cull_groups(groups(), ["name", "allocator"])
     assert po.format_sort(po.sort_groups(both), cull=["name", "allocator"]).splitlines()[0] == (
-        "3 times, 3 pages, task_comm_name: bash, allocated by SLAB"
+        "3 times, 3 pages, task_comm_name: bash, allocated by SLAB "
     )
     f = po.filter_groups(groups(), pids=[10])
     assert [g.count for g in f] == [3, 1]
@@ -250,7 +250,7 @@ def test_cli_reads_stdin_pipe() -> None:
         [sys.executable, "-m", "kmm", "page-owner", "sort", "--no-progress", "-", "--top", "1"],
         input=(DUMP * 50).encode(), capture_output=True, check=True,
     )
-    assert p.stdout.decode() == f"150 times, 150 pages, allocated by SLAB:\n{H1}\n{STACK_A}\n"
+    assert p.stdout.decode() == f"150 times, 150 pages, allocated by SLAB :\n{H1}\n{STACK_A}\n"
 
 
 def test_cli_options(tmp_path, capsys) -> None:
@@ -265,10 +265,10 @@ def test_cli_options(tmp_path, capsys) -> None:
     assert main(["page-owner", "sort", str(f), "--json", "-n"]) == 0
     assert [g["comm"] for g in json.loads(capsys.readouterr().out)["groups"]] == ["bash", "bash", "cc1", "make"]
     assert main(["page-owner", "sort", str(f), "--sort=-tgid", "--name", "make"]) == 0
-    assert capsys.readouterr().out.startswith("2 times, 2 pages, allocated by VMALLOC:\n")
+    assert capsys.readouterr().out.startswith("2 times, 2 pages, allocated by VMALLOC :\n")
     out = tmp_path / "out.txt"
     assert main(["page-owner", "sort", str(f), str(out), "-a"]) == 0
-    assert out.read_text().startswith(f"1 times, 4 pages, allocated by OTHERS:\n{H2}\n")
+    assert out.read_text().startswith(f"1 times, 4 pages, allocated by OTHERS :\n{H2}\n")
     for bad in (["--cull=color"], ["--sort", "zz"], ["--pid", "x"], ["--top", "-1"]):
         assert main(["page-owner", "sort", str(f), *bad]) == 2
         assert "Error" in capsys.readouterr().err

@@ -9,6 +9,9 @@ output with its options (``-t -m -s -p -P -n -a``, ``--sort``, ``--cull``,
 ``--pid/--tgid/--name``), or ``--folded`` stacks for flame graphs, or
 ``--json``.
 
+``kmm page-owner diff OLD NEW`` compares two dumps (a leak hunt: dump, wait,
+dump again) and lists the groups whose pages grew the most.
+
 ``kmm page-owner dump`` runs a kernel-build workload with an injected leak on
 a simulated machine with page_owner and writes the dump.
 """
@@ -16,7 +19,6 @@ a simulated machine with page_owner and writes the dump.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -28,10 +30,10 @@ from ..errors import ConfigError, PageOwnerError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "page-owner",
-        help="aggregate page_owner dumps (sort) or make one from a simulated leak (dump)",
+        help="aggregate page_owner dumps (sort), compare two (diff) or make one from a simulated leak (dump)",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    psub = p.add_subparsers(dest="page_owner_command", metavar="{sort,dump}")
+    psub = p.add_subparsers(dest="page_owner_command", metavar="{sort,diff,dump}")
     psub.required = True
 
     s = psub.add_parser(
@@ -76,6 +78,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     prog.add_argument("--no-progress", dest="progress", action="store_false")
     s.set_defaults(func=run_sort)
 
+    df = psub.add_parser(
+        "diff",
+        help="compare two page_owner dumps: the groups whose pages grew the most",
+        description="Aggregate two dumps (files or pipes, either format) the same way and list "
+        "the groups with their pages before and after and the change, most growth first: the "
+        "leak hunt of 'dump, wait, dump again'.",
+    )
+    df.add_argument("old", help="the earlier dump (- = stdin)")
+    df.add_argument("new", help="the later dump (- = stdin)")
+    df.add_argument("--cull", metavar="FIELDS", default="stacktrace",
+                    help="compare groups of these fields (default: stacktrace; '' = whole records)")
+    df.add_argument("--pid", metavar="LIST", help="only these pids (comma separated)")
+    df.add_argument("--tgid", metavar="LIST", help="only these tgids (comma separated)")
+    df.add_argument("--name", metavar="LIST", help="only these task command names (comma separated)")
+    df.add_argument("--json", action="store_true", help="JSON output")
+    df.add_argument("--top", type=int, metavar="N", help="only the first N rows")
+    df.add_argument("--lenient", action="store_true",
+                    help="skip and count malformed records instead of stopping at the first")
+    df.set_defaults(func=run_diff)
+
     d = psub.add_parser(
         "dump",
         help="simulate a kernel build with a page leak and write the page_owner dump",
@@ -96,50 +118,75 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open_out(path: str) -> Any:
-    return sys.stdout if path == "-" else open(path, "w")
+    return sys.stdout.buffer if path == "-" else open(path, "wb")
 
 
-def run_sort(args: argparse.Namespace) -> int:
-    pids = int_list_arg("pid", args.pid)
-    tgids = int_list_arg("tgid", args.tgid)
-    names = None if args.name is None else [x for x in args.name.split(",") if x]
-    cull = [] if not args.cull else [x.strip() for x in args.cull.split(",") if x.strip()]
+def _cull_arg(text: str | None) -> list[str]:
+    cull = [] if not text else [x.strip() for x in text.split(",") if x.strip()]
     for f in cull:
         if f not in po.CULL_FIELDS:
             raise PageOwnerError(f"unknown --cull field {f!r} (expected some of {', '.join(po.CULL_FIELDS)})")
-    keys = po.parse_sort(args.sort_spec) if args.sort_spec else po.parse_sort(args.sort_key or "-times")
+    return cull
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "pids": int_list_arg("pid", args.pid),
+        "tgids": int_list_arg("tgid", args.tgid),
+        "names": None if args.name is None else [x for x in args.name.split(",") if x],
+    }
+
+
+def _top(args: argparse.Namespace) -> int | None:
     if args.top is not None and args.top < 0:
         raise ConfigError(f"--top must be >= 0, got {args.top}")
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    return args.top
 
-    report = po.read(args.input, lenient=args.lenient, progress=progress)
-    if args.lenient and report.stats["skipped"]:
-        print(f"kmm page-owner sort: skipped {report.stats['skipped']} malformed records", file=sys.stderr)
-        for e in report.errors[:5]:
+
+def _report_skips(cmd: str, agg: Any) -> None:
+    st = agg.stats()
+    if st["skipped"]:
+        print(f"kmm page-owner {cmd}: skipped {st['skipped']} malformed records", file=sys.stderr)
+        for e in agg.errors()[:5]:
             print(f"  {e}", file=sys.stderr)
 
-    groups = po.filter_groups(report.groups, pids=pids, tgids=tgids, names=names)
-    if cull:
-        groups = po.cull_groups(groups, cull)
-    groups = po.sort_groups(groups, keys)
-    if args.top is not None:
-        groups = groups[: args.top]
 
-    out = _open_out(args.output)
+def _write(path: str, render: Any) -> None:
+    out = _open_out(path)
     try:
-        if args.json:
-            out.write(json.dumps(po.to_json(groups, report.stats), indent=2) + "\n")
-        elif args.folded:
-            out.write(po.format_folded(groups))
-        elif args.classic:
-            out.write(po.format_classic(groups))
-        else:
-            filtered = [n for n, v in (("pid", pids), ("tgid", tgids), ("name", names)) if v is not None]
-            out.write(po.format_sort(groups, cull=cull, filtered=filtered))
+        render(out)
         out.flush()
     finally:
-        if out is not sys.stdout:
+        if out is not sys.stdout.buffer:
             out.close()
+
+
+def run_sort(args: argparse.Namespace) -> int:
+    cull = _cull_arg(args.cull)
+    filters = _filters(args)
+    keys = po.parse_sort(args.sort_spec) if args.sort_spec else po.parse_sort(args.sort_key or "-times")
+    top = _top(args)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    fmt = "json" if args.json else "folded" if args.folded else "classic" if args.classic else "sort"
+    agg = po.aggregator(args.input, lenient=args.lenient, progress=progress, cull=cull, **filters)
+    if args.lenient:
+        _report_skips("sort", agg)
+    _write(args.output, lambda out: agg.render(out, fmt, keys, top))
+    return 0
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    cull = _cull_arg(args.cull)
+    filters = _filters(args)
+    top = _top(args)
+    if args.old == "-" and args.new == "-":
+        raise ConfigError("at most one of OLD and NEW can be stdin")
+    aggs = [po.aggregator(src, lenient=args.lenient, cull=cull, **filters) for src in (args.old, args.new)]
+    if args.lenient:
+        for a in aggs:
+            _report_skips("diff", a)
+    old, new = aggs
+    _write("-", lambda out: new.diff(old, out, "json" if args.json else "sort", top))
     return 0
 
 

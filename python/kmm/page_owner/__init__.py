@@ -32,7 +32,7 @@ from __future__ import annotations
 from .format import format_classic, format_folded, format_sort, to_json
 from .group import OwnerGroup, OwnerReport
 from .reader import Source as Source
-from .reader import aggregate, read
+from .reader import aggregate, aggregator, read
 from .sort import CULL_FIELDS, SORT_KEYS, cull_groups, filter_groups, parse_sort, sort_groups
 from .view import FORMATS, WORKLOAD_KINDS, PageOwnerView, StackCounts, workload_stacks
 from .view import Frame as Frame
@@ -47,6 +47,7 @@ __all__ = [
     "PageOwnerView",
     "StackCounts",
     "aggregate",
+    "aggregator",
     "cull_groups",
     "filter_groups",
     "format_classic",

@@ -32,7 +32,7 @@ def format_sort(
     out = []
     for g in groups:
         if not c:
-            out.append(f"{g.count} times, {g.pages} pages, allocated by {g.allocator}:\n{g.text}\n")
+            out.append(f"{g.count} times, {g.pages} pages, allocated by {g.allocator} :\n{g.text}\n")
             continue
         s = f"{g.count} times, {g.pages} pages"
         if "pid" in c or "pid" in f:
@@ -42,7 +42,7 @@ def format_sort(
         if "name" in c or "name" in f:
             s += f", task_comm_name: {g.comm or ''}"
         if "allocator" in c:
-            s += f", allocated by {g.allocator}"
+            s += f", allocated by {g.allocator} "
         if "stacktrace" in c:
             s += ":\n" + g.stack_text
         out.append(s + "\n")

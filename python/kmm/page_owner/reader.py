@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import IO, Any, Union
 
 from .. import _kmm
@@ -16,7 +17,7 @@ from .._args import int_arg
 from ..errors import ParseError
 from .group import OwnerReport, groups_from_rows
 
-__all__ = ["Source", "aggregate", "read"]
+__all__ = ["Source", "aggregate", "aggregator", "read"]
 
 #: Smallest read asked of a descriptor that gives less than a chunk (a pipe's buffer).
 _PIPE_READ = 64 << 10
@@ -30,19 +31,51 @@ def read(
     lenient: bool = False,
     progress: bool = False,
     chunk_size: int = 4 << 20,
+    cull: Sequence[str] | None = None,
+    pids: Sequence[int] | None = None,
+    tgids: Sequence[int] | None = None,
+    names: Sequence[str] | None = None,
 ) -> OwnerReport:
-    """Aggregate a page_owner dump (either format, or a real kernel's).
+    """Aggregate a page_owner dump (either format, a real kernel's, or a
+    ``page_owner_stacks/show_stacks`` file).
 
     ``source``: a path, ``"-"`` for stdin, a file descriptor, the bytes
     themselves, or a binary file object. Paths, stdin and descriptors are read
-    with ``read(2)`` only (never ``stat()``, so ``/proc`` files and pipes work);
-    memory stays proportional to the number of distinct records. Identical
-    records are merged ignoring per-record ``ts`` and PFN lines. A malformed
+    with ``read(2)`` only (never ``stat()``, so ``/proc`` files and pipes work).
+    Each record is folded into its group as it is parsed: identical records
+    (ignoring the per-record ``ts`` and PFN lines), or with ``cull`` records
+    that agree on those fields (``pid tgid name stacktrace allocator``);
+    ``pids``/``tgids``/``names`` keep only matching records. A malformed
     record raises :class:`kmm.errors.ParseError` naming its line; with
     ``lenient`` it is skipped and counted (``stats["skipped"]``, ``errors``).
     """
+    agg = aggregator(source, lenient=lenient, progress=progress, chunk_size=chunk_size, cull=cull,
+                     pids=pids, tgids=tgids, names=names)
+    return OwnerReport(groups_from_rows(agg.groups()), dict(agg.stats()), list(agg.errors()))
+
+
+def aggregator(
+    source: Source,
+    *,
+    lenient: bool = False,
+    progress: bool = False,
+    chunk_size: int = 4 << 20,
+    cull: Sequence[str] | None = None,
+    pids: Sequence[int] | None = None,
+    tgids: Sequence[int] | None = None,
+    names: Sequence[str] | None = None,
+) -> _kmm.OwnerTextAggregator:
+    """:func:`read`, but the fed and finished Rust aggregator itself, whose
+    groups are never turned into Python objects: ``render`` streams them
+    sorted to a file, ``diff`` compares two dumps."""
     int_arg("chunk_size", chunk_size, 4096, 256 << 20, error=ParseError)
-    agg = _kmm.OwnerTextAggregator(bool(lenient))
+    agg = _kmm.OwnerTextAggregator(
+        bool(lenient),
+        cull=None if cull is None else list(cull),
+        pids=None if pids is None else [int(p) for p in pids],
+        tgids=None if tgids is None else [int(t) for t in tgids],
+        names=None if names is None else list(names),
+    )
     bar = _progress_bar() if progress else None
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -82,7 +115,7 @@ def read(
     finally:
         if bar is not None:
             bar.close()
-    return OwnerReport(groups_from_rows(agg.groups()), dict(agg.stats()), list(agg.errors()))
+    return agg
 
 
 #: :func:`read` under the name of what it does.
@@ -91,7 +124,11 @@ aggregate = read
 
 def _read_fd(agg: Any, fd: int, chunk_size: int, bar: Any) -> None:
     """Feed ``agg`` what each ``read(2)`` of up to ``chunk_size`` bytes returns
-    from ``fd``, until end of input."""
+    from ``fd``, until end of input. Without a progress bar Rust reads the
+    descriptor itself, with the GIL released (a big regular file on both cores)."""
+    if bar is None:
+        agg.feed_fd(fd, threads=min(2, os.cpu_count() or 1))
+        return
     want = chunk_size
     while True:
         try:

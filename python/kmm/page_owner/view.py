@@ -158,6 +158,14 @@ class PageOwnerView:
         """The ``show_stacks`` text: frames, ``nr_base_pages: N``, a blank line, per stack."""
         return self._po.show_stacks(int_arg("threshold", threshold, 0, U32_MAX, error=PageOwnerError))
 
+    def show_handles(self, threshold: int = 0) -> str:
+        """The ``show_handles`` text (6.19): ``handle: H``, ``nr_base_pages: N``, a blank line, per stack."""
+        return self._po.show_handles(int_arg("threshold", threshold, 0, U32_MAX, error=PageOwnerError))
+
+    def show_stacks_handles(self, threshold: int = 0) -> str:
+        """The ``show_stacks_handles`` text (6.19): frames, ``handle: H``, a blank line, per stack."""
+        return self._po.show_stacks_handles(int_arg("threshold", threshold, 0, U32_MAX, error=PageOwnerError))
+
     def aggregate(self, by: str = "stack") -> dict[str, np.ndarray]:
         """Allocated blocks and pages per stack handle (``by="stack"``) or per
         context (``by="context"``: stack, order, gfp, pid, tgid), as numpy

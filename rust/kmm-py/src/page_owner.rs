@@ -7,7 +7,10 @@ use crate::enter::enter;
 use crate::errors;
 use crate::machine::PyMachine;
 use kmm_core::page_owner::print::DUMP_CHUNK;
-use kmm_core::page_owner::{Aggregator, DumpFormat, Group, OwnerDump};
+use kmm_core::page_owner::{
+    diff, parse_cull, parse_keys, Aggregator, DumpFormat, Filter, Group, OutFormat, OwnerDump,
+    Report, StacksFile,
+};
 use kmm_core::stackdepot::FrameRef;
 use kmm_core::Error;
 use numpy::{IntoPyArray, PyArray1};
@@ -150,6 +153,18 @@ impl PyPageOwner {
         self.read(py, |m| m.page_owner_show_stacks(threshold))
     }
 
+    fn show_handles(&self, py: Python<'_>, threshold: u64) -> PyResult<String> {
+        self.read(py, |m| {
+            m.page_owner_stacks_file(threshold, StacksFile::Handles)
+        })
+    }
+
+    fn show_stacks_handles(&self, py: Python<'_>, threshold: u64) -> PyResult<String> {
+        self.read(py, |m| {
+            m.page_owner_stacks_file(threshold, StacksFile::StacksHandles)
+        })
+    }
+
     fn depot_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (s, contexts, overflows) = self.read(py, |m| {
             let po = m.page_owner()?;
@@ -254,14 +269,55 @@ pub struct PyAggregator {
     inner: Aggregator,
 }
 
+fn out_format(format: &str) -> PyResult<OutFormat> {
+    OutFormat::parse(format).ok_or_else(|| {
+        errors::Error::from(Error::PageOwner(format!(
+            "unknown output format {format:?} (expected sort, classic, folded or json)"
+        )))
+        .into()
+    })
+}
+
+/// Write a report to `file` (anything with a binary `write`) in chunks of
+/// about 1 MiB rendered with the GIL released.
+fn write_report(
+    py: Python<'_>,
+    file: &Bound<'_, PyAny>,
+    mut report: Report,
+    new: &Aggregator,
+    old: Option<&Aggregator>,
+) -> PyResult<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(DUMP_CHUNK + 65536);
+    loop {
+        buf.clear();
+        let done = enter(py, None, || {
+            Ok(report.fill(new.table(), old.map(|a| a.table()), &mut buf, DUMP_CHUNK))
+        })?;
+        if !buf.is_empty() {
+            file.call_method1("write", (PyBytes::new(py, &buf),))?;
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
 #[pymethods]
 impl PyAggregator {
     #[new]
-    #[pyo3(signature = (lenient=false))]
-    fn new(lenient: bool) -> Self {
-        PyAggregator {
-            inner: Aggregator::new(lenient),
-        }
+    #[pyo3(signature = (lenient=false, *, cull=None, pids=None, tgids=None, names=None))]
+    fn new(
+        lenient: bool,
+        cull: Option<Vec<String>>,
+        pids: Option<Vec<i64>>,
+        tgids: Option<Vec<i64>>,
+        names: Option<Vec<String>>,
+    ) -> PyResult<Self> {
+        let bits = parse_cull(&cull.unwrap_or_default()).map_err(errors::Error::from)?;
+        let filter = Filter { pids, tgids, names };
+        Ok(PyAggregator {
+            inner: Aggregator::with(lenient, bits, filter),
+        })
     }
 
     /// Feed the next bytes of the input (GIL released while parsing).
@@ -270,16 +326,144 @@ impl PyAggregator {
         enter(py, None, || a.feed(data))
     }
 
+    /// Read descriptor `fd` (not closed) to its end and finish: a regular
+    /// file of 32 MiB or more on up to `threads` threads, anything else (a
+    /// pipe, /proc, debugfs) on one; the GIL is released throughout.
+    #[pyo3(signature = (fd, threads=2))]
+    fn feed_fd(&mut self, py: Python<'_>, fd: i32, threads: usize) -> PyResult<()> {
+        use std::os::unix::fs::FileExt;
+        use std::os::unix::io::FromRawFd;
+        if self.inner.stats().bytes != 0 {
+            return Err(errors::Error::from(Error::Parse(
+                "feed_fd reads a whole input: this aggregator was fed already".into(),
+            ))
+            .into());
+        }
+        if fd < 0 {
+            return Err(
+                errors::Error::from(Error::Parse(format!("bad file descriptor {fd}"))).into(),
+            );
+        }
+        // SAFETY: the caller owns `fd` and keeps it open for this call; ManuallyDrop never closes it.
+        let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        let (lenient, cull, filter) = (
+            self.inner.lenient(),
+            self.inner.table().cull(),
+            self.inner.table().filter().clone(),
+        );
+        let agg = enter(py, None, || {
+            let meta = file
+                .metadata()
+                .map_err(|e| Error::Parse(format!("cannot read page_owner text: {e}")))?;
+            let size = if meta.is_file() { meta.len() } else { 0 };
+            if meta.is_file() {
+                kmm_core::page_owner::aggregate_file(
+                    |off, buf| file.read_at(buf, off),
+                    size,
+                    threads.max(1),
+                    lenient,
+                    cull,
+                    filter,
+                )
+            } else {
+                use std::io::Read;
+                let f: &std::fs::File = &file;
+                kmm_core::page_owner::aggregate_file(
+                    |_, buf| {
+                        let mut r = f;
+                        r.read(buf)
+                    },
+                    0,
+                    1,
+                    lenient,
+                    cull,
+                    filter,
+                )
+            }
+        })?;
+        self.inner = agg;
+        Ok(())
+    }
+
     /// End of input (a truncated last record is an error, or skipped when lenient).
     fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
         let a = &mut self.inner;
         enter(py, None, || a.finish())
     }
 
-    /// Distinct records as tuples: (text, header_len, order, mask, pid, tgid,
-    /// comm, allocator, nr_frames, count, pages, first_ts).
+    /// Groups as tuples: (text, header_len, order, mask, pid, tgid,
+    /// comm, allocator, nr_frames, count, pages, first_ts), in order of first appearance.
     fn groups<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        group_rows(py, self.inner.groups())
+        let g = self.inner.groups();
+        group_rows(py, &g)
+    }
+
+    /// Group ids sorted by `keys` ((name, descending) pairs), page_owner_sort's tie order.
+    fn order(&self, py: Python<'_>, keys: Vec<(String, bool)>) -> PyResult<Vec<u32>> {
+        let k = parse_keys(&keys).map_err(errors::Error::from)?;
+        let a = &self.inner;
+        enter(py, None, || Ok(a.table().order(&k)))
+    }
+
+    /// Stream the groups sorted by `keys` to `file` in `format` (sort, classic, folded, json), at most `top`.
+    #[pyo3(signature = (file, format, keys, top=None))]
+    fn render(
+        &self,
+        py: Python<'_>,
+        file: Bound<'_, PyAny>,
+        format: &str,
+        keys: Vec<(String, bool)>,
+        top: Option<usize>,
+    ) -> PyResult<()> {
+        let f = out_format(format)?;
+        let k = parse_keys(&keys).map_err(errors::Error::from)?;
+        let a = &self.inner;
+        let report = enter(py, None, || {
+            Ok(Report::groups(
+                a.table(),
+                f,
+                a.table().order(&k),
+                top,
+                a.stats(),
+            ))
+        })?;
+        write_report(py, &file, report, a, None)
+    }
+
+    /// Stream the leak diff from `old` to this dump to `file` (format sort or json), at most `top` rows.
+    #[pyo3(signature = (old, file, format, top=None))]
+    fn diff(
+        &self,
+        py: Python<'_>,
+        old: PyRef<'_, PyAggregator>,
+        file: Bound<'_, PyAny>,
+        format: &str,
+        top: Option<usize>,
+    ) -> PyResult<()> {
+        let f = out_format(format)?;
+        if !matches!(f, OutFormat::Sort | OutFormat::Json) {
+            return Err(errors::Error::from(Error::PageOwner(format!(
+                "a diff prints as sort or json, not {format}"
+            )))
+            .into());
+        }
+        let (a, o) = (&self.inner, &old.inner);
+        if a.table().cull() != o.table().cull() {
+            return Err(errors::Error::from(Error::PageOwner(
+                "both dumps of a diff must be culled on the same fields".into(),
+            ))
+            .into());
+        }
+        let report = enter(py, None, || {
+            Ok(Report::diff(
+                diff(o.table(), a.table()),
+                f,
+                top,
+                o.stats(),
+                a.stats(),
+            ))
+        })?;
+        write_report(py, &file, report, a, Some(o))
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -292,6 +476,8 @@ impl PyAggregator {
         d.set_item("skipped", s.skipped)?;
         d.set_item("records_2005", s.records_2005)?;
         d.set_item("records_modern", s.records_modern)?;
+        d.set_item("records_stacks", s.records_stacks)?;
+        d.set_item("filtered", s.filtered)?;
         d.set_item("memory", self.inner.memory())?;
         Ok(d)
     }

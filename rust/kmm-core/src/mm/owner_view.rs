@@ -86,8 +86,18 @@ impl Machine {
     /// `nr_base_pages: N`, a blank line; stacks below `threshold` pages
     /// (`count_threshold`) are hidden, and so are blocks allocated without a stack.
     pub fn page_owner_show_stacks(&self, threshold: u64) -> Result<String> {
+        self.page_owner_stacks_file(threshold, stacks::StacksFile::Stacks)
+    }
+
+    /// A `page_owner_stacks` file (`show_stacks`, `show_handles`,
+    /// `show_stacks_handles`) of the stacks holding at least `threshold` base pages.
+    pub fn page_owner_stacks_file(
+        &self,
+        threshold: u64,
+        file: stacks::StacksFile,
+    ) -> Result<String> {
         let po = self.page_owner()?;
-        Ok(self.with_page_view(|v| stacks::show_stacks(po, v, threshold)))
+        Ok(self.with_page_view(|v| stacks::show_stacks(po, v, threshold, file)))
     }
 
     /// Allocated blocks and pages per allocation context (stack, order, gfp, pid,

@@ -34,18 +34,22 @@
 //! order, through a [`PageView`]; page_owner imports the page-flag encoding
 //! and the zone type, never the allocator.
 
+pub mod output;
 mod pages;
 pub mod parse;
 pub mod print;
 mod scan;
 pub mod sort;
 pub mod stacks;
+pub mod table;
 
+pub use output::{OutFormat, Report};
 pub(crate) use pages::PageView;
-pub use parse::{aggregate_bytes, AggStats, Aggregator};
+pub use parse::{aggregate_bytes, aggregate_file, AggStats, Aggregator};
 pub use print::{DumpFormat, OwnerDump};
 pub use sort::{Allocator, Group};
-pub use stacks::{ContextCount, StackCount};
+pub use stacks::{ContextCount, StackCount, StacksFile};
+pub use table::{diff, parse_cull, parse_keys, DiffRow, Filter, OwnerTable, SortKey};
 
 use crate::error::{Error, Result};
 use crate::stackdepot::{DepotStats, StackDepot};

@@ -18,7 +18,8 @@
 //! line; in lenient mode the bad record is skipped and counted instead.
 
 use super::scan::{find_newline, first_control};
-use super::sort::{find, Group, GroupTable, RecordFields, Tally};
+use super::sort::{find, Group, RecordFields};
+use super::table::{Filter, OwnerTable, Rec, NONE, NO_ID};
 use crate::error::{Error, Result};
 
 /// Longest line accepted.
@@ -42,6 +43,10 @@ pub struct AggStats {
     /// Records in the 2005 format (no PFN line) and in the modern one.
     pub records_2005: u64,
     pub records_modern: u64,
+    /// `show_stacks` records (frames and `nr_base_pages`, no header).
+    pub records_stacks: u64,
+    /// Records the `--pid/--tgid/--name` filters left out.
+    pub filtered: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +73,11 @@ pub struct Aggregator {
     rec_line: u64,
     rec_header_len: usize,
     rec_frames: u32,
-    table: GroupTable,
+    /// `show_stacks` record (no header): its `nr_base_pages`.
+    rec_nr_pages: Option<u64>,
+    /// The header cut down to its template.
+    tpl: Vec<u8>,
+    table: OwnerTable,
     stats: AggStats,
     errors: Vec<String>,
     finished: bool,
@@ -77,6 +86,12 @@ pub struct Aggregator {
 impl Aggregator {
     /// An aggregator that stops at the first bad record, or skips and counts bad records (`lenient`).
     pub fn new(lenient: bool) -> Aggregator {
+        Aggregator::with(lenient, 0, Filter::default())
+    }
+
+    /// An aggregator that folds records on the `cull` fields (bits of
+    /// [`super::table::cull`]; 0: the whole record) and keeps those `filter` passes.
+    pub fn with(lenient: bool, cull: u8, filter: Filter) -> Aggregator {
         Aggregator {
             lenient,
             carry: Vec::new(),
@@ -89,22 +104,35 @@ impl Aggregator {
             rec_line: 0,
             rec_header_len: 0,
             rec_frames: 0,
-            table: GroupTable::default(),
+            rec_nr_pages: None,
+            tpl: Vec::with_capacity(256),
+            table: OwnerTable::new(cull, filter),
             stats: AggStats::default(),
             errors: Vec::new(),
             finished: false,
         }
     }
 
-    /// The distinct records so far, in order of first appearance.
-    pub fn groups(&self) -> &[Group] {
+    /// The groups so far, in order of first appearance.
+    pub fn groups(&self) -> Vec<Group> {
         self.table.groups()
+    }
+
+    /// Whether bad records are skipped rather than errors.
+    pub fn lenient(&self) -> bool {
+        self.lenient
+    }
+
+    /// The keyed table of groups.
+    pub fn table(&self) -> &OwnerTable {
+        &self.table
     }
 
     /// The counters so far.
     pub fn stats(&self) -> AggStats {
         let mut s = self.stats.clone();
-        s.groups = self.table.groups().len() as u64;
+        s.groups = self.table.len() as u64;
+        s.filtered = self.table.filtered;
         s
     }
 
@@ -115,7 +143,8 @@ impl Aggregator {
 
     /// Memory held, in bytes (distinct records, index, carried partial line).
     pub fn memory(&self) -> u64 {
-        self.table.memory() + self.carry.capacity() as u64 + self.scratch.capacity() as u64
+        self.table.memory()
+            + (self.carry.capacity() + self.scratch.capacity() + self.tpl.capacity()) as u64
     }
 
     /// A bad record: an error (strict) or skipped and counted (lenient).
@@ -168,6 +197,14 @@ impl Aggregator {
         }
         let mut pos = 0;
         while pos < b.len() {
+            // one pass finds the end of a clean line (its first control byte is its newline)
+            if let Some(i) = first_control(&b[pos..]) {
+                if b[pos + i] == b'\n' && i <= MAX_LINE {
+                    self.clean_line(&b[pos..pos + i])?;
+                    pos += i + 1;
+                    continue;
+                }
+            }
             match find_newline(&b[pos..]) {
                 Some(i) => {
                     self.line(&b[pos..pos + i])?;
@@ -257,11 +294,33 @@ impl Aggregator {
                 format!("binary data (byte 0x{:02x} at column {})", l[i], i + 1),
             );
         }
+        self.checked_line(l, ln)
+    }
+
+    /// A line known to hold no control byte and to be at most [`MAX_LINE`] long.
+    #[inline]
+    fn clean_line(&mut self, l: &[u8]) -> Result<()> {
+        self.stats.lines += 1;
+        if l.is_empty() {
+            return self.end_record();
+        }
+        let ln = self.stats.lines;
+        self.checked_line(l, ln)
+    }
+
+    #[inline]
+    fn checked_line(&mut self, l: &[u8], ln: u64) -> Result<()> {
         match self.state {
             State::Skip => Ok(()),
             State::Idle => {
                 self.rec_line = ln;
                 self.state = State::Record;
+                if l[0] == b' ' {
+                    // a `show_stacks` record: frames, then `nr_base_pages: N`
+                    self.start_record(0);
+                    self.rec_header_len = 0;
+                    return self.body_line(l, ln);
+                }
                 self.header(l, ln)
             }
             State::Record => self.body_line(l, ln),
@@ -288,11 +347,7 @@ impl Aggregator {
         if order > 30 {
             return self.bad(ln, format!("order {order} is out of range 0..30"));
         }
-        self.rec_order = order;
-        self.rec_pfn_line = false;
-        self.rec_frames = 0;
-        self.rec_ts = None;
-        self.scratch.clear();
+        self.start_record(order);
         // copy the header without its per-record fields
         let mut s = 0;
         let mut i = 0;
@@ -337,8 +392,23 @@ impl Aggregator {
         Ok(())
     }
 
+    fn start_record(&mut self, order: u32) {
+        self.rec_order = order;
+        self.rec_pfn_line = false;
+        self.rec_frames = 0;
+        self.rec_ts = None;
+        self.rec_nr_pages = None;
+        self.scratch.clear();
+    }
+
     /// A line inside a record: a stack frame, the PFN line, or one of the optional lines.
     fn body_line(&mut self, l: &[u8], ln: u64) -> Result<()> {
+        if self.rec_nr_pages.is_some() {
+            return self.bad(
+                ln,
+                "unexpected line after nr_base_pages (a show_stacks record ends there)".into(),
+            );
+        }
         match l[0] {
             b' ' | b'\t' | b'[' => {
                 if self.scratch.len() + l.len() + 1 > MAX_RECORD {
@@ -373,6 +443,25 @@ impl Aggregator {
                 self.rec_pfn_line = true;
                 Ok(())
             }
+            b'n' if self.rec_header_len == 0 && l.starts_with(b"nr_base_pages: ") => {
+                let d = &l[15..];
+                let ok = !d.is_empty() && d.len() <= 19 && d.iter().all(|c| c.is_ascii_digit());
+                if !ok {
+                    return self.bad(
+                        ln,
+                        "malformed nr_base_pages line (expected \"nr_base_pages: <N>\")".into(),
+                    );
+                }
+                self.rec_nr_pages = Some(std::str::from_utf8(d).unwrap().parse().unwrap());
+                Ok(())
+            }
+            _ if self.rec_header_len == 0 => {
+                let shown = String::from_utf8_lossy(&l[..l.len().min(60)]).into_owned();
+                self.bad(
+                    ln,
+                    format!("unexpected line in a show_stacks record: {shown:?}"),
+                )
+            }
             _ if l.starts_with(b"Page has been migrated") => Ok(()),
             _ if l.starts_with(b"Charged") || l.starts_with(b"Slab cache page") => {
                 self.scratch.extend_from_slice(l);
@@ -399,6 +488,52 @@ impl Aggregator {
                 Ok(())
             }
             State::Record => {
+                if self.rec_header_len == 0 {
+                    return self.end_stacks_record();
+                }
+                let ln = self.rec_line;
+                // the template: the header without ts, pid and tgid digits cut out
+                let hdr_end = self.rec_header_len - 1;
+                let (pid, pid_span) = id_field(&self.scratch[..hdr_end], b", pid ");
+                let (tgid, tgid_span) = id_field(&self.scratch[..hdr_end], b", tgid ");
+                self.tpl.clear();
+                let (mut pid_at, mut tgid_at) = (NONE, NONE);
+                let mut at = 0;
+                if let Some((s, e)) = pid_span {
+                    self.tpl.extend_from_slice(&self.scratch[..s]);
+                    pid_at = self.tpl.len() as u32;
+                    at = e;
+                }
+                if let Some((s, e)) = tgid_span.filter(|&(s, _)| s >= at) {
+                    self.tpl.extend_from_slice(&self.scratch[at..s]);
+                    tgid_at = self.tpl.len() as u32;
+                    at = e;
+                }
+                self.tpl.extend_from_slice(&self.scratch[at..hdr_end]);
+                let tpl = match self.table.tpl_id(&self.tpl, pid_at, tgid_at) {
+                    Some(t) => t,
+                    None => match parse_header_fields(&self.scratch[..hdr_end]) {
+                        Ok(f) => {
+                            let comm = f.comm.as_ref().map(|c| c.as_bytes());
+                            let t = std::mem::take(&mut self.tpl);
+                            let id = self.table.add_tpl(
+                                &t,
+                                pid_at,
+                                tgid_at,
+                                self.rec_order,
+                                f.mask,
+                                comm,
+                            );
+                            self.tpl = t;
+                            id
+                        }
+                        Err(msg) => {
+                            self.bad(ln, msg)?;
+                            self.state = State::Idle;
+                            return Ok(());
+                        }
+                    },
+                };
                 self.state = State::Idle;
                 self.stats.records += 1;
                 if self.rec_pfn_line {
@@ -406,48 +541,67 @@ impl Aggregator {
                 } else {
                     self.stats.records_2005 += 1;
                 }
-                let pages = 1u64 << self.rec_order;
-                let h = GroupTable::hash(&self.scratch);
-                if self.table.merge(h, &self.scratch, 1, pages, self.rec_ts) {
-                    return Ok(());
-                }
-                self.new_group(h, pages)
+                let stack = self
+                    .table
+                    .intern_stack(&self.scratch[self.rec_header_len..], self.rec_frames);
+                let rec = Rec {
+                    tpl,
+                    stack,
+                    pid: pid.unwrap_or(NO_ID),
+                    tgid: tgid.unwrap_or(NO_ID),
+                };
+                self.table.fold(rec, 1, 1u64 << self.rec_order, self.rec_ts);
+                Ok(())
             }
         }
     }
 
-    /// The record in `scratch` is the first of its kind: parse its header fields and add its group.
-    fn new_group(&mut self, h: u64, pages: u64) -> Result<()> {
-        let text = self.scratch.clone();
-        let hdr = &text[..self.rec_header_len - 1];
-        let ln = self.rec_line;
-        let fields = match parse_header_fields(hdr) {
-            Ok(f) => f,
-            Err(msg) => {
-                // undo the count: the record is bad
-                self.stats.records -= 1;
-                if self.rec_pfn_line {
-                    self.stats.records_modern -= 1;
-                } else {
-                    self.stats.records_2005 -= 1;
-                }
-                self.state = State::Record;
-                self.bad(ln, msg)?;
-                self.state = State::Idle;
-                return Ok(());
-            }
+    /// The blank line after a `show_stacks` record: one record of its stack holding `nr_base_pages`.
+    fn end_stacks_record(&mut self) -> Result<()> {
+        let Some(pages) = self.rec_nr_pages else {
+            let ln = self.rec_line;
+            return self.bad(
+                ln,
+                "a stack without a header or an nr_base_pages line (neither a page_owner record nor a show_stacks entry)".into(),
+            );
         };
-        let tally = Tally {
-            order: self.rec_order,
-            nr_frames: self.rec_frames,
-            count: 1,
-            pages,
-            first_ts: self.rec_ts,
+        self.state = State::Idle;
+        self.stats.records += 1;
+        self.stats.records_stacks += 1;
+        let stack = self.table.intern_stack(&self.scratch, self.rec_frames);
+        let rec = Rec {
+            tpl: NONE,
+            stack,
+            pid: NO_ID,
+            tgid: NO_ID,
         };
-        self.table
-            .insert(h, text, self.rec_header_len, fields, tally);
+        self.table.fold(rec, 1, pages, None);
         Ok(())
     }
+}
+
+/// The value and the span of the digits of an id field (`, pid 12`) of a
+/// header; the span only when the digits are canonical (so printing the
+/// value gives them back).
+#[inline]
+fn id_field(h: &[u8], key: &[u8]) -> (Option<i64>, Option<(usize, usize)>) {
+    let mut from = 0;
+    while let Some(k) = h[from..].iter().position(|&c| c == b',') {
+        let i = from + k;
+        if h[i..].starts_with(key) {
+            let s = i + key.len();
+            return match int_at(&h[s..]) {
+                Some((v, n)) => {
+                    let d = &h[s..s + n];
+                    let canon = !(d.len() > 1 && (d[0] == b'0' || d.starts_with(b"-0")));
+                    (Some(v), canon.then_some((s, s + n)))
+                }
+                None => (None, None),
+            };
+        }
+        from = i + 1;
+    }
+    (None, None)
 }
 
 /// A decimal integer, optionally negative, at the start of `b`: (value, bytes taken).
@@ -507,6 +661,123 @@ fn parse_header_fields(h: &[u8]) -> std::result::Result<RecordFields, String> {
         }
     }
     Ok(f)
+}
+
+/// Bytes read at a time from a file.
+pub const READ_CHUNK: usize = 4 << 20;
+/// Files smaller than this are read on one thread.
+pub const PARALLEL_MIN: u64 = 32 << 20;
+
+impl Aggregator {
+    /// Fold in the counters and groups of `o`, which read the input that follows this one's.
+    fn absorb(&mut self, o: &Aggregator) {
+        let (a, b) = (&mut self.stats, &o.stats);
+        a.bytes += b.bytes;
+        a.lines += b.lines;
+        a.records += b.records;
+        a.skipped += b.skipped;
+        a.records_2005 += b.records_2005;
+        a.records_modern += b.records_modern;
+        a.records_stacks += b.records_stacks;
+        self.table.absorb(&o.table);
+    }
+
+    /// Feed everything `read_at(offset, buf)` gives from `from` until it
+    /// returns 0 (end of input) or `to` is reached.
+    fn feed_range(
+        &mut self,
+        read_at: &(impl Fn(u64, &mut [u8]) -> std::io::Result<usize> + Sync),
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<()> {
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut off = from;
+        loop {
+            let want = match to {
+                Some(t) if t <= off => return Ok(()),
+                Some(t) => ((t - off) as usize).min(READ_CHUNK),
+                None => READ_CHUNK,
+            };
+            let n = read_at(off, &mut buf[..want])
+                .map_err(|e| Error::Parse(format!("reading the page_owner text: {e}")))?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.feed(&buf[..n])?;
+            off += n as u64;
+        }
+    }
+}
+
+/// Aggregate a file of `size` bytes (a hint: reading goes on to the end of
+/// input) read with `read_at`, on up to `threads` threads: the file is cut at
+/// blank lines into one part per thread, each part aggregated on its own and
+/// the parts folded together in order, which gives what one pass gives. A bad
+/// record (or `lenient`) reads it again on one thread, for exact line numbers.
+pub fn aggregate_file(
+    read_at: impl Fn(u64, &mut [u8]) -> std::io::Result<usize> + Sync,
+    size: u64,
+    threads: usize,
+    lenient: bool,
+    cull: u8,
+    filter: Filter,
+) -> Result<Aggregator> {
+    let sequential = |filter: Filter| -> Result<Aggregator> {
+        let mut a = Aggregator::with(lenient, cull, filter);
+        a.feed_range(&read_at, 0, None)?;
+        a.finish()?;
+        Ok(a)
+    };
+    if lenient || threads <= 1 || size < PARALLEL_MIN {
+        return sequential(filter);
+    }
+    // part boundaries: just after the first blank line past each cut
+    let mut bounds = vec![0u64];
+    let mut win = vec![0u8; 1 << 20];
+    for k in 1..threads as u64 {
+        let cut = size * k / threads as u64;
+        if cut <= *bounds.last().unwrap() {
+            continue;
+        }
+        let n = read_at(cut, &mut win)
+            .map_err(|e| Error::Parse(format!("reading the page_owner text: {e}")))?;
+        if let Some(i) = win[..n].windows(2).position(|w| w == b"\n\n") {
+            bounds.push(cut + i as u64 + 2);
+        }
+    }
+    let parts = bounds.len();
+    let results: Vec<Result<Aggregator>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..parts)
+            .map(|p| {
+                let from = bounds[p];
+                let to = bounds.get(p + 1).copied();
+                let read_at = &read_at;
+                let filter = filter.clone();
+                sc.spawn(move || -> Result<Aggregator> {
+                    let mut a = Aggregator::with(false, cull, filter);
+                    a.feed_range(read_at, from, to)?;
+                    a.finish()?;
+                    Ok(a)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Parse("an aggregation thread failed".into())))
+            })
+            .collect()
+    });
+    if results.iter().any(|r| r.is_err()) {
+        return sequential(filter);
+    }
+    let mut it = results.into_iter().map(|r| r.unwrap());
+    let mut first = it.next().expect("at least one part");
+    for o in it {
+        first.absorb(&o);
+    }
+    Ok(first)
 }
 
 /// Aggregate a whole buffer (tests and small inputs).
@@ -640,6 +911,66 @@ mod tests {
         let g = &a.groups()[0];
         assert_eq!(g.mask, Some(0));
         assert_eq!(g.comm.as_deref(), Some("a) b"));
+    }
+
+    #[test]
+    fn parallel_parts_give_the_sequential_answer() {
+        let recs = [
+            R2005,
+            RMOD,
+            "Page allocated via order 2\n[0xc0100000] x+0\n\n",
+        ];
+        let mut text = String::new();
+        for i in 0..40_000usize {
+            text.push_str(
+                &recs[(i * 7 + i / 3) % 3].replace("pid 1,", &format!("pid {},", i % 13)),
+            );
+        }
+        let b = text.as_bytes();
+        let read_at = |off: u64, buf: &mut [u8]| -> std::io::Result<usize> {
+            let o = (off as usize).min(b.len());
+            let n = buf.len().min(b.len() - o);
+            buf[..n].copy_from_slice(&b[o..o + n]);
+            Ok(n)
+        };
+        for cull in [0, crate::page_owner::table::cull::STACKTRACE] {
+            let one = aggregate_file(read_at, 0, 1, false, cull, Filter::default()).unwrap();
+            // pretend the file is big so that it is cut in parts
+            let four = aggregate_file(
+                read_at,
+                PARALLEL_MIN.max(b.len() as u64),
+                4,
+                false,
+                cull,
+                Filter::default(),
+            );
+            let four = four.unwrap();
+            assert_eq!(one.groups(), four.groups());
+            assert_eq!(one.stats(), four.stats());
+        }
+        // a bad record in a later part: the sequential error, with its line
+        let bad = format!("{text}Page allocated via order 99\n a\n\n");
+        let bb = bad.as_bytes();
+        let read_bad = |off: u64, buf: &mut [u8]| -> std::io::Result<usize> {
+            let o = (off as usize).min(bb.len());
+            let n = buf.len().min(bb.len() - o);
+            buf[..n].copy_from_slice(&bb[o..o + n]);
+            Ok(n)
+        };
+        let want = text.matches('\n').count() + 1;
+        match aggregate_file(
+            read_bad,
+            PARALLEL_MIN.max(bb.len() as u64),
+            2,
+            false,
+            0,
+            Filter::default(),
+        ) {
+            Err(Error::Parse(m)) => {
+                assert!(m.starts_with(&format!("line {want}: order 99")), "{m}")
+            }
+            _ => panic!("order 99 accepted"),
+        }
     }
 
     proptest! {

@@ -80,8 +80,6 @@ pub struct Group {
     pub pages: u64,
     /// Earliest `ts` among them, if the format has one.
     pub first_ts: Option<u64>,
-    hash: u64,
-    next_same: u32,
 }
 
 impl Group {
@@ -129,6 +127,8 @@ impl Hasher for IdHasher {
 #[derive(Default)]
 pub(crate) struct GroupTable {
     groups: Vec<Group>,
+    /// Next group with the same hash, by group.
+    next_same: Vec<u32>,
     index: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
 }
 
@@ -154,7 +154,7 @@ impl GroupTable {
                 }
                 return true;
             }
-            gi = g.next_same;
+            gi = self.next_same[gi as usize];
         }
         false
     }
@@ -174,6 +174,7 @@ impl GroupTable {
             .index
             .insert(h, self.groups.len() as u32)
             .unwrap_or(u32::MAX);
+        self.next_same.push(next_same);
         self.groups.push(Group {
             header_len,
             order: t.order,
@@ -186,28 +187,12 @@ impl GroupTable {
             count: t.count,
             pages: t.pages,
             first_ts: t.first_ts,
-            hash: h,
-            next_same,
             text,
         });
     }
 
-    pub fn groups(&self) -> &[Group] {
-        &self.groups
-    }
-
     pub fn into_groups(self) -> Vec<Group> {
         self.groups
-    }
-
-    /// Memory held, in bytes (group texts and comms, the groups, the index).
-    pub fn memory(&self) -> u64 {
-        self.groups
-            .iter()
-            .map(|g| g.text.capacity() as u64 + g.comm.as_ref().map_or(0, |c| c.len() as u64))
-            .sum::<u64>()
-            + self.groups.capacity() as u64 * std::mem::size_of::<Group>() as u64
-            + self.index.capacity() as u64 * 16
     }
 }
 
@@ -258,7 +243,7 @@ mod tests {
                 );
             }
         }
-        let g = t.groups();
+        let g = t.into_groups();
         assert_eq!(g.len(), 2);
         assert_eq!((g[0].count, g[0].pages, g[0].first_ts), (2, 4, Some(3)));
         assert_eq!(g[1].stack_text(), b" d\n");

@@ -46,20 +46,47 @@ pub(crate) fn stack_counts(po: &PageOwner, pages: PageView<'_>) -> Vec<StackCoun
         .collect()
 }
 
-/// The `show_stacks` text: each stack's frames, `nr_base_pages: N`, a blank
-/// line; stacks below `threshold` pages and blocks without a stack are not shown.
-pub(crate) fn show_stacks(po: &PageOwner, pages: PageView<'_>, threshold: u64) -> String {
+/// Which `page_owner_stacks` file to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StacksFile {
+    /// `show_stacks` (6.9): the frames, `nr_base_pages: N`, a blank line.
+    Stacks,
+    /// `show_handles` (6.19): `handle: H`, `nr_base_pages: N`, a blank line.
+    Handles,
+    /// `show_stacks_handles` (6.19): the frames, `handle: H`, a blank line.
+    StacksHandles,
+}
+
+/// A `page_owner_stacks` file: one entry per stack holding at least
+/// `threshold` base pages (`count_threshold`), by handle; blocks without a
+/// stack are not shown.
+pub(crate) fn show_stacks(
+    po: &PageOwner,
+    pages: PageView<'_>,
+    threshold: u64,
+    file: StacksFile,
+) -> String {
     let mut out = Vec::new();
     for s in stack_counts(po, pages) {
         if s.handle == 0 || s.nr_base_pages < threshold {
             continue;
         }
-        for f in po.depot.frames(s.handle) {
-            put_frame_modern(&mut out, &po.depot, f);
+        if file != StacksFile::Handles {
+            for f in po.depot.frames(s.handle) {
+                put_frame_modern(&mut out, &po.depot, f);
+            }
         }
-        out.extend_from_slice(b"nr_base_pages: ");
-        put_dec(&mut out, s.nr_base_pages);
-        out.extend_from_slice(b"\n\n");
+        if file != StacksFile::Stacks {
+            out.extend_from_slice(b"handle: ");
+            put_dec(&mut out, s.handle as u64);
+            out.push(b'\n');
+        }
+        if file != StacksFile::StacksHandles {
+            out.extend_from_slice(b"nr_base_pages: ");
+            put_dec(&mut out, s.nr_base_pages);
+            out.push(b'\n');
+        }
+        out.push(b'\n');
     }
     String::from_utf8(out).expect("dump text is UTF-8")
 }
@@ -156,6 +183,7 @@ pub(crate) fn groups(po: &PageOwner, pages: PageView<'_>, format: DumpFormat) ->
 mod tests {
     use super::super::testing::{machine, readahead};
     use super::super::{aggregate_bytes, AllocCtx};
+    use super::StacksFile;
     use crate::config::Policy;
     use crate::gfp;
     use crate::page_owner::DumpFormat;
@@ -187,6 +215,29 @@ mod tests {
             "{t}"
         );
         assert_eq!(m.page_owner_show_stacks(7).unwrap(), "");
+        let f = |file| m.page_owner_stacks_file(0, file).unwrap();
+        assert_eq!(
+            f(StacksFile::Handles),
+            format!("handle: {h}\nnr_base_pages: 6\n\n")
+        );
+        let sh = f(StacksFile::StacksHandles);
+        assert!(
+            sh.ends_with(&format!(" filemap_nopage+0x316/0x3a0\nhandle: {h}\n\n")),
+            "{sh}"
+        );
+        assert_eq!(sh.lines().count(), t.lines().count());
+        assert_eq!(
+            m.page_owner_stacks_file(7, StacksFile::Handles).unwrap(),
+            ""
+        );
+        // sort reads a show_stacks file: one record per stack, its pages
+        let a = aggregate_bytes(t.as_bytes(), false).unwrap();
+        let g = a.groups();
+        assert_eq!((g.len(), g[0].count, g[0].pages), (1, 1, 6));
+        assert_eq!(
+            g[0].stack_text(),
+            t.strip_suffix("nr_base_pages: 6\n\n").unwrap().as_bytes()
+        );
     }
 
     proptest! {
