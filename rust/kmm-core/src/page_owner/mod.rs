@@ -24,7 +24,13 @@
 //! - [`sort`]: `page_owner_sort`'s groups of identical records and the
 //!   allocator classifier;
 //! - [`parse`]: the streaming parser of dump text that fills those groups
-//!   (its SWAR byte scanners in `scan`);
+//!   (its SWAR byte scanners in `scan`); in `parse/`: the state machine
+//!   (`mod.rs`), the header fields (`header.rs`), the buffer and parallel
+//!   file readers (`file.rs`), the unit tests (`tests.rs`);
+//! - [`table`]: the keyed aggregation table the parser folds records into;
+//!   in `table/`: the table and its interning (`mod.rs`), the sort order and
+//!   its ties (`order.rs`), the diff matching (`diff.rs`), the merging of the
+//!   parts of a parallel read (`merge.rs`);
 //! - `pages`: [`PageView`], the read-only view of the page map that page_owner
 //!   reads (built by the allocator's `mm/owner_view.rs`, which also holds the
 //!   `impl Machine` entry points: `Machine::page_owner`, `page_owner_dump`,

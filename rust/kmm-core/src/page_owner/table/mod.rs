@@ -14,16 +14,24 @@
 //! stacks, whatever the dump's size; in default mode it is proportional to the
 //! distinct records (pids make most records distinct), in this compact form.
 //!
-//! Order ([`OwnerTable::order`]): by the sort keys, ties broken as
-//! `page_owner_sort` leaves them (its first qsort is by the cull fields, or by
-//! the record text without `--cull`, and merging keeps that order), then by
-//! first appearance.
+//! The module by concept:
+//! - this file: the keyed table ([`OwnerTable`]: interning, folding, the
+//!   groups), the `--cull` bits and filters;
+//! - `order`: the sort keys and [`OwnerTable::order`];
+//! - `diff`: [`diff`], matching the groups of two tables;
+//! - `merge`: folding a table built from the next part of the input into this one.
 
 use super::sort::{Allocator, Group};
 use crate::stackdepot::hash_bytes;
-use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+
+mod diff;
+mod merge;
+mod order;
+
+pub use diff::{diff, DiffRow};
+pub use order::{parse_keys, SortKey};
 
 /// No id (no template: a `show_stacks` record; no comm).
 pub const NONE: u32 = u32::MAX;
@@ -52,38 +60,6 @@ pub mod cull {
         ("allocator", ALLOCATOR),
         ("ator", ALLOCATOR),
     ];
-}
-
-/// A sort key (`-t -m -s -p -P -n -a` and `--sort`'s names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortKey {
-    Times,
-    Pages,
-    Pid,
-    Tgid,
-    Name,
-    Stacktrace,
-    Txt,
-    AllocTs,
-    Allocator,
-}
-
-impl SortKey {
-    /// The key of a `--sort` name (long or short).
-    pub fn parse(s: &str) -> Option<SortKey> {
-        Some(match s {
-            "p" | "pid" => SortKey::Pid,
-            "tg" | "tgid" => SortKey::Tgid,
-            "n" | "name" => SortKey::Name,
-            "st" | "stacktrace" => SortKey::Stacktrace,
-            "T" | "txt" => SortKey::Txt,
-            "at" | "alloc_ts" => SortKey::AllocTs,
-            "ator" | "allocator" => SortKey::Allocator,
-            "t" | "times" => SortKey::Times,
-            "m" | "pages" => SortKey::Pages,
-            _ => return None,
-        })
-    }
 }
 
 /// Records kept: `None` keeps all.
@@ -585,294 +561,6 @@ impl OwnerTable {
             .map(|i| self.group(i))
             .collect()
     }
-
-    // ---- order ----------------------------------------------------------------
-
-    /// Group ids sorted by `keys` (each `(key, descending)`, first most
-    /// significant), ties as page_owner_sort leaves them (by the cull fields,
-    /// or by the record text), then by first appearance.
-    pub fn order(&self, keys: &[(SortKey, bool)]) -> Vec<u32> {
-        let srank = self.stacks.ranks();
-        let crank = self.comms.ranks();
-        let comm_rank = |r: &Rec| -> i64 {
-            // strcmp order, no comm as ""
-            match self.comm_of(r) {
-                NONE => -1,
-                c => crank[c as usize] as i64,
-            }
-        };
-        let mut ha = Vec::new();
-        let mut hb = Vec::new();
-        let mut ids: Vec<u32> = (0..self.slots.len() as u32).collect();
-        let mut txt = |a: &Rec, b: &Rec| -> Ordering {
-            let o = match self.header_cmp_fast(a, b) {
-                Some(o) => o,
-                None => {
-                    ha.clear();
-                    hb.clear();
-                    self.put_header(&mut ha, a);
-                    self.put_header(&mut hb, b);
-                    // a header that is a prefix of the other sorts first ('\n' is below any printable byte)
-                    ha.cmp(&hb)
-                }
-            };
-            o.then_with(|| srank[a.stack as usize].cmp(&srank[b.stack as usize]))
-        };
-        let empty = |r: &Rec| -> bool { r.tpl == NONE };
-        let cull = self.cull;
-        ids.sort_by(|&x, &y| {
-            let (a, b) = (self.slot(x), self.slot(y));
-            let (ra, rb) = (&a.rec, &b.rec);
-            for &(k, desc) in keys {
-                let o = match k {
-                    SortKey::Times => a.count.cmp(&b.count),
-                    SortKey::Pages => a.pages.cmp(&b.pages),
-                    SortKey::Pid => ra.pid.cmp(&rb.pid),
-                    SortKey::Tgid => ra.tgid.cmp(&rb.tgid),
-                    SortKey::Name => comm_rank(ra).cmp(&comm_rank(rb)),
-                    SortKey::Stacktrace => srank[ra.stack as usize].cmp(&srank[rb.stack as usize]),
-                    SortKey::Txt => {
-                        if empty(ra) || empty(rb) {
-                            srank[ra.stack as usize].cmp(&srank[rb.stack as usize])
-                        } else {
-                            txt(ra, rb)
-                        }
-                    }
-                    SortKey::AllocTs => a.first_ts.cmp(&b.first_ts),
-                    SortKey::Allocator => {
-                        alloc_bit(self.allocator(ra)).cmp(&alloc_bit(self.allocator(rb)))
-                    }
-                };
-                let o = if desc { o.reverse() } else { o };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            let o = if cull == 0 {
-                txt(ra, rb)
-            } else {
-                let mut o = Ordering::Equal;
-                if cull & cull::STACKTRACE != 0 {
-                    o = o.then(srank[ra.stack as usize].cmp(&srank[rb.stack as usize]));
-                }
-                if cull & cull::PID != 0 {
-                    o = o.then(ra.pid.cmp(&rb.pid));
-                }
-                if cull & cull::TGID != 0 {
-                    o = o.then(ra.tgid.cmp(&rb.tgid));
-                }
-                if cull & cull::NAME != 0 {
-                    o = o.then(comm_rank(ra).cmp(&comm_rank(rb)));
-                }
-                if cull & cull::ALLOCATOR != 0 {
-                    o = o.then(alloc_bit(self.allocator(ra)).cmp(&alloc_bit(self.allocator(rb))));
-                }
-                o
-            };
-            o.then(x.cmp(&y))
-        });
-        ids
-    }
-
-    /// The byte order of the headers of `a` and `b` without rendering them,
-    /// when it is decided before the tgid: by the template text up to the pid
-    /// (the part before the pid digits), or by the pid digits when that part
-    /// is the same and both are followed by a byte below `'0'`. `None`: render
-    /// and compare.
-    fn header_cmp_fast(&self, a: &Rec, b: &Rec) -> Option<Ordering> {
-        if a.tpl == NONE || b.tpl == NONE {
-            return None;
-        }
-        let (ia, ib) = (
-            &self.tpl_info[a.tpl as usize],
-            &self.tpl_info[b.tpl as usize],
-        );
-        if ia.pid_at == NONE || ib.pid_at == NONE {
-            return None;
-        }
-        let (ta, tb) = (self.tpls.get(a.tpl), self.tpls.get(b.tpl));
-        let (pa, pb) = (&ta[..ia.pid_at as usize], &tb[..ib.pid_at as usize]);
-        if let Some(o) = first_difference(pa, pb) {
-            return Some(o);
-        }
-        if pa.len() != pb.len() {
-            return None;
-        }
-        let (mut ba, mut bb) = ([0u8; 20], [0u8; 20]);
-        let (da, db) = (dec(&mut ba, a.pid), dec(&mut bb, b.pid));
-        if let Some(o) = first_difference(da, db) {
-            return Some(o);
-        }
-        if da.len() == db.len() {
-            return None;
-        }
-        // one pid's digits are a prefix of the other's: the shorter is followed
-        // by its template's next byte, the longer by a digit
-        let next = |t: &[u8], at: u32| t.get(at as usize).copied().unwrap_or(b'\n');
-        let (ca, cb) = (next(ta, ia.pid_at), next(tb, ib.pid_at));
-        if ca < b'0' && cb < b'0' {
-            Some(da.len().cmp(&db.len()))
-        } else {
-            None
-        }
-    }
-
-    // ---- diff -------------------------------------------------------------------
-
-    /// `r` of `other` in this table's ids, as far as the key needs them
-    /// (`None`: a string the key compares is not in this table, so no group matches).
-    fn translate(&self, other: &OwnerTable, r: &Rec) -> Option<Rec> {
-        let c = self.cull;
-        let need_stack = c == 0 || c & cull::STACKTRACE != 0;
-        let stack = if need_stack {
-            let t = other.stacks.get(r.stack);
-            self.stacks.lookup(Interner::hash(t), t)?
-        } else {
-            0
-        };
-        let need_tpl = c == 0 || c & cull::NAME != 0;
-        let tpl = if !need_tpl || r.tpl == NONE {
-            if r.tpl == NONE {
-                NONE
-            } else if c & cull::NAME != 0 {
-                return None;
-            } else {
-                0
-            }
-        } else if c == 0 {
-            let t = other.tpls.get(r.tpl);
-            let oi = &other.tpl_info[r.tpl as usize];
-            self.tpl_id(t, oi.pid_at, oi.tgid_at)?
-        } else {
-            // only the comm matters: any template of ours with that comm
-            let want = other.comm(r);
-            let cid = match want {
-                None => NONE,
-                Some(w) => self.comms.lookup(Interner::hash(w), w)?,
-            };
-            self.tpl_info.iter().position(|t| t.comm == cid)? as u32
-        };
-        if c != 0 && c & cull::ALLOCATOR != 0 && c & cull::STACKTRACE == 0 {
-            // the allocator is all that matters of the stack: any stack of ours with it
-            let a = other.allocator(r);
-            let s = self.stk_info.iter().position(|s| s.allocator == a)? as u32;
-            return Some(Rec {
-                tpl,
-                stack: s,
-                pid: r.pid,
-                tgid: r.tgid,
-            });
-        }
-        Some(Rec {
-            tpl,
-            stack,
-            pid: r.pid,
-            tgid: r.tgid,
-        })
-    }
-}
-
-/// One line of a leak diff: a group of the new dump, of the old one, or both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DiffRow {
-    /// Group id in the new table (`NONE`: the group is gone).
-    pub new: u32,
-    /// Group id in the old table (`NONE`: the group is new).
-    pub old: u32,
-    pub pages_before: u64,
-    pub pages_after: u64,
-    pub count_before: u64,
-    pub count_after: u64,
-}
-
-impl DiffRow {
-    pub fn delta(&self) -> i64 {
-        self.pages_after as i64 - self.pages_before as i64
-    }
-}
-
-/// The groups of `new` and `old` (built with the same cull and filters) matched
-/// on their key, most growth first (ties: more pages after, then `new`'s
-/// order of first appearance, then `old`'s).
-pub fn diff(old: &OwnerTable, new: &OwnerTable) -> Vec<DiffRow> {
-    let mut rows = Vec::with_capacity(new.len());
-    let mut seen = vec![false; old.len()];
-    for (i, s) in new.slots.iter().enumerate() {
-        let o = old.translate(new, &s.rec).and_then(|r| old.find(&r));
-        let (pb, cb, oi) = match o {
-            Some(oi) => {
-                seen[oi as usize] = true;
-                let os = old.slot(oi);
-                (os.pages, os.count, oi)
-            }
-            None => (0, 0, NONE),
-        };
-        rows.push(DiffRow {
-            new: i as u32,
-            old: oi,
-            pages_before: pb,
-            pages_after: s.pages,
-            count_before: cb,
-            count_after: s.count,
-        });
-    }
-    for (i, s) in old.slots.iter().enumerate() {
-        if !seen[i] {
-            rows.push(DiffRow {
-                new: NONE,
-                old: i as u32,
-                pages_before: s.pages,
-                pages_after: 0,
-                count_before: s.count,
-                count_after: 0,
-            });
-        }
-    }
-    rows.sort_by(|a, b| {
-        b.delta()
-            .cmp(&a.delta())
-            .then(b.pages_after.cmp(&a.pages_after))
-            .then(a.new.cmp(&b.new))
-            .then(a.old.cmp(&b.old))
-    });
-    rows
-}
-
-/// `v` in decimal, in `buf`.
-#[inline]
-fn dec(buf: &mut [u8; 20], v: i64) -> &[u8] {
-    let mut u = v.unsigned_abs();
-    let mut i = 20;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (u % 10) as u8;
-        u /= 10;
-        if u == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
-}
-
-/// The order of `a` and `b` at their first differing byte, if they differ
-/// within the shorter one.
-#[inline]
-fn first_difference(a: &[u8], b: &[u8]) -> Option<Ordering> {
-    a.iter().zip(b).find(|(x, y)| x != y).map(|(x, y)| x.cmp(y))
-}
-
-/// page_owner_sort's allocator bits (CMA < SLAB < VMALLOC < OTHERS).
-fn alloc_bit(a: Allocator) -> u8 {
-    match a {
-        Allocator::Cma => 2,
-        Allocator::Slab => 4,
-        Allocator::Vmalloc => 8,
-        Allocator::Others => 16,
-    }
 }
 
 /// Append a signed decimal.
@@ -899,53 +587,4 @@ pub fn parse_cull<S: AsRef<str>>(fields: &[S]) -> crate::error::Result<u8> {
         }
     }
     Ok(bits)
-}
-
-/// Sort keys from `(name, descending)` pairs.
-pub fn parse_keys<S: AsRef<str>>(keys: &[(S, bool)]) -> crate::error::Result<Vec<(SortKey, bool)>> {
-    keys.iter()
-        .map(|(k, d)| {
-            SortKey::parse(k.as_ref()).map(|s| (s, *d)).ok_or_else(|| {
-                crate::error::Error::PageOwner(format!("unknown sort key {:?}", k.as_ref()))
-            })
-        })
-        .collect()
-}
-
-impl OwnerTable {
-    /// Fold every group of `o` (built with the same cull and filters, from the
-    /// input that follows this table's) into this table, in its order.
-    pub(crate) fn absorb(&mut self, o: &OwnerTable) {
-        let tpl_map: Vec<u32> = (0..o.tpls.len() as u32)
-            .map(|i| {
-                let t = o.tpls.get(i);
-                let info = o.tpl_info[i as usize];
-                match self.tpl_id(t, info.pid_at, info.tgid_at) {
-                    Some(id) => id,
-                    None => {
-                        let comm = (info.comm != NONE).then(|| o.comms.get(info.comm));
-                        self.add_tpl(t, info.pid_at, info.tgid_at, info.order, info.mask, comm)
-                    }
-                }
-            })
-            .collect();
-        let stack_map: Vec<u32> = (0..o.stacks.len() as u32)
-            .map(|i| self.intern_stack(o.stacks.get(i), o.stk_info[i as usize].nr_frames))
-            .collect();
-        for s in &o.slots {
-            let r = Rec {
-                tpl: if s.rec.tpl == NONE {
-                    NONE
-                } else {
-                    tpl_map[s.rec.tpl as usize]
-                },
-                stack: stack_map[s.rec.stack as usize],
-                pid: s.rec.pid,
-                tgid: s.rec.tgid,
-            };
-            let ts = (s.first_ts != NO_TS).then_some(s.first_ts);
-            self.fold(r, s.count, s.pages, ts);
-        }
-        self.filtered += o.filtered;
-    }
 }
