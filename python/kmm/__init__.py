@@ -7,7 +7,7 @@ page_owner, and the NETIF_F_LLTX transmit race.
 
 from __future__ import annotations
 
-from . import gfp, nic, procfs, trace, workloads
+from . import gfp, nic, page_owner, procfs, trace, workloads
 from .errors import (
     BenchmarkError,
     ConfigError,
@@ -109,6 +109,7 @@ __all__ = [
     "PAGE_MAP_NAMES",
     "gfp",
     "nic",
+    "page_owner",
     "procfs",
     "trace",
     "workloads",
