@@ -17,7 +17,7 @@
 
 use super::machine::Machine;
 use super::page::{forder, ftype, kind, F_LRU, F_OBJ, K_ALLOC, K_FREE, K_TAIL, LT_USERRCLM};
-use crate::config::{Layout, Policy};
+use crate::config::Policy;
 use crate::error::{Error, Result};
 use crate::gfp;
 use crate::{MAX_ORDER, NONE};
@@ -82,11 +82,8 @@ impl Machine {
     /// layout's (`HPAGE_PMD_ORDER` 9 on x86_64, 10 on x86_32) under vanilla.
     #[inline]
     pub(crate) fn compact_block_order(&self) -> u32 {
-        match (self.policy, self.layout) {
-            (Policy::Mobility, _) => self.block_order,
-            (_, Layout::X86_64) => 9,
-            (_, Layout::X86_32) => (MAX_ORDER - 1) as u32,
-        }
+        self.policy
+            .compaction_block_order(self.block_order, self.layout.huge_page_order())
     }
 
     // ---- fragmentation index and suitability ------------------------------

@@ -435,8 +435,8 @@ impl Machine {
             }
         }
         let types = &mut self.zones[zi].block_type;
-        match (self.policy, rz.block_counts) {
-            (Policy::Mobility, Some([unmov, _mov, recl, high])) => {
+        match (self.policy.has_migratetypes(), rz.block_counts) {
+            (true, Some([unmov, _mov, recl, high])) => {
                 types.fill(LT_USERRCLM as u8);
                 let mut taken = vec![false; nb];
                 for (lt, count, key) in [(LT_KERNRCLM, recl, 2usize), (LT_NORCLM, unmov + high, 3)]

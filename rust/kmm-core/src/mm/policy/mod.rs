@@ -59,6 +59,25 @@ impl Policy {
         }
     }
 
+    /// The pageblock order compaction scans in: the policy's own pageblocks
+    /// where it groups by them (mobility), else the huge-page order
+    /// (`HPAGE_PMD_ORDER`), as compaction on a kernel without grouping would.
+    pub fn compaction_block_order(self, block_order: u32, huge_page_order: u32) -> u32 {
+        match self {
+            Policy::Mobility => block_order,
+            Policy::Vanilla | Policy::AntiFrag => huge_page_order,
+        }
+    }
+
+    /// Whether the policy's pageblock types are today's migratetypes, so a
+    /// real machine's pagetypeinfo block counts apply to them.
+    pub fn has_migratetypes(self) -> bool {
+        match self {
+            Policy::Mobility => true,
+            Policy::Vanilla | Policy::AntiFrag => false,
+        }
+    }
+
     /// The name the binding, the CLI and `/proc` headers use.
     pub fn name(self) -> &'static str {
         match self {
