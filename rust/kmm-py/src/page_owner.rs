@@ -331,7 +331,6 @@ impl PyAggregator {
     /// pipe, /proc, debugfs) on one; the GIL is released throughout.
     #[pyo3(signature = (fd, threads=2))]
     fn feed_fd(&mut self, py: Python<'_>, fd: i32, threads: usize) -> PyResult<()> {
-        use std::os::unix::fs::FileExt;
         use std::os::unix::io::FromRawFd;
         if self.inner.stats().bytes != 0 {
             return Err(errors::Error::from(Error::Parse(
@@ -352,34 +351,7 @@ impl PyAggregator {
             self.inner.table().filter().clone(),
         );
         let agg = enter(py, None, || {
-            let meta = file
-                .metadata()
-                .map_err(|e| Error::Parse(format!("cannot read page_owner text: {e}")))?;
-            let size = if meta.is_file() { meta.len() } else { 0 };
-            if meta.is_file() {
-                kmm_core::page_owner::aggregate_file(
-                    |off, buf| file.read_at(buf, off),
-                    size,
-                    threads.max(1),
-                    lenient,
-                    cull,
-                    filter,
-                )
-            } else {
-                use std::io::Read;
-                let f: &std::fs::File = &file;
-                kmm_core::page_owner::aggregate_file(
-                    |_, buf| {
-                        let mut r = f;
-                        r.read(buf)
-                    },
-                    0,
-                    1,
-                    lenient,
-                    cull,
-                    filter,
-                )
-            }
+            kmm_core::page_owner::parse::aggregate_open_file(&file, threads, lenient, cull, filter)
         })?;
         self.inner = agg;
         Ok(())

@@ -131,3 +131,42 @@ pub fn aggregate_bytes(b: &[u8], lenient: bool) -> Result<Aggregator> {
     a.finish()?;
     Ok(a)
 }
+
+/// [`aggregate_file`] on an open file: a regular file is read at offsets on
+/// up to `threads` threads; anything else (a pipe, `/proc`, debugfs) is read
+/// front to back on one, never `stat()`ed by path.
+pub fn aggregate_open_file(
+    file: &std::fs::File,
+    threads: usize,
+    lenient: bool,
+    cull: u8,
+    filter: Filter,
+) -> Result<Aggregator> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::Parse(format!("cannot read page_owner text: {e}")))?;
+    if meta.is_file() {
+        aggregate_file(
+            |off, buf| file.read_at(buf, off),
+            meta.len(),
+            threads.max(1),
+            lenient,
+            cull,
+            filter,
+        )
+    } else {
+        aggregate_file(
+            |_, buf| {
+                let mut r = file;
+                r.read(buf)
+            },
+            0,
+            1,
+            lenient,
+            cull,
+            filter,
+        )
+    }
+}

@@ -35,7 +35,7 @@ mod header;
 #[cfg(test)]
 mod tests;
 
-pub use file::{aggregate_bytes, aggregate_file, PARALLEL_MIN, READ_CHUNK};
+pub use file::{aggregate_bytes, aggregate_file, aggregate_open_file, PARALLEL_MIN, READ_CHUNK};
 use header::{id_field, parse_header_fields};
 
 /// Longest line accepted.
