@@ -3,8 +3,11 @@
 //! same, each block intact; pinned blocks stay where they are), and the
 //! effect on high-order allocation.
 
+mod common;
+
+use common::{alloc, free};
 use kmm_core::gfp;
-use kmm_core::replay::{TraceOp, OP_ALLOC, OP_FREE, OP_TICK};
+use kmm_core::replay::{TraceOp, OP_TICK};
 use kmm_core::{Layout, Machine, MachineConfig, Policy};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -20,24 +23,6 @@ fn cfg(layout: Layout, mem: u64, policy: Policy, compaction: bool) -> MachineCon
     c.policy = policy;
     c.compaction = compaction;
     c
-}
-
-fn alloc_op(obj: u32, order: u8, gfp: u32) -> TraceOp {
-    TraceOp {
-        op: OP_ALLOC,
-        order,
-        obj,
-        gfp,
-        ..TraceOp::default()
-    }
-}
-
-fn free_op(obj: u32) -> TraceOp {
-    TraceOp {
-        op: OP_FREE,
-        obj,
-        ..TraceOp::default()
-    }
 }
 
 /// Every live object: id -> (order, flag word of its head with the kind bits).
@@ -83,7 +68,7 @@ fn fragment(m: &mut Machine, seed: u64, fill: f64) -> Vec<u64> {
             continue;
         }
         let g = if r < 13 { KERNRCLM } else { MOVABLE };
-        ops.push(alloc_op(obj, order, g));
+        ops.push(alloc(obj, order, g));
         obj += 1;
         pages += 1 << order;
         if ops.len() == 4096 {
@@ -95,7 +80,7 @@ fn fragment(m: &mut Machine, seed: u64, fill: f64) -> Vec<u64> {
     ops.clear();
     for o in 0..obj {
         if rng.next() % 3 != 0 && m.object_block(o).is_some() {
-            ops.push(free_op(o));
+            ops.push(free(o));
         }
     }
     m.replay_ops(&ops, false).unwrap();
@@ -193,7 +178,7 @@ fn page_owner_records_follow_migrated_objects() {
     let obj = (0..m2.objects_len() as u32)
         .find(|&o| m2.object_block(o).map(|b| b.0) == Some(p))
         .unwrap();
-    m2.replay_ops(&[free_op(obj)], false).unwrap();
+    m2.replay_ops(&[free(obj)], false).unwrap();
     m2.drain_pcp();
     let mut hit = false;
     while let Some(q) = m2.alloc(0, gfp::GFP_KERNEL, None).unwrap() {
@@ -298,8 +283,8 @@ fn kcompactd_runs_in_simulated_time() {
 fn mixed_load(m: &mut Machine, seed: u64) {
     let mut rng = Lcg(seed);
     let n = (m.nr_pages * 9 / 10) as u32;
-    let mut ops: Vec<TraceOp> = (0..n).map(|o| alloc_op(o, 0, MOVABLE)).collect();
-    ops.extend((0..n).filter(|_| rng.next() % 2 == 0).map(free_op));
+    let mut ops: Vec<TraceOp> = (0..n).map(|o| alloc(o, 0, MOVABLE)).collect();
+    ops.extend((0..n).filter(|_| rng.next() % 2 == 0).map(free));
     m.replay_ops(&ops, false).unwrap();
     for _ in 0..4000 {
         m.alloc(0, gfp::GFP_KERNEL, None).unwrap();
@@ -330,8 +315,8 @@ fn a_fragmenting_fallback_boosts_the_watermarks_until_kswapd_is_done() {
     let zi = m.zones.len() - 1;
     let high = m.zones[zi].pages_high;
     // movable pages everywhere, then unmovable requests that must fall back
-    let mut ops: Vec<TraceOp> = (0..8000).map(|o| alloc_op(o, 0, MOVABLE)).collect();
-    ops.extend((0..8000).step_by(2).map(free_op));
+    let mut ops: Vec<TraceOp> = (0..8000).map(|o| alloc(o, 0, MOVABLE)).collect();
+    ops.extend((0..8000).step_by(2).map(free));
     m.replay_ops(&ops, false).unwrap();
     let before = m.counters.pageblock_fallback;
     let mut n = 0;

@@ -6,42 +6,11 @@ mod common;
 use common::*;
 use kmm_core::gfp::{self, __GFP_KERNRCLM, GFP_HIGHUSER, GFP_KERNEL, GFP_USER};
 use kmm_core::mm::page::{PM_FREE, PM_PCP, PM_RESERVED};
-use kmm_core::replay::{TraceOp, MAX_TICK_US, OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH};
+use kmm_core::replay::{TraceOp, MAX_TICK_US, OP_ALLOC, OP_FREE, OP_TOUCH};
 use kmm_core::{Counters, Error, Layout, Machine, MachineConfig, Policy};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use std::collections::{HashMap, HashSet, VecDeque};
-
-fn alloc(obj: u32, order: u8, gfp: u32) -> TraceOp {
-    TraceOp {
-        op: OP_ALLOC,
-        order,
-        obj,
-        gfp,
-        ..TraceOp::default()
-    }
-}
-fn free(obj: u32) -> TraceOp {
-    TraceOp {
-        op: OP_FREE,
-        obj,
-        ..TraceOp::default()
-    }
-}
-fn touch(obj: u32) -> TraceOp {
-    TraceOp {
-        op: OP_TOUCH,
-        obj,
-        ..TraceOp::default()
-    }
-}
-fn tick(us: u32) -> TraceOp {
-    TraceOp {
-        op: OP_TICK,
-        obj: us,
-        ..TraceOp::default()
-    }
-}
 
 fn machine(mem_mib: u64, policy: Policy, f: impl FnOnce(&mut MachineConfig)) -> Machine {
     let mut cfg = MachineConfig::new(Layout::X86_32, mem_mib * MIB);

@@ -4,12 +4,10 @@
 
 mod common;
 
-use common::MIB;
+use common::{alloc, free, MIB};
 use kmm_core::gfp::{GFP_HIGHUSER, GFP_KERNEL};
 use kmm_core::mm::slab::{cache_index, objs_per_slab, CACHES};
-use kmm_core::replay::{
-    TraceOp, OP_ALLOC, OP_FREE, OP_SLAB_ALLOC, OP_SLAB_FREE, OP_SLAB_PIN, OP_TOUCH,
-};
+use kmm_core::replay::{TraceOp, OP_SLAB_ALLOC, OP_SLAB_FREE, OP_SLAB_PIN, OP_TOUCH};
 use kmm_core::{Error, Layout, Machine, MachineConfig, Policy};
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -41,21 +39,6 @@ fn pin(obj: u32, target: u32) -> TraceOp {
         op: OP_SLAB_PIN,
         obj,
         gfp: target,
-        ..TraceOp::default()
-    }
-}
-fn page(obj: u32, gfp: u32) -> TraceOp {
-    TraceOp {
-        op: OP_ALLOC,
-        obj,
-        gfp,
-        ..TraceOp::default()
-    }
-}
-fn free(obj: u32) -> TraceOp {
-    TraceOp {
-        op: OP_FREE,
-        obj,
         ..TraceOp::default()
     }
 }
@@ -141,7 +124,7 @@ fn an_inode_with_page_cache_is_not_shrunk_until_the_page_goes() {
     let n = 3000u32;
     let mut ops: Vec<TraceOp> = (0..n).map(|o| salloc(o, i)).collect();
     for k in 0..n {
-        ops.push(page(5000 + k, GFP_HIGHUSER));
+        ops.push(alloc(5000 + k, 0, GFP_HIGHUSER));
         ops.push(pin(5000 + k, k));
     }
     m.replay_ops(&ops, false).unwrap();
@@ -149,7 +132,7 @@ fn an_inode_with_page_cache_is_not_shrunk_until_the_page_goes() {
     // (ours), and the shrinker may then free their inodes, never before
     for step in 0..20u32 {
         let fill: Vec<TraceOp> = (0..1000u32)
-            .map(|k| page(10_000 + step * 1000 + k, GFP_HIGHUSER))
+            .map(|k| alloc(10_000 + step * 1000 + k, 0, GFP_HIGHUSER))
             .collect();
         m.replay_ops(&fill, false).unwrap();
         for k in 0..n {
@@ -192,11 +175,13 @@ fn a_pinned_inode_survives_shrinking() {
     let i = cache_index("ext3_inode_cache").unwrap();
     // 200 inodes; inode 0 (the oldest) pinned by a GFP_KERNEL page that reclaim cannot take
     let mut ops: Vec<TraceOp> = (0..200).map(|o| salloc(o, i)).collect();
-    ops.push(page(1000, GFP_KERNEL));
+    ops.push(alloc(1000, 0, GFP_KERNEL));
     ops.push(pin(1000, 0));
     m.replay_ops(&ops, false).unwrap();
     // unreclaimable fill until reclaim has to shrink the slab hard
-    let fill: Vec<TraceOp> = (0..15_000u32).map(|k| page(2000 + k, GFP_KERNEL)).collect();
+    let fill: Vec<TraceOp> = (0..15_000u32)
+        .map(|k| alloc(2000 + k, 0, GFP_KERNEL))
+        .collect();
     m.replay_ops(&fill, false).unwrap();
     assert!(m.counters.slab_reclaimed > 0);
     assert!(m.slab_object(0).is_some(), "the pinned inode stayed");
@@ -207,7 +192,7 @@ fn a_pinned_inode_survives_shrinking() {
 fn bad_slab_ops_are_rejected_and_change_nothing() {
     let mut m = machine(Policy::Vanilla);
     let d = cache_index("dentry_cache").unwrap();
-    m.replay_ops(&[salloc(0, d), page(1, GFP_KERNEL), pin(1, 0)], false)
+    m.replay_ops(&[salloc(0, d), alloc(1, 0, GFP_KERNEL), pin(1, 0)], false)
         .unwrap();
     let before = (m.counters.clone(), m.page_map(), m.slabinfo());
     let bad: Vec<(Vec<TraceOp>, &str)> = vec![

@@ -11,11 +11,50 @@ use kmm_core::mm::page::{
     LT_FALLBACK, LT_GLOBAL, LT_KERNRCLM, LT_NORCLM, LT_USERRCLM, PM_ALLOC, PM_FREE, PM_PCP,
     PM_RESERVED,
 };
+use kmm_core::replay::{TraceOp, OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH};
 use kmm_core::{Layout, Machine, MachineConfig, Policy, MAX_ORDER};
 use std::collections::BTreeMap;
 
 pub const MIB: u64 = 1 << 20;
 pub const TOP: u32 = (MAX_ORDER - 1) as u32;
+
+/// Trace record: allocate object `obj` as a block of `order` with mask `gfp`.
+pub fn alloc(obj: u32, order: u8, gfp: u32) -> TraceOp {
+    TraceOp {
+        op: OP_ALLOC,
+        order,
+        obj,
+        gfp,
+        ..TraceOp::default()
+    }
+}
+
+/// Trace record: free object `obj`.
+pub fn free(obj: u32) -> TraceOp {
+    TraceOp {
+        op: OP_FREE,
+        obj,
+        ..TraceOp::default()
+    }
+}
+
+/// Trace record: touch object `obj` (a refault if it was reclaimed).
+pub fn touch(obj: u32) -> TraceOp {
+    TraceOp {
+        op: OP_TOUCH,
+        obj,
+        ..TraceOp::default()
+    }
+}
+
+/// Trace record: let `us` microseconds of simulated time pass.
+pub fn tick(us: u32) -> TraceOp {
+    TraceOp {
+        op: OP_TICK,
+        obj: us,
+        ..TraceOp::default()
+    }
+}
 
 /// A machine with pcp and reclaim as given and everything else default.
 pub fn boot(layout: Layout, mem: u64, policy: Policy, pcp: bool, reclaim: bool) -> Machine {
