@@ -155,6 +155,15 @@ impl Machine {
         let max_objects = self.cfg.max_objects;
         let mut max_obj: Option<u32> = None;
         let mut last_gfp = u32::MAX;
+        // a mask is validated once per run of records that share it
+        let check_mask = |i: usize, mask: u32, last: &mut u32| -> Result<()> {
+            if mask != *last {
+                gfp::validate(mask)
+                    .map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
+                *last = mask;
+            }
+            Ok(())
+        };
         for i in 0..n {
             let r = rec(i);
             match r.op {
@@ -183,11 +192,7 @@ impl Machine {
                                 NR_CACHES - 1
                             )));
                         }
-                        if r.gfp != last_gfp {
-                            gfp::validate(r.gfp)
-                                .map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
-                            last_gfp = r.gfp;
-                        }
+                        check_mask(i, r.gfp, &mut last_gfp)?;
                         if r.gfp & (gfp::__GFP_DMA | gfp::__GFP_DMA32 | gfp::__GFP_HIGHMEM) != 0 {
                             return Err(Error::Trace(format!(
                                 "op {i}: OP_SLAB_ALLOC mask {:#x} has a zone modifier (slab caches are lowmem)",
@@ -211,11 +216,7 @@ impl Machine {
                                 MAX_ORDER - 1
                             )));
                         }
-                        if r.gfp != last_gfp {
-                            gfp::validate(r.gfp)
-                                .map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
-                            last_gfp = r.gfp;
-                        }
+                        check_mask(i, r.gfp, &mut last_gfp)?;
                     }
                 }
                 OP_TICK => {
