@@ -23,6 +23,7 @@ from .errors import (
     ParseError,
     PfnError,
     SnapshotError,
+    SweepError,
     TraceError,
 )
 from .gfp import (
@@ -156,5 +157,6 @@ __all__ = [
     "NicWorkerError",
     "BenchmarkError",
     "SnapshotError",
+    "SweepError",
     "NeedsRootError",
 ]

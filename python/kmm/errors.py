@@ -24,6 +24,7 @@ __all__ = [
     "NicError",
     "NicWorkerError",
     "BenchmarkError",
+    "SweepError",
     "SnapshotError",
     "NeedsRootError",
 ]
@@ -79,6 +80,10 @@ class NicWorkerError(KmmError, RuntimeError):
 
 class BenchmarkError(KmmError, ValueError):
     """Benchmark options out of range."""
+
+
+class SweepError(KmmError, ValueError):
+    """A sweep that cannot run: a bad grid, an unreachable scheduler, a results directory of another kind."""
 
 
 class SnapshotError(ParseError):

@@ -122,6 +122,7 @@ def generate_load(cfg: HighallocConfig, outdir: Path) -> dict[str, Any]:
 
 def _pass(m: Machine, cfg: HighallocConfig, chunks: Callable[[int], np.ndarray | None], gfp: int, progress) -> dict[str, Any]:
     held: list[int] = []
+    hits: list[int] = []
     before = m.buddyinfo()
     t0 = time.perf_counter()
     for i in range(cfg.attempts):
@@ -133,6 +134,7 @@ def _pass(m: Machine, cfg: HighallocConfig, chunks: Callable[[int], np.ndarray |
         p = m.alloc(cfg.order, gfp)
         if p is not None:
             held.append(p)
+        hits.append(0 if p is None else 1)
         progress()
     after = m.buddyinfo()
     ceiling = m.highorder_ceiling(cfg.order, gfp)
@@ -151,6 +153,7 @@ def _pass(m: Machine, cfg: HighallocConfig, chunks: Callable[[int], np.ndarray |
         "limit": limit,
         "buddyinfo_before": before,
         "buddyinfo_after": after,
+        "attempt_success": hits,
         "seconds": time.perf_counter() - t0,
     }
 
@@ -166,6 +169,8 @@ def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, pa
     for f in sorted(d.glob("warmup*.npy")):
         _, c = m.replay(np.load(f), outcomes=False)
         warm_ops += c["ops"]
+    if page_maps:
+        np.save(Path(page_maps) / f"{name}-before.npy", m.page_map())
     load = _pass(m, cfg, lambda i: np.load(d / f"step{i:06d}.npy"), gfp, tick)
     if page_maps:
         np.save(Path(page_maps) / f"{name}-under_load.npy", m.page_map())

@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     p.add_argument("--plot", metavar="DIR", help="write page-map pictures per variant and pass (needs matplotlib)")
+    p.add_argument("--html", metavar="FILE", help="write one self-contained HTML report of the run (needs matplotlib)")
     p.add_argument("--no-buddyinfo", action="store_true", help="leave the buddyinfo dumps out of the report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd)
@@ -75,8 +76,8 @@ def cmd(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     cfg.validate()
     if args.seeds != 1:
-        if args.plot:
-            raise BenchmarkError("--plot draws one run: leave out --seeds")
+        if args.plot or args.html:
+            raise BenchmarkError("--plot and --html draw one run: leave out --seeds (kmm sweep and kmm report draw many)")
         res = run_seeds(cfg, args.seeds, processes=args.processes, progress=not args.no_progress and sys.stderr.isatty())
         if args.json == "-":
             write_json(res)
@@ -88,11 +89,12 @@ def cmd(args: argparse.Namespace) -> int:
     plot_dir = Path(args.plot) if args.plot else None
     maps_dir = None
     tmp = None
-    if plot_dir:
+    if plot_dir or args.html:
         from .. import plot
 
         plot._matplotlib()  # fail early, with an install hint, if matplotlib is missing
-        plot_dir.mkdir(parents=True, exist_ok=True)
+        if plot_dir:
+            plot_dir.mkdir(parents=True, exist_ok=True)
         tmp = tempfile.TemporaryDirectory(prefix="kmm-maps-")
         maps_dir = tmp.name
     res = run(cfg, processes=args.processes, progress=not args.no_progress and sys.stderr.isatty(), page_maps=maps_dir)
@@ -104,8 +106,26 @@ def cmd(args: argparse.Namespace) -> int:
             write_json(res, args.json)
     if plot_dir and maps_dir:
         _plots(res, cfg, Path(maps_dir), plot_dir)
+    if args.html and maps_dir:
+        _html(res, Path(maps_dir), Path(args.html))
+    if tmp is not None:
         tmp.cleanup()
     return 0
+
+
+def _html(res, maps: Path, out: Path) -> None:
+    import numpy as np
+
+    from ..report import highalloc_report
+
+    arrays = {}
+    for name in res["variants"]:
+        for when, stem in (("before", "before"), ("after", "under_load")):
+            f = maps / f"{name}-{stem}.npy"
+            if f.exists():
+                arrays[f"page_map|{name}|{when}"] = np.load(f)
+    out.write_text(highalloc_report(res, arrays))
+    print(f"wrote {out}", file=sys.stderr)
 
 
 def _plots(res, cfg: HighallocConfig, maps: Path, out: Path) -> None:
