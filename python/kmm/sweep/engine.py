@@ -167,8 +167,6 @@ def run(
     skipped = len(cells) - len(todo)
     if skipped:
         say(f"kmm sweep: skipping {skipped} of {len(cells)} cells finished in an earlier run ({out})")
-    if store:
-        store.open()
     counts = {"done": 0, "failed": 0, "skipped": skipped}
     from tqdm import tqdm
 
@@ -177,6 +175,8 @@ def run(
     interrupted: BaseException | None = None
     if todo:
         cluster = _Cluster(scheduler, workers, say)
+        if store:
+            store.open()
         try:
             _execute(cluster.client, fn, todo, store, records, counts, bar)
         except KeyboardInterrupt as e:
@@ -188,6 +188,7 @@ def run(
     df = table_of(cells, records)
     df.attrs["kmm.sweep.counts"] = dict(counts)
     if store:
+        store.open()
         store.write_table(df, csv=csv)
         df.attrs["kmm.sweep.dir"] = str(store.root)
     if interrupted is not None:
