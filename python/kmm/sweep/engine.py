@@ -142,6 +142,10 @@ def run(
     has ``done``, ``failed`` and ``skipped``.
     """
     say = log or (lambda _msg: None)
+    # the table's libraries, loaded now: after a Ctrl-C only the writing is left to do
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
     name = fn_name(fn)
     cells = expand(grid, name)
     seen: set[str] = set()
