@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+import kmm
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import kmm
 from kmm import sweep
 from kmm.sweep import grid, stats, store
 from kmm.sweep import highalloc as ha_cell
@@ -21,21 +18,7 @@ from kmm.sweep import highalloc as ha_cell
 pd = pytest.importorskip("pandas")
 pytest.importorskip("distributed")
 
-#: a highalloc cell small enough for a test (about a second) that still fragments
-TINY = {"quick": True, "mem": "256MiB", "warmup_s": 6.0, "attempts": 6, "builds": 3}
-TINY_REST = ["--warmup", "6", "--attempts", "6", "--builds", "3"]
-TINY_ARGS = ["--quick", "--mem", "256MiB", *TINY_REST]
-
-
-def kmm_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kmm", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
-
-
-def deterministic(df):
-    """The columns a cell computes as a pure function of (config, seed): all but timings and keys."""
-    cols = sorted(c for c in df.columns if c != "error" and (not c.endswith("_s") or c in TINY))
-    return df[cols].reset_index(drop=True)
-
+from sweep_helpers import TINY, TINY_ARGS, TINY_REST, deterministic, kmm_cli
 
 # ---- grids ----------------------------------------------------------------------------------
 
@@ -288,15 +271,6 @@ def test_run_retries_once_records_failures_and_goes_on(tmp_path):
     assert any("skipping 3 of 4 cells" in m for m in logs)
     loaded = sweep.load(tmp_path / "o")
     assert list(loaded["value"].fillna(-1)) == [0, -1, 6, 9]
-
-
-@pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory):
-    """``kmm sweep highalloc`` of tiny cells (2 sizes x 2 seeds) on 2 workers, through the CLI."""
-    out = tmp_path_factory.mktemp("sweep") / "kmm-sweep"
-    r = kmm_cli("sweep", "highalloc", "--quick", "--mem", "256MiB,320MiB", *TINY_REST, "--seeds", "0-1", "--workers", "2", "--csv", "--out", str(out))
-    assert r.returncode == 0, r.stderr
-    return out, r
 
 
 def test_cli_sweep_writes_parquet_csv_and_summary(tiny_sweep):

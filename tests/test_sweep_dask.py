@@ -9,16 +9,14 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
 from kmm import sweep
 
 pytest.importorskip("distributed")
 pd = pytest.importorskip("pandas")
 
-from test_sweep import TINY_REST, deterministic, kmm_cli  # noqa: E402
+from sweep_helpers import TINY_REST, deterministic, kmm_cli
 
 DASK = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
 

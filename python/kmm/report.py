@@ -135,7 +135,7 @@ def _buddyinfo_figure(extra: dict[str, Any], variants: list[str]) -> Any:
 
     from .procfs import parse_buddyinfo
 
-    fig = Figure(figsize=(9, 1.6 + 1.3 * len(variants)), dpi=90)
+    fig = Figure(figsize=(10, 1.6 + 1.3 * len(variants)), dpi=90)
     axes = fig.subplots(len(variants), 2, squeeze=False)
     for r, name in enumerate(variants):
         for c, when in enumerate(("before", "after")):
@@ -149,7 +149,7 @@ def _buddyinfo_figure(extra: dict[str, Any], variants: list[str]) -> Any:
             ax.set_title(f"{name}, {when} the attempts", fontsize=8)
             if r == len(variants) - 1:
                 ax.set_xlabel("order")
-            fig.colorbar(im, ax=ax, label="log10(1 + free blocks)")
+            fig.colorbar(im, ax=ax, label="log10(1+n)")
     fig.tight_layout()
     return fig
 
