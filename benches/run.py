@@ -10,7 +10,7 @@ Prints a table of named figures with their targets and writes them, with
 - ``python``: ``replay_ops_per_s`` (a 10M-op trace through ``Machine.replay``),
   ``bytes_per_page`` (RSS of a booted 1.5 GiB machine / its pages, measured in a
   fresh process), ``boot_1tib_s``.
-- ``highalloc``, ``nic``, ``page_owner``, ``real``: from ``benches/<name>.py`` modules, each
+- ``highalloc``, ``nic``, ``page_owner``, ``real``, ``sweep``: from ``benches/<name>.py`` modules, each
   exposing ``collect(quick) -> dict``.
 """
 
@@ -55,6 +55,7 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "sort_cull_pipe_peak_rss_mb": ("<= 64", lambda v: v <= 64),
     "sort_vs_naive": (">= 4", lambda v: v >= 4),
     "sort_vs_page_owner_sort": (">= 10", lambda v: v >= 10),
+    "sweep_parallel_over_serial": ("<= 0.65", lambda v: v <= 0.65),
 }
 
 
@@ -169,7 +170,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, float]]] = {
     "engine": engine,
     "python": python_figures,
 }
-MODULE_SECTIONS = ["highalloc", "nic", "page_owner", "real"]
+MODULE_SECTIONS = ["highalloc", "nic", "page_owner", "real", "sweep"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -318,3 +318,26 @@ def test_xmit_sweep(tmp_path):
     df = sweep.load(out)
     assert len(df) == 4 and df["verified"].all() and set(df["driver"]) == {"fixed_2005", "modern"}
     assert "pps" in r.stdout and "(baseline fixed_2005)" in r.stdout
+
+
+def test_a_highalloc_preset_parameter_reaches_the_config(monkeypatch):
+    """When HighallocConfig takes ``preset=``, a sweep passes it through like any other field
+    (a stand-in subclass plays the highalloc that has presets)."""
+    import dataclasses
+
+    from kmm import highalloc
+
+    @dataclasses.dataclass
+    class WithPresets(highalloc.HighallocConfig):
+        preset: str | None = None
+
+        def validate(self) -> None:
+            super().validate()
+            if self.preset not in (None, "v7", "v19"):
+                raise kmm.BenchmarkError(f"unknown preset {self.preset!r}")
+
+    monkeypatch.setattr(highalloc, "HighallocConfig", WithPresets)
+    assert "preset" in ha_cell.parameters()
+    assert ha_cell.make_config({"quick": True, "preset": "v19"}, 2).preset == "v19"
+    with pytest.raises(kmm.SweepError, match="unknown preset 'v99'"):
+        ha_cell.validate({"preset": "v99"})

@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", help=f"comma-separated subset of: {','.join(VARIANTS)}")
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
-    p.add_argument("--plot", metavar="DIR", help="write page-map pictures per variant and pass (needs matplotlib)")
+    p.add_argument("--plot", metavar="DIR", help="write page-map pictures per variant: before the attempts, after them under load, at rest (needs matplotlib)")
     p.add_argument("--html", metavar="FILE", help="write one self-contained HTML report of the run (needs matplotlib)")
     p.add_argument("--no-buddyinfo", action="store_true", help="leave the buddyinfo dumps out of the report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
