@@ -250,7 +250,6 @@ def toy_cell(config, seed):
 
 
 def test_run_retries_once_records_failures_and_goes_on(tmp_path):
-    calls = tmp_path / "calls"
     marker = str(tmp_path / "died")
     g = [{"k": 2, "seed": 0}, {"k": 2, "fail": True, "seed": 1}, {"k": 3, "die_once": marker, "seed": 2}, {"k": 3, "seed": 3}]
     logs: list[str] = []
@@ -263,7 +262,6 @@ def test_run_retries_once_records_failures_and_goes_on(tmp_path):
     assert Path(f"{marker}.2").exists()
     rec = json.loads((tmp_path / "o" / "cells" / f"{grid.expand(g, grid.fn_name(toy_cell))[1].key}.json").read_text())
     assert rec["status"] == "failed" and rec["attempts"] == 2
-    assert not calls.exists()
     # a rerun skips the finished cells and runs the failed one again
     logs.clear()
     df2 = sweep.run(toy_cell, g, out=tmp_path / "o", workers=1, log=logs.append)
@@ -282,7 +280,7 @@ def test_cli_sweep_writes_parquet_csv_and_summary(tiny_sweep):
         assert col in df.columns, col
     assert (out / "results.csv").exists() and len(pd.read_csv(out / "results.csv")) == len(df)
     assert "dashboard: http://" in r.stderr
-    assert "Amean" in r.stdout and "(baseline vanilla)" in r.stdout and "8 cells done" not in r.stdout
+    assert "Amean" in r.stdout and "(baseline vanilla)" in r.stdout
     assert "4 cells done, 0 failed, 0 skipped" in r.stdout
     # the summary's means are the table's
     g = df[(df["mem"] == "320MiB") & (df["phase"] == "under_load") & (df["variant"] == "antifrag+active")]
