@@ -8,6 +8,7 @@ whatever the number of workers or the order in which cells finish.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import signal
@@ -86,7 +87,10 @@ class _Cluster:
             raise
         nw = len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
         where = "local cluster" if self.cluster is not None else f"scheduler {scheduler}"
-        log(f"kmm sweep: {where}, {nw} workers; dashboard: {self.client.dashboard_link}")
+        hint = ""
+        if self.cluster is not None and importlib.util.find_spec("bokeh") is None:
+            hint = " (its pages need bokeh: pip install 'kmm[dashboard]')"
+        log(f"kmm sweep: {where}, {nw} workers; dashboard: {self.client.dashboard_link}{hint}")
 
     def close(self, *, kill: bool = False) -> None:
         if kill:
