@@ -316,6 +316,10 @@ def test_xmit_sweep(tmp_path):
     df = sweep.load(out)
     assert len(df) == 4 and df["verified"].all() and set(df["driver"]) == {"fixed_2005", "modern"}
     assert "pps" in r.stdout and "(baseline fixed_2005)" in r.stdout
+    r = kmm_cli("report", str(out / "results.parquet"), "-o", str(tmp_path / "x.html"))
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "x.html").read_text()
+    assert page.count('<table class="summary"') == 1 and 'data-variant="modern"' in page and "buddyinfo" not in page
 
 
 def test_a_highalloc_preset_parameter_reaches_the_config(monkeypatch):

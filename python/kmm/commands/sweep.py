@@ -112,6 +112,8 @@ def _plain(x: Any) -> Any:
         return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
     if isinstance(x, dict):
         return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_plain(v) for v in x]
     return x
 
 
@@ -137,9 +139,9 @@ def cmd(args: argparse.Namespace) -> int:
     summary = sweep.summarize(df, args.metric, compare, by=by, baseline=args.baseline) if counts["done"] + counts["skipped"] else []
     failed = df[df["status"] == "failed"]
     if args.json:
-        out = {"kind": args.kind, "out": args.out, "counts": counts, "summary": _plain({"blocks": summary})["blocks"],
+        out = {"kind": args.kind, "out": args.out, "counts": counts, "summary": _plain(summary),
                "failed": [{"config": {c: r[c] for c in df.attrs["kmm.sweep.config_columns"] if c in r}, "error": r["error"]} for r in failed.to_dict("records")]}
-        sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(out, indent=2, default=str, allow_nan=False) + "\n")
     else:
         sys.stdout.write(sweep.format_compare(summary, title=args.kind))
         for r in failed.to_dict("records"):
