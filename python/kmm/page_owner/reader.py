@@ -15,7 +15,7 @@ from typing import IO, Any, Union
 from .. import _kmm
 from .._args import int_arg
 from ..errors import ParseError
-from .group import OwnerReport, groups_from_rows
+from .group import OwnerReport
 
 __all__ = ["Source", "aggregate", "aggregator", "read"]
 
@@ -51,7 +51,7 @@ def read(
     """
     agg = aggregator(source, lenient=lenient, progress=progress, chunk_size=chunk_size, cull=cull,
                      pids=pids, tgids=tgids, names=names)
-    return OwnerReport(groups_from_rows(agg.groups()), dict(agg.stats()), list(agg.errors()))
+    return OwnerReport(agg.table())
 
 
 def aggregator(
@@ -65,9 +65,9 @@ def aggregator(
     tgids: Sequence[int] | None = None,
     names: Sequence[str] | None = None,
 ) -> _kmm.OwnerTextAggregator:
-    """:func:`read`, but the fed and finished Rust aggregator itself, whose
-    groups are never turned into Python objects: ``render`` streams them
-    sorted to a file, ``diff`` compares two dumps."""
+    """:func:`read`, but the fed and finished Rust aggregator itself
+    (``stats()``, ``errors()``; ``table()`` moves its groups out into the
+    ``OwnerTable`` a report is made of)."""
     int_arg("chunk_size", chunk_size, 4096, 256 << 20, error=ParseError)
     agg = _kmm.OwnerTextAggregator(
         bool(lenient),

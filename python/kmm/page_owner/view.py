@@ -19,7 +19,7 @@ from .. import _kmm
 from .. import symbols as _symbols
 from .._args import U32_MAX, U64_MAX, int_arg
 from ..errors import PageOwnerError, PfnError
-from .group import OwnerGroup, groups_from_rows
+from .group import OwnerGroup, groups_of
 
 __all__ = ["FORMATS", "WORKLOAD_KINDS", "PageOwnerView", "StackCounts", "workload_stacks"]
 
@@ -188,8 +188,10 @@ class PageOwnerView:
     def groups(self, format: str = "modern") -> list[OwnerGroup]:
         """The groups a text aggregation of ``dump(format=...)`` finds, straight
         from the engine (same headers, stack lines and counts), in the order
-        of first appearance by pfn."""
-        return groups_from_rows(self._po.groups(_format(format)))
+        of first appearance by pfn. They are rows of a Rust table, which
+        :func:`kmm.page_owner.sort_groups`, :func:`kmm.page_owner.format_sort`
+        and the others work on as on the groups of :func:`kmm.page_owner.read`."""
+        return groups_of(self._po.groups(_format(format)))
 
 
 class _TextSink:

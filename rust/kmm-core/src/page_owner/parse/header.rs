@@ -1,7 +1,16 @@
 //! The fields of a page_owner header line: the mask, pid, tgid and comm, and
 //! the spans of the pid and tgid digits that a template cuts out.
 
-use crate::page_owner::sort::{find, RecordFields};
+use crate::page_owner::sort::find;
+
+/// The fields of a header line a group is filtered and culled on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct RecordFields {
+    pub mask: Option<u64>,
+    pub pid: Option<i64>,
+    pub tgid: Option<i64>,
+    pub comm: Option<String>,
+}
 
 /// The value and the span of the digits of an id field (`, pid 12`) of a
 /// header; the span only when the digits are canonical (so printing the

@@ -144,6 +144,11 @@ impl Aggregator {
         &self.table
     }
 
+    /// The table of groups, taken out of the aggregator.
+    pub fn into_table(self) -> OwnerTable {
+        self.table
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> AggStats {
         let mut s = self.stats.clone();
@@ -507,69 +512,98 @@ impl Aggregator {
                 if self.rec_header_len == 0 {
                     return self.end_stacks_record();
                 }
-                let ln = self.rec_line;
-                // the template: the header without ts, pid and tgid digits cut out
-                let hdr_end = self.rec_header_len - 1;
-                let (pid, pid_span) = id_field(&self.scratch[..hdr_end], b", pid ");
-                let (tgid, tgid_span) = id_field(&self.scratch[..hdr_end], b", tgid ");
-                self.tpl.clear();
-                let (mut pid_at, mut tgid_at) = (NONE, NONE);
-                let mut at = 0;
-                if let Some((s, e)) = pid_span {
-                    self.tpl.extend_from_slice(&self.scratch[..s]);
-                    pid_at = self.tpl.len() as u32;
-                    at = e;
-                }
-                if let Some((s, e)) = tgid_span.filter(|&(s, _)| s >= at) {
-                    self.tpl.extend_from_slice(&self.scratch[at..s]);
-                    tgid_at = self.tpl.len() as u32;
-                    at = e;
-                }
-                self.tpl.extend_from_slice(&self.scratch[at..hdr_end]);
-                let tpl = match self.table.tpl_id(&self.tpl, pid_at, tgid_at) {
-                    Some(t) => t,
-                    None => match parse_header_fields(&self.scratch[..hdr_end]) {
-                        Ok(f) => {
-                            let comm = f.comm.as_ref().map(|c| c.as_bytes());
-                            let t = std::mem::take(&mut self.tpl);
-                            let id = self.table.add_tpl(
-                                &t,
-                                pid_at,
-                                tgid_at,
-                                self.rec_order,
-                                f.mask,
-                                comm,
-                            );
-                            self.tpl = t;
-                            id
-                        }
-                        Err(msg) => {
-                            self.bad(ln, msg)?;
-                            self.state = State::Idle;
-                            return Ok(());
-                        }
-                    },
-                };
-                self.state = State::Idle;
-                self.stats.records += 1;
-                if self.rec_pfn_line {
-                    self.stats.records_modern += 1;
-                } else {
-                    self.stats.records_2005 += 1;
-                }
-                let stack = self
-                    .table
-                    .intern_stack(&self.scratch[self.rec_header_len..], self.rec_frames);
-                let rec = Rec {
-                    tpl,
-                    stack,
-                    pid: pid.unwrap_or(NO_ID),
-                    tgid: tgid.unwrap_or(NO_ID),
-                };
-                self.table.fold(rec, 1, 1u64 << self.rec_order, self.rec_ts);
-                Ok(())
+                let pages = 1u64 << self.rec_order;
+                self.fold_record(1, pages)
             }
         }
+    }
+
+    /// `count` records holding `pages` base pages whose header (without ts)
+    /// and stack lines the engine rendered, folded as a parsed record is:
+    /// how a live machine's groups get the table a dump's would.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fold_rendered(
+        &mut self,
+        header: &[u8],
+        stack: &[u8],
+        order: u32,
+        modern: bool,
+        count: u64,
+        pages: u64,
+        ts: Option<u64>,
+    ) -> Result<()> {
+        self.start_record(order);
+        self.scratch.extend_from_slice(header);
+        self.scratch.push(b'\n');
+        self.rec_header_len = self.scratch.len();
+        self.scratch.extend_from_slice(stack);
+        self.rec_frames = stack.iter().filter(|&&b| b == b'\n').count() as u32;
+        self.rec_ts = ts;
+        self.rec_pfn_line = modern;
+        self.state = State::Record;
+        self.fold_record(count, pages)
+    }
+
+    /// The record in `scratch` (header without ts, stack and kept lines):
+    /// its template and stack interned, `count` records of it holding
+    /// `pages` base pages folded into its group.
+    fn fold_record(&mut self, count: u64, pages: u64) -> Result<()> {
+        let ln = self.rec_line;
+        // the template: the header without ts, pid and tgid digits cut out
+        let hdr_end = self.rec_header_len - 1;
+        let (pid, pid_span) = id_field(&self.scratch[..hdr_end], b", pid ");
+        let (tgid, tgid_span) = id_field(&self.scratch[..hdr_end], b", tgid ");
+        self.tpl.clear();
+        let (mut pid_at, mut tgid_at) = (NONE, NONE);
+        let mut at = 0;
+        if let Some((s, e)) = pid_span {
+            self.tpl.extend_from_slice(&self.scratch[..s]);
+            pid_at = self.tpl.len() as u32;
+            at = e;
+        }
+        if let Some((s, e)) = tgid_span.filter(|&(s, _)| s >= at) {
+            self.tpl.extend_from_slice(&self.scratch[at..s]);
+            tgid_at = self.tpl.len() as u32;
+            at = e;
+        }
+        self.tpl.extend_from_slice(&self.scratch[at..hdr_end]);
+        let tpl = match self.table.tpl_id(&self.tpl, pid_at, tgid_at) {
+            Some(t) => t,
+            None => match parse_header_fields(&self.scratch[..hdr_end]) {
+                Ok(f) => {
+                    let comm = f.comm.as_ref().map(|c| c.as_bytes());
+                    let t = std::mem::take(&mut self.tpl);
+                    let id = self
+                        .table
+                        .add_tpl(&t, pid_at, tgid_at, self.rec_order, f.mask, comm);
+                    self.tpl = t;
+                    id
+                }
+                Err(msg) => {
+                    self.bad(ln, msg)?;
+                    self.state = State::Idle;
+                    return Ok(());
+                }
+            },
+        };
+        self.state = State::Idle;
+        self.stats.records += count;
+        if self.rec_pfn_line {
+            self.stats.records_modern += count;
+        } else {
+            self.stats.records_2005 += count;
+        }
+        let stack = self
+            .table
+            .intern_stack(&self.scratch[self.rec_header_len..], self.rec_frames);
+        let rec = Rec {
+            tpl,
+            stack,
+            pid: pid.unwrap_or(NO_ID),
+            tgid: tgid.unwrap_or(NO_ID),
+        };
+        self.table.fold(rec, count, pages, self.rec_ts);
+        Ok(())
     }
 
     /// The blank line after a `show_stacks` record: one record of its stack holding `nr_base_pages`.
