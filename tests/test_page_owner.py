@@ -503,3 +503,48 @@ def test_leak_with_the_workload_generators() -> None:
     top = po.sort_groups(report.groups)[0]
     assert top.count == n_leaks
     assert "leaky_alloc_buffer" in top.symbols()
+
+
+# ---------------------------------------------------------------------------
+# compaction's migrations in the dump
+
+
+def test_migrated_records_print_the_migrate_reason() -> None:
+    """A block compaction moved prints print_page_owner's "Page has been
+    migrated, last migrate reason: compaction" line after its stack (today's
+    format only); the text aggregation leaves it out of the group key."""
+    m = kmm.Machine("x86_64", "64MiB", allocator="mobility", page_owner=True)
+    stacks = po.workload_stacks(m)
+    rng = np.random.default_rng(3)
+    n = 6000
+    freed = np.flatnonzero(rng.random(n) < 2 / 3)
+    t = kmm.empty_trace(n + len(freed))
+    t["op"][:n] = OP_ALLOC
+    t["obj"][:n] = np.arange(n)
+    t["order"][:n] = rng.integers(0, 3, n)
+    t["gfp"][:n] = kmm.gfp.parse("GFP_HIGHUSER")
+    t["stack"][:n] = stacks["anon_fault"]
+    t["op"][n:] = kmm.OP_FREE
+    t["obj"][n:] = freed
+    m.replay(t, outcomes=False)
+    before = m.page_owner.dumps("modern")
+    assert "Page has been migrated" not in before
+    assert m.compact() > 0
+    text = m.page_owner.dumps("modern")
+    recs = [r for r in text.split("\n\n") if r]
+    moved = [r for r in recs if "Page has been migrated" in r]
+    assert 0 < len(moved) < len(recs)
+    for r in moved:
+        lines = r.split("\n")
+        assert lines[-1] == "Page has been migrated, last migrate reason: compaction"
+        assert lines[0].startswith("Page allocated via order ") and lines[1].startswith("PFN 0x")
+        assert all(line.startswith(" ") for line in lines[2:-1]) and len(lines) > 3
+        pfn = int(lines[1].split()[1], 16)
+        assert m.page_owner.owner(pfn)["last_migrate_reason"] == "compaction"
+    still = next(r for r in recs if "Page has been migrated" not in r)
+    assert m.page_owner.owner(int(still.split("\n")[1].split()[1], 16))["last_migrate_reason"] is None
+    assert "Page has been migrated" not in m.page_owner.dumps("2005")
+    # migrated or not, the same context is one group, and the engine agrees
+    report = po.read(text.encode())
+    assert _summary(report.groups) == _summary(m.page_owner.groups("modern"))
+    assert report.records == len(recs)

@@ -100,11 +100,13 @@ class PageOwnerView:
 
     # -- per page ----------------------------------------------------------
 
-    def owner(self, pfn: int) -> dict[str, int]:
-        """The record of the allocated block headed by ``pfn``."""
-        stack, order, gfp, pid, tgid, free_stack, ts = self._po.record(int_arg("pfn", pfn, 0, U64_MAX, error=PfnError))
+    def owner(self, pfn: int) -> dict[str, Any]:
+        """The record of the allocated block headed by ``pfn``; ``last_migrate_reason``
+        is ``"compaction"`` once compaction moved the block there, else None."""
+        stack, order, gfp, pid, tgid, free_stack, ts, reason = self._po.record(
+            int_arg("pfn", pfn, 0, U64_MAX, error=PfnError))
         return {"stack": stack, "order": order, "gfp": gfp, "pid": pid, "tgid": tgid,
-                "free_stack": free_stack, "ts_ns": ts}
+                "free_stack": free_stack, "ts_ns": ts, "last_migrate_reason": reason}
 
     def memory(self) -> dict[str, int]:
         """Bytes page_owner uses: per_page arrays, contexts, depot, comms, total."""

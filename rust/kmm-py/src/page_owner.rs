@@ -20,8 +20,8 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 /// A frame as Python sees it: (address, symbol, offset, size, module | None).
 type PyFrame = (u64, String, u32, u32, Option<String>);
 type StackArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
-/// A record's owner: (stack, order, gfp, pid, tgid, free_stack, ts_ns).
-type PyRecord = (u32, u8, u32, u32, u32, u32, u64);
+/// A record's owner: (stack, order, gfp, pid, tgid, free_stack, ts_ns, last_migrate_reason).
+type PyRecord = (u32, u8, u32, u32, u32, u32, u64, Option<&'static str>);
 
 fn format_arg(format: &str) -> PyResult<DumpFormat> {
     Ok(DumpFormat::parse(format).map_err(errors::Error::from)?)
@@ -249,7 +249,8 @@ impl PyPageOwner {
         })
     }
 
-    /// The owner of the block headed by `pfn`: (stack, order, gfp, pid, tgid, free_stack, ts_ns).
+    /// The owner of the block headed by `pfn`: (stack, order, gfp, pid, tgid,
+    /// free_stack, ts_ns, last_migrate_reason or None).
     fn record(&self, py: Python<'_>, pfn: i64) -> PyResult<PyRecord> {
         let pfn = u64::try_from(pfn)
             .map_err(|_| errors::Error::from(Error::Pfn(format!("pfn {pfn} is negative"))))?;
@@ -263,6 +264,7 @@ impl PyPageOwner {
             c.tgid,
             c.free_stack,
             r.ts_ns,
+            r.last_migrate_reason.map(|m| m.name()),
         ))
     }
 }
