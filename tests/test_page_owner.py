@@ -548,3 +548,28 @@ def test_migrated_records_print_the_migrate_reason() -> None:
     report = po.read(text.encode())
     assert _summary(report.groups) == _summary(m.page_owner.groups("modern"))
     assert report.records == len(recs)
+
+
+def test_sort_reads_the_page_owner_stacks_files(tmp_path, capsys) -> None:
+    """show_stacks, and show_handles joined with show_stacks_handles, give the same groups."""
+    from kmm.cli import main
+
+    m = kmm.Machine(mem="64MiB", page_owner=True)
+    stacks = po.workload_stacks(m)
+    for i, k in enumerate(("anon_fault", "leak", "anon_fault", "anon_fault")):
+        m.alloc(i % 2, "GFP_KERNEL", stack=stacks[k], pid=1)
+    outs = []
+    for name, text in (("stacks", m.page_owner.show_stacks()),
+                       ("joined", m.page_owner.show_stacks_handles() + m.page_owner.show_handles())):
+        f = tmp_path / name
+        f.write_text(text)
+        assert main(["page-owner", "sort", str(f), "--cull=stacktrace"]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]
+    assert outs[0].startswith("1 times, 2 pages:\n __get_free_pages") and "\n1 times, 4 pages:\n" in outs[0]
+    f = tmp_path / "handles"
+    f.write_text(m.page_owner.show_handles())
+    assert main(["page-owner", "sort", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^1 times, 4 pages, allocated by OTHERS :\nhandle: \d+\n\n", out, re.M)
+    assert out.count("handle: ") == 2

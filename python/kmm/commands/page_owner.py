@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="boil a page_owner dump down to its distinct records, most frequent first",
         description="Aggregate a page_owner dump: identical records are merged (ignoring the "
         "per-record ts and PFN lines) and printed with their counts. Reads a file, a pipe or "
-        "stdin in bounded memory.",
+        "stdin in bounded memory: a dump (2005 or today's), or page_owner_stacks files "
+        "(show_stacks; show_handles, joined on the handle with a show_stacks_handles read first).",
     )
     s.add_argument("input", nargs="?", default="-", help="dump to read (default: - = stdin)")
     s.add_argument("output", nargs="?", default="-", help="where to write (default: - = stdout)")

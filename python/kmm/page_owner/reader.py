@@ -37,7 +37,8 @@ def read(
     names: Sequence[str] | None = None,
 ) -> OwnerReport:
     """Aggregate a page_owner dump (either format, a real kernel's, or a
-    ``page_owner_stacks/show_stacks`` file).
+    ``page_owner_stacks`` file: ``show_stacks``, or ``show_handles`` joined on
+    the handle with a ``show_stacks_handles`` read before it).
 
     ``source``: a path, ``"-"`` for stdin, a file descriptor, the bytes
     themselves, or a binary file object. Paths, stdin and descriptors are read

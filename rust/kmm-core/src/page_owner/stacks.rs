@@ -232,6 +232,16 @@ mod tests {
             g[0].stack_text(),
             t.strip_suffix("nr_base_pages: 6\n\n").unwrap().as_bytes()
         );
+        // and the two 6.19 files, the stacks first: the same groups as show_stacks
+        let both = format!("{sh}{}", f(StacksFile::Handles));
+        assert_eq!(aggregate_bytes(both.as_bytes(), false).unwrap().groups(), g);
+        let alone = aggregate_bytes(f(StacksFile::Handles).as_bytes(), false).unwrap();
+        let ga = alone.groups();
+        let want = format!("handle: {h}\n");
+        assert_eq!(
+            (ga[0].count, ga[0].pages, ga[0].stack_text()),
+            (1, 6, want.as_bytes())
+        );
     }
 
     proptest! {

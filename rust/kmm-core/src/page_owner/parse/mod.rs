@@ -91,6 +91,8 @@ pub struct Aggregator {
     rec_frames: u32,
     /// `show_stacks` record (no header): its `nr_base_pages`.
     rec_nr_pages: Option<u64>,
+    /// `show_handles` / `show_stacks_handles` record: its `handle:`.
+    rec_handle: Option<i64>,
     /// The header cut down to its template.
     tpl: Vec<u8>,
     table: OwnerTable,
@@ -121,6 +123,7 @@ impl Aggregator {
             rec_header_len: 0,
             rec_frames: 0,
             rec_nr_pages: None,
+            rec_handle: None,
             tpl: Vec::with_capacity(256),
             table: OwnerTable::new(cull, filter),
             stats: AggStats::default(),
@@ -336,8 +339,10 @@ impl Aggregator {
             State::Idle => {
                 self.rec_line = ln;
                 self.state = State::Record;
-                if l[0] == b' ' {
-                    // a `show_stacks` record: frames, then `nr_base_pages: N`
+                if l[0] == b' ' || l.starts_with(b"handle: ") {
+                    // a `page_owner_stacks` record: frames and `nr_base_pages: N`
+                    // (show_stacks), frames and `handle: H` (show_stacks_handles),
+                    // or `handle: H` and `nr_base_pages: N` (show_handles)
                     self.start_record(0);
                     self.rec_header_len = 0;
                     return self.body_line(l, ln);
@@ -419,6 +424,7 @@ impl Aggregator {
         self.rec_frames = 0;
         self.rec_ts = None;
         self.rec_nr_pages = None;
+        self.rec_handle = None;
         self.scratch.clear();
     }
 
@@ -432,6 +438,12 @@ impl Aggregator {
         }
         match l[0] {
             b' ' | b'\t' | b'[' => {
+                if self.rec_handle.is_some() {
+                    return self.bad(
+                        ln,
+                        "unexpected stack line after handle (the frames come first)".into(),
+                    );
+                }
                 if self.scratch.len() + l.len() + 1 > MAX_RECORD {
                     return self.bad(ln, format!("record longer than {MAX_RECORD} bytes"));
                 }
@@ -474,6 +486,22 @@ impl Aggregator {
                     );
                 }
                 self.rec_nr_pages = Some(std::str::from_utf8(d).unwrap().parse().unwrap());
+                Ok(())
+            }
+            b'h' if self.rec_header_len == 0 && l.starts_with(b"handle: ") => {
+                let d = &l[8..];
+                let digits = d.strip_prefix(b"-").unwrap_or(d);
+                let ok = !digits.is_empty()
+                    && digits.len() <= 10
+                    && digits.iter().all(|c| c.is_ascii_digit())
+                    && self.rec_handle.is_none();
+                if !ok {
+                    return self.bad(
+                        ln,
+                        "malformed handle line (expected one \"handle: <N>\")".into(),
+                    );
+                }
+                self.rec_handle = Some(std::str::from_utf8(d).unwrap().parse().unwrap());
                 Ok(())
             }
             _ if self.rec_header_len == 0 => {
@@ -606,26 +634,50 @@ impl Aggregator {
         Ok(())
     }
 
-    /// The blank line after a `show_stacks` record: one record of its stack holding `nr_base_pages`.
+    /// The blank line after a `page_owner_stacks` record. `show_stacks`: its
+    /// stack holding `nr_base_pages`. `show_stacks_handles`: the stack of a
+    /// handle, known from now on, as a group of no records and no pages.
+    /// `show_handles`: one record of the handle's stack (if a
+    /// `show_stacks_handles` record named it before) or of a `handle: H`
+    /// line standing for it, holding `nr_base_pages`.
     fn end_stacks_record(&mut self) -> Result<()> {
-        let Some(pages) = self.rec_nr_pages else {
-            let ln = self.rec_line;
-            return self.bad(
-                ln,
-                "a stack without a header or an nr_base_pages line (neither a page_owner record nor a show_stacks entry)".into(),
-            );
+        let ln = self.rec_line;
+        let (count, pages, stack) = match (self.rec_handle, self.rec_nr_pages) {
+            (None, None) => {
+                return self.bad(
+                    ln,
+                    "a stack without a header or an nr_base_pages line (neither a page_owner record nor a page_owner_stacks entry)".into(),
+                )
+            }
+            (Some(_), None) if self.rec_frames == 0 => {
+                return self.bad(
+                    ln,
+                    "a handle line with neither frames nor nr_base_pages".into(),
+                )
+            }
+            (None, Some(n)) => (1, n, self.table.intern_stack(&self.scratch, self.rec_frames)),
+            (Some(h), None) => {
+                let s = self.table.intern_stack(&self.scratch, self.rec_frames);
+                self.table.set_handle_stack(h, s);
+                (0, 0, s)
+            }
+            (Some(h), Some(n)) if self.rec_frames > 0 => {
+                let s = self.table.intern_stack(&self.scratch, self.rec_frames);
+                self.table.set_handle_stack(h, s);
+                (1, n, s)
+            }
+            (Some(h), Some(n)) => (1, n, self.table.handle_stack(h)),
         };
         self.state = State::Idle;
         self.stats.records += 1;
         self.stats.records_stacks += 1;
-        let stack = self.table.intern_stack(&self.scratch, self.rec_frames);
         let rec = Rec {
             tpl: NONE,
             stack,
             pid: NO_ID,
             tgid: NO_ID,
         };
-        self.table.fold(rec, 1, pages, None);
+        self.table.fold(rec, count, pages, None);
         Ok(())
     }
 }

@@ -9,6 +9,8 @@ use super::{Filter, OwnerTable, Rec, NONE, NO_TS};
 impl OwnerTable {
     /// Fold every group of `o` (built with the same cull and filters, from the
     /// input that follows this table's) into this table, in its order.
+    /// A `handle: H` stack of `o` (a `show_handles` record read before its
+    /// handle's frames were known) joins the frames this table knows for H.
     pub(crate) fn absorb(&mut self, o: &OwnerTable) {
         self.fold_groups(o, 0..o.slots.len() as u32);
         self.filtered += o.filtered;
@@ -48,8 +50,11 @@ impl OwnerTable {
             };
             let si = s.rec.stack as usize;
             if stack_map[si] == NONE {
-                stack_map[si] =
-                    self.intern_stack(o.stacks.get(s.rec.stack), o.stk_info[si].nr_frames);
+                let text = o.stacks.get(s.rec.stack);
+                stack_map[si] = match handle_line(text) {
+                    Some(h) => self.handle_stack(h),
+                    None => self.intern_stack(text, o.stk_info[si].nr_frames),
+                };
             }
             let r = Rec {
                 tpl,
@@ -60,5 +65,22 @@ impl OwnerTable {
             let ts = (s.first_ts != NO_TS).then_some(s.first_ts);
             self.fold(r, s.count, s.pages, ts);
         }
+        for (&h, &st) in &o.handles {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.handles.entry(h) {
+                let text = o.stacks.get(st);
+                e.insert(
+                    self.stacks
+                        .lookup(super::Interner::hash(text), text)
+                        .unwrap_or(NONE),
+                );
+            }
+        }
+        self.handles.retain(|_, s| *s != NONE);
     }
+}
+
+/// The handle of a `handle: H` stand-in stack.
+fn handle_line(text: &[u8]) -> Option<i64> {
+    let d = text.strip_prefix(b"handle: ")?.strip_suffix(b"\n")?;
+    std::str::from_utf8(d).ok()?.parse().ok()
 }
