@@ -52,8 +52,9 @@ impl Allocator {
 }
 
 /// Offset of the first occurrence of `pat` in `h`.
+#[inline]
 pub(crate) fn find(h: &[u8], pat: &[u8]) -> Option<usize> {
-    h.windows(pat.len()).position(|w| w == pat)
+    memchr::memmem::find(h, pat)
 }
 
 /// One distinct record and how often it occurred.

@@ -17,9 +17,7 @@ pub(super) struct RecordFields {
 /// value gives them back).
 #[inline]
 pub(super) fn id_field(h: &[u8], key: &[u8]) -> (Option<i64>, Option<(usize, usize)>) {
-    let mut from = 0;
-    while let Some(k) = h[from..].iter().position(|&c| c == b',') {
-        let i = from + k;
+    for i in memchr::memchr_iter(b',', h) {
         if h[i..].starts_with(key) {
             let s = i + key.len();
             return match int_at(&h[s..]) {
@@ -31,7 +29,6 @@ pub(super) fn id_field(h: &[u8], key: &[u8]) -> (Option<i64>, Option<(usize, usi
                 None => (None, None),
             };
         }
-        from = i + 1;
     }
     (None, None)
 }
@@ -44,7 +41,10 @@ fn int_at(b: &[u8]) -> Option<(i64, usize)> {
     if n == 0 || n > 18 {
         return None;
     }
-    let v: i64 = std::str::from_utf8(&b[s..s + n]).ok()?.parse().ok()?;
+    // at most 18 digits: no overflow
+    let v = b[s..s + n]
+        .iter()
+        .fold(0i64, |v, &c| v * 10 + (c - b'0') as i64);
     Some((if neg { -v } else { v }, s + n))
 }
 

@@ -376,41 +376,38 @@ impl Aggregator {
         self.start_record(order);
         // copy the header without its per-record fields
         let mut s = 0;
-        let mut i = 0;
-        while i < l.len() {
-            if l[i] == b',' {
-                let tail = &l[i..];
-                let (key_len, is_ts) = if tail.starts_with(b", ts ") {
-                    (5, true)
-                } else if tail.starts_with(b", free_ts ") {
-                    (10, false)
-                } else {
-                    i += 1;
-                    continue;
-                };
-                let digits = tail[key_len..]
-                    .iter()
-                    .take_while(|c| c.is_ascii_digit())
-                    .count();
-                let end = key_len + digits;
-                if digits == 0 || digits > 20 || !tail[end..].starts_with(b" ns") {
-                    return self.bad(ln, "malformed ts field (expected \", ts <N> ns\")".into());
-                }
-                if is_ts {
-                    let v = std::str::from_utf8(&tail[key_len..end])
-                        .unwrap()
-                        .parse::<u64>();
-                    match v {
-                        Ok(v) => self.rec_ts = Some(v),
-                        Err(_) => return self.bad(ln, "ts value out of range".into()),
-                    }
-                }
-                self.scratch.extend_from_slice(&l[s..i]);
-                i += end + 3;
-                s = i;
+        let mut from = 0;
+        while let Some(k) = memchr::memchr(b',', &l[from..]) {
+            let i = from + k;
+            let tail = &l[i..];
+            let (key_len, is_ts) = if tail.starts_with(b", ts ") {
+                (5, true)
+            } else if tail.starts_with(b", free_ts ") {
+                (10, false)
+            } else {
+                from = i + 1;
                 continue;
+            };
+            let digits = tail[key_len..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            let end = key_len + digits;
+            if digits == 0 || digits > 20 || !tail[end..].starts_with(b" ns") {
+                return self.bad(ln, "malformed ts field (expected \", ts <N> ns\")".into());
             }
-            i += 1;
+            if is_ts {
+                let v = tail[key_len..end].iter().try_fold(0u64, |v, &c| {
+                    v.checked_mul(10)?.checked_add((c - b'0') as u64)
+                });
+                match v {
+                    Some(v) => self.rec_ts = Some(v),
+                    None => return self.bad(ln, "ts value out of range".into()),
+                }
+            }
+            self.scratch.extend_from_slice(&l[s..i]);
+            from = i + end + 3;
+            s = from;
         }
         self.scratch.extend_from_slice(&l[s..]);
         self.scratch.push(b'\n');
