@@ -357,3 +357,41 @@ def test_chunking_never_changes_the_result(chunk: int, copies: int) -> None:
     parts.stats.pop("memory")
     whole.stats.pop("memory")
     assert parts.stats == whole.stats
+
+
+class _Bar:
+    def __init__(self) -> None:
+        self.n = 0
+        self.calls = 0
+
+    def update(self, k: int) -> None:
+        self.n += k
+        self.calls += 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_progress_reads_in_rust_too(tmp_path, monkeypatch) -> None:
+    """With a progress bar, files and pipes are still read by Rust (a big file on
+    both cores), the bar told the bytes read; the answer is the same."""
+    from kmm.page_owner import reader
+
+    bars: list[_Bar] = []
+    monkeypatch.setattr(reader, "_progress_bar", lambda: bars.append(_Bar()) or bars[-1])
+    p = tmp_path / "d.txt"
+    data = DUMP * 300
+    p.write_text(data)
+    want = po.read(str(p))
+    got = po.read(str(p), progress=True)
+    assert [(g.text, g.count) for g in got.groups] == [(g.text, g.count) for g in want.groups]
+    assert bars[-1].n == len(data.encode()) and bars[-1].calls >= 1
+    rfd, wfd = os.pipe()
+    t = threading.Thread(target=lambda: (os.write(wfd, data.encode()), os.close(wfd)))
+    t.start()
+    try:
+        got = po.read(rfd, progress=True)
+    finally:
+        t.join()
+        os.close(rfd)
+    assert got.stats["records"] == want.stats["records"] and bars[-1].n == len(data.encode())

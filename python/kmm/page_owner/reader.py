@@ -19,9 +19,6 @@ from .group import OwnerReport
 
 __all__ = ["Source", "aggregate", "aggregator", "read"]
 
-#: Smallest read asked of a descriptor that gives less than a chunk (a pipe's buffer).
-_PIPE_READ = 64 << 10
-
 Source = Union[str, "os.PathLike[str]", int, bytes, bytearray, memoryview, IO[bytes]]
 
 
@@ -124,27 +121,19 @@ aggregate = read
 
 
 def _read_fd(agg: Any, fd: int, chunk_size: int, bar: Any) -> None:
-    """Feed ``agg`` what each ``read(2)`` of up to ``chunk_size`` bytes returns
-    from ``fd``, until end of input. Without a progress bar Rust reads the
-    descriptor itself, with the GIL released (a big regular file on both cores)."""
+    """Rust reads the descriptor itself to its end, with the GIL released (a
+    big regular file on both cores, with or without a progress bar, which it
+    updates about ten times a second); ``chunk_size`` does not apply."""
+    threads = min(2, os.cpu_count() or 1)
     if bar is None:
-        agg.feed_fd(fd, threads=min(2, os.cpu_count() or 1))
+        agg.feed_fd(fd, threads=threads)
         return
-    want = chunk_size
-    while True:
-        try:
-            b = os.read(fd, want)
-        except IsADirectoryError as e:
-            raise ParseError(f"cannot read page_owner text: {e}") from None
-        if not b:
-            return
-        agg.feed(b)
-        if bar is not None:
-            bar.update(len(b))
-        if len(b) < want:
-            # a pipe hands out at most its buffer (64 KiB): ask for about that,
-            # rather than allocating a whole chunk for every read
-            want = max(len(b), _PIPE_READ)
+
+    def progress(n: int) -> None:
+        bar.update(n - bar.n)
+
+    agg.feed_fd(fd, threads=threads, progress=progress)
+    progress(agg.stats()["bytes"])
 
 
 def _progress_bar() -> Any:

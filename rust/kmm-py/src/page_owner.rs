@@ -3,7 +3,7 @@
 //! dump-text aggregator. Conversion only: engine calls go through [`enter`],
 //! files are opened and read by the Python side.
 
-use crate::enter::enter;
+use crate::enter::{enter, guard};
 use crate::errors;
 use crate::machine::PyMachine;
 use kmm_core::page_owner::print::DUMP_CHUNK;
@@ -332,10 +332,18 @@ impl PyAggregator {
 
     /// Read descriptor `fd` (not closed) to its end and finish: a regular
     /// file of 32 MiB or more on up to `threads` threads, anything else (a
-    /// pipe, /proc, debugfs) on one; the GIL is released throughout.
-    #[pyo3(signature = (fd, threads=2))]
-    fn feed_fd(&mut self, py: Python<'_>, fd: i32, threads: usize) -> PyResult<()> {
+    /// pipe, /proc, debugfs) on one; the GIL is released throughout, but
+    /// for calling `progress(bytes_read_so_far)` about ten times a second.
+    #[pyo3(signature = (fd, threads=2, progress=None))]
+    fn feed_fd(
+        &mut self,
+        py: Python<'_>,
+        fd: i32,
+        threads: usize,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
         use std::os::unix::io::FromRawFd;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         if self.inner.stats().bytes != 0 {
             return Err(errors::Error::from(Error::Parse(
                 "feed_fd reads a whole input: this aggregator was fed already".into(),
@@ -349,16 +357,57 @@ impl PyAggregator {
         }
         // SAFETY: the caller owns `fd` and keeps it open for this call; ManuallyDrop never closes it.
         let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        let file: &std::fs::File = &file;
         let (lenient, cull, filter) = (
             self.inner.lenient(),
             self.inner.table().cull(),
             self.inner.table().filter().clone(),
         );
-        let agg = enter(py, None, || {
-            kmm_core::page_owner::parse::aggregate_open_file(&file, threads, lenient, cull, filter)
-        })?;
-        self.inner = agg;
-        Ok(())
+        let read = |n: Option<&AtomicU64>| {
+            kmm_core::page_owner::parse::aggregate_open_file(
+                file, threads, lenient, cull, filter, n,
+            )
+        };
+        let Some(progress) = progress else {
+            self.inner = enter(py, None, || read(None))?;
+            return Ok(());
+        };
+        let bytes = AtomicU64::new(0);
+        let done = AtomicBool::new(false);
+        let (agg, cb_err) = std::thread::scope(|sc| {
+            let worker = sc.spawn(|| {
+                let r = guard(None, || read(Some(&bytes)));
+                done.store(true, Ordering::Release);
+                r
+            });
+            let mut cb_err = None;
+            while !done.load(Ordering::Acquire) {
+                py.detach(|| {
+                    for _ in 0..10 {
+                        if done.load(Ordering::Acquire) {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                });
+                if cb_err.is_none() {
+                    if let Err(e) = progress.call1(py, (bytes.load(Ordering::Relaxed),)) {
+                        cb_err = Some(e);
+                    }
+                }
+            }
+            let agg = worker.join().unwrap_or_else(|_| {
+                Err(crate::errors::KmmError::new_err(
+                    "internal error in the kmm engine: the reading thread panicked",
+                ))
+            });
+            (agg, cb_err)
+        });
+        self.inner = agg?;
+        match cb_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// End of input (a truncated last record is an error, or skipped when lenient).
