@@ -548,6 +548,14 @@ def test_migrated_records_print_the_migrate_reason() -> None:
     report = po.read(text.encode())
     assert _summary(report.groups) == _summary(m.page_owner.groups("modern"))
     assert report.records == len(recs)
+    # and the engine's groups print what `kmm page-owner sort` prints of the dump
+    buf = io.BytesIO()
+    report.table.render(buf, "sort", report.table.order([("times", True)]))
+    engine = po.sort_groups(m.page_owner.groups("modern"))
+    assert po.format_sort(engine) == buf.getvalue().decode()
+    culled = po.cull_groups(engine, ["stacktrace"])
+    assert po.format_sort(po.sort_groups(culled, "-pages")) == po.format_sort(
+        po.sort_groups(po.read(text.encode(), cull=["stacktrace"]).groups, "-pages"))
 
 
 def test_sort_reads_the_page_owner_stacks_files(tmp_path, capsys) -> None:
