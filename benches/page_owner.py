@@ -28,8 +28,12 @@ interpreter start-up included:
   records); ``sort_default_bytes_per_group``: the aggregator's own memory / groups;
 - ``naive_grouper_lines_per_s``: the 40-line Python dict grouper
   (``po_realistic.NAIVE_GROUPER``); ``sort_vs_naive``: its wall / kmm's (cull);
+  ``sort_cull_cpu_s``, ``naive_grouper_cpu_s`` and ``sort_vs_naive_cpu``: the
+  same in CPU seconds (user + system, all threads: what a shared machine's
+  load distorts least; kmm's two threads count twice), and
+  ``load_average_1min`` when the run started;
 - ``page_owner_sort_lines_per_s`` and ``sort_vs_page_owner_sort``: the kernel's
-  ``tools/mm/page_owner_sort --cull=stacktrace``, when ``KMM_PAGE_OWNER_SORT``
+  ``tools/mm/page_owner_sort --cull=stacktrace`` (``_cpu``: by CPU time), when ``KMM_PAGE_OWNER_SORT``
   names a binary built from the kernel tree (not shipped here);
 - ``json_peak_rss_mb``: ``kmm page-owner sort --json FILE`` (default mode);
 - ``diff_lines_per_s``: ``kmm page-owner diff FILE FILE2 --cull=stacktrace``,
@@ -140,13 +144,15 @@ _, status, usage = os.wait4(p.pid, 0)
 wall = time.perf_counter() - t0
 if stdin_path:
     cat.wait()
-print(json.dumps({"wall": wall, "rss_kib": usage.ru_maxrss, "status": os.waitstatus_to_exitcode(status)}))
+print(json.dumps({"wall": wall, "rss_kib": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime,
+                  "status": os.waitstatus_to_exitcode(status)}))
 """
 
 
-def _timed(cmd: list[str], stdin_path: str | None = None) -> tuple[float, float]:
+def _timed(cmd: list[str], stdin_path: str | None = None) -> tuple[float, float, float]:
     """Run ``cmd`` (stdin from ``stdin_path`` through a pipe, if given) from a
-    small helper process: (wall seconds, peak RSS MiB of ``cmd`` alone)."""
+    small helper process: (wall seconds, peak RSS MiB of ``cmd`` alone, its
+    CPU seconds, user + system, all threads)."""
     import json
 
     import kmm
@@ -158,7 +164,7 @@ def _timed(cmd: list[str], stdin_path: str | None = None) -> tuple[float, float]
     r = json.loads(res.stdout)
     if r["status"] != 0:
         raise RuntimeError(f"{cmd} failed with status {r['status']}")
-    return r["wall"], r["rss_kib"] / 1024.0
+    return r["wall"], r["rss_kib"] / 1024.0, r["cpu"]
 
 
 def realistic(sizes: list[tuple[str, int]]) -> dict[str, float]:
@@ -182,21 +188,26 @@ def realistic(sizes: list[tuple[str, int]]) -> dict[str, float]:
             out = str(Path(d) / "out.txt")
             r[f"realistic_input_mb{sfx}"] = nbytes / 2**20
             r[f"realistic_records{sfx}"] = float(records)
-            wall, rss = _timed(kmm_cmd + ["sort", "--no-progress", "--cull=stacktrace", str(path), out])
+            r[f"load_average_1min{sfx}"] = os.getloadavg()[0]
+            wall, rss, cpu = _timed(kmm_cmd + ["sort", "--no-progress", "--cull=stacktrace", str(path), out])
             r[f"sort_cull_lines_per_s{sfx}"] = lines / wall
             r[f"sort_cull_peak_rss_mb{sfx}"] = rss
-            kmm_wall = wall
-            _, rss = _timed(kmm_cmd + ["sort", "--no-progress", "--cull=stacktrace", "-", out], str(path))
+            r[f"sort_cull_cpu_s{sfx}"] = cpu
+            kmm_wall, kmm_cpu = wall, cpu
+            _, rss, _ = _timed(kmm_cmd + ["sort", "--no-progress", "--cull=stacktrace", "-", out], str(path))
             r[f"sort_cull_pipe_peak_rss_mb{sfx}"] = rss
-            wall, _ = _timed([sys.executable, str(naive), str(path)])
+            wall, _, cpu = _timed([sys.executable, str(naive), str(path)])
             r[f"naive_grouper_lines_per_s{sfx}"] = lines / wall
+            r[f"naive_grouper_cpu_s{sfx}"] = cpu
             r[f"sort_vs_naive{sfx}"] = wall / kmm_wall
+            r[f"sort_vs_naive_cpu{sfx}"] = cpu / kmm_cpu
             if pos_bin:
-                wall, rss = _timed([pos_bin, "--cull=stacktrace", str(path), out])
+                wall, rss, cpu = _timed([pos_bin, "--cull=stacktrace", str(path), out])
                 r[f"page_owner_sort_lines_per_s{sfx}"] = lines / wall
                 r[f"page_owner_sort_peak_rss_mb{sfx}"] = rss
                 r[f"sort_vs_page_owner_sort{sfx}"] = wall / kmm_wall
-            wall, rss = _timed(kmm_cmd + ["sort", "--no-progress", str(path), out])
+                r[f"sort_vs_page_owner_sort_cpu{sfx}"] = cpu / kmm_cpu
+            wall, rss, _ = _timed(kmm_cmd + ["sort", "--no-progress", str(path), out])
             r[f"sort_default_lines_per_s{sfx}"] = lines / wall
             r[f"sort_default_peak_rss_mb{sfx}"] = rss
             agg = po.aggregator(str(path))
@@ -204,10 +215,10 @@ def realistic(sizes: list[tuple[str, int]]) -> dict[str, float]:
             r[f"sort_default_groups{sfx}"] = float(st["groups"])
             r[f"sort_default_bytes_per_group{sfx}"] = st["memory"] / max(1, st["groups"])
             del agg
-            _, rss = _timed(kmm_cmd + ["sort", "--no-progress", "--json", str(path), out])
+            _, rss, _ = _timed(kmm_cmd + ["sort", "--no-progress", "--json", str(path), out])
             r[f"json_peak_rss_mb{sfx}"] = rss
             _, lines2, _ = write_dump(path2, size, seed=2)
-            wall, _ = _timed(kmm_cmd + ["diff", "--cull=stacktrace", "--top", "10", str(path), str(path2)])
+            wall, _, _ = _timed(kmm_cmd + ["diff", "--cull=stacktrace", "--top", "10", str(path), str(path2)])
             r[f"diff_lines_per_s{sfx}"] = (lines + lines2) / wall
             path.unlink()
             path2.unlink()

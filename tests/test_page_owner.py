@@ -503,3 +503,81 @@ def test_leak_with_the_workload_generators() -> None:
     top = po.sort_groups(report.groups)[0]
     assert top.count == n_leaks
     assert "leaky_alloc_buffer" in top.symbols()
+
+
+# ---------------------------------------------------------------------------
+# compaction's migrations in the dump
+
+
+def test_migrated_records_print_the_migrate_reason() -> None:
+    """A block compaction moved prints print_page_owner's "Page has been
+    migrated, last migrate reason: compaction" line after its stack (today's
+    format only); the text aggregation leaves it out of the group key."""
+    m = kmm.Machine("x86_64", "64MiB", allocator="mobility", page_owner=True)
+    stacks = po.workload_stacks(m)
+    rng = np.random.default_rng(3)
+    n = 6000
+    freed = np.flatnonzero(rng.random(n) < 2 / 3)
+    t = kmm.empty_trace(n + len(freed))
+    t["op"][:n] = OP_ALLOC
+    t["obj"][:n] = np.arange(n)
+    t["order"][:n] = rng.integers(0, 3, n)
+    t["gfp"][:n] = kmm.gfp.parse("GFP_HIGHUSER")
+    t["stack"][:n] = stacks["anon_fault"]
+    t["op"][n:] = kmm.OP_FREE
+    t["obj"][n:] = freed
+    m.replay(t, outcomes=False)
+    before = m.page_owner.dumps("modern")
+    assert "Page has been migrated" not in before
+    assert m.compact() > 0
+    text = m.page_owner.dumps("modern")
+    recs = [r for r in text.split("\n\n") if r]
+    moved = [r for r in recs if "Page has been migrated" in r]
+    assert 0 < len(moved) < len(recs)
+    for r in moved:
+        lines = r.split("\n")
+        assert lines[-1] == "Page has been migrated, last migrate reason: compaction"
+        assert lines[0].startswith("Page allocated via order ") and lines[1].startswith("PFN 0x")
+        assert all(line.startswith(" ") for line in lines[2:-1]) and len(lines) > 3
+        pfn = int(lines[1].split()[1], 16)
+        assert m.page_owner.owner(pfn)["last_migrate_reason"] == "compaction"
+    still = next(r for r in recs if "Page has been migrated" not in r)
+    assert m.page_owner.owner(int(still.split("\n")[1].split()[1], 16))["last_migrate_reason"] is None
+    assert "Page has been migrated" not in m.page_owner.dumps("2005")
+    # migrated or not, the same context is one group, and the engine agrees
+    report = po.read(text.encode())
+    assert _summary(report.groups) == _summary(m.page_owner.groups("modern"))
+    assert report.records == len(recs)
+    # and the engine's groups print what `kmm page-owner sort` prints of the dump
+    buf = io.BytesIO()
+    report.table.render(buf, "sort", report.table.order([("times", True)]))
+    engine = po.sort_groups(m.page_owner.groups("modern"))
+    assert po.format_sort(engine) == buf.getvalue().decode()
+    culled = po.cull_groups(engine, ["stacktrace"])
+    assert po.format_sort(po.sort_groups(culled, "-pages")) == po.format_sort(
+        po.sort_groups(po.read(text.encode(), cull=["stacktrace"]).groups, "-pages"))
+
+
+def test_sort_reads_the_page_owner_stacks_files(tmp_path, capsys) -> None:
+    """show_stacks, and show_handles joined with show_stacks_handles, give the same groups."""
+    from kmm.cli import main
+
+    m = kmm.Machine(mem="64MiB", page_owner=True)
+    stacks = po.workload_stacks(m)
+    for i, k in enumerate(("anon_fault", "leak", "anon_fault", "anon_fault")):
+        m.alloc(i % 2, "GFP_KERNEL", stack=stacks[k], pid=1)
+    outs = []
+    for name, text in (("stacks", m.page_owner.show_stacks()),
+                       ("joined", m.page_owner.show_stacks_handles() + m.page_owner.show_handles())):
+        f = tmp_path / name
+        f.write_text(text)
+        assert main(["page-owner", "sort", str(f), "--cull=stacktrace"]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]
+    assert outs[0].startswith("1 times, 2 pages:\n __get_free_pages") and "\n1 times, 4 pages:\n" in outs[0]
+    f = tmp_path / "handles"
+    f.write_text(m.page_owner.show_handles())
+    assert main(["page-owner", "sort", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^1 times, 4 pages, allocated by OTHERS :\nhandle: \d+\n\n", out, re.M)
+    assert out.count("handle: ") == 2

@@ -64,22 +64,27 @@ def test_read_merges_identical_records_ignoring_ts_and_pfn() -> None:
     assert (g[2].pid, g[2].tgid, g[2].comm, g[2].mask, g[2].order) == (20, 7, "make", 0xCC0, 0)
 
 
+#: text order (the tie-break without --cull): G3 (H1, STACK_B) < G0 (H1, STACK_A) < G2 (H3) < G1 (H2)
 @pytest.mark.parametrize(
     "keys,want",
     [
-        ("-times", [(10, 3), (20, 2), (5, 1), (10, 1)]),
+        ("-times", [(10, 3), (20, 2), (10, 1), (5, 1)]),
         ("-pages", [(5, 1), (10, 3), (20, 2), (10, 1)]),
-        ("pid", [(5, 1), (10, 3), (10, 1), (20, 2)]),
-        ("tgid", [(5, 1), (20, 2), (10, 3), (10, 1)]),
-        ("name", [(10, 3), (10, 1), (5, 1), (20, 2)]),
+        ("pid", [(5, 1), (10, 1), (10, 3), (20, 2)]),
+        ("tgid", [(5, 1), (20, 2), (10, 1), (10, 3)]),
+        ("name", [(10, 1), (10, 3), (5, 1), (20, 2)]),
         ("alloc_ts", [(5, 1), (10, 3), (20, 2), (10, 1)]),
-        ("-pid", [(20, 2), (10, 3), (10, 1), (5, 1)]),
+        ("-pid", [(20, 2), (10, 1), (10, 3), (5, 1)]),
         ("n,-times", [(10, 3), (10, 1), (5, 1), (20, 2)]),
-        ("ator,p", [(5, 1), (10, 1), (10, 3), (20, 2)]),
+        # page_owner_sort's allocator order: CMA < SLAB < VMALLOC < OTHERS
+        ("ator,p", [(10, 3), (20, 2), (5, 1), (10, 1)]),
     ],
 )
 def test_sort_keys(keys: str, want) -> None:
     assert order_of(po.sort_groups(groups(), keys)) == want
+    # the CLI prints the same order
+    t = po.read(DUMP.encode()).table
+    assert [(g.pid, g.count) for g in po.group.groups_of(t, t.order(po.parse_sort(keys)))] == want
 
 
 def test_sort_by_stacktrace_is_textual() -> None:
@@ -92,6 +97,7 @@ def test_sort_by_stacktrace_is_textual() -> None:
 def test_classic_output_exact() -> None:
     out = po.format_classic(po.sort_groups(groups())[:2])
     assert out == f"3 times:\n{H1}\n{STACK_A}\n2 times:\n{H3}\n{STACK_C}\n"
+    assert po.format_classic([]) == ""
 
 
 def test_page_owner_sort_output_exact() -> None:
@@ -104,22 +110,27 @@ def test_page_owner_sort_output_exact() -> None:
 
 def test_cull_and_filters() -> None:
     by_pid = po.sort_groups(po.cull_groups(groups(), ["pid"]))
-    assert po.format_sort(by_pid, cull=["pid"]) == (
+    assert po.format_sort(by_pid) == (
         "4 times, 4 pages, PID 10\n2 times, 2 pages, PID 20\n1 times, 4 pages, PID 5\n"
     )
     by_stack = po.sort_groups(po.cull_groups(groups(), ["stacktrace"]), "-pages")
-    assert po.format_sort(by_stack, cull=["stacktrace"]) == (
+    assert po.format_sort(by_stack) == (
         f"2 times, 5 pages:\n{STACK_B}\n3 times, 3 pages:\n{STACK_A}\n2 times, 2 pages:\n{STACK_C}\n"
     )
     both = po.cull_groups(groups(), ["name", "allocator"])
-    assert po.format_sort(po.sort_groups(both), cull=["name", "allocator"]).splitlines()[0] == (
+    assert po.format_sort(po.sort_groups(both)).splitlines()[0] == (
         "3 times, 3 pages, task_comm_name: bash, allocated by SLAB "
     )
     f = po.filter_groups(groups(), pids=[10])
     assert [g.count for g in f] == [3, 1]
-    assert po.format_sort(po.cull_groups(f, ["name"]), cull=["name"], filtered=["pid"]) == (
+    assert po.format_sort(po.cull_groups(f, ["name"])) == (
         "4 times, 4 pages, PID 10, task_comm_name: bash\n"
     )
+    # groups of two tables do not mix; hand-made groups have no table
+    with pytest.raises(PageOwnerError, match="different tables"):
+        po.format_sort([groups()[0], groups()[1]])
+    with pytest.raises(PageOwnerError, match="not a group"):
+        po.sort_groups([po.OwnerGroup(header="h", stack=[], order=0, count=1, pages=1)])
     assert po.filter_groups(groups(), tgids=[7], names=["make"])[0].count == 2
     assert po.filter_groups(groups(), names=["nobody"]) == []
     with pytest.raises(PageOwnerError):
@@ -346,3 +357,41 @@ def test_chunking_never_changes_the_result(chunk: int, copies: int) -> None:
     parts.stats.pop("memory")
     whole.stats.pop("memory")
     assert parts.stats == whole.stats
+
+
+class _Bar:
+    def __init__(self) -> None:
+        self.n = 0
+        self.calls = 0
+
+    def update(self, k: int) -> None:
+        self.n += k
+        self.calls += 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_progress_reads_in_rust_too(tmp_path, monkeypatch) -> None:
+    """With a progress bar, files and pipes are still read by Rust (a big file on
+    both cores), the bar told the bytes read; the answer is the same."""
+    from kmm.page_owner import reader
+
+    bars: list[_Bar] = []
+    monkeypatch.setattr(reader, "_progress_bar", lambda: bars.append(_Bar()) or bars[-1])
+    p = tmp_path / "d.txt"
+    data = DUMP * 300
+    p.write_text(data)
+    want = po.read(str(p))
+    got = po.read(str(p), progress=True)
+    assert [(g.text, g.count) for g in got.groups] == [(g.text, g.count) for g in want.groups]
+    assert bars[-1].n == len(data.encode()) and bars[-1].calls >= 1
+    rfd, wfd = os.pipe()
+    t = threading.Thread(target=lambda: (os.write(wfd, data.encode()), os.close(wfd)))
+    t.start()
+    try:
+        got = po.read(rfd, progress=True)
+    finally:
+        t.join()
+        os.close(rfd)
+    assert got.stats["records"] == want.stats["records"] and bars[-1].n == len(data.encode())

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="boil a page_owner dump down to its distinct records, most frequent first",
         description="Aggregate a page_owner dump: identical records are merged (ignoring the "
         "per-record ts and PFN lines) and printed with their counts. Reads a file, a pipe or "
-        "stdin in bounded memory.",
+        "stdin in bounded memory: a dump (2005 or today's), or page_owner_stacks files "
+        "(show_stacks; show_handles, joined on the handle with a show_stacks_handles read first).",
     )
     s.add_argument("input", nargs="?", default="-", help="dump to read (default: - = stdin)")
     s.add_argument("output", nargs="?", default="-", help="where to write (default: - = stdout)")
@@ -143,11 +144,11 @@ def _top(args: argparse.Namespace) -> int | None:
     return args.top
 
 
-def _report_skips(cmd: str, agg: Any) -> None:
-    st = agg.stats()
+def _report_skips(cmd: str, rep: po.OwnerReport) -> None:
+    st = rep.stats
     if st["skipped"]:
         print(f"kmm page-owner {cmd}: skipped {st['skipped']} malformed records", file=sys.stderr)
-        for e in agg.errors()[:5]:
+        for e in rep.errors[:5]:
             print(f"  {e}", file=sys.stderr)
 
 
@@ -168,10 +169,11 @@ def run_sort(args: argparse.Namespace) -> int:
     top = _top(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     fmt = "json" if args.json else "folded" if args.folded else "classic" if args.classic else "sort"
-    agg = po.aggregator(args.input, lenient=args.lenient, progress=progress, cull=cull, **filters)
+    rep = po.read(args.input, lenient=args.lenient, progress=progress, cull=cull, **filters)
     if args.lenient:
-        _report_skips("sort", agg)
-    _write(args.output, lambda out: agg.render(out, fmt, keys, top))
+        _report_skips("sort", rep)
+    t = rep.table
+    _write(args.output, lambda out: t.render(out, fmt, t.order(keys), top))
     return 0
 
 
@@ -181,11 +183,11 @@ def run_diff(args: argparse.Namespace) -> int:
     top = _top(args)
     if args.old == "-" and args.new == "-":
         raise ConfigError("at most one of OLD and NEW can be stdin")
-    aggs = [po.aggregator(src, lenient=args.lenient, cull=cull, **filters) for src in (args.old, args.new)]
+    reps = [po.read(src, lenient=args.lenient, cull=cull, **filters) for src in (args.old, args.new)]
     if args.lenient:
-        for a in aggs:
-            _report_skips("diff", a)
-    old, new = aggs
+        for r in reps:
+            _report_skips("diff", r)
+    old, new = (r.table for r in reps)
     _write("-", lambda out: new.diff(old, out, "json" if args.json else "sort", top))
     return 0
 

@@ -22,15 +22,15 @@ result; :meth:`PageOwnerView.groups` gives the same groups straight from a live
 machine, without a text round trip.
 
 The package by concept: :mod:`.view` (the live view), :mod:`.reader` (dump
-text in), :mod:`.group` (the groups), :mod:`.sort` (``page_owner_sort``'s
-sorting, filtering and culling) and :mod:`.format` (text and JSON out). All
-page_owner text is rendered in Rust.
+text in), :mod:`.group` (the groups, rows of a Rust ``OwnerTable``, and
+their text and JSON out) and :mod:`.sort` (``page_owner_sort``'s sorting,
+filtering and culling, done by that table). All page_owner text is rendered
+in Rust, by the renderer ``kmm page-owner sort`` uses.
 """
 
 from __future__ import annotations
 
-from .format import format_classic, format_folded, format_sort, to_json
-from .group import OwnerGroup, OwnerReport
+from .group import OwnerGroup, OwnerReport, format_classic, format_folded, format_sort, to_json
 from .reader import Source as Source
 from .reader import aggregate, aggregator, read
 from .sort import CULL_FIELDS, SORT_KEYS, cull_groups, filter_groups, parse_sort, sort_groups

@@ -15,12 +15,9 @@ from typing import IO, Any, Union
 from .. import _kmm
 from .._args import int_arg
 from ..errors import ParseError
-from .group import OwnerReport, groups_from_rows
+from .group import OwnerReport
 
 __all__ = ["Source", "aggregate", "aggregator", "read"]
-
-#: Smallest read asked of a descriptor that gives less than a chunk (a pipe's buffer).
-_PIPE_READ = 64 << 10
 
 Source = Union[str, "os.PathLike[str]", int, bytes, bytearray, memoryview, IO[bytes]]
 
@@ -37,7 +34,8 @@ def read(
     names: Sequence[str] | None = None,
 ) -> OwnerReport:
     """Aggregate a page_owner dump (either format, a real kernel's, or a
-    ``page_owner_stacks/show_stacks`` file).
+    ``page_owner_stacks`` file: ``show_stacks``, or ``show_handles`` joined on
+    the handle with a ``show_stacks_handles`` read before it).
 
     ``source``: a path, ``"-"`` for stdin, a file descriptor, the bytes
     themselves, or a binary file object. Paths, stdin and descriptors are read
@@ -51,7 +49,7 @@ def read(
     """
     agg = aggregator(source, lenient=lenient, progress=progress, chunk_size=chunk_size, cull=cull,
                      pids=pids, tgids=tgids, names=names)
-    return OwnerReport(groups_from_rows(agg.groups()), dict(agg.stats()), list(agg.errors()))
+    return OwnerReport(agg.table())
 
 
 def aggregator(
@@ -65,9 +63,9 @@ def aggregator(
     tgids: Sequence[int] | None = None,
     names: Sequence[str] | None = None,
 ) -> _kmm.OwnerTextAggregator:
-    """:func:`read`, but the fed and finished Rust aggregator itself, whose
-    groups are never turned into Python objects: ``render`` streams them
-    sorted to a file, ``diff`` compares two dumps."""
+    """:func:`read`, but the fed and finished Rust aggregator itself
+    (``stats()``, ``errors()``; ``table()`` moves its groups out into the
+    ``OwnerTable`` a report is made of)."""
     int_arg("chunk_size", chunk_size, 4096, 256 << 20, error=ParseError)
     agg = _kmm.OwnerTextAggregator(
         bool(lenient),
@@ -123,27 +121,19 @@ aggregate = read
 
 
 def _read_fd(agg: Any, fd: int, chunk_size: int, bar: Any) -> None:
-    """Feed ``agg`` what each ``read(2)`` of up to ``chunk_size`` bytes returns
-    from ``fd``, until end of input. Without a progress bar Rust reads the
-    descriptor itself, with the GIL released (a big regular file on both cores)."""
+    """Rust reads the descriptor itself to its end, with the GIL released (a
+    big regular file on both cores, with or without a progress bar, which it
+    updates about ten times a second); ``chunk_size`` does not apply."""
+    threads = min(2, os.cpu_count() or 1)
     if bar is None:
-        agg.feed_fd(fd, threads=min(2, os.cpu_count() or 1))
+        agg.feed_fd(fd, threads=threads)
         return
-    want = chunk_size
-    while True:
-        try:
-            b = os.read(fd, want)
-        except IsADirectoryError as e:
-            raise ParseError(f"cannot read page_owner text: {e}") from None
-        if not b:
-            return
-        agg.feed(b)
-        if bar is not None:
-            bar.update(len(b))
-        if len(b) < want:
-            # a pipe hands out at most its buffer (64 KiB): ask for about that,
-            # rather than allocating a whole chunk for every read
-            want = max(len(b), _PIPE_READ)
+
+    def progress(n: int) -> None:
+        bar.update(n - bar.n)
+
+    agg.feed_fd(fd, threads=threads, progress=progress)
+    progress(agg.stats()["bytes"])
 
 
 def _progress_bar() -> Any:

@@ -1,13 +1,17 @@
-"""Sorting, filtering and culling groups with ``tools/mm/page_owner_sort`` semantics."""
+"""Sorting, filtering and culling groups with ``tools/mm/page_owner_sort`` semantics.
+
+The work is the Rust table's (``page_owner/table``): one ordering rule for
+the CLI and the Python API (by the keys, ties as page_owner_sort leaves them:
+by the cull fields, or by the record text without a cull, then by first
+appearance), and culling or filtering folds the groups into a new table.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
-from typing import Any
 
 from ..errors import PageOwnerError
-from .group import OwnerGroup
+from .group import OwnerGroup, groups_of, table_ids
 
 __all__ = ["CULL_FIELDS", "SORT_KEYS", "cull_groups", "filter_groups", "parse_sort", "sort_groups"]
 
@@ -25,28 +29,6 @@ SORT_KEYS: dict[str, str] = {
 }
 #: ``--cull`` fields.
 CULL_FIELDS = ("pid", "tgid", "name", "stacktrace", "allocator")
-
-
-def _key_value(g: OwnerGroup, key: str) -> Any:
-    if key == "pid":
-        return -1 if g.pid is None else g.pid
-    if key == "tgid":
-        return -1 if g.tgid is None else g.tgid
-    if key == "name":
-        return g.comm or ""
-    if key == "stacktrace":
-        return g.stack_text
-    if key == "txt":
-        return g.text
-    if key == "alloc_ts":
-        return -1 if g.first_ts is None else g.first_ts
-    if key == "allocator":
-        return g.allocator
-    if key == "times":
-        return g.count
-    if key == "pages":
-        return g.pages
-    raise PageOwnerError(f"unknown sort key {key!r} (expected one of {', '.join(sorted(set(SORT_KEYS)))})")
 
 
 def parse_sort(spec: str) -> list[tuple[str, bool]]:
@@ -67,13 +49,18 @@ def parse_sort(spec: str) -> list[tuple[str, bool]]:
 
 
 def sort_groups(groups: Sequence[OwnerGroup], keys: Sequence[tuple[str, bool]] | str = "-times") -> list[OwnerGroup]:
-    """Sort by keys (first key most significant); ties keep input order."""
+    """Sort by keys (first key most significant), ties as page_owner_sort
+    leaves them (by the cull fields, or by the record text), then by first
+    appearance: the order ``kmm page-owner sort`` prints."""
     if isinstance(keys, str):
         keys = parse_sort(keys)
-    out = list(groups)
-    for key, desc in reversed(list(keys)):
-        out.sort(key=lambda g: _key_value(g, key), reverse=desc)
-    return out
+    keys = [(str(k), bool(d)) for k, d in keys]
+    table, ids = table_ids(groups)
+    if table is None:
+        parse_sort(",".join(("-" if d else "") + k for k, d in keys))  # still reject bad keys
+        return []
+    by_id = {g.id: g for g in groups}
+    return [by_id[i] for i in table.order(keys, ids)]
 
 
 def filter_groups(
@@ -83,14 +70,18 @@ def filter_groups(
     tgids: Iterable[int] | None = None,
     names: Iterable[str] | None = None,
 ) -> list[OwnerGroup]:
-    """Keep the groups whose pid, tgid and comm are in the given lists (None: any)."""
-    p = None if pids is None else set(pids)
-    t = None if tgids is None else set(tgids)
-    n = None if names is None else set(names)
-    return [
-        g for g in groups
-        if (p is None or g.pid in p) and (t is None or g.tgid in t) and (n is None or g.comm in n)
-    ]
+    """Keep the groups whose pid, tgid and comm are in the given lists (None:
+    any), as ``--pid/--tgid/--name`` do; a record without a pid or tgid has -1."""
+    table, ids = table_ids(groups)
+    if table is None:
+        return []
+    t = table.refold(
+        ids,
+        pids=None if pids is None else [int(p) for p in pids],
+        tgids=None if tgids is None else [int(t) for t in tgids],
+        names=None if names is None else [str(n) for n in names],
+    )
+    return groups_of(t)
 
 
 def cull_groups(groups: Iterable[OwnerGroup], fields: Iterable[str]) -> list[OwnerGroup]:
@@ -99,19 +90,7 @@ def cull_groups(groups: Iterable[OwnerGroup], fields: Iterable[str]) -> list[Own
     for f in fs:
         if f not in CULL_FIELDS:
             raise PageOwnerError(f"unknown cull field {f!r} (expected some of {', '.join(CULL_FIELDS)})")
-    merged: dict[tuple, OwnerGroup] = {}
-    for g in groups:
-        key = tuple(
-            {"pid": g.pid, "tgid": g.tgid, "name": g.comm, "stacktrace": g.stack_text,
-             "allocator": g.allocator}[f]
-            for f in fs
-        )
-        m = merged.get(key)
-        if m is None:
-            merged[key] = replace(g, stack=list(g.stack), extra=list(g.extra))
-        else:
-            m.count += g.count
-            m.pages += g.pages
-            if g.first_ts is not None:
-                m.first_ts = g.first_ts if m.first_ts is None else min(m.first_ts, g.first_ts)
-    return list(merged.values())
+    table, ids = table_ids(groups)
+    if table is None:
+        return []
+    return groups_of(table.refold(ids, cull=fs))

@@ -19,7 +19,7 @@ from .. import _kmm
 from .. import symbols as _symbols
 from .._args import U32_MAX, U64_MAX, int_arg
 from ..errors import PageOwnerError, PfnError
-from .group import OwnerGroup, groups_from_rows
+from .group import OwnerGroup, groups_of
 
 __all__ = ["FORMATS", "WORKLOAD_KINDS", "PageOwnerView", "StackCounts", "workload_stacks"]
 
@@ -100,11 +100,13 @@ class PageOwnerView:
 
     # -- per page ----------------------------------------------------------
 
-    def owner(self, pfn: int) -> dict[str, int]:
-        """The record of the allocated block headed by ``pfn``."""
-        stack, order, gfp, pid, tgid, free_stack, ts = self._po.record(int_arg("pfn", pfn, 0, U64_MAX, error=PfnError))
+    def owner(self, pfn: int) -> dict[str, Any]:
+        """The record of the allocated block headed by ``pfn``; ``last_migrate_reason``
+        is ``"compaction"`` once compaction moved the block there, else None."""
+        stack, order, gfp, pid, tgid, free_stack, ts, reason = self._po.record(
+            int_arg("pfn", pfn, 0, U64_MAX, error=PfnError))
         return {"stack": stack, "order": order, "gfp": gfp, "pid": pid, "tgid": tgid,
-                "free_stack": free_stack, "ts_ns": ts}
+                "free_stack": free_stack, "ts_ns": ts, "last_migrate_reason": reason}
 
     def memory(self) -> dict[str, int]:
         """Bytes page_owner uses: per_page arrays, contexts, depot, comms, total."""
@@ -188,8 +190,10 @@ class PageOwnerView:
     def groups(self, format: str = "modern") -> list[OwnerGroup]:
         """The groups a text aggregation of ``dump(format=...)`` finds, straight
         from the engine (same headers, stack lines and counts), in the order
-        of first appearance by pfn."""
-        return groups_from_rows(self._po.groups(_format(format)))
+        of first appearance by pfn. They are rows of a Rust table, which
+        :func:`kmm.page_owner.sort_groups`, :func:`kmm.page_owner.format_sort`
+        and the others work on as on the groups of :func:`kmm.page_owner.read`."""
+        return groups_of(self._po.groups(_format(format)))
 
 
 class _TextSink:

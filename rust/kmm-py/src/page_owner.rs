@@ -3,13 +3,13 @@
 //! dump-text aggregator. Conversion only: engine calls go through [`enter`],
 //! files are opened and read by the Python side.
 
-use crate::enter::enter;
+use crate::enter::{enter, guard};
 use crate::errors;
 use crate::machine::PyMachine;
 use kmm_core::page_owner::print::DUMP_CHUNK;
 use kmm_core::page_owner::{
-    diff, parse_cull, parse_keys, Aggregator, DumpFormat, Filter, Group, OutFormat, OwnerDump,
-    Report, StacksFile,
+    diff, parse_cull, parse_keys, AggStats, Aggregator, DumpFormat, Filter, OutFormat, OwnerDump,
+    OwnerTable, Report, StacksFile,
 };
 use kmm_core::stackdepot::FrameRef;
 use kmm_core::Error;
@@ -20,18 +20,23 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 /// A frame as Python sees it: (address, symbol, offset, size, module | None).
 type PyFrame = (u64, String, u32, u32, Option<String>);
 type StackArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
-/// A record's owner: (stack, order, gfp, pid, tgid, free_stack, ts_ns).
-type PyRecord = (u32, u8, u32, u32, u32, u32, u64);
+/// A record's owner: (stack, order, gfp, pid, tgid, free_stack, ts_ns, last_migrate_reason).
+type PyRecord = (u32, u8, u32, u32, u32, u32, u64, Option<&'static str>);
 
 fn format_arg(format: &str) -> PyResult<DumpFormat> {
     Ok(DumpFormat::parse(format).map_err(errors::Error::from)?)
 }
 
-/// Groups as tuples: (text, header_len in characters, order, mask, pid, tgid,
-/// comm, allocator, nr_frames, count, pages, first_ts).
-fn group_rows<'py>(py: Python<'py>, groups: &[Group]) -> PyResult<Bound<'py, PyList>> {
+/// The groups `ids` of `t` as tuples: (text, header_len in characters,
+/// order, mask, pid, tgid, comm, allocator, nr_frames, count, pages, first_ts).
+fn group_rows<'py>(
+    py: Python<'py>,
+    t: &OwnerTable,
+    ids: impl Iterator<Item = u32>,
+) -> PyResult<Bound<'py, PyList>> {
     let out = PyList::empty(py);
-    for g in groups {
+    for i in ids {
+        let g = t.group(i);
         let text = String::from_utf8_lossy(&g.text);
         let header_len = String::from_utf8_lossy(&g.text[..g.header_len])
             .chars()
@@ -213,12 +218,11 @@ impl PyPageOwner {
         Ok(d)
     }
 
-    /// The groups a text aggregation of `dump(format)` finds, as rows (see
-    /// `OwnerTextAggregator.groups`).
-    fn groups<'py>(&self, py: Python<'py>, format: &str) -> PyResult<Bound<'py, PyList>> {
+    /// The table a text aggregation of `dump(format)` gives, without the text.
+    fn groups(&self, py: Python<'_>, format: &str) -> PyResult<PyOwnerTable> {
         let fmt = format_arg(format)?;
-        let g = self.read(py, |m| m.page_owner_groups(fmt))?;
-        group_rows(py, &g)
+        let a = self.read(py, |m| m.page_owner_groups(fmt))?;
+        Ok(PyOwnerTable::of(a))
     }
 
     fn frames(&self, py: Python<'_>, handle: u32) -> PyResult<Vec<PyFrame>> {
@@ -245,7 +249,8 @@ impl PyPageOwner {
         })
     }
 
-    /// The owner of the block headed by `pfn`: (stack, order, gfp, pid, tgid, free_stack, ts_ns).
+    /// The owner of the block headed by `pfn`: (stack, order, gfp, pid, tgid,
+    /// free_stack, ts_ns, last_migrate_reason or None).
     fn record(&self, py: Python<'_>, pfn: i64) -> PyResult<PyRecord> {
         let pfn = u64::try_from(pfn)
             .map_err(|_| errors::Error::from(Error::Pfn(format!("pfn {pfn} is negative"))))?;
@@ -259,6 +264,7 @@ impl PyPageOwner {
             c.tgid,
             c.free_stack,
             r.ts_ns,
+            r.last_migrate_reason.map(|m| m.name()),
         ))
     }
 }
@@ -284,15 +290,13 @@ fn write_report(
     py: Python<'_>,
     file: &Bound<'_, PyAny>,
     mut report: Report,
-    new: &Aggregator,
-    old: Option<&Aggregator>,
+    new: &OwnerTable,
+    old: Option<&OwnerTable>,
 ) -> PyResult<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(DUMP_CHUNK + 65536);
     loop {
         buf.clear();
-        let done = enter(py, None, || {
-            Ok(report.fill(new.table(), old.map(|a| a.table()), &mut buf, DUMP_CHUNK))
-        })?;
+        let done = enter(py, None, || Ok(report.fill(new, old, &mut buf, DUMP_CHUNK)))?;
         if !buf.is_empty() {
             file.call_method1("write", (PyBytes::new(py, &buf),))?;
         }
@@ -328,10 +332,18 @@ impl PyAggregator {
 
     /// Read descriptor `fd` (not closed) to its end and finish: a regular
     /// file of 32 MiB or more on up to `threads` threads, anything else (a
-    /// pipe, /proc, debugfs) on one; the GIL is released throughout.
-    #[pyo3(signature = (fd, threads=2))]
-    fn feed_fd(&mut self, py: Python<'_>, fd: i32, threads: usize) -> PyResult<()> {
+    /// pipe, /proc, debugfs) on one; the GIL is released throughout, but
+    /// for calling `progress(bytes_read_so_far)` about ten times a second.
+    #[pyo3(signature = (fd, threads=2, progress=None))]
+    fn feed_fd(
+        &mut self,
+        py: Python<'_>,
+        fd: i32,
+        threads: usize,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
         use std::os::unix::io::FromRawFd;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         if self.inner.stats().bytes != 0 {
             return Err(errors::Error::from(Error::Parse(
                 "feed_fd reads a whole input: this aggregator was fed already".into(),
@@ -345,16 +357,57 @@ impl PyAggregator {
         }
         // SAFETY: the caller owns `fd` and keeps it open for this call; ManuallyDrop never closes it.
         let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        let file: &std::fs::File = &file;
         let (lenient, cull, filter) = (
             self.inner.lenient(),
             self.inner.table().cull(),
             self.inner.table().filter().clone(),
         );
-        let agg = enter(py, None, || {
-            kmm_core::page_owner::parse::aggregate_open_file(&file, threads, lenient, cull, filter)
-        })?;
-        self.inner = agg;
-        Ok(())
+        let read = |n: Option<&AtomicU64>| {
+            kmm_core::page_owner::parse::aggregate_open_file(
+                file, threads, lenient, cull, filter, n,
+            )
+        };
+        let Some(progress) = progress else {
+            self.inner = enter(py, None, || read(None))?;
+            return Ok(());
+        };
+        let bytes = AtomicU64::new(0);
+        let done = AtomicBool::new(false);
+        let (agg, cb_err) = std::thread::scope(|sc| {
+            let worker = sc.spawn(|| {
+                let r = guard(None, || read(Some(&bytes)));
+                done.store(true, Ordering::Release);
+                r
+            });
+            let mut cb_err = None;
+            while !done.load(Ordering::Acquire) {
+                py.detach(|| {
+                    for _ in 0..10 {
+                        if done.load(Ordering::Acquire) {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                });
+                if cb_err.is_none() {
+                    if let Err(e) = progress.call1(py, (bytes.load(Ordering::Relaxed),)) {
+                        cb_err = Some(e);
+                    }
+                }
+            }
+            let agg = worker.join().unwrap_or_else(|_| {
+                Err(crate::errors::KmmError::new_err(
+                    "internal error in the kmm engine: the reading thread panicked",
+                ))
+            });
+            (agg, cb_err)
+        });
+        self.inner = agg?;
+        match cb_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// End of input (a truncated last record is an error, or skipped when lenient).
@@ -363,95 +416,21 @@ impl PyAggregator {
         enter(py, None, || a.finish())
     }
 
-    /// Groups as tuples: (text, header_len, order, mask, pid, tgid,
-    /// comm, allocator, nr_frames, count, pages, first_ts), in order of first appearance.
-    fn groups<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let g = self.inner.groups();
-        group_rows(py, &g)
-    }
-
-    /// Group ids sorted by `keys` ((name, descending) pairs), page_owner_sort's tie order.
-    fn order(&self, py: Python<'_>, keys: Vec<(String, bool)>) -> PyResult<Vec<u32>> {
-        let k = parse_keys(&keys).map_err(errors::Error::from)?;
-        let a = &self.inner;
-        enter(py, None, || Ok(a.table().order(&k)))
-    }
-
-    /// Stream the groups sorted by `keys` to `file` in `format` (sort, classic, folded, json), at most `top`.
-    #[pyo3(signature = (file, format, keys, top=None))]
-    fn render(
-        &self,
-        py: Python<'_>,
-        file: Bound<'_, PyAny>,
-        format: &str,
-        keys: Vec<(String, bool)>,
-        top: Option<usize>,
-    ) -> PyResult<()> {
-        let f = out_format(format)?;
-        let k = parse_keys(&keys).map_err(errors::Error::from)?;
-        let a = &self.inner;
-        let report = enter(py, None, || {
-            Ok(Report::groups(
-                a.table(),
-                f,
-                a.table().order(&k),
-                top,
-                a.stats(),
-            ))
-        })?;
-        write_report(py, &file, report, a, None)
-    }
-
-    /// Stream the leak diff from `old` to this dump to `file` (format sort or json), at most `top` rows.
-    #[pyo3(signature = (old, file, format, top=None))]
-    fn diff(
-        &self,
-        py: Python<'_>,
-        old: PyRef<'_, PyAggregator>,
-        file: Bound<'_, PyAny>,
-        format: &str,
-        top: Option<usize>,
-    ) -> PyResult<()> {
-        let f = out_format(format)?;
-        if !matches!(f, OutFormat::Sort | OutFormat::Json) {
-            return Err(errors::Error::from(Error::PageOwner(format!(
-                "a diff prints as sort or json, not {format}"
-            )))
-            .into());
-        }
-        let (a, o) = (&self.inner, &old.inner);
-        if a.table().cull() != o.table().cull() {
-            return Err(errors::Error::from(Error::PageOwner(
-                "both dumps of a diff must be culled on the same fields".into(),
-            ))
-            .into());
-        }
-        let report = enter(py, None, || {
-            Ok(Report::diff(
-                diff(o.table(), a.table()),
-                f,
-                top,
-                o.stats(),
-                a.stats(),
-            ))
-        })?;
-        write_report(py, &file, report, a, Some(o))
+    /// Finish, and move the table of groups out (with the counters) into an
+    /// `OwnerTable`; this aggregator is left empty.
+    fn table(&mut self, py: Python<'_>) -> PyResult<PyOwnerTable> {
+        self.finish(py)?;
+        let fresh = Aggregator::with(
+            self.inner.lenient(),
+            self.inner.table().cull(),
+            self.inner.table().filter().clone(),
+        );
+        let a = std::mem::replace(&mut self.inner, fresh);
+        Ok(PyOwnerTable::of(a))
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.inner.stats();
-        let d = PyDict::new(py);
-        d.set_item("bytes", s.bytes)?;
-        d.set_item("lines", s.lines)?;
-        d.set_item("records", s.records)?;
-        d.set_item("groups", s.groups)?;
-        d.set_item("skipped", s.skipped)?;
-        d.set_item("records_2005", s.records_2005)?;
-        d.set_item("records_modern", s.records_modern)?;
-        d.set_item("records_stacks", s.records_stacks)?;
-        d.set_item("filtered", s.filtered)?;
-        d.set_item("memory", self.inner.memory())?;
-        Ok(d)
+        stats_dict(py, &self.inner.stats(), self.inner.memory())
     }
 
     fn errors(&self) -> Vec<String> {
@@ -459,8 +438,178 @@ impl PyAggregator {
     }
 }
 
+fn stats_dict<'py>(py: Python<'py>, s: &AggStats, memory: u64) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("bytes", s.bytes)?;
+    d.set_item("lines", s.lines)?;
+    d.set_item("records", s.records)?;
+    d.set_item("groups", s.groups)?;
+    d.set_item("skipped", s.skipped)?;
+    d.set_item("records_2005", s.records_2005)?;
+    d.set_item("records_modern", s.records_modern)?;
+    d.set_item("records_stacks", s.records_stacks)?;
+    d.set_item("filtered", s.filtered)?;
+    d.set_item("memory", memory)?;
+    Ok(d)
+}
+
+fn bad(msg: String) -> PyErr {
+    errors::Error::from(Error::PageOwner(msg)).into()
+}
+
+/// The groups of a dump or of a live machine, keyed on the `--cull` fields
+/// (or whole records), with the counters of the aggregation that made them:
+/// what the Python groups stand on and every page_owner_sort text is rendered from.
+#[pyclass(name = "OwnerTable", module = "kmm._kmm", frozen)]
+pub struct PyOwnerTable {
+    table: OwnerTable,
+    stats: AggStats,
+    errors: Vec<String>,
+}
+
+impl PyOwnerTable {
+    fn of(a: Aggregator) -> PyOwnerTable {
+        let stats = a.stats();
+        let errors = a.errors().to_vec();
+        PyOwnerTable {
+            table: a.into_table(),
+            stats,
+            errors,
+        }
+    }
+
+    /// `ids` checked against the table, or every group in order of first appearance.
+    fn ids(&self, ids: Option<Vec<u32>>) -> PyResult<Vec<u32>> {
+        let n = self.table.len() as u32;
+        match ids {
+            None => Ok((0..n).collect()),
+            Some(v) => match v.iter().find(|&&i| i >= n) {
+                Some(i) => Err(bad(format!("group {i} is not in this table of {n} groups"))),
+                None => Ok(v),
+            },
+        }
+    }
+}
+
+#[pymethods]
+impl PyOwnerTable {
+    fn __len__(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Groups as tuples (see `group_rows`): `ids`, or all in order of first appearance.
+    #[pyo3(signature = (ids=None))]
+    fn groups<'py>(&self, py: Python<'py>, ids: Option<Vec<u32>>) -> PyResult<Bound<'py, PyList>> {
+        let ids = self.ids(ids)?;
+        group_rows(py, &self.table, ids.into_iter())
+    }
+
+    /// Group ids (`ids`, or all) sorted by `keys` ((name, descending) pairs),
+    /// ties as page_owner_sort leaves them, then by first appearance.
+    #[pyo3(signature = (keys, ids=None))]
+    fn order(
+        &self,
+        py: Python<'_>,
+        keys: Vec<(String, bool)>,
+        ids: Option<Vec<u32>>,
+    ) -> PyResult<Vec<u32>> {
+        let k = parse_keys(&keys).map_err(errors::Error::from)?;
+        let ids = self.ids(ids)?;
+        let t = &self.table;
+        enter(py, None, || Ok(t.sort_ids(&k, ids)))
+    }
+
+    /// The groups `ids` (in that order) folded into a new table culled on
+    /// `cull` and filtered by `pids`/`tgids`/`names` (None: this table's).
+    #[pyo3(signature = (ids, cull=None, pids=None, tgids=None, names=None))]
+    fn refold(
+        &self,
+        py: Python<'_>,
+        ids: Vec<u32>,
+        cull: Option<Vec<String>>,
+        pids: Option<Vec<i64>>,
+        tgids: Option<Vec<i64>>,
+        names: Option<Vec<String>>,
+    ) -> PyResult<PyOwnerTable> {
+        let ids = self.ids(Some(ids))?;
+        let bits = match cull {
+            Some(c) => parse_cull(&c).map_err(errors::Error::from)?,
+            None => self.table.cull(),
+        };
+        let old = self.table.filter();
+        let filter = Filter {
+            pids: pids.or_else(|| old.pids.clone()),
+            tgids: tgids.or_else(|| old.tgids.clone()),
+            names: names.or_else(|| old.names.clone()),
+        };
+        let t = &self.table;
+        let table = enter(py, None, || Ok(t.refold(&ids, bits, filter)))?;
+        let mut stats = self.stats.clone();
+        stats.groups = table.len() as u64;
+        stats.filtered += table.filtered;
+        Ok(PyOwnerTable {
+            table,
+            stats,
+            errors: self.errors.clone(),
+        })
+    }
+
+    /// Stream the groups `ids` (in that order) to `file` in `format` (sort,
+    /// classic, folded, json), at most `top`, in chunks of about 1 MiB.
+    #[pyo3(signature = (file, format, ids=None, top=None))]
+    fn render(
+        &self,
+        py: Python<'_>,
+        file: Bound<'_, PyAny>,
+        format: &str,
+        ids: Option<Vec<u32>>,
+        top: Option<usize>,
+    ) -> PyResult<()> {
+        let f = out_format(format)?;
+        let ids = self.ids(ids)?;
+        let report = Report::groups(&self.table, f, ids, top, self.stats.clone());
+        write_report(py, &file, report, &self.table, None)
+    }
+
+    /// Stream the leak diff from `old` to this table to `file` (format sort or json), at most `top` rows.
+    #[pyo3(signature = (old, file, format, top=None))]
+    fn diff(
+        &self,
+        py: Python<'_>,
+        old: PyRef<'_, PyOwnerTable>,
+        file: Bound<'_, PyAny>,
+        format: &str,
+        top: Option<usize>,
+    ) -> PyResult<()> {
+        let f = out_format(format)?;
+        if !matches!(f, OutFormat::Sort | OutFormat::Json) {
+            return Err(bad(format!("a diff prints as sort or json, not {format}")));
+        }
+        let (a, o) = (&self.table, &old.table);
+        if a.cull() != o.cull() {
+            return Err(bad(
+                "both dumps of a diff must be culled on the same fields".into(),
+            ));
+        }
+        let (so, sn) = (old.stats.clone(), self.stats.clone());
+        let report = enter(py, None, || Ok(Report::diff(diff(o, a), f, top, so, sn)))?;
+        write_report(py, &file, report, a, Some(o))
+    }
+
+    /// The counters of the aggregation (and `memory`: bytes the table holds).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        stats_dict(py, &self.stats, self.table.memory())
+    }
+
+    /// Messages of the records skipped in lenient mode (the first few).
+    fn errors(&self) -> Vec<String> {
+        self.errors.clone()
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPageOwner>()?;
     m.add_class::<PyAggregator>()?;
+    m.add_class::<PyOwnerTable>()?;
     Ok(())
 }

@@ -434,7 +434,7 @@ impl Machine {
         self.next[new as usize] = obj;
         self.objs.pfn[obj as usize] = new;
         if let Some(o) = self.owner.as_mut() {
-            o.on_migrate(old, new);
+            o.on_migrate(old, new, crate::page_owner::MigrateReason::Compaction);
         }
         self.flags[old as usize] = K_TAIL;
         self.next[old as usize] = NONE;

@@ -39,8 +39,9 @@ pub struct Machine {
     pub owner: Option<crate::page_owner::PageOwner>,
     /// Compaction's reusable scanner lists and kcompactd's clock.
     pub(crate) compact_scratch: super::compaction::CompactScratch,
-    /// `ALLOC_NOFRAGMENT` for the current pass: fallbacks only take whole
-    /// pageblocks (set at boot when compaction is on, see `mm::compaction`).
+    /// Whether allocations ask for `ALLOC_NOFRAGMENT` (fallbacks only take
+    /// whole pageblocks), decided at boot (on with compaction, see
+    /// `mm::compaction`); each pass passes it down as a parameter.
     pub(crate) nofragment: bool,
     /// Slab caches (`mm::slab`).
     pub(crate) slab: super::slab::Slabs,

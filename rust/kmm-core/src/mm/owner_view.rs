@@ -8,7 +8,7 @@ use super::policy;
 use crate::error::Result;
 use crate::page_owner::print::{self, DumpFormat};
 use crate::page_owner::stacks::{self, ContextCount, StackCount};
-use crate::page_owner::{no_owner, Group, OwnerMemory, OwnerRecord, PageOwner, PageView};
+use crate::page_owner::{no_owner, Aggregator, OwnerMemory, OwnerRecord, PageOwner, PageView};
 use crate::stackdepot::FrameRef;
 use std::io::Write;
 
@@ -109,9 +109,10 @@ impl Machine {
     }
 
     /// The groups `page_owner_sort` makes of `page_owner_dump(format)`, from the
-    /// records themselves: same texts, counts and fields, no text round trip.
-    pub fn page_owner_groups(&self, format: DumpFormat) -> Result<Vec<Group>> {
+    /// records themselves: the aggregation (table, counters) a text
+    /// aggregation of the dump gives, without the text.
+    pub fn page_owner_groups(&self, format: DumpFormat) -> Result<Aggregator> {
         let po = self.page_owner()?;
-        Ok(self.with_page_view(|v| stacks::groups(po, v, format)))
+        self.with_page_view(|v| stacks::groups(po, v, format))
     }
 }

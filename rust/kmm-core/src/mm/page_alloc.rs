@@ -34,8 +34,9 @@ impl Machine {
         gfp: u32,
         use_low: bool,
     ) -> Option<u32> {
-        let p = self.get_page_from_freelist_pass(node, hz, order, t, gfp, use_low);
-        if p.is_none() && self.nofragment && !self.cfg.defrag_mode {
+        let nofragment = self.nofragment;
+        let p = self.get_page_from_freelist_pass(node, hz, order, t, gfp, use_low, nofragment);
+        if p.is_none() && nofragment && !self.cfg.defrag_mode {
             // ALLOC_NOFRAGMENT found nothing without fragmenting: retry allowing it
             return self.get_page_fragmenting(node, hz, order, t, gfp, use_low);
         }
@@ -52,13 +53,13 @@ impl Machine {
         gfp: u32,
         use_low: bool,
     ) -> Option<u32> {
-        self.nofragment = false;
-        let p = self.get_page_from_freelist_pass(node, hz, order, t, gfp, use_low);
-        self.nofragment = true;
-        p
+        self.get_page_from_freelist_pass(node, hz, order, t, gfp, use_low, false)
     }
 
+    /// One pass over the zonelist; `nofragment` is `ALLOC_NOFRAGMENT` (only
+    /// whole pageblocks may change type in a fallback).
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn get_page_from_freelist_pass(
         &mut self,
         node: usize,
@@ -67,6 +68,7 @@ impl Machine {
         t: usize,
         gfp: u32,
         use_low: bool,
+        nofragment: bool,
     ) -> Option<u32> {
         let wait = gfp & gfp::__GFP_WAIT != 0;
         let harder = !use_low && !wait;
@@ -82,7 +84,9 @@ impl Machine {
             if !plenty && !self.zone_watermark_ok(zi, order, mark, hz, harder, high) {
                 continue;
             }
-            if let Some(p) = self.buffered_rmqueue(zi, order, t, gfp & gfp::__GFP_COLD != 0) {
+            if let Some(p) =
+                self.buffered_rmqueue(zi, order, t, gfp & gfp::__GFP_COLD != 0, nofragment)
+            {
                 self.set_allocated(p, order, t);
                 self.check_kswapd(zi, order);
                 return Some(p);

@@ -35,7 +35,8 @@ impl Machine {
     }
 
     /// `buffered_rmqueue`: order-0 through the per-cpu lists (refilled by
-    /// `rmqueue_bulk` when empty; `cold` takes the tail), else `__rmqueue`.
+    /// `rmqueue_bulk` when empty; `cold` takes the tail), else `__rmqueue`;
+    /// `nofragment` is `ALLOC_NOFRAGMENT`.
     #[inline]
     pub(crate) fn buffered_rmqueue(
         &mut self,
@@ -43,12 +44,13 @@ impl Machine {
         order: u32,
         t: usize,
         cold: bool,
+        nofragment: bool,
     ) -> Option<u32> {
         if !self.pcp_eligible(order, t) {
-            return self.rmqueue(zi, order, t);
+            return self.rmqueue(zi, order, t, nofragment);
         }
         let li = self.pcp_list(t);
-        if self.zones[zi].pcp.lists[li].nr == 0 && self.rmqueue_bulk(zi, li, t) == 0 {
+        if self.zones[zi].pcp.lists[li].nr == 0 && self.rmqueue_bulk(zi, li, t, nofragment) == 0 {
             return None;
         }
         let z = &mut self.zones[zi];
@@ -62,11 +64,11 @@ impl Machine {
     /// `rmqueue_bulk`: move up to a batch of order-0 pages of type `t` from the
     /// buddy lists to per-cpu list `li`; returns how many it moved.
     #[inline]
-    fn rmqueue_bulk(&mut self, zi: usize, li: usize, t: usize) -> u32 {
+    fn rmqueue_bulk(&mut self, zi: usize, li: usize, t: usize, nofragment: bool) -> u32 {
         let batch = self.zones[zi].pcp.batch;
         let mut got = 0;
         while got < batch {
-            let Some(p) = self.rmqueue(zi, 0, t) else {
+            let Some(p) = self.rmqueue(zi, 0, t, nofragment) else {
                 break;
             };
             self.flags[p as usize] = mkflags(K_PCP, 0, t);

@@ -102,6 +102,8 @@ pub struct OwnerRecord {
     /// Allocation time (or the free time, once freed with a free stack), in ns,
     /// at millisecond resolution.
     pub ts_ns: u64,
+    /// Why the block was last migrated since it was allocated (`last_migrate_reason`).
+    pub last_migrate_reason: Option<MigrateReason>,
 }
 
 /// Memory page_owner uses, in bytes.
@@ -132,9 +134,30 @@ pub struct PageOwner {
     comm: HashMap<u32, Box<str>>,
     /// Allocations recorded under [`CTX_OVERFLOW`].
     pub ctx_overflows: u64,
-    /// Per pfn, one bit: the block was migrated by compaction since it was
-    /// allocated (empty until the first migration).
+    /// Per pfn, one bit: the block was migrated since it was allocated, for
+    /// [`MigrateReason::Compaction`], kmm's one reason (empty until the first
+    /// migration).
     migrated: Vec<u64>,
+}
+
+/// Why a block was last migrated: the kernel's `enum migrate_reason`
+/// (`include/linux/migrate_mode.h`), printed by its `migrate_reason_names`.
+/// kmm migrates only for compaction; the kernel's other reasons (memory
+/// failure, hotplug, NUMA balancing, mbind, longterm pins, demotion, DAMON)
+/// have no mechanism here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrateReason {
+    /// `MR_COMPACTION`.
+    Compaction,
+}
+
+impl MigrateReason {
+    /// The name a dump prints (`migrate_reason_names[]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MigrateReason::Compaction => "compaction",
+        }
+    }
 }
 
 /// A context as stored: 20 bytes (the order rides in the top byte of the gfp
@@ -271,11 +294,12 @@ impl PageOwner {
         }
     }
 
-    /// Compaction moved the block at `old` to `new`: the record follows it,
-    /// marked as migrated (the kernel's `__folio_copy_owner` and
-    /// `last_migrate_reason`, "Page has been migrated, last migrate reason:
-    /// compaction").
-    pub fn on_migrate(&mut self, old: u32, new: u32) {
+    /// The block at `old` was migrated to `new` for `reason`: the record
+    /// follows it, with its last migrate reason (the kernel's
+    /// `__folio_copy_owner` and `folio_set_owner_migrate_reason`; a dump
+    /// prints "Page has been migrated, last migrate reason: compaction").
+    pub fn on_migrate(&mut self, old: u32, new: u32, reason: MigrateReason) {
+        let MigrateReason::Compaction = reason;
         let (o, n) = (old as usize, new as usize);
         self.ctx_ts[n] = self.ctx_ts[o];
         self.ts_lo[n] = self.ts_lo[o];
@@ -290,6 +314,12 @@ impl PageOwner {
         self.migrated
             .get(pfn as usize / 64)
             .is_some_and(|w| w >> (pfn % 64) & 1 != 0)
+    }
+
+    /// Why the block at `pfn` was last migrated since it was allocated, if it was.
+    #[inline]
+    pub fn last_migrate_reason(&self, pfn: u32) -> Option<MigrateReason> {
+        self.migrated(pfn).then_some(MigrateReason::Compaction)
     }
 
     /// The block at `pfn` is being freed (`__reset_page_owner`; `free_stack` 0 = unknown). With
@@ -340,6 +370,7 @@ impl PageOwner {
         OwnerRecord {
             ctx: self.ctx(id),
             ts_ns: ms * 1_000_000,
+            last_migrate_reason: self.last_migrate_reason(pfn),
         }
     }
 

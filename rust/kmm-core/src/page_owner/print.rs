@@ -292,6 +292,14 @@ impl OwnerDump {
                 out.push(b'\n');
             }
             out.extend_from_slice(self.text.stack(po, c.stack));
+            if modern {
+                if let Some(r) = po.last_migrate_reason(b.pfn) {
+                    // print_page_owner: after the stack, before the memcg line
+                    out.extend_from_slice(b"Page has been migrated, last migrate reason: ");
+                    out.extend_from_slice(r.name().as_bytes());
+                    out.push(b'\n');
+                }
+            }
             out.push(b'\n');
             self.records += 1;
             self.next_pfn = b.pfn as u64 + (1 << b.order);

@@ -3,9 +3,10 @@
 //! per allocation context, and as `page_owner_sort` groups.
 
 use super::pages::PageView;
+use super::parse::Aggregator;
 use super::print::{put_dec, put_frame_modern, put_header, DumpFormat, RecordText};
-use super::sort::{Group, GroupTable, RecordFields, Tally};
 use super::{OwnerCtx, PageOwner};
+use crate::error::Result;
 use std::collections::HashMap;
 
 /// Per-stack count of outstanding base pages (the `show_stacks` view).
@@ -133,13 +134,18 @@ pub(crate) fn context_counts(po: &PageOwner, pages: PageView<'_>) -> Vec<Context
 }
 
 /// The groups `page_owner_sort` makes of the `format` dump, from the records:
-/// each context's header and stack rendered by [`super::print`] once, merged
-/// on that text, in order of first appearance by pfn.
-pub(crate) fn groups(po: &PageOwner, pages: PageView<'_>, format: DumpFormat) -> Vec<Group> {
+/// each context's header and stack rendered by [`super::print`] once and
+/// folded into a table as the parser folds a record (so a machine and its
+/// dump give the same table), in order of first appearance by pfn.
+pub(crate) fn groups(
+    po: &PageOwner,
+    pages: PageView<'_>,
+    format: DumpFormat,
+) -> Result<Aggregator> {
     let modern = format == DumpFormat::Modern;
     let mut text = RecordText::new(format);
-    let mut table = GroupTable::default();
-    let mut rec = Vec::new();
+    let mut agg = Aggregator::new(false);
+    let mut header = Vec::new();
     for c in context_counts(po, pages) {
         let ctx = OwnerCtx {
             stack: c.stack,
@@ -149,34 +155,22 @@ pub(crate) fn groups(po: &PageOwner, pages: PageView<'_>, format: DumpFormat) ->
             free_stack: 0,
             order: c.order,
         };
-        rec.clear();
-        put_header(&mut rec, po, &ctx, format);
-        rec.push(b'\n');
-        let header_len = rec.len();
+        header.clear();
+        put_header(&mut header, po, &ctx, format);
         let stack = text.stack(po, c.stack);
-        let nr_frames = stack.iter().filter(|&&b| b == b'\n').count() as u32;
-        rec.extend_from_slice(stack);
         let first_ts = modern.then_some(c.first_ts_ns);
-        let h = GroupTable::hash(&rec);
-        if table.merge(h, &rec, c.blocks, c.pages, first_ts) {
-            continue;
-        }
-        let fields = RecordFields {
-            mask: Some(c.gfp as u64),
-            pid: modern.then_some(c.pid as i64),
-            tgid: modern.then_some(c.tgid as i64),
-            comm: modern.then(|| po.comm(c.pid, c.tgid).to_string()),
-        };
-        let tally = Tally {
-            order: c.order as u32,
-            nr_frames,
-            count: c.blocks,
-            pages: c.pages,
+        agg.fold_rendered(
+            &header,
+            stack,
+            c.order as u32,
+            modern,
+            c.blocks,
+            c.pages,
             first_ts,
-        };
-        table.insert(h, rec.clone(), header_len, fields, tally);
+        )?;
     }
-    table.into_groups()
+    agg.finish()?;
+    Ok(agg)
 }
 
 #[cfg(test)]
@@ -238,6 +232,16 @@ mod tests {
             g[0].stack_text(),
             t.strip_suffix("nr_base_pages: 6\n\n").unwrap().as_bytes()
         );
+        // and the two 6.19 files, the stacks first: the same groups as show_stacks
+        let both = format!("{sh}{}", f(StacksFile::Handles));
+        assert_eq!(aggregate_bytes(both.as_bytes(), false).unwrap().groups(), g);
+        let alone = aggregate_bytes(f(StacksFile::Handles).as_bytes(), false).unwrap();
+        let ga = alone.groups();
+        let want = format!("handle: {h}\n");
+        assert_eq!(
+            (ga[0].count, ga[0].pages, ga[0].stack_text()),
+            (1, 6, want.as_bytes())
+        );
     }
 
     proptest! {
@@ -284,7 +288,7 @@ mod tests {
                 let mut text = Vec::new();
                 m.page_owner_dump(format, &mut text).unwrap();
                 let parsed = aggregate_bytes(&text, false).unwrap();
-                prop_assert_eq!(m.page_owner_groups(format).unwrap(), parsed.groups());
+                prop_assert_eq!(m.page_owner_groups(format).unwrap().groups(), parsed.groups());
             }
         }
     }

@@ -38,24 +38,32 @@ impl Machine {
     /// `__rmqueue` under grouping by mobility: the type's own lists, then
     /// [`Machine::rmqueue_fallback`].
     #[inline]
-    pub(super) fn rmqueue_mobility(&mut self, zi: usize, order: u32, t: usize) -> Option<u32> {
+    pub(super) fn rmqueue_mobility(
+        &mut self,
+        zi: usize,
+        order: u32,
+        t: usize,
+        nofragment: bool,
+    ) -> Option<u32> {
         self.rmqueue_smallest(zi, order, t)
-            .or_else(|| self.rmqueue_fallback(zi, order, t))
+            .or_else(|| self.rmqueue_fallback(zi, order, t, nofragment))
     }
 
     /// `__rmqueue_fallback`: take a block of another type from the highest order
     /// down (steal big). Stealing is allowed from half a pageblock up or for a
     /// non-movable requester; a movable request that may not steal takes the
     /// smallest fitting block instead.
-    pub(crate) fn rmqueue_fallback(&mut self, zi: usize, order: u32, t: usize) -> Option<u32> {
+    pub(crate) fn rmqueue_fallback(
+        &mut self,
+        zi: usize,
+        order: u32,
+        t: usize,
+        nofragment: bool,
+    ) -> Option<u32> {
         let pb = self.block_order;
         let can_steal = |o: u32| o >= pb || o >= pb / 2 || t != LT_USERRCLM;
         // ALLOC_NOFRAGMENT: only whole pageblocks may change type
-        let min_order = if self.nofragment {
-            order.max(pb)
-        } else {
-            order
-        };
+        let min_order = if nofragment { order.max(pb) } else { order };
         let mut found: Option<(u32, usize)> = None;
         for o in (min_order..MAX_ORDER as u32).rev() {
             if let Some(ft) = self.find_fallback(zi, o, t) {

@@ -198,13 +198,20 @@ impl Machine {
     // ---- allocation -------------------------------------------------------
 
     /// `__rmqueue`: take a block of `order` for allocation type `t` under the
-    /// machine's policy, falling back to other types as the policy allows.
+    /// machine's policy, falling back to other types as the policy allows
+    /// (under `ALLOC_NOFRAGMENT`, `nofragment`, only by whole pageblocks).
     #[inline]
-    pub(crate) fn rmqueue(&mut self, zi: usize, order: u32, t: usize) -> Option<u32> {
+    pub(crate) fn rmqueue(
+        &mut self,
+        zi: usize,
+        order: u32,
+        t: usize,
+        nofragment: bool,
+    ) -> Option<u32> {
         match self.policy {
             Policy::Vanilla => self.rmqueue_smallest(zi, order, vanilla::LIST),
             Policy::AntiFrag => self.rmqueue_antifrag(zi, order, t),
-            Policy::Mobility => self.rmqueue_mobility(zi, order, t),
+            Policy::Mobility => self.rmqueue_mobility(zi, order, t, nofragment),
         }
     }
 

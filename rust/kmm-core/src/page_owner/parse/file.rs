@@ -134,22 +134,31 @@ pub fn aggregate_bytes(b: &[u8], lenient: bool) -> Result<Aggregator> {
 
 /// [`aggregate_file`] on an open file: a regular file is read at offsets on
 /// up to `threads` threads; anything else (a pipe, `/proc`, debugfs) is read
-/// front to back on one, never `stat()`ed by path.
+/// front to back on one, never `stat()`ed by path. `read_bytes`, if given,
+/// counts the bytes read so far (for a progress bar on another thread).
 pub fn aggregate_open_file(
     file: &std::fs::File,
     threads: usize,
     lenient: bool,
     cull: u8,
     filter: Filter,
+    read_bytes: Option<&std::sync::atomic::AtomicU64>,
 ) -> Result<Aggregator> {
     use std::io::Read;
     use std::os::unix::fs::FileExt;
+    use std::sync::atomic::Ordering;
+    let count = |n: std::io::Result<usize>| {
+        if let (Ok(k), Some(c)) = (&n, read_bytes) {
+            c.fetch_add(*k as u64, Ordering::Relaxed);
+        }
+        n
+    };
     let meta = file
         .metadata()
         .map_err(|e| Error::Parse(format!("cannot read page_owner text: {e}")))?;
     if meta.is_file() {
         aggregate_file(
-            |off, buf| file.read_at(buf, off),
+            |off, buf| count(file.read_at(buf, off)),
             meta.len(),
             threads.max(1),
             lenient,
@@ -160,7 +169,7 @@ pub fn aggregate_open_file(
         aggregate_file(
             |_, buf| {
                 let mut r = file;
-                r.read(buf)
+                count(r.read(buf))
             },
             0,
             1,

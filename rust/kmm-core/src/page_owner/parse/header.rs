@@ -1,16 +1,23 @@
 //! The fields of a page_owner header line: the mask, pid, tgid and comm, and
 //! the spans of the pid and tgid digits that a template cuts out.
 
-use crate::page_owner::sort::{find, RecordFields};
+use crate::page_owner::sort::find;
+
+/// The fields of a header line a group is filtered and culled on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct RecordFields {
+    pub mask: Option<u64>,
+    pub pid: Option<i64>,
+    pub tgid: Option<i64>,
+    pub comm: Option<String>,
+}
 
 /// The value and the span of the digits of an id field (`, pid 12`) of a
 /// header; the span only when the digits are canonical (so printing the
 /// value gives them back).
 #[inline]
 pub(super) fn id_field(h: &[u8], key: &[u8]) -> (Option<i64>, Option<(usize, usize)>) {
-    let mut from = 0;
-    while let Some(k) = h[from..].iter().position(|&c| c == b',') {
-        let i = from + k;
+    for i in memchr::memchr_iter(b',', h) {
         if h[i..].starts_with(key) {
             let s = i + key.len();
             return match int_at(&h[s..]) {
@@ -22,7 +29,6 @@ pub(super) fn id_field(h: &[u8], key: &[u8]) -> (Option<i64>, Option<(usize, usi
                 None => (None, None),
             };
         }
-        from = i + 1;
     }
     (None, None)
 }
@@ -35,7 +41,10 @@ fn int_at(b: &[u8]) -> Option<(i64, usize)> {
     if n == 0 || n > 18 {
         return None;
     }
-    let v: i64 = std::str::from_utf8(&b[s..s + n]).ok()?.parse().ok()?;
+    // at most 18 digits: no overflow
+    let v = b[s..s + n]
+        .iter()
+        .fold(0i64, |v, &c| v * 10 + (c - b'0') as i64);
     Some((if neg { -v } else { v }, s + n))
 }
 

@@ -91,6 +91,8 @@ pub struct Aggregator {
     rec_frames: u32,
     /// `show_stacks` record (no header): its `nr_base_pages`.
     rec_nr_pages: Option<u64>,
+    /// `show_handles` / `show_stacks_handles` record: its `handle:`.
+    rec_handle: Option<i64>,
     /// The header cut down to its template.
     tpl: Vec<u8>,
     table: OwnerTable,
@@ -121,6 +123,7 @@ impl Aggregator {
             rec_header_len: 0,
             rec_frames: 0,
             rec_nr_pages: None,
+            rec_handle: None,
             tpl: Vec::with_capacity(256),
             table: OwnerTable::new(cull, filter),
             stats: AggStats::default(),
@@ -142,6 +145,11 @@ impl Aggregator {
     /// The keyed table of groups.
     pub fn table(&self) -> &OwnerTable {
         &self.table
+    }
+
+    /// The table of groups, taken out of the aggregator.
+    pub fn into_table(self) -> OwnerTable {
+        self.table
     }
 
     /// The counters so far.
@@ -331,8 +339,10 @@ impl Aggregator {
             State::Idle => {
                 self.rec_line = ln;
                 self.state = State::Record;
-                if l[0] == b' ' {
-                    // a `show_stacks` record: frames, then `nr_base_pages: N`
+                if l[0] == b' ' || l.starts_with(b"handle: ") {
+                    // a `page_owner_stacks` record: frames and `nr_base_pages: N`
+                    // (show_stacks), frames and `handle: H` (show_stacks_handles),
+                    // or `handle: H` and `nr_base_pages: N` (show_handles)
                     self.start_record(0);
                     self.rec_header_len = 0;
                     return self.body_line(l, ln);
@@ -366,41 +376,38 @@ impl Aggregator {
         self.start_record(order);
         // copy the header without its per-record fields
         let mut s = 0;
-        let mut i = 0;
-        while i < l.len() {
-            if l[i] == b',' {
-                let tail = &l[i..];
-                let (key_len, is_ts) = if tail.starts_with(b", ts ") {
-                    (5, true)
-                } else if tail.starts_with(b", free_ts ") {
-                    (10, false)
-                } else {
-                    i += 1;
-                    continue;
-                };
-                let digits = tail[key_len..]
-                    .iter()
-                    .take_while(|c| c.is_ascii_digit())
-                    .count();
-                let end = key_len + digits;
-                if digits == 0 || digits > 20 || !tail[end..].starts_with(b" ns") {
-                    return self.bad(ln, "malformed ts field (expected \", ts <N> ns\")".into());
-                }
-                if is_ts {
-                    let v = std::str::from_utf8(&tail[key_len..end])
-                        .unwrap()
-                        .parse::<u64>();
-                    match v {
-                        Ok(v) => self.rec_ts = Some(v),
-                        Err(_) => return self.bad(ln, "ts value out of range".into()),
-                    }
-                }
-                self.scratch.extend_from_slice(&l[s..i]);
-                i += end + 3;
-                s = i;
+        let mut from = 0;
+        while let Some(k) = memchr::memchr(b',', &l[from..]) {
+            let i = from + k;
+            let tail = &l[i..];
+            let (key_len, is_ts) = if tail.starts_with(b", ts ") {
+                (5, true)
+            } else if tail.starts_with(b", free_ts ") {
+                (10, false)
+            } else {
+                from = i + 1;
                 continue;
+            };
+            let digits = tail[key_len..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            let end = key_len + digits;
+            if digits == 0 || digits > 20 || !tail[end..].starts_with(b" ns") {
+                return self.bad(ln, "malformed ts field (expected \", ts <N> ns\")".into());
             }
-            i += 1;
+            if is_ts {
+                let v = tail[key_len..end].iter().try_fold(0u64, |v, &c| {
+                    v.checked_mul(10)?.checked_add((c - b'0') as u64)
+                });
+                match v {
+                    Some(v) => self.rec_ts = Some(v),
+                    None => return self.bad(ln, "ts value out of range".into()),
+                }
+            }
+            self.scratch.extend_from_slice(&l[s..i]);
+            from = i + end + 3;
+            s = from;
         }
         self.scratch.extend_from_slice(&l[s..]);
         self.scratch.push(b'\n');
@@ -414,6 +421,7 @@ impl Aggregator {
         self.rec_frames = 0;
         self.rec_ts = None;
         self.rec_nr_pages = None;
+        self.rec_handle = None;
         self.scratch.clear();
     }
 
@@ -427,6 +435,12 @@ impl Aggregator {
         }
         match l[0] {
             b' ' | b'\t' | b'[' => {
+                if self.rec_handle.is_some() {
+                    return self.bad(
+                        ln,
+                        "unexpected stack line after handle (the frames come first)".into(),
+                    );
+                }
                 if self.scratch.len() + l.len() + 1 > MAX_RECORD {
                     return self.bad(ln, format!("record longer than {MAX_RECORD} bytes"));
                 }
@@ -471,6 +485,22 @@ impl Aggregator {
                 self.rec_nr_pages = Some(std::str::from_utf8(d).unwrap().parse().unwrap());
                 Ok(())
             }
+            b'h' if self.rec_header_len == 0 && l.starts_with(b"handle: ") => {
+                let d = &l[8..];
+                let digits = d.strip_prefix(b"-").unwrap_or(d);
+                let ok = !digits.is_empty()
+                    && digits.len() <= 10
+                    && digits.iter().all(|c| c.is_ascii_digit())
+                    && self.rec_handle.is_none();
+                if !ok {
+                    return self.bad(
+                        ln,
+                        "malformed handle line (expected one \"handle: <N>\")".into(),
+                    );
+                }
+                self.rec_handle = Some(std::str::from_utf8(d).unwrap().parse().unwrap());
+                Ok(())
+            }
             _ if self.rec_header_len == 0 => {
                 let shown = String::from_utf8_lossy(&l[..l.len().min(60)]).into_owned();
                 self.bad(
@@ -507,91 +537,144 @@ impl Aggregator {
                 if self.rec_header_len == 0 {
                     return self.end_stacks_record();
                 }
-                let ln = self.rec_line;
-                // the template: the header without ts, pid and tgid digits cut out
-                let hdr_end = self.rec_header_len - 1;
-                let (pid, pid_span) = id_field(&self.scratch[..hdr_end], b", pid ");
-                let (tgid, tgid_span) = id_field(&self.scratch[..hdr_end], b", tgid ");
-                self.tpl.clear();
-                let (mut pid_at, mut tgid_at) = (NONE, NONE);
-                let mut at = 0;
-                if let Some((s, e)) = pid_span {
-                    self.tpl.extend_from_slice(&self.scratch[..s]);
-                    pid_at = self.tpl.len() as u32;
-                    at = e;
-                }
-                if let Some((s, e)) = tgid_span.filter(|&(s, _)| s >= at) {
-                    self.tpl.extend_from_slice(&self.scratch[at..s]);
-                    tgid_at = self.tpl.len() as u32;
-                    at = e;
-                }
-                self.tpl.extend_from_slice(&self.scratch[at..hdr_end]);
-                let tpl = match self.table.tpl_id(&self.tpl, pid_at, tgid_at) {
-                    Some(t) => t,
-                    None => match parse_header_fields(&self.scratch[..hdr_end]) {
-                        Ok(f) => {
-                            let comm = f.comm.as_ref().map(|c| c.as_bytes());
-                            let t = std::mem::take(&mut self.tpl);
-                            let id = self.table.add_tpl(
-                                &t,
-                                pid_at,
-                                tgid_at,
-                                self.rec_order,
-                                f.mask,
-                                comm,
-                            );
-                            self.tpl = t;
-                            id
-                        }
-                        Err(msg) => {
-                            self.bad(ln, msg)?;
-                            self.state = State::Idle;
-                            return Ok(());
-                        }
-                    },
-                };
-                self.state = State::Idle;
-                self.stats.records += 1;
-                if self.rec_pfn_line {
-                    self.stats.records_modern += 1;
-                } else {
-                    self.stats.records_2005 += 1;
-                }
-                let stack = self
-                    .table
-                    .intern_stack(&self.scratch[self.rec_header_len..], self.rec_frames);
-                let rec = Rec {
-                    tpl,
-                    stack,
-                    pid: pid.unwrap_or(NO_ID),
-                    tgid: tgid.unwrap_or(NO_ID),
-                };
-                self.table.fold(rec, 1, 1u64 << self.rec_order, self.rec_ts);
-                Ok(())
+                let pages = 1u64 << self.rec_order;
+                self.fold_record(1, pages)
             }
         }
     }
 
-    /// The blank line after a `show_stacks` record: one record of its stack holding `nr_base_pages`.
+    /// `count` records holding `pages` base pages whose header (without ts)
+    /// and stack lines the engine rendered, folded as a parsed record is:
+    /// how a live machine's groups get the table a dump's would.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fold_rendered(
+        &mut self,
+        header: &[u8],
+        stack: &[u8],
+        order: u32,
+        modern: bool,
+        count: u64,
+        pages: u64,
+        ts: Option<u64>,
+    ) -> Result<()> {
+        self.start_record(order);
+        self.scratch.extend_from_slice(header);
+        self.scratch.push(b'\n');
+        self.rec_header_len = self.scratch.len();
+        self.scratch.extend_from_slice(stack);
+        self.rec_frames = stack.iter().filter(|&&b| b == b'\n').count() as u32;
+        self.rec_ts = ts;
+        self.rec_pfn_line = modern;
+        self.state = State::Record;
+        self.fold_record(count, pages)
+    }
+
+    /// The record in `scratch` (header without ts, stack and kept lines):
+    /// its template and stack interned, `count` records of it holding
+    /// `pages` base pages folded into its group.
+    fn fold_record(&mut self, count: u64, pages: u64) -> Result<()> {
+        let ln = self.rec_line;
+        // the template: the header without ts, pid and tgid digits cut out
+        let hdr_end = self.rec_header_len - 1;
+        let (pid, pid_span) = id_field(&self.scratch[..hdr_end], b", pid ");
+        let (tgid, tgid_span) = id_field(&self.scratch[..hdr_end], b", tgid ");
+        self.tpl.clear();
+        let (mut pid_at, mut tgid_at) = (NONE, NONE);
+        let mut at = 0;
+        if let Some((s, e)) = pid_span {
+            self.tpl.extend_from_slice(&self.scratch[..s]);
+            pid_at = self.tpl.len() as u32;
+            at = e;
+        }
+        if let Some((s, e)) = tgid_span.filter(|&(s, _)| s >= at) {
+            self.tpl.extend_from_slice(&self.scratch[at..s]);
+            tgid_at = self.tpl.len() as u32;
+            at = e;
+        }
+        self.tpl.extend_from_slice(&self.scratch[at..hdr_end]);
+        let tpl = match self.table.tpl_id(&self.tpl, pid_at, tgid_at) {
+            Some(t) => t,
+            None => match parse_header_fields(&self.scratch[..hdr_end]) {
+                Ok(f) => {
+                    let comm = f.comm.as_ref().map(|c| c.as_bytes());
+                    let t = std::mem::take(&mut self.tpl);
+                    let id = self
+                        .table
+                        .add_tpl(&t, pid_at, tgid_at, self.rec_order, f.mask, comm);
+                    self.tpl = t;
+                    id
+                }
+                Err(msg) => {
+                    self.bad(ln, msg)?;
+                    self.state = State::Idle;
+                    return Ok(());
+                }
+            },
+        };
+        self.state = State::Idle;
+        self.stats.records += count;
+        if self.rec_pfn_line {
+            self.stats.records_modern += count;
+        } else {
+            self.stats.records_2005 += count;
+        }
+        let stack = self
+            .table
+            .intern_stack(&self.scratch[self.rec_header_len..], self.rec_frames);
+        let rec = Rec {
+            tpl,
+            stack,
+            pid: pid.unwrap_or(NO_ID),
+            tgid: tgid.unwrap_or(NO_ID),
+        };
+        self.table.fold(rec, count, pages, self.rec_ts);
+        Ok(())
+    }
+
+    /// The blank line after a `page_owner_stacks` record. `show_stacks`: its
+    /// stack holding `nr_base_pages`. `show_stacks_handles`: the stack of a
+    /// handle, known from now on, as a group of no records and no pages.
+    /// `show_handles`: one record of the handle's stack (if a
+    /// `show_stacks_handles` record named it before) or of a `handle: H`
+    /// line standing for it, holding `nr_base_pages`.
     fn end_stacks_record(&mut self) -> Result<()> {
-        let Some(pages) = self.rec_nr_pages else {
-            let ln = self.rec_line;
-            return self.bad(
-                ln,
-                "a stack without a header or an nr_base_pages line (neither a page_owner record nor a show_stacks entry)".into(),
-            );
+        let ln = self.rec_line;
+        let (count, pages, stack) = match (self.rec_handle, self.rec_nr_pages) {
+            (None, None) => {
+                return self.bad(
+                    ln,
+                    "a stack without a header or an nr_base_pages line (neither a page_owner record nor a page_owner_stacks entry)".into(),
+                )
+            }
+            (Some(_), None) if self.rec_frames == 0 => {
+                return self.bad(
+                    ln,
+                    "a handle line with neither frames nor nr_base_pages".into(),
+                )
+            }
+            (None, Some(n)) => (1, n, self.table.intern_stack(&self.scratch, self.rec_frames)),
+            (Some(h), None) => {
+                let s = self.table.intern_stack(&self.scratch, self.rec_frames);
+                self.table.set_handle_stack(h, s);
+                (0, 0, s)
+            }
+            (Some(h), Some(n)) if self.rec_frames > 0 => {
+                let s = self.table.intern_stack(&self.scratch, self.rec_frames);
+                self.table.set_handle_stack(h, s);
+                (1, n, s)
+            }
+            (Some(h), Some(n)) => (1, n, self.table.handle_stack(h)),
         };
         self.state = State::Idle;
         self.stats.records += 1;
         self.stats.records_stacks += 1;
-        let stack = self.table.intern_stack(&self.scratch, self.rec_frames);
         let rec = Rec {
             tpl: NONE,
             stack,
             pid: NO_ID,
             tgid: NO_ID,
         };
-        self.table.fold(rec, 1, pages, None);
+        self.table.fold(rec, count, pages, None);
         Ok(())
     }
 }

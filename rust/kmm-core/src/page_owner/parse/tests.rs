@@ -201,3 +201,63 @@ proptest! {
         prop_assert_eq!(pages, want);
     }
 }
+
+#[test]
+fn show_handles_join_show_stacks_handles() {
+    // show_stacks_handles (frames, handle) then show_handles (handle, pages),
+    // with a handle that has no frames and one whose frames have no pages
+    let mut text = String::new();
+    for h in 0..3000u32 {
+        text.push_str(&format!(" f{h}+0x1/0x2\n g+0x3/0x4\nhandle: {h}\n\n"));
+    }
+    for h in (0..3000u32).rev().chain([7777]) {
+        if h != 5 {
+            text.push_str(&format!("handle: {h}\nnr_base_pages: {}\n\n", h + 1));
+        }
+    }
+    let b = text.as_bytes();
+    let read_at = |off: u64, buf: &mut [u8]| -> std::io::Result<usize> {
+        let o = (off as usize).min(b.len());
+        let n = buf.len().min(b.len() - o);
+        buf[..n].copy_from_slice(&b[o..o + n]);
+        Ok(n)
+    };
+    for cull in [0, crate::page_owner::table::cull::STACKTRACE] {
+        let one = aggregate_file(read_at, 0, 1, false, cull, Filter::default()).unwrap();
+        let g = one.groups();
+        assert_eq!(g.len(), 3001);
+        assert_eq!(
+            (g[9].count, g[9].pages, g[9].stack_text()),
+            (1, 10, &b" f9+0x1/0x2\n g+0x3/0x4\n"[..])
+        );
+        assert_eq!((g[5].count, g[5].pages), (0, 0));
+        assert_eq!(
+            (g[3000].count, g[3000].pages, g[3000].stack_text()),
+            (1, 7778, &b"handle: 7777\n"[..])
+        );
+        assert_eq!(one.stats().records_stacks, 6000);
+        // cut in parts (the show_handles half in another part than the frames): the same
+        for threads in [2, 3, 4] {
+            let parts = aggregate_file(
+                read_at,
+                PARALLEL_MIN.max(b.len() as u64),
+                threads,
+                false,
+                cull,
+                Filter::default(),
+            )
+            .unwrap();
+            assert_eq!(one.groups(), parts.groups());
+            assert_eq!(one.stats(), parts.stats());
+        }
+    }
+    for (bad, what) in [
+        ("handle: 1\n\n", "neither frames nor nr_base_pages"),
+        ("handle: x\nnr_base_pages: 1\n\n", "malformed handle"),
+        ("handle: 1\nhandle: 2\n\n", "malformed handle"),
+        ("handle: 1\n f+0x1/0x2\n\n", "after handle"),
+    ] {
+        let e = aggregate_bytes(bad.as_bytes(), false).err().unwrap();
+        assert!(e.to_string().contains(what), "{bad:?}: {e}");
+    }
+}

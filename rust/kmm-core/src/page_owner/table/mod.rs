@@ -214,6 +214,8 @@ pub struct OwnerTable {
     filter: Filter,
     /// Records the filters dropped.
     pub filtered: u64,
+    /// `page_owner_stacks` handle -> its stack (from `show_stacks_handles` records).
+    pub(crate) handles: HashMap<i64, u32>,
 }
 
 impl OwnerTable {
@@ -229,6 +231,7 @@ impl OwnerTable {
             cull,
             filter,
             filtered: 0,
+            handles: HashMap::new(),
         }
     }
 
@@ -257,7 +260,24 @@ impl OwnerTable {
             + (self.tpl_info.capacity() * std::mem::size_of::<Tpl>()
                 + self.stk_info.capacity() * std::mem::size_of::<Stk>()
                 + self.slots.capacity() * std::mem::size_of::<Slot>()) as u64
-            + self.index.capacity() as u64 * 16
+            + (self.index.capacity() + self.handles.capacity()) as u64 * 16
+    }
+
+    /// `handle` stands for `stack` from now on.
+    pub(crate) fn set_handle_stack(&mut self, handle: i64, stack: u32) {
+        self.handles.insert(handle, stack);
+    }
+
+    /// The stack `handle` stands for: its frames if a `show_stacks_handles`
+    /// record named them, else a `handle: H` line.
+    pub(crate) fn handle_stack(&mut self, handle: i64) -> u32 {
+        if let Some(&s) = self.handles.get(&handle) {
+            return s;
+        }
+        let mut line = b"handle: ".to_vec();
+        put_int(&mut line, handle);
+        line.push(b'\n');
+        self.intern_stack(&line, 0)
     }
 
     #[inline]

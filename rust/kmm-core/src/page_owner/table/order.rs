@@ -46,6 +46,11 @@ impl OwnerTable {
     /// significant), ties as page_owner_sort leaves them (by the cull fields,
     /// or by the record text), then by first appearance.
     pub fn order(&self, keys: &[(SortKey, bool)]) -> Vec<u32> {
+        self.sort_ids(keys, (0..self.slots.len() as u32).collect())
+    }
+
+    /// The group ids `ids` sorted as [`OwnerTable::order`] sorts all of them.
+    pub fn sort_ids(&self, keys: &[(SortKey, bool)], mut ids: Vec<u32>) -> Vec<u32> {
         let srank = self.stacks.ranks();
         let crank = self.comms.ranks();
         let comm_rank = |r: &Rec| -> i64 {
@@ -57,7 +62,6 @@ impl OwnerTable {
         };
         let mut ha = Vec::new();
         let mut hb = Vec::new();
-        let mut ids: Vec<u32> = (0..self.slots.len() as u32).collect();
         let mut txt = |a: &Rec, b: &Rec| -> Ordering {
             let o = match self.header_cmp_fast(a, b) {
                 Some(o) => o,
