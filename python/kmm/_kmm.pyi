@@ -92,6 +92,7 @@ class Machine:
         compaction_proactiveness: int | None = None,
         watermark_boost_factor: int | None = None,
         defrag_mode: bool | None = None,
+        freelist_hygiene: bool | None = None,
     ) -> Machine: ...
     def alloc(
         self, order: int, gfp: int, node: int | None = None, stack: int = 0, pid: int = 0, tgid: int = 0

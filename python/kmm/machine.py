@@ -72,7 +72,9 @@ class Machine:
     ``page_owner`` and ``page_owner_free_stacks``; ``compaction`` (today's
     direct compaction and kcompactd, vanilla and mobility only) with
     ``extfrag_threshold`` (0..1000), ``compaction_proactiveness`` (0..100),
-    ``watermark_boost_factor`` (0..100000) and ``defrag_mode`` (mobility).
+    ``watermark_boost_factor`` (0..100000) and ``defrag_mode`` (mobility, 6.15;
+    needs ``freelist_hygiene``); ``freelist_hygiene`` (mobility, 6.10: a free
+    page always on its pageblock's list).
 
     The engine checks every value (:class:`kmm.ConfigError` names the bad one);
     this class only converts them. It takes no seed: the engine makes no random
@@ -105,6 +107,7 @@ class Machine:
         compaction_proactiveness: int = 20,
         watermark_boost_factor: int = 15000,
         defrag_mode: bool = False,
+        freelist_hygiene: bool = False,
     ) -> None:
         self._m = _kmm.Machine(
             _str("layout", layout),
@@ -136,6 +139,7 @@ class Machine:
             ),
             watermark_boost_factor=int_arg("watermark_boost_factor", watermark_boost_factor, 0, U32_MAX),
             defrag_mode=bool(defrag_mode),
+            freelist_hygiene=bool(freelist_hygiene),
         )
 
     #: Set by :meth:`from_snapshot`: the snapshot and its pages per class per zone.

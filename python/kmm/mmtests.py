@@ -47,7 +47,7 @@ COUNTERS = (
     "allocstall", "refaults", "kswapd_wakeups", "fallbacks", "steals",
     "compact_stall", "compact_fail", "compact_success", "compact_migrate_scanned",
     "compact_free_scanned", "compact_isolated", "compact_daemon_wake",
-    "pgmigrate_success", "pageblock_fallback",
+    "pgmigrate_success", "pageblock_fallback", "type_mismatch",
 )
 
 

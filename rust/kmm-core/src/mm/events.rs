@@ -87,6 +87,10 @@ vm_events! {
     /// `__rmqueue_fallback` taking less than a pageblock: an
     /// `mm_page_alloc_extfrag` event with fragmenting=1).
     pageblock_fallback,
+    /// Free blocks an allocation took from a list other than their
+    /// pageblock's type (the "Pagealloc type mismatch" of Weiner's freelist
+    /// hygiene series; 0 with `freelist_hygiene`).
+    type_mismatch,
     /// Slab objects allocated (OP_SLAB_ALLOC and refaults).
     slab_alloc,
     /// Slab objects freed (by the trace or a shrinker).
