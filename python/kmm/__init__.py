@@ -37,6 +37,7 @@ from .gfp import (
     __GFP_KERNRCLM,
     __GFP_MOVABLE,
     __GFP_NO_GROW,
+    __GFP_NO_KSWAPD,
     __GFP_NOFAIL,
     __GFP_NORETRY,
     __GFP_NOWARN,
@@ -53,6 +54,8 @@ from .gfp import (
     GFP_KERNEL,
     GFP_NOFS,
     GFP_NOIO,
+    GFP_TRANSHUGE,
+    GFP_TRANSHUGE_LIGHT,
     GFP_USER,
 )
 from .machine import (
@@ -122,6 +125,8 @@ __all__ = [
     "GFP_DMA32",
     "GFP_NOFS",
     "GFP_NOIO",
+    "GFP_TRANSHUGE",
+    "GFP_TRANSHUGE_LIGHT",
     # the kernel's modifier names, usable as kmm.__GFP_HIGH outside class bodies
     "__GFP_DMA",
     "__GFP_HIGHMEM",
@@ -142,6 +147,7 @@ __all__ = [
     "__GFP_USERRCLM",
     "__GFP_RECLAIMABLE",
     "__GFP_MOVABLE",
+    "__GFP_NO_KSWAPD",
     "KmmError",
     "ConfigError",
     "GfpError",

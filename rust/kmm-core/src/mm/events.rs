@@ -91,6 +91,10 @@ vm_events! {
     /// pageblock's type (the "Pagealloc type mismatch" of Weiner's freelist
     /// hygiene series; 0 with `freelist_hygiene`).
     type_mismatch,
+    /// THP faults that got a huge page (`thp_fault_alloc`).
+    thp_fault_alloc,
+    /// THP faults that fell back to a base page (`thp_fault_fallback`).
+    thp_fault_fallback,
     /// Slab objects allocated (OP_SLAB_ALLOC and refaults).
     slab_alloc,
     /// Slab objects freed (by the trace or a shrinker).
