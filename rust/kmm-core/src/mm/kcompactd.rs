@@ -137,6 +137,27 @@ impl Machine {
         }
     }
 
+    /// `defrag_mode`'s kswapd/kcompactd assistance (6.15, "mm: page_alloc:
+    /// defrag_mode kswapd/kcompactd assistance"): the watermarks are kept in
+    /// whole free pageblocks, so an allocation that leaves zone `zi` with
+    /// fewer free pages in free pageblocks than its low mark wakes kswapd at
+    /// the pageblock order; kswapd reclaims a compaction gap and hands over to
+    /// kcompactd ([`Machine::kswapd_high_order_done`]), which compacts until a
+    /// pageblock is free.
+    pub(crate) fn defrag_mode_wake(&mut self, zi: usize) {
+        let cbo = self.compact_block_order();
+        let z = &self.zones[zi];
+        if z.kswapd_order >= cbo as i32 {
+            return;
+        }
+        let in_blocks: u64 = (cbo as usize..crate::MAX_ORDER)
+            .map(|o| z.nr_free(o) << o)
+            .sum();
+        if in_blocks < z.pages_low {
+            self.wakeup_kswapd(zi, cbo);
+        }
+    }
+
     /// kcompactd for `dt_ns` of simulated time: the work kswapd asked for
     /// (`kcompactd_do_work`), and every 500 ms the proactive score.
     pub(crate) fn kcompactd(&mut self, dt_ns: u64) {

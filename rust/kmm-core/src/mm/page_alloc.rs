@@ -86,6 +86,9 @@ impl Machine {
                 self.set_allocated(p, order, t);
                 if gfp & gfp::__GFP_NO_KSWAPD == 0 {
                     self.check_kswapd(zi, order);
+                    if self.cfg.defrag_mode {
+                        self.defrag_mode_wake(zi);
+                    }
                 }
                 return Some(p);
             }
