@@ -18,7 +18,7 @@
 //! allocation is an ordinary order-9 one.
 
 use super::machine::Machine;
-use super::objects::OBJ_LIVE;
+use super::objects::OBJ_RECLAIMED;
 use crate::config::Layout;
 use crate::gfp;
 use crate::page_owner::AllocCtx;
@@ -44,8 +44,10 @@ impl Machine {
     }
 
     /// The head of `obj`'s region if `obj` is a THP region's 4 KiB page that
-    /// the head's huge page covers now (order 0 `__GFP_COMP` page, head live
-    /// and still of the PMD order).
+    /// the head's huge page covers now (order 0 `__GFP_COMP` page; the head
+    /// still of the PMD order and holding its page, or reclaimed). Only the
+    /// engine's view of the head is read: validation runs ahead of the engine
+    /// over a whole trace, so `OBJ_LIVE` may already say a later free.
     #[inline]
     pub(crate) fn thp_covering_head(&self, obj: u32, order: u32, gfp_mask: u32) -> Option<u32> {
         if order != 0 || gfp_mask & gfp::__GFP_COMP == 0 || self.layout != Layout::X86_64 {
@@ -54,7 +56,7 @@ impl Machine {
         let head = obj & !(HPAGE_PMD_NR - 1);
         let h = head as usize;
         (head != obj
-            && self.objs.state.get(h).is_some_and(|s| s & OBJ_LIVE != 0)
+            && (self.objs.pfn[h] != NONE || self.objs.state[h] & OBJ_RECLAIMED != 0)
             && self.objs.order[h] as u32 == HPAGE_PMD_ORDER
             && self.objs.gfp[h] & gfp::__GFP_COMP != 0)
             .then_some(head)
