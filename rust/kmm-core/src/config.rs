@@ -157,6 +157,8 @@ pub struct MachineConfig {
     /// migratetype hygiene"): a free page always sits on the free list of its
     /// pageblock's type (mobility only).
     pub freelist_hygiene: bool,
+    /// Keep every `mm_page_alloc_extfrag` event (`Machine::extfrag_trace`).
+    pub trace_extfrag: bool,
 }
 
 /// Largest `kswapd_pages_per_ms` (2^20 pages = 4 GiB per simulated millisecond).
@@ -191,6 +193,7 @@ impl MachineConfig {
             watermark_boost_factor: 15000,
             defrag_mode: false,
             freelist_hygiene: false,
+            trace_extfrag: false,
         }
     }
 

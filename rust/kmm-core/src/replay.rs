@@ -397,6 +397,7 @@ impl Machine {
     /// Apply one validated operation; returns the pfn concerned or -1.
     #[inline]
     fn apply(&mut self, r: &TraceOp) -> i64 {
+        self.current_pid = r.pid;
         match r.op {
             OP_ALLOC => {
                 let o = r.obj as usize;

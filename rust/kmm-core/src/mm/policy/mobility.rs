@@ -108,6 +108,7 @@ impl Machine {
         } else if can_steal(o) {
             claimed = self.steal_suitable_fallback(zi, pfn, t);
         }
+        self.trace_extfrag(pfn, order, o, t, ft);
         if o < pb {
             // a fallback that fragments a pageblock
             self.counters.pageblock_fallback += 1;
@@ -127,6 +128,30 @@ impl Machine {
         self.del_free(zi, pfn, o, ft);
         self.expand(zi, pfn, order, o, lt);
         Some(pfn)
+    }
+
+    /// `trace_mm_page_alloc_extfrag`: count the fallback, and keep it when
+    /// the machine keeps them.
+    #[inline]
+    fn trace_extfrag(&mut self, pfn: u32, order: u32, o: u32, t: usize, ft: usize) {
+        self.counters.mm_page_alloc_extfrag += 1;
+        if self.extfrag_log.is_some() {
+            let zi = self.zone_of_pfn(pfn as u64);
+            let now = self.zones[zi].block_type[self.block_index(zi, pfn)] as usize;
+            let ev = crate::mm::events::ExtfragEvent {
+                ns: self.now_ns,
+                pid: self.current_pid,
+                pfn,
+                alloc_order: order as u8,
+                fallback_order: o as u8,
+                alloc_type: t as u8,
+                fallback_type: ft as u8,
+                change_ownership: now == t,
+            };
+            if let Some(log) = self.extfrag_log.as_mut() {
+                log.push(ev);
+            }
+        }
     }
 
     /// `find_suitable_fallback`: the first type in `fallbacks[t]` with a free
