@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .. import mmtests
 from ..errors import BenchmarkError
 from ..highalloc import (
     VARIANTS,
@@ -16,7 +17,6 @@ from ..highalloc import (
     run,
     run_seeds,
 )
-from .. import mmtests
 from ..mmtests import MmtestsConfig
 from .common import write_json
 

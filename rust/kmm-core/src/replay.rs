@@ -362,7 +362,8 @@ impl Machine {
         if self.is_thp_fault(obj, order, gfp) {
             return self.thp_fault(obj, gfp, node, ctx);
         }
-        if order == 0 && gfp & gfp::__GFP_COMP != 0 && self.layout == crate::config::Layout::X86_64 {
+        if order == 0 && gfp & gfp::__GFP_COMP != 0 && self.layout == crate::config::Layout::X86_64
+        {
             // a page of a THP region that fell back to base pages
             self.objs.gfp[o] = thp_base_gfp(gfp);
         }

@@ -23,7 +23,11 @@ fn fault(m: &mut Machine, first: u32, regions: u32) {
         let head = (first + r) * 512;
         ops.push(alloc(head, 9, gfp::GFP_TRANSHUGE_LIGHT));
         for k in 1..512 {
-            ops.push(alloc(head + k, 0, gfp::GFP_TRANSHUGE_LIGHT & !gfp::__GFP_NO_KSWAPD));
+            ops.push(alloc(
+                head + k,
+                0,
+                gfp::GFP_TRANSHUGE_LIGHT & !gfp::__GFP_NO_KSWAPD,
+            ));
         }
     }
     m.replay_ops(&ops, false).unwrap();
@@ -39,7 +43,10 @@ fn a_huge_page_covers_its_region_and_frees_as_one() {
     assert_eq!(m.counters.thp_fault_fallback, 0);
     let (p, o) = m.object_block(512).unwrap();
     assert_eq!(o, 9);
-    assert!(m.object_block(513).is_none(), "a covered page holds nothing");
+    assert!(
+        m.object_block(513).is_none(),
+        "a covered page holds nothing"
+    );
     // touching a covered page touches the head; frees of the region's pages are no-ops
     m.replay_ops(&[touch(700)], false).unwrap();
     let ops: Vec<_> = (0..4 * 512).rev().map(free).collect();
@@ -88,6 +95,9 @@ fn thp_faults_are_ordinary_allocations_on_x86_32() {
     let mut m = Machine::new(c).unwrap();
     fault(&mut m, 0, 1);
     m.check().unwrap();
-    assert_eq!(m.counters.thp_fault_alloc + m.counters.thp_fault_fallback, 0);
+    assert_eq!(
+        m.counters.thp_fault_alloc + m.counters.thp_fault_fallback,
+        0
+    );
     assert_eq!(m.object_block(1).map(|b| b.1), Some(0));
 }

@@ -100,7 +100,9 @@ mod tests {
             ..ev
         };
         let line = format_extfrag(&claim, 9, "kmm");
-        assert!(line.ends_with("alloc_migratetype=2 fallback_migratetype=1 fragmenting=0 change_ownership=1"));
+        assert!(line.ends_with(
+            "alloc_migratetype=2 fallback_migratetype=1 fragmenting=0 change_ownership=1"
+        ));
         // the importer reads the line back as the event it is
         let parsed = parse_line(line.as_bytes());
         assert!(format!("{parsed:?}").contains("Extfrag"), "{parsed:?}");
