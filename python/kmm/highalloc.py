@@ -188,7 +188,8 @@ def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, pa
                 "active_free_success", "active_free_pages",
                 "compact_stall", "compact_fail", "compact_success", "compact_migrate_scanned",
                 "compact_free_scanned", "compact_isolated", "compact_daemon_wake",
-                "pgmigrate_success", "pageblock_fallback", "type_mismatch",
+                "pgmigrate_success", "pageblock_fallback", "type_mismatch", "thp_fault_alloc",
+                "thp_fault_fallback", "mm_page_alloc_extfrag",
             )
         },
         "pages_reclaimed_per_active_success": (

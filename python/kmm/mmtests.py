@@ -47,7 +47,8 @@ COUNTERS = (
     "allocstall", "refaults", "kswapd_wakeups", "fallbacks", "steals",
     "compact_stall", "compact_fail", "compact_success", "compact_migrate_scanned",
     "compact_free_scanned", "compact_isolated", "compact_daemon_wake",
-    "pgmigrate_success", "pageblock_fallback", "type_mismatch",
+    "pgmigrate_success", "pageblock_fallback", "type_mismatch", "thp_fault_alloc",
+    "thp_fault_fallback", "mm_page_alloc_extfrag",
 )
 
 

@@ -126,7 +126,7 @@ mod tests {
             ..Counters::default()
         };
         let pairs = c.as_pairs();
-        assert_eq!(pairs.len(), 41);
+        assert_eq!(pairs.len(), 45);
         assert_eq!(pairs[0], ("alloc", 0));
         assert_eq!(pairs[8], ("pgscan", 5));
         assert_eq!(pairs[24], ("active_free_pages", 0));
