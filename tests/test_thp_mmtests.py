@@ -113,8 +113,8 @@ def test_thp_faults_count_and_keep_invariants_however_the_trace_is_split():
 
 
 def test_thp_workers_and_fio_arguments_are_checked():
-    with pytest.raises(ConfigError, match="defrag"):
-        W.thp_workers(1 << 30, defrag="never")
+    with pytest.raises(ConfigError, match="rounds"):
+        W.thp_workers(1 << 30, rounds=0)
     with pytest.raises(ConfigError, match="2 MiB"):
         W.thp_workers(4 << 20, share=0.1)
     with pytest.raises(ConfigError, match="multiple of 4"):

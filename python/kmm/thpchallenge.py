@@ -46,7 +46,6 @@ class ThpChallengeConfig:
     duration_s: float = 120.0
     round_s: float = 5.0
     share: float = 0.75
-    thp_defrag: str = "madvise"
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
 
     @classmethod
@@ -72,8 +71,6 @@ class ThpChallengeConfig:
         float_arg("round_s", self.round_s, 0.1, 600.0, error=BenchmarkError)
         float_arg("duration_s", self.duration_s, self.warmup_s + self.round_s, 3600.0, error=BenchmarkError)
         float_arg("share", self.share, 0.01, 1.0, error=BenchmarkError)
-        if self.thp_defrag not in ("madvise", "always"):
-            raise BenchmarkError(f"thp_defrag {self.thp_defrag!r} must be madvise or always")
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
@@ -95,7 +92,7 @@ def build_load(cfg: ThpChallengeConfig):
         )
     thp = workloads.thp_workers(
         mem, share=cfg.share, start=cfg.warmup_s, round_s=cfg.round_s, rounds=cfg.rounds(),
-        defrag=cfg.thp_defrag, seed=cfg.seed,
+        seed=cfg.seed,
     )
     return workloads.combine(frag, thp)
 
@@ -203,7 +200,7 @@ def format_report(res: dict[str, Any]) -> str:
     v = res["variants"]
     lines = [
         f"kmm thpchallenge: {cfg['layout']} {cfg['mem']}, fragmenter {cfg['fragmenter']}, "
-        f"{res['rounds']} rounds of {cfg['share']:.0%} of memory as THP (defrag={cfg['thp_defrag']}) "
+        f"{res['rounds']} rounds of {cfg['share']:.0%} of memory as THP (GFP_TRANSHUGE_LIGHT) "
         f"every {cfg['round_s']:g} s after {cfg['warmup_s']:g} s, seed {res['seed']}",
         "",
         f"{'':<30}" + "".join(f"{n:>{w}}" for n in names),

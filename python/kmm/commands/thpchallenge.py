@@ -27,11 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the load (default: 0)")
     p.add_argument("--variants", help=f"comma-separated subset of: {','.join(VARIANTS)}")
     p.add_argument("--fragmenter", choices=FRAGMENTERS, default="kbuild", help="the fragmenting load (default: kbuild)")
-    p.add_argument(
-        "--thp-defrag", choices=["madvise", "always"], default="madvise",
-        help="/sys/kernel/mm/transparent_hugepage/defrag as the faults see it: madvise (default; "
-        "GFP_TRANSHUGE_LIGHT, no reclaim or compaction) or always (GFP_TRANSHUGE)",
-    )
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -39,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd(args: argparse.Namespace) -> int:
-    kw: dict = {"seed": args.seed, "fragmenter": args.fragmenter, "thp_defrag": args.thp_defrag}
+    kw: dict = {"seed": args.seed, "fragmenter": args.fragmenter}
     if args.layout:
         kw["layout"] = args.layout
     if args.mem:

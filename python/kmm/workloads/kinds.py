@@ -32,9 +32,8 @@ KINDS: tuple[str, ...] = (
     "kmalloc_32",
     "kmalloc_4096",
     # today's anonymous THP faults (mm/huge_memory.rs): a 2 MiB region's head
-    # (order 9) and its 4 KiB pages (order 0), defrag=madvise and defrag=always
+    # (order 9) and its 4 KiB pages (order 0)
     "thp_fault",
-    "thp_fault_direct",
 )
 K = {name: i for i, name in enumerate(KINDS)}
 # block-device page cache (inode tables, directory blocks) is GFP_USER: bdget()
@@ -78,7 +77,6 @@ KIND_GFP: dict[str, int] = {
     "kmalloc_32": _gfp.GFP_KERNEL,
     "kmalloc_4096": _gfp.GFP_KERNEL,
     "thp_fault": _gfp.GFP_TRANSHUGE_LIGHT,  # vma_thp_gfp_mask() for defrag=madvise
-    "thp_fault_direct": _gfp.GFP_TRANSHUGE,  # defrag=always: reclaim and compact
 }
 KIND_GFP_ARR = np.array([KIND_GFP[k] for k in KINDS] + [_gfp.GFP_USER], dtype=np.uint32)
 

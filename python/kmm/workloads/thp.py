@@ -87,29 +87,26 @@ def thp_workers(
     start: float = 0.0,
     round_s: float = 10.0,
     rounds: int = 1,
-    defrag: str = "madvise",
     seed: int = 0,
     stacks: Mapping[str, int] | None = None,
 ) -> Load:
     """Workers faulting ``share`` of ``mem`` bytes as THP every round (mmtests'
-    thpchallenge: 75% of memory). ``defrag`` is the sysfs setting the faults
-    see: "madvise" (today's default for a region not madvised:
-    GFP_TRANSHUGE_LIGHT, no reclaim, no compaction) or "always" (GFP_TRANSHUGE)."""
+    thpchallenge: 75% of memory), with today's default ``defrag=madvise`` mask
+    for a region not madvised: GFP_TRANSHUGE_LIGHT (no reclaim, no compaction,
+    no kswapd)."""
     mem = int_arg("mem", mem, HPAGE_NR * PAGE, None)
     share = float_arg("share", share, 0.0, 1.0)
     workers = int_arg("workers", workers, 1, 1024)
     rounds = int_arg("rounds", rounds, 1, 10_000)
     start_us = round(float_arg("start", start, 0.0, 1e6) * 1e6)
     round_us = round(float_arg("round_s", round_s, 0.01, 3600.0) * 1e6)
-    if defrag not in ("madvise", "always"):
-        raise ConfigError(f"defrag must be 'madvise' or 'always', got {defrag!r}")
     check_horizon("the THP workers", start_us + rounds * round_us)
     regions = int(mem * share) // (HPAGE_NR * PAGE)
     if regions == 0:
         raise ConfigError(f"{share:.0%} of {mem} bytes is not one 2 MiB region")
     src = ThpWorkerSource(
         seed=int_arg("seed", seed, 0, None), regions=regions, workers=workers, start_us=start_us,
-        round_us=round_us, rounds=rounds, kind=K["thp_fault" if defrag == "madvise" else "thp_fault_direct"],
+        round_us=round_us, rounds=rounds, kind=K["thp_fault"],
     )
     return Load([src], stacks)
 
