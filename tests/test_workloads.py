@@ -243,7 +243,8 @@ def test_kinds_map_to_gfp_order_and_stack() -> None:
     seen = set()
     for kind, handle in stacks.items():
         sel = a[a["stack"] == handle]
-        if kind in ("leak", "kmalloc_4096"):  # inject_leak's; the system load's test module
+        # inject_leak's; the system load's test module; the THP workers' (thp.py)
+        if kind in ("leak", "kmalloc_4096", "thp_fault"):
             assert sel.shape[0] == 0
             continue
         assert sel.shape[0] > 0, kind
@@ -509,11 +510,13 @@ def test_public_names_of_the_module_survive_the_package():
         "Load",
         "TreeLayout",
         "combine",
+        "fio_writers",
         "inject_leak",
         "kernel_build",
         "kernel_tree",
         "stress_highalloc_load",
         "system",
+        "thp_workers",
         "updatedb",
     }
     assert callable(wl.updatedb)  # the function, not the module that holds it

@@ -38,6 +38,7 @@ from .gfp import (
     __GFP_KERNRCLM,
     __GFP_MOVABLE,
     __GFP_NO_GROW,
+    __GFP_NO_KSWAPD,
     __GFP_NOFAIL,
     __GFP_NORETRY,
     __GFP_NOWARN,
@@ -54,6 +55,8 @@ from .gfp import (
     GFP_KERNEL,
     GFP_NOFS,
     GFP_NOIO,
+    GFP_TRANSHUGE,
+    GFP_TRANSHUGE_LIGHT,
     GFP_USER,
 )
 from .machine import (
@@ -123,6 +126,8 @@ __all__ = [
     "GFP_DMA32",
     "GFP_NOFS",
     "GFP_NOIO",
+    "GFP_TRANSHUGE",
+    "GFP_TRANSHUGE_LIGHT",
     # the kernel's modifier names, usable as kmm.__GFP_HIGH outside class bodies
     "__GFP_DMA",
     "__GFP_HIGHMEM",
@@ -143,6 +148,7 @@ __all__ = [
     "__GFP_USERRCLM",
     "__GFP_RECLAIMABLE",
     "__GFP_MOVABLE",
+    "__GFP_NO_KSWAPD",
     "KmmError",
     "ConfigError",
     "GfpError",

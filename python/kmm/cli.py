@@ -12,6 +12,7 @@ from .errors import KmmError
 #: ``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
 COMMANDS = [
     "highalloc",
+    "thpchallenge",
     "buddyinfo",
     "fraginfo",
     "page_owner",

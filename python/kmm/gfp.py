@@ -44,6 +44,7 @@ __GFP_KERNRCLM: int = 0x10000  # kernel allocation that can be reclaimed
 __GFP_USERRCLM: int = 0x20000  # user allocation that can be reclaimed
 __GFP_RECLAIMABLE: int = __GFP_KERNRCLM
 __GFP_MOVABLE: int = __GFP_USERRCLM
+__GFP_NO_KSWAPD: int = 0x400000  # do not wake kswapd (2.6.38, for THP)
 
 # the same modifiers without their leading underscores, for class bodies
 DMA: int = __GFP_DMA
@@ -65,6 +66,7 @@ KERNRCLM: int = __GFP_KERNRCLM
 USERRCLM: int = __GFP_USERRCLM
 RECLAIMABLE: int = __GFP_RECLAIMABLE
 MOVABLE: int = __GFP_MOVABLE
+NO_KSWAPD: int = __GFP_NO_KSWAPD
 
 # composite masks
 GFP_NOWAIT: int = 0
@@ -76,6 +78,9 @@ GFP_USER: int = __GFP_WAIT | __GFP_IO | __GFP_FS | __GFP_USERRCLM
 GFP_HIGHUSER: int = __GFP_WAIT | __GFP_IO | __GFP_FS | __GFP_USERRCLM | __GFP_HIGHMEM
 GFP_DMA: int = __GFP_DMA
 GFP_DMA32: int = __GFP_DMA32
+# a THP fault (today's default defrag=madvise) and khugepaged's collapse
+GFP_TRANSHUGE_LIGHT: int = (GFP_HIGHUSER | __GFP_COMP | __GFP_NOWARN | __GFP_NO_KSWAPD) & ~__GFP_WAIT
+GFP_TRANSHUGE: int = GFP_TRANSHUGE_LIGHT | __GFP_WAIT
 
 def parse(gfp: int | str) -> int:
     """Turn a mask (int) or a string like ``"GFP_KERNEL|__GFP_HIGH"`` into a checked int.

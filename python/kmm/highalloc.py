@@ -40,8 +40,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "antifrag+active": {"allocator": "antifrag", "active_freeing": True},
     # today's kernel (docs/model.md, "Compaction"); not run unless asked for
     "vanilla+compaction": {"allocator": "vanilla", "compaction": True},
-    "mobility+compaction": {"allocator": "mobility", "compaction": True},
-    "mobility+compaction+defrag": {"allocator": "mobility", "compaction": True, "defrag_mode": True},
+    "mobility+compaction": {"allocator": "mobility", "compaction": True, "freelist_hygiene": True},
+    "mobility+compaction+defrag": {
+        "allocator": "mobility", "compaction": True, "freelist_hygiene": True, "defrag_mode": True,
+    },
 }
 
 #: the variants a run has by default: the 2005 experiment's
@@ -191,7 +193,8 @@ def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, pa
                 "active_free_success", "active_free_pages",
                 "compact_stall", "compact_fail", "compact_success", "compact_migrate_scanned",
                 "compact_free_scanned", "compact_isolated", "compact_daemon_wake",
-                "pgmigrate_success", "pageblock_fallback",
+                "pgmigrate_success", "pageblock_fallback", "type_mismatch", "thp_fault_alloc",
+                "thp_fault_fallback", "mm_page_alloc_extfrag",
             )
         },
         "pages_reclaimed_per_active_success": (

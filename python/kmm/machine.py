@@ -72,7 +72,10 @@ class Machine:
     ``page_owner`` and ``page_owner_free_stacks``; ``compaction`` (today's
     direct compaction and kcompactd, vanilla and mobility only) with
     ``extfrag_threshold`` (0..1000), ``compaction_proactiveness`` (0..100),
-    ``watermark_boost_factor`` (0..100000) and ``defrag_mode`` (mobility).
+    ``watermark_boost_factor`` (0..100000) and ``defrag_mode`` (mobility, 6.15;
+    needs ``freelist_hygiene``); ``freelist_hygiene`` (mobility, 6.10: a free
+    page always on its pageblock's list). ``trace_extfrag`` keeps every
+    ``mm_page_alloc_extfrag`` event for :meth:`extfrag_trace`.
 
     The engine checks every value (:class:`kmm.ConfigError` names the bad one);
     this class only converts them. It takes no seed: the engine makes no random
@@ -105,6 +108,8 @@ class Machine:
         compaction_proactiveness: int = 20,
         watermark_boost_factor: int = 15000,
         defrag_mode: bool = False,
+        freelist_hygiene: bool = False,
+        trace_extfrag: bool = False,
     ) -> None:
         self._m = _kmm.Machine(
             _str("layout", layout),
@@ -136,6 +141,8 @@ class Machine:
             ),
             watermark_boost_factor=int_arg("watermark_boost_factor", watermark_boost_factor, 0, U32_MAX),
             defrag_mode=bool(defrag_mode),
+            freelist_hygiene=bool(freelist_hygiene),
+            trace_extfrag=bool(trace_extfrag),
         )
 
     #: Set by :meth:`from_snapshot`: the snapshot and its pages per class per zone.
@@ -247,6 +254,16 @@ class Machine:
         ``objperslab``, ``num_slabs`` (the columns of ``/proc/slabinfo``)."""
         keys = ("name", "active_objs", "num_objs", "objsize", "objperslab", "num_slabs")
         return [dict(zip(keys, row)) for row in self._m.slabinfo()]
+
+    def extfrag_trace(self) -> str:
+        """Every ``mm_page_alloc_extfrag`` event so far as the kernel's ftrace
+        ``trace`` text (raises :class:`kmm.ConfigError` unless the machine was
+        built with ``trace_extfrag=True``; the count is always in
+        ``counters()["mm_page_alloc_extfrag"]``)."""
+        text = self._m.extfrag_trace()
+        if text is None:
+            raise ConfigError("extfrag_trace() needs Machine(..., trace_extfrag=True)")
+        return text
 
     def buddyinfo(self) -> str:
         """``/proc/buddyinfo``, byte for byte (pages on per-cpu lists are not counted, as in the kernel)."""

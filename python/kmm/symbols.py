@@ -64,6 +64,8 @@ _TABLE: list[tuple] = [
     ("handle_mm_fault", 0xC0150BD0, 0x170),
     ("remove_vm_struct", 0xC0151AB0, 0xB0),
     ("alloc_page_vma", 0xC01559D0, 0x70),
+    # today's THP fault, placed after 2.6.11's mm/memory.c text (kmm's own address)
+    ("do_huge_pmd_anonymous_page", 0xC0155A40, 0x1C0),
     ("do_sync_write", 0xC0161E60, 0xE0),
     ("vfs_write", 0xC0161F40, 0x110),
     ("sys_write", 0xC0162050, 0x60),
@@ -129,6 +131,11 @@ def chain(*calls: tuple[str, int]) -> list[tuple[int, str, int, int, str | None]
 CHAINS: dict[str, list[tuple[str, int]]] = {
     "anon_fault": [
         ("alloc_page_vma", 56), ("do_anonymous_page", 197), ("do_no_page", 91),
+        ("handle_mm_fault", 246), ("do_page_fault", 492), ("error_code", 47),
+    ],
+    # a THP fault (mm/huge_memory.c), reached from handle_mm_fault as today
+    "thp_fault": [
+        ("alloc_page_vma", 56), ("do_huge_pmd_anonymous_page", 118),
         ("handle_mm_fault", 246), ("do_page_fault", 492), ("error_code", 47),
     ],
     # the article's first example, frame for frame

@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .. import mmtests
 from ..errors import BenchmarkError
 from ..highalloc import (
     VARIANTS,
@@ -16,6 +17,7 @@ from ..highalloc import (
     run,
     run_seeds,
 )
+from ..mmtests import MmtestsConfig
 from .common import write_json
 
 
@@ -31,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "and antifrag with active freeing, and reports them side by side with the ceiling."
         ),
     )
+    p.add_argument(
+        "--mmtests", action="store_true",
+        help="mmtests' stress-highalloc instead: x86_64 2 GiB, order 9, passes 1 and 2 under load asking for "
+        "--percent of memory at 16 MB/s, pass 3 at rest after the load is killed, its trees deleted and caches dropped",
+    )
+    p.add_argument("--percent", type=float, help="--mmtests: share of memory asked for per pass (default: 95)")
     p.add_argument("--quick", action="store_true", help="a small machine for a fast look (1 GiB, 30 s warm-up, 40 attempts)")
     p.add_argument("--seed", type=int, default=0, help="seed of the load (default: 0)")
     p.add_argument(
@@ -72,7 +80,46 @@ def config_from_args(args: argparse.Namespace) -> HighallocConfig:
     return HighallocConfig.quick(**kw) if args.quick else HighallocConfig(**kw)
 
 
+def mmtests_config_from_args(args: argparse.Namespace) -> MmtestsConfig:
+    kw = {}
+    for opt, key in (
+        ("mem", "mem"), ("layout", "layout"), ("order", "order"), ("percent", "percent"),
+        ("warmup", "warmup_s"), ("builds", "builds"), ("jobs", "jobs"),
+    ):
+        v = getattr(args, opt)
+        if v is not None:
+            kw[key] = v
+    kw["seed"] = args.seed
+    if args.no_updatedb:
+        kw["updatedb"] = False
+    if args.variants:
+        kw["variants"] = [v.strip() for v in args.variants.split(",") if v.strip()]
+    return MmtestsConfig.quick(**kw) if args.quick else MmtestsConfig(**kw)
+
+
+def cmd_mmtests(args: argparse.Namespace) -> int:
+    for opt in ("attempts", "plot"):
+        if getattr(args, opt) is not None:
+            raise BenchmarkError(f"--{opt} does not apply to --mmtests (--percent sets the attempts)")
+    if args.seeds != 1:
+        raise BenchmarkError("--seeds does not apply to --mmtests")
+    cfg = mmtests_config_from_args(args)
+    cfg.validate()
+    res = mmtests.run(cfg, processes=args.processes, progress=not args.no_progress and sys.stderr.isatty())
+    if args.json == "-":
+        write_json(res)
+    else:
+        sys.stdout.write(mmtests.format_report(res))
+        if args.json:
+            write_json(res, args.json)
+    return 0
+
+
 def cmd(args: argparse.Namespace) -> int:
+    if args.mmtests:
+        return cmd_mmtests(args)
+    if args.percent is not None:
+        raise BenchmarkError("--percent applies to --mmtests only")
     cfg = config_from_args(args)
     cfg.validate()
     if args.seeds != 1:

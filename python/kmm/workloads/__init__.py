@@ -44,10 +44,13 @@ from .load import Load, combine
 from .params import PAGE, PROGRAMS  # noqa: F401 (public before the split, not in __all__)
 from .stress import stress_highalloc_load
 from .system import system
+from .thp import fio_writers, thp_workers
 from .tree import TreeLayout, kernel_tree
 from .walk import updatedb
 
 __all__ = [
+    "fio_writers",
+    "thp_workers",
     "KINDS",
     "KIND_GFP",
     "Load",

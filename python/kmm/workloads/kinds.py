@@ -31,6 +31,9 @@ KINDS: tuple[str, ...] = (
     "kmalloc_256",
     "kmalloc_32",
     "kmalloc_4096",
+    # today's anonymous THP faults (mm/huge_memory.rs): a 2 MiB region's head
+    # (order 9) and its 4 KiB pages (order 0)
+    "thp_fault",
 )
 K = {name: i for i, name in enumerate(KINDS)}
 # block-device page cache (inode tables, directory blocks) is GFP_USER: bdget()
@@ -73,6 +76,7 @@ KIND_GFP: dict[str, int] = {
     "kmalloc_256": _gfp.GFP_KERNEL,
     "kmalloc_32": _gfp.GFP_KERNEL,
     "kmalloc_4096": _gfp.GFP_KERNEL,
+    "thp_fault": _gfp.GFP_TRANSHUGE_LIGHT,  # vma_thp_gfp_mask() for defrag=madvise
 }
 KIND_GFP_ARR = np.array([KIND_GFP[k] for k in KINDS] + [_gfp.GFP_USER], dtype=np.uint32)
 

@@ -52,7 +52,10 @@ class Load:
         self._cache = np.zeros(1 << 16, dtype=bool)  # cache page allocated (first access done)
         self._live = np.zeros(1 << 16, dtype=bool)  # process object allocated now
         self._pid_of = np.zeros(1 << 16, dtype=np.uint32)
-        self._slab_of = np.zeros(1 << 16, dtype=bool)  # process object is a slab object
+        self._slab_of = np.zeros(1 << 16, dtype=bool)  # object is a slab object
+        self._pinner = np.zeros(1 << 16, dtype=bool)  # cache object pins an inode
+        self._mapped = np.zeros(1 << 16, dtype=bool)  # cache page a permanent process maps
+        self._perm_pids: set[int] = set()  # pids of processes that outlive stop()
         self._stopped = False
         self._consumed = False
         self.ops = 0  #: trace records emitted so far
@@ -123,6 +126,24 @@ class Load:
         out["pid"] = self._pid_of[ids]
         out["tgid"] = out["pid"]
         self._live[:] = False
+        self.ops += out.shape[0]
+        return out
+
+    def drop_caches(self) -> np.ndarray:
+        """After :meth:`stop`: the build trees deleted and ``echo 3 >
+        /proc/sys/vm/drop_caches`` (as mmtests does before its at-rest pass):
+        frees of every page-cache page and dentry, inode and buffer-head object,
+        except the pages processes still running map (the system's program
+        text). Objects pinning an inode are freed before the inodes."""
+        self._check_usable()
+        if not self._stopped:
+            raise ConfigError("drop_caches() comes after stop(): the load's processes hold their files")
+        drop = self._cache & ~self._mapped
+        ids = np.concatenate([np.nonzero(drop & self._pinner)[0], np.nonzero(drop & ~self._pinner)[0]])
+        out = np.zeros(ids.shape[0], TRACE_DTYPE)
+        out["op"] = np.where(self._slab_of[ids], OP_SLAB_FREE, OP_FREE)
+        out["obj"] = ids
+        self._cache[ids] = False
         self.ops += out.shape[0]
         return out
 
@@ -214,7 +235,7 @@ class Load:
     def _grow(self, n: int) -> None:
         if n > self._cache.shape[0]:
             size = max(n, 2 * self._cache.shape[0])
-            for name in ("_cache", "_live", "_pid_of", "_slab_of"):
+            for name in ("_cache", "_live", "_pid_of", "_slab_of", "_pinner", "_mapped"):
                 a = getattr(self, name)
                 b = np.zeros(size, a.dtype)
                 b[: a.shape[0]] = a
@@ -233,6 +254,7 @@ class Load:
         # a first allocation that pins an inode is followed by its OP_SLAB_PIN
         has_pin = (ev["op"] == OP_ALLOC) & (ev["pin"] != NO_PIN)
         if has_pin.any():
+            self._pinner[ev["obj"][has_pin]] = True
             reps = 1 + has_pin.astype(np.int64)
             second = (np.cumsum(reps) - 1)[has_pin]
             ev = np.repeat(ev, reps)
@@ -289,6 +311,10 @@ class Load:
         # any access of the same page, by construction
         c = (ev["op"] == OP_ALLOC) & (ev["proc"] == 0)
         self._cache[ev["obj"][c]] = True
+        self._slab_of[ev["obj"][c]] = KIND_CACHE_ARR[ev["kind"][c]] != 255
+        perm = ev["proc"] == 2
+        if perm.any():
+            self._perm_pids.update(np.unique(ev["pid"][perm]).tolist())
         acc = np.nonzero(ev["op"] == OP_ACCESS)[0]
         if acc.shape[0]:
             objs = ev["obj"][acc]
@@ -299,6 +325,10 @@ class Load:
                 new = acc[cand[first]]  # the first access of each becomes the alloc
                 ev["op"][new] = OP_ALLOC
                 self._cache[ev["obj"][new]] = True
+                self._slab_of[ev["obj"][new]] = KIND_CACHE_ARR[ev["kind"][new]] != 255
+            if self._perm_pids:
+                by_perm = np.isin(ev["pid"][acc], np.fromiter(self._perm_pids, np.int64))
+                self._mapped[objs[by_perm]] = True
         a = (ev["op"] == OP_ALLOC) & (ev["proc"] == 1)
         self._live[ev["obj"][a]] = True
         self._pid_of[ev["obj"][a]] = ev["pid"][a]

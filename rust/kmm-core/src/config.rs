@@ -153,6 +153,12 @@ pub struct MachineConfig {
     /// `vm.defrag_mode` (6.15): with compaction on, no fallback into another
     /// type's pageblock until reclaim and compaction have failed.
     pub defrag_mode: bool,
+    /// Freelist migratetype hygiene (6.10, "mm: page_alloc: freelist
+    /// migratetype hygiene"): a free page always sits on the free list of its
+    /// pageblock's type (mobility only).
+    pub freelist_hygiene: bool,
+    /// Keep every `mm_page_alloc_extfrag` event (`Machine::extfrag_trace`).
+    pub trace_extfrag: bool,
 }
 
 /// Largest `kswapd_pages_per_ms` (2^20 pages = 4 GiB per simulated millisecond).
@@ -186,6 +192,8 @@ impl MachineConfig {
             compaction_proactiveness: 20,
             watermark_boost_factor: 15000,
             defrag_mode: false,
+            freelist_hygiene: false,
+            trace_extfrag: false,
         }
     }
 
@@ -323,6 +331,16 @@ impl MachineConfig {
             !self.defrag_mode || (self.compaction && self.policy == Policy::Mobility),
             Config,
             "defrag_mode needs compaction=True and allocator=\"mobility\""
+        );
+        ensure!(
+            !self.freelist_hygiene || self.policy == Policy::Mobility,
+            Config,
+            "freelist_hygiene needs allocator=\"mobility\" (free lists by pageblock type)"
+        );
+        ensure!(
+            !self.defrag_mode || self.freelist_hygiene,
+            Config,
+            "defrag_mode (6.15) needs freelist_hygiene=True (6.10), which it builds on"
         );
         ensure!(
             !self.compaction || self.policy != Policy::AntiFrag,

@@ -22,6 +22,10 @@ pub const __GFP_ZERO: u32 = 0x8000;
 pub const __GFP_KERNRCLM: u32 = 0x10000;
 /// Mel Gorman 2005: easily reclaimed user allocation (user pages, page cache).
 pub const __GFP_USERRCLM: u32 = 0x20000;
+/// 2.6.38's `__GFP_NO_KSWAPD` (Andrea Arcangeli, for THP): the request does
+/// not wake kswapd. Today's masks say the same by leaving out
+/// `__GFP_KSWAPD_RECLAIM`, as `GFP_TRANSHUGE_LIGHT` does.
+pub const __GFP_NO_KSWAPD: u32 = 0x400000;
 /// 2007 name of `__GFP_KERNRCLM`.
 pub const __GFP_RECLAIMABLE: u32 = __GFP_KERNRCLM;
 /// 2007 name of `__GFP_USERRCLM`.
@@ -35,12 +39,22 @@ pub const GFP_USER: u32 = __GFP_WAIT | __GFP_IO | __GFP_FS | __GFP_USERRCLM;
 pub const GFP_HIGHUSER: u32 = __GFP_WAIT | __GFP_IO | __GFP_FS | __GFP_HIGHMEM | __GFP_USERRCLM;
 pub const GFP_DMA: u32 = __GFP_DMA;
 pub const GFP_DMA32: u32 = __GFP_DMA32;
+/// A THP fault as today's default `defrag=madvise` makes it
+/// (`GFP_TRANSHUGE_LIGHT`): movable, compound, no warning, no direct reclaim
+/// or compaction and no kswapd.
+pub const GFP_TRANSHUGE_LIGHT: u32 =
+    (GFP_HIGHUSER | __GFP_COMP | __GFP_NOWARN | __GFP_NO_KSWAPD) & !__GFP_WAIT;
+/// `GFP_TRANSHUGE`: the light mask plus direct reclaim and compaction
+/// (khugepaged's collapse, a madvised region's fault).
+pub const GFP_TRANSHUGE: u32 = GFP_TRANSHUGE_LIGHT | __GFP_WAIT;
 
 /// Every bit the engine understands.
-pub const GFP_VALID: u32 = 0x3ffff & !0x08;
+pub const GFP_VALID: u32 = (0x3ffff & !0x08) | __GFP_NO_KSWAPD;
 
 /// Modifier and composite names, in the order the kernel prints flag names.
 pub const GFP_NAMES: &[(&str, u32)] = &[
+    ("GFP_TRANSHUGE", GFP_TRANSHUGE),
+    ("GFP_TRANSHUGE_LIGHT", GFP_TRANSHUGE_LIGHT),
     ("GFP_HIGHUSER", GFP_HIGHUSER),
     ("GFP_USER", GFP_USER),
     ("GFP_KERNEL", GFP_KERNEL),
@@ -69,6 +83,7 @@ pub const GFP_NAMES: &[(&str, u32)] = &[
     ("__GFP_USERRCLM", __GFP_USERRCLM),
     ("__GFP_RECLAIMABLE", __GFP_RECLAIMABLE),
     ("__GFP_MOVABLE", __GFP_MOVABLE),
+    ("__GFP_NO_KSWAPD", __GFP_NO_KSWAPD),
 ];
 
 /// Allocation type (2005) / migratetype (2007+) of a request, by reclaimability.
@@ -209,5 +224,8 @@ mod tests {
         );
         assert_eq!(format_names(GFP_ATOMIC), "__GFP_HIGH");
         assert_eq!(format_names(0), "GFP_NOWAIT");
+        assert_eq!(format_names(GFP_TRANSHUGE), "GFP_TRANSHUGE");
+        assert_eq!(format_names(GFP_TRANSHUGE_LIGHT), "GFP_TRANSHUGE_LIGHT");
+        assert_eq!(parse("GFP_TRANSHUGE_LIGHT").unwrap(), 0x4242c2);
     }
 }

@@ -18,6 +18,7 @@
 
 use crate::error::{Error, Result};
 use crate::gfp::{self, AllocType};
+use crate::mm::huge_memory::thp_base_gfp;
 use crate::mm::machine::Machine;
 use crate::mm::objects::{OBJ_IS_SLAB, OBJ_LIVE, OBJ_RECLAIMED, OBJ_SLAB};
 use crate::mm::page::{forder, F_LRU, F_OBJ};
@@ -351,6 +352,24 @@ impl Machine {
         }
     }
 
+    /// Allocate object `obj`'s block with its order and mask (a THP fault, with
+    /// its base-page fallback, for a THP region's head; a region page's base
+    /// mask for the others).
+    #[inline]
+    fn fault_alloc(&mut self, obj: u32, node: usize, ctx: AllocCtx) -> Option<u32> {
+        let o = obj as usize;
+        let (order, gfp) = (self.objs.order[o] as u32, self.objs.gfp[o]);
+        if self.is_thp_fault(obj, order, gfp) {
+            return self.thp_fault(obj, gfp, node, ctx);
+        }
+        if order == 0 && gfp & gfp::__GFP_COMP != 0 && self.layout == crate::config::Layout::X86_64
+        {
+            // a page of a THP region that fell back to base pages
+            self.objs.gfp[o] = thp_base_gfp(gfp);
+        }
+        self.alloc_inner(order, self.objs.gfp[o], node, ctx)
+    }
+
     /// Bind a freshly allocated block to a trace object; reclaimable ones join the LRU.
     #[inline]
     fn attach(&mut self, obj: u32, pfn: u32, gfp: u32, order: u32) {
@@ -379,20 +398,28 @@ impl Machine {
     /// Apply one validated operation; returns the pfn concerned or -1.
     #[inline]
     fn apply(&mut self, r: &TraceOp) -> i64 {
+        self.current_pid = r.pid;
         match r.op {
             OP_ALLOC => {
                 let o = r.obj as usize;
                 self.objs.gfp[o] = r.gfp;
                 self.objs.order[o] = r.order;
+                if let Some(head) = self.thp_covering_head(r.obj, r.order as u32, r.gfp) {
+                    // a THP region's page its head's huge page maps: nothing to allocate
+                    self.objs.pfn[o] = NONE;
+                    self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
+                    return self.thp_covered_pfn(head, r.obj).map_or(-1, |p| p as i64);
+                }
                 let node = self.trace_node(r.pid);
                 let ctx = AllocCtx {
                     stack: r.stack,
                     pid: r.pid,
                     tgid: r.tgid,
                 };
-                match self.alloc_inner(r.order as u32, r.gfp, node, ctx) {
+                match self.fault_alloc(r.obj, node, ctx) {
                     Some(p) => {
-                        self.attach(r.obj, p, r.gfp, r.order as u32);
+                        let (g, ord) = (self.objs.gfp[o], self.objs.order[o] as u32);
+                        self.attach(r.obj, p, g, ord);
                         p as i64
                     }
                     None => {
@@ -478,7 +505,15 @@ impl Machine {
             }
             OP_TOUCH => {
                 self.counters.touch += 1;
-                let o = r.obj as usize;
+                let mut obj = r.obj;
+                if self.objs.pfn[obj as usize] == NONE {
+                    // a page of a THP region: the touch is of its huge page
+                    let (ord, g) = (self.objs.order[obj as usize], self.objs.gfp[obj as usize]);
+                    if let Some(head) = self.thp_covering_head(obj, ord as u32, g) {
+                        obj = head;
+                    }
+                }
+                let o = obj as usize;
                 let p = self.objs.pfn[o];
                 let ctx = AllocCtx {
                     stack: r.stack,
@@ -487,22 +522,22 @@ impl Machine {
                 };
                 if p != NONE {
                     if self.objs.state[o] & OBJ_IS_SLAB != 0 {
-                        self.slab_touch(r.obj);
+                        self.slab_touch(obj);
                     } else if self.flags[p as usize] & F_LRU != 0 {
                         let zi = self.zone_of_pfn(p as u64);
-                        self.lru_touch(zi, r.obj);
+                        self.lru_touch(zi, obj);
                     }
                     p as i64
                 } else if self.objs.state[o] & OBJ_IS_SLAB != 0 {
                     // looked up again (a dentry or inode the shrinker freed is read back)
                     let reclaimed = self.objs.state[o] & OBJ_RECLAIMED != 0;
                     let (c, gfp) = (self.objs.order[o] as usize, self.objs.gfp[o]);
-                    match self.slab_alloc_obj(r.obj, c, gfp, ctx) {
+                    match self.slab_alloc_obj(obj, c, gfp, ctx) {
                         Some(np) => {
                             if reclaimed {
                                 self.counters.slab_refaults += 1;
                             }
-                            self.take_hold(r.obj, ctx);
+                            self.take_hold(obj, ctx);
                             np as i64
                         }
                         None => -1,
@@ -511,17 +546,17 @@ impl Machine {
                     // faulted back in: a fresh allocation with the same flags (a
                     // refault if reclaim took it; a retry if its allocation failed)
                     let reclaimed = self.objs.state[o] & OBJ_RECLAIMED != 0;
-                    let (order, gfp) = (self.objs.order[o] as u32, self.objs.gfp[o]);
                     let node = self.trace_node(r.pid);
                     // as in the kernel, page_owner records the refault itself: the
                     // faulting task and the call chain of the touch
-                    match self.alloc_inner(order, gfp, node, ctx) {
+                    match self.fault_alloc(obj, node, ctx) {
                         Some(np) => {
                             if reclaimed {
                                 self.counters.refaults += 1;
                             }
-                            self.attach(r.obj, np, gfp, order);
-                            self.take_hold(r.obj, ctx);
+                            let (gfp, order) = (self.objs.gfp[o], self.objs.order[o] as u32);
+                            self.attach(obj, np, gfp, order);
+                            self.take_hold(obj, ctx);
                             np as i64
                         }
                         None => {

@@ -296,6 +296,7 @@ fn defrag_mode_cuts_pageblock_fallbacks() {
     let mut fallbacks = Vec::new();
     for defrag in [false, true] {
         let mut c = cfg(Layout::X86_64, 256 * MIB, Policy::Mobility, true);
+        c.freelist_hygiene = true;
         c.defrag_mode = defrag;
         let mut m = Machine::new(c).unwrap();
         mixed_load(&mut m, 21);
@@ -305,6 +306,32 @@ fn defrag_mode_cuts_pageblock_fallbacks() {
     assert!(fallbacks[0] > 0, "{fallbacks:?}");
     eprintln!("pageblock_fallback without, with defrag_mode: {fallbacks:?}");
     assert!(fallbacks[1] * 10 <= fallbacks[0], "{fallbacks:?}");
+}
+
+#[test]
+fn freelist_hygiene_keeps_every_free_page_on_its_pageblock_list() {
+    // the same mixed load with and without 6.10's hygiene: without it, steals
+    // that do not claim a pageblock leave free pages on the thief's lists and
+    // allocations find them there; with it, none (and check() verifies every
+    // free block is on its pageblock's list)
+    let mut mismatch = Vec::new();
+    for hygiene in [false, true] {
+        let mut c = cfg(Layout::X86_64, 256 * MIB, Policy::Mobility, true);
+        c.freelist_hygiene = hygiene;
+        let mut m = Machine::new(c).unwrap();
+        mixed_load(&mut m, 5);
+        m.check().unwrap();
+        m.tick(2_000_000_000).unwrap();
+        m.check().unwrap();
+        mismatch.push(m.counters.type_mismatch);
+        if !hygiene {
+            // the invariant check can fail: the unhygienic machine breaks it
+            m.cfg.freelist_hygiene = true;
+            assert!(m.check().is_err());
+        }
+    }
+    assert!(mismatch[0] > 0, "{mismatch:?}");
+    assert_eq!(mismatch[1], 0, "{mismatch:?}");
 }
 
 #[test]

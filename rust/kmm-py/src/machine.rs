@@ -74,7 +74,8 @@ impl PyMachine {
         pageblock_order=None, fallback_reserve=None, reclaim=None, kswapd_pages_per_ms=None,
         active_freeing=None, max_objects=None, page_owner=None, page_owner_free_stacks=None,
         compaction=None, extfrag_threshold=None, compaction_proactiveness=None,
-        watermark_boost_factor=None, defrag_mode=None))]
+        watermark_boost_factor=None, defrag_mode=None, freelist_hygiene=None,
+        trace_extfrag=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -101,6 +102,8 @@ impl PyMachine {
         compaction_proactiveness: Option<u32>,
         watermark_boost_factor: Option<u32>,
         defrag_mode: Option<bool>,
+        freelist_hygiene: Option<bool>,
+        trace_extfrag: Option<bool>,
     ) -> PyResult<Self> {
         let inner = enter(py, None, || {
             let mut cfg = MachineConfig::new(Layout::parse(layout)?, mem_bytes);
@@ -129,6 +132,8 @@ impl PyMachine {
             set(&mut cfg.compaction_proactiveness, compaction_proactiveness);
             set(&mut cfg.watermark_boost_factor, watermark_boost_factor);
             set(&mut cfg.defrag_mode, defrag_mode);
+            set(&mut cfg.freelist_hygiene, freelist_hygiene);
+            set(&mut cfg.trace_extfrag, trace_extfrag);
             Machine::new(cfg)
         })?;
         Ok(PyMachine {
@@ -187,6 +192,13 @@ impl PyMachine {
                 })
                 .collect())
         })
+    }
+
+    /// The kept `mm_page_alloc_extfrag` events as ftrace `trace` text (None
+    /// unless the machine was built with `trace_extfrag`).
+    fn extfrag_trace(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let m = self.get(py)?;
+        guard(None, || Ok(m.extfrag_trace()))
     }
 
     /// `/proc/buddyinfo` (`frag_show`).

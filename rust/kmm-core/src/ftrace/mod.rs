@@ -33,6 +33,7 @@
 //! `include/trace/events/mmflags.h` prints them) to kmm's bits, and this
 //! file holds the streaming importer and its counts.
 
+pub mod extfrag;
 mod line;
 mod mmflags;
 #[cfg(test)]

@@ -586,30 +586,34 @@ impl Machine {
     }
 
     /// Direct reclaim for a high-order request when compaction is on
-    /// (`should_continue_reclaim`): after the SWAP_CLUSTER_MAX round, keep
-    /// reclaiming the zonelist's zones, oldest first, until one of them is
-    /// [`compaction_suitable`](Machine::compaction_suitable) or `compact_gap`
-    /// = 2 << order pages have been reclaimed. Returns pages reclaimed.
+    /// (`shrink_node` looping on `should_continue_reclaim`, as it is since
+    /// Linux 5.4, "mm, reclaim: make should_continue_reclaim perform dryrun
+    /// detection"): after the SWAP_CLUSTER_MAX round, keep reclaiming the
+    /// zonelist's zones, oldest first, SWAP_CLUSTER_MAX at a time, until the
+    /// request would succeed at the min watermark or a zone is
+    /// [`compaction_suitable`](Machine::compaction_suitable), stopping when a
+    /// round reclaims nothing or the zone's LRU holds no more than
+    /// `compact_gap` = 2 << order pages. Returns pages reclaimed.
     pub(crate) fn reclaim_for_compaction(&mut self, node: usize, hz: usize, order: u32) -> u64 {
         let gap = 2u64 << order;
+        let n = self.zonelists[node][hz].len();
+        let ready = |m: &Self| {
+            (0..n).any(|i| {
+                let zi = m.zonelists[node][hz][i] as usize;
+                let min = m.zones[zi].pages_min;
+                m.zone_watermark_ok(zi, order, min, hz, false, false)
+                    || m.compaction_suitable(zi, order, hz)
+            })
+        };
         let mut got = 0;
-        for i in 0..self.zonelists[node][hz].len() {
+        for i in 0..n {
             let zi = self.zonelists[node][hz][i] as usize;
-            if self.compaction_suitable(zi, order, hz) {
-                return got;
-            }
-        }
-        for i in 0..self.zonelists[node][hz].len() {
-            let zi = self.zonelists[node][hz][i] as usize;
-            while got < gap && !self.compaction_suitable(zi, order, hz) {
-                let n = self.shrink_zone(zi, crate::SWAP_CLUSTER_MAX, false, false);
-                if n == 0 {
+            while !ready(self) && self.zones[zi].lru_pages > gap {
+                let r = self.shrink_zone(zi, crate::SWAP_CLUSTER_MAX, false, false);
+                if r == 0 {
                     break;
                 }
-                got += n;
-            }
-            if self.compaction_suitable(zi, order, hz) {
-                break;
+                got += r;
             }
         }
         got

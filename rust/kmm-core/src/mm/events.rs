@@ -87,6 +87,17 @@ vm_events! {
     /// `__rmqueue_fallback` taking less than a pageblock: an
     /// `mm_page_alloc_extfrag` event with fragmenting=1).
     pageblock_fallback,
+    /// Free blocks an allocation took from a list other than their
+    /// pageblock's type (the "Pagealloc type mismatch" of Weiner's freelist
+    /// hygiene series; 0 with `freelist_hygiene`).
+    type_mismatch,
+    /// THP faults that got a huge page (`thp_fault_alloc`).
+    thp_fault_alloc,
+    /// THP faults that fell back to a base page (`thp_fault_fallback`).
+    thp_fault_fallback,
+    /// `mm_page_alloc_extfrag` events: every allocation served from another
+    /// type's free lists (`__rmqueue_fallback`).
+    mm_page_alloc_extfrag,
     /// Slab objects allocated (OP_SLAB_ALLOC and refaults).
     slab_alloc,
     /// Slab objects freed (by the trace or a shrinker).
@@ -115,7 +126,7 @@ mod tests {
             ..Counters::default()
         };
         let pairs = c.as_pairs();
-        assert_eq!(pairs.len(), 41);
+        assert_eq!(pairs.len(), 45);
         assert_eq!(pairs[0], ("alloc", 0));
         assert_eq!(pairs[8], ("pgscan", 5));
         assert_eq!(pairs[24], ("active_free_pages", 0));
@@ -124,4 +135,23 @@ mod tests {
         let d = after.delta(&c);
         assert_eq!((d[8], d[10]), (("pgscan", 4), ("pgscan_direct", 4)));
     }
+}
+
+/// One `mm_page_alloc_extfrag` event, kept when the machine was built with
+/// `trace_extfrag` (`crate::ftrace::extfrag` writes them as the kernel's trace text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtfragEvent {
+    /// Simulated time of the event.
+    pub ns: u64,
+    /// The allocating task (the trace record's pid; 0 outside a trace).
+    pub pid: u32,
+    /// First pfn of the free block taken.
+    pub pfn: u32,
+    pub alloc_order: u8,
+    pub fallback_order: u8,
+    /// kmm's type numbers (`mm::page::LT_*`).
+    pub alloc_type: u8,
+    pub fallback_type: u8,
+    /// The pageblock is the requester's type afterwards.
+    pub change_ownership: bool,
 }

@@ -62,6 +62,7 @@ impl Machine {
     /// the pageblock order (`balance_pgdat`); otherwise kcompactd is woken for
     /// `order` (`kswapd_try_to_sleep`).
     pub(crate) fn kswapd_zone_sleeps(&mut self, zi: usize, order: u32) {
+        self.zones[zi].compact.kswapd_reclaimed = 0;
         if self.zones[zi].compact.watermark_boost > 0 {
             self.set_watermark_boost(zi, 0);
             let cbo = self.compact_block_order();
@@ -120,15 +121,40 @@ impl Machine {
                     .any(|zi| zi[1] != ZNONE && zi[2] != ZNONE))
     }
 
-    /// kswapd reclaiming zone `zi` for a request of `order` (today's
-    /// `kswapd_shrink_node`): once the zone has `compact_gap(order)` = 2 <<
-    /// order pages above its high watermark, kswapd balances for order 0 and
-    /// wakes kcompactd for the order instead of reclaiming on.
-    pub(crate) fn kswapd_high_order_done(&mut self, zi: usize, order: u32) {
-        let z = &self.zones[zi];
-        if z.free_pages >= z.pages_high + (2u64 << order) {
+    /// kswapd reclaimed `got` pages from zone `zi` for a request of `order`
+    /// (today's `kswapd_shrink_node`): once it has reclaimed `compact_gap(order)`
+    /// = 2 << order pages since it was woken, it balances for order 0 and wakes
+    /// kcompactd for the order instead of reclaiming on ("If twice the
+    /// allocation size has been reclaimed then recheck watermarks only at
+    /// order-0").
+    pub(crate) fn kswapd_high_order_done(&mut self, zi: usize, order: u32, got: u64) {
+        let c = &mut self.zones[zi].compact;
+        c.kswapd_reclaimed += got;
+        if c.kswapd_reclaimed >= 2u64 << order {
+            c.kswapd_reclaimed = 0;
             self.zones[zi].kswapd_order = 0;
             self.wakeup_kcompactd(zi, order);
+        }
+    }
+
+    /// `defrag_mode`'s kswapd/kcompactd assistance (6.15, "mm: page_alloc:
+    /// defrag_mode kswapd/kcompactd assistance"): the watermarks are kept in
+    /// whole free pageblocks, so an allocation that leaves zone `zi` with
+    /// fewer free pages in free pageblocks than its low mark wakes kswapd at
+    /// the pageblock order; kswapd reclaims a compaction gap and hands over to
+    /// kcompactd ([`Machine::kswapd_high_order_done`]), which compacts until a
+    /// pageblock is free.
+    pub(crate) fn defrag_mode_wake(&mut self, zi: usize) {
+        let cbo = self.compact_block_order();
+        let z = &self.zones[zi];
+        if z.kswapd_order >= cbo as i32 {
+            return;
+        }
+        let in_blocks: u64 = (cbo as usize..crate::MAX_ORDER)
+            .map(|o| z.nr_free(o) << o)
+            .sum();
+        if in_blocks < z.pages_low {
+            self.wakeup_kswapd(zi, cbo);
         }
     }
 

@@ -45,6 +45,10 @@ pub struct Machine {
     pub(crate) nofragment: bool,
     /// Slab caches (`mm::slab`).
     pub(crate) slab: super::slab::Slabs,
+    /// `mm_page_alloc_extfrag` events, when the machine keeps them (`trace_extfrag`).
+    pub extfrag_log: Option<Vec<super::events::ExtfragEvent>>,
+    /// The pid of the trace record being applied (the kernel's `current`).
+    pub(crate) current_pid: u32,
 }
 
 impl Machine {

@@ -88,6 +88,8 @@ impl Machine {
             owner: None,
             compact_scratch: Default::default(),
             nofragment: false,
+            extfrag_log: cfg.trace_extfrag.then(Vec::new),
+            current_pid: 0,
             cfg,
         };
         m.nofragment = m.alloc_flags_nofragment();

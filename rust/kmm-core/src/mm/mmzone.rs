@@ -67,6 +67,9 @@ pub struct ZoneCompact {
     pub kcompactd_order: i32,
     /// `watermark_boost`: pages added to min, low and high.
     pub watermark_boost: u64,
+    /// Pages kswapd has reclaimed here since it was woken for a high order
+    /// (`balance_pgdat`'s `sc.nr_reclaimed`).
+    pub kswapd_reclaimed: u64,
 }
 
 impl Zone {

@@ -27,6 +27,7 @@ mod check;
 pub mod compaction;
 pub mod events;
 mod highorder;
+pub mod huge_memory;
 mod kcompactd;
 pub mod kpageflags;
 pub mod machine;

@@ -88,7 +88,12 @@ impl Machine {
                 self.buffered_rmqueue(zi, order, t, gfp & gfp::__GFP_COLD != 0, nofragment)
             {
                 self.set_allocated(p, order, t);
-                self.check_kswapd(zi, order);
+                if gfp & gfp::__GFP_NO_KSWAPD == 0 {
+                    self.check_kswapd(zi, order);
+                    if self.cfg.defrag_mode {
+                        self.defrag_mode_wake(zi);
+                    }
+                }
                 return Some(p);
             }
         }
@@ -123,9 +128,11 @@ impl Machine {
             self.counters.alloc += 1;
             return Some(p);
         }
-        for i in 0..self.zonelists[node][hz].len() {
-            let zi = self.zonelists[node][hz][i] as usize;
-            self.wakeup_kswapd(zi, order);
+        if gfp & gfp::__GFP_NO_KSWAPD == 0 {
+            for i in 0..self.zonelists[node][hz].len() {
+                let zi = self.zonelists[node][hz][i] as usize;
+                self.wakeup_kswapd(zi, order);
+            }
         }
         if let Some(p) = self.get_page_from_freelist(node, hz, order, t, gfp, false) {
             self.counters.alloc += 1;

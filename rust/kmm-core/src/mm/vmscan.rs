@@ -221,11 +221,11 @@ impl Machine {
                     self.kswapd_zone_sleeps(zi, order as u32);
                     break;
                 }
-                // today's kswapd: once compact_gap(order) pages are free for a
-                // high-order request, balance for order 0 and leave the rest to
-                // kcompactd
+                // today's kswapd: once it has reclaimed compact_gap(order) pages
+                // for a high-order request, balance for order 0 and leave the
+                // rest to kcompactd
                 if self.cfg.compaction && order > 0 && got > 0 {
-                    self.kswapd_high_order_done(zi, order as u32);
+                    self.kswapd_high_order_done(zi, order as u32, got);
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! `steal_suitable_fallback` moving a pageblock's free pages to the requester.
 
 use crate::mm::machine::Machine;
+use crate::mm::mmzone::Zone;
 use crate::mm::page::{forder, ftype, kind, K_ALLOC, K_FREE, LT_KERNRCLM, LT_NORCLM, LT_USERRCLM};
 use crate::MAX_ORDER;
 
@@ -45,8 +46,35 @@ impl Machine {
         t: usize,
         nofragment: bool,
     ) -> Option<u32> {
-        self.rmqueue_smallest(zi, order, t)
-            .or_else(|| self.rmqueue_fallback(zi, order, t, nofragment))
+        if let Some(p) = self.rmqueue_smallest(zi, order, t) {
+            if self.zones[zi].block_type[self.block_index(zi, p)] as usize != t {
+                self.counters.type_mismatch += 1;
+            }
+            return Some(p);
+        }
+        self.rmqueue_fallback(zi, order, t, nofragment)
+    }
+
+    /// Freelist hygiene's invariant: the free block of `order` at `pfn` is on
+    /// the list of the type of every pageblock it covers.
+    pub(super) fn check_hygiene(
+        &self,
+        z: &Zone,
+        pfn: u64,
+        order: usize,
+        lt: usize,
+    ) -> Result<(), String> {
+        let b0 = ((pfn - z.start_pfn) >> self.block_order) as usize;
+        let nb = 1usize << (order as u32).saturating_sub(self.block_order);
+        match z.block_type[b0..(b0 + nb).min(z.block_type.len())]
+            .iter()
+            .find(|&&bt| bt as usize != lt)
+        {
+            Some(bt) => Err(format!(
+                "freelist hygiene: free order-{order} block at pfn {pfn} on list {lt}, its pageblock is type {bt}"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// `__rmqueue_fallback`: take a block of another type from the highest order
@@ -79,14 +107,16 @@ impl Machine {
         let (o, ft) = found?;
         self.counters.fallbacks += 1;
         let pfn = self.zones[zi].free_area[ft][o as usize].head;
+        let mut claimed = o >= pb;
         if o >= pb {
             // a whole pageblock or more changes owner
             self.set_pageblock_types(zi, pfn, o, t);
             self.counters.steals += 1;
             self.counters.pageblock_relabels += 1 << (o - pb);
         } else if can_steal(o) {
-            self.steal_suitable_fallback(zi, pfn, t);
+            claimed = self.steal_suitable_fallback(zi, pfn, t);
         }
+        self.trace_extfrag(pfn, order, o, t, ft);
         if o < pb {
             // a fallback that fragments a pageblock
             self.counters.pageblock_fallback += 1;
@@ -94,10 +124,42 @@ impl Machine {
                 self.boost_watermark(zi);
             }
         }
-        // the found block now belongs on the requester's lists
+        // the found block's remainder goes on the requester's lists; with
+        // freelist hygiene only if its pageblock became the requester's
+        // (6.10's __rmqueue_fallback takes an unclaimed block's page with
+        // __rmqueue_smallest of the fallback type)
+        let lt = if self.cfg.freelist_hygiene && !claimed {
+            ft
+        } else {
+            t
+        };
         self.del_free(zi, pfn, o, ft);
-        self.expand(zi, pfn, order, o, t);
+        self.expand(zi, pfn, order, o, lt);
         Some(pfn)
+    }
+
+    /// `trace_mm_page_alloc_extfrag`: count the fallback, and keep it when
+    /// the machine keeps them.
+    #[inline]
+    fn trace_extfrag(&mut self, pfn: u32, order: u32, o: u32, t: usize, ft: usize) {
+        self.counters.mm_page_alloc_extfrag += 1;
+        if self.extfrag_log.is_some() {
+            let zi = self.zone_of_pfn(pfn as u64);
+            let now = self.zones[zi].block_type[self.block_index(zi, pfn)] as usize;
+            let ev = crate::mm::events::ExtfragEvent {
+                ns: self.now_ns,
+                pid: self.current_pid,
+                pfn,
+                alloc_order: order as u8,
+                fallback_order: o as u8,
+                alloc_type: t as u8,
+                fallback_type: ft as u8,
+                change_ownership: now == t,
+            };
+            if let Some(log) = self.extfrag_log.as_mut() {
+                log.push(ev);
+            }
+        }
     }
 
     /// `find_suitable_fallback`: the first type in `fallbacks[t]` with a free
@@ -113,8 +175,10 @@ impl Machine {
 
     /// `steal_suitable_fallback`: move every free block of `pfn`'s pageblock to
     /// type `t`'s lists and relabel the pageblock if free + compatible pages are
-    /// at least half of it.
-    fn steal_suitable_fallback(&mut self, zi: usize, pfn: u32, t: usize) {
+    /// at least half of it. With freelist hygiene (6.10's `try_to_claim_block`)
+    /// the free blocks move only when the pageblock is relabelled. Returns
+    /// whether it was.
+    fn steal_suitable_fallback(&mut self, zi: usize, pfn: u32, t: usize) -> bool {
         let pb = self.block_order;
         let zs = self.zones[zi].start_pfn;
         let b = self.block_index(zi, pfn);
@@ -128,11 +192,6 @@ impl Machine {
             let o = forder(f);
             match kind(f) {
                 K_FREE => {
-                    let lt = ftype(f);
-                    if lt != t && p as u32 != pfn {
-                        self.del_free(zi, p as u32, o, lt);
-                        self.add_free(zi, p as u32, o, t);
-                    }
                     free += 1 << o;
                     p += 1 << o;
                 }
@@ -146,9 +205,36 @@ impl Machine {
             }
         }
         self.counters.steals += 1;
-        if free + alike >= 1u64 << (pb.max(1) - 1) {
+        let claim = free + alike >= 1u64 << (pb.max(1) - 1);
+        if claim || !self.cfg.freelist_hygiene {
+            self.move_freepages(zi, start, end, pfn, t);
+        }
+        if claim {
             self.zones[zi].block_type[b] = t as u8;
             self.counters.pageblock_relabels += 1;
+        }
+        claim
+    }
+
+    /// `move_freepages`: every free block in [start, end) but the one at
+    /// `skip` onto type `t`'s lists.
+    fn move_freepages(&mut self, zi: usize, start: u64, end: u64, skip: u32, t: usize) {
+        let mut p = start;
+        while p < end {
+            let f = self.flags[p as usize];
+            let o = forder(f);
+            if kind(f) == K_FREE {
+                let lt = ftype(f);
+                if lt != t && p as u32 != skip {
+                    self.del_free(zi, p as u32, o, lt);
+                    self.add_free(zi, p as u32, o, t);
+                }
+                p += 1 << o;
+            } else if kind(f) == K_ALLOC {
+                p += 1 << o;
+            } else {
+                p += 1;
+            }
         }
     }
 

@@ -278,6 +278,9 @@ impl Machine {
         match self.policy {
             Policy::Vanilla => vanilla::LIST,
             Policy::AntiFrag => block(),
+            // freelist hygiene: the pageblock's type when the page reaches the
+            // buddy lists, never the stale one it was kept under on a pcp list
+            Policy::Mobility if self.cfg.freelist_hygiene => block(),
             Policy::Mobility => pcp_type.unwrap_or_else(block),
         }
     }
@@ -307,7 +310,13 @@ impl Machine {
         match self.policy {
             Policy::Vanilla => vanilla::check_free_block(pfn, lt),
             Policy::AntiFrag => self.antifrag_check_free_block(z, pfn, order, lt),
-            Policy::Mobility => mobility::check_free_block(pfn, lt),
+            Policy::Mobility => {
+                mobility::check_free_block(pfn, lt)?;
+                if self.cfg.freelist_hygiene {
+                    self.check_hygiene(z, pfn, order, lt)?;
+                }
+                Ok(())
+            }
         }
     }
 

@@ -1,0 +1,285 @@
+"""mmtests' ``stress-highalloc``: the high-order allocation benchmark as mmtests
+ran it from 2010 until its removal in 2019 (``kmm highalloc --mmtests``).
+
+The machine is loaded with updatedb and concurrent kernel builds; with the load
+still running, huge pages (order 9 on x86_64) are asked for at a fixed rate
+(16 MB/s, mmtests' ``HIGHALLOC_ALLOC_RATE``) until ``percent`` of memory (95 by
+default, ``HIGHALLOC_PERCENTAGE``) has been asked for, each success held to the
+end of the pass: pass 1, then the held pages are freed and pass 2 does the same.
+Then the load is killed, its trees are deleted and the caches dropped
+(``echo 3 > /proc/sys/vm/drop_caches``), and pass 3 asks again, at rest. The
+mask is ``GFP_HIGHUSER_MOVABLE`` (kmm's ``GFP_HIGHUSER`` carries the movable
+bit, ``__GFP_USERRCLM`` = ``__GFP_MOVABLE``).
+
+The load trace is generated once, from the seed, and replayed identically on
+every variant (the variants of :data:`kmm.highalloc.VARIANTS`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import gfp as _gfp
+from ._args import float_arg, int_arg
+from .errors import BenchmarkError, InvariantError
+from .highalloc import VARIANTS
+from .machine import MAX_ORDER, Machine, parse_mem
+
+#: the variants an mmtests run has by default: grouping by mobility with and
+#: without compaction, compaction without grouping, and defrag_mode
+DEFAULT_VARIANTS = ["mobility", "vanilla+compaction", "mobility+compaction", "mobility+compaction+defrag"]
+
+#: the passes, in order
+PASSES = ("pass1", "pass2", "at_rest")
+
+#: counters every result carries (``m.counters()`` at the end of the run)
+COUNTERS = (
+    "alloc", "alloc_fail", "pgscan", "pgsteal", "pgsteal_kswapd", "pgsteal_direct",
+    "allocstall", "refaults", "kswapd_wakeups", "fallbacks", "steals",
+    "compact_stall", "compact_fail", "compact_success", "compact_migrate_scanned",
+    "compact_free_scanned", "compact_isolated", "compact_daemon_wake",
+    "pgmigrate_success", "pageblock_fallback", "type_mismatch", "thp_fault_alloc",
+    "thp_fault_fallback", "mm_page_alloc_extfrag",
+)
+
+
+@dataclass
+class MmtestsConfig:
+    """Everything that defines an mmtests stress-highalloc run."""
+
+    layout: str = "x86_64"
+    mem: str = "2GiB"
+    order: int = 9
+    percent: float = 95.0
+    rate_mb_s: float = 16.0
+    warmup_s: float = 180.0
+    builds: int = 7
+    jobs: int = 4
+    updatedb: bool = True
+    seed: int = 0
+    gfp: str = "GFP_HIGHUSER"
+    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
+
+    @classmethod
+    def quick(cls, **kw: Any) -> MmtestsConfig:
+        """A small machine for a fast look: 1 GiB, 30 s warm-up."""
+        base: dict[str, Any] = dict(mem="1GiB", warmup_s=30.0)
+        base.update(kw)
+        return cls(**base)
+
+    def validate(self) -> None:
+        if self.layout not in ("x86_32", "x86_64"):
+            raise BenchmarkError(f"layout {self.layout!r} must be x86_32 or x86_64")
+        try:
+            parse_mem(self.mem)
+        except Exception as e:
+            raise BenchmarkError(f"mem {self.mem!r}: {e}") from None
+        int_arg("order", self.order, 1, MAX_ORDER - 1, error=BenchmarkError)
+        float_arg("percent", self.percent, 0.1, 100.0, error=BenchmarkError)
+        float_arg("rate_mb_s", self.rate_mb_s, 0.01, 1e6, error=BenchmarkError)
+        float_arg("warmup_s", self.warmup_s, 0, 3600, error=BenchmarkError)
+        int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
+        int_arg("jobs", self.jobs, 1, 64, error=BenchmarkError)
+        if self.builds == 0 and not self.updatedb:
+            raise BenchmarkError("an empty load: no builds and no updatedb")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+        try:
+            _gfp.parse(self.gfp)
+        except Exception as e:
+            raise BenchmarkError(f"gfp {self.gfp!r}: {e}") from None
+        if self.attempts() < 1:
+            raise BenchmarkError(f"{self.percent}% of {self.mem} is not one order-{self.order} block")
+
+    def attempts(self) -> int:
+        """Allocations per pass: ``percent`` of memory in blocks of the order."""
+        pages = parse_mem(self.mem) // 4096
+        return int(pages * self.percent / 100.0) >> self.order
+
+    def interval_s(self) -> float:
+        """Simulated seconds between attempts: one block at ``rate_mb_s``."""
+        return (4096 << self.order) / (self.rate_mb_s * (1 << 20))
+
+
+def generate_load(cfg: MmtestsConfig, outdir: Path) -> dict[str, Any]:
+    """The load once, as .npy chunks: warm-up, one chunk per attempt of passes 1
+    and 2, the kill (the processes' frees), and the tree deletion and cache drop."""
+    from . import workloads
+
+    load = workloads.stress_highalloc_load(
+        builds=cfg.builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed
+    )
+    t0 = time.perf_counter()
+    n = 0
+    for k, chunk in enumerate(load.chunks(cfg.warmup_s, chunk_s=10.0)):
+        np.save(outdir / f"warmup{k:06d}.npy", chunk)
+        n += len(chunk)
+    step = cfg.interval_s()
+    i = 0
+    for p in (1, 2):
+        for j in range(cfg.attempts()):
+            i += 1
+            chunk = load.run_until(cfg.warmup_s + i * step)
+            np.save(outdir / f"pass{p}_{j:06d}.npy", chunk)
+            n += len(chunk)
+    for name, part in (("kill", load.stop()), ("drop", load.drop_caches())):
+        np.save(outdir / f"{name}.npy", part)
+        n += len(part)
+    return {"ops": n, "generate_s": time.perf_counter() - t0}
+
+
+def _pass(
+    m: Machine, cfg: MmtestsConfig, chunk: Callable[[int], np.ndarray | None], gfp: int, progress: Callable[[], None]
+) -> dict[str, Any]:
+    held: list[int] = []
+    c0 = m.counters()
+    t0 = time.perf_counter()
+    n = cfg.attempts()
+    for j in range(n):
+        c = chunk(j)
+        if c is None:
+            m.advance(cfg.interval_s())
+        else:
+            m.replay(c, outcomes=False)
+        p = m.alloc(cfg.order, gfp)
+        if p is not None:
+            held.append(p)
+        progress()
+    ceiling = m.highorder_ceiling(cfg.order, gfp)
+    if len(held) > ceiling:
+        raise InvariantError(f"{len(held)} order-{cfg.order} blocks held but the ceiling counted {ceiling}")
+    for p in held:
+        m.free(p)
+    c1 = m.counters()
+    return {
+        "order": cfg.order,
+        "attempted": n,
+        "success": len(held),
+        "failed": n - len(held),
+        "percent": round(100.0 * len(held) / n, 1),
+        "ceiling": ceiling,
+        "pgmigrate_success": c1["pgmigrate_success"] - c0["pgmigrate_success"],
+        "pgsteal": c1["pgsteal"] - c0["pgsteal"],
+        "compact_stall": c1["compact_stall"] - c0["compact_stall"],
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def run_variant(name: str, cfg: MmtestsConfig, loaddir: str, progress: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run one variant on the stored load; returns its results."""
+    d = Path(loaddir)
+    tick = progress or (lambda: None)
+    m = Machine(layout=cfg.layout, mem=cfg.mem, **VARIANTS[name])
+    gfp = _gfp.parse(cfg.gfp)
+    t0 = time.perf_counter()
+    for f in sorted(d.glob("warmup*.npy")):
+        m.replay(np.load(f), outcomes=False)
+    out: dict[str, Any] = {}
+    for p in (1, 2):
+        out[f"pass{p}"] = _pass(m, cfg, lambda j, p=p: np.load(d / f"pass{p}_{j:06d}.npy"), gfp, tick)
+    m.replay(np.load(d / "kill.npy"), outcomes=False)
+    m.replay(np.load(d / "drop.npy"), outcomes=False)
+    out["at_rest"] = _pass(m, cfg, lambda j: None, gfp, tick)
+    m.check()
+    counters = m.counters()
+    for pas in PASSES:
+        r = out[pas]
+        r["migrated_per_success"] = round(r["pgmigrate_success"] / r["success"], 1) if r["success"] else None
+    out["counters"] = {k: counters[k] for k in COUNTERS}
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _worker(args: tuple[str, dict[str, Any], str, Any]) -> tuple[str, dict[str, Any]]:
+    name, cfg_dict, loaddir, q = args
+    cfg = MmtestsConfig(**cfg_dict)
+    return name, run_variant(name, cfg, loaddir, (lambda: q.put(1)) if q is not None else None)
+
+
+def run(cfg: MmtestsConfig, *, processes: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Run every variant of ``cfg`` (in parallel processes); the results as a dict."""
+    cfg.validate()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="kmm-mmtests-") as tmp:
+        gen = generate_load(cfg, Path(tmp))
+        nproc = max(1, min(processes or os.cpu_count() or 1, len(cfg.variants)))
+        results: dict[str, Any] = {}
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(cfg.variants) * 3 * cfg.attempts(), desc="stress-highalloc", unit="attempt", leave=False)
+        if nproc == 1:
+            for name in cfg.variants:
+                results[name] = run_variant(name, cfg, tmp, (lambda: bar.update(1)) if bar else None)
+        else:
+            ctx = mp.get_context("spawn" if os.name != "posix" else "fork")
+            with ctx.Manager() as mgr:
+                q = mgr.Queue() if bar else None
+                with ctx.Pool(nproc) as pool:
+                    pending = pool.map_async(_worker, [(n, asdict(cfg), tmp, q) for n in cfg.variants])
+                    while not pending.ready():
+                        pending.wait(0.2)
+                        if bar is not None:
+                            while not q.empty():
+                                bar.update(q.get())
+                    for name, r in pending.get():
+                        results[name] = r
+        if bar is not None:
+            bar.close()
+    return {
+        "mode": "mmtests stress-highalloc",
+        "seed": cfg.seed,
+        "config": asdict(cfg),
+        "attempts": cfg.attempts(),
+        "interval_s": cfg.interval_s(),
+        "load_ops": gen["ops"],
+        "generate_s": gen["generate_s"],
+        "variants": {n: results[n] for n in cfg.variants},
+        "wall_s": time.perf_counter() - t0,
+    }
+
+
+def format_report(res: dict[str, Any]) -> str:
+    """mmtests' stress-highalloc table: success per pass in percent, the
+    variants side by side, and the compaction work behind them."""
+    names = list(res["variants"])
+    w = max(14, *(len(n) + 2 for n in names))
+    cfg = res["config"]
+    lines = [
+        f"kmm highalloc --mmtests: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
+        f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s; per pass "
+        f"{res['attempts']} order-{cfg['order']} {cfg['gfp']} attempts ({cfg['percent']:g}% of memory) "
+        f"at {cfg['rate_mb_s']:g} MB/s, seed {res['seed']}",
+        "",
+        f"{'':<28}" + "".join(f"{n:>{w}}" for n in names),
+    ]
+    rows = [
+        ("Success 1 (%)", "pass1", "percent"),
+        ("Success 2 (%)", "pass2", "percent"),
+        ("Success 3 at rest (%)", "at_rest", "percent"),
+        ("Success 3 at rest", "at_rest", "success"),
+        ("Ceiling 3 at rest", "at_rest", "ceiling"),
+        ("Migrated/success 1", "pass1", "migrated_per_success"),
+        ("Migrated/success 3", "at_rest", "migrated_per_success"),
+    ]
+    for label, pas, key in rows:
+        vals = [res["variants"][n][pas][key] for n in names]
+        lines.append(f"{label:<28}" + "".join(f"{'-' if v is None else v:>{w}}" for v in vals))
+    lines.append("")
+    for key in ("compact_stall", "compact_success", "compact_fail", "compact_daemon_wake", "compact_migrate_scanned",
+                "compact_free_scanned", "pgmigrate_success", "pageblock_fallback", "pgsteal", "allocstall"):
+        lines.append(f"{key:<28}" + "".join(f"{res['variants'][n]['counters'][key]:>{w}}" for n in names))
+    lines.append("")
+    lines.append(f"load: {res['load_ops']:,} trace ops generated in {res['generate_s']:.1f} s; total wall time {res['wall_s']:.1f} s")
+    return "\n".join(lines) + "\n"

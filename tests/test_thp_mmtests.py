@@ -1,0 +1,169 @@
+"""Issue 13 beyond the scanners: mmtests' stress-highalloc (``kmm highalloc
+--mmtests``), ``Load.drop_caches``, freelist hygiene, THP faults and
+``kmm thpchallenge``, and ``mm_page_alloc_extfrag`` in the kernel's trace text."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import kmm
+import numpy as np
+import pytest
+from kmm import mmtests, thpchallenge
+from kmm import workloads as W
+from kmm.cli import main
+from kmm.errors import BenchmarkError, ConfigError
+from kmm.highalloc import VARIANTS
+
+
+def test_mmtests_attempts_and_rate_follow_the_config():
+    cfg = mmtests.MmtestsConfig()
+    # 95% of 2 GiB in order-9 blocks, one 2 MiB block at 16 MB/s
+    assert cfg.attempts() == int(524288 * 0.95) >> 9
+    assert cfg.interval_s() == pytest.approx(0.125)
+    with pytest.raises(BenchmarkError, match="percent"):
+        mmtests.MmtestsConfig(percent=0).validate()
+    with pytest.raises(BenchmarkError, match="variants"):
+        mmtests.MmtestsConfig(variants=["bogus"]).validate()
+
+
+def test_mmtests_run_has_three_passes_per_variant(tmp_path):
+    out = tmp_path / "r.json"
+    rc = main([
+        "highalloc", "--mmtests", "--mem", "128MiB", "--percent", "50", "--warmup", "3", "--builds", "1",
+        "--jobs", "2", "--variants", "mobility,mobility+compaction", "--processes", "1", "--no-progress",
+        "--json", str(out),
+    ])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["attempts"] == 32
+    for v in res["variants"].values():
+        for pas in ("pass1", "pass2", "at_rest"):
+            assert v[pas]["attempted"] == 32
+            assert 0 <= v[pas]["success"] <= 32
+            assert v[pas]["success"] <= v[pas]["ceiling"]
+        for key in mmtests.COUNTERS:
+            assert key in v["counters"]
+    # without compaction nothing migrates
+    assert res["variants"]["mobility"]["counters"]["pgmigrate_success"] == 0
+
+
+def test_percent_is_for_mmtests_only(capsys):
+    assert main(["highalloc", "--percent", "50"]) != 0
+    assert "--percent applies to --mmtests" in capsys.readouterr().err
+
+
+def test_drop_caches_frees_every_cache_object_but_mapped_text():
+    load = W.stress_highalloc_load(builds=1, jobs=2, seed=3)
+    with pytest.raises(ConfigError, match="after stop"):
+        load.drop_caches()
+    m = kmm.Machine("x86_64", "256MiB", allocator="mobility")
+    m.replay(load.trace(8.0), outcomes=False)
+    m.replay(load.stop(), outcomes=False)
+    cached = load.cache_objects()
+    drop = load.drop_caches()
+    assert 0 < len(drop) < cached  # the system's program text stays mapped
+    assert load.cache_objects() == cached - len(drop)
+    free_before = sum(z.free for z in m.zone_stats())
+    m.replay(drop, outcomes=False)
+    m.check()
+    assert sum(z.free + z.pcp for z in m.zone_stats()) > free_before
+    assert len(load.drop_caches()) == 0
+
+
+def test_freelist_hygiene_is_validated_and_keeps_lists_clean():
+    with pytest.raises(ConfigError, match="freelist_hygiene"):
+        kmm.Machine("x86_64", "64MiB", allocator="vanilla", freelist_hygiene=True)
+    with pytest.raises(ConfigError, match="freelist_hygiene"):
+        kmm.Machine("x86_64", "64MiB", allocator="mobility", compaction=True, defrag_mode=True)
+    trace = W.stress_highalloc_load(builds=2, jobs=2, seed=1).trace(10.0)
+    mismatch = {}
+    for hygiene in (False, True):
+        m = kmm.Machine("x86_64", "128MiB", allocator="mobility", freelist_hygiene=hygiene)
+        m.replay(trace, outcomes=False)
+        m.check()  # with hygiene: every free block on its pageblock's list
+        mismatch[hygiene] = m.counters()["type_mismatch"]
+    assert mismatch[True] == 0
+    assert mismatch[False] > 0
+
+
+def thp_trace(mem: int, seconds: float) -> np.ndarray:
+    load = W.combine(
+        W.stress_highalloc_load(builds=2, jobs=2, seed=2),
+        W.thp_workers(mem, start=2.0, round_s=2.0, rounds=int((seconds - 2) // 2), seed=2),
+    )
+    return load.trace(seconds)
+
+
+def test_thp_faults_count_and_keep_invariants_however_the_trace_is_split():
+    mem = 128 << 20
+    trace = thp_trace(mem, 8.0)
+    got = []
+    for parts in (1, 5, 17):
+        m = kmm.Machine("x86_64", mem, **VARIANTS["mobility+compaction"])
+        for part in np.array_split(trace, parts):
+            m.replay(part, outcomes=False)
+        m.check()
+        c = m.counters()
+        got.append((c["thp_fault_alloc"], c["thp_fault_fallback"], c["pgmigrate_success"], c["alloc"]))
+    assert got[0] == got[1] == got[2]
+    huge, base = got[0][:2]
+    assert huge > 0 and huge + base == 3 * int(mem * 0.75) // (2 << 20)
+
+
+def test_thp_workers_and_fio_arguments_are_checked():
+    with pytest.raises(ConfigError, match="rounds"):
+        W.thp_workers(1 << 30, rounds=0)
+    with pytest.raises(ConfigError, match="2 MiB"):
+        W.thp_workers(4 << 20, share=0.1)
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        W.fio_writers(1 << 30, file_kib=6)
+
+
+def test_thpchallenge_is_deterministic_and_reports_every_counter():
+    cfg = thpchallenge.ThpChallengeConfig(
+        mem="128MiB", warmup_s=2.0, duration_s=8.0, round_s=2.0, fragmenter="fio",
+        variants=["mobility", "mobility+compaction+defrag"],
+    )
+    a = thpchallenge.run(cfg, processes=1)
+    b = thpchallenge.run(cfg, processes=2)
+    for name in cfg.variants:
+        va, vb = a["variants"][name], b["variants"][name]
+        for key in ("fault_huge", "fault_base", "success_over_time", "counters", "per_huge_page"):
+            assert va[key] == vb[key], key
+        assert va["fault_huge"] == va["counters"]["thp_fault_alloc"]
+        assert va["fault_base"] == va["counters"]["thp_fault_fallback"]
+        assert set(kmm.Machine("x86_64", "64MiB").counters()) <= set(va["counters"])
+    text = thpchallenge.format_report(a)
+    assert "fault_huge" in text and "round 3" in text
+
+
+def test_thpchallenge_cli_rejects_bad_input(capsys):
+    assert main(["thpchallenge", "--mem", "1MiB", "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("kmm thpchallenge: BenchmarkError:") and err.count("\n") == 1
+
+
+EXTFRAG = re.compile(
+    r"^ {0,15}\S+-\d+ +\[\d{3}\] [d.][.N][.hs][0-9.][0-9.] +\d+\.\d{6}: mm_page_alloc_extfrag: "
+    r"page=[0-9a-f]{16} pfn=0x[0-9a-f]+ alloc_order=\d+ fallback_order=\d+ pageblock_order=9 "
+    r"alloc_migratetype=[012] fallback_migratetype=[012] fragmenting=[01] change_ownership=[01]$"
+)
+
+
+def test_extfrag_events_in_the_kernels_trace_text():
+    m = kmm.Machine("x86_64", "128MiB", allocator="mobility", trace_extfrag=True)
+    with pytest.raises(ConfigError, match="trace_extfrag"):
+        kmm.Machine("x86_64", "64MiB").extfrag_trace()
+    m.replay(W.stress_highalloc_load(builds=2, jobs=2, seed=1).trace(6.0), outcomes=False)
+    text = m.extfrag_trace()
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    assert len(lines) == m.counters()["mm_page_alloc_extfrag"] > 0
+    for ln in lines:
+        assert EXTFRAG.match(ln), ln
+        f = dict(kv.split("=") for kv in ln.split(": mm_page_alloc_extfrag: ")[1].split())
+        assert int(f["page"], 16) == 0xFFFFEA0000000000 + 64 * int(f["pfn"], 16)
+        assert f["fragmenting"] == str(int(int(f["fallback_order"]) < 9))
+    # the fragmenting ones are the pageblock fallbacks
+    assert sum(" fragmenting=1 " in ln for ln in lines) == m.counters()["pageblock_fallback"]
