@@ -39,6 +39,7 @@ __all__ = [
     "RealZone",
     "Snapshot",
     "load",
+    "load_stream",
     "pack_dir",
     "parse_block_counts",
     "parse_zoneinfo",
@@ -237,35 +238,43 @@ def _load_dir(d: Path, label: str | None) -> Snapshot:
 
 
 def _load_file(p: Path, label: str | None) -> Snapshot:
+    try:
+        with open(p, "rb") as raw:
+            return load_stream(raw, str(p), label)
+    except OSError as e:
+        raise SnapshotError(f"cannot read snapshot {p}: {e}") from e
+
+
+def load_stream(raw: Any, source: str, label: str | None = None) -> Snapshot:
+    """Load a snapshot file from an open binary stream (a member of a
+    ``kmm record`` bundle); ``source`` names it in errors."""
     import zstandard
 
     files: dict[str, bytes] = {}
     meta: dict[str, Any] = {}
+    p = source
     try:
-        with open(p, "rb") as raw:
-            if raw.read(4) != _ZSTD_MAGIC:
-                raise SnapshotError(f"{p}: not a kmm snapshot (no zstd magic; a snapshot is a .tar.zst or a directory)")
-            raw.seek(0)
-            with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as zr, tarfile.open(
-                fileobj=zr, mode="r|"
-            ) as tf:
-                for ti in tf:
-                    if not ti.isfile():
-                        continue
-                    f = tf.extractfile(ti)
-                    if f is None:
-                        continue
-                    data = f.read()
-                    if len(data) != ti.size:
-                        raise SnapshotError(f"{p}: member {ti.name} is cut short (truncated snapshot)")
-                    if ti.name == META:
-                        meta = json.loads(data)
-                    else:
-                        files[ti.name] = data
+        if raw.read(4) != _ZSTD_MAGIC:
+            raise SnapshotError(f"{p}: not a kmm snapshot (no zstd magic; a snapshot is a .tar.zst or a directory)")
+        raw.seek(0)
+        with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False) as zr, tarfile.open(
+            fileobj=zr, mode="r|"
+        ) as tf:
+            for ti in tf:
+                if not ti.isfile():
+                    continue
+                f = tf.extractfile(ti)
+                if f is None:
+                    continue
+                data = f.read()
+                if len(data) != ti.size:
+                    raise SnapshotError(f"{p}: member {ti.name} is cut short (truncated snapshot)")
+                if ti.name == META:
+                    meta = json.loads(data)
+                else:
+                    files[ti.name] = data
     except (tarfile.TarError, zstandard.ZstdError, EOFError) as e:
         raise SnapshotError(f"{p}: truncated or corrupt snapshot: {e}") from e
-    except OSError as e:
-        raise SnapshotError(f"cannot read snapshot {p}: {e}") from e
     if meta.get("format") != FORMAT:
         raise SnapshotError(f"{p}: not a kmm snapshot (format {meta.get('format')!r}, expected {FORMAT!r})")
     return _from_files(files, meta, str(p), label)
