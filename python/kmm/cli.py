@@ -19,6 +19,8 @@ COMMANDS = [
     "trace",
     "snapshot",
     "inspect",
+    "replay",
+    "record",
 ]
 
 

@@ -347,19 +347,31 @@ def _read_small(path: str) -> bytes:
         return f.read()
 
 
-def _read_into(path: str, buf: bytearray) -> int:
-    """Read a /proc binary file into a buffer allocated beforehand; returns its length."""
+#: pfns read per ``kmm-snapshot LABEL kpageflags PFN`` marker
+KPF_MARK_PFNS = 16384
+
+
+def _read_into(path: str, buf: bytearray, mark: str | None = None) -> int:
+    """Read a /proc binary file into a buffer allocated beforehand; returns its
+    length. With ``mark``, read ``KPF_MARK_PFNS`` u64s at a time and write
+    ``MARK PFN`` to trace_marker before each read and ``MARK N`` after the
+    last, so that a replay knows when each pfn was read."""
     mv = memoryview(buf)
     n = 0
+    step = KPF_MARK_PFNS * 8 if mark else len(buf)
     with _open(path) as f:
         while n < len(buf):
-            k = f.readinto(mv[n:])
+            if mark:
+                _mark(f"{mark} {n // 8}")
+            k = f.readinto(mv[n : n + step])
             if not k:
                 break
             n += k
         else:
             if f.read(1):
                 raise SnapshotError(f"{path} is longer than zoneinfo's zones (memory hot-added while reading?)")
+        if mark:
+            _mark(f"{mark} {n // 8}")
     return n
 
 
@@ -403,7 +415,10 @@ def take(*, label: str | None = None, files: Iterable[str] | None = None) -> tup
     out["buddyinfo"] = _read_small(LIVE_PATHS["buddyinfo"])
     for name in ("zoneinfo", "pagetypeinfo", "vmstat", "meminfo"):
         out[name] = _read_small(LIVE_PATHS[name])
-    lens = {name: _read_into(LIVE_PATHS[name], bufs[name]) for name in BINARY_FILES}
+    lens = {
+        name: _read_into(LIVE_PATHS[name], bufs[name], f"kmm-snapshot {lab} kpageflags" if marked and name == "kpageflags" else None)
+        for name in BINARY_FILES
+    }
     out["buddyinfo.after"] = _read_small(LIVE_PATHS["buddyinfo"])
     t1 = time.time()
     if marked:

@@ -128,6 +128,13 @@ pub struct RealReplay {
     gfp_cache: GfpCache,
     start_marker: Option<Vec<u8>>,
     end_marker: Option<Vec<u8>>,
+    /// `kmm-snapshot LABEL kpageflags ` of the start and end snapshots.
+    start_read: Option<Vec<u8>>,
+    end_read: Option<Vec<u8>>,
+    /// The pfn the start / end snapshot's kpageflags read had reached
+    /// (the last `kpageflags PFN` marker), once its read began.
+    start_cursor: Option<u64>,
+    end_cursor: Option<u64>,
     /// 0 before the window, 1 inside, 2 after.
     phase: u8,
     state: Option<Vec<u8>>,
@@ -195,13 +202,18 @@ impl RealReplay {
             im.reuse_object_ids();
             im
         });
-        let marker = |l: Option<&str>, what: &str| l.map(|l| format!("kmm-snapshot {l} {what}").into_bytes());
+        let marker =
+            |l: Option<&str>, what: &str| l.map(|l| format!("kmm-snapshot {l} {what}").into_bytes());
         Ok(RealReplay {
             carry: Vec::new(),
             gfp_cache: GfpCache::default(),
             start_marker: marker(start_label, "end"),
             phase: if start_label.is_some() { 0 } else { 1 },
             end_marker: marker(end_label, "begin"),
+            start_read: marker(start_label, "kpageflags "),
+            end_read: marker(end_label, "kpageflags "),
+            start_cursor: None,
+            end_cursor: None,
             state,
             importer,
             stats: RealReplayStats::default(),
@@ -320,24 +332,60 @@ impl RealReplay {
             }
             _ => return,
         };
-        match self.phase {
-            0 => self.stats.events_before += 1,
-            2 => self.stats.events_after += 1,
-            _ => {
-                self.stats.events_in_window += 1;
-                self.stats.events[ev.kind as usize] += 1;
-                if self.state.is_some() {
-                    self.apply(&ev);
-                }
-                if let Some(im) = self.importer.as_mut() {
-                    im.event(&ev);
-                }
+        if !self.in_window(&ev) {
+            if self.phase == 0 {
+                self.stats.events_before += 1;
+            } else {
+                self.stats.events_after += 1;
             }
+            return;
+        }
+        self.stats.events_in_window += 1;
+        self.stats.events[ev.kind as usize] += 1;
+        if self.state.is_some() {
+            self.apply(&ev);
+        }
+        if let Some(im) = self.importer.as_mut() {
+            im.event(&ev);
+        }
+    }
+
+    /// Whether the event falls in the window. Without the snapshots'
+    /// `kpageflags PFN` markers the window is from the start's `end` marker to
+    /// the end's `begin` marker. With them, an event during the start's read
+    /// counts when its pfn had been read already (the snapshot could not see
+    /// it), one during the end's read when its pfn was not read yet; a pfn in
+    /// the chunk being read counts as read after the event. (Events between
+    /// the end's `begin` marker and its first `kpageflags` marker, while the
+    /// small files are read, are left out.)
+    #[inline]
+    fn in_window(&self, ev: &Event) -> bool {
+        match self.phase {
+            0 => self.start_cursor.is_some_and(|c| ev.pfn < c),
+            1 => true,
+            _ => self.end_cursor.is_some_and(|c| ev.pfn >= c),
         }
     }
 
     fn marker(&mut self, fields: &[u8]) {
         let text = fields.trim_ascii();
+        let cursor = |prefix: &Option<Vec<u8>>| {
+            let p = prefix.as_deref()?;
+            let rest = text.strip_prefix(p)?;
+            std::str::from_utf8(rest).ok()?.parse::<u64>().ok()
+        };
+        if self.phase == 0 {
+            if let Some(c) = cursor(&self.start_read) {
+                self.start_cursor = Some(c);
+                return;
+            }
+        }
+        if self.phase == 2 {
+            if let Some(c) = cursor(&self.end_read) {
+                self.end_cursor = Some(c);
+                return;
+            }
+        }
         if self.phase == 0 && self.start_marker.as_deref() == Some(text) {
             self.phase = 1;
             self.stats.start_marker_line = Some(self.stats.lines);

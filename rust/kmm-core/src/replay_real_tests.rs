@@ -113,3 +113,40 @@ fn missing_markers_and_empty_windows_are_errors() {
     r.finish().unwrap();
     assert!(r.stats.truncated_last_line);
 }
+
+#[test]
+fn kpageflags_read_markers_place_each_pfn_in_the_window() {
+    let kpf = vec![BUDDY; 64];
+    let zones = [(0u64, 64u64)];
+    let z = |ts: u32, pfn: u32| {
+        ev(ts, &format!("mm_page_alloc_zone_locked: page=0x1 pfn={pfn:#x} order=0 migratetype=1 percpu_refill=1"))
+    };
+    let lines = [
+        ev(1, "tracing_mark_write: kmm-snapshot s begin"),
+        z(2, 40), // before the read began: the snapshot saw it
+        ev(3, "tracing_mark_write: kmm-snapshot s kpageflags 0"),
+        ev(4, "tracing_mark_write: kmm-snapshot s kpageflags 32"),
+        z(5, 10), // read already: in the window
+        z(6, 33), // in the chunk being read: counted as seen by the snapshot
+        ev(7, "tracing_mark_write: kmm-snapshot s kpageflags 64"),
+        z(8, 50), // read finished
+        ev(9, "tracing_mark_write: kmm-snapshot s end"),
+        z(10, 51),
+        ev(11, "tracing_mark_write: kmm-snapshot e begin"),
+        ev(12, "tracing_mark_write: kmm-snapshot e kpageflags 0"),
+        ev(13, "tracing_mark_write: kmm-snapshot e kpageflags 32"),
+        z(14, 20), // read already by the end snapshot: out
+        z(15, 40), // not read yet: in
+        ev(16, "tracing_mark_write: kmm-snapshot e kpageflags 64"),
+        z(17, 60), // after the read: out
+        ev(18, "tracing_mark_write: kmm-snapshot e end"),
+    ];
+    let mut r = RealReplay::new(Some("s"), Some("e"), Some((&kpf, &zones)), false).unwrap();
+    r.feed(lines.concat().as_bytes()).unwrap();
+    r.finish().unwrap();
+    let s = r.states().unwrap();
+    let pcp: Vec<usize> = (0..64).filter(|&p| s[p] == S_PCP).collect();
+    assert_eq!(pcp, vec![10, 40, 50, 51]);
+    assert_eq!(r.stats.events_in_window, 4);
+    assert_eq!((r.stats.events_before, r.stats.events_after), (2, 2));
+}
