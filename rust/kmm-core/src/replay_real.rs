@@ -202,8 +202,9 @@ impl RealReplay {
             im.reuse_object_ids();
             im
         });
-        let marker =
-            |l: Option<&str>, what: &str| l.map(|l| format!("kmm-snapshot {l} {what}").into_bytes());
+        let marker = |l: Option<&str>, what: &str| {
+            l.map(|l| format!("kmm-snapshot {l} {what}").into_bytes())
+        };
         Ok(RealReplay {
             carry: Vec::new(),
             gfp_cache: GfpCache::default(),
@@ -268,6 +269,14 @@ impl RealReplay {
                 self.stats.truncated_last_line = true;
             }
         }
+        let known =
+            self.stats.events_before + self.stats.events_in_window + self.stats.events_after;
+        if known == 0 {
+            return Err(Error::Parse(format!(
+                "no kmem page event in {} lines: not a kernel trace of the kmem events",
+                self.stats.lines
+            )));
+        }
         if let Some(m) = &self.start_marker {
             if self.stats.start_marker_line.is_none() {
                 return Err(Error::Parse(format!(
@@ -285,13 +294,6 @@ impl RealReplay {
                     self.stats.lines
                 )));
             }
-        }
-        let known = self.stats.events_before + self.stats.events_in_window + self.stats.events_after;
-        if known == 0 {
-            return Err(Error::Parse(format!(
-                "no kmem page event in {} lines: not a kernel trace of the kmem events",
-                self.stats.lines
-            )));
         }
         if let Some(im) = self.importer.as_mut() {
             im.stats.lines = self.stats.lines;
@@ -476,7 +478,15 @@ impl RealReplay {
                 continue; // reserved and holes stay so: they are not the buddy allocator's
             }
             *p = if new == S_ALLOC {
-                S_ALLOC | mt | if n == 1 { 0 } else if i == 0 { HEAD } else { TAIL }
+                S_ALLOC
+                    | mt
+                    | if n == 1 {
+                        0
+                    } else if i == 0 {
+                        HEAD
+                    } else {
+                        TAIL
+                    }
             } else {
                 new
             };
@@ -521,8 +531,16 @@ impl RealReplay {
                             _ => KERNEL,
                         };
                         class
-                            | if b & HEAD != 0 { 1 << KPF_COMPOUND_HEAD } else { 0 }
-                            | if b & TAIL != 0 { 1 << KPF_COMPOUND_TAIL } else { 0 }
+                            | if b & HEAD != 0 {
+                                1 << KPF_COMPOUND_HEAD
+                            } else {
+                                0
+                            }
+                            | if b & TAIL != 0 {
+                                1 << KPF_COMPOUND_TAIL
+                            } else {
+                                0
+                            }
                     }
                     _ => f & !(1 << KPF_BUDDY),
                 })

@@ -18,25 +18,64 @@ fn recorded_rules_move_pages_and_count_divergences() {
     let mut kpf = vec![BUDDY; 64];
     kpf[32..].fill(LRU);
     let lines = [
-        ev(1, "mm_page_alloc: page=0x1 pfn=0x1 order=0 migratetype=1 gfp_flags=GFP_KERNEL"), // before the window
+        ev(
+            1,
+            "mm_page_alloc: page=0x1 pfn=0x1 order=0 migratetype=1 gfp_flags=GFP_KERNEL",
+        ), // before the window
         ev(2, "tracing_mark_write: kmm-snapshot s end"),
-        ev(3, "mm_page_alloc_zone_locked: page=0x1 pfn=0x2 order=0 migratetype=1 percpu_refill=1"),
-        ev(4, "mm_page_alloc: page=0x1 pfn=0x2 order=0 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE"),
+        ev(
+            3,
+            "mm_page_alloc_zone_locked: page=0x1 pfn=0x2 order=0 migratetype=1 percpu_refill=1",
+        ),
+        ev(
+            4,
+            "mm_page_alloc: page=0x1 pfn=0x2 order=0 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE",
+        ),
         ev(5, "mm_page_free: page=0x1 pfn=0x2 order=0"),
         ev(6, "mm_page_free_batched: page=0x1 pfn=0x2 order=0"),
-        ev(7, "mm_page_pcpu_drain: page=0x1 pfn=0x2 order=0 migratetype=1"),
-        ev(8, "mm_page_alloc_zone_locked: page=0x1 pfn=0x4 order=2 migratetype=0 percpu_refill=0"),
-        ev(9, "mm_page_alloc: page=0x1 pfn=0x4 order=2 migratetype=0 gfp_flags=GFP_KERNEL"),
-        ev(10, "mm_page_alloc_zone_locked: page=0x1 pfn=0x10 order=4 migratetype=1 percpu_refill=0"),
-        ev(11, "mm_page_alloc: page=0x1 pfn=0x10 order=4 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE"),
+        ev(
+            7,
+            "mm_page_pcpu_drain: page=0x1 pfn=0x2 order=0 migratetype=1",
+        ),
+        ev(
+            8,
+            "mm_page_alloc_zone_locked: page=0x1 pfn=0x4 order=2 migratetype=0 percpu_refill=0",
+        ),
+        ev(
+            9,
+            "mm_page_alloc: page=0x1 pfn=0x4 order=2 migratetype=0 gfp_flags=GFP_KERNEL",
+        ),
+        ev(
+            10,
+            "mm_page_alloc_zone_locked: page=0x1 pfn=0x10 order=4 migratetype=1 percpu_refill=0",
+        ),
+        ev(
+            11,
+            "mm_page_alloc: page=0x1 pfn=0x10 order=4 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE",
+        ),
         ev(12, "mm_page_free: page=0x1 pfn=0x28 order=3"), // snapshot pages to a pcp list
         ev(13, "mm_page_free: page=0x1 pfn=0x30 order=4"), // not a pcp order: to buddy
-        ev(14, "mm_page_alloc: page=0x1 pfn=0x30 order=0 migratetype=1 gfp_flags=GFP_KERNEL"), // alloc_of_free
-        ev(15, "mm_page_alloc_zone_locked: page=0x1 pfn=0x21 order=0 migratetype=1 percpu_refill=1"), // refill_not_free
-        ev(16, "mm_page_pcpu_drain: page=0x1 pfn=0x1 order=0 migratetype=1"), // drain_of_free
-        ev(17, "mm_page_alloc: page=0x1 pfn=0x100 order=0 migratetype=1 gfp_flags=GFP_KERNEL"), // outside
+        ev(
+            14,
+            "mm_page_alloc: page=0x1 pfn=0x30 order=0 migratetype=1 gfp_flags=GFP_KERNEL",
+        ), // alloc_of_free
+        ev(
+            15,
+            "mm_page_alloc_zone_locked: page=0x1 pfn=0x21 order=0 migratetype=1 percpu_refill=1",
+        ), // refill_not_free
+        ev(
+            16,
+            "mm_page_pcpu_drain: page=0x1 pfn=0x1 order=0 migratetype=1",
+        ), // drain_of_free
+        ev(
+            17,
+            "mm_page_alloc: page=0x1 pfn=0x100 order=0 migratetype=1 gfp_flags=GFP_KERNEL",
+        ), // outside
         ev(18, "tracing_mark_write: kmm-snapshot e begin"),
-        ev(19, "mm_page_alloc_zone_locked: page=0x1 pfn=0x3 order=0 migratetype=1 percpu_refill=1"), // after
+        ev(
+            19,
+            "mm_page_alloc_zone_locked: page=0x1 pfn=0x3 order=0 migratetype=1 percpu_refill=1",
+        ), // after
     ];
     let text: String = lines.concat();
     let zones = [(0u64, 64u64)];
@@ -47,7 +86,10 @@ fn recorded_rules_move_pages_and_count_divergences() {
     r.feed(b).unwrap();
     r.finish().unwrap();
     let st = &r.stats;
-    assert_eq!((st.events_before, st.events_in_window, st.events_after), (1, 15, 1));
+    assert_eq!(
+        (st.events_before, st.events_in_window, st.events_after),
+        (1, 15, 1)
+    );
     assert_eq!(st.batched_duplicates, 1);
     let s = r.states().unwrap();
     assert_eq!(s[0], S_FREE);
@@ -75,7 +117,10 @@ fn recorded_rules_move_pages_and_count_divergences() {
         ]
     );
     let ex = &st.divergence_examples[0];
-    assert_eq!((ex.reason, ex.line, ex.pfn, ex.found), ("alloc_of_free", 14, 0x30, "free"));
+    assert_eq!(
+        (ex.reason, ex.line, ex.pfn, ex.found),
+        ("alloc_of_free", 14, 0x30, "free")
+    );
     // the end state as kpageflags: free pages BUDDY, the order-4 block compound
     let f = r.end_kpageflags(&kpf).unwrap();
     assert_eq!(f[2], BUDDY);
@@ -101,10 +146,18 @@ fn missing_markers_and_empty_windows_are_errors() {
     assert!(e.message().contains("kmm-snapshot s end"), "{e}");
     let mut r = RealReplay::new(None, Some("e"), None, true).unwrap();
     r.feed(t.as_bytes()).unwrap();
-    assert!(r.finish().unwrap_err().message().contains("kmm-snapshot e begin"));
+    assert!(r
+        .finish()
+        .unwrap_err()
+        .message()
+        .contains("kmm-snapshot e begin"));
     let mut r = RealReplay::new(None, None, None, true).unwrap();
     r.feed(b"not a trace\n").unwrap();
-    assert!(r.finish().unwrap_err().message().contains("no kmem page event"));
+    assert!(r
+        .finish()
+        .unwrap_err()
+        .message()
+        .contains("no kmem page event"));
     assert!(RealReplay::new(None, None, Some((&kpf, &[(0, 17)])), false).is_err());
     // a line cut mid-way at the end is counted
     let mut r = RealReplay::new(None, None, Some((&kpf, &zones)), false).unwrap();

@@ -18,8 +18,12 @@ pub struct PyRealReplay {
 }
 
 fn contiguous<'a>(a: &'a PyReadonlyArray1<'_, u64>) -> PyResult<&'a [u64]> {
-    a.as_slice()
-        .map_err(|_| crate::errors::Error::Core(kmm_core::Error::Parse("kpageflags must be a contiguous u64 array".into())).into())
+    a.as_slice().map_err(|_| {
+        crate::errors::Error::Core(kmm_core::Error::Parse(
+            "kpageflags must be a contiguous u64 array".into(),
+        ))
+        .into()
+    })
 }
 
 #[pymethods]
