@@ -394,7 +394,7 @@ def test_inspect_json(capsys):
 
 # ---- replay of a real trace (kmm.real_replay, kmm replay, kmm record) ------
 
-from kmm import real_replay as rr  # noqa: E402
+from kmm import real_replay as rr
 
 
 def _window_trace(tmp_path: Path, label: str = "end", extra: str = "") -> Path:
@@ -536,3 +536,51 @@ def test_record_then_recorded_replay_agrees_on_this_machine(tmp_path):
     # a failing command: settings restored, exit status passed on
     assert main(["record", "-o", str(tmp_path / "f.kmm"), "--buffer-kb", "4096", "--", "false"]) == 1
     assert _tracefs_state() == before
+
+
+def _fake_tracefs(root: Path) -> dict[str, str]:
+    files = {"trace_marker": "", "tracing_on": "1\n", "buffer_size_kb": "1408 (expanded: 7)\n",
+             "options/overwrite": "1\n", "trace": "# tracer: nop\n", "per_cpu/cpu0/stats": "entries: 0\ndropped events: 0\n"}
+    for e in ("mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_free", "mm_page_free_batched",
+              "mm_page_pcpu_drain", "mm_page_alloc_extfrag"):
+        files[f"events/kmem/{e}/enable"] = "0\n"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return files
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("snapshot failed"), KeyboardInterrupt()])
+def test_record_restores_tracefs_on_failure_and_ctrl_c(tmp_path, monkeypatch, failure):
+    from kmm import recording
+
+    root = tmp_path / "tracing"
+    _fake_tracefs(root)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    calls = []
+
+    def take(**kw):
+        calls.append(kw)
+        # while recording, the events are on, overwrite off and the buffer resized
+        assert (root / "events/kmem/mm_page_alloc/enable").read_text() == "1\n"
+        assert (root / "options/overwrite").read_text() == "0\n"
+        assert (root / "buffer_size_kb").read_text() == "2048\n"
+        raise failure
+
+    monkeypatch.setattr(recording._snapshot, "take", take)
+    with pytest.raises(type(failure)):
+        recording.record(tmp_path / "out.kmm", ["true"], buffer_kb=2048, tracefs=str(root))
+    assert calls
+    assert (root / "events/kmem/mm_page_alloc/enable").read_text() == "0\n"
+    assert (root / "options/overwrite").read_text() == "1\n"
+    assert (root / "tracing_on").read_text() == "1\n"
+    assert (root / "buffer_size_kb").read_text() == "1408\n"
+    assert not (tmp_path / "out.kmm").exists()
+
+
+def test_record_needs_root_and_a_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert main(["record", "-o", str(tmp_path / "r.kmm"), "--", "true"]) == 2
+    assert "needs root" in capsys.readouterr().err
+    assert main(["record", "-o", str(tmp_path / "r.kmm")]) == 2
+    assert "needs a command" in capsys.readouterr().err

@@ -122,6 +122,14 @@ pub struct RealReplayStats {
     pub batched_duplicates: u64,
 }
 
+/// The start snapshot for the recorded placement: its kpageflags and its
+/// zones' `[start, end)` pfn ranges.
+pub type StartState<'a> = (&'a [u64], &'a [(u64, u64)]);
+
+/// A recorded rule: the page states it expects, the divergence reason of a
+/// page in another state, and the state it leaves the pages in.
+type Rule = (fn(u8) -> bool, fn(u8) -> usize, u8);
+
 /// The streaming reader of one real trace for both placements.
 pub struct RealReplay {
     carry: Vec<u8>,
@@ -171,7 +179,7 @@ impl RealReplay {
     pub fn new(
         start_label: Option<&str>,
         end_label: Option<&str>,
-        recorded: Option<(&[u64], &[(u64, u64)])>,
+        recorded: Option<StartState<'_>>,
         policy: bool,
     ) -> Result<RealReplay> {
         let state = match recorded {
@@ -436,7 +444,7 @@ impl RealReplay {
             return;
         }
         // expected states and the new state
-        let (ok, reason_of, new): (fn(u8) -> bool, fn(u8) -> usize, u8) = match kind {
+        let (ok, reason_of, new): Rule = match kind {
             EventKind::AllocZoneLocked => (
                 |st| st == S_FREE,
                 |_| 0,
