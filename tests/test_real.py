@@ -390,3 +390,197 @@ def test_inspect_json(capsys):
     bi = kmm.procfs.parse_buddyinfo(ks.load(SNAP).texts["buddyinfo"])
     ui = kmm.procfs.unusable_indices(bi.nr_free)
     assert [z["unusable_index"]["9"] for z in r["zones"]] == [int(x) for x in ui.reshape(-1, 11)[: len(r["zones"]), 9]]
+
+
+# ---- replay of a real trace (kmm.real_replay, kmm replay, kmm record) ------
+
+from kmm import real_replay as rr
+
+
+def _window_trace(tmp_path: Path, label: str = "end", extra: str = "") -> Path:
+    """The real ftrace fixture's events after a `kmm-snapshot LABEL end` marker."""
+    text = text_of(FTRACE)
+    lines = text.splitlines(keepends=True)
+    marker = f"             kmm-1   [001] ...1.  4087.000000: tracing_mark_write: kmm-snapshot {label} end\n"
+    p = tmp_path / "trace.txt"
+    p.write_text("".join(lines[:12]) + marker + "".join(lines[12:]) + extra)
+    return p
+
+
+def test_policy_replay_runs_every_variant_and_each_checks_clean(tmp_path):
+    from kmm.highalloc import VARIANTS
+
+    trace = _window_trace(tmp_path)
+    machines, r = rr.replay(trace, snapshot=SNAP, placement="policy", variants=list(VARIANTS))
+    assert set(r["columns"]) == set(VARIANTS)
+    imp = r["import"]
+    assert imp["allocations"] > 1000 and imp["frees"] > 500
+    for name, m in machines.items():
+        m.check()
+        col = r["columns"][name]
+        assert col["free_pages"] == sum(col["free_per_order"][o] << o for o in range(11))
+        assert col["counters"]["alloc"] >= imp["allocations"] - col["alloc_failures"] - 1
+    # the same records on every allocator: object ids stay below the live peak
+    assert r["records"] == imp["allocations"] + imp["frees"]
+
+
+def test_recorded_replay_counts_divergences_with_examples(tmp_path):
+    # the fixture's events are from another moment than the snapshot: they disagree
+    end = "             kmm-1   [001] ...1.  4099.000000: tracing_mark_write: kmm-snapshot end begin\n"
+    trace = _window_trace(tmp_path, extra=end)
+    machines, r = rr.replay(trace, snapshot=SNAP, compare=SNAP, placement="recorded")
+    d = r["columns"]["recorded"]["divergences"]
+    assert d["events"] > 0 and d["examples"]
+    assert set(d["by_reason"]) <= set(kmm._kmm.REPLAY_DIVERGENCES)
+    e = d["examples"][0]
+    assert {"reason", "line", "event", "pfn", "order", "found"} <= set(e)
+    c = r["columns"]["recorded"]["compare"]
+    assert c["free_both"] + c["free_only_real"] == r["columns"]["real"]["free_pages"]
+    assert c["free_both"] + c["free_only_kmm"] == r["columns"]["recorded"]["free_pages"]
+    machines["recorded"].check()
+
+
+def test_recorded_replay_of_no_events_reproduces_the_snapshot(tmp_path):
+    # an empty window (only the markers and one event after the end): the end state is the start
+    p = tmp_path / "t.txt"
+    p.write_text(
+        "  kmm-1 [001] ...1. 1.000000: tracing_mark_write: kmm-snapshot end end\n"
+        "  kmm-1 [001] ...1. 1.000001: tracing_mark_write: kmm-snapshot end begin\n"
+        "  sh-2 [001] ..... 1.000002: mm_page_free: page=0x1 pfn=0x1000 order=0\n"
+    )
+    machines, r = rr.replay(p, snapshot=SNAP, compare=SNAP, placement="recorded")
+    c = r["columns"]["recorded"]["compare"]
+    assert c["free_only_kmm"] == 0 and c["free_only_real"] == 0 and c["agreement"] == 1.0
+    assert r["columns"]["recorded"]["buddyinfo"] == ks.load(SNAP).texts["buddyinfo"]
+    assert r["window"]["events_in_window"] == 0 and r["window"]["events_after"] == 1
+
+
+def test_replay_bad_inputs_are_clear_errors_or_counted(tmp_path, capsys):
+    # the start snapshot's marker is not in the trace
+    with pytest.raises(ParseError, match="kmm-snapshot end end"):
+        rr.replay(FTRACE, snapshot=SNAP, placement="policy")
+    # a trace of other events only
+    p = tmp_path / "other.txt"
+    p.write_text("  a-1 [000] ..... 1.0: sched_switch: prev_comm=a\n")
+    with pytest.raises(ParseError, match="no kmem page event"):
+        rr.replay(p, snapshot=SNAP, placement="recorded")
+    # a trace cut mid-line: counted and reported
+    cut = _window_trace(tmp_path, extra="   sh-1 [000] ..... 4088.1: mm_page_al")
+    _, r = rr.replay(cut, snapshot=SNAP, placement="recorded")
+    assert r["window"]["truncated_last_line"]
+    assert any("middle of a line" in w for w in rr.warnings(r))
+    # a perf script with fields kmm does not read
+    p = tmp_path / "perf.txt"
+    p.write_text("  kmm 1 [001] 1.000000: tracing_mark_write: kmm-snapshot end end\n" + text_of(PERF_FIELDS))
+    _, r = rr.replay(p, snapshot=SNAP, placement="policy", variants=["mobility"])
+    assert r["import"]["allocations"] > 0
+    # lost events in the buffer stats of a recording directory: reported
+    d = tmp_path / "rec"
+    d.mkdir()
+    (d / "start.tar.zst").write_bytes(SNAP.read_bytes())
+    (d / "trace.txt").write_text(_window_trace(tmp_path).read_text())
+    (d / "stats").write_text((DATA / "stats-dropped").read_text())
+    assert main(["replay", str(d), "--placement", "recorded", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "dropped" in err and json.loads(out)["ring_buffer"]["dropped"] > 0
+    # unknown variants, no start snapshot, a file that is nothing
+    assert main(["replay", str(d), "--variants", "nonsense"]) == 2
+    assert "unknown variants" in capsys.readouterr().err
+    assert main(["replay", str(FTRACE)]) == 2
+    assert "start snapshot" in capsys.readouterr().err
+    bad = tmp_path / "bad.kmm"
+    with tarfile.open(bad, "w:") as tf:
+        ti = tarfile.TarInfo("x")
+        tf.addfile(ti, io.BytesIO(b""))
+    with pytest.raises(ParseError, match="not a kmm recording"):
+        rr.load_bundle(bad)
+
+
+def test_cli_replay_text_json_and_plot(tmp_path, capsys):
+    end = "             kmm-1   [001] ...1.  4099.000000: tracing_mark_write: kmm-snapshot end begin\n"
+    trace = _window_trace(tmp_path, extra=end)
+    args = ["replay", str(trace), "--snapshot", str(SNAP), "--compare", str(SNAP), "--variants", "vanilla,mobility"]
+    assert main(args + ["--plot", str(tmp_path / "plots")]) == 0
+    out = capsys.readouterr().out
+    for key in ("free pages", "unusable@9", "fragmentation@10", "ceiling order 9", "fallbacks", "free_both", "free_only_kmm", "free_only_real"):
+        assert key in out, key
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["page-map-mobility.png", "page-map-real.png", "page-map-vanilla.png"]
+    assert main(args + ["--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert list(r["columns"]) == ["vanilla", "mobility", "real"]
+
+
+@pytest.mark.skipif(not (SHARED_REAL / "end").is_dir(), reason="shared/real not beside the checkout")
+def test_recorded_replay_of_the_shared_recording_agrees():
+    _, r = rr.replay(SHARED_REAL, placement="recorded")
+    assert r["columns"]["recorded"]["compare"]["agreement"] >= 0.999
+
+
+def _tracefs_state() -> tuple[bool, str]:
+    mounted = os.path.exists("/sys/kernel/tracing/trace_marker")
+    return mounted, open("/sys/kernel/tracing/buffer_size_kb").read() if mounted else ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not _can_read_kpageflags() or not os.environ.get("KMM_LIVE_TESTS"),
+                    reason="needs root, /proc/kpageflags and KMM_LIVE_TESTS=1 (records this machine for ~30 s)")
+def test_record_then_recorded_replay_agrees_on_this_machine(tmp_path):
+    before = _tracefs_state()
+    out = tmp_path / "rec.kmm"
+    code = "b=[bytearray(1 << 16) for _ in range(2000)]; del b[::2]"
+    assert main(["record", "-o", str(out), "--buffer-kb", "131072", "--", sys.executable, "-c", code]) == 0
+    assert _tracefs_state() == before
+    _, r = rr.replay(out, placement="recorded")
+    if r.get("ring_buffer", {}).get("dropped"):
+        pytest.skip("the ring buffer dropped events on this busy machine")
+    assert r["columns"]["recorded"]["compare"]["agreement"] >= 0.999
+    # a failing command: settings restored, exit status passed on
+    assert main(["record", "-o", str(tmp_path / "f.kmm"), "--buffer-kb", "4096", "--", "false"]) == 1
+    assert _tracefs_state() == before
+
+
+def _fake_tracefs(root: Path) -> dict[str, str]:
+    files = {"trace_marker": "", "tracing_on": "1\n", "buffer_size_kb": "1408 (expanded: 7)\n",
+             "options/overwrite": "1\n", "trace": "# tracer: nop\n", "per_cpu/cpu0/stats": "entries: 0\ndropped events: 0\n"}
+    for e in ("mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_free", "mm_page_free_batched",
+              "mm_page_pcpu_drain", "mm_page_alloc_extfrag"):
+        files[f"events/kmem/{e}/enable"] = "0\n"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return files
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("snapshot failed"), KeyboardInterrupt()])
+def test_record_restores_tracefs_on_failure_and_ctrl_c(tmp_path, monkeypatch, failure):
+    from kmm import recording
+
+    root = tmp_path / "tracing"
+    _fake_tracefs(root)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    calls = []
+
+    def take(**kw):
+        calls.append(kw)
+        # while recording, the events are on, overwrite off and the buffer resized
+        assert (root / "events/kmem/mm_page_alloc/enable").read_text() == "1\n"
+        assert (root / "options/overwrite").read_text() == "0\n"
+        assert (root / "buffer_size_kb").read_text() == "2048\n"
+        raise failure
+
+    monkeypatch.setattr(recording._snapshot, "take", take)
+    with pytest.raises(type(failure)):
+        recording.record(tmp_path / "out.kmm", ["true"], buffer_kb=2048, tracefs=str(root))
+    assert calls
+    assert (root / "events/kmem/mm_page_alloc/enable").read_text() == "0\n"
+    assert (root / "options/overwrite").read_text() == "1\n"
+    assert (root / "tracing_on").read_text() == "1\n"
+    assert (root / "buffer_size_kb").read_text() == "1408\n"
+    assert not (tmp_path / "out.kmm").exists()
+
+
+def test_record_needs_root_and_a_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert main(["record", "-o", str(tmp_path / "r.kmm"), "--", "true"]) == 2
+    assert "needs root" in capsys.readouterr().err
+    assert main(["record", "-o", str(tmp_path / "r.kmm")]) == 2
+    assert "needs a command" in capsys.readouterr().err

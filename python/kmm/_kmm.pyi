@@ -40,6 +40,9 @@ __all__ = [
     "KernelTraceImporter",
     "KERNEL_EVENTS",
     "machine_from_snapshot",
+    "REPLAY_DIVERGENCES",
+    "REPLAY_STATES",
+    "RealReplay",
 ]
 
 GFP_FLAGS: dict[str, int]
@@ -258,4 +261,27 @@ def machine_from_snapshot(
         tuple[int, str, int, int, int, int, tuple[int, int, int] | None, list[int] | None]
     ],
     kpageflags: npt.NDArray[np.uint64],
+    compaction: bool | None = None,
+    active_freeing: bool | None = None,
+    defrag_mode: bool | None = None,
 ) -> tuple[Machine, list[list[int]], list[int]]: ...
+
+REPLAY_DIVERGENCES: list[str]
+REPLAY_STATES: list[str]
+
+@final
+class RealReplay:
+    def __new__(
+        cls,
+        start_label: str | None,
+        end_label: str | None,
+        kpageflags: npt.NDArray[np.uint64] | None,
+        zones: list[tuple[int, int]],
+        policy: bool,
+    ) -> RealReplay: ...
+    def feed(self, data: bytes) -> None: ...
+    def finish(self) -> None: ...
+    def take_records(self) -> bytes: ...
+    def stats(self) -> dict[str, Any]: ...
+    def states(self) -> npt.NDArray[np.uint8] | None: ...
+    def end_kpageflags(self, start: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64] | None: ...

@@ -22,6 +22,8 @@ COMMANDS = [
     "inspect",
     "sweep",
     "report",
+    "replay",
+    "record",
 ]
 
 

@@ -150,12 +150,24 @@ class Machine:
     snapshot_classes: dict[tuple[int, str], dict[str, int]] | None = None
 
     @classmethod
-    def from_snapshot(cls, path: Any, allocator: str = "mobility") -> Machine:
+    def from_snapshot(
+        cls,
+        path: Any,
+        allocator: str = "mobility",
+        *,
+        compaction: bool | None = None,
+        active_freeing: bool | None = None,
+        defrag_mode: bool | None = None,
+        kpageflags: np.ndarray | None = None,
+    ) -> Machine:
         """A machine whose zones, free blocks and allocated pages are a real
         machine's (a :mod:`kmm.snapshot` file or directory; see ``docs/real.md``).
 
         ``snapshot`` holds the loaded snapshot, ``snapshot_classes`` the pages
         per class per zone (free, reserved, movable, slab, unmovable).
+        ``compaction``, ``active_freeing``, ``defrag_mode``: as for
+        :class:`Machine` (None: kmm's default). ``kpageflags`` replaces the
+        snapshot's page flags (a recorded replay's end state).
         """
         from . import snapshot as _snapshot
 
@@ -167,8 +179,10 @@ class Machine:
             c = counts.get((z.node, z.name))
             bc = None if c is None else [c.get(t, 0) for t in ("Unmovable", "Movable", "Reclaimable", "HighAtomic")]
             zones.append((z.node, z.name, z.start_pfn, z.spanned, z.present, z.managed, z.watermarks, bc))
-        flags = np.ascontiguousarray(snap.kpageflags, dtype=np.uint64)
-        inner, classes, _starts = _kmm.machine_from_snapshot(_str("allocator", allocator), zones, flags)
+        flags = np.ascontiguousarray(snap.kpageflags if kpageflags is None else kpageflags, dtype=np.uint64)
+        inner, classes, _starts = _kmm.machine_from_snapshot(
+            _str("allocator", allocator), zones, flags, compaction, active_freeing, defrag_mode
+        )
         m = cls.__new__(cls)
         m._m = inner
         m.snapshot = snap

@@ -39,6 +39,7 @@ __all__ = [
     "RealZone",
     "Snapshot",
     "load",
+    "load_stream",
     "pack_dir",
     "parse_block_counts",
     "parse_zoneinfo",
@@ -237,35 +238,43 @@ def _load_dir(d: Path, label: str | None) -> Snapshot:
 
 
 def _load_file(p: Path, label: str | None) -> Snapshot:
+    try:
+        with open(p, "rb") as raw:
+            return load_stream(raw, str(p), label)
+    except OSError as e:
+        raise SnapshotError(f"cannot read snapshot {p}: {e}") from e
+
+
+def load_stream(raw: Any, source: str, label: str | None = None) -> Snapshot:
+    """Load a snapshot file from an open binary stream (a member of a
+    ``kmm record`` bundle); ``source`` names it in errors."""
     import zstandard
 
     files: dict[str, bytes] = {}
     meta: dict[str, Any] = {}
+    p = source
     try:
-        with open(p, "rb") as raw:
-            if raw.read(4) != _ZSTD_MAGIC:
-                raise SnapshotError(f"{p}: not a kmm snapshot (no zstd magic; a snapshot is a .tar.zst or a directory)")
-            raw.seek(0)
-            with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as zr, tarfile.open(
-                fileobj=zr, mode="r|"
-            ) as tf:
-                for ti in tf:
-                    if not ti.isfile():
-                        continue
-                    f = tf.extractfile(ti)
-                    if f is None:
-                        continue
-                    data = f.read()
-                    if len(data) != ti.size:
-                        raise SnapshotError(f"{p}: member {ti.name} is cut short (truncated snapshot)")
-                    if ti.name == META:
-                        meta = json.loads(data)
-                    else:
-                        files[ti.name] = data
+        if raw.read(4) != _ZSTD_MAGIC:
+            raise SnapshotError(f"{p}: not a kmm snapshot (no zstd magic; a snapshot is a .tar.zst or a directory)")
+        raw.seek(0)
+        with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False) as zr, tarfile.open(
+            fileobj=zr, mode="r|"
+        ) as tf:
+            for ti in tf:
+                if not ti.isfile():
+                    continue
+                f = tf.extractfile(ti)
+                if f is None:
+                    continue
+                data = f.read()
+                if len(data) != ti.size:
+                    raise SnapshotError(f"{p}: member {ti.name} is cut short (truncated snapshot)")
+                if ti.name == META:
+                    meta = json.loads(data)
+                else:
+                    files[ti.name] = data
     except (tarfile.TarError, zstandard.ZstdError, EOFError) as e:
         raise SnapshotError(f"{p}: truncated or corrupt snapshot: {e}") from e
-    except OSError as e:
-        raise SnapshotError(f"cannot read snapshot {p}: {e}") from e
     if meta.get("format") != FORMAT:
         raise SnapshotError(f"{p}: not a kmm snapshot (format {meta.get('format')!r}, expected {FORMAT!r})")
     return _from_files(files, meta, str(p), label)
@@ -338,19 +347,31 @@ def _read_small(path: str) -> bytes:
         return f.read()
 
 
-def _read_into(path: str, buf: bytearray) -> int:
-    """Read a /proc binary file into a buffer allocated beforehand; returns its length."""
+#: pfns read per ``kmm-snapshot LABEL kpageflags PFN`` marker
+KPF_MARK_PFNS = 16384
+
+
+def _read_into(path: str, buf: bytearray, mark: str | None = None) -> int:
+    """Read a /proc binary file into a buffer allocated beforehand; returns its
+    length. With ``mark``, read ``KPF_MARK_PFNS`` u64s at a time and write
+    ``MARK PFN`` to trace_marker before each read and ``MARK N`` after the
+    last, so that a replay knows when each pfn was read."""
     mv = memoryview(buf)
     n = 0
+    step = KPF_MARK_PFNS * 8 if mark else len(buf)
     with _open(path) as f:
         while n < len(buf):
-            k = f.readinto(mv[n:])
+            if mark:
+                _mark(f"{mark} {n // 8}")
+            k = f.readinto(mv[n : n + step])
             if not k:
                 break
             n += k
         else:
             if f.read(1):
                 raise SnapshotError(f"{path} is longer than zoneinfo's zones (memory hot-added while reading?)")
+        if mark:
+            _mark(f"{mark} {n // 8}")
     return n
 
 
@@ -394,7 +415,10 @@ def take(*, label: str | None = None, files: Iterable[str] | None = None) -> tup
     out["buddyinfo"] = _read_small(LIVE_PATHS["buddyinfo"])
     for name in ("zoneinfo", "pagetypeinfo", "vmstat", "meminfo"):
         out[name] = _read_small(LIVE_PATHS[name])
-    lens = {name: _read_into(LIVE_PATHS[name], bufs[name]) for name in BINARY_FILES}
+    lens = {
+        name: _read_into(LIVE_PATHS[name], bufs[name], f"kmm-snapshot {lab} kpageflags" if marked and name == "kpageflags" else None)
+        for name in BINARY_FILES
+    }
     out["buddyinfo.after"] = _read_small(LIVE_PATHS["buddyinfo"])
     t1 = time.time()
     if marked:

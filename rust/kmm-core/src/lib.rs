@@ -20,6 +20,7 @@ pub mod gfp;
 pub mod mm;
 pub mod page_owner;
 pub mod replay;
+pub mod replay_real;
 pub mod stackdepot;
 
 pub use config::{parse_mem, Layout, MachineConfig, Policy};

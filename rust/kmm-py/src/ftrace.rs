@@ -4,7 +4,7 @@
 //! (`kmm.kernel_trace`).
 
 use crate::enter::{enter, guard};
-use kmm_core::ftrace::{Importer, EVENT_NAMES};
+use kmm_core::ftrace::{ImportStats, Importer, EVENT_NAMES};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
@@ -51,7 +51,13 @@ impl PyImporter {
 
     /// What the import saw so far, as a dict (see `kmm.kernel_trace.ImportSummary`).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = &self.inner.stats;
+        stats_dict(py, &self.inner.stats)
+    }
+}
+
+/// An import's counts as the dict `kmm.kernel_trace` documents.
+pub fn stats_dict<'py>(py: Python<'py>, s: &ImportStats) -> PyResult<Bound<'py, PyDict>> {
+    {
         let d = PyDict::new(py);
         d.set_item("format", s.format.map(|f| f.name()))?;
         d.set_item("lines", s.lines)?;

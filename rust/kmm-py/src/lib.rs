@@ -14,6 +14,7 @@ mod gfp;
 mod machine;
 mod nic;
 mod page_owner;
+mod replay_real;
 mod snapshot;
 
 #[pymodule]
@@ -34,5 +35,6 @@ fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     page_owner::register(m)?;
     ftrace::register(m)?;
     snapshot::register(m)?;
+    replay_real::register(m)?;
     Ok(())
 }

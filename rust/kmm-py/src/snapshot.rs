@@ -24,13 +24,18 @@ type PyZone = (
 
 /// Build a machine from a snapshot's zones and kpageflags; returns the machine,
 /// pages per class per zone and the kmm start pfn of each zone.
+/// `compaction`, `active_freeing`, `defrag_mode`: None keeps kmm's default.
 #[pyfunction]
+#[pyo3(signature = (allocator, zones, kpageflags, compaction=None, active_freeing=None, defrag_mode=None))]
 #[allow(clippy::type_complexity)]
 fn machine_from_snapshot(
     py: Python<'_>,
     allocator: &str,
     zones: Vec<PyZone>,
     kpageflags: PyReadonlyArray1<'_, u64>,
+    compaction: Option<bool>,
+    active_freeing: Option<bool>,
+    defrag_mode: Option<bool>,
 ) -> PyResult<(PyMachine, Vec<[u64; 6]>, Vec<u64>)> {
     let policy = Policy::parse(allocator).map_err(errors::Error::from)?;
     let zones: Vec<RealZone> = zones
@@ -56,7 +61,20 @@ fn machine_from_snapshot(
             kpageflags.len()
         )))
     })?;
-    let (m, load) = enter(py, None, || Machine::from_snapshot(policy, &zones, flags))?;
+    let tune = |c: &mut kmm_core::MachineConfig| {
+        for (field, v) in [
+            (&mut c.compaction, compaction),
+            (&mut c.active_freeing, active_freeing),
+            (&mut c.defrag_mode, defrag_mode),
+        ] {
+            if let Some(v) = v {
+                *field = v;
+            }
+        }
+    };
+    let (m, load) = enter(py, None, || {
+        Machine::from_snapshot_tuned(policy, tune, &zones, flags)
+    })?;
     Ok((
         PyMachine {
             inner: m,

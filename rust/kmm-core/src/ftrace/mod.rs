@@ -169,6 +169,9 @@ pub struct Importer {
     next_obj: u32,
     out: Vec<u8>,
     gfp_cache: GfpCache,
+    /// Freed object ids to hand out again ([`Importer::reuse_object_ids`]).
+    reuse_ids: bool,
+    free_ids: Vec<u32>,
     pub stats: ImportStats,
 }
 
@@ -186,6 +189,8 @@ impl Importer {
             next_obj: 0,
             out: Vec::new(),
             gfp_cache: GfpCache::default(),
+            reuse_ids: false,
+            free_ids: Vec::new(),
             stats: ImportStats::default(),
         }
     }
@@ -289,6 +294,9 @@ impl Importer {
     }
 
     fn free_obj(&mut self, obj: u32, ev: &Event) {
+        if self.reuse_ids {
+            self.free_ids.push(obj);
+        }
         self.emit(TraceOp {
             op: OP_FREE,
             obj,
@@ -359,14 +367,28 @@ impl Importer {
             });
             return Ok(());
         }
+        self.event(&ev);
+        Ok(())
+    }
+
+    /// Count one parsed page event (not a marker) and turn it into kmm
+    /// records: the importer's rules without its line reading, for a reader
+    /// that parses lines itself (the real-trace replay's window).
+    pub fn event(&mut self, ev: &Event) {
         self.stats.events[ev.kind as usize] += 1;
         match ev.kind {
-            EventKind::Alloc => self.alloc(&ev),
-            EventKind::Free => self.free(&ev, false),
-            EventKind::FreeBatched => self.free(&ev, true),
+            EventKind::Alloc => self.alloc(ev),
+            EventKind::Free => self.free(ev, false),
+            EventKind::FreeBatched => self.free(ev, true),
             _ => {}
         }
-        Ok(())
+    }
+
+    /// Give new objects the ids of freed ones (lowest-freed-last first), so
+    /// that ids stay below the peak number of live objects: a replay's object
+    /// table is then bounded by the live objects, not by the trace length.
+    pub fn reuse_object_ids(&mut self) {
+        self.reuse_ids = true;
     }
 
     fn alloc(&mut self, ev: &Event) {
@@ -379,17 +401,24 @@ impl Importer {
             return;
         }
         self.stats.gfp_unknown_names += ev.gfp_unknown as u64;
-        let obj = self.next_obj;
-        self.next_obj = self.next_obj.wrapping_add(1);
-        if self.next_obj >= FREED_BATCHED {
-            self.next_obj = 0; // 4 G objects: ids of long-freed objects are reused
-        }
-        if let Some((old, _)) = self.pages.insert(ev.pfn, (obj, ev.order as u8)) {
+        if let Some(&(old, _)) = self.pages.get(&ev.pfn) {
             if old < FREED_BATCHED {
                 self.stats.alloc_of_allocated += 1;
                 self.free_obj(old, ev);
             }
         }
+        let obj = match self.free_ids.pop() {
+            Some(id) => id,
+            None => {
+                let id = self.next_obj;
+                self.next_obj = self.next_obj.wrapping_add(1);
+                if self.next_obj >= FREED_BATCHED {
+                    self.next_obj = 0; // 4 G objects: ids of long-freed objects are reused
+                }
+                id
+            }
+        };
+        self.pages.insert(ev.pfn, (obj, ev.order as u8));
         self.emit(TraceOp {
             op: OP_ALLOC,
             order: ev.order as u8,

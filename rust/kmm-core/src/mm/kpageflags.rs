@@ -145,6 +145,17 @@ impl Machine {
         zones: &[RealZone],
         kpageflags: &[u64],
     ) -> Result<(Machine, SnapshotLoad)> {
+        Machine::from_snapshot_tuned(policy, |_| {}, zones, kpageflags)
+    }
+
+    /// [`Machine::from_snapshot`] with the configuration's other tunables
+    /// (compaction, active freeing, ...) set by `tune` before it is validated.
+    pub fn from_snapshot_tuned(
+        policy: Policy,
+        tune: impl FnOnce(&mut MachineConfig),
+        zones: &[RealZone],
+        kpageflags: &[u64],
+    ) -> Result<(Machine, SnapshotLoad)> {
         let layout = Layout::X86_64;
         ensure!(!zones.is_empty(), Parse, "snapshot has no zone with pages");
         let mut order: Vec<usize> = (0..zones.len()).collect();
@@ -199,6 +210,7 @@ impl Machine {
         cfg.policy = policy;
         cfg.nodes = nodes;
         cfg.kernel_image_bytes = 0;
+        tune(&mut cfg);
         cfg.validate()?;
         let block_order = cfg.effective_pageblock_order();
 
