@@ -31,6 +31,8 @@ KINDS: tuple[str, ...] = (
     "kmalloc_256",
     "kmalloc_32",
     "kmalloc_4096",
+    # a page of NIC receive buffers (kmm.workloads.nic), appended
+    "nic_rx",
 )
 K = {name: i for i, name in enumerate(KINDS)}
 # block-device page cache (inode tables, directory blocks) is GFP_USER: bdget()
@@ -73,6 +75,9 @@ KIND_GFP: dict[str, int] = {
     "kmalloc_256": _gfp.GFP_KERNEL,
     "kmalloc_32": _gfp.GFP_KERNEL,
     "kmalloc_4096": _gfp.GFP_KERNEL,
+    # rx refill runs in NAPI (softirq) context: dev_alloc_page() and
+    # page_pool_dev_alloc_pages() both ask for GFP_ATOMIC (| __GFP_NOWARN)
+    "nic_rx": _gfp.GFP_ATOMIC,
 }
 KIND_GFP_ARR = np.array([KIND_GFP[k] for k in KINDS] + [_gfp.GFP_USER], dtype=np.uint32)
 

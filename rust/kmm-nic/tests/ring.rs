@@ -179,3 +179,36 @@ fn stress_two_producers_small_ring() {
 fn stress_four_producers() {
     stress(4, 250_000, 64);
 }
+
+#[test]
+fn single_producer_handle_excludes_others_and_keeps_order() {
+    let r = MpscRing::new(4).unwrap();
+    let mut sp = r.sp_producer().unwrap();
+    assert!(r.sp_producer().is_none(), "two single producers");
+    assert_eq!(sp.enqueue_burst(&[1, 2, 3, 4, 5]), 4);
+    assert!(!sp.enqueue(6));
+    assert!(!sp.enqueue_bulk(&[6]));
+    assert_eq!(r.free(), 0);
+    let mut c = r.consumer().unwrap();
+    let mut out = [0u64; 3];
+    assert!(!c.dequeue_bulk(&mut [0u64; 5]), "bulk larger than the ring");
+    assert!(c.dequeue_bulk(&mut out));
+    assert_eq!(out, [1, 2, 3]);
+    assert!(!c.dequeue_bulk(&mut out), "only one left: all or nothing");
+    assert!(sp.enqueue_bulk(&[6, 7, 8]), "wraps around the end of the array");
+    assert!(!sp.enqueue(9));
+    assert_eq!(c.dequeue_burst(&mut [0u64; 8][..]), 4);
+    drop(sp);
+    // once free again, the ring may go multi-producer; then never single again
+    assert!(r.enqueue(10));
+    assert!(r.sp_producer().is_none());
+    assert_eq!(c.dequeue(), Some(10));
+}
+
+#[test]
+#[should_panic(expected = "single producer")]
+fn multi_producer_handle_refused_beside_a_single_producer() {
+    let r = MpscRing::new(4).unwrap();
+    let _sp = r.sp_producer().unwrap();
+    let _ = r.producer();
+}
