@@ -241,9 +241,9 @@ impl MpscRing {
             SlotState::Ahead => Err(SlotState::Ahead),
             SlotState::Behind => match fill {
                 Fill::Bulk => Ok(0),
-                Fill::Burst => Ok(self.scan(head, want - 1, |s, pos| {
-                    s.state(pos) == SlotState::Free
-                })),
+                Fill::Burst => {
+                    Ok(self.scan(head, want - 1, |s, pos| s.state(pos) == SlotState::Free))
+                }
             },
         }
     }

@@ -195,7 +195,10 @@ fn single_producer_handle_excludes_others_and_keeps_order() {
     assert!(c.dequeue_bulk(&mut out));
     assert_eq!(out, [1, 2, 3]);
     assert!(!c.dequeue_bulk(&mut out), "only one left: all or nothing");
-    assert!(sp.enqueue_bulk(&[6, 7, 8]), "wraps around the end of the array");
+    assert!(
+        sp.enqueue_bulk(&[6, 7, 8]),
+        "wraps around the end of the array"
+    );
     assert!(!sp.enqueue(9));
     assert_eq!(c.dequeue_burst(&mut [0u64; 8][..]), 4);
     drop(sp);

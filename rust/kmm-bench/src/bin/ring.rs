@@ -9,8 +9,8 @@
 use crossbeam_queue::ArrayQueue;
 use kmm_nic::MpscRing;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::hint::black_box;
+use std::sync::Mutex;
 use std::time::Instant;
 
 const PRODUCERS: u64 = 2;
