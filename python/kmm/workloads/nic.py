@@ -5,7 +5,7 @@ Each of ``rings`` rx rings holds :data:`RX_RING_BUFFERS` buffers of
 :data:`RX_BUFFER_BYTES`; two buffers share one order-0 page
 (:data:`BUFFERS_PER_PAGE`), as today's drivers split a page into fragments
 (``page_pool`` fragments, ``include/net/page_pool/helpers.h``; igb's and
-ixgbe's half-page buffers) and as the 2005 e1000 did by keeping its standard
+ixgbe's half-page buffers) and as e1000 did by 2006 by keeping its standard
 receive buffer small enough for the ``size-2048`` slab (``e1000_change_mtu``:
 "RXBUFFER_2048 --> size-4096 slab" otherwise). So a ring pins 512 pages.
 They are allocated with GFP_ATOMIC (NAPI refill runs in softirq context), so
