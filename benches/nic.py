@@ -9,7 +9,14 @@
   reservation, 32 per dequeue).
   (All four from ``cargo run --release -q -p kmm-bench --bin ring -- [--quick]``,
   best of 2 (quick) or 3 interleaved runs.)
-- ``ring_vs_arrayqueue``, ``burst32_vs_single``: the issue-16 targets (>= 1.2, >= 5).
+- ``ring_vs_arrayqueue``, ``burst32_vs_single``: the issue-16 targets (>= 1.2, >= 5),
+  from the two-core throughputs above.
+- ``*_cpu_ns`` (same runs): CPU time of all threads per item (``/proc/thread-self/schedstat``,
+  spinning included); ``ring_vs_arrayqueue_cpu``, ``burst32_vs_single_cpu``: the same
+  ratios in CPU time.
+- ``ring_one_core_single_ns``, ``peer_arrayqueue_one_core_ns``, ``ring_one_core_burst32_ns``:
+  one thread enqueuing then dequeuing (no cache-line transfers, no scheduling between
+  threads); ``ring_vs_arrayqueue_one_core``, ``burst32_vs_single_one_core``: the ratios.
 - ``ring_perf_<who>_<threads>_b<n>_ns``: DPDK ``test_ring_perf``-like table, ns per
   element for bulk sizes 8..256 through a ring of 4096, ``who`` in ring / arrayqueue /
   mutex, ``threads`` in one (one core) / spsc / mpsc (two cores), and
@@ -93,6 +100,10 @@ def collect(quick: bool) -> dict[str, float]:
     r = ring_figures(quick)
     r["ring_vs_arrayqueue"] = r["ring_mpsc_mops"] / r["peer_crossbeam_arrayqueue_mops"]
     r["burst32_vs_single"] = r["ring_mpsc_burst32_mops"] / r["ring_mpsc_mops"]
+    r["ring_vs_arrayqueue_cpu"] = r["peer_crossbeam_arrayqueue_cpu_ns"] / r["ring_mpsc_cpu_ns"]
+    r["burst32_vs_single_cpu"] = r["ring_mpsc_cpu_ns"] / r["ring_mpsc_burst32_cpu_ns"]
+    r["ring_vs_arrayqueue_one_core"] = r["peer_arrayqueue_one_core_ns"] / r["ring_one_core_single_ns"]
+    r["burst32_vs_single_one_core"] = r["ring_one_core_single_ns"] / r["ring_one_core_burst32_ns"]
     r.update(ring_figures(quick, "ring_perf"))
     r.update(xmit_ratio(quick))
     r.update(xmit_drivers(quick))

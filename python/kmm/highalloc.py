@@ -66,6 +66,8 @@ class HighallocConfig:
     seed: int = 0
     gfp: str = "GFP_HIGHUSER"
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
+    nic_rings: int = 0  # NIC rx rings pinned from the start (kmm.workloads.nic)
+    nic_rx_pps: float = 1000.0  # packets per second per ring while the load runs
 
     @classmethod
     def quick(cls, **kw: Any) -> HighallocConfig:
@@ -89,6 +91,8 @@ class HighallocConfig:
         float_arg("warmup_s", self.warmup_s, 0, 3600, error=BenchmarkError)
         int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
         int_arg("jobs", self.jobs, 1, 64, error=BenchmarkError)
+        int_arg("nic_rings", self.nic_rings, 0, 64, error=BenchmarkError)
+        float_arg("nic_rx_pps", self.nic_rx_pps, 1.0, 1e6, error=BenchmarkError)
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
@@ -105,6 +109,10 @@ def generate_load(cfg: HighallocConfig, outdir: Path) -> dict[str, Any]:
     load = workloads.stress_highalloc_load(
         builds=cfg.builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed
     )
+    if cfg.nic_rings:
+        from .workloads import nic
+
+        load = workloads.combine(load, nic.rx_rings(cfg.nic_rings, rx_pps=cfg.nic_rx_pps, seed=cfg.seed))
     t0 = time.perf_counter()
     n = 0
     nwarm = 0
@@ -292,6 +300,19 @@ def run_seeds(cfg: HighallocConfig, seeds: int, *, processes: int | None = None,
     }
 
 
+def _nic_note(cfg: dict[str, Any]) -> str:
+    """The header's note on NIC rx rings ('' without them)."""
+    n = cfg.get("nic_rings", 0)
+    if not n:
+        return ""
+    from .workloads import nic
+
+    return (
+        f", {n} NIC rx ring{'s' if n > 1 else ''} ({n * nic.PAGES_PER_RING} pages pinned, "
+        f"{cfg['nic_rx_pps']:g} packets/s each)"
+    )
+
+
 def format_seeds_report(res: dict[str, Any]) -> str:
     """Per pass and variant: % success as mean, sd, min and max over the seeds,
     with the mean ceiling and limit."""
@@ -301,6 +322,7 @@ def format_seeds_report(res: dict[str, Any]) -> str:
         f"kmm highalloc: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
         f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s, "
         f"{cfg['attempts']} order-{cfg['order']} {cfg['gfp']} attempts, seeds {seeds[0]}..{seeds[-1]} ({len(seeds)})"
+        + _nic_note(cfg)
     ]
     for pas, title in (("under_load", "Under load"), ("at_rest", "At rest")):
         lines.append("")
@@ -327,6 +349,7 @@ def format_report(res: dict[str, Any], *, buddyinfo: bool = True) -> str:
         f"kmm highalloc: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
         f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s, "
         f"{cfg['attempts']} order-{cfg['order']} {cfg['gfp']} attempts every {cfg['interval_s']:g} s, seed {res['seed']}"
+        + _nic_note(cfg)
     )
     for pas, title in (("under_load", "Under load"), ("at_rest", "At rest")):
         lines.append("")

@@ -90,10 +90,17 @@ _TABLE: list[tuple] = [
     ("tcp_sendmsg", 0xC02C0A70, 0xA10),
     ("inet_sendmsg", 0xC02D7E90, 0x50),
     ("sock_sendmsg", 0xC029C460, 0xF0),
+    ("net_rx_action", 0xC02A4C10, 0x130),
+    ("__do_softirq", 0xC0120E30, 0x90),
+    ("do_softirq", 0xC0105A60, 0x60),
     ("do_boot_cpu", 0xC0418220, 0x3A0),
     ("highalloc_alloc_block", 0xF8852060, 0x90, "vmregress_core"),
     ("highalloc_runtest", 0xF88520F0, 0x2B0, "vmregress_core"),
     ("vmr_proc_write", 0xF8853470, 0x80, "vmregress_core"),
+    ("nic_alloc_rx_frag", 0xF8890040, 0xA0, "nicdrv"),
+    ("nic_alloc_rx_buffers", 0xF88900E0, 0x140, "nicdrv"),
+    ("nic_clean_rx_irq", 0xF8890220, 0x3C0, "nicdrv"),
+    ("nic_poll", 0xF88905E0, 0xE0, "nicdrv"),
     ("leaky_alloc_buffer", 0xF88A1010, 0x60, "leakydrv"),
     ("leaky_ioctl", 0xF88A1070, 0x140, "leakydrv"),
 ]
@@ -212,6 +219,13 @@ CHAINS: dict[str, list[tuple[str, int]]] = {
         ("kmem_getpages", 49), ("cache_grow", 173), ("cache_alloc_refill", 460),
         ("__kmalloc", 112), ("copy_process", 2290), ("do_fork", 120), ("sys_clone", 54),
         ("syscall_call", 7),
+    ],
+    # an rx ring refill in NAPI context (kmm.workloads.nic): a page split in
+    # two 2 KiB buffers
+    "nic_rx": [
+        ("nic_alloc_rx_frag", 62), ("nic_alloc_rx_buffers", 151),
+        ("nic_clean_rx_irq", 702), ("nic_poll", 77), ("net_rx_action", 104),
+        ("__do_softirq", 87), ("do_softirq", 56),
     ],
     "highalloc": [
         ("highalloc_alloc_block", 62), ("highalloc_runtest", 371), ("vmr_proc_write", 91),

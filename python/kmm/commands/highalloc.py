@@ -53,6 +53,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--builds", type=int, help="concurrent kernel builds (default: 7)")
     p.add_argument("--jobs", type=int, help="make -jN of each build (default: 4)")
     p.add_argument("--no-updatedb", action="store_true", help="leave updatedb out of the load")
+    p.add_argument(
+        "--nic-rings", type=int, default=0, metavar="N",
+        help="N NIC rx rings of 1,024 2 KiB buffers (512 pages each) pinned from the start, "
+        "refilled as packets arrive during the load (default: 0)",
+    )
+    p.add_argument(
+        "--nic-rx-pps", type=float, metavar="PPS",
+        help="packets per second per NIC ring while the load runs (default: 1000)",
+    )
     p.add_argument("--variants", help=f"comma-separated subset of: {','.join(VARIANTS)}")
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
@@ -67,12 +76,13 @@ def config_from_args(args: argparse.Namespace) -> HighallocConfig:
     kw = {}
     for opt, key in (
         ("mem", "mem"), ("layout", "layout"), ("order", "order"), ("attempts", "attempts"),
-        ("warmup", "warmup_s"), ("builds", "builds"), ("jobs", "jobs"),
+        ("warmup", "warmup_s"), ("builds", "builds"), ("jobs", "jobs"), ("nic_rx_pps", "nic_rx_pps"),
     ):
         v = getattr(args, opt)
         if v is not None:
             kw[key] = v
     kw["seed"] = args.seed
+    kw["nic_rings"] = args.nic_rings
     if args.no_updatedb:
         kw["updatedb"] = False
     if args.variants:

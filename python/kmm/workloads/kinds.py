@@ -34,6 +34,8 @@ KINDS: tuple[str, ...] = (
     # today's anonymous THP faults (mm/huge_memory.rs): a 2 MiB region's head
     # (order 9) and its 4 KiB pages (order 0)
     "thp_fault",
+    # a page of NIC receive buffers (kmm.workloads.nic), appended
+    "nic_rx",
 )
 K = {name: i for i, name in enumerate(KINDS)}
 # block-device page cache (inode tables, directory blocks) is GFP_USER: bdget()
@@ -77,6 +79,9 @@ KIND_GFP: dict[str, int] = {
     "kmalloc_32": _gfp.GFP_KERNEL,
     "kmalloc_4096": _gfp.GFP_KERNEL,
     "thp_fault": _gfp.GFP_TRANSHUGE_LIGHT,  # vma_thp_gfp_mask() for defrag=madvise
+    # rx refill runs in NAPI (softirq) context: dev_alloc_page() and
+    # page_pool_dev_alloc_pages() both ask for GFP_ATOMIC (| __GFP_NOWARN)
+    "nic_rx": _gfp.GFP_ATOMIC,
 }
 KIND_GFP_ARR = np.array([KIND_GFP[k] for k in KINDS] + [_gfp.GFP_USER], dtype=np.uint32)
 

@@ -31,6 +31,6 @@ pub use queue::{
     Driver, Mode, TxCpu, TxQueue, Xmit, XmitStats, BUG_TX_RING_FULL, DRV_XOFF, NETDEV_TX_BUSY,
     NETDEV_TX_LOCKED, NETDEV_TX_OK, STACK_XOFF,
 };
-pub use ring::{Consumer, MpscRing, Producer, RingError, MAX_RING};
+pub use ring::{Consumer, MpscRing, Producer, RingError, SpProducer, MAX_RING};
 #[cfg(not(loom))]
 pub use sim::{run, Fault, NicConfig, NicError, NicReport};

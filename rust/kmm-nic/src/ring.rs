@@ -23,6 +23,14 @@
 //! another; it frees slots by stamping them for the next lap, in order, and
 //! then moves `cons_tail`, which only [`MpscRing::free`] reads.
 //!
+//! Bursts amortise everything that is per reservation: a multi-producer
+//! burst moves `prod_head` by one compare-and-swap for all its slots, then
+//! writes them in a tight loop over (at most two) contiguous runs of slots;
+//! the consumer's burst reads, copies and frees its slots in one pass and
+//! publishes `cons_tail` once. A ring whose only producer holds an
+//! [`SpProducer`] (DPDK's single-producer mode) reserves without any
+//! compare-and-swap: it keeps its own copy of the head and only stores it.
+//!
 //! Descriptors are `u64` words stored in atomics (plain stores on x86), so the
 //! ring has no `unsafe` and runs unchanged under loom.
 
@@ -64,8 +72,15 @@ pub struct MpscRing {
     cons_tail: CachePadded<AtomicU32>,
     /// Set while a [`Consumer`] handle exists (single consumer).
     consumer_claimed: AtomicBool,
+    /// Who may enqueue: [`NO_PRODUCER`], [`MULTI_PRODUCER`] (a [`Producer`]
+    /// was handed out) or [`SINGLE_PRODUCER`] (an [`SpProducer`] exists).
+    producers: AtomicU32,
     slots: Box<[Slot]>,
 }
+
+const NO_PRODUCER: u32 = 0;
+const MULTI_PRODUCER: u32 = 1;
+const SINGLE_PRODUCER: u32 = 2;
 
 /// One descriptor slot and its stamp (see the module documentation).
 #[derive(Debug)]
@@ -119,6 +134,7 @@ impl MpscRing {
             prod_head: CachePadded(AtomicU32::new(0)),
             cons_tail: CachePadded(AtomicU32::new(0)),
             consumer_claimed: AtomicBool::new(false),
+            producers: AtomicU32::new(NO_PRODUCER),
             slots: (0..size)
                 .map(|i| Slot {
                     stamp: AtomicU32::new(i),
@@ -159,9 +175,117 @@ impl MpscRing {
         self.cons_tail.load(Ordering::Acquire)
     }
 
+    /// Call `f(slot, pos)` for the `n` slots from position `pos` on, in
+    /// order, until it returns `false`; returns how many it accepted. The
+    /// slots are (at most) two contiguous runs of the array, walked without
+    /// a bounds check per slot.
+    #[inline(always)]
+    fn scan(&self, pos: u32, n: u32, mut f: impl FnMut(&Slot, u32) -> bool) -> u32 {
+        let start = (pos & self.mask) as usize;
+        let n = n.min(self.size) as usize;
+        let first = (self.size as usize - start).min(n);
+        let mut done = 0u32;
+        for s in &self.slots[start..start + first] {
+            if !f(s, pos.wrapping_add(done)) {
+                return done;
+            }
+            done += 1;
+        }
+        for s in &self.slots[..n - first] {
+            if !f(s, pos.wrapping_add(done)) {
+                return done;
+            }
+            done += 1;
+        }
+        done
+    }
+
+    /// The slots of the `n` positions from `pos` on: (at most) two
+    /// contiguous runs of the array.
+    #[inline(always)]
+    fn runs(&self, pos: u32, n: usize) -> (&[Slot], &[Slot]) {
+        let start = (pos & self.mask) as usize;
+        let n = n.min(self.size as usize);
+        let first = (self.size as usize - start).min(n);
+        (&self.slots[start..start + first], &self.slots[..n - first])
+    }
+
+    /// Write `descs` into the reserved positions from `head` on and publish
+    /// them, in position order (Release per stamp): the consumer stops at the
+    /// first slot not yet published, so it sees a packet's descriptors whole
+    /// and in order.
+    #[inline(always)]
+    fn publish(&self, head: u32, descs: &[u64]) {
+        #[inline(always)]
+        fn run(slots: &[Slot], descs: &[u64], mut stamp: u32) -> u32 {
+            for (slot, &d) in slots.iter().zip(descs) {
+                slot.desc.store(d, Ordering::Relaxed);
+                slot.stamp.store(stamp, Ordering::Release);
+                stamp = stamp.wrapping_add(1);
+            }
+            stamp
+        }
+        let (a, b) = self.runs(head, descs.len());
+        let stamp = run(a, descs, head.wrapping_add(1));
+        run(b, &descs[a.len()..], stamp);
+    }
+
+    /// How many of the `want` positions from `head` on are free: `want` if
+    /// the last one is (slots are freed in position order), else 0 for a
+    /// bulk and the free prefix for a burst; `Err` if the head is stale.
+    #[inline]
+    fn free_prefix(&self, head: u32, want: u32, fill: Fill) -> Result<u32, SlotState> {
+        let last = head.wrapping_add(want - 1);
+        match self.slot(last).state(last) {
+            SlotState::Free => Ok(want),
+            SlotState::Ahead => Err(SlotState::Ahead),
+            SlotState::Behind => match fill {
+                Fill::Bulk => Ok(0),
+                Fill::Burst => {
+                    Ok(self.scan(head, want - 1, |s, pos| s.state(pos) == SlotState::Free))
+                }
+            },
+        }
+    }
+
     /// A producer handle (any number may exist, one per transmitting CPU).
+    ///
+    /// # Panics
+    ///
+    /// If an [`SpProducer`] holds the ring (it enqueues without a
+    /// compare-and-swap, so no other producer may run beside it).
     pub fn producer(&self) -> Producer<'_> {
+        if self.producers.load(Ordering::Relaxed) != MULTI_PRODUCER {
+            match self.producers.compare_exchange(
+                NO_PRODUCER,
+                MULTI_PRODUCER,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) | Err(MULTI_PRODUCER) => {}
+                Err(_) => panic!("the ring has a single producer (an SpProducer holds it)"),
+            }
+        }
         Producer { ring: self }
+    }
+
+    /// The single-producer handle (DPDK's `RING_F_SP_ENQ`): enqueues without
+    /// a compare-and-swap. `None` if a [`Producer`] was ever handed out (they
+    /// are `Copy`, so once multi-producer, always) or another `SpProducer`
+    /// exists.
+    pub fn sp_producer(&self) -> Option<SpProducer<'_>> {
+        self.producers
+            .compare_exchange(
+                NO_PRODUCER,
+                SINGLE_PRODUCER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .ok()?;
+        Some(SpProducer {
+            ring: self,
+            head: self.prod_head.load(Ordering::Acquire),
+        })
     }
 
     /// The consumer handle; `None` if one already exists (single consumer).
@@ -231,9 +355,10 @@ impl MpscRing {
         }
     }
 
-    /// Reserve up to `want` positions (all of them for [`Fill::Bulk`]), run
-    /// `reserved`, and publish `descs` into them; returns the first position
-    /// and the count.
+    /// Reserve up to `want` positions (all of them for [`Fill::Bulk`]) with
+    /// one compare-and-swap, run `reserved`, and publish `descs` into them;
+    /// returns the first position and the count.
+    #[inline]
     fn enqueue_many(
         &self,
         descs: &[u64],
@@ -248,38 +373,21 @@ impl MpscRing {
         let mut spins = 0;
         let mut head = self.prod_head.load(Ordering::Relaxed);
         let (head, n) = loop {
-            // Slots are freed in position order, so the last one we want
-            // being free means all of them are.
-            let n = match self
-                .slot(head.wrapping_add(want - 1))
-                .state(head.wrapping_add(want - 1))
-            {
-                SlotState::Free => want,
-                SlotState::Ahead => {
-                    head = self.prod_head.load(Ordering::Relaxed);
+            let n = match self.free_prefix(head, want, fill) {
+                Ok(0) => {
+                    // full, unless another producer moved the head meanwhile
+                    let now = self.prod_head.load(Ordering::Relaxed);
+                    if now == head {
+                        return None;
+                    }
+                    head = now;
+                    spin_wait(&mut spins);
                     continue;
                 }
-                SlotState::Behind => {
-                    // Not enough room: a burst takes the free prefix.
-                    let free = match fill {
-                        Fill::Bulk => 0,
-                        Fill::Burst => (0..want - 1)
-                            .take_while(|&k| {
-                                self.slot(head.wrapping_add(k)).state(head.wrapping_add(k))
-                                    == SlotState::Free
-                            })
-                            .count() as u32,
-                    };
-                    if free == 0 {
-                        let now = self.prod_head.load(Ordering::Relaxed);
-                        if now == head {
-                            return None;
-                        }
-                        head = now;
-                        spin_wait(&mut spins);
-                        continue;
-                    }
-                    free
+                Ok(n) => n,
+                Err(_) => {
+                    head = self.prod_head.load(Ordering::Relaxed);
+                    continue;
                 }
             };
             match self.prod_head.compare_exchange_weak(
@@ -293,15 +401,7 @@ impl MpscRing {
             }
         };
         reserved();
-        // Publish in position order (Release per slot): the consumer stops
-        // at the first slot not yet published, so it sees a packet's
-        // descriptors whole and in order.
-        for (i, &d) in descs[..n as usize].iter().enumerate() {
-            let pos = head.wrapping_add(i as u32);
-            let slot = self.slot(pos);
-            slot.desc.store(d, Ordering::Relaxed);
-            slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
-        }
+        self.publish(head, &descs[..n as usize]);
         Some((head, n))
     }
 }
@@ -359,6 +459,77 @@ impl<'a> Producer<'a> {
     }
 }
 
+/// The ring's only producer (from [`MpscRing::sp_producer`]): it keeps its
+/// own copy of `prod_head`, so a reservation is a check of the last slot's
+/// stamp and a plain store of the head, no compare-and-swap.
+#[derive(Debug)]
+pub struct SpProducer<'a> {
+    ring: &'a MpscRing,
+    /// Next position to write (`prod_head`, which only this handle moves).
+    head: u32,
+}
+
+impl<'a> SpProducer<'a> {
+    /// The ring this handle writes to.
+    pub fn ring(&self) -> &'a MpscRing {
+        self.ring
+    }
+
+    /// Reserve up to `descs.len()` positions and publish into them.
+    #[inline]
+    fn enqueue_many(&mut self, descs: &[u64], fill: Fill) -> u32 {
+        let want = descs.len() as u32;
+        if want == 0 || (fill == Fill::Bulk && want > self.ring.size) {
+            return 0;
+        }
+        let want = want.min(self.ring.size);
+        // No other producer: no slot can be ahead of our head.
+        let n = self.ring.free_prefix(self.head, want, fill).unwrap_or(0);
+        if n == 0 {
+            return 0;
+        }
+        let head = self.head;
+        self.head = head.wrapping_add(n);
+        // the reservation, for `free()` (what the compare-and-swap does for MP)
+        self.ring.prod_head.store(self.head, Ordering::Relaxed);
+        self.ring.publish(head, &descs[..n as usize]);
+        n
+    }
+
+    /// Enqueue one descriptor; `false` if the ring is full.
+    #[inline]
+    pub fn enqueue(&mut self, desc: u64) -> bool {
+        let head = self.head;
+        let slot = self.ring.slot(head);
+        if slot.stamp.load(Ordering::Acquire) != head {
+            return false;
+        }
+        self.head = head.wrapping_add(1);
+        self.ring.prod_head.store(self.head, Ordering::Relaxed);
+        slot.desc.store(desc, Ordering::Relaxed);
+        slot.stamp.store(head.wrapping_add(1), Ordering::Release);
+        true
+    }
+
+    /// Enqueue all of `descs`, or none (`false`).
+    #[inline]
+    pub fn enqueue_bulk(&mut self, descs: &[u64]) -> bool {
+        !descs.is_empty() && self.enqueue_many(descs, Fill::Bulk) as usize == descs.len()
+    }
+
+    /// Enqueue as many of `descs` as fit; returns how many.
+    #[inline]
+    pub fn enqueue_burst(&mut self, descs: &[u64]) -> usize {
+        self.enqueue_many(descs, Fill::Burst) as usize
+    }
+}
+
+impl Drop for SpProducer<'_> {
+    fn drop(&mut self) {
+        self.ring.producers.store(NO_PRODUCER, Ordering::Release);
+    }
+}
+
 /// The single consumer (the NIC fetching descriptors, then reclaiming them).
 #[derive(Debug)]
 pub struct Consumer<'a> {
@@ -382,19 +553,19 @@ impl Consumer<'_> {
     /// (the NIC fetches only up to the doorbell the driver last rang).
     #[inline]
     pub fn fetch_until(&mut self, end: u32, out: &mut [u64]) -> usize {
-        let room = (end.wrapping_sub(self.head) as usize).min(out.len());
-        let mut n = 0;
-        while n < room {
-            let pos = self.head.wrapping_add(n as u32);
-            let slot = self.ring.slot(pos);
+        let room = (end.wrapping_sub(self.head) as usize).min(out.len()) as u32;
+        let mut dst = out.iter_mut();
+        let n = self.ring.scan(self.head, room, |slot, pos| {
             if slot.stamp.load(Ordering::Acquire) != pos.wrapping_add(1) {
-                break;
+                return false;
             }
-            out[n] = slot.desc.load(Ordering::Relaxed);
-            n += 1;
-        }
-        self.head = self.head.wrapping_add(n as u32);
-        n
+            if let Some(o) = dst.next() {
+                *o = slot.desc.load(Ordering::Relaxed);
+            }
+            true
+        });
+        self.head = self.head.wrapping_add(n);
+        n as usize
     }
 
     /// Descriptors fetched but not yet reclaimed.
@@ -424,24 +595,70 @@ impl Consumer<'_> {
     pub fn reclaim_to(&mut self, end: u32) {
         let n = end.wrapping_sub(self.tail).min(self.in_flight());
         let size = self.ring.size;
-        for _ in 0..n {
-            self.ring
-                .slot(self.tail)
-                .stamp
-                .store(self.tail.wrapping_add(size), Ordering::Release);
-            self.tail = self.tail.wrapping_add(1);
-        }
+        self.ring.scan(self.tail, n, |slot, pos| {
+            slot.stamp.store(pos.wrapping_add(size), Ordering::Release);
+            true
+        });
+        self.tail = self.tail.wrapping_add(n);
         self.ring.cons_tail.store(self.tail, Ordering::Release);
     }
 
-    /// Fetch and immediately reclaim (a plain queue pop of up to `out.len()`).
+    /// Pop up to `out.len()` descriptors (fetch and reclaim at once): one
+    /// pass that checks each slot's stamp, copies its descriptor and stamps
+    /// it free for the next lap, then one store of `cons_tail`.
     #[inline]
     pub fn dequeue_burst(&mut self, out: &mut [u64]) -> usize {
-        let n = self.fetch(out);
-        if n > 0 {
+        if self.tail != self.head {
+            // fetched descriptors are waiting to be reclaimed: take the general path
+            let n = self.fetch(out);
             self.reclaim();
+            return n;
+        }
+        /// Take the published prefix of `slots` (positions from `pos` on)
+        /// into `out`, stamping each slot free; returns how many.
+        #[inline(always)]
+        fn run(slots: &[Slot], out: &mut [u64], pos: u32, size: u32) -> usize {
+            let m = slots.len().min(out.len());
+            let (slots, out) = (&slots[..m], &mut out[..m]);
+            let mut want = pos.wrapping_add(1);
+            for i in 0..m {
+                let slot = &slots[i];
+                if slot.stamp.load(Ordering::Acquire) != want {
+                    return i;
+                }
+                out[i] = slot.desc.load(Ordering::Relaxed);
+                slot.stamp
+                    .store(want.wrapping_add(size - 1), Ordering::Release);
+                want = want.wrapping_add(1);
+            }
+            m
+        }
+        let size = self.ring.size;
+        let (a, b) = self.ring.runs(self.head, out.len());
+        let mut n = run(a, out, self.head, size);
+        if n == a.len() && !b.is_empty() {
+            n += run(b, &mut out[n..], self.head.wrapping_add(n as u32), size);
+        }
+        if n > 0 {
+            self.head = self.head.wrapping_add(n as u32);
+            self.tail = self.head;
+            self.ring.cons_tail.store(self.tail, Ordering::Release);
         }
         n
+    }
+
+    /// Pop exactly `out.len()` descriptors or none (DPDK's dequeue bulk):
+    /// one scan of the stamps first, then the copy-and-free pass.
+    #[inline]
+    pub fn dequeue_bulk(&mut self, out: &mut [u64]) -> bool {
+        let want = out.len() as u32;
+        if want == 0 || want > self.ring.size || self.tail != self.head {
+            return false;
+        }
+        let ready = self.ring.scan(self.head, want, |slot, pos| {
+            slot.stamp.load(Ordering::Acquire) == pos.wrapping_add(1)
+        });
+        ready == want && self.dequeue_burst(out) == out.len()
     }
 
     /// Pop one descriptor.

@@ -179,3 +179,132 @@ fn stress_two_producers_small_ring() {
 fn stress_four_producers() {
     stress(4, 250_000, 64);
 }
+
+#[test]
+fn single_producer_handle_excludes_others_and_keeps_order() {
+    let r = MpscRing::new(4).unwrap();
+    let mut sp = r.sp_producer().unwrap();
+    assert!(r.sp_producer().is_none(), "two single producers");
+    assert_eq!(sp.enqueue_burst(&[1, 2, 3, 4, 5]), 4);
+    assert!(!sp.enqueue(6));
+    assert!(!sp.enqueue_bulk(&[6]));
+    assert_eq!(r.free(), 0);
+    let mut c = r.consumer().unwrap();
+    let mut out = [0u64; 3];
+    assert!(!c.dequeue_bulk(&mut [0u64; 5]), "bulk larger than the ring");
+    assert!(c.dequeue_bulk(&mut out));
+    assert_eq!(out, [1, 2, 3]);
+    assert!(!c.dequeue_bulk(&mut out), "only one left: all or nothing");
+    assert!(
+        sp.enqueue_bulk(&[6, 7, 8]),
+        "wraps around the end of the array"
+    );
+    assert!(!sp.enqueue(9));
+    assert_eq!(c.dequeue_burst(&mut [0u64; 8][..]), 4);
+    drop(sp);
+    // once free again, the ring may go multi-producer; then never single again
+    assert!(r.enqueue(10));
+    assert!(r.sp_producer().is_none());
+    assert_eq!(c.dequeue(), Some(10));
+}
+
+#[test]
+#[should_panic(expected = "single producer")]
+fn multi_producer_handle_refused_beside_a_single_producer() {
+    let r = MpscRing::new(4).unwrap();
+    let _sp = r.sp_producer().unwrap();
+    let _ = r.producer();
+}
+
+#[derive(Debug, Clone)]
+enum SpOp {
+    One(u64),
+    Bulk(Vec<u64>),
+    Burst(Vec<u64>),
+    Fetch(usize),
+    Reclaim,
+    Pop(usize),
+    PopBulk(usize),
+}
+
+fn sp_op() -> impl Strategy<Value = SpOp> {
+    prop_oneof![
+        any::<u64>().prop_map(SpOp::One),
+        prop::collection::vec(any::<u64>(), 0..10).prop_map(SpOp::Bulk),
+        prop::collection::vec(any::<u64>(), 0..10).prop_map(SpOp::Burst),
+        (0usize..10).prop_map(SpOp::Fetch),
+        Just(SpOp::Reclaim),
+        (0usize..10).prop_map(SpOp::Pop),
+        (0usize..10).prop_map(SpOp::PopBulk),
+    ]
+}
+
+proptest! {
+    /// The single-producer handle and the consumer's burst and bulk pops:
+    /// still a bounded FIFO, across the end of the slot array.
+    #[test]
+    fn sp_ring_matches_a_bounded_fifo(shift in 1u32..5, ops in prop::collection::vec(sp_op(), 1..200)) {
+        let size = 1usize << shift;
+        let r = MpscRing::new(size as u64).unwrap();
+        let mut p = r.sp_producer().unwrap();
+        let mut c = r.consumer().unwrap();
+        let mut queued: VecDeque<u64> = VecDeque::new();
+        let mut fetched = 0usize;
+        for o in ops {
+            let used = queued.len() + fetched;
+            match o {
+                SpOp::One(x) => {
+                    let fits = used < size;
+                    prop_assert_eq!(p.enqueue(x), fits);
+                    if fits { queued.push_back(x); }
+                }
+                SpOp::Bulk(v) => {
+                    let fits = !v.is_empty() && v.len() <= size - used;
+                    prop_assert_eq!(p.enqueue_bulk(&v), fits);
+                    if fits { queued.extend(v); }
+                }
+                SpOp::Burst(v) => {
+                    let n = v.len().min(size - used);
+                    prop_assert_eq!(p.enqueue_burst(&v), n);
+                    queued.extend(&v[..n]);
+                }
+                SpOp::Fetch(k) => {
+                    let mut out = vec![0; k];
+                    let n = c.fetch(&mut out);
+                    prop_assert_eq!(n, k.min(queued.len()));
+                    for x in &out[..n] {
+                        prop_assert_eq!(Some(*x), queued.pop_front());
+                    }
+                    fetched += n;
+                }
+                SpOp::Reclaim => {
+                    c.reclaim();
+                    fetched = 0;
+                }
+                SpOp::Pop(k) => {
+                    // pops up to k, and reclaims whatever was fetched before
+                    let mut out = vec![0; k];
+                    let n = c.dequeue_burst(&mut out);
+                    prop_assert_eq!(n, k.min(queued.len()));
+                    for x in &out[..n] {
+                        prop_assert_eq!(Some(*x), queued.pop_front());
+                    }
+                    if n > 0 || fetched > 0 {
+                        fetched = 0;
+                    }
+                }
+                SpOp::PopBulk(k) => {
+                    let mut out = vec![0; k];
+                    let ok = fetched == 0 && k > 0 && k <= size && queued.len() >= k;
+                    prop_assert_eq!(c.dequeue_bulk(&mut out), ok);
+                    if ok {
+                        for x in &out {
+                            prop_assert_eq!(Some(*x), queued.pop_front());
+                        }
+                    }
+                }
+            }
+            prop_assert_eq!(r.free() as usize, size - queued.len() - fetched);
+        }
+    }
+}

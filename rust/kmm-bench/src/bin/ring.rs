@@ -1,11 +1,15 @@
 //! Ring throughput: the kmm-nic lock-free MPSC ring against crossbeam's
 //! `ArrayQueue` and a `Mutex<VecDeque>`, 2 producers + 1 consumer, same work
-//! in the same run; plus the ring's burst-32 API. Prints one JSON object.
+//! in the same run; plus the ring's burst-32 API. Then the same operations
+//! on one thread (enqueue, then dequeue: no other thread, no cache-line
+//! transfers), which is the per-operation cost the two-core figures hide
+//! under scheduling on a shared machine. Prints one JSON object.
 //!
 //! `cargo run --release -q -p kmm-bench --bin ring -- [--quick]`
 use crossbeam_queue::ArrayQueue;
 use kmm_nic::MpscRing;
 use std::collections::VecDeque;
+use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -23,19 +27,53 @@ fn backoff(spins: &mut u32) {
     }
 }
 
-/// Run `producer(p)` on PRODUCERS threads and `consumer()` on one; returns Mops.
+/// CPU time this thread has run, in ns (`/proc/thread-self/schedstat`;
+/// 0 where there is none).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A measurement: millions of items per second (wall), and CPU ns per item
+/// (all threads, spinning included).
+#[derive(Clone, Copy)]
+struct Figure {
+    mops: f64,
+    cpu_ns: f64,
+}
+
+/// Run `producer(p)` on PRODUCERS threads and `consumer()` on one.
 fn measure(
     items: u64,
     producer: impl Fn(u64) + Sync,
     consumer: impl FnOnce() -> u64 + Send,
-) -> f64 {
+) -> Figure {
     let t = Instant::now();
-    let sum = std::thread::scope(|s| {
-        for p in 0..PRODUCERS {
-            let producer = &producer;
-            s.spawn(move || producer(p));
+    let (sum, cpu) = std::thread::scope(|s| {
+        let prods: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let producer = &producer;
+                s.spawn(move || {
+                    let c0 = thread_cpu_ns();
+                    producer(p);
+                    thread_cpu_ns() - c0
+                })
+            })
+            .collect();
+        let (sum, mut cpu) = s
+            .spawn(move || {
+                let c0 = thread_cpu_ns();
+                let sum = consumer();
+                (sum, thread_cpu_ns() - c0)
+            })
+            .join()
+            .unwrap();
+        for h in prods {
+            cpu += h.join().unwrap();
         }
-        s.spawn(consumer).join().unwrap()
+        (sum, cpu)
     });
     let dt = t.elapsed().as_secs_f64();
     // every item is p << 40 | i; the consumer sums them: check nothing was lost
@@ -43,10 +81,13 @@ fn measure(
         .map(|p| (p << 40) * items + items * (items - 1) / 2)
         .sum();
     assert_eq!(sum, expect, "items lost or duplicated");
-    (PRODUCERS * items) as f64 / dt / 1e6
+    Figure {
+        mops: (PRODUCERS * items) as f64 / dt / 1e6,
+        cpu_ns: cpu as f64 / (PRODUCERS * items) as f64,
+    }
 }
 
-fn ring_single(items: u64) -> f64 {
+fn ring_single(items: u64) -> Figure {
     let ring = MpscRing::new(CAPACITY as u64).unwrap();
     measure(
         items,
@@ -76,7 +117,7 @@ fn ring_single(items: u64) -> f64 {
     )
 }
 
-fn ring_burst(items: u64) -> f64 {
+fn ring_burst(items: u64) -> Figure {
     let ring = MpscRing::new(CAPACITY as u64).unwrap();
     measure(
         items,
@@ -120,7 +161,7 @@ fn ring_burst(items: u64) -> f64 {
     )
 }
 
-fn arrayqueue(items: u64) -> f64 {
+fn arrayqueue(items: u64) -> Figure {
     let q = ArrayQueue::new(CAPACITY);
     measure(
         items,
@@ -150,7 +191,7 @@ fn arrayqueue(items: u64) -> f64 {
     )
 }
 
-fn mutex_vecdeque(items: u64) -> f64 {
+fn mutex_vecdeque(items: u64) -> Figure {
     let q = Mutex::new(VecDeque::with_capacity(CAPACITY));
     measure(
         items,
@@ -185,9 +226,72 @@ fn mutex_vecdeque(items: u64) -> f64 {
     )
 }
 
-/// Best of `reps` runs (the least disturbed by other processes).
-fn best(reps: usize, f: impl Fn() -> f64) -> f64 {
-    (0..reps).map(|_| f()).fold(0.0, f64::max)
+/// One thread: `items` descriptors through the ring one at a time
+/// (enqueue, dequeue); ns per item.
+fn ring_single_one_core(items: u64) -> f64 {
+    let ring = MpscRing::new(CAPACITY as u64).unwrap();
+    let mut prod = ring.producer();
+    let mut cons = ring.consumer().unwrap();
+    let mut sum = 0u64;
+    let t = Instant::now();
+    for i in 0..items {
+        assert!(prod.enqueue(black_box(i)));
+        sum = sum.wrapping_add(cons.dequeue().unwrap());
+    }
+    let dt = t.elapsed().as_nanos() as f64;
+    assert_eq!(sum, items * (items - 1) / 2);
+    dt / items as f64
+}
+
+/// One thread: bursts of 32 (enqueue_burst, dequeue_burst); ns per item.
+fn ring_burst_one_core(items: u64) -> f64 {
+    let ring = MpscRing::new(CAPACITY as u64).unwrap();
+    let mut prod = ring.producer();
+    let mut cons = ring.consumer().unwrap();
+    let mut buf = [0u64; BURST];
+    let mut out = [0u64; BURST];
+    let mut sum = 0u64;
+    let rounds = items / BURST as u64;
+    let t = Instant::now();
+    for r in 0..rounds {
+        for (k, b) in buf.iter_mut().enumerate() {
+            *b = r * BURST as u64 + k as u64;
+        }
+        assert_eq!(prod.enqueue_burst(black_box(&buf)), BURST);
+        assert_eq!(cons.dequeue_burst(&mut out), BURST);
+        sum = out.iter().fold(sum, |a, &v| a.wrapping_add(v));
+    }
+    let dt = t.elapsed().as_nanos() as f64;
+    let n = rounds * BURST as u64;
+    assert_eq!(sum, n * (n - 1) / 2);
+    dt / n as f64
+}
+
+/// One thread: ArrayQueue push, pop; ns per item.
+fn arrayqueue_one_core(items: u64) -> f64 {
+    let q = ArrayQueue::new(CAPACITY);
+    let mut sum = 0u64;
+    let t = Instant::now();
+    for i in 0..items {
+        q.push(black_box(i)).unwrap();
+        sum = sum.wrapping_add(q.pop().unwrap());
+    }
+    let dt = t.elapsed().as_nanos() as f64;
+    assert_eq!(sum, items * (items - 1) / 2);
+    dt / items as f64
+}
+
+/// Lowest of `reps` runs.
+fn least(reps: usize, f: impl Fn() -> f64) -> f64 {
+    (0..reps).map(|_| f()).fold(f64::INFINITY, f64::min)
+}
+
+/// The better of two figures (highest throughput, lowest CPU per item).
+fn better(a: Figure, b: Figure) -> Figure {
+    Figure {
+        mops: a.mops.max(b.mops),
+        cpu_ns: a.cpu_ns.min(b.cpu_ns),
+    }
 }
 
 fn main() {
@@ -200,18 +304,34 @@ fn main() {
     }
     let (items, reps) = if quick { (500_000, 2) } else { (4_000_000, 3) };
     // Interleave the contenders so that background load hits them alike.
-    let (mut r, mut a, mut m, mut b) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let none = Figure {
+        mops: 0.0,
+        cpu_ns: f64::INFINITY,
+    };
+    let (mut r, mut a, mut m, mut b) = (none, none, none, none);
     for _ in 0..reps {
-        r = r.max(best(1, || ring_single(items)));
-        a = a.max(best(1, || arrayqueue(items)));
-        m = m.max(best(1, || mutex_vecdeque(items)));
-        b = b.max(best(1, || ring_burst(items)));
+        r = better(r, ring_single(items));
+        a = better(a, arrayqueue(items));
+        m = better(m, mutex_vecdeque(items));
+        b = better(b, ring_burst(items));
+    }
+    let one = items * 4;
+    let (mut r1, mut a1, mut b1) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    for _ in 0..reps {
+        r1 = r1.min(least(1, || ring_single_one_core(one)));
+        a1 = a1.min(least(1, || arrayqueue_one_core(one)));
+        b1 = b1.min(least(1, || ring_burst_one_core(one)));
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "{{\"ring_mpsc_mops\": {r:.3}, \"peer_crossbeam_arrayqueue_mops\": {a:.3}, \
-         \"peer_mutex_vecdeque_mops\": {m:.3}, \"ring_mpsc_burst32_mops\": {b:.3}, \
+        "{{\"ring_mpsc_mops\": {:.3}, \"peer_crossbeam_arrayqueue_mops\": {:.3}, \
+         \"peer_mutex_vecdeque_mops\": {:.3}, \"ring_mpsc_burst32_mops\": {:.3}, \
+         \"ring_mpsc_cpu_ns\": {:.3}, \"peer_crossbeam_arrayqueue_cpu_ns\": {:.3}, \
+         \"peer_mutex_vecdeque_cpu_ns\": {:.3}, \"ring_mpsc_burst32_cpu_ns\": {:.3}, \
+         \"ring_one_core_single_ns\": {r1:.3}, \"peer_arrayqueue_one_core_ns\": {a1:.3}, \
+         \"ring_one_core_burst32_ns\": {b1:.3}, \
          \"ring_items_per_producer\": {items}, \"ring_producers\": {PRODUCERS}, \
-         \"ring_capacity\": {CAPACITY}, \"ring_cpus\": {cores}}}"
+         \"ring_capacity\": {CAPACITY}, \"ring_cpus\": {cores}}}",
+        r.mops, a.mops, m.mops, b.mops, r.cpu_ns, a.cpu_ns, m.cpu_ns, b.cpu_ns
     );
 }

@@ -1,5 +1,6 @@
-//! A table like DPDK's `test_ring_perf`: nanoseconds per element for bulk
-//! sizes 8, 32, 64, 128 and 256 through a ring of 4096, for the kmm-nic ring
+//! A table like DPDK's `test_ring_perf`: nanoseconds per element for single
+//! enqueue/dequeue (`b1`) and bulk sizes 8, 32, 64, 128 and 256 through a
+//! ring of 4096, for the kmm-nic ring
 //! beside crossbeam's `ArrayQueue` (element by element: it has no bulk API)
 //! and a `Mutex<VecDeque>` (one lock per bulk).
 //!
@@ -9,14 +10,14 @@
 //! * `MP/SC two`: two producer threads and one consumer thread (three
 //!   threads on a 2-core machine).
 //!
-//! kmm's ring has one enqueue path (the multi-producer CAS); `SP/SC` is that
-//! path with a single producer. Also measures an empty dequeue (DPDK: "should
+//! kmm's ring runs `SP/SC` with its single-producer handle (no
+//! compare-and-swap) and the other rows with the multi-producer one. Also measures an empty dequeue (DPDK: "should
 //! be 2 or 3 cycles"). Prints the table, then one JSON object on the last
 //! line (`benches/nic.py` reads it).
 //!
 //! `cargo run --release -q -p kmm-bench --bin ring_perf -- [--quick]`
 use crossbeam_queue::ArrayQueue;
-use kmm_nic::{Consumer, MpscRing};
+use kmm_nic::{Consumer, MpscRing, Producer, SpProducer};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -24,7 +25,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 const RING: usize = 4096;
-const BULKS: [usize; 5] = [8, 32, 64, 128, 256];
+const BULKS: [usize; 6] = [1, 8, 32, 64, 128, 256];
 
 /// A queue under test: bulk enqueue (as many as fit) and bulk dequeue.
 trait Contender: Sync {
@@ -32,15 +33,27 @@ trait Contender: Sync {
     type Rx<'a>: Send
     where
         Self: 'a;
+    /// A producer's handle (`sp`: the only producer).
+    type Tx<'a>
+    where
+        Self: 'a;
     const NAME: &'static str;
     fn new() -> Self;
     fn rx(&self) -> Self::Rx<'_>;
-    fn enq(&self, v: &[u64]) -> usize;
+    fn tx(&self, sp: bool) -> Self::Tx<'_>;
+    fn enq(tx: &mut Self::Tx<'_>, v: &[u64]) -> usize;
     fn deq(rx: &mut Self::Rx<'_>, out: &mut [u64]) -> usize;
+}
+
+/// The kmm ring's two producer handles.
+enum RingTx<'a> {
+    Mp(Producer<'a>),
+    Sp(SpProducer<'a>),
 }
 
 impl Contender for MpscRing {
     type Rx<'a> = Consumer<'a>;
+    type Tx<'a> = RingTx<'a>;
     const NAME: &'static str = "kmm ring";
     fn new() -> Self {
         MpscRing::new(RING as u64).unwrap()
@@ -48,18 +61,34 @@ impl Contender for MpscRing {
     fn rx(&self) -> Consumer<'_> {
         self.consumer().unwrap()
     }
+    fn tx(&self, sp: bool) -> RingTx<'_> {
+        if sp {
+            RingTx::Sp(self.sp_producer().unwrap())
+        } else {
+            RingTx::Mp(self.producer())
+        }
+    }
     #[inline]
-    fn enq(&self, v: &[u64]) -> usize {
-        self.enqueue_burst(v)
+    fn enq(tx: &mut RingTx<'_>, v: &[u64]) -> usize {
+        match (tx, v.len()) {
+            (RingTx::Mp(p), 1) => p.enqueue(v[0]) as usize,
+            (RingTx::Sp(p), 1) => p.enqueue(v[0]) as usize,
+            (RingTx::Mp(p), _) => p.enqueue_burst(v),
+            (RingTx::Sp(p), _) => p.enqueue_burst(v),
+        }
     }
     #[inline]
     fn deq(rx: &mut Consumer<'_>, out: &mut [u64]) -> usize {
+        if out.len() == 1 {
+            return rx.dequeue().map(|v| out[0] = v).is_some() as usize;
+        }
         rx.dequeue_burst(out)
     }
 }
 
 impl Contender for ArrayQueue<u64> {
     type Rx<'a> = &'a ArrayQueue<u64>;
+    type Tx<'a> = &'a ArrayQueue<u64>;
     const NAME: &'static str = "ArrayQueue";
     fn new() -> Self {
         ArrayQueue::new(RING)
@@ -67,9 +96,12 @@ impl Contender for ArrayQueue<u64> {
     fn rx(&self) -> &ArrayQueue<u64> {
         self
     }
+    fn tx(&self, _sp: bool) -> &ArrayQueue<u64> {
+        self
+    }
     #[inline]
-    fn enq(&self, v: &[u64]) -> usize {
-        v.iter().take_while(|&&x| self.push(x).is_ok()).count()
+    fn enq(tx: &mut &ArrayQueue<u64>, v: &[u64]) -> usize {
+        v.iter().take_while(|&&x| tx.push(x).is_ok()).count()
     }
     #[inline]
     fn deq(rx: &mut &ArrayQueue<u64>, out: &mut [u64]) -> usize {
@@ -89,6 +121,7 @@ struct MutexDeque(Mutex<VecDeque<u64>>);
 
 impl Contender for MutexDeque {
     type Rx<'a> = &'a MutexDeque;
+    type Tx<'a> = &'a MutexDeque;
     const NAME: &'static str = "Mutex<VecDeque>";
     fn new() -> Self {
         MutexDeque(Mutex::new(VecDeque::with_capacity(RING)))
@@ -96,9 +129,12 @@ impl Contender for MutexDeque {
     fn rx(&self) -> &MutexDeque {
         self
     }
+    fn tx(&self, _sp: bool) -> &MutexDeque {
+        self
+    }
     #[inline]
-    fn enq(&self, v: &[u64]) -> usize {
-        let mut q = self.0.lock().unwrap();
+    fn enq(tx: &mut &MutexDeque, v: &[u64]) -> usize {
+        let mut q = tx.0.lock().unwrap();
         let n = v.len().min(RING - q.len());
         q.extend(&v[..n]);
         n
@@ -128,12 +164,13 @@ fn backoff(spins: &mut u32) {
 fn one_core<C: Contender>(n: usize, items: u64) -> f64 {
     let q = C::new();
     let mut rx = q.rx();
+    let mut tx = q.tx(false);
     let buf: Vec<u64> = (0..n as u64).collect();
     let mut out = vec![0u64; n];
     let rounds = items / n as u64;
     let t = Instant::now();
     for _ in 0..rounds {
-        let k = q.enq(&buf);
+        let k = C::enq(&mut tx, &buf);
         assert_eq!(C::deq(&mut rx, &mut out[..k]), k);
         black_box(&out);
     }
@@ -149,6 +186,7 @@ fn threads<C: Contender>(producers: u64, n: usize, items: u64) -> f64 {
         for p in 0..producers {
             let q = &q;
             s.spawn(move || {
+                let mut tx = q.tx(producers == 1);
                 let mut buf = vec![0u64; n];
                 let mut i = 0;
                 while i < items {
@@ -158,7 +196,7 @@ fn threads<C: Contender>(producers: u64, n: usize, items: u64) -> f64 {
                     }
                     let (mut done, mut spins) = (0, 0);
                     while done < k {
-                        let m = q.enq(&buf[done..k]);
+                        let m = C::enq(&mut tx, &buf[done..k]);
                         if m == 0 {
                             backoff(&mut spins);
                         }
