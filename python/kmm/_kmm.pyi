@@ -264,6 +264,7 @@ def machine_from_snapshot(
     compaction: bool | None = None,
     active_freeing: bool | None = None,
     defrag_mode: bool | None = None,
+    freelist_hygiene: bool | None = None,
 ) -> tuple[Machine, list[list[int]], list[int]]: ...
 
 REPLAY_DIVERGENCES: list[str]

@@ -158,6 +158,7 @@ class Machine:
         compaction: bool | None = None,
         active_freeing: bool | None = None,
         defrag_mode: bool | None = None,
+        freelist_hygiene: bool | None = None,
         kpageflags: np.ndarray | None = None,
     ) -> Machine:
         """A machine whose zones, free blocks and allocated pages are a real
@@ -165,7 +166,7 @@ class Machine:
 
         ``snapshot`` holds the loaded snapshot, ``snapshot_classes`` the pages
         per class per zone (free, reserved, movable, slab, unmovable).
-        ``compaction``, ``active_freeing``, ``defrag_mode``: as for
+        ``compaction``, ``active_freeing``, ``defrag_mode``, ``freelist_hygiene``: as for
         :class:`Machine` (None: kmm's default). ``kpageflags`` replaces the
         snapshot's page flags (a recorded replay's end state).
         """
@@ -181,7 +182,8 @@ class Machine:
             zones.append((z.node, z.name, z.start_pfn, z.spanned, z.present, z.managed, z.watermarks, bc))
         flags = np.ascontiguousarray(snap.kpageflags if kpageflags is None else kpageflags, dtype=np.uint64)
         inner, classes, _starts = _kmm.machine_from_snapshot(
-            _str("allocator", allocator), zones, flags, compaction, active_freeing, defrag_mode
+            _str("allocator", allocator), zones, flags, compaction, active_freeing, defrag_mode,
+            freelist_hygiene,
         )
         m = cls.__new__(cls)
         m._m = inner

@@ -26,7 +26,7 @@ type PyZone = (
 /// pages per class per zone and the kmm start pfn of each zone.
 /// `compaction`, `active_freeing`, `defrag_mode`: None keeps kmm's default.
 #[pyfunction]
-#[pyo3(signature = (allocator, zones, kpageflags, compaction=None, active_freeing=None, defrag_mode=None))]
+#[pyo3(signature = (allocator, zones, kpageflags, compaction=None, active_freeing=None, defrag_mode=None, freelist_hygiene=None))]
 #[allow(clippy::type_complexity)]
 fn machine_from_snapshot(
     py: Python<'_>,
@@ -36,6 +36,7 @@ fn machine_from_snapshot(
     compaction: Option<bool>,
     active_freeing: Option<bool>,
     defrag_mode: Option<bool>,
+    freelist_hygiene: Option<bool>,
 ) -> PyResult<(PyMachine, Vec<[u64; 6]>, Vec<u64>)> {
     let policy = Policy::parse(allocator).map_err(errors::Error::from)?;
     let zones: Vec<RealZone> = zones
@@ -66,6 +67,7 @@ fn machine_from_snapshot(
             (&mut c.compaction, compaction),
             (&mut c.active_freeing, active_freeing),
             (&mut c.defrag_mode, defrag_mode),
+            (&mut c.freelist_hygiene, freelist_hygiene),
         ] {
             if let Some(v) = v {
                 *field = v;
