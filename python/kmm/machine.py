@@ -51,6 +51,11 @@ class ZoneStats:
     high: int
     lowmem_reserve: list[int]
     lru_pages: int
+    #: pages on the zone's active and inactive LRU lists (2.6.11's two lists)
+    nr_active: int
+    nr_inactive: int
+    #: inactive-list pages reclaim scanned since boot
+    pgscan: int
 
 
 class Machine:

@@ -490,7 +490,7 @@ impl Machine {
                         self.slab_touch(r.obj);
                     } else if self.flags[p as usize] & F_LRU != 0 {
                         let zi = self.zone_of_pfn(p as u64);
-                        self.lru_touch(zi, r.obj);
+                        self.mark_page_accessed(zi, r.obj);
                     }
                     p as i64
                 } else if self.objs.state[o] & OBJ_IS_SLAB != 0 {

@@ -250,6 +250,9 @@ impl PyMachine {
             d.set_item("high", z.high)?;
             d.set_item("lowmem_reserve", z.lowmem_reserve.to_vec())?;
             d.set_item("lru_pages", z.lru_pages)?;
+            d.set_item("nr_active", z.nr_active)?;
+            d.set_item("nr_inactive", z.nr_inactive)?;
+            d.set_item("pgscan", z.pgscan)?;
             out.append(d)?;
         }
         Ok(out)

@@ -101,6 +101,13 @@ vm_events! {
     slab_reclaimed,
     /// Reclaimed slab objects allocated again (a touch, or a pinner faulting back).
     slab_refaults,
+    /// Inactive pages moved to the active list (referenced twice, or found
+    /// referenced by the inactive scan).
+    pgactivate,
+    /// Active pages moved to the inactive list by `refill_inactive_zone`.
+    pgdeactivate,
+    /// Active-list pages scanned by `refill_inactive_zone`.
+    pgrefill,
 }
 
 #[cfg(test)]
@@ -115,7 +122,7 @@ mod tests {
             ..Counters::default()
         };
         let pairs = c.as_pairs();
-        assert_eq!(pairs.len(), 41);
+        assert_eq!(pairs.len(), 44);
         assert_eq!(pairs[0], ("alloc", 0));
         assert_eq!(pairs[8], ("pgscan", 5));
         assert_eq!(pairs[24], ("active_free_pages", 0));

@@ -5,7 +5,7 @@
 //! The rest each add an `impl Machine` for one mechanism: boot (`mm_init`),
 //! buddy mechanics (`buddy`), the policies ([`policy`], the only dispatch on
 //! the policy), watermarks, per-cpu lists (`pcp`), the allocation and free
-//! paths ([`page_alloc`]), reclaim (`vmscan`), slab caches by object
+//! paths ([`page_alloc`]), the LRU lists (`swap`), reclaim (`vmscan`), slab caches by object
 //! ([`slab`], whose shrinkers reclaim calls), high-order scans (`highorder`),
 //! compaction ([`compaction`]: the scanners, direct compaction) and its
 //! background half (`kcompactd`: kcompactd, proactive compaction, watermark
@@ -39,6 +39,7 @@ pub mod page_alloc;
 mod pcp;
 pub mod policy;
 pub mod slab;
+mod swap;
 mod vmscan;
 pub mod vmstat;
 mod watermark;

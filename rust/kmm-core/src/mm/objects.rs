@@ -13,6 +13,9 @@ pub(crate) const OBJ_SLAB: u8 = 4;
 pub(crate) const OBJ_REF: u8 = 8;
 /// The object is present and counts in `held` of the object it pins.
 pub(crate) const OBJ_HOLDS: u8 = 16;
+/// A page object is on its zone's active list (`PageActive`); its
+/// referenced bit (`PageReferenced`) is `OBJ_REF`.
+pub(crate) const OBJ_ACTIVE: u8 = 64;
 /// The engine's view of `OBJ_SLAB`: set when OP_SLAB_ALLOC is applied,
 /// cleared when OP_ALLOC is (validation runs ahead of the engine, so the
 /// engine cannot read `OBJ_SLAB`).
