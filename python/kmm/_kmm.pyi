@@ -81,6 +81,7 @@ class Machine:
         pcp_high: int | None = None,
         pageblock_order: int | None = None,
         fallback_reserve: float | None = None,
+        min_free_kbytes: int | None = None,
         reclaim: bool | None = None,
         kswapd_pages_per_ms: int | None = None,
         active_freeing: bool | None = None,

@@ -72,7 +72,7 @@ class Machine:
     Gorman 2005 v7, "mobility" = grouping by mobility, 2.6.24+). Tunables:
     ``pcp`` (per-cpu order-0 lists, with ``pcp_batch``/``pcp_high``),
     ``pageblock_order`` (mobility), ``fallback_reserve`` (antifrag v8, a fraction
-    of each zone), ``reclaim``, ``kswapd_pages_per_ms`` (background reclaim speed
+    of each zone), ``min_free_kbytes`` (0: the boot-time rule), ``reclaim``, ``kswapd_pages_per_ms`` (background reclaim speed
     in simulated time), ``active_freeing``, ``max_objects`` (trace object ids),
     ``page_owner`` and ``page_owner_free_stacks``; ``compaction`` (today's
     direct compaction and kcompactd, vanilla and mobility only) with
@@ -99,6 +99,7 @@ class Machine:
         pcp_high: int = 0,
         pageblock_order: int | None = None,
         fallback_reserve: float = 0.0,
+        min_free_kbytes: int = 0,
         reclaim: bool = True,
         kswapd_pages_per_ms: int = 32,
         active_freeing: bool = False,
@@ -128,6 +129,7 @@ class Machine:
             if pageblock_order is None
             else int_arg("pageblock_order", pageblock_order, 0, U32_MAX),
             fallback_reserve=float(fallback_reserve),
+            min_free_kbytes=int_arg("min_free_kbytes", min_free_kbytes, 0, U64_MAX),
             reclaim=bool(reclaim),
             kswapd_pages_per_ms=int_arg("kswapd_pages_per_ms", kswapd_pages_per_ms, 0, U64_MAX),
             active_freeing=bool(active_freeing),

@@ -122,6 +122,9 @@ pub struct MachineConfig {
     /// Antifrag only (v8): fraction of each zone's maximum-order blocks kept for
     /// fallbacks (0 = v7).
     pub fallback_reserve: f64,
+    /// `vm.min_free_kbytes` (0 = the boot-time rule, `sqrt(lowmem_kbytes * 16)`
+    /// clamped to 128..65536): the lowmem zones' min watermark in KiB.
+    pub min_free_kbytes: u64,
     /// Reclaim (kswapd and direct reclaim of trace objects on the LRU).
     pub reclaim: bool,
     /// kswapd's reclaim speed in simulated time: pages per millisecond.
@@ -175,6 +178,7 @@ impl MachineConfig {
             pcp_high: 0,
             pageblock_order: None,
             fallback_reserve: 0.0,
+            min_free_kbytes: 0,
             reclaim: true,
             kswapd_pages_per_ms: 32,
             active_freeing: false,
@@ -267,6 +271,13 @@ impl MachineConfig {
             Config,
             "fallback_reserve {} must be a fraction in 0..1 (at most 100%)",
             self.fallback_reserve
+        );
+        ensure!(
+            self.min_free_kbytes <= self.mem_bytes / 1024 / 2,
+            Config,
+            "min_free_kbytes {} must be at most half of memory ({} KiB)",
+            self.min_free_kbytes,
+            self.mem_bytes / 1024 / 2
         );
         ensure!(
             self.fallback_reserve == 0.0 || self.policy == Policy::AntiFrag,

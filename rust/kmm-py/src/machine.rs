@@ -71,7 +71,7 @@ impl PyMachine {
     #[new]
     #[pyo3(signature = (layout, mem_bytes, *, nodes=None, node_sizes=None, distance=None,
         allocator=None, kernel_image_bytes=None, pcp=None, pcp_batch=None, pcp_high=None,
-        pageblock_order=None, fallback_reserve=None, reclaim=None, kswapd_pages_per_ms=None,
+        pageblock_order=None, fallback_reserve=None, min_free_kbytes=None, reclaim=None, kswapd_pages_per_ms=None,
         active_freeing=None, max_objects=None, page_owner=None, page_owner_free_stacks=None,
         compaction=None, extfrag_threshold=None, compaction_proactiveness=None,
         watermark_boost_factor=None, defrag_mode=None))]
@@ -90,6 +90,7 @@ impl PyMachine {
         pcp_high: Option<u32>,
         pageblock_order: Option<u32>,
         fallback_reserve: Option<f64>,
+        min_free_kbytes: Option<u64>,
         reclaim: Option<bool>,
         kswapd_pages_per_ms: Option<u64>,
         active_freeing: Option<bool>,
@@ -118,6 +119,7 @@ impl PyMachine {
             set(&mut cfg.pcp_high, pcp_high);
             cfg.pageblock_order = pageblock_order;
             set(&mut cfg.fallback_reserve, fallback_reserve);
+            set(&mut cfg.min_free_kbytes, min_free_kbytes);
             set(&mut cfg.reclaim, reclaim);
             set(&mut cfg.kswapd_pages_per_ms, kswapd_pages_per_ms);
             set(&mut cfg.active_freeing, active_freeing);
