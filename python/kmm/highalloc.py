@@ -58,7 +58,9 @@ class HighallocConfig:
     attempts: int = 160
     interval_s: float = 0.1  # HZ/10
     warmup_s: float = 180.0
-    builds: int = 7
+    #: concurrent kernel builds (None: the load that fits the machine,
+    #: ``workloads.load_for_memory``; presets and --quick set it)
+    builds: int | None = None
     jobs: int = 4
     updatedb: bool = True
     seed: int = 0
@@ -71,6 +73,9 @@ class HighallocConfig:
     #: the antifrag patch's fallback reserve (v8 and later: 0.10; v7: none),
     #: given to the antifrag variants only
     fallback_reserve: float = 0.0
+    #: files updatedb walks (None: the files of the trees when ``builds`` is
+    #: scaled to the machine, else updatedb's default)
+    updatedb_files: int | None = None
     #: the preset (``kmm.presets``) the run was made from, None if none
     preset: str | None = None
 
@@ -84,6 +89,16 @@ class HighallocConfig:
         base["preset"] = name
         base.update(kw)
         return cls(**base)
+
+    def resolved(self) -> HighallocConfig:
+        """This config with the load sized: ``builds`` None becomes the trees
+        that fit the machine and updatedb walks their files."""
+        if self.builds is not None:
+            return self
+        from .workloads import load_for_memory
+
+        trees, files = load_for_memory(parse_mem(self.mem), seed=self.seed)
+        return replace(self, builds=trees, updatedb_files=self.updatedb_files or files)
 
     def rest_attempts(self) -> int:
         return self.attempts if self.attempts_rest is None else self.attempts_rest
@@ -123,7 +138,10 @@ class HighallocConfig:
             presets.get(self.preset)
         float_arg("interval_s", self.interval_s, 0.001, 60, error=BenchmarkError)
         float_arg("warmup_s", self.warmup_s, 0, 3600, error=BenchmarkError)
-        int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
+        if self.builds is not None:
+            int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
+        if self.updatedb_files is not None:
+            int_arg("updatedb_files", self.updatedb_files, 1, 100_000_000, error=BenchmarkError)
         int_arg("jobs", self.jobs, 1, 64, error=BenchmarkError)
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
@@ -139,7 +157,7 @@ def generate_load(cfg: HighallocConfig, outdir: Path) -> dict[str, Any]:
     from . import workloads
 
     load = workloads.stress_highalloc_load(
-        builds=cfg.builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed
+        builds=cfg.builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed, updatedb_files=cfg.updatedb_files
     )
     t0 = time.perf_counter()
     n = 0
@@ -280,6 +298,7 @@ def run(
     fields then override; ``result["config"]`` is the full config run."""
     cfg = resolve_config(cfg, preset)
     cfg.validate()
+    cfg = cfg.resolved()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kmm-highalloc-") as tmp:
         gen = generate_load(cfg, Path(tmp))
@@ -329,10 +348,19 @@ def seed_stats(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "sd": sd, "min": min(values), "max": max(values)}
 
 
-def run_seeds(cfg: HighallocConfig, seeds: int, *, processes: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """``cfg`` run for seeds ``cfg.seed .. cfg.seed + seeds - 1`` in this process,
-    one after the other; returns every run and, per variant and pass, the
-    statistics of % success, ceiling and limit over the seeds."""
+def run_seeds(
+    cfg: HighallocConfig | dict[str, Any] | None,
+    seeds: int,
+    *,
+    preset: str | None = None,
+    processes: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """``cfg`` (as :func:`run` takes it) run for seeds ``cfg.seed .. cfg.seed +
+    seeds - 1`` in this process, one after the other; returns every run and,
+    per variant and pass, the statistics of % success, ceiling and limit over
+    the seeds."""
+    cfg = resolve_config(cfg, preset)
     cfg.validate()
     seeds = int_arg("seeds", seeds, 1, 10_000, error=BenchmarkError)
     t0 = time.perf_counter()
@@ -348,7 +376,7 @@ def run_seeds(cfg: HighallocConfig, seeds: int, *, processes: int | None = None,
         for name in cfg.variants
     }
     return {
-        "config": asdict(cfg),
+        "config": dict(runs[0]["config"], seed=cfg.seed),
         "seeds": [r["seed"] for r in runs],
         "summary": summary,
         "runs": runs,
