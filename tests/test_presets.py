@@ -12,7 +12,7 @@ from kmm.highalloc import HighallocConfig, resolve_config, run
 from kmm.workloads import load_for_memory
 
 #: what a post's setup may fix; everything else is a model parameter shared by all
-SETUP_FIELDS = {"builds", "jobs", "warmup_s", "attempts", "attempts_rest", "min_free_kbytes", "fallback_reserve", "updatedb"}
+SETUP_FIELDS = {"oom", "builds", "jobs", "warmup_s", "attempts", "attempts_rest", "min_free_kbytes", "fallback_reserve", "updatedb"}
 
 
 def test_every_published_table_has_a_preset() -> None:

@@ -68,6 +68,9 @@ class HighallocConfig:
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     #: attempts of the pass at rest (None: as many as under load)
     attempts_rest: int | None = None
+    #: the OOM killer (on as in the kernel); off, an allocation that may not
+    #: fail and finds nothing to reclaim fails and is counted (``oom_fail``)
+    oom: bool = True
     #: ``vm.min_free_kbytes`` of every variant (0: the kernel's boot-time rule)
     min_free_kbytes: int = 0
     #: the antifrag patch's fallback reserve (v8 and later: 0.10; v7: none),
@@ -105,7 +108,9 @@ class HighallocConfig:
 
     def machine_kwargs(self, variant: str) -> dict[str, Any]:
         """Keyword arguments of :class:`kmm.Machine` for ``variant`` under this config."""
-        kw = dict(VARIANTS[variant], layout=self.layout, mem=self.mem, min_free_kbytes=self.min_free_kbytes)
+        kw = dict(
+            VARIANTS[variant], layout=self.layout, mem=self.mem, min_free_kbytes=self.min_free_kbytes, oom_kill=self.oom
+        )
         if kw["allocator"] == "antifrag" and self.fallback_reserve:
             kw["fallback_reserve"] = self.fallback_reserve
         return kw
@@ -132,6 +137,8 @@ class HighallocConfig:
             int_arg("attempts_rest", self.attempts_rest, 1, 100_000, error=BenchmarkError)
         int_arg("min_free_kbytes", self.min_free_kbytes, 0, 1 << 40, error=BenchmarkError)
         float_arg("fallback_reserve", self.fallback_reserve, 0.0, 1.0, error=BenchmarkError)
+        if not isinstance(self.oom, bool):
+            raise BenchmarkError(f"oom must be a bool, got {self.oom!r}")
         if self.preset is not None:
             from . import presets
 
@@ -245,6 +252,7 @@ def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, pa
                 "compact_stall", "compact_fail", "compact_success", "compact_migrate_scanned",
                 "compact_free_scanned", "compact_isolated", "compact_daemon_wake",
                 "pgmigrate_success", "pageblock_fallback",
+                "pgactivate", "pgdeactivate", "oom_kill", "oom_kill_pages", "oom_dropped", "oom_fail",
             )
         },
         "pages_reclaimed_per_active_success": (
@@ -393,6 +401,8 @@ def _setup_text(cfg: dict[str, Any]) -> str:
     parts = []
     if cfg.get("preset"):
         parts.append(f"preset {cfg['preset']}")
+    if cfg.get("oom") is False:
+        parts.append("OOM killer off")
     if cfg.get("min_free_kbytes"):
         parts.append(f"min_free_kbytes {cfg['min_free_kbytes']}")
     if cfg.get("fallback_reserve"):

@@ -73,7 +73,9 @@ class Machine:
     ``pcp`` (per-cpu order-0 lists, with ``pcp_batch``/``pcp_high``),
     ``pageblock_order`` (mobility), ``fallback_reserve`` (antifrag v8, a fraction
     of each zone), ``min_free_kbytes`` (0: the boot-time rule), ``reclaim``, ``kswapd_pages_per_ms`` (background reclaim speed
-    in simulated time), ``active_freeing``, ``max_objects`` (trace object ids),
+    in simulated time), ``active_freeing``, ``oom_kill`` (the OOM killer, on as
+    in the kernel; off, the allocation fails and counts ``oom_fail``),
+    ``max_objects`` (trace object ids),
     ``page_owner`` and ``page_owner_free_stacks``; ``compaction`` (today's
     direct compaction and kcompactd, vanilla and mobility only) with
     ``extfrag_threshold`` (0..1000), ``compaction_proactiveness`` (0..100),
@@ -103,6 +105,7 @@ class Machine:
         reclaim: bool = True,
         kswapd_pages_per_ms: int = 32,
         active_freeing: bool = False,
+        oom_kill: bool = True,
         max_objects: int = 1 << 26,
         page_owner: bool = False,
         page_owner_free_stacks: bool = False,
@@ -133,6 +136,7 @@ class Machine:
             reclaim=bool(reclaim),
             kswapd_pages_per_ms=int_arg("kswapd_pages_per_ms", kswapd_pages_per_ms, 0, U64_MAX),
             active_freeing=bool(active_freeing),
+            oom_kill=bool(oom_kill),
             max_objects=int_arg("max_objects", max_objects, 0, U32_MAX),
             page_owner=bool(page_owner),
             page_owner_free_stacks=bool(page_owner_free_stacks),

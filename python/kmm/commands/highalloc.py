@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=float, help="warm-up in simulated seconds (default: 180; --quick: 30)")
     p.add_argument("--builds", type=int, help="concurrent kernel builds (default: 7)")
     p.add_argument("--jobs", type=int, help="make -jN of each build (default: 4)")
+    p.add_argument("--oom", choices=["on", "off"], help="the OOM killer (default: on; v14 and v19 ran with it off)")
     p.add_argument("--no-updatedb", action="store_true", help="leave updatedb out of the load")
     p.add_argument("--variants", help=f"comma-separated subset of: {','.join(VARIANTS)}")
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: one per core)")
@@ -72,6 +73,8 @@ def config_from_args(args: argparse.Namespace) -> HighallocConfig:
         if v is not None:
             kw[key] = v
     kw["seed"] = args.seed
+    if args.oom is not None:
+        kw["oom"] = args.oom == "on"
     if args.no_updatedb:
         kw["updatedb"] = False
     if args.variants:

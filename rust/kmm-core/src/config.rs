@@ -131,6 +131,10 @@ pub struct MachineConfig {
     pub kswapd_pages_per_ms: u64,
     /// Active freeing for high-order requests the free lists cannot meet.
     pub active_freeing: bool,
+    /// The OOM killer (`mm::oom_kill`, on as in the kernel): off, an
+    /// allocation that may not fail and finds nothing to reclaim fails and is
+    /// counted (`oom_fail`).
+    pub oom_kill: bool,
     /// Largest object id a trace may use (object table grows on demand up to this).
     pub max_objects: u32,
     /// page_owner recording.
@@ -182,6 +186,7 @@ impl MachineConfig {
             reclaim: true,
             kswapd_pages_per_ms: 32,
             active_freeing: false,
+            oom_kill: true,
             max_objects: 1 << 26,
             page_owner: false,
             page_owner_free_stacks: false,

@@ -72,7 +72,7 @@ impl PyMachine {
     #[pyo3(signature = (layout, mem_bytes, *, nodes=None, node_sizes=None, distance=None,
         allocator=None, kernel_image_bytes=None, pcp=None, pcp_batch=None, pcp_high=None,
         pageblock_order=None, fallback_reserve=None, min_free_kbytes=None, reclaim=None, kswapd_pages_per_ms=None,
-        active_freeing=None, max_objects=None, page_owner=None, page_owner_free_stacks=None,
+        active_freeing=None, oom_kill=None, max_objects=None, page_owner=None, page_owner_free_stacks=None,
         compaction=None, extfrag_threshold=None, compaction_proactiveness=None,
         watermark_boost_factor=None, defrag_mode=None))]
     #[allow(clippy::too_many_arguments)]
@@ -94,6 +94,7 @@ impl PyMachine {
         reclaim: Option<bool>,
         kswapd_pages_per_ms: Option<u64>,
         active_freeing: Option<bool>,
+        oom_kill: Option<bool>,
         max_objects: Option<u32>,
         page_owner: Option<bool>,
         page_owner_free_stacks: Option<bool>,
@@ -123,6 +124,7 @@ impl PyMachine {
             set(&mut cfg.reclaim, reclaim);
             set(&mut cfg.kswapd_pages_per_ms, kswapd_pages_per_ms);
             set(&mut cfg.active_freeing, active_freeing);
+            set(&mut cfg.oom_kill, oom_kill);
             set(&mut cfg.max_objects, max_objects);
             set(&mut cfg.page_owner, page_owner);
             set(&mut cfg.page_owner_free_stacks, page_owner_free_stacks);

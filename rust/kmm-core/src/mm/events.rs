@@ -108,6 +108,14 @@ vm_events! {
     pgdeactivate,
     /// Active-list pages scanned by `refill_inactive_zone`.
     pgrefill,
+    /// Tasks the OOM killer killed.
+    oom_kill,
+    /// Pages freed by the OOM kills.
+    oom_kill_pages,
+    /// Trace operations of killed tasks dropped (their remaining work).
+    oom_dropped,
+    /// Allocations that would have called the OOM killer, failed because it is off.
+    oom_fail,
 }
 
 #[cfg(test)]
@@ -122,7 +130,7 @@ mod tests {
             ..Counters::default()
         };
         let pairs = c.as_pairs();
-        assert_eq!(pairs.len(), 44);
+        assert_eq!(pairs.len(), 48);
         assert_eq!(pairs[0], ("alloc", 0));
         assert_eq!(pairs[8], ("pgscan", 5));
         assert_eq!(pairs[24], ("active_free_pages", 0));

@@ -44,6 +44,8 @@ pub struct Machine {
     pub(crate) nofragment: bool,
     /// Slab caches (`mm::slab`).
     pub(crate) slab: super::slab::Slabs,
+    /// Tasks (tgids) the OOM killer killed: their later trace work is dropped.
+    pub(crate) oom_killed: std::collections::HashSet<u32>,
 }
 
 impl Machine {

@@ -9,7 +9,7 @@
 //! ([`slab`], whose shrinkers reclaim calls), high-order scans (`highorder`),
 //! compaction ([`compaction`]: the scanners, direct compaction) and its
 //! background half (`kcompactd`: kcompactd, proactive compaction, watermark
-//! boosting), active freeing (`active_free`), counters ([`events`]), the views
+//! boosting), active freeing (`active_free`), the OOM killer (`oom_kill`), counters ([`events`]), the views
 //! ([`vmstat`]), the invariants (`check`), and page_owner's entry points
 //! (`owner_view`: a read-only view of the page map handed to
 //! [`crate::page_owner`], which never imports the allocator).
@@ -33,6 +33,7 @@ pub mod machine;
 mod mm_init;
 pub mod mmzone;
 pub(crate) mod objects;
+mod oom_kill;
 mod owner_view;
 pub mod page;
 pub mod page_alloc;

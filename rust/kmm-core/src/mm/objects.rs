@@ -38,6 +38,8 @@ pub(crate) struct Objects {
     pub npins: Vec<u32>,
     /// Pinners present now (not reclaimed): the shrinker skips an object while > 0.
     pub held: Vec<u32>,
+    /// The task (tgid) the object belongs to (`TF_TASK`), NONE if none.
+    pub owner: Vec<u32>,
 }
 
 impl Objects {
@@ -53,6 +55,7 @@ impl Objects {
             self.pin.resize(n, NONE);
             self.npins.resize(n, 0);
             self.held.resize(n, 0);
+            self.owner.resize(n, NONE);
         }
     }
 
@@ -71,5 +74,6 @@ impl Objects {
         self.pin.truncate(n);
         self.npins.truncate(n);
         self.held.truncate(n);
+        self.owner.truncate(n);
     }
 }
