@@ -40,6 +40,7 @@ def churn(m: kmm.Machine, n: int = 4000, seed: int = 1) -> None:
             t[i] = (
                 kmm.OP_ALLOC,
                 int(min(rng.geometric(0.5) - 1, 10)),
+                0,
                 i,
                 gfps[rng.integers(4)],
                 0,
