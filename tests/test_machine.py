@@ -276,7 +276,7 @@ def test_mem_strings_and_gfp_strings():
 def make_trace(ops):
     t = kmm.empty_trace(len(ops))
     for i, (op, obj, order, gfp) in enumerate(ops):
-        t[i] = (op, order, obj, gfp, 0, 0, 0)
+        t[i] = (op, order, 0, obj, gfp, 0, 0, 0)
     return t
 
 

@@ -35,11 +35,12 @@ def churn(m: kmm.Machine, n: int = 4000, seed: int = 1) -> None:
     live: list[int] = []
     for i in range(n):
         if live and rng.random() < 0.4:
-            t[i] = (kmm.OP_FREE, 0, live.pop(rng.integers(len(live))), 0, 0, 0, 0)
+            t[i] = (kmm.OP_FREE, 0, 0, live.pop(rng.integers(len(live))), 0, 0, 0, 0)
         else:
             t[i] = (
                 kmm.OP_ALLOC,
                 int(min(rng.geometric(0.5) - 1, 10)),
+                0,
                 i,
                 gfps[rng.integers(4)],
                 0,

@@ -16,7 +16,7 @@ A, F, T, TICK = kmm.OP_ALLOC, kmm.OP_FREE, kmm.OP_TOUCH, kmm.OP_TICK
 def trace(ops):
     t = kmm.empty_trace(len(ops))
     for i, (op, obj, order, gfp) in enumerate(ops):
-        t[i] = (op, order, obj, gfp, 0, 0, 0)
+        t[i] = (op, order, 0, obj, gfp, 0, 0, 0)
     return t
 
 

@@ -19,7 +19,7 @@ def ops(*rows: tuple[int, int, int, int]) -> np.ndarray:
     """(op, order, obj, gfp) rows as a trace."""
     t = np.zeros(len(rows), kmm.TRACE_DTYPE)
     for i, (op, order, obj, gfp) in enumerate(rows):
-        t[i] = (op, order, obj, gfp, 0, 0, 0)
+        t[i] = (op, order, 0, obj, gfp, 0, 0, 0)
     return t
 
 

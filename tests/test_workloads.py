@@ -514,6 +514,7 @@ def test_public_names_of_the_module_survive_the_package():
         "inject_leak",
         "kernel_build",
         "kernel_tree",
+        "load_for_memory",
         "stress_highalloc_load",
         "system",
         "thp_workers",

@@ -82,6 +82,7 @@ from .trace import (
     OP_TICK,
     OP_TOUCH,
     SLAB_CACHES,
+    TF_TASK,
     TRACE_DTYPE,
     empty_trace,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "OP_SLAB_FREE",
     "OP_SLAB_PIN",
     "SLAB_CACHES",
+    "TF_TASK",
     "PM_FREE",
     "PM_PCP",
     "PM_RESERVED",

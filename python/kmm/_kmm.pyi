@@ -36,6 +36,7 @@ __all__ = [
     "OP_SLAB_ALLOC",
     "OP_SLAB_FREE",
     "OP_SLAB_PIN",
+    "TF_TASK",
     "SLAB_CACHES",
     "KernelTraceImporter",
     "KERNEL_EVENTS",
@@ -56,6 +57,7 @@ TRACE_RECORD_SIZE: int
 OP_SLAB_ALLOC: int
 OP_SLAB_FREE: int
 OP_SLAB_PIN: int
+TF_TASK: int
 #: (name, object size, reclaimable, objects per slab page), by cache index
 SLAB_CACHES: list[tuple[str, int, bool, int]]
 
@@ -86,9 +88,11 @@ class Machine:
         pcp_high: int | None = None,
         pageblock_order: int | None = None,
         fallback_reserve: float | None = None,
+        min_free_kbytes: int | None = None,
         reclaim: bool | None = None,
         kswapd_pages_per_ms: int | None = None,
         active_freeing: bool | None = None,
+        oom_kill: bool | None = None,
         max_objects: int | None = None,
         page_owner: bool | None = None,
         page_owner_free_stacks: bool | None = None,

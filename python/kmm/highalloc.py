@@ -60,7 +60,9 @@ class HighallocConfig:
     attempts: int = 160
     interval_s: float = 0.1  # HZ/10
     warmup_s: float = 180.0
-    builds: int = 7
+    #: concurrent kernel builds (None: the load that fits the machine,
+    #: ``workloads.load_for_memory``; presets and --quick set it)
+    builds: int | None = None
     jobs: int = 4
     updatedb: bool = True
     seed: int = 0
@@ -68,6 +70,54 @@ class HighallocConfig:
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     nic_rings: int = 0  # NIC rx rings pinned from the start (kmm.workloads.nic)
     nic_rx_pps: float = 1000.0  # packets per second per ring while the load runs
+    #: attempts of the pass at rest (None: as many as under load)
+    attempts_rest: int | None = None
+    #: the OOM killer (on as in the kernel); off, an allocation that may not
+    #: fail and finds nothing to reclaim fails and is counted (``oom_fail``)
+    oom: bool = True
+    #: ``vm.min_free_kbytes`` of every variant (0: the kernel's boot-time rule)
+    min_free_kbytes: int = 0
+    #: the antifrag patch's fallback reserve (v8 and later: 0.10; v7: none),
+    #: given to the antifrag variants only
+    fallback_reserve: float = 0.0
+    #: files updatedb walks (None: the files of the trees when ``builds`` is
+    #: scaled to the machine, else updatedb's default)
+    updatedb_files: int | None = None
+    #: the preset (``kmm.presets``) the run was made from, None if none
+    preset: str | None = None
+
+    @classmethod
+    def from_preset(cls, name: str, **kw: Any) -> HighallocConfig:
+        """The setup of one of Mel Gorman's 2005 posts (``kmm.presets``), with
+        ``kw`` overriding any field."""
+        from . import presets
+
+        base: dict[str, Any] = dict(presets.get(name).config)
+        base["preset"] = name
+        base.update(kw)
+        return cls(**base)
+
+    def resolved(self) -> HighallocConfig:
+        """This config with the load sized: ``builds`` None becomes the trees
+        that fit the machine and updatedb walks their files."""
+        if self.builds is not None:
+            return self
+        from .workloads import load_for_memory
+
+        trees, files = load_for_memory(parse_mem(self.mem), seed=self.seed)
+        return replace(self, builds=trees, updatedb_files=self.updatedb_files or files)
+
+    def rest_attempts(self) -> int:
+        return self.attempts if self.attempts_rest is None else self.attempts_rest
+
+    def machine_kwargs(self, variant: str) -> dict[str, Any]:
+        """Keyword arguments of :class:`kmm.Machine` for ``variant`` under this config."""
+        kw = dict(
+            VARIANTS[variant], layout=self.layout, mem=self.mem, min_free_kbytes=self.min_free_kbytes, oom_kill=self.oom
+        )
+        if kw["allocator"] == "antifrag" and self.fallback_reserve:
+            kw["fallback_reserve"] = self.fallback_reserve
+        return kw
 
     @classmethod
     def quick(cls, **kw: Any) -> HighallocConfig:
@@ -87,9 +137,22 @@ class HighallocConfig:
             raise BenchmarkError(f"mem {self.mem!r}: {e}") from None
         int_arg("order", self.order, 0, MAX_ORDER - 1, error=BenchmarkError)
         int_arg("attempts", self.attempts, 1, 100_000, error=BenchmarkError)
+        if self.attempts_rest is not None:
+            int_arg("attempts_rest", self.attempts_rest, 1, 100_000, error=BenchmarkError)
+        int_arg("min_free_kbytes", self.min_free_kbytes, 0, 1 << 40, error=BenchmarkError)
+        float_arg("fallback_reserve", self.fallback_reserve, 0.0, 1.0, error=BenchmarkError)
+        if not isinstance(self.oom, bool):
+            raise BenchmarkError(f"oom must be a bool, got {self.oom!r}")
+        if self.preset is not None:
+            from . import presets
+
+            presets.get(self.preset)
         float_arg("interval_s", self.interval_s, 0.001, 60, error=BenchmarkError)
         float_arg("warmup_s", self.warmup_s, 0, 3600, error=BenchmarkError)
-        int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
+        if self.builds is not None:
+            int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
+        if self.updatedb_files is not None:
+            int_arg("updatedb_files", self.updatedb_files, 1, 100_000_000, error=BenchmarkError)
         int_arg("jobs", self.jobs, 1, 64, error=BenchmarkError)
         int_arg("nic_rings", self.nic_rings, 0, 64, error=BenchmarkError)
         float_arg("nic_rx_pps", self.nic_rx_pps, 1.0, 1e6, error=BenchmarkError)
@@ -107,7 +170,7 @@ def generate_load(cfg: HighallocConfig, outdir: Path) -> dict[str, Any]:
     from . import workloads
 
     load = workloads.stress_highalloc_load(
-        builds=cfg.builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed
+        builds=cfg.builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed, updatedb_files=cfg.updatedb_files
     )
     if cfg.nic_rings:
         from .workloads import nic
@@ -130,12 +193,14 @@ def generate_load(cfg: HighallocConfig, outdir: Path) -> dict[str, Any]:
     return {"ops": n, "generate_s": time.perf_counter() - t0, "warmup_chunks": nwarm}
 
 
-def _pass(m: Machine, cfg: HighallocConfig, chunks: Callable[[int], np.ndarray | None], gfp: int, progress) -> dict[str, Any]:
+def _pass(
+    m: Machine, cfg: HighallocConfig, attempts: int, chunks: Callable[[int], np.ndarray | None], gfp: int, progress
+) -> dict[str, Any]:
     held: list[int] = []
     hits: list[int] = []
     before = m.buddyinfo()
     t0 = time.perf_counter()
-    for i in range(cfg.attempts):
+    for i in range(attempts):
         chunk = chunks(i)
         if chunk is None:
             m.advance(cfg.interval_s)
@@ -155,10 +220,10 @@ def _pass(m: Machine, cfg: HighallocConfig, chunks: Callable[[int], np.ndarray |
         m.free(p)
     return {
         "order": cfg.order,
-        "attempted": cfg.attempts,
+        "attempted": attempts,
         "success": len(held),
-        "failed": cfg.attempts - len(held),
-        "percent": round(100.0 * len(held) / cfg.attempts, 1),
+        "failed": attempts - len(held),
+        "percent": round(100.0 * len(held) / attempts, 1),
         "ceiling": ceiling,
         "limit": limit,
         "buddyinfo_before": before,
@@ -172,7 +237,7 @@ def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, pa
     """Run one variant on the stored load; returns its results."""
     d = Path(loaddir)
     tick = progress or (lambda: None)
-    m = Machine(layout=cfg.layout, mem=cfg.mem, **VARIANTS[name])
+    m = Machine(**cfg.machine_kwargs(name))
     gfp = _gfp.parse(cfg.gfp)
     t0 = time.perf_counter()
     warm_ops = 0
@@ -181,11 +246,11 @@ def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, pa
         warm_ops += c["ops"]
     if page_maps:
         np.save(Path(page_maps) / f"{name}-before.npy", m.page_map())
-    load = _pass(m, cfg, lambda i: np.load(d / f"step{i:06d}.npy"), gfp, tick)
+    load = _pass(m, cfg, cfg.attempts, lambda i: np.load(d / f"step{i:06d}.npy"), gfp, tick)
     if page_maps:
         np.save(Path(page_maps) / f"{name}-under_load.npy", m.page_map())
     m.replay(np.load(d / "stop.npy"), outcomes=False)
-    rest = _pass(m, cfg, lambda i: None, gfp, tick)
+    rest = _pass(m, cfg, cfg.rest_attempts(), lambda i: None, gfp, tick)
     if page_maps:
         np.save(Path(page_maps) / f"{name}-at_rest.npy", m.page_map())
     m.check()
@@ -203,6 +268,7 @@ def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, pa
                 "compact_free_scanned", "compact_isolated", "compact_daemon_wake",
                 "pgmigrate_success", "pageblock_fallback", "type_mismatch", "thp_fault_alloc",
                 "thp_fault_fallback", "mm_page_alloc_extfrag",
+                "pgactivate", "pgdeactivate", "oom_kill", "oom_kill_pages", "oom_dropped", "oom_fail",
             )
         },
         "pages_reclaimed_per_active_success": (
@@ -221,13 +287,46 @@ def _worker(args):
     return name, run_variant(name, cfg, loaddir, (lambda: q.put(1)) if q is not None else None, page_maps)
 
 
-def run(cfg: HighallocConfig, *, processes: int | None = None, progress: bool = False, page_maps: str | None = None) -> dict[str, Any]:
-    """Run every variant of ``cfg`` (in parallel processes) and return the results as a dict."""
+def resolve_config(cfg: HighallocConfig | dict[str, Any] | None = None, preset: str | None = None) -> HighallocConfig:
+    """The config a run uses: ``cfg`` (a config, or a dict of its fields), on
+    top of ``preset``'s setup when one is named."""
+    if isinstance(cfg, HighallocConfig):
+        if preset is not None:
+            raise BenchmarkError("a preset takes its overrides as a dict of config fields, not a HighallocConfig")
+        return cfg
+    if cfg is not None and not isinstance(cfg, dict):
+        raise BenchmarkError(f"config must be a HighallocConfig or a dict, not {type(cfg).__name__}")
+    kw = dict(cfg or {})
+    unknown = sorted(set(kw) - set(HighallocConfig.__dataclass_fields__))
+    if unknown:
+        raise BenchmarkError(f"unknown highalloc config keys {unknown}")
+    name = preset if preset is not None else kw.pop("preset", None)
+    kw.pop("preset", None)
+    try:
+        return HighallocConfig.from_preset(name, **kw) if name is not None else HighallocConfig(**kw)
+    except TypeError as e:
+        raise BenchmarkError(str(e)) from None
+
+
+def run(
+    cfg: HighallocConfig | dict[str, Any] | None = None,
+    *,
+    preset: str | None = None,
+    processes: int | None = None,
+    progress: bool = False,
+    page_maps: str | None = None,
+) -> dict[str, Any]:
+    """Run every variant of ``cfg`` (in parallel processes) and return the
+    results as a dict. ``cfg`` is a :class:`HighallocConfig` or a dict of its
+    fields; ``preset`` names a post's setup (``kmm.presets``) that ``cfg``'s
+    fields then override; ``result["config"]`` is the full config run."""
+    cfg = resolve_config(cfg, preset)
     cfg.validate()
+    cfg = cfg.resolved()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kmm-highalloc-") as tmp:
         gen = generate_load(cfg, Path(tmp))
-        total = len(cfg.variants) * 2 * cfg.attempts
+        total = len(cfg.variants) * (cfg.attempts + cfg.rest_attempts())
         nproc = max(1, min(processes or os.cpu_count() or 1, len(cfg.variants)))
         results: dict[str, Any] = {}
         bar = None
@@ -273,10 +372,19 @@ def seed_stats(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "sd": sd, "min": min(values), "max": max(values)}
 
 
-def run_seeds(cfg: HighallocConfig, seeds: int, *, processes: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """``cfg`` run for seeds ``cfg.seed .. cfg.seed + seeds - 1`` in this process,
-    one after the other; returns every run and, per variant and pass, the
-    statistics of % success, ceiling and limit over the seeds."""
+def run_seeds(
+    cfg: HighallocConfig | dict[str, Any] | None,
+    seeds: int,
+    *,
+    preset: str | None = None,
+    processes: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """``cfg`` (as :func:`run` takes it) run for seeds ``cfg.seed .. cfg.seed +
+    seeds - 1`` in this process, one after the other; returns every run and,
+    per variant and pass, the statistics of % success, ceiling and limit over
+    the seeds."""
+    cfg = resolve_config(cfg, preset)
     cfg.validate()
     seeds = int_arg("seeds", seeds, 1, 10_000, error=BenchmarkError)
     t0 = time.perf_counter()
@@ -292,7 +400,7 @@ def run_seeds(cfg: HighallocConfig, seeds: int, *, processes: int | None = None,
         for name in cfg.variants
     }
     return {
-        "config": asdict(cfg),
+        "config": dict(runs[0]["config"], seed=cfg.seed),
         "seeds": [r["seed"] for r in runs],
         "summary": summary,
         "runs": runs,
@@ -313,6 +421,24 @@ def _nic_note(cfg: dict[str, Any]) -> str:
     )
 
 
+def _attempts_text(cfg: dict[str, Any]) -> str:
+    rest = cfg.get("attempts_rest")
+    return f"{cfg['attempts']}" if rest is None or rest == cfg["attempts"] else f"{cfg['attempts']} (at rest {rest})"
+
+
+def _setup_text(cfg: dict[str, Any]) -> str:
+    parts = []
+    if cfg.get("preset"):
+        parts.append(f"preset {cfg['preset']}")
+    if cfg.get("oom") is False:
+        parts.append("OOM killer off")
+    if cfg.get("min_free_kbytes"):
+        parts.append(f"min_free_kbytes {cfg['min_free_kbytes']}")
+    if cfg.get("fallback_reserve"):
+        parts.append(f"antifrag fallback reserve {cfg['fallback_reserve']:.0%}")
+    return f"\n  ({', '.join(parts)})" if parts else ""
+
+
 def format_seeds_report(res: dict[str, Any]) -> str:
     """Per pass and variant: % success as mean, sd, min and max over the seeds,
     with the mean ceiling and limit."""
@@ -321,8 +447,9 @@ def format_seeds_report(res: dict[str, Any]) -> str:
     lines = [
         f"kmm highalloc: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
         f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s, "
-        f"{cfg['attempts']} order-{cfg['order']} {cfg['gfp']} attempts, seeds {seeds[0]}..{seeds[-1]} ({len(seeds)})"
+        f"{_attempts_text(cfg)} order-{cfg['order']} {cfg['gfp']} attempts, seeds {seeds[0]}..{seeds[-1]} ({len(seeds)})"
         + _nic_note(cfg)
+        + _setup_text(cfg)
     ]
     for pas, title in (("under_load", "Under load"), ("at_rest", "At rest")):
         lines.append("")
@@ -348,8 +475,9 @@ def format_report(res: dict[str, Any], *, buddyinfo: bool = True) -> str:
     lines.append(
         f"kmm highalloc: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
         f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s, "
-        f"{cfg['attempts']} order-{cfg['order']} {cfg['gfp']} attempts every {cfg['interval_s']:g} s, seed {res['seed']}"
+        f"{_attempts_text(cfg)} order-{cfg['order']} {cfg['gfp']} attempts every {cfg['interval_s']:g} s, seed {res['seed']}"
         + _nic_note(cfg)
+        + _setup_text(cfg)
     )
     for pas, title in (("under_load", "Under load"), ("at_rest", "At rest")):
         lines.append("")

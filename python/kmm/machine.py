@@ -51,6 +51,11 @@ class ZoneStats:
     high: int
     lowmem_reserve: list[int]
     lru_pages: int
+    #: pages on the zone's active and inactive LRU lists (2.6.11's two lists)
+    nr_active: int
+    nr_inactive: int
+    #: inactive-list pages reclaim scanned since boot
+    pgscan: int
 
 
 class Machine:
@@ -67,8 +72,10 @@ class Machine:
     Gorman 2005 v7, "mobility" = grouping by mobility, 2.6.24+). Tunables:
     ``pcp`` (per-cpu order-0 lists, with ``pcp_batch``/``pcp_high``),
     ``pageblock_order`` (mobility), ``fallback_reserve`` (antifrag v8, a fraction
-    of each zone), ``reclaim``, ``kswapd_pages_per_ms`` (background reclaim speed
-    in simulated time), ``active_freeing``, ``max_objects`` (trace object ids),
+    of each zone), ``min_free_kbytes`` (0: the boot-time rule), ``reclaim``, ``kswapd_pages_per_ms`` (background reclaim speed
+    in simulated time), ``active_freeing``, ``oom_kill`` (the OOM killer, on as
+    in the kernel; off, the allocation fails and counts ``oom_fail``),
+    ``max_objects`` (trace object ids),
     ``page_owner`` and ``page_owner_free_stacks``; ``compaction`` (today's
     direct compaction and kcompactd, vanilla and mobility only) with
     ``extfrag_threshold`` (0..1000), ``compaction_proactiveness`` (0..100),
@@ -97,9 +104,11 @@ class Machine:
         pcp_high: int = 0,
         pageblock_order: int | None = None,
         fallback_reserve: float = 0.0,
+        min_free_kbytes: int = 0,
         reclaim: bool = True,
         kswapd_pages_per_ms: int = 32,
         active_freeing: bool = False,
+        oom_kill: bool = True,
         max_objects: int = 1 << 26,
         page_owner: bool = False,
         page_owner_free_stacks: bool = False,
@@ -128,9 +137,11 @@ class Machine:
             if pageblock_order is None
             else int_arg("pageblock_order", pageblock_order, 0, U32_MAX),
             fallback_reserve=float(fallback_reserve),
+            min_free_kbytes=int_arg("min_free_kbytes", min_free_kbytes, 0, U64_MAX),
             reclaim=bool(reclaim),
             kswapd_pages_per_ms=int_arg("kswapd_pages_per_ms", kswapd_pages_per_ms, 0, U64_MAX),
             active_freeing=bool(active_freeing),
+            oom_kill=bool(oom_kill),
             max_objects=int_arg("max_objects", max_objects, 0, U32_MAX),
             page_owner=bool(page_owner),
             page_owner_free_stacks=bool(page_owner_free_stacks),

@@ -27,6 +27,7 @@ __all__ = [
     "OP_TICK",
     "OP_TOUCH",
     "SLAB_CACHES",
+    "TF_TASK",
     "TRACE_DTYPE",
     "as_trace",
     "concat",
@@ -47,6 +48,10 @@ OP_TICK: int = _kmm.OP_TICK
 OP_SLAB_ALLOC: int = _kmm.OP_SLAB_ALLOC
 OP_SLAB_FREE: int = _kmm.OP_SLAB_FREE
 OP_SLAB_PIN: int = _kmm.OP_SLAB_PIN
+#: ``flags`` of an OP_ALLOC / OP_SLAB_ALLOC: the object belongs to its task
+#: (``tgid``: anonymous memory, page tables, kernel stack, the task's slab
+#: objects), which the OOM killer frees when it kills the task.
+TF_TASK: int = _kmm.TF_TASK
 #: cache name -> its index (the ``order`` of OP_SLAB_ALLOC)
 SLAB_CACHES: dict[str, int] = {c[0]: i for i, c in enumerate(_kmm.SLAB_CACHES)}
 
@@ -54,12 +59,12 @@ SLAB_CACHES: dict[str, int] = {c[0]: i for i, c in enumerate(_kmm.SLAB_CACHES)}
 #: / OP_SLAB_ALLOC / OP_SLAB_FREE / OP_SLAB_PIN;
 #: ``obj``: the object id (for OP_TICK: microseconds to advance); ``order`` and
 #: ``gfp`` for OP_ALLOC; ``stack``: a page_owner stack handle (0 = none);
-#: ``pid``/``tgid``: the allocating task.
+#: ``pid``/``tgid``: the allocating task; ``flags``: TF_TASK or 0.
 TRACE_DTYPE = np.dtype(
     {
-        "names": ["op", "order", "obj", "gfp", "stack", "pid", "tgid"],
-        "formats": ["u1", "u1", "<u4", "<u4", "<u4", "<u4", "<u4"],
-        "offsets": [0, 1, 4, 8, 12, 16, 20],
+        "names": ["op", "order", "flags", "obj", "gfp", "stack", "pid", "tgid"],
+        "formats": ["u1", "u1", "u1", "<u4", "<u4", "<u4", "<u4", "<u4"],
+        "offsets": [0, 1, 2, 4, 8, 12, 16, 20],
         "itemsize": _kmm.TRACE_RECORD_SIZE,
     }
 )
@@ -96,7 +101,7 @@ def as_trace(trace: Any) -> np.ndarray:
 
 def concat(parts: list[np.ndarray]) -> np.ndarray:
     """Concatenate traces byte for byte (np.concatenate copies fields and leaves
-    the two padding bytes of each record undefined)."""
+    the padding byte of each record undefined)."""
     if not parts:
         return np.zeros(0, TRACE_DTYPE)
     if len(parts) == 1:

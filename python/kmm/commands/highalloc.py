@@ -18,6 +18,7 @@ from ..highalloc import (
     run_seeds,
 )
 from ..mmtests import MmtestsConfig
+from ..presets import PRESETS
 from .common import write_json
 
 
@@ -39,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--percent of memory at 16 MB/s, pass 3 at rest after the load is killed, its trees deleted and caches dropped",
     )
     p.add_argument("--percent", type=float, help="--mmtests: share of memory asked for per pass (default: 95)")
+    p.add_argument(
+        "--preset", choices=list(PRESETS),
+        help="the setup of one of Mel Gorman's 2005 posts (default: v7); other options override it",
+    )
     p.add_argument("--quick", action="store_true", help="a small machine for a fast look (1 GiB, 30 s warm-up, 40 attempts)")
     p.add_argument("--seed", type=int, default=0, help="seed of the load (default: 0)")
     p.add_argument(
@@ -49,9 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", choices=["x86_32", "x86_64"], help="address layout (default: x86_32)")
     p.add_argument("--order", type=int, help="allocation order (default: 10)")
     p.add_argument("--attempts", type=int, help="attempts per pass (default: 160; --quick: 40)")
+    p.add_argument("--attempts-rest", type=int, help="attempts of the pass at rest (default: as --attempts)")
+    p.add_argument("--min-free-kbytes", type=int, help="vm.min_free_kbytes (default: the kernel's boot-time rule)")
     p.add_argument("--warmup", type=float, help="warm-up in simulated seconds (default: 180; --quick: 30)")
     p.add_argument("--builds", type=int, help="concurrent kernel builds (default: 7)")
     p.add_argument("--jobs", type=int, help="make -jN of each build (default: 4)")
+    p.add_argument("--oom", choices=["on", "off"], help="the OOM killer (default: on; v14 and v19 ran with it off)")
     p.add_argument("--no-updatedb", action="store_true", help="leave updatedb out of the load")
     p.add_argument(
         "--nic-rings", type=int, default=0, metavar="N",
@@ -77,20 +85,35 @@ def config_from_args(args: argparse.Namespace) -> HighallocConfig:
     for opt, key in (
         ("mem", "mem"), ("layout", "layout"), ("order", "order"), ("attempts", "attempts"),
         ("warmup", "warmup_s"), ("builds", "builds"), ("jobs", "jobs"), ("nic_rx_pps", "nic_rx_pps"),
+        ("attempts_rest", "attempts_rest"), ("min_free_kbytes", "min_free_kbytes"),
     ):
         v = getattr(args, opt)
         if v is not None:
             kw[key] = v
     kw["seed"] = args.seed
     kw["nic_rings"] = args.nic_rings
+    if args.oom is not None:
+        kw["oom"] = args.oom == "on"
     if args.no_updatedb:
         kw["updatedb"] = False
     if args.variants:
         kw["variants"] = [v.strip() for v in args.variants.split(",") if v.strip()]
+    preset = args.preset
+    if preset is None and not args.quick and args.mem is None and args.layout is None:
+        preset = "v7"  # the default run is V7's setup
+    if preset is not None:
+        if args.quick:
+            raise BenchmarkError("--quick is its own small setup: leave out --preset")
+        return HighallocConfig.from_preset(preset, **kw)
     return HighallocConfig.quick(**kw) if args.quick else HighallocConfig(**kw)
 
 
 def mmtests_config_from_args(args: argparse.Namespace) -> MmtestsConfig:
+    for opt in ("preset", "attempts_rest", "min_free_kbytes", "oom"):
+        if getattr(args, opt) is not None:
+            raise BenchmarkError(f"--{opt.replace('_', '-')} does not apply to --mmtests")
+    if args.nic_rings:
+        raise BenchmarkError("--nic-rings does not apply to --mmtests")
     kw = {}
     for opt, key in (
         ("mem", "mem"), ("layout", "layout"), ("order", "order"), ("percent", "percent"),

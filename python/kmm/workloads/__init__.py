@@ -42,7 +42,7 @@ from .events import MS  # noqa: F401 (public before the split, not in __all__)
 from .kinds import KIND_GFP, KINDS
 from .load import Load, combine
 from .params import PAGE, PROGRAMS  # noqa: F401 (public before the split, not in __all__)
-from .stress import stress_highalloc_load
+from .stress import load_for_memory, stress_highalloc_load
 from .system import system
 from .thp import fio_writers, thp_workers
 from .tree import TreeLayout, kernel_tree
@@ -59,6 +59,7 @@ __all__ = [
     "inject_leak",
     "kernel_build",
     "kernel_tree",
+    "load_for_memory",
     "stress_highalloc_load",
     "system",
     "updatedb",

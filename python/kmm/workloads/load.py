@@ -18,6 +18,7 @@ from ..trace import (
     OP_SLAB_PIN,
     OP_TICK,
     OP_TOUCH,
+    TF_TASK,
     TRACE_DTYPE,
     concat,
 )
@@ -294,6 +295,9 @@ class Load:
             out["stack"][idx] = self._stack_table[kind]
             out["pid"][idx] = ev["pid"]
             out["tgid"][idx] = ev["pid"]
+            # a process's own memory goes with it if the OOM killer kills it
+            owned = (ev["proc"] != 0) & ((op == OP_ALLOC) | (op == OP_SLAB_ALLOC))
+            out["flags"][idx] = np.where(owned, TF_TASK, 0)
             pins = np.nonzero(op == OP_SLAB_PIN)[0]
             if pins.shape[0]:
                 pi = idx[pins]

@@ -23,6 +23,7 @@ def stress_highalloc_load(
     cpus: float = 2.0,
     copy_mb_s: float = 35.0,
     with_system: bool = True,
+    updatedb_files: int | None = None,
 ) -> Load:
     """The load of VMRegress ``bench-stresshighalloc`` (Gorman, anti-fragmentation v7, linux-mm, 31 Jan 2005).
 
@@ -30,6 +31,7 @@ def stress_highalloc_load(
     other, each starting ``make -j{jobs} bzImage`` as soon as it is copied, then
     the main tree builds too. The builds share ``cpus`` CPUs. ``with_system``
     adds the machine's long-lived processes (:func:`kmm.workloads.system.system`).
+    ``updatedb_files`` sets the files updatedb walks (None: its default).
     """
     builds = int_arg("builds", builds, 0, 256)
     jobs = int_arg("jobs", jobs, 1, 1024)
@@ -54,7 +56,8 @@ def stress_highalloc_load(
     if with_system:
         loads.append(system.system(seed=seed, stacks=stacks))
     if updatedb:
-        loads.append(walk.updatedb(seed=seed, stacks=stacks))
+        kw = {} if updatedb_files is None else {"files": updatedb_files}
+        loads.append(walk.updatedb(seed=seed, stacks=stacks, **kw))
     for k in range(1, builds):
         loads.append(
             kernel_build(
@@ -84,3 +87,18 @@ def stress_highalloc_load(
             )
         )
     return combine(*loads, stacks=stacks)
+
+
+#: kernel trees worth this many times RAM make a load that fills any machine
+#: (mmtests sizes its kernel-build and updatedb loads from the machine's memory)
+TREES_PER_RAM = 1.5
+
+
+def load_for_memory(mem_bytes: int, *, seed: int = 0) -> tuple[int, int]:
+    """The load that fits a machine of ``mem_bytes``: (kernel trees, files
+    updatedb walks). Trees: as many 2.6.11 source trees (``kernel_tree().bytes``,
+    each copied and built by one ``make``) as make ``TREES_PER_RAM`` times RAM, at least one;
+    updatedb walks the files of that many trees."""
+    tree = kernel_tree(seed=seed)
+    trees = max(1, round(TREES_PER_RAM * int(mem_bytes) / tree.bytes))
+    return trees, trees * tree.files

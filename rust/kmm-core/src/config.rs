@@ -122,12 +122,19 @@ pub struct MachineConfig {
     /// Antifrag only (v8): fraction of each zone's maximum-order blocks kept for
     /// fallbacks (0 = v7).
     pub fallback_reserve: f64,
+    /// `vm.min_free_kbytes` (0 = the boot-time rule, `sqrt(lowmem_kbytes * 16)`
+    /// clamped to 128..65536): the lowmem zones' min watermark in KiB.
+    pub min_free_kbytes: u64,
     /// Reclaim (kswapd and direct reclaim of trace objects on the LRU).
     pub reclaim: bool,
     /// kswapd's reclaim speed in simulated time: pages per millisecond.
     pub kswapd_pages_per_ms: u64,
     /// Active freeing for high-order requests the free lists cannot meet.
     pub active_freeing: bool,
+    /// The OOM killer (`mm::oom_kill`, on as in the kernel): off, an
+    /// allocation that may not fail and finds nothing to reclaim fails and is
+    /// counted (`oom_fail`).
+    pub oom_kill: bool,
     /// Largest object id a trace may use (object table grows on demand up to this).
     pub max_objects: u32,
     /// page_owner recording.
@@ -181,9 +188,11 @@ impl MachineConfig {
             pcp_high: 0,
             pageblock_order: None,
             fallback_reserve: 0.0,
+            min_free_kbytes: 0,
             reclaim: true,
             kswapd_pages_per_ms: 32,
             active_freeing: false,
+            oom_kill: true,
             max_objects: 1 << 26,
             page_owner: false,
             page_owner_free_stacks: false,
@@ -275,6 +284,13 @@ impl MachineConfig {
             Config,
             "fallback_reserve {} must be a fraction in 0..1 (at most 100%)",
             self.fallback_reserve
+        );
+        ensure!(
+            self.min_free_kbytes <= self.mem_bytes / 1024 / 2,
+            Config,
+            "min_free_kbytes {} must be at most half of memory ({} KiB)",
+            self.min_free_kbytes,
+            self.mem_bytes / 1024 / 2
         );
         ensure!(
             self.fallback_reserve == 0.0 || self.policy == Policy::AntiFrag,

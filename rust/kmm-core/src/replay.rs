@@ -38,6 +38,11 @@ pub const OP_SLAB_FREE: u8 = 6;
 /// Object `obj` pins slab object `gfp` (the field holds an object id).
 pub const OP_SLAB_PIN: u8 = 7;
 pub const TRACE_RECORD_SIZE: usize = 24;
+/// `flags` of an OP_ALLOC / OP_SLAB_ALLOC: the object belongs to its task
+/// (`tgid`): anonymous memory, page tables, kernel stack, the task's slab
+/// objects. The OOM killer frees these when it kills the task
+/// (`mm::oom_kill`); page cache and the dentry/inode caches stay.
+pub const TF_TASK: u8 = 1;
 /// Longest single OP_TICK: one hour.
 pub const MAX_TICK_US: u32 = 3_600_000_000;
 
@@ -46,6 +51,8 @@ pub const MAX_TICK_US: u32 = 3_600_000_000;
 pub struct TraceOp {
     pub op: u8,
     pub order: u8,
+    /// `TF_*` bits (byte 2 of the record).
+    pub flags: u8,
     pub obj: u32,
     pub gfp: u32,
     pub stack: u32,
@@ -60,6 +67,7 @@ impl TraceOp {
         TraceOp {
             op: b[0],
             order: b[1],
+            flags: b[2],
             obj: u(4),
             gfp: u(8),
             stack: u(12),
@@ -70,7 +78,7 @@ impl TraceOp {
     pub fn write(&self, b: &mut [u8]) {
         b[0] = self.op;
         b[1] = self.order;
-        b[2] = 0;
+        b[2] = self.flags;
         b[3] = 0;
         b[4..8].copy_from_slice(&self.obj.to_ne_bytes());
         b[8..12].copy_from_slice(&self.gfp.to_ne_bytes());
@@ -167,6 +175,14 @@ impl Machine {
         };
         for i in 0..n {
             let r = rec(i);
+            if r.flags & !TF_TASK != 0
+                || (r.flags != 0 && r.op != OP_ALLOC && r.op != OP_SLAB_ALLOC)
+            {
+                return Err(Error::Trace(format!(
+                    "op {i}: flags {:#x}: only TF_TASK (1), on OP_ALLOC or OP_SLAB_ALLOC",
+                    r.flags
+                )));
+            }
             match r.op {
                 OP_ALLOC | OP_FREE | OP_TOUCH | OP_SLAB_ALLOC | OP_SLAB_FREE | OP_SLAB_PIN => {
                     if r.obj >= max_objects {
@@ -399,9 +415,16 @@ impl Machine {
     #[inline]
     fn apply(&mut self, r: &TraceOp) -> i64 {
         self.current_pid = r.pid;
+        if !self.oom_killed.is_empty()
+            && matches!(r.op, OP_ALLOC | OP_SLAB_ALLOC | OP_TOUCH)
+            && self.oom_killed.contains(&r.tgid)
+        {
+            return self.drop_killed_op(r);
+        }
         match r.op {
             OP_ALLOC => {
                 let o = r.obj as usize;
+                self.objs.owner[o] = if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
                 self.objs.gfp[o] = r.gfp;
                 self.objs.order[o] = r.order;
                 if let Some(head) = self.thp_covering_head(r.obj, r.order as u32, r.gfp) {
@@ -431,6 +454,7 @@ impl Machine {
             }
             OP_SLAB_ALLOC => {
                 let o = r.obj as usize;
+                self.objs.owner[o] = if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
                 self.objs.state[o] |= OBJ_IS_SLAB;
                 self.objs.order[o] = r.order;
                 self.objs.gfp[o] = r.gfp;
@@ -525,7 +549,7 @@ impl Machine {
                         self.slab_touch(obj);
                     } else if self.flags[p as usize] & F_LRU != 0 {
                         let zi = self.zone_of_pfn(p as u64);
-                        self.lru_touch(zi, obj);
+                        self.mark_page_accessed(zi, obj);
                     }
                     p as i64
                 } else if self.objs.state[o] & OBJ_IS_SLAB != 0 {

@@ -29,6 +29,7 @@ fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OP_SLAB_ALLOC", kmm_core::replay::OP_SLAB_ALLOC)?;
     m.add("OP_SLAB_FREE", kmm_core::replay::OP_SLAB_FREE)?;
     m.add("OP_SLAB_PIN", kmm_core::replay::OP_SLAB_PIN)?;
+    m.add("TF_TASK", kmm_core::replay::TF_TASK)?;
     gfp::register(m)?;
     machine::register(m)?;
     nic::register(m)?;

@@ -71,8 +71,8 @@ impl PyMachine {
     #[new]
     #[pyo3(signature = (layout, mem_bytes, *, nodes=None, node_sizes=None, distance=None,
         allocator=None, kernel_image_bytes=None, pcp=None, pcp_batch=None, pcp_high=None,
-        pageblock_order=None, fallback_reserve=None, reclaim=None, kswapd_pages_per_ms=None,
-        active_freeing=None, max_objects=None, page_owner=None, page_owner_free_stacks=None,
+        pageblock_order=None, fallback_reserve=None, min_free_kbytes=None, reclaim=None, kswapd_pages_per_ms=None,
+        active_freeing=None, oom_kill=None, max_objects=None, page_owner=None, page_owner_free_stacks=None,
         compaction=None, extfrag_threshold=None, compaction_proactiveness=None,
         watermark_boost_factor=None, defrag_mode=None, freelist_hygiene=None,
         trace_extfrag=None))]
@@ -91,9 +91,11 @@ impl PyMachine {
         pcp_high: Option<u32>,
         pageblock_order: Option<u32>,
         fallback_reserve: Option<f64>,
+        min_free_kbytes: Option<u64>,
         reclaim: Option<bool>,
         kswapd_pages_per_ms: Option<u64>,
         active_freeing: Option<bool>,
+        oom_kill: Option<bool>,
         max_objects: Option<u32>,
         page_owner: Option<bool>,
         page_owner_free_stacks: Option<bool>,
@@ -121,9 +123,11 @@ impl PyMachine {
             set(&mut cfg.pcp_high, pcp_high);
             cfg.pageblock_order = pageblock_order;
             set(&mut cfg.fallback_reserve, fallback_reserve);
+            set(&mut cfg.min_free_kbytes, min_free_kbytes);
             set(&mut cfg.reclaim, reclaim);
             set(&mut cfg.kswapd_pages_per_ms, kswapd_pages_per_ms);
             set(&mut cfg.active_freeing, active_freeing);
+            set(&mut cfg.oom_kill, oom_kill);
             set(&mut cfg.max_objects, max_objects);
             set(&mut cfg.page_owner, page_owner);
             set(&mut cfg.page_owner_free_stacks, page_owner_free_stacks);
@@ -262,6 +266,9 @@ impl PyMachine {
             d.set_item("high", z.high)?;
             d.set_item("lowmem_reserve", z.lowmem_reserve.to_vec())?;
             d.set_item("lru_pages", z.lru_pages)?;
+            d.set_item("nr_active", z.nr_active)?;
+            d.set_item("nr_inactive", z.nr_inactive)?;
+            d.set_item("pgscan", z.pgscan)?;
             out.append(d)?;
         }
         Ok(out)

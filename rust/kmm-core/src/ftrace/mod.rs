@@ -422,6 +422,7 @@ impl Importer {
         self.emit(TraceOp {
             op: OP_ALLOC,
             order: ev.order as u8,
+            flags: 0,
             obj,
             gfp: ev.gfp,
             stack: 0,

@@ -4,6 +4,7 @@
 
 use super::machine::Machine;
 use super::mmzone::Zone;
+use super::objects::OBJ_ACTIVE;
 use super::page::{
     forder, ftype, kind, F_LRU, F_OBJ, K_ALLOC, K_FREE, K_PCP, K_RESERVED, K_TAIL, NR_LISTS,
 };
@@ -149,43 +150,64 @@ impl Machine {
         Ok(pc as u64)
     }
 
-    /// A zone's LRU: exactly the live reclaimable objects of this zone.
+    /// A zone's LRU lists: exactly the live reclaimable objects of this zone,
+    /// each on the list its active bit names, with the page counts kept.
     fn check_lru(&self, zi: usize, z: &Zone) -> Check<()> {
-        let mut x = z.lru.head;
-        let mut n = 0u32;
-        let mut pages = 0u64;
-        while x != NONE {
-            n += 1;
-            if n > z.lru.nr {
-                return Err(format!("zone {}: LRU longer than its count", z.name));
+        let mut all_pages = 0u64;
+        for (active, l) in [(true, &z.active), (false, &z.inactive)] {
+            let mut x = l.head;
+            let mut n = 0u32;
+            let mut pages = 0u64;
+            while x != NONE {
+                n += 1;
+                if n > l.nr {
+                    return Err(format!("zone {}: LRU longer than its count", z.name));
+                }
+                let p = self.objs.pfn[x as usize];
+                if p == NONE {
+                    return Err(format!(
+                        "object {x} is on the LRU of zone {} but holds no block",
+                        z.name
+                    ));
+                }
+                let f = self.flags[p as usize];
+                if kind(f) != K_ALLOC
+                    || f & F_LRU == 0
+                    || f & F_OBJ == 0
+                    || self.next[p as usize] != x
+                {
+                    return Err(format!(
+                        "object {x} on the LRU: its block at pfn {p} is not an LRU page of it"
+                    ));
+                }
+                if (self.objs.state[x as usize] & OBJ_ACTIVE != 0) != active {
+                    return Err(format!(
+                        "object {x} on the {} list of zone {} with the wrong active bit",
+                        if active { "active" } else { "inactive" },
+                        z.name
+                    ));
+                }
+                if self.zone_of_pfn(p as u64) != zi {
+                    return Err(format!(
+                        "object {x} on the LRU of zone {} holds pfn {p} of another zone",
+                        z.name
+                    ));
+                }
+                pages += 1u64 << forder(f);
+                x = self.objs.lru_next[x as usize];
             }
-            let p = self.objs.pfn[x as usize];
-            if p == NONE {
+            if n != l.nr || (active && pages != z.active_pages) {
                 return Err(format!(
-                    "object {x} is on the LRU of zone {} but holds no block",
-                    z.name
+                    "zone {}: LRU count {} but {n} objects {pages} pages linked",
+                    z.name, l.nr
                 ));
             }
-            let f = self.flags[p as usize];
-            if kind(f) != K_ALLOC || f & F_LRU == 0 || f & F_OBJ == 0 || self.next[p as usize] != x
-            {
-                return Err(format!(
-                    "object {x} on the LRU: its block at pfn {p} is not an LRU page of it"
-                ));
-            }
-            if self.zone_of_pfn(p as u64) != zi {
-                return Err(format!(
-                    "object {x} on the LRU of zone {} holds pfn {p} of another zone",
-                    z.name
-                ));
-            }
-            pages += 1u64 << forder(f);
-            x = self.objs.lru_next[x as usize];
+            all_pages += pages;
         }
-        if n != z.lru.nr || pages != z.lru_pages {
+        if all_pages != z.lru_pages {
             return Err(format!(
-                "zone {}: LRU count {} pages {} but {n} objects {pages} pages linked",
-                z.name, z.lru.nr, z.lru_pages
+                "zone {}: {} LRU pages counted but {all_pages} linked",
+                z.name, z.lru_pages
             ));
         }
         Ok(())
@@ -254,7 +276,11 @@ impl Machine {
                 "{heads_pcp} pcp pages in the memory map but {pcp_members} on pcp lists"
             ));
         }
-        let lru_objs: u64 = self.zones.iter().map(|z| z.lru.nr as u64).sum();
+        let lru_objs: u64 = self
+            .zones
+            .iter()
+            .map(|z| (z.active.nr + z.inactive.nr) as u64)
+            .sum();
         if lru_heads != lru_objs {
             return Err(format!(
                 "{lru_heads} blocks marked LRU but {lru_objs} objects on LRUs"

@@ -112,6 +112,21 @@ vm_events! {
     slab_reclaimed,
     /// Reclaimed slab objects allocated again (a touch, or a pinner faulting back).
     slab_refaults,
+    /// Inactive pages moved to the active list (referenced twice, or found
+    /// referenced by the inactive scan).
+    pgactivate,
+    /// Active pages moved to the inactive list by `refill_inactive_zone`.
+    pgdeactivate,
+    /// Active-list pages scanned by `refill_inactive_zone`.
+    pgrefill,
+    /// Tasks the OOM killer killed.
+    oom_kill,
+    /// Pages freed by the OOM kills.
+    oom_kill_pages,
+    /// Trace operations of killed tasks dropped (their remaining work).
+    oom_dropped,
+    /// Allocations that would have called the OOM killer, failed because it is off.
+    oom_fail,
 }
 
 #[cfg(test)]
@@ -126,7 +141,7 @@ mod tests {
             ..Counters::default()
         };
         let pairs = c.as_pairs();
-        assert_eq!(pairs.len(), 45);
+        assert_eq!(pairs.len(), 52);
         assert_eq!(pairs[0], ("alloc", 0));
         assert_eq!(pairs[8], ("pgscan", 5));
         assert_eq!(pairs[24], ("active_free_pages", 0));

@@ -49,6 +49,8 @@ pub struct Machine {
     pub extfrag_log: Option<Vec<super::events::ExtfragEvent>>,
     /// The pid of the trace record being applied (the kernel's `current`).
     pub(crate) current_pid: u32,
+    /// Tasks (tgids) the OOM killer killed: their later trace work is dropped.
+    pub(crate) oom_killed: std::collections::HashSet<u32>,
 }
 
 impl Machine {

@@ -81,6 +81,7 @@ impl Machine {
             prev: pfn_array(n, 0u32),
             objs: Objects::default(),
             slab: Default::default(),
+            oom_killed: Default::default(),
             counters: Counters::default(),
             now_ns: 0,
             fallback_reserve_blocks: Vec::new(),

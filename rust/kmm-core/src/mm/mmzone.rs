@@ -38,9 +38,20 @@ pub struct Zone {
     pub pcp: Pcp,
     /// Usemap (antifrag: per maximum-order block) or pageblock migratetypes (mobility).
     pub block_type: Vec<u8>,
-    /// LRU of trace objects holding reclaimable blocks in this zone (object ids).
-    pub lru: ListHead,
+    /// 2.6.11's two LRU lists of trace objects holding reclaimable blocks in
+    /// this zone (object ids, `mm::vmscan`): pages used more than once since
+    /// they were last scanned sit on `active`, the rest on `inactive`.
+    pub active: ListHead,
+    pub inactive: ListHead,
+    /// Pages on both lists (`nr_active + nr_inactive`), and on `active`.
     pub lru_pages: u64,
+    pub active_pages: u64,
+    /// `nr_scan_active`: active pages owed a scan, in units of inactive pages
+    /// (the active list is scanned in proportion to the inactive one).
+    pub(crate) scan_credit: u64,
+    /// Pages of the inactive list scanned since boot (the per-zone
+    /// `pgscan_*_{dma,normal,high}` of 2.6.11, kswapd and direct together).
+    pub pgscan: u64,
     /// kswapd was woken for this zone at this order (-1: asleep).
     pub kswapd_order: i32,
     /// Compaction state (`mm::compaction`).
@@ -102,8 +113,12 @@ impl Zone {
             lowmem_reserve: [0; 3],
             pcp: Pcp::default(),
             block_type: vec![0u8; nr_blocks],
-            lru: ListHead::default(),
+            active: ListHead::default(),
+            inactive: ListHead::default(),
             lru_pages: 0,
+            active_pages: 0,
+            scan_credit: 0,
+            pgscan: 0,
             kswapd_order: -1,
             compact: ZoneCompact {
                 kcompactd_order: -1,

@@ -5,11 +5,11 @@
 //! The rest each add an `impl Machine` for one mechanism: boot (`mm_init`),
 //! buddy mechanics (`buddy`), the policies ([`policy`], the only dispatch on
 //! the policy), watermarks, per-cpu lists (`pcp`), the allocation and free
-//! paths ([`page_alloc`]), reclaim (`vmscan`), slab caches by object
+//! paths ([`page_alloc`]), the LRU lists (`swap`), reclaim (`vmscan`), slab caches by object
 //! ([`slab`], whose shrinkers reclaim calls), high-order scans (`highorder`),
 //! compaction ([`compaction`]: the scanners, direct compaction) and its
 //! background half (`kcompactd`: kcompactd, proactive compaction, watermark
-//! boosting), active freeing (`active_free`), counters ([`events`]), the views
+//! boosting), active freeing (`active_free`), the OOM killer (`oom_kill`), counters ([`events`]), the views
 //! ([`vmstat`]), the invariants (`check`), and page_owner's entry points
 //! (`owner_view`: a read-only view of the page map handed to
 //! [`crate::page_owner`], which never imports the allocator).
@@ -34,12 +34,14 @@ pub mod machine;
 mod mm_init;
 pub mod mmzone;
 pub(crate) mod objects;
+mod oom_kill;
 mod owner_view;
 pub mod page;
 pub mod page_alloc;
 mod pcp;
 pub mod policy;
 pub mod slab;
+mod swap;
 mod vmscan;
 pub mod vmstat;
 mod watermark;

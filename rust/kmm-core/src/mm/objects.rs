@@ -13,6 +13,9 @@ pub(crate) const OBJ_SLAB: u8 = 4;
 pub(crate) const OBJ_REF: u8 = 8;
 /// The object is present and counts in `held` of the object it pins.
 pub(crate) const OBJ_HOLDS: u8 = 16;
+/// A page object is on its zone's active list (`PageActive`); its
+/// referenced bit (`PageReferenced`) is `OBJ_REF`.
+pub(crate) const OBJ_ACTIVE: u8 = 64;
 /// The engine's view of `OBJ_SLAB`: set when OP_SLAB_ALLOC is applied,
 /// cleared when OP_ALLOC is (validation runs ahead of the engine, so the
 /// engine cannot read `OBJ_SLAB`).
@@ -35,6 +38,8 @@ pub(crate) struct Objects {
     pub npins: Vec<u32>,
     /// Pinners present now (not reclaimed): the shrinker skips an object while > 0.
     pub held: Vec<u32>,
+    /// The task (tgid) the object belongs to (`TF_TASK`), NONE if none.
+    pub owner: Vec<u32>,
 }
 
 impl Objects {
@@ -50,6 +55,7 @@ impl Objects {
             self.pin.resize(n, NONE);
             self.npins.resize(n, 0);
             self.held.resize(n, 0);
+            self.owner.resize(n, NONE);
         }
     }
 
@@ -68,5 +74,6 @@ impl Objects {
         self.pin.truncate(n);
         self.npins.truncate(n);
         self.held.truncate(n);
+        self.owner.truncate(n);
     }
 }

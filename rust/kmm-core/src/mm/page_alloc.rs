@@ -122,11 +122,42 @@ impl Machine {
     /// reclaim (retried for small orders while it makes progress) and active
     /// freeing.
     fn alloc_pages(&mut self, order: u32, gfp: u32, node: usize) -> Option<u32> {
+        loop {
+            let (p, no_progress) = self.alloc_pages_attempt(order, gfp, node);
+            if p.is_some() {
+                self.counters.alloc += 1;
+                return p;
+            }
+            // 2.6.11: reclaim made no progress for a request that loops until
+            // it succeeds: out_of_memory(), then start again
+            let may_not_fail = order <= 3 || gfp & gfp::__GFP_NOFAIL != 0;
+            if !(no_progress
+                && may_not_fail
+                && gfp & gfp::__GFP_FS != 0
+                && gfp & gfp::__GFP_NORETRY == 0)
+            {
+                break;
+            }
+            if !self.cfg.oom_kill {
+                self.counters.oom_fail += 1;
+                break;
+            }
+            if !self.out_of_memory() {
+                break;
+            }
+        }
+        self.counters.alloc_fail += 1;
+        None
+    }
+
+    /// One pass of `__alloc_pages`; also says whether direct reclaim ran and
+    /// freed nothing (the OOM condition).
+    fn alloc_pages_attempt(&mut self, order: u32, gfp: u32, node: usize) -> (Option<u32>, bool) {
         let t = AllocType::from_gfp(gfp) as usize;
         let hz = self.gfp_zone(gfp);
+        let mut no_progress = false;
         if let Some(p) = self.get_page_from_freelist(node, hz, order, t, gfp, true) {
-            self.counters.alloc += 1;
-            return Some(p);
+            return (Some(p), false);
         }
         if gfp & gfp::__GFP_NO_KSWAPD == 0 {
             for i in 0..self.zonelists[node][hz].len() {
@@ -135,30 +166,29 @@ impl Machine {
             }
         }
         if let Some(p) = self.get_page_from_freelist(node, hz, order, t, gfp, false) {
-            self.counters.alloc += 1;
-            return Some(p);
+            return (Some(p), false);
         }
         if gfp & gfp::__GFP_WAIT != 0 {
             // today's slow path: direct compaction before and after direct reclaim
             let compact = self.cfg.compaction && order > 0;
             if compact && compaction::compact_first(order, t, gfp) {
                 if let Some(p) = self.alloc_pages_direct_compact(node, hz, order, t, gfp, true) {
-                    self.counters.alloc += 1;
-                    return Some(p);
+                    return (Some(p), false);
                 }
             }
             let retry = order <= 3 || gfp & (gfp::__GFP_REPEAT | gfp::__GFP_NOFAIL) != 0;
             for _round in 0..16 {
                 let mut got = 0;
+                no_progress = false;
                 if self.cfg.reclaim {
                     self.counters.allocstall += 1;
                     got = self.try_to_free_pages(node, hz);
+                    no_progress = got == 0;
                     if compact {
                         got += self.reclaim_for_compaction(node, hz, order);
                     }
                     if let Some(p) = self.get_page_from_freelist(node, hz, order, t, gfp, false) {
-                        self.counters.alloc += 1;
-                        return Some(p);
+                        return (Some(p), false);
                     }
                 } else if !compact {
                     break;
@@ -166,8 +196,7 @@ impl Machine {
                 if compact {
                     if let Some(p) = self.alloc_pages_direct_compact(node, hz, order, t, gfp, false)
                     {
-                        self.counters.alloc += 1;
-                        return Some(p);
+                        return (Some(p), false);
                     }
                 }
                 if !self.cfg.reclaim || got == 0 || !retry || gfp & gfp::__GFP_NORETRY != 0 {
@@ -177,19 +206,16 @@ impl Machine {
             if self.cfg.defrag_mode {
                 // defrag_mode: fragmenting fallback only once reclaim and compaction failed
                 if let Some(p) = self.get_page_fragmenting(node, hz, order, t, gfp, false) {
-                    self.counters.alloc += 1;
-                    return Some(p);
+                    return (Some(p), false);
                 }
             }
             if self.cfg.active_freeing && order > 0 {
                 if let Some(p) = self.active_free(node, hz, order, t) {
-                    self.counters.alloc += 1;
-                    return Some(p);
+                    return (Some(p), false);
                 }
             }
         }
-        self.counters.alloc_fail += 1;
-        None
+        (None, no_progress)
     }
 
     /// Validate and allocate a block; `Ok(None)` is an ordinary failure.

@@ -1,12 +1,12 @@
-//! Reclaim (the kernel's `mm/vmscan.c`): the per-zone LRU of trace objects,
-//! `shrink_zone`, direct reclaim (`try_to_free_pages`), and kswapd
+//! Reclaim (the kernel's `mm/vmscan.c`): `shrink_zone` over the per-zone
+//! active and inactive lists (`mm::swap`), `refill_inactive_zone`, direct reclaim (`try_to_free_pages`), and kswapd
 //! (`wakeup_kswapd`, `kswapd`, `balance_pgdat`), each calling `shrink_slab`
 //! (`mm::slab`) after its LRU scan as 2.6.11 does. Reclaimed blocks are freed
 //! through the allocator's free path (`mm::page_alloc`).
 
 use super::machine::Machine;
-use super::objects::OBJ_RECLAIMED;
-use super::page::{forder, list_add, list_del, F_LRU};
+use super::objects::{OBJ_RECLAIMED, OBJ_REF};
+use super::page::{forder, list_add, list_del};
 use crate::{NONE, SWAP_CLUSTER_MAX};
 
 impl Machine {
@@ -33,9 +33,15 @@ impl Machine {
         z.kswapd_order = z.kswapd_order.max(order as i32);
     }
 
-    /// `shrink_zone`: reclaim the oldest objects of a zone's LRU until `nr`
-    /// pages are freed; returns pages reclaimed. `direct_free` bypasses the
-    /// per-cpu lists (active freeing needs the pages on the buddy lists at once).
+    /// `shrink_zone` of 2.6.11: scan zone `zi`'s inactive list from its tail
+    /// until `nr` pages are reclaimed, the active list scanned in proportion
+    /// (both lists are scanned at `size >> priority`, so `active_pages /
+    /// inactive_pages` active pages per inactive page, the remainder carried
+    /// in `nr_scan_active`). An inactive page referenced since it was last
+    /// scanned is activated instead of reclaimed (`shrink_list`'s
+    /// `page_referenced` test). Returns pages reclaimed. `direct_free`
+    /// bypasses the per-cpu lists (active freeing needs the pages on the
+    /// buddy lists at once).
     pub(crate) fn shrink_zone(
         &mut self,
         zi: usize,
@@ -44,21 +50,71 @@ impl Machine {
         direct_free: bool,
     ) -> u64 {
         let mut got = 0u64;
+        let mut scanned = 0u64;
         while got < nr {
-            let obj = self.zones[zi].lru.tail;
-            if obj == NONE {
-                break;
+            if self.zones[zi].inactive.nr == 0 {
+                if self.zones[zi].active.nr == 0 {
+                    break;
+                }
+                self.refill_inactive_zone(zi, 1);
+                continue;
             }
-            got += self.reclaim_object(obj, direct_free);
+            let obj = self.zones[zi].inactive.tail;
+            let pages = self.obj_pages(obj);
+            let refill = {
+                let z = &mut self.zones[zi];
+                let inactive = z.lru_pages - z.active_pages;
+                z.scan_credit += z.active_pages * pages;
+                let n = z.scan_credit / inactive;
+                z.scan_credit %= inactive;
+                n
+            };
+            if refill > 0 {
+                self.refill_inactive_zone(zi, refill);
+            }
+            scanned += pages;
+            self.zones[zi].pgscan += pages;
+            if self.objs.state[obj as usize] & OBJ_REF != 0 {
+                self.objs.state[obj as usize] &= !OBJ_REF;
+                self.activate(zi, obj);
+            } else {
+                got += self.reclaim_object(obj, direct_free);
+            }
         }
         if kswapd {
-            self.counters.pgscan_kswapd += got;
+            self.counters.pgscan_kswapd += scanned;
             self.counters.pgsteal_kswapd += got;
         } else {
-            self.counters.pgscan_direct += got;
+            self.counters.pgscan_direct += scanned;
             self.counters.pgsteal_direct += got;
         }
         got
+    }
+
+    /// `refill_inactive_zone`: scan `nr` pages from the tail of zone `zi`'s
+    /// active list; a page referenced since the last scan has its bit cleared
+    /// and goes back to the active head, any other moves to the inactive head.
+    pub(crate) fn refill_inactive_zone(&mut self, zi: usize, nr: u64) {
+        let mut done = 0u64;
+        while done < nr {
+            let obj = self.zones[zi].active.tail;
+            if obj == NONE {
+                break;
+            }
+            let pages = self.obj_pages(obj);
+            done += pages;
+            self.counters.pgrefill += pages;
+            let o = obj as usize;
+            if self.objs.state[o] & OBJ_REF != 0 {
+                self.objs.state[o] &= !OBJ_REF;
+                let z = &mut self.zones[zi];
+                let (n, p) = (&mut self.objs.lru_next, &mut self.objs.lru_prev);
+                list_del(n, p, &mut z.active, obj);
+                list_add(n, p, &mut z.active, obj);
+            } else {
+                self.deactivate(zi, obj);
+            }
+        }
     }
 
     /// Drop an object's block: off the LRU, freed, object marked reclaimed.
@@ -75,62 +131,11 @@ impl Machine {
         pages
     }
 
-    /// `lru_cache_add`: put object `obj` (holding `pages`) at the head of zone
-    /// `zi`'s LRU.
-    #[inline]
-    pub(crate) fn lru_add(&mut self, zi: usize, obj: u32, pages: u64) {
-        let z = &mut self.zones[zi];
-        list_add(
-            &mut self.objs.lru_next,
-            &mut self.objs.lru_prev,
-            &mut z.lru,
-            obj,
-        );
-        z.lru_pages += pages;
-    }
-
-    /// Take object `obj` off zone `zi`'s LRU and clear its block's LRU flag.
-    #[inline]
-    pub(crate) fn lru_del(&mut self, zi: usize, obj: u32) {
-        let pfn = self.objs.pfn[obj as usize];
-        let pages = 1u64 << forder(self.flags[pfn as usize]);
-        self.flags[pfn as usize] &= !F_LRU;
-        let z = &mut self.zones[zi];
-        list_del(
-            &mut self.objs.lru_next,
-            &mut self.objs.lru_prev,
-            &mut z.lru,
-            obj,
-        );
-        z.lru_pages -= pages;
-    }
-
-    /// `mark_page_accessed`: move object `obj` to the head of zone `zi`'s LRU.
-    #[inline]
-    pub(crate) fn lru_touch(&mut self, zi: usize, obj: u32) {
-        let z = &mut self.zones[zi];
-        if z.lru.head == obj {
-            return;
-        }
-        list_del(
-            &mut self.objs.lru_next,
-            &mut self.objs.lru_prev,
-            &mut z.lru,
-            obj,
-        );
-        list_add(
-            &mut self.objs.lru_next,
-            &mut self.objs.lru_prev,
-            &mut z.lru,
-            obj,
-        );
-    }
-
     /// Has zone `zi` anything reclaim could free: LRU pages, or (the slab
     /// caches being global) reclaimable slab objects anywhere.
     #[inline]
     pub(crate) fn zone_reclaimable(&self, zi: usize) -> bool {
-        self.zones[zi].lru.nr > 0 || self.reclaimable_slab_objs() > 0
+        self.zones[zi].lru_pages > 0 || self.reclaimable_slab_objs() > 0
     }
 
     /// Direct reclaim (`try_to_free_pages`): at falling priority, scan the

@@ -27,6 +27,11 @@ pub struct ZoneStats {
     pub high: u64,
     pub lowmem_reserve: [u64; 3],
     pub lru_pages: u64,
+    /// Pages on the active and inactive lists (`nr_active`, `nr_inactive`).
+    pub nr_active: u64,
+    pub nr_inactive: u64,
+    /// Inactive-list pages scanned since boot (per-zone `pgscan`).
+    pub pgscan: u64,
 }
 
 impl Machine {
@@ -48,6 +53,9 @@ impl Machine {
                 high: z.pages_high,
                 lowmem_reserve: z.lowmem_reserve,
                 lru_pages: z.lru_pages,
+                nr_active: z.active_pages,
+                nr_inactive: z.lru_pages - z.active_pages,
+                pgscan: z.pgscan,
             })
             .collect()
     }

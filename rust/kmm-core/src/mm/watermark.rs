@@ -7,7 +7,8 @@ use crate::{PAGE_SHIFT, SWAP_CLUSTER_MAX};
 
 impl Machine {
     /// `setup_per_zone_wmarks` of 2.6.11 (`setup_per_zone_pages_min`):
-    /// `min_free_kbytes = sqrt(lowmem_kbytes * 16)` clamped to 128..65536,
+    /// `min_free_kbytes = sqrt(lowmem_kbytes * 16)` clamped to 128..65536
+    /// (or the configured `vm.min_free_kbytes`),
     /// shared among the lowmem zones by size; a highmem zone gets
     /// present/1024 clamped to SWAP_CLUSTER_MAX..128. low = min * 5/4,
     /// high = min * 3/2.
@@ -20,7 +21,10 @@ impl Machine {
             .map(|z| z.present)
             .sum();
         let lowmem_kb = lowmem_pages << (PAGE_SHIFT - 10);
-        let min_free_kbytes = isqrt(lowmem_kb * 16).clamp(128, 65536);
+        let min_free_kbytes = match self.cfg.min_free_kbytes {
+            0 => isqrt(lowmem_kb * 16).clamp(128, 65536),
+            k => k,
+        };
         let pages_min = min_free_kbytes >> (PAGE_SHIFT - 10);
         for z in self.zones.iter_mut() {
             let min = if layout.is_highmem(z.zt) {

@@ -1,0 +1,96 @@
+//! The LRU lists' page operations (the kernel's `mm/swap.c` of 2.6.11):
+//! `lru_cache_add`, `activate_page`, `mark_page_accessed` and taking a page
+//! off its list. Each zone keeps two lists of trace objects (`Zone::active`,
+//! `Zone::inactive`); whether an object is on the active one and its
+//! referenced bit live in its state (`OBJ_ACTIVE`, `OBJ_REF`), so migration,
+//! which keeps the object id and moves only its block, keeps its list place.
+//! The scans that move pages between the lists are in `mm::vmscan`.
+
+use super::machine::Machine;
+use super::objects::{OBJ_ACTIVE, OBJ_REF};
+use super::page::{forder, list_add, list_del, F_LRU};
+
+impl Machine {
+    /// Pages of the block object `obj` holds.
+    #[inline]
+    pub(crate) fn obj_pages(&self, obj: u32) -> u64 {
+        1u64 << forder(self.flags[self.objs.pfn[obj as usize] as usize])
+    }
+
+    /// `lru_cache_add`: a new page goes to the head of zone `zi`'s inactive
+    /// list, not referenced (2.6.11 adds page cache pages there; a page used
+    /// again earns the active list through `mark_page_accessed`).
+    #[inline]
+    pub(crate) fn lru_add(&mut self, zi: usize, obj: u32, pages: u64) {
+        self.objs.state[obj as usize] &= !(OBJ_ACTIVE | OBJ_REF);
+        let z = &mut self.zones[zi];
+        list_add(
+            &mut self.objs.lru_next,
+            &mut self.objs.lru_prev,
+            &mut z.inactive,
+            obj,
+        );
+        z.lru_pages += pages;
+    }
+
+    /// Take object `obj` off whichever of zone `zi`'s lists it is on and clear
+    /// its block's LRU flag (`del_page_from_lru`).
+    #[inline]
+    pub(crate) fn lru_del(&mut self, zi: usize, obj: u32) {
+        let pfn = self.objs.pfn[obj as usize];
+        let pages = 1u64 << forder(self.flags[pfn as usize]);
+        self.flags[pfn as usize] &= !F_LRU;
+        let active = self.objs.state[obj as usize] & OBJ_ACTIVE != 0;
+        self.objs.state[obj as usize] &= !(OBJ_ACTIVE | OBJ_REF);
+        let z = &mut self.zones[zi];
+        let l = if active {
+            z.active_pages -= pages;
+            &mut z.active
+        } else {
+            &mut z.inactive
+        };
+        list_del(&mut self.objs.lru_next, &mut self.objs.lru_prev, l, obj);
+        z.lru_pages -= pages;
+    }
+
+    /// `activate_page`: move an inactive object to the head of the active list.
+    #[inline]
+    pub(crate) fn activate(&mut self, zi: usize, obj: u32) {
+        let pages = self.obj_pages(obj);
+        self.objs.state[obj as usize] |= OBJ_ACTIVE;
+        let z = &mut self.zones[zi];
+        let (n, p) = (&mut self.objs.lru_next, &mut self.objs.lru_prev);
+        list_del(n, p, &mut z.inactive, obj);
+        list_add(n, p, &mut z.active, obj);
+        z.active_pages += pages;
+        self.counters.pgactivate += 1;
+    }
+
+    /// Move an active object to the head of the inactive list (the
+    /// deactivation half of `refill_inactive_zone`).
+    #[inline]
+    pub(crate) fn deactivate(&mut self, zi: usize, obj: u32) {
+        let pages = self.obj_pages(obj);
+        self.objs.state[obj as usize] &= !OBJ_ACTIVE;
+        let z = &mut self.zones[zi];
+        let (n, p) = (&mut self.objs.lru_next, &mut self.objs.lru_prev);
+        list_del(n, p, &mut z.active, obj);
+        list_add(n, p, &mut z.inactive, obj);
+        z.active_pages -= pages;
+        self.counters.pgdeactivate += 1;
+    }
+
+    /// `mark_page_accessed` (a touch of an LRU object): an inactive page
+    /// already referenced is activated and its bit cleared; any other page not
+    /// yet referenced gets the bit.
+    #[inline]
+    pub(crate) fn mark_page_accessed(&mut self, zi: usize, obj: u32) {
+        let st = self.objs.state[obj as usize];
+        if st & OBJ_ACTIVE == 0 && st & OBJ_REF != 0 {
+            self.activate(zi, obj);
+            self.objs.state[obj as usize] &= !OBJ_REF;
+        } else if st & OBJ_REF == 0 {
+            self.objs.state[obj as usize] |= OBJ_REF;
+        }
+    }
+}

@@ -1,0 +1,109 @@
+"""Presets of ``kmm highalloc`` (issue 12), the load that fits the machine, and
+``min_free_kbytes``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import kmm
+import pytest
+from kmm import presets
+from kmm.highalloc import HighallocConfig, resolve_config, run
+from kmm.workloads import load_for_memory
+
+#: what a post's setup may fix; everything else is a model parameter shared by all
+SETUP_FIELDS = {"oom", "builds", "jobs", "warmup_s", "attempts", "attempts_rest", "min_free_kbytes", "fallback_reserve", "updatedb"}
+
+
+def test_every_published_table_has_a_preset() -> None:
+    assert list(presets.PRESETS) == ["v7", "v8", "v10", "v12", "v14", "v19", "v19-reply", "v20"]
+    assert presets.DEFAULT_PRESET == "v7"
+
+
+@pytest.mark.parametrize("name", list(presets.PRESETS))
+def test_a_preset_sets_only_its_posts_setup(name: str) -> None:
+    p = presets.get(name)
+    assert set(p.config) <= SETUP_FIELDS, set(p.config) - SETUP_FIELDS
+    cfg = HighallocConfig.from_preset(name)
+    cfg.validate()
+    assert cfg.preset == name
+    default = HighallocConfig()
+    for f in dataclasses.fields(HighallocConfig):
+        if f.name not in p.config and f.name != "preset":
+            assert getattr(cfg, f.name) == getattr(default, f.name), f.name
+    for pct in (*p.under_load, *p.at_rest):
+        assert pct is None or 0 <= pct <= 100
+
+
+def test_presets_follow_the_posts() -> None:
+    assert HighallocConfig.from_preset("v7").fallback_reserve == 0.0
+    assert HighallocConfig.from_preset("v8").fallback_reserve == pytest.approx(0.10)
+    v14 = HighallocConfig.from_preset("v14")
+    assert (v14.builds, v14.jobs, v14.warmup_s) == (4, 4, 180.0)
+    v19 = HighallocConfig.from_preset("v19")
+    assert (v19.builds, v19.jobs, v19.warmup_s) == (6, 2, 60.0)
+    reply = HighallocConfig.from_preset("v19-reply")
+    assert reply.rest_attempts() == 300
+    assert reply.min_free_kbytes == 1536 * 1024 // 8
+
+
+def test_unknown_preset_and_keys_are_benchmark_errors() -> None:
+    with pytest.raises(kmm.BenchmarkError, match="v99"):
+        presets.get("v99")
+    with pytest.raises(kmm.BenchmarkError, match="unknown highalloc config keys"):
+        resolve_config({"bogus": 1}, preset="v8")
+    with pytest.raises(kmm.BenchmarkError, match="dict"):
+        resolve_config(HighallocConfig(), preset="v8")
+
+
+def test_run_takes_a_preset_and_dict_overrides_and_reports_the_full_config() -> None:
+    over = {"mem": "512MiB", "builds": 1, "warmup_s": 6.0, "attempts": 4, "attempts_rest": 6, "variants": ["vanilla", "antifrag"]}
+    res = run(over, preset="v19-reply", processes=1)
+    cfg = res["config"]
+    assert cfg["preset"] == "v19-reply" and cfg["jobs"] == 2 and cfg["min_free_kbytes"] == 196608
+    assert set(cfg) == {f.name for f in dataclasses.fields(HighallocConfig)}
+    for v in res["variants"].values():
+        assert v["under_load"]["attempted"] == 4
+        assert v["at_rest"]["attempted"] == 6
+    # the fallback reserve goes to the antifrag kernel only
+    c = resolve_config(over, preset="v8")
+    assert c.machine_kwargs("antifrag")["fallback_reserve"] == pytest.approx(0.10)
+    assert "fallback_reserve" not in c.machine_kwargs("vanilla")
+
+
+def test_cli_preset_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from kmm.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["highalloc", "--preset", "v99"])
+    assert e.value.code == 2
+    assert main(["highalloc", "--preset", "v8", "--quick"]) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--quick" in err
+
+
+def test_the_load_fits_the_machine() -> None:
+    sizes = [2**30, 3 * 2**29, 3 * 2**30, 4 * 2**30]
+    loads = [load_for_memory(s) for s in sizes]
+    tree = kmm.workloads.tree.kernel_tree(seed=0)
+    for s, (trees, files) in zip(sizes, loads):
+        # trees worth about 1.5x RAM, within half a tree; updatedb walks their files
+        assert abs(trees * tree.bytes - 1.5 * s) <= tree.bytes / 2 + 1
+        assert files == trees * tree.files
+    assert [t for t, _ in loads] == sorted(t for t, _ in loads)
+    # outside presets the config sizes the load; a preset keeps its post's
+    assert HighallocConfig(mem="4GiB").resolved().builds == loads[-1][0]
+    assert HighallocConfig.from_preset("v7", mem="4GiB").resolved().builds == 7
+
+
+def test_min_free_kbytes_sets_the_lowmem_min_watermarks() -> None:
+    auto = kmm.Machine(layout="x86_32", mem="1536MiB")
+    m = kmm.Machine(layout="x86_32", mem="1536MiB", min_free_kbytes=196608)
+    low = [z for z in m.zone_stats() if z.zone != "HighMem"]
+    total = sum(z.min for z in low)
+    assert 196608 // 4 - len(low) <= total <= 196608 // 4
+    assert total > sum(z.min for z in auto.zone_stats() if z.zone != "HighMem")
+    hi = [(a.min, b.min) for a, b in zip(auto.zone_stats(), m.zone_stats()) if a.zone == "HighMem"]
+    assert all(a == b for a, b in hi)
+    with pytest.raises(kmm.ConfigError, match="min_free_kbytes"):
+        kmm.Machine(layout="x86_32", mem="64MiB", min_free_kbytes=10**6)
