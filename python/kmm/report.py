@@ -198,6 +198,8 @@ def build(df: Any, records: dict[str, tuple[dict[str, Any], dict[str, Any]]], *,
 
 
 def _highalloc_sections(ok: Any, records: dict[str, tuple[dict[str, Any], dict[str, Any]]], cfg_cols: list[str]) -> list[str]:
+    import pandas as pd
+
     from .machine import Machine
 
     parts = []
@@ -205,7 +207,8 @@ def _highalloc_sections(ok: Any, records: dict[str, tuple[dict[str, Any], dict[s
     same = ok
     for c in cfg_cols:
         if c in ok.columns:
-            same = same[same[c] == first[c]] if first[c] == first[c] else same  # NaN-safe
+            # None and NaN (a field left to its default) equal each other
+            same = same[same[c].isna()] if pd.isna(first[c]) else same[same[c] == first[c]]
     keys = list(dict.fromkeys(same["cell"].tolist()))
     variants = list(dict.fromkeys(same["variant"].tolist()))
     extras = [records[k][0]["extra"] for k in keys if k in records]
