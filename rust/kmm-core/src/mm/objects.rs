@@ -1,6 +1,28 @@
 //! Trace objects: the block each holds, how it was allocated, and its LRU links.
 
 use crate::NONE;
+use std::collections::hash_map::HashMap;
+use std::collections::TryReserveError;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hashes a trace object id (a `u32`) with one multiply (Fibonacci hashing):
+/// ids are chosen by the workload, not by an attacker of the hash table.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// Between OP_ALLOC and OP_FREE in the trace.
 pub(crate) const OBJ_LIVE: u8 = 1;
@@ -18,7 +40,10 @@ pub(crate) const OBJ_HOLDS: u8 = 16;
 /// engine cannot read `OBJ_SLAB`).
 pub(crate) const OBJ_IS_SLAB: u8 = 32;
 
-/// Struct-of-arrays over object ids.
+/// Struct-of-arrays over object slots. A trace names objects by ids of its
+/// own choosing (anything below `max_objects`); each live id holds a slot,
+/// so the table is as long as the most objects live at once (plus those one
+/// trace allocates), not as the largest id.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Objects {
     pub pfn: Vec<u32>,
@@ -35,12 +60,45 @@ pub(crate) struct Objects {
     pub npins: Vec<u32>,
     /// Pinners present now (not reclaimed): the shrinker skips an object while > 0.
     pub held: Vec<u32>,
+    /// The trace id each slot holds, NONE for a free slot.
+    pub slot_id: Vec<u32>,
+    /// Trace id -> slot, for every id that holds one.
+    pub ids: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
+    /// Slots no id holds, to be given out again.
+    pub free_slots: Vec<u32>,
 }
 
 impl Objects {
-    /// Grow to at least `n` objects.
+    /// Grow to at least `n` slots; an allocation failure leaves the table as it was.
+    pub fn try_ensure(&mut self, n: usize) -> Result<(), TryReserveError> {
+        let k = n.saturating_sub(self.pfn.len());
+        if k == 0 {
+            return Ok(());
+        }
+        self.pfn.try_reserve_exact(k)?;
+        self.gfp.try_reserve_exact(k)?;
+        self.order.try_reserve_exact(k)?;
+        self.state.try_reserve_exact(k)?;
+        self.lru_next.try_reserve_exact(k)?;
+        self.lru_prev.try_reserve_exact(k)?;
+        self.pin.try_reserve_exact(k)?;
+        self.npins.try_reserve_exact(k)?;
+        self.held.try_reserve_exact(k)?;
+        self.slot_id.try_reserve_exact(k)?;
+        self.ensure(n);
+        Ok(())
+    }
+
+    /// The slot trace id `id` holds now.
+    #[inline]
+    pub fn slot(&self, id: u32) -> Option<usize> {
+        self.ids.get(&id).map(|&s| s as usize)
+    }
+
+    /// Grow to at least `n` slots.
     pub fn ensure(&mut self, n: usize) {
         if self.pfn.len() < n {
+            self.slot_id.resize(n, NONE);
             self.pfn.resize(n, NONE);
             self.gfp.resize(n, 0);
             self.order.resize(n, 0);
@@ -59,6 +117,7 @@ impl Objects {
 
     /// Shrink back to `n` objects (undoing an `ensure` for a rejected trace).
     pub fn truncate(&mut self, n: usize) {
+        self.slot_id.truncate(n);
         self.pfn.truncate(n);
         self.gfp.truncate(n);
         self.order.truncate(n);
