@@ -210,6 +210,13 @@ class Machine:
         counter increments of this replay (alloc, alloc_fail, free, free_noop,
         refaults, pgscan, pgsteal, allocstall...). The whole trace is validated
         first; a bad trace raises :class:`kmm.TraceError` and changes nothing.
+
+        Ctrl-C (SIGINT) stops a replay within a fraction of a second and raises
+        ``KeyboardInterrupt``: while the trace is still being validated nothing
+        has changed; once it runs, the first ``counters["ops"]`` records have
+        run, exactly as a trace of those records alone would have, and the rest
+        have not. Their ``(outcomes, counters)`` are the exception's ``replay``
+        attribute, so what the run computed is kept.
         """
         t = as_trace(trace)
         out, counters = self._m.replay(t.view(np.uint8), outcomes)

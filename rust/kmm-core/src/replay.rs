@@ -142,8 +142,8 @@ type Checked = (Vec<(usize, u32, u8)>, Vec<usize>);
 struct NewIds {
     /// The slot table's length before the trace.
     old_len: usize,
-    /// Ids given a slot by this trace.
-    ids: Vec<u32>,
+    /// Ids given a slot by this trace, with the slot.
+    ids: Vec<(u32, u32)>,
     /// Free slots they took, in order.
     popped: Vec<u32>,
 }
@@ -226,16 +226,13 @@ impl Machine {
             self.objs.state[o as usize] ^= mask;
         }
         // ids freed by the trace (or given a slot but never applied) give their slot back
-        let given: Vec<usize> = new
-            .ids
-            .iter()
-            .filter_map(|id| self.objs.slot(*id))
-            .collect();
-        for s in given.into_iter().chain(cands) {
+        // (a new id whose records all ran is in `cands` if the trace freed it)
+        let unrun = if done < n { &new.ids[..] } else { &[] };
+        for s in unrun.iter().map(|&(_, s)| s as usize).chain(cands) {
             let o = &mut self.objs;
             let id = o.slot_id[s];
             if id != NONE && o.state[s] & OBJ_LIVE == 0 {
-                o.ids.remove(&id);
+                o.remove_slot(id);
                 o.slot_id[s] = NONE;
                 o.state[s] = 0;
                 o.pfn[s] = NONE;
@@ -253,8 +250,8 @@ impl Machine {
     /// Forget the slots pass 1 gave out for a trace that will not run.
     fn undo_new_ids(&mut self, new: NewIds) {
         let o = &mut self.objs;
-        for id in &new.ids {
-            o.ids.remove(id);
+        for &(id, _) in &new.ids {
+            o.remove_slot(id);
         }
         for &s in new.popped.iter().rev() {
             o.slot_id[s as usize] = NONE;
@@ -284,6 +281,14 @@ impl Machine {
             }
             Ok(())
         };
+        // room for every id the trace may allocate, up front (one rehash at most)
+        let allocs = ops
+            .iter()
+            .filter(|r| r.op == OP_ALLOC || r.op == OP_SLAB_ALLOC)
+            .count();
+        new.ids
+            .try_reserve(allocs)
+            .map_err(|_| no_memory(ops.len()))?;
         let mut now = self.now_ns;
         let mut fresh = self.objs.len();
         let mut miss = None;
@@ -342,10 +347,9 @@ impl Machine {
                     }
                     // the id's slot; an allocation gives a new id one
                     let o = &mut self.objs;
-                    let slot = match o.ids.get(&r.obj) {
-                        Some(&s) => s,
+                    let slot = match o.slot(r.obj) {
+                        Some(s) => s as u32,
                         None if r.op == OP_ALLOC || r.op == OP_SLAB_ALLOC => {
-                            o.ids.try_reserve(1).map_err(|_| no_memory(ops.len()))?;
                             let s = match o.free_slots.pop() {
                                 Some(s) => {
                                     new.popped.push(s);
@@ -357,8 +361,8 @@ impl Machine {
                                     (fresh - 1) as u32
                                 }
                             };
-                            o.ids.insert(r.obj, s);
-                            new.ids.push(r.obj);
+                            o.set_slot(r.obj, s).map_err(|_| no_memory(ops.len()))?;
+                            new.ids.push((r.obj, s));
                             s
                         }
                         None => {
@@ -375,8 +379,8 @@ impl Machine {
                     };
                     ops[i].obj = slot;
                     if r.op == OP_SLAB_PIN {
-                        match o.ids.get(&r.gfp) {
-                            Some(&t) => ops[i].gfp = t,
+                        match o.slot(r.gfp) {
+                            Some(t) => ops[i].gfp = t as u32,
                             None => {
                                 miss = Some((
                                     i,
@@ -414,9 +418,8 @@ impl Machine {
         // the slots this trace needs; the table is as it was if they cannot be had
         let o = &mut self.objs;
         o.try_ensure(fresh).map_err(|_| no_memory(ops.len()))?;
-        for id in &new.ids {
-            let s = o.ids[id] as usize;
-            o.slot_id[s] = *id;
+        for &(id, s) in &new.ids {
+            o.slot_id[s as usize] = id;
         }
         Ok(Pass1::Checked(miss))
     }
@@ -452,21 +455,23 @@ impl Machine {
             let live = st & OBJ_LIVE != 0;
             let slab = st & OBJ_SLAB != 0;
             let name = op_name(r.op);
-            let id = o.slot_id[r.obj as usize];
             match r.op {
                 OP_ALLOC | OP_SLAB_ALLOC if live => {
                     fail = Some(format!(
-                        "op {i}: {name} of object {id} that is still allocated"
+                        "op {i}: {name} of object {} that is still allocated",
+                        o.slot_id[r.obj as usize]
                     ));
                 }
                 OP_FREE | OP_TOUCH | OP_SLAB_FREE | OP_SLAB_PIN if !live => {
                     fail = Some(format!(
-                        "op {i}: {name} of object {id} that is not allocated (never allocated, or freed already)"
+                        "op {i}: {name} of object {} that is not allocated (never allocated, or freed already)",
+                        o.slot_id[r.obj as usize]
                     ));
                 }
                 OP_FREE | OP_SLAB_FREE if slab != (r.op == OP_SLAB_FREE) => {
                     fail = Some(format!(
-                        "op {i}: {name} of object {id}, which is {}",
+                        "op {i}: {name} of object {}, which is {}",
+                        o.slot_id[r.obj as usize],
                         if slab {
                             "a slab object (free it with OP_SLAB_FREE)"
                         } else {
@@ -476,21 +481,21 @@ impl Machine {
                 }
                 OP_FREE | OP_SLAB_FREE if o.npins[r.obj as usize] > 0 => {
                     fail = Some(format!(
-                        "op {i}: {name} of object {id} that {} objects still pin (free them first)",
-                        o.npins[r.obj as usize]
+                        "op {i}: {name} of object {} that {} objects still pin (free them first)",
+                        o.slot_id[r.obj as usize], o.npins[r.obj as usize]
                     ));
                 }
                 OP_SLAB_PIN => {
                     let (p, t) = (r.obj as usize, r.gfp as usize);
                     let ts = o.state[t];
-                    let tid = o.slot_id[t];
+                    let (pid, tid) = (o.slot_id[p], o.slot_id[t]);
                     fail = if ts & OBJ_LIVE == 0 || ts & OBJ_SLAB == 0 {
                         Some(format!(
                             "op {i}: OP_SLAB_PIN target {tid} is not an allocated slab object"
                         ))
                     } else if p == t || o.pin[p] != NONE || o.pin[t] != NONE || o.npins[p] != 0 {
                         Some(format!(
-                            "op {i}: OP_SLAB_PIN of {id} on {tid}: an object pins at most one other, and a pinned object pins nothing"
+                            "op {i}: OP_SLAB_PIN of {pid} on {tid}: an object pins at most one other, and a pinned object pins nothing"
                         ))
                     } else {
                         o.pin[p] = t as u32;

@@ -88,6 +88,6 @@ impl Machine {
 
     /// One past the largest trace object id that holds a slot (0 when none does).
     pub fn objects_len(&self) -> usize {
-        self.objs.ids.keys().max().map_or(0, |&m| m as usize + 1)
+        self.objs.ids_end()
     }
 }

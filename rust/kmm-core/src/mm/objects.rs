@@ -5,8 +5,15 @@ use std::collections::hash_map::HashMap;
 use std::collections::TryReserveError;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Hashes a trace object id (a `u32`) with one multiply (Fibonacci hashing):
-/// ids are chosen by the workload, not by an attacker of the hash table.
+/// Ids below this map to their slot through a direct table.
+pub(crate) const DENSE_IDS: u32 = 1 << 22;
+
+/// Hashes a trace object id (a `u32`) for the id -> slot map. Ids 4096
+/// apart land at unrelated places (a multiply of the high bits, Fibonacci
+/// hashing), so no pattern of ids piles up in one spot; within a run of 4096
+/// they are XORed with one constant, so consecutive ids, as workloads number
+/// them, stay in the same cache lines (hashbrown takes the bucket from the low
+/// bits, the 7-bit tag from the top, here the id's own low 7 bits).
 #[derive(Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
 
@@ -20,7 +27,8 @@ impl Hasher for IdHasher {
         }
     }
     fn write_u32(&mut self, i: u32) {
-        self.0 = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let i = i as u64;
+        self.0 = (i >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i ^ ((i & 0x7f) << 57);
     }
 }
 
@@ -62,8 +70,12 @@ pub(crate) struct Objects {
     pub held: Vec<u32>,
     /// The trace id each slot holds, NONE for a free slot.
     pub slot_id: Vec<u32>,
-    /// Trace id -> slot, for every id that holds one.
-    pub ids: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
+    /// Trace id -> slot + 1 (0: none) for ids below [`DENSE_IDS`], as
+    /// workloads number them: one load, in id order. Grows to the largest
+    /// such id allocated, at most 16 MiB.
+    pub dense: Vec<u32>,
+    /// Trace id -> slot for larger ids: as big as the live ones.
+    pub sparse: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
     /// Slots no id holds, to be given out again.
     pub free_slots: Vec<u32>,
 }
@@ -92,7 +104,53 @@ impl Objects {
     /// The slot trace id `id` holds now.
     #[inline]
     pub fn slot(&self, id: u32) -> Option<usize> {
-        self.ids.get(&id).map(|&s| s as usize)
+        if id < DENSE_IDS {
+            match self.dense.get(id as usize) {
+                Some(&s) if s != 0 => Some(s as usize - 1),
+                _ => None,
+            }
+        } else {
+            self.sparse.get(&id).map(|&s| s as usize)
+        }
+    }
+
+    /// Give id `id` slot `s`; an allocation failure changes nothing.
+    pub fn set_slot(&mut self, id: u32, s: u32) -> Result<(), TryReserveError> {
+        if id < DENSE_IDS {
+            let i = id as usize;
+            if i >= self.dense.len() {
+                let want = (i + 1).max(self.dense.len() * 2).min(DENSE_IDS as usize);
+                self.dense.try_reserve_exact(want - self.dense.len())?;
+                self.dense.resize(want, 0);
+            }
+            self.dense[i] = s + 1;
+        } else {
+            self.sparse.try_reserve(1)?;
+            self.sparse.insert(id, s);
+        }
+        Ok(())
+    }
+
+    /// Id `id` holds no slot any more.
+    pub fn remove_slot(&mut self, id: u32) {
+        if id < DENSE_IDS {
+            if let Some(s) = self.dense.get_mut(id as usize) {
+                *s = 0;
+            }
+        } else {
+            self.sparse.remove(&id);
+        }
+    }
+
+    /// One past the largest id that holds a slot.
+    pub fn ids_end(&self) -> usize {
+        let sparse = self.sparse.keys().max().map(|&m| m as usize + 1);
+        sparse.unwrap_or_else(|| {
+            self.dense
+                .iter()
+                .rposition(|&s| s != 0)
+                .map_or(0, |i| i + 1)
+        })
     }
 
     /// Grow to at least `n` slots.
