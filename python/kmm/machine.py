@@ -11,7 +11,7 @@ import numpy as np
 from . import _kmm
 from . import gfp as _gfp
 from ._args import U32_MAX, U64_MAX, int_arg
-from .errors import ConfigError, OrderError, PfnError, TraceError
+from .errors import ConfigError, OrderError, PfnError, TraceError, busy_guard
 from .trace import OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH, TRACE_DTYPE, as_trace, empty_trace  # noqa: F401 (re-exported)
 
 MAX_ORDER: int = _kmm.MAX_ORDER
@@ -53,6 +53,7 @@ class ZoneStats:
     lru_pages: int
 
 
+@busy_guard
 class Machine:
     """A simulated machine: physical memory in nodes and zones, run by an allocator.
 
@@ -73,6 +74,12 @@ class Machine:
     direct compaction and kcompactd, vanilla and mobility only) with
     ``extfrag_threshold`` (0..1000), ``compaction_proactiveness`` (0..100),
     ``watermark_boost_factor`` (0..100000) and ``defrag_mode`` (mobility).
+
+    One thread at a time: a machine serves one call at a time. A call made from
+    another thread while a long one runs (a replay, a compaction, a page_owner
+    dump, all of which release the GIL) is refused with
+    :class:`kmm.MachineBusyError` and changes nothing; it is not queued. Give
+    each thread its own machine, or hold your own lock around the calls.
 
     The engine checks every value (:class:`kmm.ConfigError` names the bad one);
     this class only converts them. It takes no seed: the engine makes no random
