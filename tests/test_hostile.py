@@ -10,12 +10,11 @@ import textwrap
 import threading
 import time
 
+import kmm
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import kmm
 
 
 def state(m: kmm.Machine) -> tuple[bytes, bytes, tuple]:

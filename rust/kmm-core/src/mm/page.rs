@@ -155,7 +155,12 @@ pub(crate) fn host_bytes_available() -> Option<u64> {
         let text = std::fs::read_to_string("/proc/meminfo").ok()?;
         let field = |name: &str| -> Option<u64> {
             let l = text.lines().find(|l| l.starts_with(name))?;
-            let kb: u64 = l[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+            let kb: u64 = l[name.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
             Some(kb << 10)
         };
         let mut have = field("MemAvailable:")?.saturating_add(field("SwapFree:").unwrap_or(0));
@@ -171,7 +176,7 @@ pub(crate) fn host_bytes_available() -> Option<u64> {
                 .ok()
                 .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
                 .map_or(0, |pages| pages << 12);
-            have = have.min((lim.rlim_cur as u64).saturating_sub(used));
+            have = have.min(lim.rlim_cur.saturating_sub(used));
         }
         Some(have)
     }
