@@ -263,3 +263,36 @@ def test_fuzz_trace_validator(first: list, second: list) -> None:
         except kmm.TraceError:
             assert state(m) == before
         m.check()
+
+
+# ---- item 8: the CLI fails in one line ---------------------------------------------------
+
+
+def kmm_cli(*args: str, stdout: object = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kmm.cli", *args], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120
+    )
+
+
+def test_item8_full_disk_is_one_line() -> None:
+    with open("/dev/full", "w") as full:
+        r = kmm_cli("buddyinfo", stdout=full)
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("kmm buddyinfo: error:"), r.stderr
+
+
+def test_item8_closed_stdout_is_one_line() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "kmm.cli", "buddyinfo"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    assert r.returncode == 0
+    r = subprocess.run(
+        f"{sys.executable} -m kmm.cli buddyinfo >&-", shell=True, stderr=subprocess.PIPE, text=True, timeout=120
+    )
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "standard output is closed" in r.stderr
+
+
+def test_item8_json_path_is_checked_before_the_run() -> None:
+    r = kmm_cli("highalloc", "--quick", "--json", "/nonexistent/x.json")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "--json" in r.stderr
+    assert "Success" not in r.stdout  # refused before running

@@ -74,6 +74,13 @@ def config_from_args(args: argparse.Namespace) -> HighallocConfig:
 def cmd(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     cfg.validate()
+    if args.json and args.json != "-":
+        # checked before the run, so a bad path does not lose its results
+        try:
+            with open(args.json, "a"):
+                pass
+        except OSError as e:
+            raise BenchmarkError(f"--json {args.json}: cannot be written ({e.strerror})") from None
     if args.seeds != 1:
         if args.plot:
             raise BenchmarkError("--plot draws one run: leave out --seeds")
