@@ -296,3 +296,28 @@ def test_item8_json_path_is_checked_before_the_run() -> None:
     r = kmm_cli("highalloc", "--quick", "--json", "/nonexistent/x.json")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "--json" in r.stderr
     assert "Success" not in r.stdout  # refused before running
+
+
+# ---- item 7: parsers ----------------------------------------------------------------------
+
+
+def test_item7_huge_numbers_are_parse_errors_that_do_not_echo_the_input() -> None:
+    line = "Node 0, zone   Normal " + "9" * 5000 + " 1 2 3 4 5 6 7 8 9 10\n"
+    with pytest.raises(kmm.ParseError, match="too large") as ei:
+        kmm.procfs.parse_buddyinfo(line)
+    assert len(str(ei.value)) < 200
+
+
+def test_item7_fraginfo_caps_its_input() -> None:
+    r = kmm_cli("fraginfo", "/dev/zero")
+    assert r.returncode == 2 and "MiB" in r.stderr and "Traceback" not in r.stderr
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("Node 0123456789,zoneDMANormalHigh>\n\t-x")), max_size=300))
+def test_fuzz_procfs_parsers(text: str) -> None:
+    for parse in (kmm.procfs.parse_buddyinfo, kmm.procfs.parse_pagetypeinfo):
+        try:
+            parse(text)
+        except kmm.ParseError:
+            pass
