@@ -321,3 +321,36 @@ def test_fuzz_procfs_parsers(text: str) -> None:
             parse(text)
         except kmm.ParseError:
             pass
+
+
+def sigint_cli(args: list[str], stdin: int | None = None, after: float = 1.5) -> tuple[int | None, float, str]:
+    p = subprocess.Popen(
+        [sys.executable, "-m", "kmm.cli", *args], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(after)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    try:
+        _, err = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        return None, 99.0, "did not stop"
+    return p.returncode, time.monotonic() - t0, err
+
+
+def test_item5_ctrl_c_stops_page_owner_sort_on_an_idle_pipe() -> None:
+    import os
+
+    r, w = os.pipe()
+    try:
+        rc, dt, err = sigint_cli(["page-owner", "sort"], stdin=r)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert rc == 130 and dt < 2.0 and "Traceback" not in err, err
+
+
+def test_item5_ctrl_c_stops_kmm_xmit() -> None:
+    rc, dt, err = sigint_cli(["xmit", "--packets", "100000000"], after=2.0)
+    assert rc == 130 and dt < 2.0 and "Traceback" not in err, err

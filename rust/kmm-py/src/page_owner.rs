@@ -352,8 +352,13 @@ impl PyAggregator {
         );
         let agg = enter(py, None, || {
             kmm_core::page_owner::parse::aggregate_open_file(&file, threads, lenient, cull, filter)
-        })?;
-        self.inner = agg;
+        });
+        // Ctrl-C on a blocked read: the read fails with EINTR; the pending
+        // KeyboardInterrupt, not that error, is what the caller gets
+        if agg.is_err() {
+            py.check_signals()?;
+        }
+        self.inner = agg?;
         Ok(())
     }
 
