@@ -354,3 +354,30 @@ def test_item5_ctrl_c_stops_page_owner_sort_on_an_idle_pipe() -> None:
 def test_item5_ctrl_c_stops_kmm_xmit() -> None:
     rc, dt, err = sigint_cli(["xmit", "--packets", "100000000"], after=2.0)
     assert rc == 130 and dt < 2.0 and "Traceback" not in err, err
+
+
+# ---- item 10: API types -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(mem=2**64),
+        dict(nodes=2**70),
+        dict(distance=[[10, 2**40]]),
+        dict(pageblock_order="9"),
+        dict(pcp="False"),
+        dict(reclaim="no"),
+        dict(mem="32MiB", kernel_image="64MiB"),
+    ],
+)
+def test_item10_bad_machine_arguments_are_config_errors(kw: dict) -> None:
+    with pytest.raises(kmm.ConfigError):
+        kmm.Machine(**kw)
+
+
+def test_item10_numpy_integers_work_for_gfp_as_for_order() -> None:
+    m = kmm.Machine(mem="64MiB")
+    assert m.alloc(np.int64(0), np.uint32(kmm.GFP_KERNEL)) is not None
+    with pytest.raises(kmm.GfpError):
+        m.alloc(0, np.float64(1.0))

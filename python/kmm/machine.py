@@ -53,6 +53,13 @@ class ZoneStats:
     lru_pages: int
 
 
+def _flag(name: str, value: object) -> bool:
+    """A boolean argument: True/False (or numpy's), not a string such as "False"."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ConfigError(f"{name} must be True or False, got {type(value).__name__}")
+
+
 @busy_guard
 class Machine:
     """A simulated machine: physical memory in nodes and zones, run by an allocator.
@@ -123,26 +130,26 @@ class Machine:
             else [[int_arg("distance", d, 0, U32_MAX) for d in row] for row in distance],
             allocator=_str("allocator", allocator),
             kernel_image_bytes=parse_mem(kernel_image),
-            pcp=bool(pcp),
+            pcp=_flag("pcp", pcp),
             pcp_batch=int_arg("pcp_batch", pcp_batch, 0, U32_MAX),
             pcp_high=int_arg("pcp_high", pcp_high, 0, U32_MAX),
             pageblock_order=None
             if pageblock_order is None
             else int_arg("pageblock_order", pageblock_order, 0, U32_MAX),
             fallback_reserve=float(fallback_reserve),
-            reclaim=bool(reclaim),
+            reclaim=_flag("reclaim", reclaim),
             kswapd_pages_per_ms=int_arg("kswapd_pages_per_ms", kswapd_pages_per_ms, 0, U64_MAX),
-            active_freeing=bool(active_freeing),
+            active_freeing=_flag("active_freeing", active_freeing),
             max_objects=int_arg("max_objects", max_objects, 0, U32_MAX),
-            page_owner=bool(page_owner),
-            page_owner_free_stacks=bool(page_owner_free_stacks),
-            compaction=bool(compaction),
+            page_owner=_flag("page_owner", page_owner),
+            page_owner_free_stacks=_flag("page_owner_free_stacks", page_owner_free_stacks),
+            compaction=_flag("compaction", compaction),
             extfrag_threshold=int_arg("extfrag_threshold", extfrag_threshold, 0, U32_MAX),
             compaction_proactiveness=int_arg(
                 "compaction_proactiveness", compaction_proactiveness, 0, U32_MAX
             ),
             watermark_boost_factor=int_arg("watermark_boost_factor", watermark_boost_factor, 0, U32_MAX),
-            defrag_mode=bool(defrag_mode),
+            defrag_mode=_flag("defrag_mode", defrag_mode),
         )
 
     #: Set by :meth:`from_snapshot`: the snapshot and its pages per class per zone.
