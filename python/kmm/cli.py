@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import KmmError
@@ -48,15 +49,37 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if sys.stdout is None:  # started with stdout closed (`kmm CMD >&-`)
+        if sys.stderr is not None:
+            print(f"kmm {args.command}: error: standard output is closed", file=sys.stderr)
+        return 1
     try:
         return int(args.func(args) or 0)
     except KmmError as e:
         print(f"kmm {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
+        _quiet_stdout()
         return 0
     except KeyboardInterrupt:
         return 130
+    except OSError as e:
+        # a full disk (/dev/full), a closed stdout, an output file that cannot be written
+        _quiet_stdout()
+        what = e.strerror or type(e).__name__
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"kmm {args.command}: error: cannot write output: {what}{where}", file=sys.stderr)
+        return 1
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush of a broken or
+    full stdout does not print a second error at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ unusable afterwards.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "MachineBusyError",
     "KmmError",
     "ConfigError",
     "GfpError",
@@ -76,6 +79,39 @@ class NicError(KmmError, ValueError):
 
 class NicWorkerError(KmmError, RuntimeError):
     """A NIC worker thread failed (panicked or timed out); the run was torn down."""
+
+
+class MachineBusyError(KmmError, RuntimeError):
+    """The machine is in use by another thread (a replay, a dump...); nothing changed.
+
+    A machine serves one call at a time: a call made from another thread while
+    a long one runs is refused, not queued.
+    """
+
+
+def busy_guard(cls: type) -> type:
+    """Turn the binding's borrow conflict (another thread's call holds the machine)
+    into :class:`MachineBusyError` in every public method of ``cls``."""
+    import functools
+
+    def wrap(f: Any) -> Any:
+        @functools.wraps(f)
+        def g(*a: Any, **k: Any) -> Any:
+            try:
+                return f(*a, **k)
+            except RuntimeError as e:
+                if type(e) is RuntimeError and "borrowed" in str(e):
+                    raise MachineBusyError(
+                        "machine busy in another thread (one call at a time per machine)"
+                    ) from None
+                raise
+
+        return g
+
+    for name, f in list(vars(cls).items()):
+        if callable(f) and not name.startswith("__"):
+            setattr(cls, name, wrap(f))
+    return cls
 
 
 class BenchmarkError(KmmError, ValueError):

@@ -10,6 +10,8 @@ Masks are also accepted as strings, e.g. ``"GFP_KERNEL|__GFP_HIGH"``.
 
 from __future__ import annotations
 
+import operator
+
 from . import _kmm
 from .errors import GfpError
 
@@ -90,6 +92,8 @@ def parse(gfp: int | str) -> int:
     """
     if isinstance(gfp, str):
         return _kmm.parse_gfp(gfp)
+    if not isinstance(gfp, (bool, int)) and hasattr(gfp, "__index__"):
+        gfp = operator.index(gfp)  # numpy integers, as `order` takes them
     if isinstance(gfp, bool) or not isinstance(gfp, int):
         raise GfpError(f"GFP mask must be an int or a string, not {type(gfp).__name__}")
     if gfp < 0 or gfp > 0xFFFFFFFF:

@@ -11,7 +11,7 @@ import numpy as np
 from . import _kmm
 from . import gfp as _gfp
 from ._args import U32_MAX, U64_MAX, int_arg
-from .errors import ConfigError, OrderError, PfnError, TraceError
+from .errors import ConfigError, OrderError, PfnError, TraceError, busy_guard
 from .trace import OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH, TRACE_DTYPE, as_trace, empty_trace  # noqa: F401 (re-exported)
 
 MAX_ORDER: int = _kmm.MAX_ORDER
@@ -58,6 +58,14 @@ class ZoneStats:
     pgscan: int
 
 
+def _flag(name: str, value: object) -> bool:
+    """A boolean argument: True/False (or numpy's), not a string such as "False"."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ConfigError(f"{name} must be True or False, got {type(value).__name__}")
+
+
+@busy_guard
 class Machine:
     """A simulated machine: physical memory in nodes and zones, run by an allocator.
 
@@ -83,6 +91,12 @@ class Machine:
     needs ``freelist_hygiene``); ``freelist_hygiene`` (mobility, 6.10: a free
     page always on its pageblock's list). ``trace_extfrag`` keeps every
     ``mm_page_alloc_extfrag`` event for :meth:`extfrag_trace`.
+
+    One thread at a time: a machine serves one call at a time. A call made from
+    another thread while a long one runs (a replay, a compaction, a page_owner
+    dump, all of which release the GIL) is refused with
+    :class:`kmm.MachineBusyError` and changes nothing; it is not queued. Give
+    each thread its own machine, or hold your own lock around the calls.
 
     The engine checks every value (:class:`kmm.ConfigError` names the bad one);
     this class only converts them. It takes no seed: the engine makes no random
@@ -130,7 +144,7 @@ class Machine:
             else [[int_arg("distance", d, 0, U32_MAX) for d in row] for row in distance],
             allocator=_str("allocator", allocator),
             kernel_image_bytes=parse_mem(kernel_image),
-            pcp=bool(pcp),
+            pcp=_flag("pcp", pcp),
             pcp_batch=int_arg("pcp_batch", pcp_batch, 0, U32_MAX),
             pcp_high=int_arg("pcp_high", pcp_high, 0, U32_MAX),
             pageblock_order=None
@@ -138,22 +152,22 @@ class Machine:
             else int_arg("pageblock_order", pageblock_order, 0, U32_MAX),
             fallback_reserve=float(fallback_reserve),
             min_free_kbytes=int_arg("min_free_kbytes", min_free_kbytes, 0, U64_MAX),
-            reclaim=bool(reclaim),
+            reclaim=_flag("reclaim", reclaim),
             kswapd_pages_per_ms=int_arg("kswapd_pages_per_ms", kswapd_pages_per_ms, 0, U64_MAX),
-            active_freeing=bool(active_freeing),
-            oom_kill=bool(oom_kill),
+            active_freeing=_flag("active_freeing", active_freeing),
+            oom_kill=_flag("oom_kill", oom_kill),
             max_objects=int_arg("max_objects", max_objects, 0, U32_MAX),
-            page_owner=bool(page_owner),
-            page_owner_free_stacks=bool(page_owner_free_stacks),
-            compaction=bool(compaction),
+            page_owner=_flag("page_owner", page_owner),
+            page_owner_free_stacks=_flag("page_owner_free_stacks", page_owner_free_stacks),
+            compaction=_flag("compaction", compaction),
             extfrag_threshold=int_arg("extfrag_threshold", extfrag_threshold, 0, U32_MAX),
             compaction_proactiveness=int_arg(
                 "compaction_proactiveness", compaction_proactiveness, 0, U32_MAX
             ),
             watermark_boost_factor=int_arg("watermark_boost_factor", watermark_boost_factor, 0, U32_MAX),
-            defrag_mode=bool(defrag_mode),
-            freelist_hygiene=bool(freelist_hygiene),
-            trace_extfrag=bool(trace_extfrag),
+            defrag_mode=_flag("defrag_mode", defrag_mode),
+            freelist_hygiene=_flag("freelist_hygiene", freelist_hygiene),
+            trace_extfrag=_flag("trace_extfrag", trace_extfrag),
         )
 
     #: Set by :meth:`from_snapshot`: the snapshot and its pages per class per zone.
@@ -244,6 +258,13 @@ class Machine:
         counter increments of this replay (alloc, alloc_fail, free, free_noop,
         refaults, pgscan, pgsteal, allocstall...). The whole trace is validated
         first; a bad trace raises :class:`kmm.TraceError` and changes nothing.
+
+        Ctrl-C (SIGINT) stops a replay within a fraction of a second and raises
+        ``KeyboardInterrupt``: while the trace is still being validated nothing
+        has changed; once it runs, the first ``counters["ops"]`` records have
+        run, exactly as a trace of those records alone would have, and the rest
+        have not. Their ``(outcomes, counters)`` are the exception's ``replay``
+        attribute, so what the run computed is kept.
         """
         t = as_trace(trace)
         out, counters = self._m.replay(t.view(np.uint8), outcomes)

@@ -276,16 +276,24 @@ def _parse_counts(
         if allow_cap and tok.startswith(">"):
             cap, tok = True, tok[1:]
         if not tok.isdigit() or not tok.isascii():
-            raise _err(lineno, f"{what} {i} is not a non-negative integer: {fields[i]!r}")
+            raise _err(lineno, f"{what} {i} is not a non-negative integer: {_short(fields[i])!r}")
+        # length first: int() of a huge digit string is slow, and refused past 4300 digits
+        if len(tok.lstrip("0")) > 19 or int(tok) > _INT64_MAX:
+            raise _err(lineno, f"{what} {i} is too large: {_short(tok)}")
         v = int(tok)
-        if v > _INT64_MAX:
-            raise _err(lineno, f"{what} {i} is too large: {tok}")
         values.append(v)
         capped.append(cap)
     return values, capped
 
 
+def _short(text: str, keep: int = 40) -> str:
+    """``text``, cut to ``keep`` characters for a message (inputs may be huge)."""
+    return text if len(text) <= keep else f"{text[:keep]}... ({len(text)} characters)"
+
+
 def _check_node(node_s: str, lineno: int) -> int:
+    if len(node_s) > 6:
+        raise _err(lineno, f"node {_short(node_s)} is out of range (at most {MAX_NUMNODES - 1})")
     node = int(node_s)
     if node >= MAX_NUMNODES:
         raise _err(lineno, f"node {node} is out of range (at most {MAX_NUMNODES - 1})")

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from .. import procfs
+from ..errors import ParseError
 from .common import write_json
 
 DEFAULT_FILE = "/proc/buddyinfo"
@@ -47,19 +48,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: Largest input read: /proc/pagetypeinfo of a 64-node machine is well under 1 MiB.
+MAX_PROC_BYTES = 16 << 20
+
+
 def read_source(path: str) -> str:
     """The whole text of ``path`` ('-' = stdin), read to EOF without stat()ing for a size."""
-    if path == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        chunks = []
-        with open(path, "rb", buffering=0) as f:
-            while True:
-                chunk = f.read(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        data = b"".join(chunks)
+    chunks = []
+    total = 0
+    with open(sys.stdin.fileno() if path == "-" else path, "rb", buffering=0, closefd=path != "-") as f:
+        while True:
+            chunk = f.read(65536)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > MAX_PROC_BYTES:
+                raise ParseError(
+                    f"{path}: more than {MAX_PROC_BYTES >> 20} MiB, not a /proc/buddyinfo or /proc/pagetypeinfo"
+                )
+            chunks.append(chunk)
+    data = b"".join(chunks)
     return data.decode("utf-8", errors="replace")
 
 

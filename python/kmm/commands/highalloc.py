@@ -155,6 +155,13 @@ def cmd(args: argparse.Namespace) -> int:
         raise BenchmarkError("--percent applies to --mmtests only")
     cfg = config_from_args(args)
     cfg.validate()
+    if args.json and args.json != "-":
+        # checked before the run, so a bad path does not lose its results
+        try:
+            with open(args.json, "a"):
+                pass
+        except OSError as e:
+            raise BenchmarkError(f"--json {args.json}: cannot be written ({e.strerror})") from None
     if args.seeds != 1:
         if args.plot or args.html:
             raise BenchmarkError("--plot and --html draw one run: leave out --seeds (kmm sweep and kmm report draw many)")

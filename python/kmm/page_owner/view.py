@@ -18,7 +18,7 @@ import numpy as np
 from .. import _kmm
 from .. import symbols as _symbols
 from .._args import U32_MAX, U64_MAX, int_arg
-from ..errors import PageOwnerError, PfnError
+from ..errors import PageOwnerError, PfnError, busy_guard
 from .group import OwnerGroup, groups_of
 
 __all__ = ["FORMATS", "WORKLOAD_KINDS", "PageOwnerView", "StackCounts", "workload_stacks"]
@@ -44,6 +44,7 @@ class StackCounts:
     text: str
 
 
+@busy_guard
 class PageOwnerView:
     """``m.page_owner`` of a machine built with ``page_owner=True``."""
 

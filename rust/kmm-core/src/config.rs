@@ -260,6 +260,14 @@ impl MachineConfig {
             self.kernel_image_bytes
         );
         let sizes = self.node_pages(pages)?;
+        // the image is loaded at 1 MiB in node 0 (boot_reservations)
+        ensure!(
+            (1 << 20) + self.kernel_image_bytes < sizes[0] << PAGE_SHIFT,
+            Config,
+            "kernel image of {} MiB does not fit in node 0's {} MiB (it is loaded at 1 MiB)",
+            self.kernel_image_bytes >> 20,
+            (sizes[0] << PAGE_SHIFT) >> 20
+        );
         ensure!(
             sizes[0] >= (32u64 << 20) >> PAGE_SHIFT,
             Config,

@@ -98,83 +98,214 @@ impl TraceOp {
 /// What a replay did.
 #[derive(Debug, Clone)]
 pub struct ReplayResult {
+    /// Records applied: the whole trace, or the ones before an interruption.
     pub ops: u64,
     /// Counter increments during this replay, by name.
     pub counters: Vec<(&'static str, u64)>,
-    /// Per op: the pfn allocated/freed/touched, or -1 when there was none.
+    /// Per applied op: the pfn allocated/freed/touched, or -1 when there was none.
     pub outcomes: Option<Vec<i64>>,
+    /// The caller's interrupt poll said stop: only the first `ops` records ran.
+    pub interrupted: bool,
+}
+
+/// Records between two calls of a replay's interrupt poll.
+pub const POLL_EVERY: usize = 1 << 14;
+
+/// The simulated clock never passes this (2^63 ns, about 292 years).
+pub const MAX_NOW_NS: u64 = 1 << 63;
+
+/// Copy raw trace bytes (a multiple of 24) into records: the one read of the
+/// caller's buffer, so what is validated is what runs.
+pub fn decode_trace(bytes: &[u8]) -> Result<Vec<TraceOp>> {
+    if bytes.len() % TRACE_RECORD_SIZE != 0 {
+        return Err(Error::Trace(format!(
+            "trace is {} bytes, not a multiple of the {TRACE_RECORD_SIZE}-byte record",
+            bytes.len()
+        )));
+    }
+    let n = bytes.len() / TRACE_RECORD_SIZE;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
+    v.extend(bytes.chunks_exact(TRACE_RECORD_SIZE).map(TraceOp::read));
+    Ok(v)
+}
+
+fn no_memory(n: usize) -> Error {
+    Error::Trace(format!(
+        "not enough memory to replay a trace of {n} records"
+    ))
+}
+
+/// What pass 1 of a replay changed in the id -> slot map, to undo on error.
+/// Pass 1's verdict: the first record naming an id that holds no slot (with
+/// its message), if any; or the interrupt poll said stop.
+enum Pass1 {
+    Checked(Option<(usize, String)>),
+    Interrupted,
+}
+
+/// Pass 2's state flips (record, slot, mask) and the slots the trace frees.
+type Checked = (Vec<(usize, u32, u8)>, Vec<usize>);
+
+#[derive(Default)]
+struct NewIds {
+    /// The slot table's length before the trace.
+    old_len: usize,
+    /// Ids given a slot by this trace, with the slot.
+    ids: Vec<(u32, u32)>,
+    /// Free slots they took, in order.
+    popped: Vec<u32>,
 }
 
 impl Machine {
-    /// Replay raw trace bytes (a multiple of 24). Validates the whole trace first;
-    /// on error nothing has changed.
+    /// Replay raw trace bytes (a multiple of 24): [`decode_trace`], then
+    /// [`Machine::replay_owned`] without interruption.
     pub fn replay_bytes(&mut self, bytes: &[u8], want_outcomes: bool) -> Result<ReplayResult> {
-        if bytes.len() % TRACE_RECORD_SIZE != 0 {
-            return Err(Error::Trace(format!(
-                "trace is {} bytes, not a multiple of the {TRACE_RECORD_SIZE}-byte record",
-                bytes.len()
-            )));
-        }
-        let n = bytes.len() / TRACE_RECORD_SIZE;
-        let rec =
-            |i: usize| TraceOp::read(&bytes[i * TRACE_RECORD_SIZE..(i + 1) * TRACE_RECORD_SIZE]);
-        self.validate_trace(n, rec)?;
-        let before = self.counters.clone();
-        let mut outcomes = if want_outcomes {
-            Some(Vec::with_capacity(n))
-        } else {
-            None
-        };
-        for i in 0..n {
-            let r = self.apply(&rec(i));
-            if let Some(o) = outcomes.as_mut() {
-                o.push(r);
-            }
-        }
-        Ok(ReplayResult {
-            ops: n as u64,
-            counters: self.counters.delta(&before),
-            outcomes,
-        })
+        self.replay_owned(decode_trace(bytes)?, want_outcomes, &|| false)
     }
 
-    /// Replay decoded operations.
+    /// Replay decoded operations ([`Machine::replay_owned`] on a copy).
     pub fn replay_ops(&mut self, ops: &[TraceOp], want_outcomes: bool) -> Result<ReplayResult> {
-        self.validate_trace(ops.len(), |i| ops[i])?;
-        let before = self.counters.clone();
+        self.replay_owned(ops.to_vec(), want_outcomes, &|| false)
+    }
+
+    /// Replay a trace the engine owns. The whole trace is validated first; on
+    /// error nothing has changed. `interrupted` is called every
+    /// [`POLL_EVERY`] records; when it says stop, a replay still validating
+    /// changes nothing (`ops` 0), one running stops between two records: the
+    /// first `ops` records have run, exactly as a trace of those records alone
+    /// would have, and the rest have not (`interrupted` is set either way).
+    pub fn replay_owned(
+        &mut self,
+        mut ops: Vec<TraceOp>,
+        want_outcomes: bool,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<ReplayResult> {
+        let n = ops.len();
+        let stopped = || ReplayResult {
+            ops: 0,
+            counters: Vec::new(),
+            outcomes: want_outcomes.then(Vec::new),
+            interrupted: true,
+        };
         let mut outcomes = if want_outcomes {
-            Some(Vec::with_capacity(ops.len()))
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
+            Some(v)
         } else {
             None
         };
-        for op in ops {
-            let r = self.apply(op);
+        let mut new = NewIds {
+            old_len: self.objs.len(),
+            ..NewIds::default()
+        };
+        let checked = match self.validate_records(&mut ops, &mut new, interrupted) {
+            Ok(Pass1::Checked(miss)) => self.validate_objects(&ops, miss, interrupted),
+            Ok(Pass1::Interrupted) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let (flips, cands) = match checked {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                self.undo_new_ids(new);
+                return Ok(stopped());
+            }
+            Err(e) => {
+                self.undo_new_ids(new);
+                return Err(e);
+            }
+        };
+        let before = self.counters.clone();
+        let mut done = n;
+        for (i, r) in ops.iter().enumerate() {
+            if i % POLL_EVERY == 0 && i > 0 && interrupted() {
+                done = i;
+                break;
+            }
+            let p = self.apply(r);
             if let Some(o) = outcomes.as_mut() {
-                o.push(r);
+                o.push(p);
+            }
+        }
+        // records validation ran ahead over but the engine did not apply
+        for &(i, o, mask) in flips.iter().rev() {
+            if i < done {
+                break;
+            }
+            self.objs.state[o as usize] ^= mask;
+        }
+        // ids freed by the trace (or given a slot but never applied) give their slot back
+        // (a new id whose records all ran is in `cands` if the trace freed it)
+        let unrun = if done < n { &new.ids[..] } else { &[] };
+        for s in unrun.iter().map(|&(_, s)| s as usize).chain(cands) {
+            let o = &mut self.objs;
+            let id = o.slot_id[s];
+            if id != NONE && o.state[s] & OBJ_LIVE == 0 {
+                o.remove_slot(id);
+                o.slot_id[s] = NONE;
+                o.state[s] = 0;
+                o.pfn[s] = NONE;
+                o.free_slots.push(s as u32);
             }
         }
         Ok(ReplayResult {
-            ops: ops.len() as u64,
+            ops: done as u64,
             counters: self.counters.delta(&before),
             outcomes,
+            interrupted: done < n,
         })
     }
 
-    fn validate_trace(&mut self, n: usize, rec: impl Fn(usize) -> TraceOp) -> Result<()> {
+    /// Forget the slots pass 1 gave out for a trace that will not run.
+    fn undo_new_ids(&mut self, new: NewIds) {
+        let o = &mut self.objs;
+        for &(id, _) in &new.ids {
+            o.remove_slot(id);
+        }
+        for &s in new.popped.iter().rev() {
+            o.slot_id[s as usize] = NONE;
+            o.free_slots.push(s);
+        }
+        o.truncate(new.old_len);
+    }
+
+    /// Pass 1: the checks of each record on its own, and each object id
+    /// turned into its slot (a new slot for an id the trace allocates).
+    /// Stops at the first record naming an id that holds no slot (pass 2
+    /// decides whether an earlier record fails first); `Err` for a bad record.
+    fn validate_records(
+        &mut self,
+        ops: &mut [TraceOp],
+        new: &mut NewIds,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<Pass1> {
         let max_objects = self.cfg.max_objects;
-        let mut max_obj: Option<u32> = None;
-        let mut last_gfp = u32::MAX;
+        let mut last_gfp: Option<u32> = None;
         // a mask is validated once per run of records that share it
-        let check_mask = |i: usize, mask: u32, last: &mut u32| -> Result<()> {
-            if mask != *last {
+        let check_mask = |i: usize, mask: u32, last: &mut Option<u32>| -> Result<()> {
+            if *last != Some(mask) {
                 gfp::validate(mask)
                     .map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
-                *last = mask;
+                *last = Some(mask);
             }
             Ok(())
         };
-        for i in 0..n {
-            let r = rec(i);
+        // room for every id the trace may allocate, up front (one rehash at most)
+        let allocs = ops
+            .iter()
+            .filter(|r| r.op == OP_ALLOC || r.op == OP_SLAB_ALLOC)
+            .count();
+        new.ids
+            .try_reserve(allocs)
+            .map_err(|_| no_memory(ops.len()))?;
+        let mut now = self.now_ns;
+        let mut fresh = self.objs.len();
+        let mut miss = None;
+        for i in 0..ops.len() {
+            if i % POLL_EVERY == 0 && i > 0 && interrupted() {
+                return Ok(Pass1::Interrupted);
+            }
+            let r = ops[i];
             if r.flags & !TF_TASK != 0
                 || (r.flags != 0 && r.op != OP_ALLOC && r.op != OP_SLAB_ALLOC)
             {
@@ -191,15 +322,11 @@ impl Machine {
                             r.obj
                         )));
                     }
-                    max_obj = Some(max_obj.map_or(r.obj, |m| m.max(r.obj)));
-                    if r.op == OP_SLAB_PIN {
-                        if r.gfp >= max_objects {
-                            return Err(Error::Trace(format!(
-                                "op {i}: OP_SLAB_PIN target {} is beyond the declared range (max_objects = {max_objects})",
-                                r.gfp
-                            )));
-                        }
-                        max_obj = max_obj.map(|m| m.max(r.gfp));
+                    if r.op == OP_SLAB_PIN && r.gfp >= max_objects {
+                        return Err(Error::Trace(format!(
+                            "op {i}: OP_SLAB_PIN target {} is beyond the declared range (max_objects = {max_objects})",
+                            r.gfp
+                        )));
                     }
                     if r.op == OP_SLAB_ALLOC {
                         if r.order as usize >= NR_CACHES {
@@ -235,12 +362,66 @@ impl Machine {
                         }
                         check_mask(i, r.gfp, &mut last_gfp)?;
                     }
+                    // the id's slot; an allocation gives a new id one
+                    let o = &mut self.objs;
+                    let slot = match o.slot(r.obj) {
+                        Some(s) => s as u32,
+                        None if r.op == OP_ALLOC || r.op == OP_SLAB_ALLOC => {
+                            let s = match o.free_slots.pop() {
+                                Some(s) => {
+                                    new.popped.push(s);
+                                    o.slot_id[s as usize] = r.obj;
+                                    s
+                                }
+                                None => {
+                                    fresh += 1;
+                                    (fresh - 1) as u32
+                                }
+                            };
+                            o.set_slot(r.obj, s).map_err(|_| no_memory(ops.len()))?;
+                            new.ids.push((r.obj, s));
+                            s
+                        }
+                        None => {
+                            miss = Some((
+                                i,
+                                format!(
+                                    "op {i}: {} of object {} that is not allocated (never allocated, or freed already)",
+                                    op_name(r.op),
+                                    r.obj
+                                ),
+                            ));
+                            break;
+                        }
+                    };
+                    ops[i].obj = slot;
+                    if r.op == OP_SLAB_PIN {
+                        match o.slot(r.gfp) {
+                            Some(t) => ops[i].gfp = t as u32,
+                            None => {
+                                miss = Some((
+                                    i,
+                                    format!(
+                                        "op {i}: OP_SLAB_PIN target {} is not an allocated slab object",
+                                        r.gfp
+                                    ),
+                                ));
+                                break;
+                            }
+                        }
+                    }
                 }
                 OP_TICK => {
                     if r.obj > MAX_TICK_US {
                         return Err(Error::Trace(format!(
                             "op {i}: OP_TICK of {} us is absurd (at most {MAX_TICK_US} us, one hour)",
                             r.obj
+                        )));
+                    }
+                    now += r.obj as u64 * 1000;
+                    if now > MAX_NOW_NS {
+                        return Err(Error::Trace(format!(
+                            "op {i}: OP_TICK takes the simulated clock past 2^63 ns (292 years)"
                         )));
                     }
                 }
@@ -251,18 +432,38 @@ impl Machine {
                 }
             }
         }
-        // the object table may grow for this trace; a rejected trace shrinks it back
-        let old_len = self.objs.len();
-        if let Some(m) = max_obj {
-            self.objs.ensure(m as usize + 1);
+        // the slots this trace needs; the table is as it was if they cannot be had
+        let o = &mut self.objs;
+        o.try_ensure(fresh).map_err(|_| no_memory(ops.len()))?;
+        for &(id, s) in &new.ids {
+            o.slot_id[s as usize] = id;
         }
-        // object consistency, against the machine's objects; state flips are
-        // undone on error, pin links always (the engine sets them as it applies)
-        let mut undo: Vec<(u32, u8)> = Vec::new();
+        Ok(Pass1::Checked(miss))
+    }
+
+    /// Pass 2: object consistency against the machine's objects, records
+    /// `0..miss` (the first record pass 1 found naming an unknown id, whose
+    /// message is the error if nothing fails before it). State flips are
+    /// kept (the engine reads them) and returned as (record, slot, mask),
+    /// with the slots the trace frees; everything is undone on error. `None`:
+    /// interrupted, nothing changed.
+    fn validate_objects(
+        &mut self,
+        ops: &[TraceOp],
+        miss: Option<(usize, String)>,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<Option<Checked>> {
+        let end = miss.as_ref().map_or(ops.len(), |m| m.0);
+        let mut undo: Vec<(usize, u32, u8)> = Vec::new();
+        let mut freed: Vec<usize> = Vec::new();
         let mut pins: Vec<(u32, u32, bool)> = Vec::new();
         let mut fail = None;
-        for i in 0..n {
-            let r = rec(i);
+        let mut stop = false;
+        for (i, r) in ops[..end].iter().enumerate() {
+            if i % POLL_EVERY == 0 && i > 0 && interrupted() {
+                stop = true;
+                break;
+            }
             if r.op == OP_TICK {
                 continue;
             }
@@ -275,19 +476,19 @@ impl Machine {
                 OP_ALLOC | OP_SLAB_ALLOC if live => {
                     fail = Some(format!(
                         "op {i}: {name} of object {} that is still allocated",
-                        r.obj
+                        o.slot_id[r.obj as usize]
                     ));
                 }
                 OP_FREE | OP_TOUCH | OP_SLAB_FREE | OP_SLAB_PIN if !live => {
                     fail = Some(format!(
                         "op {i}: {name} of object {} that is not allocated (never allocated, or freed already)",
-                        r.obj
+                        o.slot_id[r.obj as usize]
                     ));
                 }
                 OP_FREE | OP_SLAB_FREE if slab != (r.op == OP_SLAB_FREE) => {
                     fail = Some(format!(
                         "op {i}: {name} of object {}, which is {}",
-                        r.obj,
+                        o.slot_id[r.obj as usize],
                         if slab {
                             "a slab object (free it with OP_SLAB_FREE)"
                         } else {
@@ -298,19 +499,20 @@ impl Machine {
                 OP_FREE | OP_SLAB_FREE if o.npins[r.obj as usize] > 0 => {
                     fail = Some(format!(
                         "op {i}: {name} of object {} that {} objects still pin (free them first)",
-                        r.obj, o.npins[r.obj as usize]
+                        o.slot_id[r.obj as usize], o.npins[r.obj as usize]
                     ));
                 }
                 OP_SLAB_PIN => {
                     let (p, t) = (r.obj as usize, r.gfp as usize);
                     let ts = o.state[t];
+                    let (pid, tid) = (o.slot_id[p], o.slot_id[t]);
                     fail = if ts & OBJ_LIVE == 0 || ts & OBJ_SLAB == 0 {
                         Some(format!(
-                            "op {i}: OP_SLAB_PIN target {t} is not an allocated slab object"
+                            "op {i}: OP_SLAB_PIN target {tid} is not an allocated slab object"
                         ))
                     } else if p == t || o.pin[p] != NONE || o.pin[t] != NONE || o.npins[p] != 0 {
                         Some(format!(
-                            "op {i}: OP_SLAB_PIN of {p} on {t}: an object pins at most one other, and a pinned object pins nothing"
+                            "op {i}: OP_SLAB_PIN of {pid} on {tid}: an object pins at most one other, and a pinned object pins nothing"
                         ))
                     } else {
                         o.pin[p] = t as u32;
@@ -326,12 +528,15 @@ impl Machine {
                         OBJ_LIVE
                     };
                     o.state[r.obj as usize] ^= mask;
-                    undo.push((r.obj, mask));
+                    undo.push((i, r.obj, mask));
                     let t = o.pin[r.obj as usize];
-                    if (r.op == OP_FREE || r.op == OP_SLAB_FREE) && t != NONE {
-                        o.pin[r.obj as usize] = NONE;
-                        o.npins[t as usize] -= 1;
-                        pins.push((r.obj, t, false));
+                    if r.op == OP_FREE || r.op == OP_SLAB_FREE {
+                        freed.push(r.obj as usize);
+                        if t != NONE {
+                            o.pin[r.obj as usize] = NONE;
+                            o.npins[t as usize] -= 1;
+                            pins.push((r.obj, t, false));
+                        }
                     }
                 }
                 _ => {}
@@ -349,14 +554,19 @@ impl Machine {
                 self.objs.npins[t as usize] += 1;
             }
         }
-        if let Some(msg) = fail {
-            for &(o, mask) in undo.iter().rev() {
+        if fail.is_none() && !stop {
+            fail = miss.map(|m| m.1);
+        }
+        if fail.is_some() || stop {
+            for &(_, o, mask) in undo.iter().rev() {
                 self.objs.state[o as usize] ^= mask;
             }
-            self.objs.truncate(old_len);
-            return Err(Error::Trace(msg));
         }
-        Ok(())
+        match fail {
+            Some(msg) => Err(Error::Trace(msg)),
+            None if stop => Ok(None),
+            None => Ok(Some((undo, freed))),
+        }
     }
 
     #[inline]
@@ -610,13 +820,18 @@ impl Machine {
                 "cannot advance time by {dt_ns} ns (at most {max_ns} ns, one hour)"
             )));
         }
+        if self.now_ns + dt_ns > MAX_NOW_NS {
+            return Err(Error::Config(format!(
+                "cannot advance time by {dt_ns} ns: the simulated clock would pass 2^63 ns (292 years)"
+            )));
+        }
         self.advance(dt_ns);
         Ok(())
     }
 
     /// The block an object holds now (pfn, order), if any.
     pub fn object_block(&self, obj: u32) -> Option<(u32, u32)> {
-        let p = *self.objs.pfn.get(obj as usize)?;
+        let p = self.objs.pfn[self.objs.slot(obj)?];
         if p == NONE {
             None
         } else {

@@ -33,4 +33,4 @@ pub use queue::{
 };
 pub use ring::{Consumer, MpscRing, Producer, RingError, SpProducer, MAX_RING};
 #[cfg(not(loom))]
-pub use sim::{run, Fault, NicConfig, NicError, NicReport};
+pub use sim::{run, run_polled, Fault, NicConfig, NicError, NicReport};

@@ -259,6 +259,13 @@ impl NicConfig {
         if self.timeout_ms == 0 {
             return bad("timeout_ms must be positive".into());
         }
+        // the exactly-once check keeps a bit per packet: at most 2 GiB of them
+        if (self.producers as u64).saturating_mul(self.packets) > MAX_RUN_PACKETS {
+            return bad(format!(
+                "producers x packets must be at most 2^34 (the exactly-once check keeps a bit per packet), got {} x {}",
+                self.producers, self.packets
+            ));
+        }
         Ok(())
     }
 }
@@ -492,7 +499,17 @@ struct NicSide {
 /// Validates `cfg` before any thread starts ([`NicError::Config`]). A worker
 /// panic or the timeout tears the run down and returns [`NicError::Worker`];
 /// no thread is left behind.
+/// Most packets one run sends, all producers together (a 2 GiB bitmap).
+pub const MAX_RUN_PACKETS: u64 = 1 << 34;
+
 pub fn run(cfg: &NicConfig) -> Result<NicReport, NicError> {
+    run_polled(cfg, &|| false)
+}
+
+/// [`run`], asking `interrupted` (on the calling thread, about every
+/// millisecond) whether to stop: when it says so the run is torn down as on a
+/// timeout and returns `NicError::Worker` ("interrupted").
+pub fn run_polled(cfg: &NicConfig, interrupted: &dyn Fn() -> bool) -> Result<NicReport, NicError> {
     cfg.validate()?;
     let q = TxQueue::new(
         cfg.ring,
@@ -553,7 +570,7 @@ pub fn run(cfg: &NicConfig) -> Result<NicReport, NicError> {
                 sh.consumer_done.store(true, Ordering::Release);
             });
         }
-        lost_wakeups = watchdog(&q, &sh, cfg);
+        lost_wakeups = watchdog(&q, &sh, cfg, interrupted);
     });
     let elapsed = sh.start.elapsed().as_secs_f64();
 
@@ -775,7 +792,7 @@ fn napi_poll(
 /// makes no progress for `watchdog_ms` is a lost wakeup; count it and wake
 /// the queue (`tx_timeout`). Also enforces the overall timeout. Returns the
 /// lost wakeups seen.
-fn watchdog(q: &TxQueue, sh: &Shared, cfg: &NicConfig) -> u64 {
+fn watchdog(q: &TxQueue, sh: &Shared, cfg: &NicConfig, interrupted: &dyn Fn() -> bool) -> u64 {
     let limit = Duration::from_millis(cfg.watchdog_ms);
     let timeout = Duration::from_millis(cfg.timeout_ms);
     let poll = Duration::from_micros((cfg.watchdog_ms * 1000 / 8).clamp(50, 1000));
@@ -788,6 +805,9 @@ fn watchdog(q: &TxQueue, sh: &Shared, cfg: &NicConfig) -> u64 {
             if producers_done {
                 // but a hung consumer must still be bounded by the timeout
                 while !sh.aborted() && sh.start.elapsed() < timeout && !consumer_finished(sh) {
+                    if interrupted() {
+                        sh.fail("interrupted", "the caller asked the run to stop".into());
+                    }
                     std::thread::sleep(poll);
                 }
                 if !sh.aborted() && !consumer_finished(sh) {
@@ -797,6 +817,10 @@ fn watchdog(q: &TxQueue, sh: &Shared, cfg: &NicConfig) -> u64 {
                     );
                 }
             }
+            return lost;
+        }
+        if interrupted() {
+            sh.fail("interrupted", "the caller asked the run to stop".into());
             return lost;
         }
         if sh.start.elapsed() >= timeout {

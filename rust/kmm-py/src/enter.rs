@@ -1,9 +1,24 @@
 //! The one way into the engine: release the GIL, catch a panic (poisoning the
 //! machine it may have left half-changed), map the error to its `kmm.errors` class.
+//!
+//! Ctrl-C in a long call: the engine's long loops (replay, the NIC run, the
+//! page_owner readers) take an interrupt poll, `&dyn Fn() -> bool`, and call
+//! it between chunks of work. [`enter_polled`] passes one that, at most every
+//! [`POLL_MS`] ms, takes the GIL back for a moment on the calling thread (the
+//! main thread, where Python runs signal handlers) and calls
+//! `Python::check_signals`: a pending SIGINT runs Python's handler, whose
+//! `KeyboardInterrupt` is kept and makes the poll say stop. The engine stops
+//! at its next boundary, leaving the state its docs describe, and the caller
+//! raises the kept exception.
 
 use crate::errors::{Error, KmmError};
 use pyo3::prelude::*;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+/// How often, at most, an interrupt poll takes the GIL to look for signals.
+pub(crate) const POLL_MS: u64 = 20;
 
 /// Release the GIL, run `f`, catch a panic (poisoning `poison` if given), map kmm_core::Error to the kmm.errors class.
 ///
@@ -15,6 +30,39 @@ pub(crate) fn enter<T: Send>(
     f: impl FnOnce() -> kmm_core::Result<T> + Send,
 ) -> PyResult<T> {
     py.detach(|| guard(poison, f))
+}
+
+/// [`enter`] for a long call: `f` gets an interrupt poll (see the module
+/// docs). Returns `f`'s result and the exception a signal handler raised
+/// meanwhile (`KeyboardInterrupt` for Ctrl-C), if any: the caller raises it
+/// once it has kept what `f` computed.
+pub(crate) fn enter_polled<T: Send>(
+    py: Python<'_>,
+    poison: Option<&mut bool>,
+    f: impl FnOnce(&dyn Fn() -> bool) -> kmm_core::Result<T> + Send,
+) -> PyResult<(T, Option<PyErr>)> {
+    py.detach(|| {
+        let pending: RefCell<Option<PyErr>> = RefCell::new(None);
+        let last = Cell::new(Instant::now());
+        let poll = || {
+            if pending.borrow().is_some() {
+                return true;
+            }
+            if last.get().elapsed() < Duration::from_millis(POLL_MS) {
+                return false;
+            }
+            last.set(Instant::now());
+            match Python::attach(|py| py.check_signals()) {
+                Ok(()) => false,
+                Err(e) => {
+                    *pending.borrow_mut() = Some(e);
+                    true
+                }
+            }
+        };
+        let r = guard(poison, || f(&poll))?;
+        Ok((r, pending.into_inner()))
+    })
 }
 
 /// [`enter`] keeping the GIL, for calls too short to be worth releasing it.

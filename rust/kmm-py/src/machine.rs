@@ -3,7 +3,7 @@
 //! Arguments arrive converted to the engine's types by `kmm.Machine`; every rule
 //! on them is the engine's (`MachineConfig::validate`, `Machine::validate_alloc`...).
 
-use crate::enter::{enter, guard, poisoned};
+use crate::enter::{enter, enter_polled, guard, poisoned};
 use crate::errors::TraceError;
 use kmm_core::AllocCtx;
 use kmm_core::{Layout, Machine, MachineConfig, Policy, MAX_ORDER};
@@ -287,15 +287,26 @@ impl PyMachine {
         trace: PyReadonlyArray1<'py, u8>,
         outcomes: bool,
     ) -> PyResult<ReplayResult<'py>> {
+        // the one read of the caller's buffer, with the GIL held: the engine
+        // validates and runs this copy, whatever other threads do to the array
         let bytes = trace
             .as_slice()
             .map_err(|_| TraceError::new_err("trace must be C-contiguous"))?;
-        let res = enter(py, Some(&mut self.poisoned), || {
-            self.inner.replay_bytes(bytes, outcomes)
+        let ops = guard(None, || kmm_core::replay::decode_trace(bytes))?;
+        let (res, signal) = enter_polled(py, Some(&mut self.poisoned), |poll| {
+            self.inner.replay_owned(ops, outcomes, poll)
         })?;
         let d = pairs_to_dict(py, &res.counters)?;
         d.set_item("ops", res.ops)?;
-        Ok((res.outcomes.map(|o| o.into_pyarray(py)), d))
+        let out = (res.outcomes.map(|o| o.into_pyarray(py)), d);
+        match signal {
+            None => Ok(out),
+            Some(e) => {
+                // Ctrl-C: the first `ops` records ran; what they did rides on the exception
+                e.value(py).setattr("replay", out)?;
+                Err(e)
+            }
+        }
     }
 
     /// Return every per-cpu page to the buddy lists (`drain_all_pages`); pages moved.

@@ -3,7 +3,7 @@
 //! `NicError` before any thread starts; a worker panic or a timeout raises
 //! `NicWorkerError`; a panic of the run itself (a bug) is a `KmmError`, as
 //! everywhere in the engine. The GIL is released while the threads run.
-use crate::enter::enter;
+use crate::enter::enter_polled;
 use crate::errors::Error;
 use kmm_nic::{Driver, Fault, Mode, NicConfig, NicError};
 use pyo3::prelude::*;
@@ -86,7 +86,12 @@ fn nic_run<'py>(
     cfg.fault = fault;
     cfg.validate().map_err(Error::from)?;
 
-    let r = enter(py, None, || Ok(kmm_nic::run(&cfg)))?.map_err(Error::from)?;
+    // Ctrl-C: the watchdog (on this thread) asks the poll and tears the run down
+    let (r, signal) = enter_polled(py, None, |poll| Ok(kmm_nic::run_polled(&cfg, poll)))?;
+    if let Some(e) = signal {
+        return Err(e);
+    }
+    let r = r.map_err(Error::from)?;
 
     let out = PyDict::new(py);
     out.set_item("mode", m.name())?;

@@ -368,8 +368,14 @@ impl PyAggregator {
                 file, threads, lenient, cull, filter, n,
             )
         };
+        // Ctrl-C on a blocked read: the read fails with EINTR; the pending
+        // KeyboardInterrupt, not that error, is what the caller gets
         let Some(progress) = progress else {
-            self.inner = enter(py, None, || read(None))?;
+            let agg = enter(py, None, || read(None));
+            if agg.is_err() {
+                py.check_signals()?;
+            }
+            self.inner = agg?;
             return Ok(());
         };
         let bytes = AtomicU64::new(0);
@@ -403,6 +409,9 @@ impl PyAggregator {
             });
             (agg, cb_err)
         });
+        if agg.is_err() {
+            py.check_signals()?;
+        }
         self.inner = agg?;
         match cb_err {
             Some(e) => Err(e),

@@ -32,18 +32,21 @@ const HPAGE_PMD_NR: u32 = 1 << HPAGE_PMD_ORDER;
 const THP_ONLY: u32 = gfp::__GFP_COMP | gfp::__GFP_NO_KSWAPD;
 
 impl Machine {
-    /// Whether an allocation of `order` with `gfp` for object `obj` is a THP
-    /// fault: x86_64, the PMD order, compound and movable, at a region head.
+    /// Whether an allocation of `order` with `gfp` for object slot `obj` is a
+    /// THP fault: x86_64, the PMD order, compound and movable, at a region
+    /// head (a trace id that is a multiple of 512). Objects here are slots
+    /// (`mm::objects`); the region arithmetic is on their trace ids.
     #[inline]
     pub(crate) fn is_thp_fault(&self, obj: u32, order: u32, gfp_mask: u32) -> bool {
         order == HPAGE_PMD_ORDER
             && self.layout == Layout::X86_64
             && gfp_mask & (gfp::__GFP_COMP | gfp::__GFP_MOVABLE)
                 == (gfp::__GFP_COMP | gfp::__GFP_MOVABLE)
-            && obj % HPAGE_PMD_NR == 0
+            && self.objs.slot_id[obj as usize] % HPAGE_PMD_NR == 0
     }
 
-    /// The head of `obj`'s region if `obj` is a THP region's 4 KiB page that
+    /// The slot of the head of `obj`'s region (`obj` a slot, the region found
+    /// by its trace id) if `obj` is a THP region's 4 KiB page that
     /// the head's huge page covers now (order 0 `__GFP_COMP` page; the head
     /// still of the PMD order and holding its page, or reclaimed). Only the
     /// engine's view of the head is read: validation runs ahead of the engine
@@ -53,13 +56,16 @@ impl Machine {
         if order != 0 || gfp_mask & gfp::__GFP_COMP == 0 || self.layout != Layout::X86_64 {
             return None;
         }
-        let head = obj & !(HPAGE_PMD_NR - 1);
-        let h = head as usize;
-        (head != obj
-            && (self.objs.pfn[h] != NONE || self.objs.state[h] & OBJ_RECLAIMED != 0)
+        let id = self.objs.slot_id[obj as usize];
+        let head = id & !(HPAGE_PMD_NR - 1);
+        if head == id {
+            return None;
+        }
+        let h = self.objs.slot(head)?;
+        ((self.objs.pfn[h] != NONE || self.objs.state[h] & OBJ_RECLAIMED != 0)
             && self.objs.order[h] as u32 == HPAGE_PMD_ORDER
             && self.objs.gfp[h] & gfp::__GFP_COMP != 0)
-            .then_some(head)
+            .then_some(h as u32)
     }
 
     /// `do_huge_pmd_anonymous_page` for region head `obj`: a huge page with
@@ -89,7 +95,8 @@ impl Machine {
     #[inline]
     pub(crate) fn thp_covered_pfn(&self, head: u32, obj: u32) -> Option<u32> {
         let p = self.objs.pfn[head as usize];
-        (p != NONE).then(|| p + (obj - head))
+        let off = self.objs.slot_id[obj as usize] - self.objs.slot_id[head as usize];
+        (p != NONE).then(|| p + off)
     }
 }
 

@@ -93,8 +93,8 @@ impl Machine {
         self.flags[pfn as usize]
     }
 
-    /// Number of trace objects the machine has seen.
+    /// One past the largest trace object id that holds a slot (0 when none does).
     pub fn objects_len(&self) -> usize {
-        self.objs.len()
+        self.objs.ids_end()
     }
 }

@@ -9,7 +9,7 @@ use super::objects::Objects;
 use super::page::{kind, mkflags, pfn_array, K_RESERVED};
 use super::policy::has_block_types;
 use crate::config::{MachineConfig, Policy};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::{MAX_ORDER, PAGE_SHIFT};
 
 impl Machine {
@@ -18,6 +18,7 @@ impl Machine {
     pub fn new(cfg: MachineConfig) -> Result<Machine> {
         let node_pages = cfg.validate()?;
         let nr_pages = cfg.mem_bytes >> PAGE_SHIFT;
+        host_memory_check(nr_pages, cfg.page_owner)?;
         let block_order = cfg.effective_pageblock_order();
         let (zones, zone_index, node_ranges) =
             free_area_init(&cfg, &node_pages, block_order, cfg.policy);
@@ -219,4 +220,28 @@ fn boot_reservations(cfg: &MachineConfig, node_ranges: &[(u64, u64)]) -> Vec<(u6
     }
     reserved.sort();
     reserved
+}
+
+/// Bytes of host memory per simulated page: the flag word and the two list
+/// links, and page_owner's per-page context and timestamp.
+const BYTES_PER_PAGE: u64 = 2 + 4 + 4;
+const OWNER_BYTES_PER_PAGE: u64 = 4 + 2;
+
+/// Refuse a machine whose per-page arrays the host cannot hold (memory
+/// available plus free swap, and the address-space limit), before allocating
+/// any: an allocation failure would abort the process.
+fn host_memory_check(nr_pages: u64, page_owner: bool) -> Result<()> {
+    let per = BYTES_PER_PAGE + if page_owner { OWNER_BYTES_PER_PAGE } else { 0 };
+    let need = nr_pages.saturating_mul(per);
+    if let Some(have) = super::page::host_bytes_available() {
+        if need > have {
+            return Err(Error::Config(format!(
+                "a machine of {nr_pages} pages needs {} MiB of host memory for its page arrays{}; this host has {} MiB available",
+                need >> 20,
+                if page_owner { " (with page_owner)" } else { "" },
+                have >> 20
+            )));
+        }
+    }
+    Ok(())
 }

@@ -1,6 +1,36 @@
 //! Trace objects: the block each holds, how it was allocated, and its LRU links.
 
 use crate::NONE;
+use std::collections::hash_map::HashMap;
+use std::collections::TryReserveError;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Ids below this map to their slot through a direct table.
+pub(crate) const DENSE_IDS: u32 = 1 << 22;
+
+/// Hashes a trace object id (a `u32`) for the id -> slot map. Ids 4096
+/// apart land at unrelated places (a multiply of the high bits, Fibonacci
+/// hashing), so no pattern of ids piles up in one spot; within a run of 4096
+/// they are XORed with one constant, so consecutive ids, as workloads number
+/// them, stay in the same cache lines (hashbrown takes the bucket from the low
+/// bits, the 7-bit tag from the top, here the id's own low 7 bits).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        let i = i as u64;
+        self.0 = (i >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i ^ ((i & 0x7f) << 57);
+    }
+}
 
 /// Between OP_ALLOC and OP_FREE in the trace.
 pub(crate) const OBJ_LIVE: u8 = 1;
@@ -21,7 +51,10 @@ pub(crate) const OBJ_ACTIVE: u8 = 64;
 /// engine cannot read `OBJ_SLAB`).
 pub(crate) const OBJ_IS_SLAB: u8 = 32;
 
-/// Struct-of-arrays over object ids.
+/// Struct-of-arrays over object slots. A trace names objects by ids of its
+/// own choosing (anything below `max_objects`); each live id holds a slot,
+/// so the table is as long as the most objects live at once (plus those one
+/// trace allocates), not as the largest id.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Objects {
     pub pfn: Vec<u32>,
@@ -40,12 +73,95 @@ pub(crate) struct Objects {
     pub held: Vec<u32>,
     /// The task (tgid) the object belongs to (`TF_TASK`), NONE if none.
     pub owner: Vec<u32>,
+    /// The trace id each slot holds, NONE for a free slot.
+    pub slot_id: Vec<u32>,
+    /// Trace id -> slot + 1 (0: none) for ids below [`DENSE_IDS`], as
+    /// workloads number them: one load, in id order. Grows to the largest
+    /// such id allocated, at most 16 MiB.
+    pub dense: Vec<u32>,
+    /// Trace id -> slot for larger ids: as big as the live ones.
+    pub sparse: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
+    /// Slots no id holds, to be given out again.
+    pub free_slots: Vec<u32>,
 }
 
 impl Objects {
-    /// Grow to at least `n` objects.
+    /// Grow to at least `n` slots; an allocation failure leaves the table as it was.
+    pub fn try_ensure(&mut self, n: usize) -> Result<(), TryReserveError> {
+        let k = n.saturating_sub(self.pfn.len());
+        if k == 0 {
+            return Ok(());
+        }
+        self.pfn.try_reserve_exact(k)?;
+        self.gfp.try_reserve_exact(k)?;
+        self.order.try_reserve_exact(k)?;
+        self.state.try_reserve_exact(k)?;
+        self.lru_next.try_reserve_exact(k)?;
+        self.lru_prev.try_reserve_exact(k)?;
+        self.pin.try_reserve_exact(k)?;
+        self.npins.try_reserve_exact(k)?;
+        self.held.try_reserve_exact(k)?;
+        self.slot_id.try_reserve_exact(k)?;
+        self.ensure(n);
+        Ok(())
+    }
+
+    /// The slot trace id `id` holds now.
+    #[inline]
+    pub fn slot(&self, id: u32) -> Option<usize> {
+        if id < DENSE_IDS {
+            match self.dense.get(id as usize) {
+                Some(&s) if s != 0 => Some(s as usize - 1),
+                _ => None,
+            }
+        } else {
+            self.sparse.get(&id).map(|&s| s as usize)
+        }
+    }
+
+    /// Give id `id` slot `s`; an allocation failure changes nothing.
+    pub fn set_slot(&mut self, id: u32, s: u32) -> Result<(), TryReserveError> {
+        if id < DENSE_IDS {
+            let i = id as usize;
+            if i >= self.dense.len() {
+                let want = (i + 1).max(self.dense.len() * 2).min(DENSE_IDS as usize);
+                self.dense.try_reserve_exact(want - self.dense.len())?;
+                self.dense.resize(want, 0);
+            }
+            self.dense[i] = s + 1;
+        } else {
+            self.sparse.try_reserve(1)?;
+            self.sparse.insert(id, s);
+        }
+        Ok(())
+    }
+
+    /// Id `id` holds no slot any more.
+    pub fn remove_slot(&mut self, id: u32) {
+        if id < DENSE_IDS {
+            if let Some(s) = self.dense.get_mut(id as usize) {
+                *s = 0;
+            }
+        } else {
+            self.sparse.remove(&id);
+        }
+    }
+
+    /// One past the largest id that holds a slot.
+    pub fn ids_end(&self) -> usize {
+        let sparse = self.sparse.keys().max().map(|&m| m as usize + 1);
+        sparse.unwrap_or_else(|| {
+            self.dense
+                .iter()
+                .rposition(|&s| s != 0)
+                .map_or(0, |i| i + 1)
+        })
+    }
+
+    /// Grow to at least `n` slots.
     pub fn ensure(&mut self, n: usize) {
         if self.pfn.len() < n {
+            self.slot_id.resize(n, NONE);
             self.pfn.resize(n, NONE);
             self.gfp.resize(n, 0);
             self.order.resize(n, 0);
@@ -65,6 +181,7 @@ impl Objects {
 
     /// Shrink back to `n` objects (undoing an `ensure` for a rejected trace).
     pub fn truncate(&mut self, n: usize) {
+        self.slot_id.truncate(n);
         self.pfn.truncate(n);
         self.gfp.truncate(n);
         self.order.truncate(n);

@@ -146,6 +146,46 @@ pub fn list_del(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u32) {
 /// A zeroed per-pfn array. Zeroed memory is mapped lazily; on Linux we ask for
 /// transparent huge pages so that touching a page head every 4 KiB at boot costs
 /// one fault per 2 MiB instead of one per 4 KiB (a 1 TiB machine boots in seconds).
+/// Host memory a machine may still take, in bytes: `MemAvailable` plus
+/// `SwapFree` from /proc/meminfo, capped by what `RLIMIT_AS` leaves; None when
+/// not known (not Linux, or /proc unreadable).
+pub(crate) fn host_bytes_available() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let field = |name: &str| -> Option<u64> {
+            let l = text.lines().find(|l| l.starts_with(name))?;
+            let kb: u64 = l[name.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(kb << 10)
+        };
+        let mut have = field("MemAvailable:")?.saturating_add(field("SwapFree:").unwrap_or(0));
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes only the struct it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0
+            && lim.rlim_cur != libc::RLIM_INFINITY
+        {
+            let used = std::fs::read_to_string("/proc/self/statm")
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .map_or(0, |pages| pages << 12);
+            have = have.min(lim.rlim_cur.saturating_sub(used));
+        }
+        Some(have)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
 pub(crate) fn pfn_array<T: Copy + Default>(n: usize, zero: T) -> Vec<T> {
     let v = vec![zero; n];
     #[cfg(target_os = "linux")]

@@ -422,7 +422,8 @@ impl Machine {
 
     /// The cache and slab page of a present slab object, if it is one.
     pub fn slab_object(&self, obj: u32) -> Option<(usize, u32)> {
-        let p = *self.objs.pfn.get(obj as usize)?;
+        let obj = self.objs.slot(obj)? as u32;
+        let p = self.objs.pfn[obj as usize];
         if p == NONE || self.flags[p as usize] & F_SLAB == 0 {
             return None;
         }

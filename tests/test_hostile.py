@@ -1,0 +1,383 @@
+"""Hostile inputs (issue 17): each reproducer gives a clear KmmError, the
+machine unchanged, no abort, no panic; Ctrl-C stops long calls."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import kmm
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+def state(m: kmm.Machine) -> tuple[bytes, bytes, tuple]:
+    return (m.page_map().tobytes(), m.free_area().tobytes(), tuple(sorted(m.counters().items())))
+
+
+def trace(recs: list[tuple[int, int, int, int]]) -> np.ndarray:
+    t = kmm.empty_trace(len(recs))
+    for i, (op, obj, order, gfp) in enumerate(recs):
+        t[i] = (op, order, obj, gfp, 0, 0, 0)
+    return t
+
+
+def run_limited(code: str, limit_gib: int = 3) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter under RLIMIT_AS."""
+    pre = f"import resource\nresource.setrlimit(resource.RLIMIT_AS, ({limit_gib} << 30, {limit_gib} << 30))\n"
+    return subprocess.run(
+        [sys.executable, "-c", pre + textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+
+
+# ---- item 1: one record must not grow the object table to its id ------------
+
+
+def test_item1_huge_object_id_is_bounded_by_live_objects() -> None:
+    r = run_limited(
+        """
+        import kmm, resource
+        m = kmm.Machine(mem="256MiB", max_objects=2**32 - 2)
+        t = kmm.empty_trace(1); t["op"] = kmm.OP_TOUCH; t["obj"] = 2**32 - 3
+        try:
+            m.replay(t)
+        except kmm.TraceError as e:
+            assert "not allocated" in str(e), e
+        else:
+            raise SystemExit("no TraceError")
+        t["op"] = kmm.OP_ALLOC; t["gfp"] = kmm.GFP_KERNEL
+        out, _ = m.replay(t)
+        assert m.object_block(2**32 - 3) == (out[0], 0)
+        t["op"] = kmm.OP_FREE
+        m.replay(t)
+        m.check()
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        """,
+        limit_gib=2,
+    )
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) < 400_000  # KiB: no table sized by the id
+
+
+def test_item1_sparse_ids_replay_like_dense_ones() -> None:
+    ids = [5, 1 << 22, (1 << 22) + 1, 2**31, 7]
+    recs = [(kmm.OP_ALLOC, o, 0, kmm.GFP_KERNEL) for o in ids] + [(kmm.OP_FREE, o, 0, 0) for o in ids]
+    dense = [(op, i, order, g) for i, (op, _, order, g) in enumerate(recs[: len(ids)])]
+    dense += [(kmm.OP_FREE, i, 0, 0) for i in range(len(ids))]
+    a, b = kmm.Machine(mem="64MiB", max_objects=2**32 - 2), kmm.Machine(mem="64MiB")
+    oa, _ = a.replay(trace(recs))
+    ob, _ = b.replay(trace(dense))
+    assert (oa == ob).all() and state(a) == state(b)
+    a.check()
+
+
+# ---- item 2: allocation failures are errors, not aborts ------------------------
+
+
+def test_item2_huge_machines_and_runs_are_refused_before_allocating() -> None:
+    r = run_limited(
+        """
+        import kmm
+        for kw in (dict(layout="x86_64", mem="8TiB"), dict(layout="x86_64", mem="2TiB", page_owner=True)):
+            try:
+                kmm.Machine(**kw)
+            except kmm.ConfigError as e:
+                assert "host memory" in str(e), e
+            else:
+                raise SystemExit(f"booted {kw}")
+        try:
+            kmm.nic.run(packets=2**40)
+        except kmm.NicError as e:
+            print("nic", e)
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    assert "nic" in r.stdout
+
+
+# ---- item 3: the engine runs what it validated ----------------------------------
+
+
+def test_item3_writer_thread_cannot_change_a_validated_replay() -> None:
+    n = 400_000
+    t = kmm.empty_trace(n)
+    t["op"][0::2], t["op"][1::2] = kmm.OP_ALLOC, kmm.OP_FREE
+    t["obj"] = np.arange(n) // 2
+    t["gfp"][0::2] = kmm.GFP_KERNEL
+    m = kmm.Machine(mem="64MiB")
+    stop = threading.Event()
+
+    def scribble() -> None:
+        while not stop.is_set():
+            t["gfp"][::7] = 0xFFFFFFFF
+            t["op"][::11] = kmm.OP_TICK
+            t["obj"][::13] = 0xFFFFFFF0
+
+    w = threading.Thread(target=scribble)
+    w.start()
+    try:
+        for _ in range(5):
+            try:
+                m.replay(t, outcomes=False)
+            except kmm.TraceError:
+                pass
+    finally:
+        stop.set()
+        w.join()
+    m.check()
+    assert m.now <= 3600.0 * n
+
+
+# ---- item 4: the first OP_ALLOC's mask is checked too -----------------------------
+
+
+@pytest.mark.parametrize("op", [kmm.OP_ALLOC, kmm.OP_SLAB_ALLOC])
+def test_item4_first_mask_all_ones_is_rejected(op: int) -> None:
+    m = kmm.Machine(mem="64MiB")
+    before = state(m)
+    with pytest.raises(kmm.TraceError, match="GFP"):
+        m.replay(trace([(op, 1, 0, 0xFFFFFFFF)]))
+    assert state(m) == before
+
+
+# ---- item 5: Ctrl-C ------------------------------------------------------------
+
+
+def interrupt(code: str, after: float = 1.0) -> tuple[str, float]:
+    p = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert p.stdout is not None
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(after)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    return out + err, time.monotonic() - t0
+
+
+def test_item5_ctrl_c_stops_a_replay_and_keeps_what_ran() -> None:
+    out, dt = interrupt(
+        """
+        import kmm, numpy as np
+        n = 16_000_000
+        t = kmm.empty_trace(n)
+        t["op"][0::2], t["op"][1::2] = kmm.OP_ALLOC, kmm.OP_FREE
+        t["obj"] = np.arange(n) // 2
+        t["gfp"][0::2] = kmm.GFP_KERNEL
+        m = kmm.Machine(mem="64MiB")
+        print("ready", flush=True)
+        try:
+            m.replay(t)
+            print("finished")
+        except KeyboardInterrupt as e:
+            out, c = e.replay
+            assert len(out) == c["ops"] < n
+            m.check()
+            print("interrupted", c["ops"])
+        """,
+        after=0.8,
+    )
+    assert "interrupted" in out, out
+    assert dt < 2.0
+
+
+def test_item5_ctrl_c_stops_a_nic_run() -> None:
+    out, dt = interrupt(
+        """
+        import kmm
+        print("ready", flush=True)
+        try:
+            kmm.nic.run(packets=10**9)
+        except KeyboardInterrupt:
+            print("interrupted")
+        """
+    )
+    assert "interrupted" in out, out
+    assert dt < 2.0
+
+
+# ---- item 6: one thread at a time --------------------------------------------------
+
+
+def test_item6_second_thread_gets_machine_busy() -> None:
+    n = 4_000_000
+    t = kmm.empty_trace(n)
+    t["op"][0::2], t["op"][1::2] = kmm.OP_ALLOC, kmm.OP_FREE
+    t["obj"] = np.arange(n) // 2
+    t["gfp"][0::2] = kmm.GFP_KERNEL
+    m = kmm.Machine(mem="64MiB")
+    th = threading.Thread(target=m.replay, args=(t,))
+    th.start()
+    errors = []
+    while th.is_alive():
+        try:
+            m.buddyinfo()
+        except kmm.MachineBusyError as e:
+            errors.append(e)
+            break
+    th.join()
+    assert errors and isinstance(errors[0], kmm.KmmError)
+    assert "Machine" in (kmm.Machine.__doc__ or "") and "MachineBusyError" in (kmm.Machine.__doc__ or "")
+    m.check()
+
+
+# ---- item 9: the simulated clock never wraps ------------------------------------------
+
+
+def test_item9_clock_cannot_wrap() -> None:
+    m = kmm.Machine(mem="64MiB", reclaim=False)
+    t = kmm.empty_trace(3_000_000)
+    t["op"] = kmm.OP_TICK
+    t["obj"] = 3_600_000_000
+    with pytest.raises(kmm.TraceError, match="2\\^63"):
+        m.replay(t, outcomes=False)
+    assert m.now == 0
+
+
+# ---- fuzzing: the trace validator -------------------------------------------------------
+
+record = st.tuples(
+    st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 8, 255]),
+    st.one_of(st.integers(0, 40), st.sampled_from([2**22 - 1, 2**22, 2**31, 2**32 - 3])),
+    st.integers(0, 12),
+    st.one_of(st.sampled_from([kmm.GFP_KERNEL, kmm.GFP_USER, kmm.GFP_HIGHUSER, 0, 0xFFFFFFFF]), st.integers(0, 40)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(record, max_size=40), st.lists(record, max_size=40))
+def test_fuzz_trace_validator(first: list, second: list) -> None:
+    m = kmm.Machine(mem="64MiB", max_objects=2**32 - 2)
+    for recs in (first, second):
+        before = state(m)
+        try:
+            out, c = m.replay(trace(recs))
+            assert len(out) == c["ops"] == len(recs)
+        except kmm.TraceError:
+            assert state(m) == before
+        m.check()
+
+
+# ---- item 8: the CLI fails in one line ---------------------------------------------------
+
+
+def kmm_cli(*args: str, stdout: object = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kmm.cli", *args], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120
+    )
+
+
+def test_item8_full_disk_is_one_line() -> None:
+    with open("/dev/full", "w") as full:
+        r = kmm_cli("buddyinfo", stdout=full)
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("kmm buddyinfo: error:"), r.stderr
+
+
+def test_item8_closed_stdout_is_one_line() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "kmm.cli", "buddyinfo"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    assert r.returncode == 0
+    r = subprocess.run(
+        f"{sys.executable} -m kmm.cli buddyinfo >&-", shell=True, stderr=subprocess.PIPE, text=True, timeout=120
+    )
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "standard output is closed" in r.stderr
+
+
+def test_item8_json_path_is_checked_before_the_run() -> None:
+    r = kmm_cli("highalloc", "--quick", "--json", "/nonexistent/x.json")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "--json" in r.stderr
+    assert "Success" not in r.stdout  # refused before running
+
+
+# ---- item 7: parsers ----------------------------------------------------------------------
+
+
+def test_item7_huge_numbers_are_parse_errors_that_do_not_echo_the_input() -> None:
+    line = "Node 0, zone   Normal " + "9" * 5000 + " 1 2 3 4 5 6 7 8 9 10\n"
+    with pytest.raises(kmm.ParseError, match="too large") as ei:
+        kmm.procfs.parse_buddyinfo(line)
+    assert len(str(ei.value)) < 200
+
+
+def test_item7_fraginfo_caps_its_input() -> None:
+    r = kmm_cli("fraginfo", "/dev/zero")
+    assert r.returncode == 2 and "MiB" in r.stderr and "Traceback" not in r.stderr
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("Node 0123456789,zoneDMANormalHigh>\n\t-x")), max_size=300))
+def test_fuzz_procfs_parsers(text: str) -> None:
+    for parse in (kmm.procfs.parse_buddyinfo, kmm.procfs.parse_pagetypeinfo):
+        try:
+            parse(text)
+        except kmm.ParseError:
+            pass
+
+
+def sigint_cli(args: list[str], stdin: int | None = None, after: float = 1.5) -> tuple[int | None, float, str]:
+    p = subprocess.Popen(
+        [sys.executable, "-m", "kmm.cli", *args], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(after)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    try:
+        _, err = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        return None, 99.0, "did not stop"
+    return p.returncode, time.monotonic() - t0, err
+
+
+def test_item5_ctrl_c_stops_page_owner_sort_on_an_idle_pipe() -> None:
+    import os
+
+    r, w = os.pipe()
+    try:
+        rc, dt, err = sigint_cli(["page-owner", "sort"], stdin=r)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert rc == 130 and dt < 2.0 and "Traceback" not in err, err
+
+
+def test_item5_ctrl_c_stops_kmm_xmit() -> None:
+    rc, dt, err = sigint_cli(["xmit", "--packets", "100000000"], after=2.0)
+    assert rc == 130 and dt < 2.0 and "Traceback" not in err, err
+
+
+# ---- item 10: API types -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(mem=2**64),
+        dict(nodes=2**70),
+        dict(distance=[[10, 2**40]]),
+        dict(pageblock_order="9"),
+        dict(pcp="False"),
+        dict(reclaim="no"),
+        dict(mem="32MiB", kernel_image="64MiB"),
+    ],
+)
+def test_item10_bad_machine_arguments_are_config_errors(kw: dict) -> None:
+    with pytest.raises(kmm.ConfigError):
+        kmm.Machine(**kw)
+
+
+def test_item10_numpy_integers_work_for_gfp_as_for_order() -> None:
+    m = kmm.Machine(mem="64MiB")
+    assert m.alloc(np.int64(0), np.uint32(kmm.GFP_KERNEL)) is not None
+    with pytest.raises(kmm.GfpError):
+        m.alloc(0, np.float64(1.0))
