@@ -24,7 +24,7 @@ def state(m: kmm.Machine) -> tuple[bytes, bytes, tuple]:
 def trace(recs: list[tuple[int, int, int, int]]) -> np.ndarray:
     t = kmm.empty_trace(len(recs))
     for i, (op, obj, order, gfp) in enumerate(recs):
-        t[i] = (op, order, obj, gfp, 0, 0, 0)
+        t[i] = (op, order, 0, obj, gfp, 0, 0, 0)
     return t
 
 
