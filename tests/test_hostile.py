@@ -383,3 +383,27 @@ def test_item10_numpy_integers_work_for_gfp_as_for_order() -> None:
     assert m.alloc(np.int64(0), np.uint32(kmm.GFP_KERNEL)) is not None
     with pytest.raises(kmm.GfpError):
         m.alloc(0, np.float64(1.0))
+
+
+def test_item10_a_caught_panic_prints_nothing() -> None:
+    # the NIC's injected producer panic is caught and becomes NicWorkerError;
+    # the message is in the error, and stderr stays empty (no panic hook
+    # output, no backtrace) even with RUST_BACKTRACE asking for one
+    code = """
+        import kmm
+        try:
+            kmm.nic.run("lltx_lockfree", "fixed_2005", packets=50_000, fault="producer_panic", timeout_ms=8_000)
+        except kmm.NicWorkerError as e:
+            print(e)
+    """
+    import os
+
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "RUST_BACKTRACE": "1"},
+    )
+    assert r.returncode == 0 and "injected producer fault" in r.stdout, (r.stdout, r.stderr)
+    assert r.stderr == ""

@@ -10,15 +10,45 @@
 //! `KeyboardInterrupt` is kept and makes the poll say stop. The engine stops
 //! at its next boundary, leaving the state its docs describe, and the caller
 //! raises the kept exception.
+//!
+//! A caught panic is an error, not a crash: [`quiet_panics`] (run once at
+//! module init) replaces Rust's default panic hook, which would print the
+//! message and a backtrace to stderr, with one that only notes where the
+//! panic happened; [`guard`] puts the message and that place in the
+//! `KmmError`. (Each extension module has its own copy of std, so the hook
+//! is kmm's alone.)
 
 use crate::errors::{Error, KmmError};
 use pyo3::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 /// How often, at most, an interrupt poll takes the GIL to look for signals.
 pub(crate) const POLL_MS: u64 = 20;
+
+thread_local! {
+    /// Where the last panic on this thread happened (`file:line`), noted by
+    /// the hook [`quiet_panics`] installs.
+    static PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Replace the default panic hook (message and backtrace on stderr) with one
+/// that prints nothing and notes the panic's place for [`guard`]'s error.
+pub(crate) fn quiet_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+            // try_with: a panic while the thread is being torn down has no
+            // thread-local left; there is nothing to note then.
+            let _ = PANIC_AT.try_with(|p| *p.borrow_mut() = at);
+        }));
+    });
+}
 
 /// Release the GIL, run `f`, catch a panic (poisoning `poison` if given), map kmm_core::Error to the kmm.errors class.
 ///
@@ -73,6 +103,7 @@ pub(crate) fn guard<T>(
     if poison.as_deref() == Some(&true) {
         return Err(poisoned());
     }
+    let _ = PANIC_AT.try_with(|p| p.borrow_mut().take());
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r.map_err(|e| Error::Core(e).into()),
         Err(panic) => {
@@ -84,8 +115,14 @@ pub(crate) fn guard<T>(
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown panic");
+            let at = PANIC_AT
+                .try_with(|p| p.borrow_mut().take())
+                .ok()
+                .flatten()
+                .map(|l| format!(" (at {l})"))
+                .unwrap_or_default();
             Err(KmmError::new_err(format!(
-                "internal error in the kmm engine: {what}"
+                "internal error in the kmm engine: {what}{at}"
             )))
         }
     }

@@ -3,7 +3,8 @@
 //! Conversion and errors only: every call into the engine goes through
 //! [`enter::enter`] (or its GIL-keeping sibling [`enter::guard`]), which catches
 //! a panic as a `KmmError` (poisoning the machine) and maps every engine error to
-//! its class of `kmm.errors` ([`errors`]). No rule of the engine lives here.
+//! its class of `kmm.errors` ([`errors`]); a caught panic prints nothing
+//! ([`enter::quiet_panics`]). No rule of the engine lives here.
 
 use pyo3::prelude::*;
 
@@ -19,6 +20,7 @@ mod snapshot;
 
 #[pymodule]
 fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    enter::quiet_panics();
     m.add("MAX_ORDER", kmm_core::MAX_ORDER)?;
     m.add("PAGE_SIZE", kmm_core::PAGE_SIZE)?;
     m.add("OP_ALLOC", kmm_core::replay::OP_ALLOC)?;
