@@ -407,3 +407,31 @@ def test_item10_a_caught_panic_prints_nothing() -> None:
     )
     assert r.returncode == 0 and "injected producer fault" in r.stdout, (r.stdout, r.stderr)
     assert r.stderr == ""
+
+
+def _record_with(sep: str) -> str:
+    return (
+        "Page allocated via order 0, mask 0xd0\n"
+        f" [0xc0101234] odd{sep}name+0x10/0x20\n"
+        " [0xc0105678] __get_free_pages+0x8/0x40\n"
+        "\n"
+    )
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85"])
+def test_item10_page_owner_splits_stack_lines_at_newline_only(sep: str) -> None:
+    rec = _record_with(sep)
+    report = kmm.page_owner.read((rec * 3).encode())
+    (g,) = report.groups
+    assert g.count == 3 and len(g.stack) == 2 and g.extra == []
+    assert g.stack[0] == f" [0xc0101234] odd{sep}name+0x10/0x20"
+    assert g.symbols() == [f"odd{sep}name", "__get_free_pages"]
+    assert g.text == rec[:-1]
+
+
+@pytest.mark.parametrize("sep", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e"])
+def test_item10_page_owner_control_separators_are_binary_data(sep: str) -> None:
+    # the other str.splitlines() separators are ASCII control bytes, which
+    # the reader refuses as binary data, naming the line
+    with pytest.raises(kmm.ParseError, match="line 2: binary data"):
+        kmm.page_owner.read(_record_with(sep).encode())

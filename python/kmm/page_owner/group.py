@@ -116,8 +116,11 @@ def groups_of(table: _kmm.OwnerTable, ids: list[int] | None = None) -> list[Owne
         header = text[: header_len - 1] if header_len else ""
         stack: list[str] = []
         extra: list[str] = []
-        for line in text[header_len:].splitlines():
-            (stack if line[:1] in (" ", "\t", "[") else extra).append(line)
+        # "\n" only, the kernel's separator: str.splitlines() would also
+        # split a frame at U+2028, U+0085, \x1c or \f inside a symbol
+        for line in text[header_len:].split("\n"):
+            if line:
+                (stack if line[:1] in (" ", "\t", "[") else extra).append(line)
         out.append(
             OwnerGroup(header=header, stack=stack, order=order, count=count, pages=pages, mask=mask,
                        pid=pid, tgid=tgid, comm=comm, allocator=allocator, first_ts=first_ts,
