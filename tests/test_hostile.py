@@ -435,3 +435,82 @@ def test_item10_page_owner_control_separators_are_binary_data(sep: str) -> None:
     # the reader refuses as binary data, naming the line
     with pytest.raises(kmm.ParseError, match="line 2: binary data"):
         kmm.page_owner.read(_record_with(sep).encode())
+
+
+# ---- item 10: page_owner dumps: short writes, one error class whatever the size ----------
+
+
+def _po_machine(blocks: int) -> kmm.Machine:
+    m = kmm.Machine(mem="512MiB", page_owner=True)
+    for _ in range(blocks):
+        m.alloc(0, kmm.GFP_KERNEL)
+    return m
+
+
+class _Short:
+    """A binary file that takes at most `most` bytes a call (`None`: half)."""
+
+    def __init__(self, most: int | None = None) -> None:
+        self.most, self.buf, self.calls = most, bytearray(), 0
+
+    def write(self, b: bytes) -> int:
+        self.calls += 1
+        n = len(b) // 2 if self.most is None else min(self.most, len(b))
+        if len(b) and n == 0:
+            n = 1
+        self.buf += b[:n]
+        return n
+
+
+# 0 blocks: an empty dump; 40 blocks: one chunk; 60,000 blocks: 2.3 MB, three chunks
+@pytest.mark.parametrize("blocks", [0, 40, 60_000])
+def test_item10_page_owner_dump_survives_short_writes(blocks: int) -> None:
+    m = _po_machine(blocks)
+    want = m.page_owner.dumps("2005").encode()
+    s = _Short()
+    assert m.page_owner.dump(s, "2005") == blocks
+    assert bytes(s.buf) == want and s.calls >= 1
+    if blocks == 40:
+        s = _Short(most=1000)
+        m.page_owner.dump(s, "2005")
+        assert bytes(s.buf) == want and s.calls == -(-len(want) // 1000)
+        # the same loop writes the reports of read()
+        report = kmm.page_owner.read(want)
+        s = _Short()
+        report.table.render(s, "sort", None)
+        assert bytes(s.buf).decode() == kmm.page_owner.format_sort(report.groups)
+
+
+@pytest.mark.parametrize("blocks", [0, 40, 60_000])
+def test_item10_page_owner_dump_errors_do_not_depend_on_the_size(blocks: int, tmp_path) -> None:
+    import io
+
+    m = _po_machine(blocks)
+
+    class Stuck:
+        def write(self, b: bytes) -> int:
+            return 0
+
+    class Liar:
+        def write(self, b: bytes) -> int:
+            return len(b) + 1
+
+    if blocks:  # nothing to write: a write taking nothing has written everything
+        with pytest.raises(kmm.PageOwnerError, match="took none"):
+            m.page_owner.dump(Stuck())
+    else:
+        m.page_owner.dump(Stuck())
+    with pytest.raises(kmm.PageOwnerError, match="not a byte count"):
+        m.page_owner.dump(Liar())
+    if blocks:  # an empty dump fits on a full disk
+        with open("/dev/full", "wb", buffering=0) as full, pytest.raises(OSError, match="No space"):
+            m.page_owner.dump(full)
+    closed = io.BytesIO()
+    closed.close()
+    with pytest.raises(ValueError, match="closed"):
+        m.page_owner.dump(closed)
+    (tmp_path / "ro").write_bytes(b"")
+    with open(tmp_path / "ro", "rb") as ro, pytest.raises(io.UnsupportedOperation):
+        m.page_owner.dump(ro)
+    with open(tmp_path / "ro") as ro, pytest.raises(io.UnsupportedOperation):
+        m.page_owner.dump(ro)  # a text file, through the decoding sink

@@ -126,7 +126,11 @@ class PageOwnerView:
         ``format``: "2005" (``/proc/page_owner``: ``Page allocated via order N,
         mask 0x..`` and ``[0x...] symbol+offset`` lines) or "modern"
         (``/sys/kernel/debug/page_owner``). ``file``: a path, or a file object
-        (binary, or text). Rendered in Rust in 1 MiB chunks.
+        (binary, or text). Rendered in Rust in 1 MiB chunks; a short write
+        (``write`` returning fewer bytes than given) gets the rest again, a
+        write that takes nothing is a PageOwnerError, and an error ``write``
+        raises reaches the caller as it is, whatever the dump's size (an
+        empty dump still makes one ``write`` call).
         """
         fmt = _format(format)
         if isinstance(file, (str, os.PathLike)):

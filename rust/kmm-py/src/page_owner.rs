@@ -132,13 +132,15 @@ impl PyPageOwner {
         let mm = m.get(py)?;
         let mut d = OwnerDump::new(fmt);
         let mut buf: Vec<u8> = Vec::with_capacity(DUMP_CHUNK + 8192);
+        let mut first = true;
         loop {
             buf.clear();
             let done = enter(py, None, || {
                 mm.page_owner_dump_fill(&mut d, &mut buf, DUMP_CHUNK)
             })?;
-            if !buf.is_empty() {
-                file.call_method1("write", (PyBytes::new(py, &buf),))?;
+            if first || !buf.is_empty() {
+                write_all(py, &file, &buf)?;
+                first = false;
             }
             if done {
                 return Ok(d.records);
@@ -294,14 +296,56 @@ fn write_report(
     old: Option<&OwnerTable>,
 ) -> PyResult<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(DUMP_CHUNK + 65536);
+    let mut first = true;
     loop {
         buf.clear();
         let done = enter(py, None, || Ok(report.fill(new, old, &mut buf, DUMP_CHUNK)))?;
-        if !buf.is_empty() {
-            file.call_method1("write", (PyBytes::new(py, &buf),))?;
+        if first || !buf.is_empty() {
+            write_all(py, file, &buf)?;
+            first = false;
         }
         if done {
             return Ok(());
+        }
+    }
+}
+
+/// Hand all of `buf` to `file.write`, again with the rest after a short
+/// write (a raw file may take less than it is given).
+///
+/// The first chunk is written even when empty, so that a file that cannot
+/// be written raises what its `write` raises (OSError, ValueError for a
+/// closed file, ...) whatever the size of the output, an empty one
+/// included. Whatever `write` raises goes to the caller unchanged. `None`
+/// counts as everything written (the file-like objects that return nothing);
+/// any other answer than a count of 1 to `len` bytes is a PageOwnerError.
+fn write_all(py: Python<'_>, file: &Bound<'_, PyAny>, buf: &[u8]) -> PyResult<()> {
+    let mut off = 0;
+    loop {
+        let rest = &buf[off..];
+        let r = file.call_method1("write", (PyBytes::new(py, rest),))?;
+        if r.is_none() {
+            return Ok(());
+        }
+        let n = match r.extract::<i64>() {
+            Ok(n) if (0..=rest.len() as i64).contains(&n) => n as usize,
+            _ => {
+                return Err(bad(format!(
+                    "write() of {} bytes returned {}, not a byte count",
+                    rest.len(),
+                    r.repr().map_or_else(|_| "?".into(), |s| s.to_string())
+                )))
+            }
+        };
+        off += n;
+        if off == buf.len() {
+            return Ok(());
+        }
+        if n == 0 {
+            return Err(bad(format!(
+                "write() took none of {} bytes; the output is incomplete",
+                rest.len()
+            )));
         }
     }
 }
