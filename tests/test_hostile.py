@@ -514,3 +514,38 @@ def test_item10_page_owner_dump_errors_do_not_depend_on_the_size(blocks: int, tm
         m.page_owner.dump(ro)
     with open(tmp_path / "ro") as ro, pytest.raises(io.UnsupportedOperation):
         m.page_owner.dump(ro)  # a text file, through the decoding sink
+
+
+# ---- item 8: every output path is checked before the run ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "opt"),
+    [
+        (["highalloc", "--quick", "--html", "/nonexistent/r.html"], "--html"),
+        (["highalloc", "--quick", "--plot", "/proc/kmm-plots"], "--plot"),
+        (["thpchallenge", "--quick", "--json", "/nonexistent/t.json"], "--json"),
+        (["report", "/nonexistent-sweep", "-o", "/nonexistent/r.html"], "-o"),
+    ],
+)
+def test_item8_output_paths_are_checked_before_the_run(args: list[str], opt: str) -> None:
+    if "--plot" in args or "--html" in args:
+        pytest.importorskip("matplotlib")
+    r = kmm_cli(*args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"{opt} " in r.stderr and "cannot be written" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and r.stdout == ""  # refused before running
+
+
+def test_item8_the_output_check_leaves_no_file(tmp_path) -> None:
+    from kmm.commands.common import check_output_dir, check_output_file
+
+    check_output_file("--json", tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()
+    (tmp_path / "keep").write_text("old")
+    check_output_file("--json", tmp_path / "keep")
+    assert (tmp_path / "keep").read_text() == "old"
+    check_output_dir("--plot", tmp_path / "a" / "b")
+    assert (tmp_path / "a" / "b").is_dir() and list((tmp_path / "a" / "b").iterdir()) == []
+    with pytest.raises(kmm.KmmError, match=r"--plot .*cannot be written"):
+        check_output_dir("--plot", tmp_path / "keep")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
+from ..errors import KmmError
 from ..machine import ALLOCATORS, LAYOUTS, Machine
 
 
@@ -30,3 +34,36 @@ def write_json(obj: Any, dest: str | None = "-") -> None:
     else:
         with open(dest, "w") as f:
             f.write(text)
+
+
+# Output paths are checked before a command computes anything, so that a path
+# that cannot be written does not lose a run's results at the end.
+
+
+def check_output_file(opt: str, path: str | os.PathLike[str] | None, error: type[KmmError] = KmmError) -> None:
+    """Raise ``error`` naming ``opt`` unless ``path`` (a file; None or '-':
+    stdout) can be opened for writing. A file the check creates is removed."""
+    if path is None or str(path) == "-":
+        return
+    p = Path(path)
+    existed = p.exists()
+    try:
+        with open(p, "a"):
+            pass
+    except OSError as e:
+        raise error(f"{opt} {path}: cannot be written ({e.strerror})") from None
+    if not existed:
+        p.unlink(missing_ok=True)
+
+
+def check_output_dir(opt: str, path: str | os.PathLike[str] | None, error: type[KmmError] = KmmError) -> None:
+    """Raise ``error`` naming ``opt`` unless directory ``path`` exists (it is
+    made, with its parents, if not) and a file can be made in it."""
+    if path is None:
+        return
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise error(f"{opt} {path}: cannot be written ({e.strerror})") from None

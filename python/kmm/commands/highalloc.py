@@ -19,7 +19,7 @@ from ..highalloc import (
 )
 from ..mmtests import MmtestsConfig
 from ..presets import PRESETS
-from .common import write_json
+from .common import check_output_dir, check_output_file, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -138,6 +138,7 @@ def cmd_mmtests(args: argparse.Namespace) -> int:
         raise BenchmarkError("--seeds does not apply to --mmtests")
     cfg = mmtests_config_from_args(args)
     cfg.validate()
+    check_output_file("--json", args.json, BenchmarkError)
     res = mmtests.run(cfg, processes=args.processes, progress=not args.no_progress and sys.stderr.isatty())
     if args.json == "-":
         write_json(res)
@@ -155,13 +156,7 @@ def cmd(args: argparse.Namespace) -> int:
         raise BenchmarkError("--percent applies to --mmtests only")
     cfg = config_from_args(args)
     cfg.validate()
-    if args.json and args.json != "-":
-        # checked before the run, so a bad path does not lose its results
-        try:
-            with open(args.json, "a"):
-                pass
-        except OSError as e:
-            raise BenchmarkError(f"--json {args.json}: cannot be written ({e.strerror})") from None
+    check_output_file("--json", args.json, BenchmarkError)
     if args.seeds != 1:
         if args.plot or args.html:
             raise BenchmarkError("--plot and --html draw one run: leave out --seeds (kmm sweep and kmm report draw many)")
@@ -180,8 +175,8 @@ def cmd(args: argparse.Namespace) -> int:
         from .. import plot
 
         plot._matplotlib()  # fail early, with an install hint, if matplotlib is missing
-        if plot_dir:
-            plot_dir.mkdir(parents=True, exist_ok=True)
+        check_output_dir("--plot", plot_dir, BenchmarkError)
+        check_output_file("--html", args.html, BenchmarkError)
         tmp = tempfile.TemporaryDirectory(prefix="kmm-maps-")
         maps_dir = tmp.name
     res = run(cfg, processes=args.processes, progress=not args.no_progress and sys.stderr.isatty(), page_maps=maps_dir)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import write_json
+from .common import check_output_file, write_json
 
 #: pageblock content classes, as ``kmm inspect`` counts them
 CONTENT = ("free", "movable", "unmovable", "mixed", "reserved")
@@ -97,6 +97,7 @@ def inspect(path: str, allocator: str = "mobility") -> tuple[Any, dict[str, Any]
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_file("--plot", args.plot)
     m, r = inspect(args.snapshot, args.allocator)
     if args.plot:
         from ..plot import save_page_map

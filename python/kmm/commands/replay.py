@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import write_json
+from .common import check_output_dir, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from ..real_replay import replay, warnings
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    check_output_dir("--plot", args.plot)
     machines, r = replay(args.input, snapshot=args.snapshot, compare=args.compare,
                          placement=args.placement, variants=variants)
     for w in warnings(r):

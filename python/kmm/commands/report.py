@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import SweepError
+from .common import check_output_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd(args: argparse.Namespace) -> int:
     from ..report import sweep_report
 
+    check_output_file("-o", args.output, SweepError)
     text = sweep_report(args.results, metric=args.metric, baseline=args.baseline)
     Path(args.output).write_text(text)
     print(f"wrote {args.output}", file=sys.stderr)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import BenchmarkError
 from ..highalloc import VARIANTS
 from ..thpchallenge import FRAGMENTERS, ThpChallengeConfig, format_report, run
-from .common import write_json
+from .common import check_output_file, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +44,7 @@ def cmd(args: argparse.Namespace) -> int:
         kw["variants"] = [v.strip() for v in args.variants.split(",") if v.strip()]
     cfg = ThpChallengeConfig.quick(**kw) if args.quick else ThpChallengeConfig(**kw)
     cfg.validate()
+    check_output_file("--json", args.json, BenchmarkError)
     res = run(cfg, processes=args.processes, progress=not args.no_progress and sys.stderr.isatty())
     if args.json == "-":
         write_json(res)
