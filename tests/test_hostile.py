@@ -303,9 +303,12 @@ def test_item8_json_path_is_checked_before_the_run() -> None:
 # ---- item 7: parsers ----------------------------------------------------------------------
 
 
-def test_item7_huge_numbers_are_parse_errors_that_do_not_echo_the_input() -> None:
-    line = "Node 0, zone   Normal " + "9" * 5000 + " 1 2 3 4 5 6 7 8 9 10\n"
-    with pytest.raises(kmm.ParseError, match="too large") as ei:
+@pytest.mark.parametrize(
+    ("digits", "what"), [(4000, "too large"), (5000, "longer than any /proc line")]  # 5000: past int()'s 4300
+)
+def test_item7_huge_numbers_are_parse_errors_that_do_not_echo_the_input(digits: int, what: str) -> None:
+    line = "Node 0, zone   Normal " + "9" * digits + " 1 2 3 4 5 6 7 8 9 10\n"
+    with pytest.raises(kmm.ParseError, match=what) as ei:
         kmm.procfs.parse_buddyinfo(line)
     assert len(str(ei.value)) < 200
 
@@ -549,3 +552,35 @@ def test_item8_the_output_check_leaves_no_file(tmp_path) -> None:
     assert (tmp_path / "a" / "b").is_dir() and list((tmp_path / "a" / "b").iterdir()) == []
     with pytest.raises(kmm.KmmError, match=r"--plot .*cannot be written"):
         check_output_dir("--plot", tmp_path / "keep")
+
+
+# ---- item 7: a huge /proc line is refused before it is split --------------------------------
+
+
+def test_item7_huge_buddyinfo_line_is_refused_without_splitting_it() -> None:
+    # 20 MB of "1 ": splitting it into 10 M fields took about 0.6 GB before
+    # the line cap; refused now at the cost of a few copies of the text
+    r = run_limited(
+        """
+        import kmm
+        line = "Node 0, zone   Normal " + "1 " * 10_000_000 + "\\n"
+        for parse in (kmm.procfs.parse_buddyinfo, kmm.procfs.parse_pagetypeinfo, kmm.procfs.parse):
+            try:
+                parse("Node 0, zone      DMA 1 2 3 4 5 6 7 8 9 10 11\\n" + line)
+            except kmm.ParseError as e:
+                assert str(e).startswith("line 2: 20000022 characters is longer"), str(e)[:200]
+                assert len(str(e)) < 200
+            else:
+                raise SystemExit("no ParseError")
+        print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+        """,
+        limit_gib=2,
+    )
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[-1]) < 300 * 1024, r.stdout  # kB: the peak resident set
+
+
+def test_item7_buddyinfo_field_count_is_checked_before_conversion() -> None:
+    line = "Node 0, zone   Normal " + "x " * 100 + "\n"
+    with pytest.raises(kmm.ParseError, match="100 orders is more than any kernel prints"):
+        kmm.procfs.parse_buddyinfo(line)

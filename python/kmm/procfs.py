@@ -90,6 +90,10 @@ LAYOUT_ZONES: dict[str, tuple[str, ...]] = {
 MAX_NUMNODES = 1024
 #: Most orders a line may carry.
 MAX_ORDERS = 64
+#: Longest line accepted: a /proc/pagetypeinfo line of MAX_ORDERS counts of
+#: 19 digits and a ">" each, with its node, zone and type, is under 1,500
+#: characters; a longer line is refused before it is split into fields.
+MAX_LINE = 4096
 #: pagetypeinfo stops counting a free list at this many entries and prints ">".
 PAGETYPEINFO_CAP = 100000
 
@@ -259,7 +263,12 @@ def _lines(text: Any, what: str) -> list[str]:
         raise ParseError(f"{what} must be str or bytes, not {type(text).__name__}")
     if "\x00" in text:
         raise ParseError(f"{what} contains NUL bytes (not a /proc text file)")
-    return text.splitlines()
+    lines = text.splitlines()
+    if len(text) > MAX_LINE:
+        for lineno, line in enumerate(lines, 1):
+            if len(line) > MAX_LINE:
+                raise _err(lineno, f"{len(line)} characters is longer than any /proc line (at most {MAX_LINE})")
+    return lines
 
 
 def _show(line: str, limit: int = 60) -> str:
@@ -399,12 +408,13 @@ def parse_buddyinfo(
         fields = mt.group(3).split()
         if not fields:
             raise _err(lineno, f"no free-block counts after 'zone {zone}'")
-        counts, _ = _parse_counts(fields, lineno, "nr_free of order")
+        # the field count first, before any conversion
         if nr_orders is None:
-            _check_orders(len(counts), max_order, lineno)
-            nr_orders = len(counts)
-        elif len(counts) != nr_orders:
-            raise _err(lineno, f"{len(counts)} orders, but the first zone line has {nr_orders}")
+            _check_orders(len(fields), max_order, lineno)
+            nr_orders = len(fields)
+        elif len(fields) != nr_orders:
+            raise _err(lineno, f"{len(fields)} orders, but the first zone line has {nr_orders}")
+        counts, _ = _parse_counts(fields, lineno, "nr_free of order")
         key = (node, zone)
         if key in first:
             raise _err(
