@@ -584,3 +584,54 @@ def test_item7_buddyinfo_field_count_is_checked_before_conversion() -> None:
     line = "Node 0, zone   Normal " + "x " * 100 + "\n"
     with pytest.raises(kmm.ParseError, match="100 orders is more than any kernel prints"):
         kmm.procfs.parse_buddyinfo(line)
+
+
+# ---- the page_owner reader, fuzzed --------------------------------------------------------
+
+_PO_PIECES = [
+    b"Page allocated via order 0, mask 0xd0\n",
+    b"Page allocated via order 3, mask 0x200d2(GFP_HIGHUSER), pid 5, tgid 5 (a b), ts 10 ns\n",
+    b"Page allocated via order 99, mask 0x1\n",
+    b"Page allocated via order 0, mask 0x" + b"f" * 30 + b"\n",
+    b"PFN 0x1080 type Unmovable Block 4 type Unmovable Flags 0x40000000(node=0|zone=1)\n",
+    b" [0xc0101234] foo+0x10/0x20\n",
+    b" bar+0x1/0x2 [mod]\n",
+    " [0xc0105678] odd\u2028name+0x8/0x40\n".encode(),
+    b"Charged to memcg x\n",
+    b"nr_base_pages: 3\n",
+    b"\n",
+    b"\r\n",
+    b"garbage\n",
+    b"\xff",
+    b"\x00",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PO_PIECES), max_size=30),
+    st.one_of(st.none(), st.tuples(st.integers(0, 2000), st.integers(0, 255))),
+)
+def test_fuzz_page_owner_reader(pieces: list[bytes], flip: tuple[int, int] | None) -> None:
+    data = bytearray(b"".join(pieces))
+    if flip and data:
+        data[flip[0] % len(data)] = flip[1]
+    try:
+        strict = kmm.page_owner.read(bytes(data))
+    except kmm.ParseError as e:
+        assert len(str(e)) < 400  # names the line without echoing the input
+        strict = None
+    lenient = kmm.page_owner.read(bytes(data), lenient=True)
+    for r in (strict, lenient):
+        if r is None:
+            continue
+        s = r.stats
+        assert sum(g.count for g in r.groups) == s["records"] == s["records_2005"] + s["records_modern"] + s[
+            "records_stacks"
+        ]
+        assert s["groups"] == len(r.groups) and len(r.errors) <= s["skipped"]
+        for g in r.groups:  # "\n" is the only line separator of a group's text
+            assert all("\n" not in line for line in g.stack + g.extra) and g.text.endswith("\n")
+    if strict is not None and lenient is not None:
+        assert lenient.stats["skipped"] == 0
+        assert [(g.text, g.count) for g in lenient.groups] == [(g.text, g.count) for g in strict.groups]
