@@ -27,7 +27,7 @@ type PyZone = (
 /// `compaction`, `active_freeing`, `defrag_mode`: None keeps kmm's default.
 #[pyfunction]
 #[pyo3(signature = (allocator, zones, kpageflags, compaction=None, active_freeing=None, defrag_mode=None, freelist_hygiene=None))]
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn machine_from_snapshot(
     py: Python<'_>,
     allocator: &str,
