@@ -21,7 +21,7 @@ use crate::gfp::{self, AllocType};
 use crate::mm::huge_memory::thp_base_gfp;
 use crate::mm::machine::Machine;
 use crate::mm::objects::{OBJ_IS_SLAB, OBJ_LIVE, OBJ_RECLAIMED, OBJ_SLAB};
-use crate::mm::page::{forder, F_LRU, F_OBJ};
+use crate::mm::page::{advise_huge, forder, F_LRU, F_OBJ};
 use crate::mm::slab::NR_CACHES;
 use crate::page_owner::AllocCtx;
 use crate::{MAX_ORDER, NONE};
@@ -126,6 +126,7 @@ pub fn decode_trace(bytes: &[u8]) -> Result<Vec<TraceOp>> {
     let n = bytes.len() / TRACE_RECORD_SIZE;
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
+    advise_huge(&v);
     v.extend(bytes.chunks_exact(TRACE_RECORD_SIZE).map(TraceOp::read));
     Ok(v)
 }
@@ -200,6 +201,7 @@ impl Machine {
         let mut outcomes = if want_outcomes {
             let mut v = Vec::new();
             v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
+            advise_huge(&v);
             Some(v)
         } else {
             None
@@ -316,6 +318,7 @@ impl Machine {
         new.ids
             .try_reserve(allocs)
             .map_err(|_| no_memory(ops.len()))?;
+        advise_huge(&new.ids);
         let mut now = self.now_ns;
         let mut fresh = self.objs.len();
         let mut miss = None;
