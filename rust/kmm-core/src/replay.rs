@@ -545,12 +545,10 @@ impl Machine {
                 OP_ALLOC | OP_FREE | OP_SLAB_ALLOC | OP_SLAB_FREE => {
                     o.state[r.obj as usize] ^= flip_mask(r);
                     let t = o.pin[r.obj as usize];
-                    if r.op == OP_FREE || r.op == OP_SLAB_FREE {
-                        if t != NONE {
-                            o.pin[r.obj as usize] = NONE;
-                            o.npins[t as usize] -= 1;
-                            pins.push((r.obj, t, false));
-                        }
+                    if (r.op == OP_FREE || r.op == OP_SLAB_FREE) && t != NONE {
+                        o.pin[r.obj as usize] = NONE;
+                        o.npins[t as usize] -= 1;
+                        pins.push((r.obj, t, false));
                     }
                 }
                 _ => {}
