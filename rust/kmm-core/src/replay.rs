@@ -21,7 +21,7 @@ use crate::gfp::{self, AllocType};
 use crate::mm::huge_memory::thp_base_gfp;
 use crate::mm::machine::Machine;
 use crate::mm::objects::{OBJ_IS_SLAB, OBJ_LIVE, OBJ_RECLAIMED, OBJ_SLAB};
-use crate::mm::page::{forder, F_LRU, F_OBJ};
+use crate::mm::page::{advise_huge, forder, F_LRU, F_OBJ};
 use crate::mm::slab::NR_CACHES;
 use crate::page_owner::AllocCtx;
 use crate::{MAX_ORDER, NONE};
@@ -126,6 +126,7 @@ pub fn decode_trace(bytes: &[u8]) -> Result<Vec<TraceOp>> {
     let n = bytes.len() / TRACE_RECORD_SIZE;
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
+    advise_huge(&v);
     v.extend(bytes.chunks_exact(TRACE_RECORD_SIZE).map(TraceOp::read));
     Ok(v)
 }
@@ -144,8 +145,17 @@ enum Pass1 {
     Interrupted,
 }
 
-/// Pass 2's state flips (record, slot, mask) and the slots the trace frees.
-type Checked = (Vec<(usize, u32, u8)>, Vec<usize>);
+/// The state bits validation flips for record `r` (its slot is `r.obj`):
+/// recomputed from the record wherever a flip is undone, so no list of
+/// flips is kept.
+#[inline]
+fn flip_mask(r: &TraceOp) -> u8 {
+    match r.op {
+        OP_ALLOC | OP_FREE => OBJ_LIVE,
+        OP_SLAB_ALLOC | OP_SLAB_FREE => OBJ_LIVE | OBJ_SLAB,
+        _ => 0,
+    }
+}
 
 #[derive(Default)]
 struct NewIds {
@@ -191,6 +201,7 @@ impl Machine {
         let mut outcomes = if want_outcomes {
             let mut v = Vec::new();
             v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
+            advise_huge(&v);
             Some(v)
         } else {
             None
@@ -201,12 +212,12 @@ impl Machine {
         };
         let checked = match self.validate_records(&mut ops, &mut new, interrupted) {
             Ok(Pass1::Checked(miss)) => self.validate_objects(&ops, miss, interrupted),
-            Ok(Pass1::Interrupted) => Ok(None),
+            Ok(Pass1::Interrupted) => Ok(false),
             Err(e) => Err(e),
         };
-        let (flips, cands) = match checked {
-            Ok(Some(v)) => v,
-            Ok(None) => {
+        match checked {
+            Ok(true) => {}
+            Ok(false) => {
                 self.undo_new_ids(new);
                 return Ok(stopped());
             }
@@ -228,16 +239,15 @@ impl Machine {
             }
         }
         // records validation ran ahead over but the engine did not apply
-        for &(i, o, mask) in flips.iter().rev() {
-            if i < done {
-                break;
-            }
-            self.objs.state[o as usize] ^= mask;
-        }
+        self.unflip(&ops[done..]);
         // ids freed by the trace (or given a slot but never applied) give their slot back
-        // (a new id whose records all ran is in `cands` if the trace freed it)
+        // (a new id whose records all ran is among the frees if the trace freed it)
         let unrun = if done < n { &new.ids[..] } else { &[] };
-        for s in unrun.iter().map(|&(_, s)| s as usize).chain(cands) {
+        let frees = ops
+            .iter()
+            .filter(|r| r.op == OP_FREE || r.op == OP_SLAB_FREE)
+            .map(|r| r.obj as usize);
+        for s in unrun.iter().map(|&(_, s)| s as usize).chain(frees) {
             let o = &mut self.objs;
             let id = o.slot_id[s];
             if id != NONE && o.state[s] & OBJ_LIVE == 0 {
@@ -254,6 +264,16 @@ impl Machine {
             outcomes,
             interrupted: done < n,
         })
+    }
+
+    /// Undo validation's state flips of records `ops`.
+    fn unflip(&mut self, ops: &[TraceOp]) {
+        for r in ops {
+            let mask = flip_mask(r);
+            if mask != 0 {
+                self.objs.state[r.obj as usize] ^= mask;
+            }
+        }
     }
 
     /// Forget the slots pass 1 gave out for a trace that will not run.
@@ -298,6 +318,7 @@ impl Machine {
         new.ids
             .try_reserve(allocs)
             .map_err(|_| no_memory(ops.len()))?;
+        advise_huge(&new.ids);
         let mut now = self.now_ns;
         let mut fresh = self.objs.len();
         let mut miss = None;
@@ -444,22 +465,22 @@ impl Machine {
     /// Pass 2: object consistency against the machine's objects, records
     /// `0..miss` (the first record pass 1 found naming an unknown id, whose
     /// message is the error if nothing fails before it). State flips are
-    /// kept (the engine reads them) and returned as (record, slot, mask),
-    /// with the slots the trace frees; everything is undone on error. `None`:
-    /// interrupted, nothing changed.
+    /// kept (the engine reads them; [`flip_mask`] gives each record's);
+    /// everything is undone on error. `false`: interrupted, nothing changed.
     fn validate_objects(
         &mut self,
         ops: &[TraceOp],
         miss: Option<(usize, String)>,
         interrupted: &dyn Fn() -> bool,
-    ) -> Result<Option<Checked>> {
+    ) -> Result<bool> {
         let end = miss.as_ref().map_or(ops.len(), |m| m.0);
-        let mut undo: Vec<(usize, u32, u8)> = Vec::new();
-        let mut freed: Vec<usize> = Vec::new();
+        // records whose flips are in the state table
+        let mut flipped = 0;
         let mut pins: Vec<(u32, u32, bool)> = Vec::new();
         let mut fail = None;
         let mut stop = false;
         for (i, r) in ops[..end].iter().enumerate() {
+            flipped = i;
             if i % POLL_EVERY == 0 && i > 0 && interrupted() {
                 stop = true;
                 break;
@@ -522,21 +543,12 @@ impl Machine {
                     };
                 }
                 OP_ALLOC | OP_FREE | OP_SLAB_ALLOC | OP_SLAB_FREE => {
-                    let mask = if r.op == OP_SLAB_ALLOC || r.op == OP_SLAB_FREE {
-                        OBJ_LIVE | OBJ_SLAB
-                    } else {
-                        OBJ_LIVE
-                    };
-                    o.state[r.obj as usize] ^= mask;
-                    undo.push((i, r.obj, mask));
+                    o.state[r.obj as usize] ^= flip_mask(r);
                     let t = o.pin[r.obj as usize];
-                    if r.op == OP_FREE || r.op == OP_SLAB_FREE {
-                        freed.push(r.obj as usize);
-                        if t != NONE {
-                            o.pin[r.obj as usize] = NONE;
-                            o.npins[t as usize] -= 1;
-                            pins.push((r.obj, t, false));
-                        }
+                    if (r.op == OP_FREE || r.op == OP_SLAB_FREE) && t != NONE {
+                        o.pin[r.obj as usize] = NONE;
+                        o.npins[t as usize] -= 1;
+                        pins.push((r.obj, t, false));
                     }
                 }
                 _ => {}
@@ -555,17 +567,15 @@ impl Machine {
             }
         }
         if fail.is_none() && !stop {
+            flipped = end;
             fail = miss.map(|m| m.1);
         }
         if fail.is_some() || stop {
-            for &(_, o, mask) in undo.iter().rev() {
-                self.objs.state[o as usize] ^= mask;
-            }
+            self.unflip(&ops[..flipped]);
         }
         match fail {
             Some(msg) => Err(Error::Trace(msg)),
-            None if stop => Ok(None),
-            None => Ok(Some((undo, freed))),
+            None => Ok(!stop),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Trace objects: the block each holds, how it was allocated, and its LRU links.
 
+use super::page::advise_huge;
 use crate::NONE;
 use std::collections::hash_map::HashMap;
 use std::collections::TryReserveError;
@@ -102,6 +103,18 @@ impl Objects {
         self.npins.try_reserve_exact(k)?;
         self.held.try_reserve_exact(k)?;
         self.slot_id.try_reserve_exact(k)?;
+        self.owner.try_reserve_exact(k)?;
+        advise_huge(&self.pfn);
+        advise_huge(&self.gfp);
+        advise_huge(&self.order);
+        advise_huge(&self.state);
+        advise_huge(&self.lru_next);
+        advise_huge(&self.lru_prev);
+        advise_huge(&self.pin);
+        advise_huge(&self.npins);
+        advise_huge(&self.held);
+        advise_huge(&self.slot_id);
+        advise_huge(&self.owner);
         self.ensure(n);
         Ok(())
     }
@@ -126,6 +139,7 @@ impl Objects {
             if i >= self.dense.len() {
                 let want = (i + 1).max(self.dense.len() * 2).min(DENSE_IDS as usize);
                 self.dense.try_reserve_exact(want - self.dense.len())?;
+                advise_huge(&self.dense);
                 self.dense.resize(want, 0);
             }
             self.dense[i] = s + 1;
