@@ -529,6 +529,8 @@ def test_item10_page_owner_dump_errors_do_not_depend_on_the_size(blocks: int, tm
         (["highalloc", "--quick", "--plot", "/proc/kmm-plots"], "--plot"),
         (["thpchallenge", "--quick", "--json", "/nonexistent/t.json"], "--json"),
         (["report", "/nonexistent-sweep", "-o", "/nonexistent/r.html"], "-o"),
+        (["trace", "import", "/nonexistent-trace", "-o", "/nonexistent/t.npy"], "-o"),
+        (["snapshot", "--from", "/nonexistent-dir", "-o", "/nonexistent/s.tar.zst"], "-o"),
     ],
 )
 def test_item8_output_paths_are_checked_before_the_run(args: list[str], opt: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import write_json
+from .common import check_output_file, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if args.buffer_kb is not None and args.buffer_kb < 1:
         raise SnapshotError(f"--buffer-kb must be positive, not {args.buffer_kb}")
+    check_output_file("-o", args.output, SnapshotError)
     s = record(args.output, cmd, buffer_kb=args.buffer_kb)
     rb = s["ring_buffer"]
     if rb["dropped"] or rb["overrun"]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import write_json
+from .common import check_output_file, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import snapshot as snap
 
+    check_output_file("-o", args.output)
     if args.from_dir:
         out = args.output
         if out is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import write_json
+from .common import check_output_file, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +42,7 @@ def run_import(args: argparse.Namespace) -> int:
         warnings,
     )
 
+    check_output_file("-o", args.output)
     if args.output:
         from ..trace import TRACE_DTYPE
 
