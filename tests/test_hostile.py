@@ -637,3 +637,14 @@ def test_fuzz_page_owner_reader(pieces: list[bytes], flip: tuple[int, int] | Non
     if strict is not None and lenient is not None:
         assert lenient.stats["skipped"] == 0
         assert [(g.text, g.count) for g in lenient.groups] == [(g.text, g.count) for g in strict.groups]
+
+
+@pytest.mark.parametrize("v", ["9", None, [], float("nan"), -1, 2**70])
+def test_item10_advance_and_empty_trace_take_only_numbers(v) -> None:
+    m = kmm.Machine(mem="64MiB")
+    before = state(m)
+    with pytest.raises(kmm.KmmError):
+        m.advance(v)
+    with pytest.raises(kmm.KmmError):
+        kmm.empty_trace(v)
+    assert state(m) == before

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _kmm
 from . import gfp as _gfp
-from ._args import U32_MAX, U64_MAX, int_arg
+from ._args import U32_MAX, U64_MAX, float_arg, int_arg
 from .errors import ConfigError, OrderError, PfnError, TraceError, busy_guard
 from .trace import OP_ALLOC, OP_FREE, OP_TICK, OP_TOUCH, TRACE_DTYPE, as_trace, empty_trace  # noqa: F401 (re-exported)
 
@@ -286,7 +286,7 @@ class Machine:
 
     def advance(self, seconds: float) -> None:
         """Advance simulated time (at most an hour at a time); kswapd reclaims meanwhile."""
-        ns = seconds * 1e9
+        ns = float_arg("seconds", seconds, 0.0, 2**64 / 1e9) * 1e9
         if not 0 <= ns < 2**64:
             raise ConfigError(f"cannot advance time by {seconds} s")
         self._m.advance(round(ns))

@@ -72,7 +72,7 @@ TRACE_DTYPE = np.dtype(
 
 def empty_trace(n: int) -> np.ndarray:
     """A zeroed trace of ``n`` records (fill ``op`` before replaying: op 0 is invalid)."""
-    return np.zeros(n, dtype=TRACE_DTYPE)
+    return np.zeros(int_arg("n", n, 0, 1 << 40, error=TraceError), dtype=TRACE_DTYPE)
 
 
 def as_trace(trace: Any) -> np.ndarray:
