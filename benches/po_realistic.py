@@ -2,7 +2,7 @@
 naive Python grouper they are compared with.
 
 :func:`write_dump` writes a dump in today's debugfs format
-(``../shared/reference/FACTS-2.md`` section 5) whose content has the shape of
+(``mm/page_owner.c``'s ``print_page_owner``, Linux 6.x) whose content has the shape of
 a real machine's rather than of kmm's own workloads, where records repeat:
 
 - 4,000 distinct stacks of 6-16 frames (``symbol+0xoff/0xsize``), about 4 %

@@ -5,7 +5,7 @@
   time, file read and .npy written included (``..._per_cpu_s``: per second of
   the process's CPU time, which a loaded machine does not stretch). The text repeats a block of
   alloc / free / free_batched / zone_locked / pcpu_drain lines in the real
-  recording's proportions (FACTS-2 section 3), with comms holding spaces.
+  recording's proportions (as the kmem tracepoints print them, ``include/trace/events/kmem.h``), with comms holding spaces.
 - ``snapshot_load_s``: ``Machine.from_snapshot`` (mobility) of a synthetic
   256 GiB snapshot file (quick: 32 GiB): DMA, DMA32 with a 1 GiB hole, Normal;
   pages in 64-page runs of free, LRU, slab, flag-less and reserved pages,

@@ -45,7 +45,7 @@ _LINE = re.compile(r"^\s*(.*?)\s+\[(\d+)\]\s+(?:\S+\s+)?(\d+\.\d+):\s+(?:\d+\s+)
 
 
 def model(text: str) -> tuple[list[tuple[int, int, int, int]], dict[str, int]]:
-    """(op, obj, order, pid) records and event counts, by the rules of FACTS-2 section 3."""
+    """(op, obj, order, pid) records and event counts, by the rules of `docs/real.md`."""
     live: dict[int, int] = {}  # pfn -> obj
     freed: set[int] = set()  # pfns freed by mm_page_free, awaiting a batched duplicate
     out = []

@@ -27,7 +27,7 @@ from .real_replay import BUNDLE_FORMAT, BUNDLE_META
 __all__ = ["EVENTS", "TRACEFS", "default_buffer_kb", "record"]
 
 TRACEFS = "/sys/kernel/tracing"
-#: the kmem page events a recording enables (FACTS of include/trace/events/kmem.h)
+#: the kmem page events a recording enables (include/trace/events/kmem.h)
 EVENTS = (
     "mm_page_alloc",
     "mm_page_alloc_zone_locked",

@@ -1,4 +1,4 @@
-"""Snapshots of a real machine's physical memory (FACTS-2 section 4).
+"""Snapshots of a real machine's physical memory (``/proc/kpageflags``: Documentation/admin-guide/mm/pagemap.rst).
 
 A snapshot is the machine's ``/proc`` memory files, named as the kernel names
 them: ``buddyinfo``, ``pagetypeinfo``, ``zoneinfo``, ``vmstat``, ``meminfo``,

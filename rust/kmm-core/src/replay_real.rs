@@ -4,7 +4,7 @@
 //! - **recorded**: the kernel's own pfns. Every pfn has a state (reserved,
 //!   free on the buddy lists, on a per-cpu list, taken off the buddy lists,
 //!   allocated, or "as the snapshot had it"), and the events move pages
-//!   between them by the rules that hold on 6.x kernels (FACTS-2 section 4;
+//!   between them by the rules that hold on 6.x kernels (see `docs/real.md`;
 //!   the tracepoints are in `include/trace/events/kmem.h`, their call sites
 //!   in `mm/page_alloc.c`):
 //!   `mm_page_alloc_zone_locked` takes the block off the buddy lists (to a

@@ -8,7 +8,7 @@
 //! touched (bounded by the machine), never proportional to the trace length;
 //! the kmm records produced are handed out by [`Importer::take_records`].
 //!
-//! Line formats (FACTS-2 section 3):
+//! Line formats (the `TP_printk` formats of `include/trace/events/kmem.h`):
 //! - ftrace: `<comm>-<pid> [(<tgid>)] [<cpu>] <flags> <secs>.<usecs>: <event>: <fields>`;
 //!   comm may hold spaces and dashes, so the pid is after the LAST `-` before ` [`.
 //! - perf script: `<comm> <pid>[/<tid>] [<cpu>] <secs>.<usecs>: kmem:<event>: <fields>`,

@@ -1,7 +1,7 @@
 //! A machine built from a real one's snapshot: its zones from `/proc/zoneinfo`,
 //! its pages from `/proc/kpageflags` (the kernel's `fs/proc/page.c` and
 //! `include/uapi/linux/kernel-page-flags.h`), its pageblock types agreeing with
-//! `/proc/pagetypeinfo`'s counts (FACTS-2 section 4).
+//! `/proc/pagetypeinfo`'s counts (`mm/vmstat.c`'s `pagetypeinfo_showblockcount_print`).
 //!
 //! - BUDDY pages (today every page of a free buddy block carries the bit) are
 //!   free: each zone's runs of them are split into the largest aligned blocks,
