@@ -16,8 +16,6 @@ every variant, so the variants differ only in the allocator.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,6 +27,7 @@ import numpy as np
 
 from . import gfp as _gfp
 from ._args import float_arg, int_arg
+from ._variants import run_variants
 from .errors import BenchmarkError, InvariantError
 from .machine import MAX_ORDER, Machine, parse_mem
 
@@ -281,12 +280,6 @@ def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, pa
     }
 
 
-def _worker(args):
-    name, cfg_dict, loaddir, q, page_maps = args
-    cfg = HighallocConfig(**cfg_dict)
-    return name, run_variant(name, cfg, loaddir, (lambda: q.put(1)) if q is not None else None, page_maps)
-
-
 def resolve_config(cfg: HighallocConfig | dict[str, Any] | None = None, preset: str | None = None) -> HighallocConfig:
     """The config a run uses: ``cfg`` (a config, or a dict of its fields), on
     top of ``preset``'s setup when one is named."""
@@ -327,30 +320,12 @@ def run(
     with tempfile.TemporaryDirectory(prefix="kmm-highalloc-") as tmp:
         gen = generate_load(cfg, Path(tmp))
         total = len(cfg.variants) * (cfg.attempts + cfg.rest_attempts())
-        nproc = max(1, min(processes or os.cpu_count() or 1, len(cfg.variants)))
-        results: dict[str, Any] = {}
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=total, desc="highalloc", unit="attempt", leave=False)
-        if nproc == 1:
-            for name in cfg.variants:
-                results[name] = run_variant(name, cfg, tmp, (lambda: bar.update(1)) if bar else None, page_maps)
-        else:
-            ctx = mp.get_context("spawn" if os.name != "posix" else "fork")
-            with ctx.Manager() as mgr:
-                q = mgr.Queue() if bar else None
-                with ctx.Pool(nproc) as pool:
-                    jobs = [(n, asdict(cfg), tmp, q, page_maps) for n in cfg.variants]
-                    pending = pool.map_async(_worker, jobs)
-                    while not pending.ready():
-                        pending.wait(0.2)
-                        if bar is not None:
-                            while not q.empty():
-                                bar.update(q.get())
-                    for name, r in pending.get():
-                        results[name] = r
+        results = run_variants(run_variant, cfg.variants, cfg, tmp, page_maps, processes=processes, bar=bar)
         if bar is not None:
             bar.close()
     out = {

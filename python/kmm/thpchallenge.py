@@ -14,8 +14,6 @@ seed and replayed identically on every variant (:data:`kmm.highalloc.VARIANTS`).
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ._args import float_arg, int_arg
+from ._variants import run_variants
 from .errors import BenchmarkError
 from .highalloc import VARIANTS
 from .machine import Machine, parse_mem
@@ -143,41 +142,19 @@ def run_variant(name: str, cfg: ThpChallengeConfig, tracedir: str, progress: Cal
     }
 
 
-def _worker(args: tuple[str, dict[str, Any], str, Any]) -> tuple[str, dict[str, Any]]:
-    name, cfg_dict, d, q = args
-    return name, run_variant(name, ThpChallengeConfig(**cfg_dict), d, (lambda: q.put(1)) if q is not None else None)
-
-
 def run(cfg: ThpChallengeConfig, *, processes: int | None = None, progress: bool = False) -> dict[str, Any]:
     """Every variant of ``cfg`` on the same trace (in parallel processes)."""
     cfg.validate()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kmm-thpchallenge-") as tmp:
         gen = generate(cfg, Path(tmp))
-        nproc = max(1, min(processes or os.cpu_count() or 1, len(cfg.variants)))
-        results: dict[str, Any] = {}
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=len(cfg.variants) * int(np.ceil(cfg.duration_s)), desc="thpchallenge",
                        unit="s", leave=False)
-        if nproc == 1:
-            for name in cfg.variants:
-                results[name] = run_variant(name, cfg, tmp, (lambda: bar.update(1)) if bar else None)
-        else:
-            ctx = mp.get_context("spawn" if os.name != "posix" else "fork")
-            with ctx.Manager() as mgr:
-                q = mgr.Queue() if bar else None
-                with ctx.Pool(nproc) as pool:
-                    pending = pool.map_async(_worker, [(n, asdict(cfg), tmp, q) for n in cfg.variants])
-                    while not pending.ready():
-                        pending.wait(0.2)
-                        if bar is not None:
-                            while not q.empty():
-                                bar.update(q.get())
-                    for name, r in pending.get():
-                        results[name] = r
+        results = run_variants(run_variant, cfg.variants, cfg, tmp, processes=processes, bar=bar)
         if bar is not None:
             bar.close()
     return {
