@@ -60,8 +60,13 @@ def _betainc(a: float, b: float, x: float) -> float:
 
 def t_cdf(t: float, df: float) -> float:
     """P(T <= t) for Student's t with ``df`` degrees of freedom."""
-    x = df / (df + t * t)
-    tail = 0.5 * _betainc(df / 2.0, 0.5, x)
+    y = t * t / (df + t * t)
+    if y < 0.5:
+        # small |t|: df / (df + t^2) would round to 1 and lose t; the
+        # complement I_y(1/2, df/2) keeps it
+        tail = 0.5 * (1.0 - _betainc(0.5, df / 2.0, y))
+    else:
+        tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
     return 1.0 - tail if t > 0 else tail
 
 
