@@ -10,7 +10,7 @@ use crate::MAX_ORDER;
 impl Machine {
     /// Put the free block of `order` at `pfn` on the zone's `lt` list
     /// (`add_to_free_list` with `set_buddy_order`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn add_free(&mut self, zi: usize, pfn: u32, order: u32, lt: usize) {
         self.flags[pfn as usize] = mkflags(K_FREE, order, lt);
         let z = &mut self.zones[zi];
@@ -26,7 +26,7 @@ impl Machine {
 
     /// Take the free block of `order` at `pfn` off the zone's `lt` list
     /// (`del_page_from_free_list`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn del_free(&mut self, zi: usize, pfn: u32, order: u32, lt: usize) {
         let z = &mut self.zones[zi];
         let l = &mut z.free_area[lt][order as usize];
@@ -51,7 +51,7 @@ impl Machine {
 
     /// `__rmqueue_smallest`: take the smallest block of at least `order` from the
     /// `lt` lists and split it down to `order`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn rmqueue_smallest(&mut self, zi: usize, order: u32, lt: usize) -> Option<u32> {
         let mask = self.zones[zi].nonempty[lt] & !((1u16 << order) - 1);
         if mask == 0 {
@@ -68,6 +68,7 @@ impl Machine {
     /// of `order` at `pfn` with its free buddies and put the result on the list
     /// the policy chooses. `pcp_type` is the list type a page leaving a per-cpu
     /// list was kept under.
+    #[inline(always)]
     pub(crate) fn free_one_page(
         &mut self,
         zi: usize,

@@ -37,7 +37,7 @@ impl Machine {
     /// `buffered_rmqueue`: order-0 through the per-cpu lists (refilled by
     /// `rmqueue_bulk` when empty; `cold` takes the tail), else `__rmqueue`;
     /// `nofragment` is `ALLOC_NOFRAGMENT`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn buffered_rmqueue(
         &mut self,
         zi: usize,
@@ -63,7 +63,7 @@ impl Machine {
 
     /// `rmqueue_bulk`: move up to a batch of order-0 pages of type `t` from the
     /// buddy lists to per-cpu list `li`; returns how many it moved.
-    #[inline]
+    #[inline(never)]
     fn rmqueue_bulk(&mut self, zi: usize, li: usize, t: usize, nofragment: bool) -> u32 {
         let batch = self.zones[zi].pcp.batch;
         let mut got = 0;
@@ -85,7 +85,7 @@ impl Machine {
 
     /// `free_hot_cold_page`: put the order-0 page `pfn` of type `t` at the head
     /// of its per-cpu list; past `high`, return a batch to the buddy lists.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free_hot_cold_page(&mut self, zi: usize, pfn: u32, t: usize) {
         let lt = self.pcp_free_type(zi, pfn, t);
         let li = self.pcp_list(lt);
@@ -101,6 +101,7 @@ impl Machine {
 
     /// `free_pages_bulk`: return up to `n` of the coldest per-cpu pages (the
     /// tail of the fullest list) to the buddy lists.
+    #[inline(never)]
     fn free_pages_bulk(&mut self, zi: usize, n: u32) {
         for _ in 0..n {
             let li = (0..3)
