@@ -97,6 +97,15 @@ impl Machine {
             order += 1;
         }
         let lt = self.merged_list_type(zi, rel, order, lt);
-        self.add_free(zi, (zs + rel) as u32, order, lt);
+        let head = (zs + rel) as u32;
+        // the list type as control flow, not data: in each arm the list's
+        // address is a constant, so the next allocation's read of that list
+        // does not wait on the pageblock type's load (the branch is predicted)
+        match lt {
+            0 => self.add_free(zi, head, order, 0),
+            1 => self.add_free(zi, head, order, 1),
+            2 => self.add_free(zi, head, order, 2),
+            lt => self.add_free(zi, head, order, lt),
+        }
     }
 }

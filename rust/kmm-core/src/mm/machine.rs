@@ -57,7 +57,14 @@ impl Machine {
     /// Index in `zones` of the zone holding `pfn` (`page_zone`).
     #[inline]
     pub fn zone_of_pfn(&self, pfn: u64) -> usize {
-        self.zone_starts.partition_point(|&s| s <= pfn) - 1
+        let starts = &self.zone_starts;
+        if starts.len() <= 8 {
+            // a few zones: count the later zones starting at or below `pfn`
+            // (compares that do not wait on each other, as a search's steps do)
+            starts[1..].iter().filter(|&&s| s <= pfn).count()
+        } else {
+            starts.partition_point(|&s| s <= pfn) - 1
+        }
     }
 
     /// Index of `pfn`'s pageblock (usemap block) in its zone's `block_type`.

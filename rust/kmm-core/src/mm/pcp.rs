@@ -53,11 +53,14 @@ impl Machine {
         if self.zones[zi].pcp.lists[li].nr == 0 && self.rmqueue_bulk(zi, li, t, nofragment) == 0 {
             return None;
         }
-        let z = &mut self.zones[zi];
-        let l = &mut z.pcp.lists[li];
+        let Machine {
+            zones, next, prev, ..
+        } = self;
+        let pcp = &mut zones[zi].pcp;
+        let l = &mut pcp.lists[li];
         let p = if cold { l.tail } else { l.head };
-        list_del(&mut self.next, &mut self.prev, l, p);
-        z.pcp.count -= 1;
+        list_del(next, prev, l, p);
+        pcp.count -= 1;
         Some(p)
     }
 
@@ -89,12 +92,19 @@ impl Machine {
     pub(crate) fn free_hot_cold_page(&mut self, zi: usize, pfn: u32, t: usize) {
         let lt = self.pcp_free_type(zi, pfn, t);
         let li = self.pcp_list(lt);
-        self.flags[pfn as usize] = mkflags(K_PCP, 0, lt);
-        let z = &mut self.zones[zi];
-        list_add(&mut self.next, &mut self.prev, &mut z.pcp.lists[li], pfn);
-        z.pcp.count += 1;
-        if z.pcp.count >= z.pcp.high {
-            let batch = z.pcp.batch;
+        let Machine {
+            zones,
+            flags,
+            next,
+            prev,
+            ..
+        } = self;
+        let pcp = &mut zones[zi].pcp;
+        flags[pfn as usize] = mkflags(K_PCP, 0, lt);
+        list_add(next, prev, &mut pcp.lists[li], pfn);
+        pcp.count += 1;
+        if pcp.count >= pcp.high {
+            let batch = pcp.batch;
             self.free_pages_bulk(zi, batch);
         }
     }
