@@ -5,7 +5,7 @@
 
 use super::machine::Machine;
 use super::page::{forder, ftype, kind, list_add, list_del, mkflags, K_FREE, K_TAIL};
-use crate::MAX_ORDER;
+use crate::{MAX_ORDER, NONE};
 
 impl Machine {
     /// Put the free block of `order` at `pfn` on the zone's `lt` list
@@ -53,12 +53,20 @@ impl Machine {
     /// `lt` lists and split it down to `order`.
     #[inline(always)]
     pub(crate) fn rmqueue_smallest(&mut self, zi: usize, order: u32, lt: usize) -> Option<u32> {
-        let mask = self.zones[zi].nonempty[lt] & !((1u16 << order) - 1);
-        if mask == 0 {
-            return None;
-        }
-        let o = mask.trailing_zeros();
-        let pfn = self.zones[zi].free_area[lt][o as usize].head;
+        // a block of exactly `order` first: that list's address does not wait
+        // on the nonempty bits (a list has a head exactly when its bit is set)
+        let z = &self.zones[zi];
+        let exact = z.free_area[lt][order as usize].head;
+        let (o, pfn) = if exact != NONE {
+            (order, exact)
+        } else {
+            let mask = z.nonempty[lt] & !((1u16 << order) - 1);
+            if mask == 0 {
+                return None;
+            }
+            let o = mask.trailing_zeros();
+            (o, z.free_area[lt][o as usize].head)
+        };
         self.del_free(zi, pfn, o, lt);
         self.expand(zi, pfn, order, o, lt);
         Some(pfn)
