@@ -194,6 +194,30 @@ fn compact_rate() -> f64 {
     moved as f64 / s
 }
 
+/// `--profile peer ITERS`: the peer's scattered order-0 pair (as
+/// [`peer_order0`]), one pass, its CPU time per pair in ns.
+fn profile_peer(iters: u64) {
+    let frames = (MEM >> 12) as usize;
+    let mut fa = FrameAllocator::<32>::new();
+    fa.add_frame(0, frames);
+    let mut held = Vec::with_capacity(frames);
+    while let Some(p) = fa.alloc(1) {
+        held.push(p);
+    }
+    shuffle(&mut held, &mut Lcg(7));
+    let keep = held.len() / 2;
+    for p in held.drain(keep..) {
+        fa.dealloc(p, 1);
+    }
+    let c0 = thread_cpu_ns();
+    for _ in 0..iters {
+        let p = fa.alloc(1).unwrap();
+        fa.dealloc(black_box(p), 1);
+    }
+    let cpu = thread_cpu_ns() - c0;
+    println!("{:.3}", cpu as f64 / iters.max(1) as f64);
+}
+
 fn peer_order0(iters: u64, scattered: bool) -> f64 {
     let frames = (MEM >> 12) as usize;
     let mut fa = FrameAllocator::<32>::new();
@@ -241,7 +265,8 @@ fn thread_cpu_ns() -> u64 {
 }
 
 /// `--profile POLICY ITERS`: only the scattered order-0 pair of one policy
-/// (`vanilla`, `antifrag`, `mobility`, or `mobility_compaction`), one pass of
+/// (`vanilla`, `antifrag`, `mobility`, `mobility_compaction`, or `peer`: the
+/// `buddy_system_allocator` crate), one pass of
 /// ITERS pairs, for a profiler; prints the pass's CPU time per pair in ns
 /// (a figure a loaded machine disturbs less than wall time).
 fn profile(args: &[String]) {
@@ -249,6 +274,9 @@ fn profile(args: &[String]) {
         [name, iters] => (name.as_str(), iters.parse().expect("ITERS: a number")),
         _ => panic!("usage: engine --profile POLICY ITERS"),
     };
+    if name == "peer" {
+        return profile_peer(iters);
+    }
     let (policy, compaction) = match name {
         "mobility_compaction" => (Policy::Mobility, true),
         n => (Policy::parse(n).expect("POLICY"), false),
