@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from . import gfp as _gfp
-from ._args import float_arg, int_arg
-from ._variants import run_variants
+from ._args import int_arg
+from ._variants import check_config, run_variants
 from .errors import BenchmarkError, InvariantError
 from .machine import MAX_ORDER, Machine, parse_mem
 
@@ -128,40 +128,32 @@ class HighallocConfig:
 
     def validate(self) -> None:
         """Check every field; raises :class:`kmm.BenchmarkError` naming the first bad one."""
-        if self.layout not in ("x86_32", "x86_64"):
-            raise BenchmarkError(f"layout {self.layout!r} must be x86_32 or x86_64")
-        try:
-            parse_mem(self.mem)
-        except Exception as e:
-            raise BenchmarkError(f"mem {self.mem!r}: {e}") from None
-        int_arg("order", self.order, 0, MAX_ORDER - 1, error=BenchmarkError)
-        int_arg("attempts", self.attempts, 1, 100_000, error=BenchmarkError)
-        if self.attempts_rest is not None:
-            int_arg("attempts_rest", self.attempts_rest, 1, 100_000, error=BenchmarkError)
-        int_arg("min_free_kbytes", self.min_free_kbytes, 0, 1 << 40, error=BenchmarkError)
-        float_arg("fallback_reserve", self.fallback_reserve, 0.0, 1.0, error=BenchmarkError)
-        if not isinstance(self.oom, bool):
-            raise BenchmarkError(f"oom must be a bool, got {self.oom!r}")
+        check_config(
+            self,
+            layouts=("x86_32", "x86_64"),
+            variants=VARIANTS,
+            ints={
+                "order": (0, MAX_ORDER - 1),
+                "attempts": (1, 100_000),
+                "attempts_rest": (1, 100_000),
+                "min_free_kbytes": (0, 1 << 40),
+                "builds": (0, 64),
+                "updatedb_files": (1, 100_000_000),
+                "jobs": (1, 64),
+                "nic_rings": (0, 64),
+            },
+            floats={
+                "fallback_reserve": (0.0, 1.0),
+                "interval_s": (0.001, 60),
+                "warmup_s": (0, 3600),
+                "nic_rx_pps": (1.0, 1e6),
+            },
+            bools=("oom", "updatedb"),
+        )
         if self.preset is not None:
             from . import presets
 
             presets.get(self.preset)
-        float_arg("interval_s", self.interval_s, 0.001, 60, error=BenchmarkError)
-        float_arg("warmup_s", self.warmup_s, 0, 3600, error=BenchmarkError)
-        if self.builds is not None:
-            int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
-        if self.updatedb_files is not None:
-            int_arg("updatedb_files", self.updatedb_files, 1, 100_000_000, error=BenchmarkError)
-        int_arg("jobs", self.jobs, 1, 64, error=BenchmarkError)
-        int_arg("nic_rings", self.nic_rings, 0, 64, error=BenchmarkError)
-        float_arg("nic_rx_pps", self.nic_rx_pps, 1.0, 1e6, error=BenchmarkError)
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants:
-            raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-        try:
-            _gfp.parse(self.gfp)
-        except Exception as e:
-            raise BenchmarkError(f"gfp {self.gfp!r}: {e}") from None
 
 
 def generate_load(cfg: HighallocConfig, outdir: Path) -> dict[str, Any]:

@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import gfp as _gfp
-from ._args import float_arg, int_arg
-from ._variants import run_variants
+from ._variants import check_config, run_variants
 from .errors import BenchmarkError, InvariantError
 from .highalloc import VARIANTS
 from .machine import MAX_ORDER, Machine, parse_mem
@@ -76,27 +75,16 @@ class MmtestsConfig:
         return cls(**base)
 
     def validate(self) -> None:
-        if self.layout not in ("x86_32", "x86_64"):
-            raise BenchmarkError(f"layout {self.layout!r} must be x86_32 or x86_64")
-        try:
-            parse_mem(self.mem)
-        except Exception as e:
-            raise BenchmarkError(f"mem {self.mem!r}: {e}") from None
-        int_arg("order", self.order, 1, MAX_ORDER - 1, error=BenchmarkError)
-        float_arg("percent", self.percent, 0.1, 100.0, error=BenchmarkError)
-        float_arg("rate_mb_s", self.rate_mb_s, 0.01, 1e6, error=BenchmarkError)
-        float_arg("warmup_s", self.warmup_s, 0, 3600, error=BenchmarkError)
-        int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
-        int_arg("jobs", self.jobs, 1, 64, error=BenchmarkError)
+        check_config(
+            self,
+            layouts=("x86_32", "x86_64"),
+            variants=VARIANTS,
+            ints={"order": (1, MAX_ORDER - 1), "builds": (0, 64), "jobs": (1, 64)},
+            floats={"percent": (0.1, 100.0), "rate_mb_s": (0.01, 1e6), "warmup_s": (0, 3600)},
+            bools=("updatedb",),
+        )
         if self.builds == 0 and not self.updatedb:
             raise BenchmarkError("an empty load: no builds and no updatedb")
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants:
-            raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-        try:
-            _gfp.parse(self.gfp)
-        except Exception as e:
-            raise BenchmarkError(f"gfp {self.gfp!r}: {e}") from None
         if self.attempts() < 1:
             raise BenchmarkError(f"{self.percent}% of {self.mem} is not one order-{self.order} block")
 

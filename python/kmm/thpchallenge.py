@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ._args import float_arg, int_arg
-from ._variants import run_variants
+from ._args import float_arg
+from ._variants import check_config, run_variants
 from .errors import BenchmarkError
 from .highalloc import VARIANTS
 from .machine import Machine, parse_mem
@@ -55,24 +55,18 @@ class ThpChallengeConfig:
         return cls(**base)
 
     def validate(self) -> None:
-        if self.layout != "x86_64":
-            raise BenchmarkError(f"layout {self.layout!r}: transparent huge pages are x86_64's here")
-        try:
-            mem = parse_mem(self.mem)
-        except Exception as e:
-            raise BenchmarkError(f"mem {self.mem!r}: {e}") from None
+        mem = check_config(
+            self,
+            layouts=("x86_64",),  # transparent huge pages are x86_64's here
+            variants=VARIANTS,
+            ints={"seed": (0, None)},
+            floats={"warmup_s": (0.0, 3600.0), "round_s": (0.1, 600.0), "share": (0.01, 1.0)},
+        )
         if mem < 64 << 20:
             raise BenchmarkError(f"mem {self.mem!r}: thpchallenge needs at least 64 MiB")
-        int_arg("seed", self.seed, 0, None, error=BenchmarkError)
         if self.fragmenter not in FRAGMENTERS:
             raise BenchmarkError(f"fragmenter {self.fragmenter!r} must be one of {', '.join(FRAGMENTERS)}")
-        float_arg("warmup_s", self.warmup_s, 0.0, 3600.0, error=BenchmarkError)
-        float_arg("round_s", self.round_s, 0.1, 600.0, error=BenchmarkError)
         float_arg("duration_s", self.duration_s, self.warmup_s + self.round_s, 3600.0, error=BenchmarkError)
-        float_arg("share", self.share, 0.01, 1.0, error=BenchmarkError)
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants:
-            raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
 
     def rounds(self) -> int:
         return int((self.duration_s - self.warmup_s) // self.round_s)
