@@ -16,7 +16,6 @@ every variant, so the variants differ only in the allocator.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -27,7 +26,7 @@ import numpy as np
 
 from . import gfp as _gfp
 from ._args import int_arg
-from ._variants import check_config, run_variants
+from ._variants import Chunks, check_config, run_variants
 from .errors import BenchmarkError, InvariantError
 from .machine import MAX_ORDER, Machine, parse_mem
 
@@ -156,8 +155,9 @@ class HighallocConfig:
             presets.get(self.preset)
 
 
-def generate_load(cfg: HighallocConfig, outdir: Path) -> dict[str, Any]:
-    """Generate the load once and store it as .npy chunks: warm-up, one per attempt interval, stop."""
+def generate_load(cfg: HighallocConfig, store: Any) -> dict[str, Any]:
+    """Generate the load once, handing its chunks to ``store.put(name, chunk)``:
+    ``warmup*`` (10 s each), ``step*`` (one per attempt interval), ``stop``."""
     from . import workloads
 
     load = workloads.stress_highalloc_load(
@@ -171,15 +171,15 @@ def generate_load(cfg: HighallocConfig, outdir: Path) -> dict[str, Any]:
     n = 0
     nwarm = 0
     for nwarm, chunk in enumerate(load.chunks(cfg.warmup_s, chunk_s=10.0), 1):
-        np.save(outdir / f"warmup{nwarm - 1:06d}.npy", chunk)
+        store.put(f"warmup{nwarm - 1:06d}", chunk)
         n += len(chunk)
     for i in range(cfg.attempts):
         t = cfg.warmup_s + (i + 1) * cfg.interval_s
         chunk = load.run_until(t)
-        np.save(outdir / f"step{i:06d}.npy", chunk)
+        store.put(f"step{i:06d}", chunk)
         n += len(chunk)
     stop = load.stop()
-    np.save(outdir / "stop.npy", stop)
+    store.put("stop", stop)
     n += len(stop)
     return {"ops": n, "generate_s": time.perf_counter() - t0, "warmup_chunks": nwarm}
 
@@ -224,23 +224,22 @@ def _pass(
     }
 
 
-def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, page_maps: str | None = None) -> dict[str, Any]:
-    """Run one variant on the stored load; returns its results."""
-    d = Path(loaddir)
+def run_variant(name: str, cfg: HighallocConfig, chunks: Chunks, progress=None, page_maps: str | None = None) -> dict[str, Any]:
+    """Run one variant on the generated load (``generate_load``'s chunks); returns its results."""
     tick = progress or (lambda: None)
     m = Machine(**cfg.machine_kwargs(name))
     gfp = _gfp.parse(cfg.gfp)
     t0 = time.perf_counter()
     warm_ops = 0
-    for f in sorted(d.glob("warmup*.npy")):
-        _, c = m.replay(np.load(f), outcomes=False)
+    for chunk in chunks.group("warmup"):
+        _, c = m.replay(chunk, outcomes=False)
         warm_ops += c["ops"]
     if page_maps:
         np.save(Path(page_maps) / f"{name}-before.npy", m.page_map())
-    load = _pass(m, cfg, cfg.attempts, lambda i: np.load(d / f"step{i:06d}.npy"), gfp, tick)
+    load = _pass(m, cfg, cfg.attempts, lambda i: chunks.get(f"step{i:06d}"), gfp, tick)
     if page_maps:
         np.save(Path(page_maps) / f"{name}-under_load.npy", m.page_map())
-    m.replay(np.load(d / "stop.npy"), outcomes=False)
+    m.replay(chunks.get("stop"), outcomes=False)
     rest = _pass(m, cfg, cfg.rest_attempts(), lambda i: None, gfp, tick)
     if page_maps:
         np.save(Path(page_maps) / f"{name}-at_rest.npy", m.page_map())
@@ -309,17 +308,18 @@ def run(
     cfg.validate()
     cfg = cfg.resolved()
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="kmm-highalloc-") as tmp:
-        gen = generate_load(cfg, Path(tmp))
-        total = len(cfg.variants) * (cfg.attempts + cfg.rest_attempts())
-        bar = None
-        if progress:
-            from tqdm import tqdm
+    total = len(cfg.variants) * (cfg.attempts + cfg.rest_attempts())
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-            bar = tqdm(total=total, desc="highalloc", unit="attempt", leave=False)
-        results = run_variants(run_variant, cfg.variants, cfg, tmp, page_maps, processes=processes, bar=bar)
-        if bar is not None:
-            bar.close()
+        bar = tqdm(total=total, desc="highalloc", unit="attempt", leave=False)
+    gen, results = run_variants(
+        run_variant, cfg.variants, cfg, lambda store: generate_load(cfg, store), page_maps,
+        processes=processes, bar=bar,
+    )
+    if bar is not None:
+        bar.close()
     out = {
         "seed": cfg.seed,
         "config": asdict(cfg),

@@ -14,17 +14,15 @@ seed and replayed identically on every variant (:data:`kmm.highalloc.VARIANTS`).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._args import float_arg
-from ._variants import check_config, run_variants
+from ._variants import Chunks, check_config, run_variants
 from .errors import BenchmarkError
 from .highalloc import VARIANTS
 from .machine import Machine, parse_mem
@@ -90,26 +88,26 @@ def build_load(cfg: ThpChallengeConfig):
     return workloads.combine(frag, thp)
 
 
-def generate(cfg: ThpChallengeConfig, outdir: Path) -> dict[str, Any]:
-    """The trace once, one .npy chunk per simulated second."""
+def generate(cfg: ThpChallengeConfig, store: Any) -> dict[str, Any]:
+    """The trace once, one chunk per simulated second, handed to ``store.put(name, chunk)``."""
     load = build_load(cfg)
     t0 = time.perf_counter()
     n = 0
     for k, chunk in enumerate(load.chunks(cfg.duration_s, chunk_s=1.0)):
-        np.save(outdir / f"s{k:06d}.npy", chunk)
+        store.put(f"s{k:06d}", chunk)
         n += len(chunk)
     return {"ops": n, "generate_s": time.perf_counter() - t0}
 
 
-def run_variant(name: str, cfg: ThpChallengeConfig, tracedir: str, progress: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Replay the stored trace on one variant; its results."""
+def run_variant(name: str, cfg: ThpChallengeConfig, chunks: Chunks, progress: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Replay the generated trace on one variant; its results."""
     tick = progress or (lambda: None)
     m = Machine(layout=cfg.layout, mem=cfg.mem, **VARIANTS[name])
     t0 = time.perf_counter()
     over_time = []
     prev = m.counters()
-    for k, f in enumerate(sorted(Path(tracedir).glob("s*.npy"))):
-        m.replay(np.load(f), outcomes=False)
+    for k, chunk in enumerate(chunks.group("s")):
+        m.replay(chunk, outcomes=False)
         c = m.counters()
         huge = c["thp_fault_alloc"] - prev["thp_fault_alloc"]
         base = c["thp_fault_fallback"] - prev["thp_fault_fallback"]
@@ -140,17 +138,17 @@ def run(cfg: ThpChallengeConfig, *, processes: int | None = None, progress: bool
     """Every variant of ``cfg`` on the same trace (in parallel processes)."""
     cfg.validate()
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="kmm-thpchallenge-") as tmp:
-        gen = generate(cfg, Path(tmp))
-        bar = None
-        if progress:
-            from tqdm import tqdm
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-            bar = tqdm(total=len(cfg.variants) * int(np.ceil(cfg.duration_s)), desc="thpchallenge",
-                       unit="s", leave=False)
-        results = run_variants(run_variant, cfg.variants, cfg, tmp, processes=processes, bar=bar)
-        if bar is not None:
-            bar.close()
+        bar = tqdm(total=len(cfg.variants) * int(np.ceil(cfg.duration_s)), desc="thpchallenge",
+                   unit="s", leave=False)
+    gen, results = run_variants(
+        run_variant, cfg.variants, cfg, lambda store: generate(cfg, store), processes=processes, bar=bar
+    )
+    if bar is not None:
+        bar.close()
     return {
         "seed": cfg.seed,
         "config": asdict(cfg),

@@ -13,8 +13,8 @@
 //! operations. It also remembers which objects processes own (freed by
 //! [`Emitter::stop`]) and which are caches (freed by [`Emitter::drop_caches`]).
 //!
-//! One pass per event, no allocation per event: buckets and the ready window
-//! are vectors reused from window to window, per-object state is a byte of
+//! One pass per event, no allocation per event: a bucket is one vector per
+//! window, the ready window one vector reused, per-object state a byte of
 //! flags and a pid grown with the highest object id.
 
 use crate::error::{Error, Result};
@@ -91,7 +91,6 @@ pub struct Emitter {
     /// buckets[i]: events of window `base_w + i`, in generation order
     buckets: VecDeque<Vec<Event>>,
     base_w: i64,
-    spare: Vec<Vec<Event>>,
     /// the window being emitted, ordered by millisecond; slot_end[j]: end of slot j
     ready: Vec<Event>,
     slot_end: [u32; SLOTS],
@@ -117,7 +116,6 @@ impl Emitter {
             kinds,
             buckets: VecDeque::new(),
             base_w: 0,
-            spare: Vec::new(),
             ready: Vec::new(),
             slot_end: [0; SLOTS],
             ready_w: -1,
@@ -176,8 +174,7 @@ impl Emitter {
             if w != last_w {
                 idx = (w - self.base_w) as usize;
                 while self.buckets.len() <= idx {
-                    let v = self.spare.pop().unwrap_or_default();
-                    self.buckets.push_back(v);
+                    self.buckets.push_back(Vec::new());
                 }
                 last_w = w;
             }
@@ -196,13 +193,11 @@ impl Emitter {
             return Err(Error::Trace(format!("window {w} was emitted already")));
         }
         while self.base_w < w {
-            if let Some(mut v) = self.buckets.pop_front() {
-                v.clear();
-                self.spare.push(v);
-            }
+            self.buckets.pop_front();
             self.base_w += 1;
         }
-        let mut ev = match self.buckets.front_mut() {
+        // the window's bucket goes (one allocation per window, not per event)
+        let ev = match self.buckets.front_mut() {
             Some(v) => std::mem::take(v),
             None => Vec::new(),
         };
@@ -225,10 +220,6 @@ impl Emitter {
             let j = ((e.t - w0) / MS) as usize;
             self.ready[start[j] as usize] = *e;
             start[j] += 1;
-        }
-        ev.clear();
-        if let Some(v) = self.buckets.front_mut() {
-            *v = ev; // keep the capacity for a later window
         }
         self.ready_w = w;
         self.pos = 0;
