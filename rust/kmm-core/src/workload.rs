@@ -91,6 +91,8 @@ pub struct Emitter {
     /// buckets[i]: events of window `base_w + i`, in generation order
     buckets: VecDeque<Vec<Event>>,
     base_w: i64,
+    /// push()'s count of events per window ahead (reused)
+    counts: Vec<u32>,
     /// the window being emitted, ordered by millisecond; slot_end[j]: end of slot j
     ready: Vec<Event>,
     slot_end: [u32; SLOTS],
@@ -116,6 +118,7 @@ impl Emitter {
             kinds,
             buckets: VecDeque::new(),
             base_w: 0,
+            counts: Vec::new(),
             ready: Vec::new(),
             slot_end: [0; SLOTS],
             ready_w: -1,
@@ -149,23 +152,43 @@ impl Emitter {
                 self.base_w
             )));
         }
-        // check the whole part first: a bad event changes nothing
+        // check the whole part first (a bad event changes nothing) and count
+        // its events per window, to grow each bucket once
+        let mut counts = std::mem::take(&mut self.counts);
+        counts.clear();
         for rec in events.chunks_exact(EVENT_SIZE) {
             let e = Event::decode(rec);
             let w = e.t.div_euclid(WIN_US);
             if w < g || w >= g + MAX_AHEAD {
+                self.counts = counts;
                 return Err(Error::Trace(format!(
                     "workload generated an event at {} us, outside the horizon of window {g}",
                     e.t
                 )));
             }
             if e.kind as usize >= self.kinds.cache.len() {
+                self.counts = counts;
                 return Err(Error::Trace(format!(
                     "workload event of unknown kind {}",
                     e.kind
                 )));
             }
+            let k = (w - g) as usize;
+            if counts.len() <= k {
+                counts.resize(k + 1, 0);
+            }
+            counts[k] += 1;
         }
+        let first = (g - self.base_w) as usize;
+        while self.buckets.len() < first + counts.len() {
+            self.buckets.push_back(Vec::new());
+        }
+        for (k, &n) in counts.iter().enumerate() {
+            if n > 0 {
+                self.buckets[first + k].reserve(n as usize);
+            }
+        }
+        self.counts = counts;
         let mut last_w = i64::MIN;
         let mut idx = 0usize;
         for rec in events.chunks_exact(EVENT_SIZE) {
@@ -173,9 +196,6 @@ impl Emitter {
             let w = e.t.div_euclid(WIN_US);
             if w != last_w {
                 idx = (w - self.base_w) as usize;
-                while self.buckets.len() <= idx {
-                    self.buckets.push_back(Vec::new());
-                }
                 last_w = w;
             }
             self.buckets[idx].push(e);
@@ -259,6 +279,11 @@ impl Emitter {
         for (k, j) in (j0..j_end).enumerate() {
             let end = self.slot_end[(j - base) as usize] as usize;
             while self.pos < end {
+                // the object state of an event a few ahead: its cache line is
+                // on the way while this one is emitted (object ids are scattered)
+                if let Some(a) = self.ready.get(self.pos + PREFETCH_AHEAD) {
+                    prefetch(&self.flags, a.obj as usize);
+                }
                 let e = self.ready[self.pos];
                 self.pos += 1;
                 self.emit_event(&mut out, e);
@@ -392,6 +417,25 @@ impl Emitter {
     pub fn cache_objects(&self) -> usize {
         self.flags.iter().filter(|&&f| f & CACHE != 0).count()
     }
+}
+
+/// Events ahead whose object state emit() prefetches.
+const PREFETCH_AHEAD: usize = 16;
+
+#[inline(always)]
+fn prefetch(v: &[u8], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if i < v.len() {
+        // SAFETY: a prefetch hint of an address inside `v`; it reads nothing
+        // the program sees and cannot fault
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                v.as_ptr().add(i) as *const i8
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (v, i);
 }
 
 #[allow(clippy::too_many_arguments)]
