@@ -275,7 +275,7 @@ impl Emitter {
         let base = w * SLOTS as i64;
         let stop = self.slot_end[(j_end - 1 - base) as usize] as usize;
         let mut out = std::mem::take(&mut self.out);
-        out.reserve((stop - self.pos + nslots) * TRACE_RECORD_SIZE);
+        out.reserve((stop.saturating_sub(self.pos) + nslots) * TRACE_RECORD_SIZE);
         for (k, j) in (j0..j_end).enumerate() {
             let end = self.slot_end[(j - base) as usize] as usize;
             while self.pos < end {
