@@ -76,6 +76,9 @@ class HighallocConfig:
     oom: bool = True
     #: ``vm.min_free_kbytes`` of every variant (0: the kernel's boot-time rule)
     min_free_kbytes: int = 0
+    #: CPUs of the machine, each with its own per-cpu page lists (the posts
+    #: name the CPUs only for the reply to Linus: a quad Xeon)
+    cpus: int = 1
     #: the antifrag patch's fallback reserve (v8 and later: 0.10; v7: none),
     #: given to the antifrag variants only
     fallback_reserve: float = 0.0
@@ -112,7 +115,8 @@ class HighallocConfig:
     def machine_kwargs(self, variant: str) -> dict[str, Any]:
         """Keyword arguments of :class:`kmm.Machine` for ``variant`` under this config."""
         kw = dict(
-            VARIANTS[variant], layout=self.layout, mem=self.mem, min_free_kbytes=self.min_free_kbytes, oom_kill=self.oom
+            VARIANTS[variant], layout=self.layout, mem=self.mem, min_free_kbytes=self.min_free_kbytes, oom_kill=self.oom,
+            nr_cpus=self.cpus,
         )
         if kw["allocator"] == "antifrag" and self.fallback_reserve:
             kw["fallback_reserve"] = self.fallback_reserve
@@ -139,6 +143,7 @@ class HighallocConfig:
         if self.attempts_rest is not None:
             int_arg("attempts_rest", self.attempts_rest, 1, 100_000, error=BenchmarkError)
         int_arg("min_free_kbytes", self.min_free_kbytes, 0, 1 << 40, error=BenchmarkError)
+        int_arg("cpus", self.cpus, 1, 16, error=BenchmarkError)
         float_arg("fallback_reserve", self.fallback_reserve, 0.0, 1.0, error=BenchmarkError)
         if not isinstance(self.oom, bool):
             raise BenchmarkError(f"oom must be a bool, got {self.oom!r}")
