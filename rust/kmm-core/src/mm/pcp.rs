@@ -71,7 +71,10 @@ impl Machine {
     /// "Per-cpu lists").
     #[inline]
     pub(crate) fn cpu_of_pid(&self, pid: u32) -> u32 {
-        pid % self.cfg.nr_cpus
+        match self.cfg.nr_cpus {
+            1 => 0,
+            n => pid % n,
+        }
     }
 
     /// Pages on the per-cpu lists of zone `zi`, every CPU's.
@@ -317,6 +320,50 @@ mod tests {
         m.flags[p as usize] = super::mkflags(super::K_PCP, 0, super::ftype(f));
         let e = m.check().unwrap_err().to_string();
         assert!(e.contains("CPU 1"), "{e}");
+    }
+
+    #[test]
+    fn a_trace_record_runs_on_the_cpu_of_its_pid_and_kswapd_on_cpu_0() {
+        use crate::replay::{TraceOp, OP_ALLOC, OP_FREE, OP_TICK};
+        let mut m = machine(2);
+        let op = |op, obj, pid| TraceOp {
+            op,
+            obj,
+            gfp: gfp::GFP_KERNEL,
+            pid,
+            tgid: pid,
+            ..Default::default()
+        };
+        // pid 3 runs on CPU 1, pid 4 on CPU 0
+        let ops = [
+            op(OP_ALLOC, 1, 3),
+            op(OP_ALLOC, 2, 3),
+            op(OP_FREE, 1, 3),
+            op(OP_FREE, 2, 3),
+            op(OP_ALLOC, 3, 4),
+        ];
+        let out = m.replay_ops(&ops, true).unwrap().outcomes.unwrap();
+        assert_eq!(m.cpu, 0);
+        let n = normal(&m);
+        let cpu1: Vec<u32> = {
+            let l = &m.zones[n].pcp_parked[1];
+            let mut v = Vec::new();
+            let mut x = l.lists[0].head;
+            while x != crate::NONE {
+                v.push(x);
+                x = m.next[x as usize];
+            }
+            v
+        };
+        assert!(cpu1.contains(&(out[0] as u32)) && cpu1.contains(&(out[1] as u32)));
+        assert!(
+            !cpu1.contains(&(out[4] as u32)),
+            "pid 4's page came from CPU 0"
+        );
+        m.switch_cpu(1);
+        m.replay_ops(&[op(OP_TICK, 1000, 3)], false).unwrap();
+        assert_eq!(m.cpu, 0, "kswapd runs on CPU 0");
+        m.check().unwrap();
     }
 
     proptest! {
