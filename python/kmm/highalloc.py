@@ -416,6 +416,8 @@ def _setup_text(cfg: dict[str, Any]) -> str:
         parts.append(f"min_free_kbytes {cfg['min_free_kbytes']}")
     if cfg.get("fallback_reserve"):
         parts.append(f"antifrag fallback reserve {cfg['fallback_reserve']:.0%}")
+    if cfg.get("cpus", 1) > 1:
+        parts.append(f"{cfg['cpus']} CPUs")
     return f"\n  ({', '.join(parts)})" if parts else ""
 
 
