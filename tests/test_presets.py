@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 import kmm
+import numpy as np
 import pytest
 from kmm import presets
 from kmm.highalloc import HighallocConfig, resolve_config, run
