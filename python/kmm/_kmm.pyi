@@ -87,6 +87,7 @@ class Machine:
         pcp: bool | None = None,
         pcp_batch: int | None = None,
         pcp_high: int | None = None,
+        nr_cpus: int | None = None,
         pageblock_order: int | None = None,
         fallback_reserve: float | None = None,
         min_free_kbytes: int | None = None,

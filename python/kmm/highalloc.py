@@ -75,6 +75,9 @@ class HighallocConfig:
     oom: bool = True
     #: ``vm.min_free_kbytes`` of every variant (0: the kernel's boot-time rule)
     min_free_kbytes: int = 0
+    #: CPUs of the machine, each with its own per-cpu page lists (the posts
+    #: name the CPUs only for the reply to Linus: a quad Xeon)
+    cpus: int = 1
     #: the antifrag patch's fallback reserve (v8 and later: 0.10; v7: none),
     #: given to the antifrag variants only
     fallback_reserve: float = 0.0
@@ -111,7 +114,8 @@ class HighallocConfig:
     def machine_kwargs(self, variant: str) -> dict[str, Any]:
         """Keyword arguments of :class:`kmm.Machine` for ``variant`` under this config."""
         kw = dict(
-            VARIANTS[variant], layout=self.layout, mem=self.mem, min_free_kbytes=self.min_free_kbytes, oom_kill=self.oom
+            VARIANTS[variant], layout=self.layout, mem=self.mem, min_free_kbytes=self.min_free_kbytes, oom_kill=self.oom,
+            nr_cpus=self.cpus,
         )
         if kw["allocator"] == "antifrag" and self.fallback_reserve:
             kw["fallback_reserve"] = self.fallback_reserve
@@ -136,6 +140,7 @@ class HighallocConfig:
                 "attempts": (1, 100_000),
                 "attempts_rest": (1, 100_000),
                 "min_free_kbytes": (0, 1 << 40),
+                "cpus": (1, 16),
                 "builds": (0, 64),
                 "updatedb_files": (1, 100_000_000),
                 "jobs": (1, 64),
@@ -403,6 +408,8 @@ def _setup_text(cfg: dict[str, Any]) -> str:
         parts.append(f"min_free_kbytes {cfg['min_free_kbytes']}")
     if cfg.get("fallback_reserve"):
         parts.append(f"antifrag fallback reserve {cfg['fallback_reserve']:.0%}")
+    if cfg.get("cpus", 1) > 1:
+        parts.append(f"{cfg['cpus']} CPUs")
     return f"\n  ({', '.join(parts)})" if parts else ""
 
 

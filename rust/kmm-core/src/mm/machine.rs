@@ -49,6 +49,9 @@ pub struct Machine {
     pub extfrag_log: Option<Vec<super::events::ExtfragEvent>>,
     /// The pid of the trace record being applied (the kernel's `current`).
     pub(crate) current_pid: u32,
+    /// The CPU the machine runs on now (`smp_processor_id()`): whose per-cpu
+    /// lists are in each zone's `pcp` (`mm::pcp`).
+    pub(crate) cpu: u32,
     /// Tasks (tgids) the OOM killer killed: their later trace work is dropped.
     pub(crate) oom_killed: std::collections::HashSet<u32>,
 }
