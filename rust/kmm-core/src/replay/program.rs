@@ -1,0 +1,229 @@
+//! A validated trace as the engine runs it: validation reads each record of
+//! the caller's buffer once and writes it here, so what runs is what was
+//! checked whatever happens to the caller's buffer meanwhile. A record takes
+//! 5 to 26 bytes instead of 24: a header byte (the op, `TF_TASK`, and which
+//! of gfp, stack, pid and tgid differ from the last record's), the order (an
+//! allocation's only), the object id (a tick's microseconds), an OP_SLAB_PIN's
+//! target id, then the fields that changed. Fields an op does not read are
+//! not kept: gfp and order are an allocation's (an OP_SLAB_PIN's target
+//! rides in its own field), every op keeps stack, pid and tgid.
+
+use super::{TraceOp, OP_ALLOC, OP_SLAB_ALLOC, OP_SLAB_PIN, TF_TASK};
+
+const H_OP: u8 = 7;
+const H_TASK: u8 = 8;
+const H_GFP: u8 = 16;
+const H_STACK: u32 = 32;
+const H_PID: u32 = 64;
+const H_TGID: u32 = 128;
+/// The longest record: header, order, id, target and four fields.
+pub(super) const MAX_RECORD: usize = 1 + 1 + 4 + 4 + 4 * 4;
+/// Bytes the encoder writes (and the decoder reads) at once: a record and
+/// what follows it; the program ends with this many spare bytes.
+pub(super) const WINDOW: usize = 36;
+
+/// Whether op `op` reads the record's order and gfp.
+#[inline]
+fn allocates(op: u8) -> bool {
+    op == OP_ALLOC || op == OP_SLAB_ALLOC
+}
+
+/// The fields the last record left, shared by the encoder and the decoder.
+#[derive(Default, Clone, Copy)]
+struct Last {
+    gfp: u32,
+    stack: u32,
+    pid: u32,
+    tgid: u32,
+}
+
+/// Writes validated records (the buffer is reserved for the whole trace).
+#[derive(Default)]
+pub(super) struct Encoder {
+    pub(super) buf: Vec<u8>,
+    last: Last,
+}
+
+impl Encoder {
+    #[inline]
+    pub(super) fn push(&mut self, r: &TraceOp) {
+        let mut b = [0u8; WINDOW];
+        let mut k = 1;
+        let mut h = r.op as u32 | if r.flags & TF_TASK != 0 { H_TASK as u32 } else { 0 };
+        #[inline(always)]
+        fn put(b: &mut [u8; WINDOW], k: &mut usize, v: u32) {
+            b[*k..*k + 4].copy_from_slice(&v.to_ne_bytes());
+            *k += 4;
+        }
+        if allocates(r.op) {
+            b[1] = r.order;
+            k = 2;
+        }
+        put(&mut b, &mut k, r.obj);
+        if r.op == OP_SLAB_PIN {
+            put(&mut b, &mut k, r.gfp);
+        }
+        let l = &mut self.last;
+        if allocates(r.op) && r.gfp != l.gfp {
+            h |= H_GFP as u32;
+            l.gfp = r.gfp;
+            put(&mut b, &mut k, r.gfp);
+        }
+        if r.stack != l.stack {
+            h |= H_STACK;
+            l.stack = r.stack;
+            put(&mut b, &mut k, r.stack);
+        }
+        if r.pid != l.pid {
+            h |= H_PID;
+            l.pid = r.pid;
+            put(&mut b, &mut k, r.pid);
+        }
+        if r.tgid != l.tgid {
+            h |= H_TGID;
+            l.tgid = r.tgid;
+            put(&mut b, &mut k, r.tgid);
+        }
+        b[0] = h as u8;
+        // a whole window, cut back to the record: no copy of variable length
+        let len = self.buf.len();
+        self.buf.extend_from_slice(&b);
+        self.buf.truncate(len + k);
+    }
+
+    /// The program: the records, then [`WINDOW`] spare bytes for the decoder.
+    pub(super) fn finish(mut self) -> Vec<u8> {
+        self.buf.extend_from_slice(&[0; WINDOW]);
+        self.buf
+    }
+}
+
+/// Reads records back in order.
+pub(super) struct Decoder<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    last: Last,
+}
+
+impl<'a> Decoder<'a> {
+    pub(super) fn new(buf: &'a [u8]) -> Self {
+        Decoder {
+            buf,
+            pos: 0,
+            last: Last::default(),
+        }
+    }
+
+    /// Bytes read so far.
+    pub(super) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The next record (the caller counts them: there must be one). Fields
+    /// its op does not read are 0.
+    #[inline]
+    pub(super) fn next(&mut self) -> TraceOp {
+        let w: &[u8; WINDOW] = self.buf[self.pos..self.pos + WINDOW].try_into().unwrap();
+        // field offsets stay inside the window whatever the header says
+        let word = |k: usize| {
+            let k = k % (WINDOW - 3);
+            u32::from_ne_bytes([w[k], w[k + 1], w[k + 2], w[k + 3]])
+        };
+        let h = w[0];
+        let op = h & H_OP;
+        let alloc = allocates(op);
+        let mut k = 1 + alloc as usize;
+        let mut r = TraceOp {
+            op,
+            order: if alloc { w[1] } else { 0 },
+            flags: if h & H_TASK != 0 { TF_TASK } else { 0 },
+            obj: word(k),
+            ..TraceOp::default()
+        };
+        k += 4;
+        if op == OP_SLAB_PIN {
+            r.gfp = word(k);
+            k += 4;
+        }
+        if alloc {
+            if h & H_GFP != 0 {
+                self.last.gfp = word(k);
+                k += 4;
+            }
+            r.gfp = self.last.gfp;
+        }
+        let h = h as u32;
+        if h & H_STACK != 0 {
+            self.last.stack = word(k);
+            k += 4;
+        }
+        if h & H_PID != 0 {
+            self.last.pid = word(k);
+            k += 4;
+        }
+        if h & H_TGID != 0 {
+            self.last.tgid = word(k);
+            k += 4;
+        }
+        r.stack = self.last.stack;
+        r.pid = self.last.pid;
+        r.tgid = self.last.tgid;
+        self.pos += k;
+        r
+    }
+
+    /// Whether records are left (the program's spare bytes are not one).
+    #[inline]
+    pub(super) fn more(&self) -> bool {
+        self.pos + WINDOW < self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+    use super::*;
+
+    /// Every field an op reads comes back as it went in.
+    #[test]
+    fn records_round_trip() {
+        let mut recs = Vec::new();
+        let mut x = 12345u64;
+        let mut rnd = |m: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        for _ in 0..5000 {
+            let op = 1 + rnd(7) as u8;
+            let pick = |r: u64| [0u32, 7, 0xFFFF_FFFF, 1 << 31][r as usize];
+            recs.push(TraceOp {
+                op,
+                order: rnd(11) as u8,
+                flags: if allocates(op) { rnd(2) as u8 } else { 0 },
+                obj: rnd(1 << 32) as u32,
+                gfp: pick(rnd(4)),
+                stack: pick(rnd(4)),
+                pid: pick(rnd(4)),
+                tgid: pick(rnd(4)),
+            });
+        }
+        let mut e = Encoder::default();
+        for r in &recs {
+            e.push(r);
+        }
+        let buf = e.finish();
+        let mut d = Decoder::new(&buf);
+        for r in &recs {
+            let mut want = *r;
+            if !allocates(r.op) {
+                want.order = 0;
+                if r.op != OP_SLAB_PIN {
+                    want.gfp = 0;
+                }
+            }
+            assert_eq!(d.next(), want);
+        }
+        assert!(!d.more());
+        assert_eq!(d.pos + WINDOW, buf.len());
+    }
+}
