@@ -305,7 +305,7 @@ impl Machine {
     }
 
     /// Apply one validated operation; returns the pfn concerned or -1.
-    #[inline]
+    #[inline(always)]
     fn apply(&mut self, r: &TraceOp) -> i64 {
         self.current_pid = r.pid;
         if !self.oom_killed.is_empty()

@@ -191,7 +191,7 @@ impl Objects {
     /// last, else a new one (within the room [`Objects::try_reserve_slots`]
     /// made). Its state is `state` (`OBJ_LIVE`, with `OBJ_SLAB` for a slab
     /// object); the id map has room for `id` (see `replay::validate`).
-    #[inline]
+    #[inline(always)]
     pub fn bind(&mut self, id: u32, state: u8) -> u32 {
         let s = match self.free_slots.pop() {
             Some(s) => s,
@@ -223,7 +223,7 @@ impl Objects {
 
     /// The trace freed the object in slot `s`: its id holds no slot any more
     /// and the slot is free for the next new id.
-    #[inline]
+    #[inline(always)]
     pub fn unbind(&mut self, s: u32) {
         let id = self.slot_id[s as usize];
         self.remove_slot(id);

@@ -1,26 +1,24 @@
 //! A validated trace as the engine runs it: validation reads each record of
 //! the caller's buffer once and writes it here, so what runs is what was
 //! checked whatever happens to the caller's buffer meanwhile. A record takes
-//! 5 to 26 bytes instead of 24: a header byte (the op, `TF_TASK`, and which
-//! of gfp, stack, pid and tgid differ from the last record's), the order (an
-//! allocation's only), the object id (a tick's microseconds), an OP_SLAB_PIN's
-//! target id, then the fields that changed. Fields an op does not read are
-//! not kept: gfp and order are an allocation's (an OP_SLAB_PIN's target
-//! rides in its own field), every op keeps stack, pid and tgid.
+//! 8 bytes (header, order, 2 spare, object id or a tick's microseconds), 12
+//! for an allocation (its gfp) or an OP_SLAB_PIN (its target id), and 4 more
+//! for each of stack, pid and tgid that differs from the last record's (the
+//! header says which). Fields an op does not read are not kept: order and
+//! gfp are an allocation's.
 
 use super::{TraceOp, OP_ALLOC, OP_SLAB_ALLOC, OP_SLAB_PIN, TF_TASK};
 
 const H_OP: u8 = 7;
 const H_TASK: u8 = 8;
-const H_GFP: u8 = 16;
-const H_STACK: u32 = 32;
-const H_PID: u32 = 64;
-const H_TGID: u32 = 128;
-/// The longest record: header, order, id, target and four fields.
-pub(super) const MAX_RECORD: usize = 1 + 1 + 4 + 4 + 4 * 4;
+const H_STACK: u8 = 16;
+const H_PID: u8 = 32;
+const H_TGID: u8 = 64;
+/// The longest record: the base, a word, and three fields.
+pub(super) const MAX_RECORD: usize = 8 + 4 + 3 * 4;
 /// Bytes the encoder writes (and the decoder reads) at once: a record and
 /// what follows it; the program ends with this many spare bytes.
-pub(super) const WINDOW: usize = 36;
+pub(super) const WINDOW: usize = 32;
 
 /// Whether op `op` reads the record's order and gfp.
 #[inline]
@@ -31,7 +29,6 @@ fn allocates(op: u8) -> bool {
 /// The fields the last record left, shared by the encoder and the decoder.
 #[derive(Default, Clone, Copy)]
 struct Last {
-    gfp: u32,
     stack: u32,
     pid: u32,
     tgid: u32,
@@ -44,47 +41,46 @@ pub(super) struct Encoder {
     last: Last,
 }
 
+#[inline(always)]
+fn put(b: &mut [u8; WINDOW], k: usize, v: u32) {
+    let k = k % (WINDOW - 3);
+    b[k..k + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
 impl Encoder {
     #[inline]
     pub(super) fn push(&mut self, r: &TraceOp) {
         let mut b = [0u8; WINDOW];
-        let mut k = 1;
-        let mut h = r.op as u32 | if r.flags & TF_TASK != 0 { H_TASK as u32 } else { 0 };
-        #[inline(always)]
-        fn put(b: &mut [u8; WINDOW], k: &mut usize, v: u32) {
-            b[*k..*k + 4].copy_from_slice(&v.to_ne_bytes());
-            *k += 4;
-        }
-        if allocates(r.op) {
-            b[1] = r.order;
-            k = 2;
-        }
-        put(&mut b, &mut k, r.obj);
-        if r.op == OP_SLAB_PIN {
-            put(&mut b, &mut k, r.gfp);
+        let alloc = allocates(r.op);
+        b[0] = r.op | if r.flags & TF_TASK != 0 { H_TASK } else { 0 };
+        b[1] = if alloc { r.order } else { 0 };
+        put(&mut b, 4, r.obj);
+        let mut k = 8;
+        if alloc || r.op == OP_SLAB_PIN {
+            put(&mut b, 8, r.gfp);
+            k = 12;
         }
         let l = &mut self.last;
-        if allocates(r.op) && r.gfp != l.gfp {
-            h |= H_GFP as u32;
-            l.gfp = r.gfp;
-            put(&mut b, &mut k, r.gfp);
+        if r.stack != l.stack || r.pid != l.pid || r.tgid != l.tgid {
+            if r.stack != l.stack {
+                b[0] |= H_STACK;
+                l.stack = r.stack;
+                put(&mut b, k, r.stack);
+                k += 4;
+            }
+            if r.pid != l.pid {
+                b[0] |= H_PID;
+                l.pid = r.pid;
+                put(&mut b, k, r.pid);
+                k += 4;
+            }
+            if r.tgid != l.tgid {
+                b[0] |= H_TGID;
+                l.tgid = r.tgid;
+                put(&mut b, k, r.tgid);
+                k += 4;
+            }
         }
-        if r.stack != l.stack {
-            h |= H_STACK;
-            l.stack = r.stack;
-            put(&mut b, &mut k, r.stack);
-        }
-        if r.pid != l.pid {
-            h |= H_PID;
-            l.pid = r.pid;
-            put(&mut b, &mut k, r.pid);
-        }
-        if r.tgid != l.tgid {
-            h |= H_TGID;
-            l.tgid = r.tgid;
-            put(&mut b, &mut k, r.tgid);
-        }
-        b[0] = h as u8;
         // a whole window, cut back to the record: no copy of variable length
         let len = self.buf.len();
         self.buf.extend_from_slice(&b);
@@ -121,7 +117,7 @@ impl<'a> Decoder<'a> {
 
     /// The next record (the caller counts them: there must be one). Fields
     /// its op does not read are 0.
-    #[inline]
+    #[inline(always)]
     pub(super) fn next(&mut self) -> TraceOp {
         let w: &[u8; WINDOW] = self.buf[self.pos..self.pos + WINDOW].try_into().unwrap();
         // field offsets stay inside the window whatever the header says
@@ -131,45 +127,33 @@ impl<'a> Decoder<'a> {
         };
         let h = w[0];
         let op = h & H_OP;
-        let alloc = allocates(op);
-        let mut k = 1 + alloc as usize;
-        let mut r = TraceOp {
-            op,
-            order: if alloc { w[1] } else { 0 },
-            flags: if h & H_TASK != 0 { TF_TASK } else { 0 },
-            obj: word(k),
-            ..TraceOp::default()
-        };
-        k += 4;
-        if op == OP_SLAB_PIN {
-            r.gfp = word(k);
-            k += 4;
-        }
-        if alloc {
-            if h & H_GFP != 0 {
-                self.last.gfp = word(k);
+        let wide = allocates(op) || op == OP_SLAB_PIN;
+        let mut k = if wide { 12 } else { 8 };
+        if h & (H_STACK | H_PID | H_TGID) != 0 {
+            if h & H_STACK != 0 {
+                self.last.stack = word(k);
                 k += 4;
             }
-            r.gfp = self.last.gfp;
+            if h & H_PID != 0 {
+                self.last.pid = word(k);
+                k += 4;
+            }
+            if h & H_TGID != 0 {
+                self.last.tgid = word(k);
+                k += 4;
+            }
         }
-        let h = h as u32;
-        if h & H_STACK != 0 {
-            self.last.stack = word(k);
-            k += 4;
-        }
-        if h & H_PID != 0 {
-            self.last.pid = word(k);
-            k += 4;
-        }
-        if h & H_TGID != 0 {
-            self.last.tgid = word(k);
-            k += 4;
-        }
-        r.stack = self.last.stack;
-        r.pid = self.last.pid;
-        r.tgid = self.last.tgid;
         self.pos += k;
-        r
+        TraceOp {
+            op,
+            order: w[1],
+            flags: if h & H_TASK != 0 { TF_TASK } else { 0 },
+            obj: word(4),
+            gfp: if wide { word(8) } else { 0 },
+            stack: self.last.stack,
+            pid: self.last.pid,
+            tgid: self.last.tgid,
+        }
     }
 
     /// Whether records are left (the program's spare bytes are not one).

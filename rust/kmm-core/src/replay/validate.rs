@@ -275,12 +275,12 @@ impl Machine {
             let id = r.obj;
             let v = self.view_of(id)?;
             let live_now = v & V_LIVE != 0;
-            let name = op_name(r.op);
             let v_after = match r.op {
                 OP_ALLOC | OP_SLAB_ALLOC => {
                     if live_now {
                         return Err(Error::Trace(format!(
-                            "op {i}: {name} of object {id} that is still allocated"
+                            "op {i}: {} of object {id} that is still allocated",
+                            op_name(r.op)
                         )));
                     }
                     live += 1;
@@ -300,7 +300,8 @@ impl Machine {
                     let slab = v & V_SLAB != 0;
                     if slab != (r.op == OP_SLAB_FREE) {
                         return Err(Error::Trace(format!(
-                            "op {i}: {name} of object {id}, which is {}",
+                            "op {i}: {} of object {id}, which is {}",
+                            op_name(r.op),
                             if slab {
                                 "a slab object (free it with OP_SLAB_FREE)"
                             } else {
@@ -311,7 +312,8 @@ impl Machine {
                     let (pin, np) = self.pins_of(id, v);
                     if np > 0 {
                         return Err(Error::Trace(format!(
-                            "op {i}: {name} of object {id} that {np} objects still pin (free them first)"
+                            "op {i}: {} of object {id} that {np} objects still pin (free them first)",
+                            op_name(r.op)
                         )));
                     }
                     if pin != NONE {
