@@ -221,7 +221,11 @@ impl Machine {
         match r.op {
             OP_ALLOC | OP_SLAB_ALLOC => {
                 let id = r.obj;
-                let st = if r.op == OP_ALLOC { OBJ_LIVE } else { OBJ_LIVE | OBJ_SLAB };
+                let st = if r.op == OP_ALLOC {
+                    OBJ_LIVE
+                } else {
+                    OBJ_LIVE | OBJ_SLAB
+                };
                 r.obj = self.objs.bind(id, st);
                 self.objs.view.forget(id);
                 self.apply(&r)

@@ -5,7 +5,7 @@
 //! raises a Trace error and leaves the machine as it was, so that what runs
 //! next runs as on a machine that never saw the bad trace.
 
-use kmm_core::gfp::{GFP_HIGHUSER, GFP_KERNEL, GFP_USER, __GFP_KERNRCLM};
+use kmm_core::gfp::{__GFP_KERNRCLM, GFP_HIGHUSER, GFP_KERNEL, GFP_USER};
 use kmm_core::mm::slab::NR_CACHES;
 use kmm_core::replay::{
     TraceOp, OP_ALLOC, OP_FREE, OP_SLAB_ALLOC, OP_SLAB_FREE, OP_SLAB_PIN, OP_TICK, OP_TOUCH,
@@ -15,7 +15,12 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
 const IDS: u32 = 24;
-const GFPS: [u32; 4] = [GFP_KERNEL, GFP_USER, GFP_HIGHUSER, GFP_KERNEL | __GFP_KERNRCLM];
+const GFPS: [u32; 4] = [
+    GFP_KERNEL,
+    GFP_USER,
+    GFP_HIGHUSER,
+    GFP_KERNEL | __GFP_KERNRCLM,
+];
 
 fn machine() -> Machine {
     let mut cfg = MachineConfig::new(Layout::X86_32, 32 << 20);
@@ -66,7 +71,15 @@ fn build(choices: &[(u8, u32, u8, u8)]) -> Vec<TraceOp> {
                 m.live.insert(id, Kind::Slab);
             }
             (0 | 2, Some(k)) if !pinned => {
-                out.push(rec(if k == Kind::Page { OP_FREE } else { OP_SLAB_FREE }, 0, 0));
+                out.push(rec(
+                    if k == Kind::Page {
+                        OP_FREE
+                    } else {
+                        OP_SLAB_FREE
+                    },
+                    0,
+                    0,
+                ));
                 m.live.remove(&id);
                 if let Some(t) = m.pin.remove(&id) {
                     *m.npins.get_mut(&t).unwrap() -= 1;
@@ -169,8 +182,16 @@ fn poison(t: &[TraceOp], at: usize, how: u8) -> Option<TraceOp> {
     let dead = (0..IDS).find(|i| !live.contains_key(i))?;
     let any_live = live.keys().min().copied();
     Some(match how % 5 {
-        0 => TraceOp { op: OP_FREE, obj: dead, ..TraceOp::default() },
-        1 => TraceOp { op: OP_TOUCH, obj: dead, ..TraceOp::default() },
+        0 => TraceOp {
+            op: OP_FREE,
+            obj: dead,
+            ..TraceOp::default()
+        },
+        1 => TraceOp {
+            op: OP_TOUCH,
+            obj: dead,
+            ..TraceOp::default()
+        },
         2 => TraceOp {
             op: OP_ALLOC,
             obj: any_live?,
@@ -187,8 +208,16 @@ fn poison(t: &[TraceOp], at: usize, how: u8) -> Option<TraceOp> {
         _ => {
             let (&id, &op) = live.iter().min()?;
             // the wrong free for its kind
-            let op = if op == OP_ALLOC { OP_SLAB_FREE } else { OP_FREE };
-            TraceOp { op, obj: id, ..TraceOp::default() }
+            let op = if op == OP_ALLOC {
+                OP_SLAB_FREE
+            } else {
+                OP_FREE
+            };
+            TraceOp {
+                op,
+                obj: id,
+                ..TraceOp::default()
+            }
         }
     })
 }

@@ -40,7 +40,7 @@ pub(crate) const OBJ_LIVE: u8 = 1;
 /// Reclaim took the object's block; a touch refaults it.
 pub(crate) const OBJ_RECLAIMED: u8 = 2;
 /// A slab object (OP_SLAB_ALLOC), not a block of pages: `pfn` is its slab
-/// page, `order` its cache. Set and cleared with `OBJ_LIVE` by validation.
+/// page, `order` its cache. Set with `OBJ_LIVE` when the slot is bound.
 pub(crate) const OBJ_SLAB: u8 = 4;
 /// Referenced since the shrinker last looked (`DCACHE_REFERENCED`, `I_REFERENCED`).
 pub(crate) const OBJ_REF: u8 = 8;
@@ -50,14 +50,15 @@ pub(crate) const OBJ_HOLDS: u8 = 16;
 /// referenced bit (`PageReferenced`) is `OBJ_REF`.
 pub(crate) const OBJ_ACTIVE: u8 = 64;
 /// The engine's view of `OBJ_SLAB`: set when OP_SLAB_ALLOC is applied,
-/// cleared when OP_ALLOC is (validation runs ahead of the engine, so the
-/// engine cannot read `OBJ_SLAB`).
+/// cleared when OP_ALLOC is.
 pub(crate) const OBJ_IS_SLAB: u8 = 32;
 
 /// Struct-of-arrays over object slots. A trace names objects by ids of its
 /// own choosing (anything below `max_objects`); each live id holds a slot,
-/// so the table is as long as the most objects live at once (plus those one
-/// trace allocates), not as the largest id.
+/// taken when its allocation runs and given back when its free runs (the
+/// next new id takes it, in the same trace too), so the table is as long as
+/// the most objects live at once, not as the largest id nor as the ids one
+/// trace names.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Objects {
     pub pfn: Vec<u32>,

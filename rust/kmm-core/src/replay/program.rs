@@ -174,7 +174,9 @@ mod tests {
         let mut recs = Vec::new();
         let mut x = 12345u64;
         let mut rnd = |m: u64| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (x >> 33) % m
         };
         for _ in 0..5000 {

@@ -84,7 +84,11 @@ impl Machine {
         }
         let (p, np) = (o.pin[s], o.npins[s]);
         if p != NONE || np != 0 {
-            let target = if p != NONE { o.slot_id[p as usize] } else { NONE };
+            let target = if p != NONE {
+                o.slot_id[p as usize]
+            } else {
+                NONE
+            };
             // the map, once it holds the id, is the trace's word on its pins
             // (a pinner's free may have changed them without a record naming it)
             o.view.pins.try_reserve(1).map_err(|_| no_memory(1))?;
@@ -367,10 +371,7 @@ impl Machine {
             };
             enc.push(&r);
             if v_after != v {
-                self.objs
-                    .view
-                    .set(id, v_after)
-                    .map_err(|_| no_memory(n))?;
+                self.objs.view.set(id, v_after).map_err(|_| no_memory(n))?;
             }
         }
         // what running the trace will need, taken now: running cannot fail
