@@ -1,5 +1,7 @@
 //! Replay the churn trace of `benches/run.py` (profiling aid):
-//! `cargo run --release --example replay_churn [OPS] [REPS]`. Prints the CPU
+//! `cargo run --release --example replay_churn [OPS] [REPS] [order0]`
+//! (`order0`: every allocation order 0 with GFP_KERNEL, as
+//! `replay_vs_pure_python` replays). Prints the CPU
 //! time of validation and of the run separately (`valgrind --tool=callgrind`
 //! on it gives each part's instructions).
 use kmm_core::gfp::{GFP_HIGHUSER, GFP_KERNEL};
@@ -21,6 +23,7 @@ fn main() {
     let a: Vec<String> = std::env::args().collect();
     let n: usize = a.get(1).map_or(10_000_000, |s| s.parse().unwrap());
     let reps: usize = a.get(2).map_or(3, |s| s.parse().unwrap());
+    let order0 = a.get(3).is_some_and(|s| s == "order0");
     let live = 100_000usize;
     let n_alloc = (n + live) / 2;
     let mut x = 1u64;
@@ -33,9 +36,9 @@ fn main() {
     let mut ops = Vec::with_capacity(2 * n_alloc - live);
     let alloc = |i: usize, r1: f64, r2: f64, r3: f64| TraceOp {
         op: OP_ALLOC,
-        order: if r1 < 0.9 { 0 } else { 1 + (r3 * 3.0) as u8 },
+        order: if r1 < 0.9 || order0 { 0 } else { 1 + (r3 * 3.0) as u8 },
         obj: i as u32,
-        gfp: if r2 < 0.5 { GFP_KERNEL } else { GFP_HIGHUSER },
+        gfp: if r2 < 0.5 || order0 { GFP_KERNEL } else { GFP_HIGHUSER },
         ..TraceOp::default()
     };
     for i in 0..live {
