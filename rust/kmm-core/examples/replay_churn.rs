@@ -36,9 +36,17 @@ fn main() {
     let mut ops = Vec::with_capacity(2 * n_alloc - live);
     let alloc = |i: usize, r1: f64, r2: f64, r3: f64| TraceOp {
         op: OP_ALLOC,
-        order: if r1 < 0.9 || order0 { 0 } else { 1 + (r3 * 3.0) as u8 },
+        order: if r1 < 0.9 || order0 {
+            0
+        } else {
+            1 + (r3 * 3.0) as u8
+        },
         obj: i as u32,
-        gfp: if r2 < 0.5 || order0 { GFP_KERNEL } else { GFP_HIGHUSER },
+        gfp: if r2 < 0.5 || order0 {
+            GFP_KERNEL
+        } else {
+            GFP_HIGHUSER
+        },
         ..TraceOp::default()
     };
     for i in 0..live {

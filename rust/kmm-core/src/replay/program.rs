@@ -1,16 +1,16 @@
 //! A validated trace as the engine runs it: validation reads each record of
 //! the caller's buffer once and writes it here, so what runs is what was
 //! checked whatever happens to the caller's buffer meanwhile. A record takes
-//! 8 bytes (header, order, 2 spare, object id or a tick's microseconds), 12
+//! 8 bytes (header, order, flags, 1 spare, object id or a tick's
+//! microseconds), 12
 //! for an allocation (its gfp) or an OP_SLAB_PIN (its target id), and 4 more
 //! for each of stack, pid and tgid that differs from the last record's (the
 //! header says which). Fields an op does not read are not kept: order and
 //! gfp are an allocation's.
 
-use super::{TraceOp, OP_ALLOC, OP_SLAB_ALLOC, OP_SLAB_PIN, TF_TASK};
+use super::{TraceOp, OP_ALLOC, OP_SLAB_ALLOC, OP_SLAB_PIN};
 
 const H_OP: u8 = 7;
-const H_TASK: u8 = 8;
 const H_STACK: u8 = 16;
 const H_PID: u8 = 32;
 const H_TGID: u8 = 64;
@@ -52,8 +52,10 @@ impl Encoder {
     pub(super) fn push(&mut self, r: &TraceOp) {
         let mut b = [0u8; WINDOW];
         let alloc = allocates(r.op);
-        b[0] = r.op | if r.flags & TF_TASK != 0 { H_TASK } else { 0 };
+        b[0] = r.op;
         b[1] = if alloc { r.order } else { 0 };
+        // the `TF_*` bits as validation let them through
+        b[2] = r.flags;
         put(&mut b, 4, r.obj);
         let mut k = 8;
         if alloc || r.op == OP_SLAB_PIN {
@@ -147,7 +149,7 @@ impl<'a> Decoder<'a> {
         TraceOp {
             op,
             order: w[1],
-            flags: if h & H_TASK != 0 { TF_TASK } else { 0 },
+            flags: w[2],
             obj: word(4),
             gfp: if wide { word(8) } else { 0 },
             stack: self.last.stack,
@@ -185,7 +187,7 @@ mod tests {
             recs.push(TraceOp {
                 op,
                 order: rnd(11) as u8,
-                flags: if allocates(op) { rnd(2) as u8 } else { 0 },
+                flags: if allocates(op) { rnd(4) as u8 } else { 0 },
                 obj: rnd(1 << 32) as u32,
                 gfp: pick(rnd(4)),
                 stack: pick(rnd(4)),
