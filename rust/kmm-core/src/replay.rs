@@ -20,14 +20,15 @@ use crate::error::{Error, Result};
 use crate::gfp::{self, AllocType};
 use crate::mm::huge_memory::thp_base_gfp;
 use crate::mm::machine::Machine;
-use crate::mm::objects::{OBJ_IS_SLAB, OBJ_LIVE, OBJ_RECLAIMED, OBJ_SLAB};
-use crate::mm::page::{advise_huge, forder, F_LRU, F_OBJ};
+use crate::mm::objects::{DENSE_IDS, OBJ_IS_SLAB, OBJ_LIVE, OBJ_RECLAIMED, OBJ_SLAB};
+use crate::mm::page::{forder, F_LRU, F_OBJ};
 use crate::mm::slab::NR_CACHES;
 use crate::page_owner::AllocCtx;
 use crate::{MAX_ORDER, NONE};
 
+mod program;
 mod validate;
-use validate::{no_memory, NewIds, Pass1};
+pub use validate::Checked;
 
 pub const OP_ALLOC: u8 = 1;
 pub const OP_FREE: u8 = 2;
@@ -64,8 +65,15 @@ pub struct TraceOp {
 }
 
 impl TraceOp {
+    /// Decode one record (the first 24 bytes of `b`).
     #[inline]
     pub fn read(b: &[u8]) -> TraceOp {
+        Self::read_record(b[..TRACE_RECORD_SIZE].try_into().unwrap())
+    }
+
+    /// Decode one record.
+    #[inline(always)]
+    pub fn read_record(b: &[u8; TRACE_RECORD_SIZE]) -> TraceOp {
         let u = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         TraceOp {
             op: b[0],
@@ -117,120 +125,135 @@ pub const POLL_EVERY: usize = 1 << 14;
 /// The simulated clock never passes this (2^63 ns, about 292 years).
 pub const MAX_NOW_NS: u64 = 1 << 63;
 
-/// Copy raw trace bytes (a multiple of 24) into records: the one read of the
-/// caller's buffer, so what is validated is what runs.
-pub fn decode_trace(bytes: &[u8]) -> Result<Vec<TraceOp>> {
-    if bytes.len() % TRACE_RECORD_SIZE != 0 {
-        return Err(Error::Trace(format!(
-            "trace is {} bytes, not a multiple of the {TRACE_RECORD_SIZE}-byte record",
-            bytes.len()
-        )));
-    }
-    let n = bytes.len() / TRACE_RECORD_SIZE;
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
-    advise_huge(&v);
-    v.extend(bytes.chunks_exact(TRACE_RECORD_SIZE).map(TraceOp::read));
-    Ok(v)
-}
-
-impl Machine {
-    /// Replay raw trace bytes (a multiple of 24): [`decode_trace`], then
-    /// [`Machine::replay_owned`] without interruption.
-    pub fn replay_bytes(&mut self, bytes: &[u8], want_outcomes: bool) -> Result<ReplayResult> {
-        self.replay_owned(decode_trace(bytes)?, want_outcomes, &|| false)
-    }
-
-    /// Replay decoded operations ([`Machine::replay_owned`] on a copy).
-    pub fn replay_ops(&mut self, ops: &[TraceOp], want_outcomes: bool) -> Result<ReplayResult> {
-        self.replay_owned(ops.to_vec(), want_outcomes, &|| false)
-    }
-
-    /// Replay a trace the engine owns. The whole trace is validated first; on
-    /// error nothing has changed. `interrupted` is called every
-    /// [`POLL_EVERY`] records; when it says stop, a replay still validating
-    /// changes nothing (`ops` 0), one running stops between two records: the
-    /// first `ops` records have run, exactly as a trace of those records alone
-    /// would have, and the rest have not (`interrupted` is set either way).
-    pub fn replay_owned(
-        &mut self,
-        mut ops: Vec<TraceOp>,
-        want_outcomes: bool,
-        interrupted: &dyn Fn() -> bool,
-    ) -> Result<ReplayResult> {
-        let n = ops.len();
-        let stopped = || ReplayResult {
+impl ReplayResult {
+    /// The result of a replay stopped before anything ran.
+    pub fn stopped(want_outcomes: bool) -> ReplayResult {
+        ReplayResult {
             ops: 0,
             counters: Vec::new(),
             outcomes: want_outcomes.then(Vec::new),
             interrupted: true,
-        };
-        let mut outcomes = if want_outcomes {
-            let mut v = Vec::new();
-            v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
-            advise_huge(&v);
-            Some(v)
-        } else {
-            None
-        };
-        let mut new = NewIds {
-            old_len: self.objs.len(),
-            ..NewIds::default()
-        };
-        let checked = match self.validate_records(&mut ops, &mut new, interrupted) {
-            Ok(Pass1::Checked(miss)) => self.validate_objects(&ops, miss, interrupted),
-            Ok(Pass1::Interrupted) => Ok(false),
-            Err(e) => Err(e),
-        };
-        match checked {
-            Ok(true) => {}
-            Ok(false) => {
-                self.undo_new_ids(new);
-                return Ok(stopped());
-            }
-            Err(e) => {
-                self.undo_new_ids(new);
-                return Err(e);
-            }
-        };
-        let before = self.counters.clone();
-        let mut done = n;
-        for (i, r) in ops.iter().enumerate() {
-            if i % POLL_EVERY == 0 && i > 0 && interrupted() {
-                done = i;
+        }
+    }
+}
+
+impl Checked<'_> {
+    /// Run the validated trace. `interrupted` is called every [`POLL_EVERY`]
+    /// records; when it says stop, the first `ops` records have run and the
+    /// rest have not.
+    pub fn run(mut self, interrupted: &dyn Fn() -> bool) -> ReplayResult {
+        let n = self.n;
+        let mut outcomes = self.outcomes.take();
+        let Checked { m, prog, ran, .. } = &mut self;
+        let before = m.counters.clone();
+        let mut dec = program::Decoder::new(prog);
+        let mut done = 0;
+        while done < n {
+            if done > 0 && interrupted() {
                 break;
             }
-            let p = self.apply(r);
-            if let Some(o) = outcomes.as_mut() {
-                o.push(p);
+            let end = (done + POLL_EVERY).min(n);
+            // two loops, so that a replay without outcomes pays nothing for them
+            match outcomes.as_mut() {
+                Some(o) => {
+                    for _ in done..end {
+                        let p = m.step(dec.next());
+                        o.push(p);
+                    }
+                }
+                None => {
+                    for _ in done..end {
+                        m.step(dec.next());
+                    }
+                }
             }
+            done = end;
         }
-        // records validation ran ahead over but the engine did not apply
-        self.unflip(&ops[done..]);
-        // ids freed by the trace (or given a slot but never applied) give their slot back
-        // (a new id whose records all ran is among the frees if the trace freed it)
-        let unrun = if done < n { &new.ids[..] } else { &[] };
-        let frees = ops
-            .iter()
-            .filter(|r| r.op == OP_FREE || r.op == OP_SLAB_FREE)
-            .map(|r| r.obj as usize);
-        for s in unrun.iter().map(|&(_, s)| s as usize).chain(frees) {
-            let o = &mut self.objs;
-            let id = o.slot_id[s];
-            if id != NONE && o.state[s] & OBJ_LIVE == 0 {
-                o.remove_slot(id);
-                o.slot_id[s] = NONE;
-                o.state[s] = 0;
-                o.pfn[s] = NONE;
-                o.free_slots.push(s as u32);
-            }
-        }
-        Ok(ReplayResult {
+        *ran = dec.pos();
+        ReplayResult {
             ops: done as u64,
-            counters: self.counters.delta(&before),
+            counters: m.counters.delta(&before),
             outcomes,
             interrupted: done < n,
+        }
+        // dropping `self` takes the records that did not run out of the view
+    }
+}
+
+impl Machine {
+    /// Replay raw trace bytes (a multiple of 24) without interruption.
+    pub fn replay_bytes(&mut self, bytes: &[u8], want_outcomes: bool) -> Result<ReplayResult> {
+        self.replay_polled(bytes, want_outcomes, &|| false)
+    }
+
+    /// Replay decoded operations.
+    pub fn replay_ops(&mut self, ops: &[TraceOp], want_outcomes: bool) -> Result<ReplayResult> {
+        self.replay_bytes(&TraceOp::to_bytes(ops), want_outcomes)
+    }
+
+    /// Replay raw trace bytes: [`Machine::check_trace`], then [`Checked::run`].
+    /// The whole trace is validated first; on error nothing has changed.
+    /// `interrupted` is called every [`POLL_EVERY`] records; when it says
+    /// stop, a replay still validating changes nothing (`ops` 0), one running
+    /// stops between two records: the first `ops` records have run, exactly
+    /// as a trace of those records alone would have, and the rest have not
+    /// (`interrupted` is set either way).
+    pub fn replay_polled(
+        &mut self,
+        bytes: &[u8],
+        want_outcomes: bool,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<ReplayResult> {
+        Ok(match self.check_trace(bytes, want_outcomes, interrupted)? {
+            Some(c) => c.run(interrupted),
+            None => ReplayResult::stopped(want_outcomes),
         })
+    }
+
+    /// Run one validated record: its id turns into its slot (a new slot for
+    /// an allocation, given back when it is freed); the pfn concerned or -1.
+    #[inline(always)]
+    fn step(&mut self, mut r: TraceOp) -> i64 {
+        let slot = |m: &Machine, id: u32| match m.objs.slot(id) {
+            Some(s) => s as u32,
+            None => unreachable!("validated: object {id} is allocated"),
+        };
+        match r.op {
+            OP_ALLOC | OP_SLAB_ALLOC => {
+                let id = r.obj;
+                let st = if r.op == OP_ALLOC {
+                    OBJ_LIVE
+                } else {
+                    OBJ_LIVE | OBJ_SLAB
+                };
+                r.obj = self.objs.bind(id, st);
+                self.objs.view.forget(id);
+                self.apply(&r)
+            }
+            OP_FREE | OP_SLAB_FREE => {
+                let id = r.obj;
+                r.obj = slot(self, id);
+                self.objs.view.forget(id);
+                let p = self.apply(&r);
+                self.objs.unbind(r.obj);
+                p
+            }
+            OP_SLAB_PIN => {
+                let (id, t) = (r.obj, r.gfp);
+                r.obj = slot(self, id);
+                r.gfp = slot(self, t);
+                self.objs.view.forget(id);
+                self.objs.view.forget(t);
+                self.apply(&r)
+            }
+            OP_TOUCH => {
+                let id = r.obj;
+                r.obj = slot(self, id);
+                self.objs.view.forget(id);
+                self.apply(&r)
+            }
+            _ => self.apply(&r),
+        }
     }
 
     #[inline]
@@ -286,7 +309,7 @@ impl Machine {
     }
 
     /// Apply one validated operation; returns the pfn concerned or -1.
-    #[inline]
+    #[inline(always)]
     fn apply(&mut self, r: &TraceOp) -> i64 {
         self.current_pid = r.pid;
         self.switch_cpu(self.cpu_of_pid(r.pid));

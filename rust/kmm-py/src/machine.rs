@@ -10,6 +10,7 @@ use kmm_core::{Layout, Machine, MachineConfig, Policy, MAX_ORDER};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use std::cell::RefCell;
 
 /// A `/proc/slabinfo` row: (name, active objects, objects, object size, objects per slab, slabs).
 type SlabinfoRow = (&'static str, u64, u64, u32, u32, u64);
@@ -289,15 +290,31 @@ impl PyMachine {
         trace: PyReadonlyArray1<'py, u8>,
         outcomes: bool,
     ) -> PyResult<ReplayResult<'py>> {
-        // the one read of the caller's buffer, with the GIL held: the engine
-        // validates and runs this copy, whatever other threads do to the array
+        // validation reads the caller's buffer once, with the GIL held, into
+        // the program the engine runs: whatever other threads do to the array
+        // afterwards, what runs is what was checked
         let bytes = trace
             .as_slice()
             .map_err(|_| TraceError::new_err("trace must be C-contiguous"))?;
-        let ops = guard(None, || kmm_core::replay::decode_trace(bytes))?;
-        let (res, signal) = enter_polled(py, Some(&mut self.poisoned), |poll| {
-            self.inner.replay_owned(ops, outcomes, poll)
+        let pending: RefCell<Option<PyErr>> = RefCell::new(None);
+        let poll = || match py.check_signals() {
+            Ok(()) => false,
+            Err(e) => {
+                *pending.borrow_mut() = Some(e);
+                true
+            }
+        };
+        let inner = &mut self.inner;
+        let checked = guard(Some(&mut self.poisoned), move || {
+            inner.check_trace(bytes, outcomes, &poll)
         })?;
+        let (res, signal) = match checked {
+            Some(c) => enter_polled(py, Some(&mut self.poisoned), |poll| Ok(c.run(poll)))?,
+            None => (
+                kmm_core::replay::ReplayResult::stopped(outcomes),
+                pending.into_inner(),
+            ),
+        };
         let d = pairs_to_dict(py, &res.counters)?;
         d.set_item("ops", res.ops)?;
         let out = (res.outcomes.map(|o| o.into_pyarray(py)), d);

@@ -7,7 +7,9 @@ use std::collections::TryReserveError;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Ids below this map to their slot through a direct table.
-pub(crate) const DENSE_IDS: u32 = 1 << 22;
+/// (8 Mi ids: a trace that numbers 8 million objects without reusing an id
+/// stays direct; the table costs at most 32 MiB, the validation view 8 MiB.)
+pub(crate) const DENSE_IDS: u32 = 1 << 23;
 
 /// Hashes a trace object id (a `u32`) for the id -> slot map. Ids 4096
 /// apart land at unrelated places (a multiply of the high bits, Fibonacci
@@ -38,7 +40,7 @@ pub(crate) const OBJ_LIVE: u8 = 1;
 /// Reclaim took the object's block; a touch refaults it.
 pub(crate) const OBJ_RECLAIMED: u8 = 2;
 /// A slab object (OP_SLAB_ALLOC), not a block of pages: `pfn` is its slab
-/// page, `order` its cache. Set and cleared with `OBJ_LIVE` by validation.
+/// page, `order` its cache. Set with `OBJ_LIVE` when the slot is bound.
 pub(crate) const OBJ_SLAB: u8 = 4;
 /// Referenced since the shrinker last looked (`DCACHE_REFERENCED`, `I_REFERENCED`).
 pub(crate) const OBJ_REF: u8 = 8;
@@ -48,14 +50,15 @@ pub(crate) const OBJ_HOLDS: u8 = 16;
 /// referenced bit (`PageReferenced`) is `OBJ_REF`.
 pub(crate) const OBJ_ACTIVE: u8 = 64;
 /// The engine's view of `OBJ_SLAB`: set when OP_SLAB_ALLOC is applied,
-/// cleared when OP_ALLOC is (validation runs ahead of the engine, so the
-/// engine cannot read `OBJ_SLAB`).
+/// cleared when OP_ALLOC is.
 pub(crate) const OBJ_IS_SLAB: u8 = 32;
 
 /// Struct-of-arrays over object slots. A trace names objects by ids of its
 /// own choosing (anything below `max_objects`); each live id holds a slot,
-/// so the table is as long as the most objects live at once (plus those one
-/// trace allocates), not as the largest id.
+/// taken when its allocation runs and given back when its free runs (the
+/// next new id takes it, in the same trace too), so the table is as long as
+/// the most objects live at once, not as the largest id nor as the ids one
+/// trace names.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Objects {
     pub pfn: Vec<u32>,
@@ -78,44 +81,172 @@ pub(crate) struct Objects {
     pub slot_id: Vec<u32>,
     /// Trace id -> slot + 1 (0: none) for ids below [`DENSE_IDS`], as
     /// workloads number them: one load, in id order. Grows to the largest
-    /// such id allocated, at most 16 MiB.
+    /// such id allocated, at most 32 MiB.
     pub dense: Vec<u32>,
     /// Trace id -> slot for larger ids: as big as the live ones.
     pub sparse: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
     /// Slots no id holds, to be given out again.
     pub free_slots: Vec<u32>,
+    /// The trace's view of its ids while a replay validates it (`replay::validate`).
+    pub view: TraceView,
+}
+
+/// A validated id's state in [`TraceView`]: named by the trace (0: not yet,
+/// the machine's own tables say).
+pub(crate) const V_SEEN: u8 = 1;
+/// Allocated at this point of the trace.
+pub(crate) const V_LIVE: u8 = 2;
+/// A slab object.
+pub(crate) const V_SLAB: u8 = 4;
+/// Pins or is pinned: [`TraceView::pins`] holds its links.
+pub(crate) const V_PINS: u8 = 8;
+
+/// What validation knows of the ids a trace names, record by record, without
+/// changing the machine: by id (a direct table below [`DENSE_IDS`], a map
+/// above), all zero between replays. The engine's own tables change only
+/// when a record runs.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TraceView {
+    pub dense: Vec<u8>,
+    pub sparse: HashMap<u32, u8, BuildHasherDefault<IdHasher>>,
+    /// Id -> (the id it pins or NONE, how many ids pin it), for ids marked `V_PINS`.
+    pub pins: HashMap<u32, (u32, u32), BuildHasherDefault<IdHasher>>,
+}
+
+impl TraceView {
+    /// The state of id `id` (0: not named yet).
+    #[inline(always)]
+    pub fn get(&self, id: u32) -> u8 {
+        if id < DENSE_IDS {
+            self.dense.get(id as usize).copied().unwrap_or(0)
+        } else {
+            self.sparse.get(&id).copied().unwrap_or(0)
+        }
+    }
+
+    /// Set id `id`'s state; an allocation failure changes nothing.
+    #[inline(always)]
+    pub fn set(&mut self, id: u32, v: u8) -> Result<(), TryReserveError> {
+        if let Some(e) = self.dense.get_mut(id as usize) {
+            *e = v;
+            return Ok(());
+        }
+        self.set_grow(id, v)
+    }
+
+    #[inline(never)]
+    fn set_grow(&mut self, id: u32, v: u8) -> Result<(), TryReserveError> {
+        if id < DENSE_IDS {
+            let i = id as usize;
+            if i >= self.dense.len() {
+                let want = (i + 1)
+                    .max(self.dense.len() * 2)
+                    .max(1 << 12)
+                    .min(DENSE_IDS as usize);
+                self.dense.try_reserve_exact(want - self.dense.len())?;
+                self.dense.resize(want, 0);
+            }
+            self.dense[i] = v;
+        } else {
+            self.sparse.try_reserve(1)?;
+            self.sparse.insert(id, v);
+        }
+        Ok(())
+    }
+
+    /// Forget id `id` (a direct-table id; the map is cleared whole).
+    #[inline]
+    pub fn forget(&mut self, id: u32) {
+        if let Some(v) = self.dense.get_mut(id as usize) {
+            *v = 0;
+        }
+    }
 }
 
 impl Objects {
-    /// Grow to at least `n` slots; an allocation failure leaves the table as it was.
-    pub fn try_ensure(&mut self, n: usize) -> Result<(), TryReserveError> {
-        let k = n.saturating_sub(self.pfn.len());
+    /// Room for `k` more slots and for every slot to be free at once, so that
+    /// [`Objects::bind`] and [`Objects::unbind`] never allocate; an allocation
+    /// failure leaves the table as it was.
+    pub fn try_reserve_slots(&mut self, k: usize) -> Result<(), TryReserveError> {
+        let n = self.pfn.len() + k;
+        self.free_slots
+            .try_reserve(n.saturating_sub(self.free_slots.len()))?;
         if k == 0 {
             return Ok(());
         }
-        self.pfn.try_reserve_exact(k)?;
-        self.gfp.try_reserve_exact(k)?;
-        self.order.try_reserve_exact(k)?;
-        self.state.try_reserve_exact(k)?;
-        self.lru_next.try_reserve_exact(k)?;
-        self.lru_prev.try_reserve_exact(k)?;
-        self.pin.try_reserve_exact(k)?;
-        self.npins.try_reserve_exact(k)?;
-        self.held.try_reserve_exact(k)?;
-        self.slot_id.try_reserve_exact(k)?;
-        self.owner.try_reserve_exact(k)?;
-        advise_huge(&self.pfn);
-        advise_huge(&self.gfp);
-        advise_huge(&self.order);
-        advise_huge(&self.state);
-        advise_huge(&self.lru_next);
-        advise_huge(&self.lru_prev);
-        advise_huge(&self.pin);
-        advise_huge(&self.npins);
-        advise_huge(&self.held);
-        advise_huge(&self.slot_id);
-        advise_huge(&self.owner);
-        self.ensure(n);
+        self.pfn.try_reserve(k)?;
+        self.gfp.try_reserve(k)?;
+        self.order.try_reserve(k)?;
+        self.state.try_reserve(k)?;
+        self.lru_next.try_reserve(k)?;
+        self.lru_prev.try_reserve(k)?;
+        self.pin.try_reserve(k)?;
+        self.npins.try_reserve(k)?;
+        self.held.try_reserve(k)?;
+        self.slot_id.try_reserve(k)?;
+        self.owner.try_reserve(k)?;
+        Ok(())
+    }
+
+    /// Give id `id`, which holds no slot, one: the free slot given back
+    /// last, else a new one (within the room [`Objects::try_reserve_slots`]
+    /// made). Its state is `state` (`OBJ_LIVE`, with `OBJ_SLAB` for a slab
+    /// object); the id map has room for `id` (see `replay::validate`).
+    #[inline(always)]
+    pub fn bind(&mut self, id: u32, state: u8) -> u32 {
+        let s = match self.free_slots.pop() {
+            Some(s) => s,
+            None => {
+                let s = self.pfn.len() as u32;
+                self.slot_id.push(NONE);
+                self.pfn.push(NONE);
+                self.gfp.push(0);
+                self.order.push(0);
+                self.state.push(0);
+                self.lru_next.push(NONE);
+                self.lru_prev.push(NONE);
+                self.pin.push(NONE);
+                self.npins.push(0);
+                self.held.push(0);
+                self.owner.push(NONE);
+                s
+            }
+        };
+        self.slot_id[s as usize] = id;
+        self.state[s as usize] = state;
+        if id < DENSE_IDS {
+            self.dense[id as usize] = s + 1;
+        } else {
+            self.sparse.insert(id, s);
+        }
+        s
+    }
+
+    /// The trace freed the object in slot `s`: its id holds no slot any more
+    /// and the slot is free for the next new id.
+    #[inline(always)]
+    pub fn unbind(&mut self, s: u32) {
+        let id = self.slot_id[s as usize];
+        self.remove_slot(id);
+        self.slot_id[s as usize] = NONE;
+        self.state[s as usize] = 0;
+        self.pfn[s as usize] = NONE;
+        self.free_slots.push(s);
+    }
+
+    /// Room in the id map for every id below `end` that is below
+    /// [`DENSE_IDS`], and for `sparse` more ids above it (twice over, so that
+    /// inserts between removals rehash in place instead of growing).
+    pub fn try_reserve_ids(&mut self, end: usize, sparse: usize) -> Result<(), TryReserveError> {
+        if end > self.dense.len() {
+            let want = end.max(self.dense.len() * 2).min(DENSE_IDS as usize);
+            self.dense.try_reserve_exact(want - self.dense.len())?;
+            advise_huge(&self.dense);
+            self.dense.resize(want, 0);
+        }
+        if sparse > 0 {
+            self.sparse.try_reserve(self.sparse.len() + 2 * sparse)?;
+        }
         Ok(())
     }
 
@@ -130,24 +261,6 @@ impl Objects {
         } else {
             self.sparse.get(&id).map(|&s| s as usize)
         }
-    }
-
-    /// Give id `id` slot `s`; an allocation failure changes nothing.
-    pub fn set_slot(&mut self, id: u32, s: u32) -> Result<(), TryReserveError> {
-        if id < DENSE_IDS {
-            let i = id as usize;
-            if i >= self.dense.len() {
-                let want = (i + 1).max(self.dense.len() * 2).min(DENSE_IDS as usize);
-                self.dense.try_reserve_exact(want - self.dense.len())?;
-                advise_huge(&self.dense);
-                self.dense.resize(want, 0);
-            }
-            self.dense[i] = s + 1;
-        } else {
-            self.sparse.try_reserve(1)?;
-            self.sparse.insert(id, s);
-        }
-        Ok(())
     }
 
     /// Id `id` holds no slot any more.
@@ -172,39 +285,7 @@ impl Objects {
         })
     }
 
-    /// Grow to at least `n` slots.
-    pub fn ensure(&mut self, n: usize) {
-        if self.pfn.len() < n {
-            self.slot_id.resize(n, NONE);
-            self.pfn.resize(n, NONE);
-            self.gfp.resize(n, 0);
-            self.order.resize(n, 0);
-            self.state.resize(n, 0);
-            self.lru_next.resize(n, NONE);
-            self.lru_prev.resize(n, NONE);
-            self.pin.resize(n, NONE);
-            self.npins.resize(n, 0);
-            self.held.resize(n, 0);
-            self.owner.resize(n, NONE);
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.pfn.len()
-    }
-
-    /// Shrink back to `n` objects (undoing an `ensure` for a rejected trace).
-    pub fn truncate(&mut self, n: usize) {
-        self.slot_id.truncate(n);
-        self.pfn.truncate(n);
-        self.gfp.truncate(n);
-        self.order.truncate(n);
-        self.state.truncate(n);
-        self.lru_next.truncate(n);
-        self.lru_prev.truncate(n);
-        self.pin.truncate(n);
-        self.npins.truncate(n);
-        self.held.truncate(n);
-        self.owner.truncate(n);
     }
 }

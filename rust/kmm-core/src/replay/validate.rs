@@ -1,8 +1,15 @@
-//! Replay's validation: pass 1 checks each record on its own and turns its
-//! object id into a slot (`mm::objects`), pass 2 checks the objects against
-//! the machine's, and both are undone exactly when the trace will not run.
+//! Replay's validation: one pass over the caller's records, each read once,
+//! checked on its own and against what the trace has done to its objects so
+//! far, and written to the program the engine runs (`program`). It changes
+//! nothing in the machine: what it knows of the trace's ids is in
+//! `Objects::view` (all zero again once the replay is over, run or not), the
+//! engine's id -> slot map changes only as records run. It also reserves,
+//! before anything runs, every slot and map entry the trace will need, so
+//! running never allocates and never fails.
 
+use super::program::{Decoder, Encoder, MAX_RECORD, WINDOW};
 use super::*;
+use crate::mm::objects::{V_LIVE, V_PINS, V_SEEN, V_SLAB};
 
 pub(super) fn no_memory(n: usize) -> Error {
     Error::Trace(format!(
@@ -10,98 +17,186 @@ pub(super) fn no_memory(n: usize) -> Error {
     ))
 }
 
-/// What pass 1 of a replay changed in the id -> slot map, to undo on error.
-/// Pass 1's verdict: the first record naming an id that holds no slot (with
-/// its message), if any; or the interrupt poll said stop.
-pub(super) enum Pass1 {
-    Checked(Option<(usize, String)>),
-    Interrupted,
+/// A trace validated against a machine, ready to run on it
+/// ([`Machine::check_trace`], [`Checked::run`]). Dropped without running,
+/// it leaves the machine as it was.
+pub struct Checked<'m> {
+    pub(super) m: &'m mut Machine,
+    pub(super) prog: Vec<u8>,
+    pub(super) n: usize,
+    pub(super) outcomes: Option<Vec<i64>>,
+    /// Bytes of `prog` whose records have run (their ids are out of the view).
+    pub(super) ran: usize,
 }
 
-/// The state bits validation flips for record `r` (its slot is `r.obj`):
-/// recomputed from the record wherever a flip is undone, so no list of
-/// flips is kept.
-#[inline]
-pub(super) fn flip_mask(r: &TraceOp) -> u8 {
-    match r.op {
-        OP_ALLOC | OP_FREE => OBJ_LIVE,
-        OP_SLAB_ALLOC | OP_SLAB_FREE => OBJ_LIVE | OBJ_SLAB,
-        _ => 0,
+impl Drop for Checked<'_> {
+    fn drop(&mut self) {
+        forget_records(self.m, &self.prog[self.ran..]);
     }
 }
 
-#[derive(Default)]
-pub(super) struct NewIds {
-    /// The slot table's length before the trace.
-    pub(super) old_len: usize,
-    /// Ids given a slot by this trace, with the slot.
-    pub(super) ids: Vec<(u32, u32)>,
-    /// Free slots they took, in order.
-    pub(super) popped: Vec<u32>,
+/// Take the ids that records `prog` (a finished program's tail) name out of the view, and clear its maps:
+/// the view is all zero again.
+pub(super) fn forget_records(m: &mut Machine, prog: &[u8]) {
+    let v = &mut m.objs.view;
+    let mut d = Decoder::new(prog);
+    while d.more() {
+        let r = d.next();
+        match r.op {
+            OP_TICK => {}
+            OP_SLAB_PIN => {
+                v.forget(r.obj);
+                v.forget(r.gfp);
+            }
+            _ => v.forget(r.obj),
+        }
+    }
+    if !v.sparse.is_empty() {
+        v.sparse.clear();
+    }
+    if !v.pins.is_empty() {
+        v.pins.clear();
+    }
 }
 
 impl Machine {
-    /// Undo validation's state flips of records `ops`.
-    pub(super) fn unflip(&mut self, ops: &[TraceOp]) {
-        for r in ops {
-            let mask = flip_mask(r);
-            if mask != 0 {
-                self.objs.state[r.obj as usize] ^= mask;
+    /// The trace's view of id `id`: its own if the trace named it already,
+    /// else the machine's (an id holding a slot is allocated).
+    #[inline(always)]
+    fn view_of(&mut self, id: u32) -> Result<u8> {
+        let v = self.objs.view.get(id);
+        if v != 0 {
+            return Ok(v);
+        }
+        self.machine_view(id)
+    }
+
+    /// [`Machine::view_of`] for an id the trace has not named yet.
+    #[inline(never)]
+    fn machine_view(&mut self, id: u32) -> Result<u8> {
+        let o = &mut self.objs;
+        let Some(s) = o.slot(id) else {
+            return Ok(V_SEEN);
+        };
+        let mut v = V_SEEN | V_LIVE;
+        if o.state[s] & OBJ_SLAB != 0 {
+            v |= V_SLAB;
+        }
+        let (p, np) = (o.pin[s], o.npins[s]);
+        if p != NONE || np != 0 {
+            let target = if p != NONE {
+                o.slot_id[p as usize]
+            } else {
+                NONE
+            };
+            // the map, once it holds the id, is the trace's word on its pins
+            // (a pinner's free may have changed them without a record naming it)
+            o.view.pins.try_reserve(1).map_err(|_| no_memory(1))?;
+            o.view.pins.entry(id).or_insert((target, np));
+            v |= V_PINS;
+        }
+        Ok(v)
+    }
+
+    /// (the id `id` pins or NONE, how many ids pin it), in the trace's view.
+    #[inline]
+    fn pins_of(&self, id: u32, v: u8) -> (u32, u32) {
+        if v & V_PINS == 0 {
+            return (NONE, 0);
+        }
+        self.objs.view.pins.get(&id).copied().unwrap_or((NONE, 0))
+    }
+
+    /// Validate raw trace bytes (a multiple of 24) against this machine:
+    /// every record checked, in order, the first bad one an `Err`; `None`
+    /// when `interrupted` (called every [`POLL_EVERY`] records) said stop.
+    /// Either way nothing has changed. `want_outcomes`: room for the run's
+    /// outcomes is taken now.
+    pub fn check_trace<'m>(
+        &'m mut self,
+        bytes: &[u8],
+        want_outcomes: bool,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<Option<Checked<'m>>> {
+        if bytes.len() % TRACE_RECORD_SIZE != 0 {
+            return Err(Error::Trace(format!(
+                "trace is {} bytes, not a multiple of the {TRACE_RECORD_SIZE}-byte record",
+                bytes.len()
+            )));
+        }
+        let n = bytes.len() / TRACE_RECORD_SIZE;
+        let mut enc = Encoder::default();
+        enc.buf
+            .try_reserve_exact(n.saturating_mul(MAX_RECORD).saturating_add(2 * WINDOW))
+            .map_err(|_| no_memory(n))?;
+        let outcomes = if want_outcomes {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
+            Some(v)
+        } else {
+            None
+        };
+        let checked = self.check_records(bytes, &mut enc, interrupted);
+        let prog = enc.finish();
+        match checked {
+            Ok(true) => Ok(Some(Checked {
+                m: self,
+                prog,
+                n,
+                outcomes,
+                ran: 0,
+            })),
+            Ok(false) => {
+                forget_records(self, &prog);
+                Ok(None)
+            }
+            Err(e) => {
+                forget_records(self, &prog);
+                Err(e)
             }
         }
     }
 
-    /// Forget the slots pass 1 gave out for a trace that will not run.
-    pub(super) fn undo_new_ids(&mut self, new: NewIds) {
-        let o = &mut self.objs;
-        for &(id, _) in &new.ids {
-            o.remove_slot(id);
-        }
-        for &s in new.popped.iter().rev() {
-            o.slot_id[s as usize] = NONE;
-            o.free_slots.push(s);
-        }
-        o.truncate(new.old_len);
-    }
-
-    /// Pass 1: the checks of each record on its own, and each object id
-    /// turned into its slot (a new slot for an id the trace allocates).
-    /// Stops at the first record naming an id that holds no slot (pass 2
-    /// decides whether an earlier record fails first); `Err` for a bad record.
-    pub(super) fn validate_records(
+    /// The validation pass proper ([`Machine::check_trace`]): records go to
+    /// `enc` as they pass, and only then mark their ids in the view, so the
+    /// ids `enc` holds are all the view has. `false`: interrupted.
+    fn check_records(
         &mut self,
-        ops: &mut [TraceOp],
-        new: &mut NewIds,
+        bytes: &[u8],
+        enc: &mut Encoder,
         interrupted: &dyn Fn() -> bool,
-    ) -> Result<Pass1> {
+    ) -> Result<bool> {
+        let n = bytes.len() / TRACE_RECORD_SIZE;
         let max_objects = self.cfg.max_objects;
-        let mut last_gfp: Option<u32> = None;
-        // a mask is validated once per run of records that share it
-        let check_mask = |i: usize, mask: u32, last: &mut Option<u32>| -> Result<()> {
-            if *last != Some(mask) {
+        let has_owner = self.owner.is_some();
+        // masks validated so far (a few distinct ones in any real trace),
+        // direct-mapped by a hash of the mask
+        let mut masks: [Option<u32>; 16] = [None; 16];
+        let mut check_mask = |i: usize, mask: u32| -> Result<()> {
+            let k = (mask.wrapping_mul(0x9E37_79B9) >> 28) as usize;
+            if masks[k] != Some(mask) {
                 gfp::validate(mask)
                     .map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
-                *last = Some(mask);
+                masks[k] = Some(mask);
             }
             Ok(())
         };
-        // room for every id the trace may allocate, up front (one rehash at most)
-        let allocs = ops
-            .iter()
-            .filter(|r| r.op == OP_ALLOC || r.op == OP_SLAB_ALLOC)
-            .count();
-        new.ids
-            .try_reserve(allocs)
-            .map_err(|_| no_memory(ops.len()))?;
-        advise_huge(&new.ids);
         let mut now = self.now_ns;
-        let mut fresh = self.objs.len();
-        let mut miss = None;
-        for i in 0..ops.len() {
+        // ids allocated at this point of the trace: the slot table needs the peak
+        let mut live = self.objs.len() - self.objs.free_slots.len();
+        let mut peak = live;
+        let (mut dense_end, mut sparse_allocs) = (0usize, 0usize);
+        let not_allocated = |i: usize, op: u8, id: u32| {
+            Error::Trace(format!(
+                "op {i}: {} of object {id} that is not allocated (never allocated, or freed already)",
+                op_name(op)
+            ))
+        };
+        for (i, rec) in bytes.chunks_exact(TRACE_RECORD_SIZE).enumerate() {
             if i % POLL_EVERY == 0 && i > 0 && interrupted() {
-                return Ok(Pass1::Interrupted);
+                return Ok(false);
             }
-            let r = ops[i];
+            let r = TraceOp::read_record(rec.try_into().unwrap());
             if r.flags & !TF_TASK != 0
                 || (r.flags != 0 && r.op != OP_ALLOC && r.op != OP_SLAB_ALLOC)
             {
@@ -110,247 +205,181 @@ impl Machine {
                     r.flags
                 )));
             }
-            match r.op {
-                OP_ALLOC | OP_FREE | OP_TOUCH | OP_SLAB_ALLOC | OP_SLAB_FREE | OP_SLAB_PIN => {
-                    if r.obj >= max_objects {
-                        return Err(Error::Trace(format!(
-                            "op {i}: object id {} is beyond the declared range (max_objects = {max_objects})",
-                            r.obj
-                        )));
-                    }
-                    if r.op == OP_SLAB_PIN && r.gfp >= max_objects {
-                        return Err(Error::Trace(format!(
-                            "op {i}: OP_SLAB_PIN target {} is beyond the declared range (max_objects = {max_objects})",
-                            r.gfp
-                        )));
-                    }
-                    if r.op == OP_SLAB_ALLOC {
-                        if r.order as usize >= NR_CACHES {
-                            return Err(Error::Trace(format!(
-                                "op {i}: slab cache {} does not exist (caches 0..{})",
-                                r.order,
-                                NR_CACHES - 1
-                            )));
-                        }
-                        check_mask(i, r.gfp, &mut last_gfp)?;
-                        if r.gfp & (gfp::__GFP_DMA | gfp::__GFP_DMA32 | gfp::__GFP_HIGHMEM) != 0 {
-                            return Err(Error::Trace(format!(
-                                "op {i}: OP_SLAB_ALLOC mask {:#x} has a zone modifier (slab caches are lowmem)",
-                                r.gfp
-                            )));
-                        }
-                    }
-                    // traces are portable: stacks are ignored on a machine without page_owner
-                    if r.stack != 0 && self.owner.is_some() && self.validate_stack(r.stack).is_err()
-                    {
-                        return Err(Error::Trace(format!(
-                            "op {i}: stack handle {:#x} is not in this machine's stack depot",
-                            r.stack
-                        )));
-                    }
-                    if r.op == OP_ALLOC {
-                        if r.order as usize >= MAX_ORDER {
-                            return Err(Error::Trace(format!(
-                                "op {i}: order {} is out of range 0..{}",
-                                r.order,
-                                MAX_ORDER - 1
-                            )));
-                        }
-                        check_mask(i, r.gfp, &mut last_gfp)?;
-                    }
-                    // the id's slot; an allocation gives a new id one
-                    let o = &mut self.objs;
-                    let slot = match o.slot(r.obj) {
-                        Some(s) => s as u32,
-                        None if r.op == OP_ALLOC || r.op == OP_SLAB_ALLOC => {
-                            let s = match o.free_slots.pop() {
-                                Some(s) => {
-                                    new.popped.push(s);
-                                    o.slot_id[s as usize] = r.obj;
-                                    s
-                                }
-                                None => {
-                                    fresh += 1;
-                                    (fresh - 1) as u32
-                                }
-                            };
-                            o.set_slot(r.obj, s).map_err(|_| no_memory(ops.len()))?;
-                            new.ids.push((r.obj, s));
-                            s
-                        }
-                        None => {
-                            miss = Some((
-                                i,
-                                format!(
-                                    "op {i}: {} of object {} that is not allocated (never allocated, or freed already)",
-                                    op_name(r.op),
-                                    r.obj
-                                ),
-                            ));
-                            break;
-                        }
-                    };
-                    ops[i].obj = slot;
-                    if r.op == OP_SLAB_PIN {
-                        match o.slot(r.gfp) {
-                            Some(t) => ops[i].gfp = t as u32,
-                            None => {
-                                miss = Some((
-                                    i,
-                                    format!(
-                                        "op {i}: OP_SLAB_PIN target {} is not an allocated slab object",
-                                        r.gfp
-                                    ),
-                                ));
-                                break;
-                            }
-                        }
-                    }
-                }
-                OP_TICK => {
-                    if r.obj > MAX_TICK_US {
-                        return Err(Error::Trace(format!(
-                            "op {i}: OP_TICK of {} us is absurd (at most {MAX_TICK_US} us, one hour)",
-                            r.obj
-                        )));
-                    }
-                    now += r.obj as u64 * 1000;
-                    if now > MAX_NOW_NS {
-                        return Err(Error::Trace(format!(
-                            "op {i}: OP_TICK takes the simulated clock past 2^63 ns (292 years)"
-                        )));
-                    }
-                }
-                o => {
-                    return Err(Error::Trace(format!(
-                        "op {i}: unknown op code {o} (OP_ALLOC=1, OP_FREE=2, OP_TOUCH=3, OP_TICK=4, OP_SLAB_ALLOC=5, OP_SLAB_FREE=6, OP_SLAB_PIN=7)"
-                    )))
-                }
-            }
-        }
-        // the slots this trace needs; the table is as it was if they cannot be had
-        let o = &mut self.objs;
-        o.try_ensure(fresh).map_err(|_| no_memory(ops.len()))?;
-        for &(id, s) in &new.ids {
-            o.slot_id[s as usize] = id;
-        }
-        Ok(Pass1::Checked(miss))
-    }
-
-    /// Pass 2: object consistency against the machine's objects, records
-    /// `0..miss` (the first record pass 1 found naming an unknown id, whose
-    /// message is the error if nothing fails before it). State flips are
-    /// kept (the engine reads them; [`flip_mask`] gives each record's);
-    /// everything is undone on error. `false`: interrupted, nothing changed.
-    pub(super) fn validate_objects(
-        &mut self,
-        ops: &[TraceOp],
-        miss: Option<(usize, String)>,
-        interrupted: &dyn Fn() -> bool,
-    ) -> Result<bool> {
-        let end = miss.as_ref().map_or(ops.len(), |m| m.0);
-        // records whose flips are in the state table
-        let mut flipped = 0;
-        let mut pins: Vec<(u32, u32, bool)> = Vec::new();
-        let mut fail = None;
-        let mut stop = false;
-        for (i, r) in ops[..end].iter().enumerate() {
-            flipped = i;
-            if i % POLL_EVERY == 0 && i > 0 && interrupted() {
-                stop = true;
-                break;
-            }
             if r.op == OP_TICK {
+                if r.obj > MAX_TICK_US {
+                    return Err(Error::Trace(format!(
+                        "op {i}: OP_TICK of {} us is absurd (at most {MAX_TICK_US} us, one hour)",
+                        r.obj
+                    )));
+                }
+                now += r.obj as u64 * 1000;
+                if now > MAX_NOW_NS {
+                    return Err(Error::Trace(format!(
+                        "op {i}: OP_TICK takes the simulated clock past 2^63 ns (292 years)"
+                    )));
+                }
+                enc.push(&r);
                 continue;
             }
-            let o = &mut self.objs;
-            let st = o.state[r.obj as usize];
-            let live = st & OBJ_LIVE != 0;
-            let slab = st & OBJ_SLAB != 0;
-            let name = op_name(r.op);
-            match r.op {
-                OP_ALLOC | OP_SLAB_ALLOC if live => {
-                    fail = Some(format!(
-                        "op {i}: {name} of object {} that is still allocated",
-                        o.slot_id[r.obj as usize]
-                    ));
+            if !matches!(
+                r.op,
+                OP_ALLOC | OP_FREE | OP_TOUCH | OP_SLAB_ALLOC | OP_SLAB_FREE | OP_SLAB_PIN
+            ) {
+                return Err(Error::Trace(format!(
+                    "op {i}: unknown op code {} (OP_ALLOC=1, OP_FREE=2, OP_TOUCH=3, OP_TICK=4, OP_SLAB_ALLOC=5, OP_SLAB_FREE=6, OP_SLAB_PIN=7)",
+                    r.op
+                )));
+            }
+            if r.obj >= max_objects {
+                return Err(Error::Trace(format!(
+                    "op {i}: object id {} is beyond the declared range (max_objects = {max_objects})",
+                    r.obj
+                )));
+            }
+            if r.op == OP_SLAB_PIN && r.gfp >= max_objects {
+                return Err(Error::Trace(format!(
+                    "op {i}: OP_SLAB_PIN target {} is beyond the declared range (max_objects = {max_objects})",
+                    r.gfp
+                )));
+            }
+            if r.op == OP_SLAB_ALLOC {
+                if r.order as usize >= NR_CACHES {
+                    return Err(Error::Trace(format!(
+                        "op {i}: slab cache {} does not exist (caches 0..{})",
+                        r.order,
+                        NR_CACHES - 1
+                    )));
                 }
-                OP_FREE | OP_TOUCH | OP_SLAB_FREE | OP_SLAB_PIN if !live => {
-                    fail = Some(format!(
-                        "op {i}: {name} of object {} that is not allocated (never allocated, or freed already)",
-                        o.slot_id[r.obj as usize]
-                    ));
+                check_mask(i, r.gfp)?;
+                if r.gfp & (gfp::__GFP_DMA | gfp::__GFP_DMA32 | gfp::__GFP_HIGHMEM) != 0 {
+                    return Err(Error::Trace(format!(
+                        "op {i}: OP_SLAB_ALLOC mask {:#x} has a zone modifier (slab caches are lowmem)",
+                        r.gfp
+                    )));
                 }
-                OP_FREE | OP_SLAB_FREE if slab != (r.op == OP_SLAB_FREE) => {
-                    fail = Some(format!(
-                        "op {i}: {name} of object {}, which is {}",
-                        o.slot_id[r.obj as usize],
-                        if slab {
-                            "a slab object (free it with OP_SLAB_FREE)"
-                        } else {
-                            "a block of pages (free it with OP_FREE)"
-                        }
-                    ));
+            }
+            // traces are portable: stacks are ignored on a machine without page_owner
+            if r.stack != 0 && has_owner && self.validate_stack(r.stack).is_err() {
+                return Err(Error::Trace(format!(
+                    "op {i}: stack handle {:#x} is not in this machine's stack depot",
+                    r.stack
+                )));
+            }
+            if r.op == OP_ALLOC {
+                if r.order as usize >= MAX_ORDER {
+                    return Err(Error::Trace(format!(
+                        "op {i}: order {} is out of range 0..{}",
+                        r.order,
+                        MAX_ORDER - 1
+                    )));
                 }
-                OP_FREE | OP_SLAB_FREE if o.npins[r.obj as usize] > 0 => {
-                    fail = Some(format!(
-                        "op {i}: {name} of object {} that {} objects still pin (free them first)",
-                        o.slot_id[r.obj as usize], o.npins[r.obj as usize]
-                    ));
-                }
-                OP_SLAB_PIN => {
-                    let (p, t) = (r.obj as usize, r.gfp as usize);
-                    let ts = o.state[t];
-                    let (pid, tid) = (o.slot_id[p], o.slot_id[t]);
-                    fail = if ts & OBJ_LIVE == 0 || ts & OBJ_SLAB == 0 {
-                        Some(format!(
-                            "op {i}: OP_SLAB_PIN target {tid} is not an allocated slab object"
-                        ))
-                    } else if p == t || o.pin[p] != NONE || o.pin[t] != NONE || o.npins[p] != 0 {
-                        Some(format!(
-                            "op {i}: OP_SLAB_PIN of {pid} on {tid}: an object pins at most one other, and a pinned object pins nothing"
-                        ))
-                    } else {
-                        o.pin[p] = t as u32;
-                        o.npins[t] += 1;
-                        pins.push((p as u32, t as u32, true));
-                        None
-                    };
-                }
-                OP_ALLOC | OP_FREE | OP_SLAB_ALLOC | OP_SLAB_FREE => {
-                    o.state[r.obj as usize] ^= flip_mask(r);
-                    let t = o.pin[r.obj as usize];
-                    if (r.op == OP_FREE || r.op == OP_SLAB_FREE) && t != NONE {
-                        o.pin[r.obj as usize] = NONE;
-                        o.npins[t as usize] -= 1;
-                        pins.push((r.obj, t, false));
+                check_mask(i, r.gfp)?;
+            }
+            // the object, as the trace has left it so far
+            let id = r.obj;
+            let v = self.view_of(id)?;
+            let live_now = v & V_LIVE != 0;
+            let v_after = match r.op {
+                OP_ALLOC | OP_SLAB_ALLOC => {
+                    if live_now {
+                        return Err(Error::Trace(format!(
+                            "op {i}: {} of object {id} that is still allocated",
+                            op_name(r.op)
+                        )));
                     }
+                    live += 1;
+                    peak = peak.max(live);
+                    if id < DENSE_IDS {
+                        dense_end = dense_end.max(id as usize + 1);
+                    } else {
+                        sparse_allocs += 1;
+                    }
+                    let slab = if r.op == OP_SLAB_ALLOC { V_SLAB } else { 0 };
+                    V_SEEN | V_LIVE | slab | (v & V_PINS)
                 }
-                _ => {}
+                OP_FREE | OP_SLAB_FREE => {
+                    if !live_now {
+                        return Err(not_allocated(i, r.op, id));
+                    }
+                    let slab = v & V_SLAB != 0;
+                    if slab != (r.op == OP_SLAB_FREE) {
+                        return Err(Error::Trace(format!(
+                            "op {i}: {} of object {id}, which is {}",
+                            op_name(r.op),
+                            if slab {
+                                "a slab object (free it with OP_SLAB_FREE)"
+                            } else {
+                                "a block of pages (free it with OP_FREE)"
+                            }
+                        )));
+                    }
+                    let (pin, np) = self.pins_of(id, v);
+                    if np > 0 {
+                        return Err(Error::Trace(format!(
+                            "op {i}: {} of object {id} that {np} objects still pin (free them first)",
+                            op_name(r.op)
+                        )));
+                    }
+                    if pin != NONE {
+                        // the target's links are in the map (see `view_of`)
+                        self.view_of(pin)?;
+                        let pins = &mut self.objs.view.pins;
+                        if let Some(t) = pins.get_mut(&pin) {
+                            t.1 -= 1;
+                        }
+                        pins.insert(id, (NONE, 0));
+                    }
+                    live -= 1;
+                    V_SEEN | (v & V_PINS)
+                }
+                OP_TOUCH => {
+                    if !live_now {
+                        return Err(not_allocated(i, r.op, id));
+                    }
+                    v
+                }
+                _ => {
+                    // OP_SLAB_PIN: `id` pins slab object `r.gfp`
+                    if !live_now {
+                        return Err(not_allocated(i, r.op, id));
+                    }
+                    let t = r.gfp;
+                    let vt = self.view_of(t)?;
+                    if vt & V_LIVE == 0 || vt & V_SLAB == 0 {
+                        return Err(Error::Trace(format!(
+                            "op {i}: OP_SLAB_PIN target {t} is not an allocated slab object"
+                        )));
+                    }
+                    let (pp, pn) = self.pins_of(id, v);
+                    let (tp, _) = self.pins_of(t, vt);
+                    if id == t || pp != NONE || tp != NONE || pn != 0 {
+                        return Err(Error::Trace(format!(
+                            "op {i}: OP_SLAB_PIN of {id} on {t}: an object pins at most one other, and a pinned object pins nothing"
+                        )));
+                    }
+                    let pins = &mut self.objs.view.pins;
+                    pins.try_reserve(2).map_err(|_| no_memory(n))?;
+                    pins.insert(id, (t, pn));
+                    let tn = pins.get(&t).map_or(0, |e| e.1);
+                    pins.insert(t, (NONE, tn + 1));
+                    enc.push(&r);
+                    let view = &mut self.objs.view;
+                    view.set(t, vt | V_PINS).map_err(|_| no_memory(n))?;
+                    view.set(id, v | V_PINS).map_err(|_| no_memory(n))?;
+                    continue;
+                }
+            };
+            enc.push(&r);
+            if v_after != v {
+                self.objs.view.set(id, v_after).map_err(|_| no_memory(n))?;
             }
-            if fail.is_some() {
-                break;
-            }
         }
-        for &(p, t, set) in pins.iter().rev() {
-            if set {
-                self.objs.pin[p as usize] = NONE;
-                self.objs.npins[t as usize] -= 1;
-            } else {
-                self.objs.pin[p as usize] = t;
-                self.objs.npins[t as usize] += 1;
-            }
-        }
-        if fail.is_none() && !stop {
-            flipped = end;
-            fail = miss.map(|m| m.1);
-        }
-        if fail.is_some() || stop {
-            self.unflip(&ops[..flipped]);
-        }
-        match fail {
-            Some(msg) => Err(Error::Trace(msg)),
-            None => Ok(!stop),
-        }
+        // what running the trace will need, taken now: running cannot fail
+        let o = &mut self.objs;
+        o.try_reserve_slots(peak.saturating_sub(o.len()))
+            .map_err(|_| no_memory(n))?;
+        o.try_reserve_ids(dense_end, sparse_allocs)
+            .map_err(|_| no_memory(n))?;
+        Ok(true)
     }
 }
