@@ -244,6 +244,9 @@ def _load_dir(d: Path, label: str | None) -> Snapshot:
             files[name] = p.read_bytes()
         elif pz.exists():
             files[name] = _read_zst(pz.read_bytes(), str(pz))
+        elif name in BINARY_FILES and (d / f"{name}.words").exists():  # a format 2 file's members
+            idx = d / f"{name}.index"
+            files[name] = _undict((d / f"{name}.words").read_bytes(), idx.read_bytes() if idx.exists() else None, f"{d}: {name}")
     return _from_files(files, meta, str(d), label or meta.get("label") or d.name)
 
 
