@@ -309,6 +309,29 @@ def test_a_short_kpageflags_is_an_error(tmp_path):
         ks.load(tmp_path)
 
 
+def test_a_snapshot_cut_anywhere_is_a_clear_error(tmp_path, capsys):
+    raw = SNAP.read_bytes()
+    p = tmp_path / "cut.tar.zst"
+    for k in range(1, 8):
+        p.write_bytes(raw[: len(raw) * k // 8])
+        with pytest.raises(SnapshotError, match=r"cut\.tar\.zst"):
+            ks.load(p)
+    assert main(["inspect", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kmm inspect: SnapshotError:") and err.count("\n") == 1 and "Traceback" not in err
+    # a dictionary-coded kpageflags shorter than zoneinfo's zones
+    s = ks.load(SNAP)
+    files = {n: t.encode() for n, t in s.texts.items()}
+    files["kpageflags"] = s.kpageflags[:4096].tobytes()
+    files["kpagecount"] = s.kpagecount.tobytes()
+    short = tmp_path / "short.tar.zst"
+    ks.write(files, dict(s.meta), short)
+    with pytest.raises(SnapshotError, match="kpageflags holds 4096 pfns but zoneinfo's zones end at pfn"):
+        ks.load(short)
+    with pytest.raises(SnapshotError, match="kpageflags holds 4096 pfns"):
+        kmm.Machine.from_snapshot(short)
+
+
 def test_zoneinfo_and_block_count_parsers_reject_garbage():
     with pytest.raises(SnapshotError, match="no zone with pages"):
         ks.parse_zoneinfo("hello\n")
