@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import zstandard
-
 from kmm import snapshot as ks
 
 KEPT_BITS = (5, 7, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 32)
