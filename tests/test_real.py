@@ -32,6 +32,7 @@ FTRACE = DATA / "ftrace.txt.zst"
 PERF = DATA / "perf-script.txt.zst"
 PERF_FIELDS = DATA / "perf-script-fields.txt.zst"
 SNAP = DATA / "snapshot-end.tar.zst"
+CHURN = DATA / "churn"  # a kmm record bundle of this machine, shrunk (README)
 SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
 
 
@@ -242,10 +243,7 @@ def test_from_snapshot_gives_the_zones_and_buddyinfo_exactly(allocator):
     real = {(z.node, z.name): z for z in snap.zones()}
     for st_ in m.zone_stats():
         z = real[(st_.node, st_.zone)]
-        assert (st_.present, st_.managed) == (z.present, z.managed)
-        assert st_.start_pfn + st_.spanned == z.end_pfn
-        # kmm aligns a zone's buddy blocks to its start: DMA (pfn 1) starts at 0
-        assert st_.start_pfn == z.start_pfn - z.start_pfn % 1024
+        assert (st_.start_pfn, st_.spanned, st_.present, st_.managed) == (z.start_pfn, z.spanned, z.present, z.managed)
         assert (st_.min, st_.low, st_.high) == z.watermarks
 
 
@@ -309,6 +307,29 @@ def test_a_short_kpageflags_is_an_error(tmp_path):
     (tmp_path / "kpageflags").unlink()
     with pytest.raises(SnapshotError, match="lacks kpageflags"):
         ks.load(tmp_path)
+
+
+def test_a_snapshot_cut_anywhere_is_a_clear_error(tmp_path, capsys):
+    raw = SNAP.read_bytes()
+    p = tmp_path / "cut.tar.zst"
+    for k in range(1, 8):
+        p.write_bytes(raw[: len(raw) * k // 8])
+        with pytest.raises(SnapshotError, match=r"cut\.tar\.zst"):
+            ks.load(p)
+    assert main(["inspect", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kmm inspect: SnapshotError:") and err.count("\n") == 1 and "Traceback" not in err
+    # a dictionary-coded kpageflags shorter than zoneinfo's zones
+    s = ks.load(SNAP)
+    files = {n: t.encode() for n, t in s.texts.items()}
+    files["kpageflags"] = s.kpageflags[:4096].tobytes()
+    files["kpagecount"] = s.kpagecount.tobytes()
+    short = tmp_path / "short.tar.zst"
+    ks.write(files, dict(s.meta), short)
+    with pytest.raises(SnapshotError, match="kpageflags holds 4096 pfns but zoneinfo's zones end at pfn"):
+        ks.load(short)
+    with pytest.raises(SnapshotError, match="kpageflags holds 4096 pfns"):
+        kmm.Machine.from_snapshot(short)
 
 
 def test_zoneinfo_and_block_count_parsers_reject_garbage():
@@ -383,8 +404,9 @@ def test_inspect_json(capsys):
     assert [z["zone"] for z in r["zones"]] == ["DMA", "DMA32", "Normal"]
     for zone, c in r["pageblocks"].items():
         z = next(x for x in r["zones"] if f"{x['node']}:{x['zone']}" == zone)
-        kmm_start = z["start_pfn"] - z["start_pfn"] % 1024
-        assert sum(c.values()) == (z["start_pfn"] + z["spanned"] - kmm_start) // 512
+        # the pageblocks holding a pfn of the zone (DMA starts at pfn 1: 8 of them)
+        first = z["start_pfn"] // 512
+        assert sum(c.values()) == -(-(z["start_pfn"] + z["spanned"]) // 512) - first
     assert set(r["ceiling"]) == {"9", "10"}
     # the extfrag indices are those of the snapshot's own buddyinfo
     bi = kmm.procfs.parse_buddyinfo(ks.load(SNAP).texts["buddyinfo"])
@@ -516,6 +538,80 @@ def test_recorded_replay_of_the_shared_recording_agrees():
     assert r["columns"]["recorded"]["compare"]["agreement"] >= 0.999
 
 
+def test_recorded_replay_of_our_recording_agrees():
+    # a recording of a busy machine other than shared/real: >= 99.9% of the free pfns agree
+    machines, r = rr.replay(CHURN, placement="recorded")
+    rec = r["columns"]["recorded"]
+    c = rec["compare"]
+    assert c["agreement"] >= 0.999, c
+    assert r["window"]["events_in_window"] > 50_000 and r["window"]["lost_events"] == 0
+    assert r["ring_buffer"]["dropped"] == 0
+    # what does not agree is reported: divergences with examples, pfn counts
+    assert c["free_only_kmm"] + c["free_only_real"] > 0 and rec["divergences"]["events"] > 0
+    assert rec["divergences"]["examples"]
+    assert c["free_both"] + c["free_only_real"] == r["columns"]["real"]["free_pages"]
+    machines["recorded"].check()
+
+
+def test_policy_replay_of_our_recording_runs_every_variant_clean():
+    from kmm.highalloc import VARIANTS
+
+    machines, r = rr.replay(CHURN, placement="policy", variants=list(VARIANTS))
+    assert set(machines) == set(VARIANTS) | {"real"}
+    imp = r["import"]
+    assert imp["allocations"] > 10_000 and imp["frees"] > 10_000
+    for m in machines.values():
+        m.check()
+    assert len({r["columns"][v]["free_pages"] for v in VARIANTS}) > 1  # the allocators differ
+
+
+def test_snapshot_format_1_files_are_still_read(tmp_path):
+    # format 1 kept the u64 arrays raw; format 2 dictionary-codes them
+    s = ks.load(SNAP)
+    old = tmp_path / "old.tar.zst"
+    with open(old, "wb") as raw, zstandard.ZstdCompressor().stream_writer(raw) as zw, tarfile.open(fileobj=zw, mode="w|") as tf:
+        members = [(ks.META, json.dumps(dict(s.meta, format="kmm-snapshot 1")).encode())]
+        members += [(n, t.encode()) for n, t in s.texts.items()]
+        members += [("kpageflags", s.kpageflags.tobytes()), ("kpagecount", s.kpagecount.tobytes())]
+        for name, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    o = ks.load(old)
+    assert np.array_equal(o.kpageflags, s.kpageflags) and np.array_equal(o.kpagecount, s.kpagecount)
+    assert o.texts == s.texts
+    with tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(open(SNAP, "rb")), mode="r|") as tf:
+        names = [ti.name for ti in tf]
+    assert "kpageflags.words" in names and "kpageflags.index" in names and "kpageflags" not in names
+
+
+def test_a_corrupt_dictionary_coded_snapshot_is_an_error(tmp_path):
+    s = ks.load(SNAP)
+    files = {n: t.encode() for n, t in s.texts.items()}
+    files["kpageflags"] = s.kpageflags.tobytes()
+    files["kpagecount"] = s.kpagecount.tobytes()
+    ok = tmp_path / "ok.tar.zst"
+    ks.write(files, dict(s.meta), ok)
+    assert np.array_equal(ks.load(ok).kpageflags, s.kpageflags)
+    # an index past the words: rewrite the archive with one word fewer
+    raw = zstandard.ZstdDecompressor().stream_reader(open(ok, "rb")).read()
+    members = []
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        for ti in tf:
+            data = tf.extractfile(ti).read()
+            if ti.name == "kpageflags.words":
+                data = data[:-8]
+            members.append((ti.name, data))
+    bad = tmp_path / "bad.tar.zst"
+    with open(bad, "wb") as fo, zstandard.ZstdCompressor().stream_writer(fo) as zw, tarfile.open(fileobj=zw, mode="w|") as tf:
+        for name, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    with pytest.raises(SnapshotError, match="past the"):
+        ks.load(bad)
+
+
 def _tracefs_state() -> tuple[bool, str]:
     mounted = os.path.exists("/sys/kernel/tracing/trace_marker")
     return mounted, open("/sys/kernel/tracing/buffer_size_kb").read() if mounted else ""
@@ -568,6 +664,7 @@ def test_record_restores_tracefs_on_failure_and_ctrl_c(tmp_path, monkeypatch, fa
         raise failure
 
     monkeypatch.setattr(recording._snapshot, "take", take)
+    monkeypatch.setattr(recording._snapshot, "live_buffers", lambda: {})
     with pytest.raises(type(failure)):
         recording.record(tmp_path / "out.kmm", ["true"], buffer_kb=2048, tracefs=str(root))
     assert calls

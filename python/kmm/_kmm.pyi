@@ -271,7 +271,7 @@ def machine_from_snapshot(
     active_freeing: bool | None = None,
     defrag_mode: bool | None = None,
     freelist_hygiene: bool | None = None,
-) -> tuple[Machine, list[list[int]], list[int]]: ...
+) -> tuple[Machine, list[list[int]]]: ...
 
 REPLAY_DIVERGENCES: list[str]
 REPLAY_STATES: list[str]

@@ -210,7 +210,7 @@ class Machine:
             bc = None if c is None else [c.get(t, 0) for t in ("Unmovable", "Movable", "Reclaimable", "HighAtomic")]
             zones.append((z.node, z.name, z.start_pfn, z.spanned, z.present, z.managed, z.watermarks, bc))
         flags = np.ascontiguousarray(snap.kpageflags if kpageflags is None else kpageflags, dtype=np.uint64)
-        inner, classes, _starts = _kmm.machine_from_snapshot(
+        inner, classes = _kmm.machine_from_snapshot(
             _str("allocator", allocator), zones, flags, compaction, active_freeing, defrag_mode,
             freelist_hygiene,
         )

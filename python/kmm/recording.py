@@ -145,6 +145,9 @@ def record(
         td = Path(tmp)
         try:
             t.mount()
+            # both snapshots' big buffers before the events are on: nothing of
+            # it is allocated, nor is a snapshot compressed, inside the window
+            bufs = [_snapshot.live_buffers(), _snapshot.live_buffers()]
             t.write("tracing_on", "0")
             t.write("buffer_size_kb", str(kb))
             t.write("options/overwrite", "0")
@@ -152,9 +155,8 @@ def record(
             for e in EVENTS:
                 t.write(f"events/kmem/{e}/enable", "1")
             t.write("tracing_on", "1", save=False)
-            files, meta = _snapshot.take(label="start")
-            _snapshot.write(files, meta, td / "start.tar.zst")
-            summary["start_consistent"] = not meta["buddyinfo_changed"]
+            start = _snapshot.take(label="start", bufs=bufs[0], kpageflags_last=True)
+            summary["start_consistent"] = not start[1]["buddyinfo_changed"]
             t0 = time.time()
             try:
                 proc = subprocess.run(cmd)
@@ -162,9 +164,8 @@ def record(
             except FileNotFoundError:
                 raise SnapshotError(f"command not found: {cmd[0]}") from None
             summary["seconds"] = round(time.time() - t0, 3)
-            files, meta = _snapshot.take(label="end")
-            _snapshot.write(files, meta, td / "end.tar.zst")
-            summary["end_consistent"] = not meta["buddyinfo_changed"]
+            end = _snapshot.take(label="end", bufs=bufs[1])
+            summary["end_consistent"] = not end[1]["buddyinfo_changed"]
             t.write("tracing_on", "0", save=False)
             for e in EVENTS:
                 t.write(f"events/kmem/{e}/enable", "0", save=False)
@@ -173,6 +174,8 @@ def record(
             (td / "stats").write_text(stats)
             with open(t.path("trace"), "rb") as src, open(td / "trace.txt.zst", "wb") as dst:
                 zstandard.ZstdCompressor(level=3, threads=-1).copy_stream(src, dst, read_size=1 << 20)
+            _snapshot.write(*start, td / "start.tar.zst")
+            _snapshot.write(*end, td / "end.tar.zst")
         finally:
             errors = t.restore()
             signal.signal(signal.SIGTERM, old_term)

@@ -12,6 +12,14 @@ member ``kmm-snapshot.json`` holds the label and how it was taken, or a
 directory of the same files (``kpageflags`` and ``kpagecount`` may be
 ``.zst``-compressed there, as ``shared/real/`` holds them). Every reader here
 accepts both.
+
+In a snapshot file (format ``kmm-snapshot 2``) each u64 array is stored as
+its distinct words (``NAME.words``, little-endian u64, sorted) and one index
+into them per pfn (``NAME.index``, u8 when there are at most 256 words, else
+u16 little-endian; a real machine's kpageflags has a few hundred distinct
+words and kpagecount a few dozen), which zstd packs two to three times
+smaller than the raw words; an array of more than 65,536 distinct words is
+stored raw. Format 1 files (raw arrays) are read as before.
 """
 
 from __future__ import annotations
@@ -47,7 +55,9 @@ __all__ = [
     "write",
 ]
 
-FORMAT = "kmm-snapshot 1"
+FORMAT = "kmm-snapshot 2"
+#: formats a reader accepts (1: the u64 arrays stored raw)
+READ_FORMATS = ("kmm-snapshot 1", FORMAT)
 META = "kmm-snapshot.json"
 REQUIRED_FILES = ("buddyinfo", "pagetypeinfo", "zoneinfo", "vmstat", "meminfo", "kpageflags", "kpagecount")
 OPTIONAL_FILES = ("buddyinfo.after", "unusable_index", "extfrag_index")
@@ -234,6 +244,9 @@ def _load_dir(d: Path, label: str | None) -> Snapshot:
             files[name] = p.read_bytes()
         elif pz.exists():
             files[name] = _read_zst(pz.read_bytes(), str(pz))
+        elif name in BINARY_FILES and (d / f"{name}.words").exists():  # a format 2 file's members
+            idx = d / f"{name}.index"
+            files[name] = _undict((d / f"{name}.words").read_bytes(), idx.read_bytes() if idx.exists() else None, f"{d}: {name}")
     return _from_files(files, meta, str(d), label or meta.get("label") or d.name)
 
 
@@ -275,9 +288,40 @@ def load_stream(raw: Any, source: str, label: str | None = None) -> Snapshot:
                     files[ti.name] = data
     except (tarfile.TarError, zstandard.ZstdError, EOFError) as e:
         raise SnapshotError(f"{p}: truncated or corrupt snapshot: {e}") from e
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in READ_FORMATS:
         raise SnapshotError(f"{p}: not a kmm snapshot (format {meta.get('format')!r}, expected {FORMAT!r})")
+    for name in BINARY_FILES:
+        if f"{name}.words" in files or f"{name}.index" in files:
+            files[name] = _undict(files.pop(f"{name}.words", None), files.pop(f"{name}.index", None), f"{p}: {name}")
     return _from_files(files, meta, str(p), label)
+
+
+def _dict_code(data: bytes | memoryview) -> tuple[bytes, bytes] | None:
+    """An array of u64s as (distinct words, index per entry); None when it has
+    more than 65,536 distinct words."""
+    a = np.frombuffer(data, dtype="<u8")
+    words, index = np.unique(a, return_inverse=True)
+    if len(words) > 1 << 16:
+        return None
+    return words.astype("<u8").tobytes(), index.astype("u1" if len(words) <= 256 else "<u2").tobytes()
+
+
+def _undict(words: bytes | None, index: bytes | None, what: str) -> bytes:
+    if words is None or index is None:
+        raise SnapshotError(f"{what}: the snapshot holds one of {what.rsplit(' ', 1)[-1]}.words and .index but not both")
+    if len(words) % 8 or not 0 < len(words) <= 8 << 16:
+        raise SnapshotError(f"{what}.words: {len(words)} bytes is not 1 to 65,536 u64 words (truncated?)")
+    w = np.frombuffer(words, dtype="<u8")
+    idx = np.frombuffer(index, dtype="u1") if len(w) <= 256 else _u16s(index, f"{what}.index")
+    if len(idx) and int(idx.max()) >= len(w):
+        raise SnapshotError(f"{what}.index: index {int(idx.max())} past the {len(w)} words (corrupt snapshot)")
+    return w[idx].tobytes()
+
+
+def _u16s(data: bytes, what: str) -> np.ndarray:
+    if len(data) % 2:
+        raise SnapshotError(f"{what}: {len(data)} bytes is not a whole number of u16 entries (truncated?)")
+    return np.frombuffer(data, dtype="<u2")
 
 
 def load(path: str | os.PathLike[str] | Snapshot, *, label: str | None = None) -> Snapshot:
@@ -300,11 +344,18 @@ def write(snap_files: dict[str, bytes], meta: dict[str, Any], out: str | os.Path
     tmp = out.with_name(out.name + ".part")
     names = [n for n in REQUIRED_FILES + OPTIONAL_FILES if n in snap_files]
     meta = dict(meta, format=FORMAT, files=names)
+    members: list[tuple[str, Any]] = []
+    for n in names:
+        coded = _dict_code(snap_files[n]) if n in BINARY_FILES and len(snap_files[n]) % 8 == 0 else None
+        if coded is None:
+            members.append((n, snap_files[n]))
+        else:
+            members += [(f"{n}.words", coded[0]), (f"{n}.index", coded[1])]
     try:
         with open(tmp, "wb") as raw, zstandard.ZstdCompressor(level=level, threads=-1).stream_writer(
             raw, closefd=False
         ) as zw, tarfile.open(fileobj=zw, mode="w|") as tf:
-            for name, data in [(META, json.dumps(meta, indent=1).encode())] + [(n, snap_files[n]) for n in names]:
+            for name, data in [(META, json.dumps(meta, indent=1).encode())] + members:
                 ti = tarfile.TarInfo(name)
                 ti.size = len(data)
                 ti.mtime = int(meta.get("taken_at", 0))
@@ -316,7 +367,9 @@ def write(snap_files: dict[str, bytes], meta: dict[str, Any], out: str | os.Path
         raise
 
 
-def pack_dir(d: str | os.PathLike[str], out: str | os.PathLike[str], *, label: str | None = None) -> Snapshot:
+def pack_dir(
+    d: str | os.PathLike[str], out: str | os.PathLike[str], *, label: str | None = None, level: int = 3
+) -> Snapshot:
     """``kmm snapshot --from DIR``: pack copies of the files taken elsewhere."""
     snap = load(d, label=label)
     files = {n: t.encode() for n, t in snap.texts.items()}
@@ -326,7 +379,7 @@ def pack_dir(d: str | os.PathLike[str], out: str | os.PathLike[str], *, label: s
     lab = label or snap.label
     meta = {"label": lab, "source": f"from {Path(d).name}", "taken_at": snap.meta.get("taken_at", 0),
             "buddyinfo_changed": None if snap.consistent is None else not snap.consistent}
-    write(files, meta, out)
+    write(files, meta, out, level=level)
     return load(out)
 
 
@@ -392,24 +445,43 @@ def _mark(text: str) -> bool:
         return False
 
 
-def take(*, label: str | None = None, files: Iterable[str] | None = None) -> tuple[dict[str, bytes], dict[str, Any]]:
+def live_buffers() -> dict[str, bytearray]:
+    """Buffers for one live snapshot's ``kpageflags`` and ``kpagecount``, sized
+    from zoneinfo (8 bytes per pfn plus 8 MiB) and faulted in."""
+    for name in BINARY_FILES:
+        _open(LIVE_PATHS[name]).close()  # probe the files that need root first
+    zones = parse_zoneinfo(_read_small(LIVE_PATHS["zoneinfo"]).decode())
+    npfn = max(z.end_pfn for z in zones)
+    return {name: _touched(8 * npfn + (8 << 20)) for name in BINARY_FILES}
+
+
+def take(
+    *,
+    label: str | None = None,
+    files: Iterable[str] | None = None,
+    bufs: dict[str, bytearray] | None = None,
+    kpageflags_last: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read the live machine's snapshot files (root). Returns (files, meta).
 
     Every buffer is allocated before the first read (the big files' sized from
-    zoneinfo), buddyinfo is read first and again last, and, when tracefs is
-    mounted, ``kmm-snapshot LABEL begin`` / ``end`` go to ``trace_marker``.
+    zoneinfo; ``bufs`` from :func:`live_buffers` are used in place and the big
+    files come back as views of them, so a caller can allocate them before a
+    recording starts), buddyinfo is read first and again last, and, when
+    tracefs is mounted, ``kmm-snapshot LABEL begin`` / ``end`` go to
+    ``trace_marker``. ``kpageflags_last`` reads kpagecount before kpageflags
+    (a recording's start snapshot does, its end snapshot reads kpageflags
+    first: a pfn's replay window runs from its kpageflags read in one to its
+    read in the other, so the other reads fall outside it).
     """
     lab = label or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     if not re.fullmatch(r"[A-Za-z0-9_.:+-]+", lab):
         raise SnapshotError(f"snapshot label {lab!r} must be one word of letters, digits and _.:+-")
-    # probe the files that need root before anything else
-    for name in BINARY_FILES:
-        _open(LIVE_PATHS[name]).close()
-    zones = parse_zoneinfo(_read_small(LIVE_PATHS["zoneinfo"]).decode())
-    npfn = max(z.end_pfn for z in zones)
-    bufs = {name: _touched(8 * npfn + (8 << 20)) for name in BINARY_FILES}
+    own = bufs is None
+    if bufs is None:
+        bufs = live_buffers()
     want = set(files) if files is not None else set(REQUIRED_FILES + OPTIONAL_FILES)
-    out: dict[str, bytes] = {}
+    out: dict[str, Any] = {}
     marked = _mark(f"kmm-snapshot {lab} begin")
     t0 = time.time()
     out["buddyinfo"] = _read_small(LIVE_PATHS["buddyinfo"])
@@ -417,7 +489,7 @@ def take(*, label: str | None = None, files: Iterable[str] | None = None) -> tup
         out[name] = _read_small(LIVE_PATHS[name])
     lens = {
         name: _read_into(LIVE_PATHS[name], bufs[name], f"kmm-snapshot {lab} kpageflags" if marked and name == "kpageflags" else None)
-        for name in BINARY_FILES
+        for name in (BINARY_FILES[::-1] if kpageflags_last else BINARY_FILES)
     }
     out["buddyinfo.after"] = _read_small(LIVE_PATHS["buddyinfo"])
     t1 = time.time()
@@ -427,7 +499,8 @@ def take(*, label: str | None = None, files: Iterable[str] | None = None) -> tup
         if name in want and os.path.exists(LIVE_PATHS[name]):
             out[name] = _read_small(LIVE_PATHS[name])
     for name in BINARY_FILES:
-        out[name] = bytes(memoryview(bufs[name])[: lens[name]])
+        view = memoryview(bufs[name])[: lens[name]]
+        out[name] = bytes(view) if own else view
     meta = {
         "label": lab,
         "source": "live",

@@ -31,19 +31,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def pageblock_content(page_map: np.ndarray, zones: list[Any], block_order: int) -> dict[str, dict[str, int]]:
-    """Per zone, pageblocks by content: ``free`` (only free or pcp pages),
-    ``movable`` (allocated pages all movable), ``unmovable`` (allocated pages
-    all unmovable or reclaimable kernel pages), ``mixed`` (both), ``reserved``
-    (only reserved pages: holes and unmanaged memory)."""
+    """Per zone, the pageblocks holding a pfn of it (as pagetypeinfo counts
+    them, a zone starting at pfn 1 included) by content: ``free`` (only free
+    or pcp pages), ``movable`` (allocated pages all movable), ``unmovable``
+    (allocated pages all unmovable or reclaimable kernel pages), ``mixed``
+    (both), ``reserved`` (only reserved pages: holes and unmanaged memory).
+    Pfns of a pageblock outside the zone count as reserved."""
     from ..machine import PM_FREE, PM_PCP, PM_RESERVED, PM_USERRCLM
 
     size = 1 << block_order
     out: dict[str, dict[str, int]] = {}
     for z in zones:
         s, e = z.start_pfn, z.start_pfn + z.spanned
-        first = -(-s // size) * size
-        nb = (e - first) // size
-        pm = page_map[first : first + nb * size].reshape(nb, size)
+        first = s // size * size
+        nb = -(-(e - first) // size)
+        pm = np.full(nb * size, PM_RESERVED, dtype=page_map.dtype)
+        pm[s - first : e - first] = page_map[s:e]
+        pm = pm.reshape(nb, size)
         resv = (pm == PM_RESERVED).all(axis=1)
         mov = (pm == PM_USERRCLM).any(axis=1)
         unmov = ((pm != PM_FREE) & (pm != PM_PCP) & (pm != PM_RESERVED) & (pm != PM_USERRCLM)).any(axis=1)

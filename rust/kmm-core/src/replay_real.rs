@@ -35,7 +35,7 @@
 //! partial line.
 
 use crate::error::{Error, Result};
-use crate::ftrace::{parse_line_with, Event, EventKind, GfpCache, Importer, Line};
+use crate::ftrace::{parse_line_with, Event, EventKind, GfpCache, Importer, Line, LineSplitter};
 use crate::mm::kpageflags::{
     classify, PageClass, KPF_BUDDY, KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, KPF_LRU, KPF_SLAB,
 };
@@ -132,7 +132,7 @@ type Rule = (fn(u8) -> bool, fn(u8) -> usize, u8);
 
 /// The streaming reader of one real trace for both placements.
 pub struct RealReplay {
-    carry: Vec<u8>,
+    split: LineSplitter,
     gfp_cache: GfpCache,
     start_marker: Option<Vec<u8>>,
     end_marker: Option<Vec<u8>>,
@@ -149,9 +149,6 @@ pub struct RealReplay {
     importer: Option<Importer>,
     pub stats: RealReplayStats,
 }
-
-/// Longest partial line kept between chunks.
-const MAX_LINE: usize = 1 << 16;
 
 /// The state of a pfn as the snapshot's kpageflags word `f` says, `inside` a zone.
 #[inline]
@@ -214,7 +211,7 @@ impl RealReplay {
             l.map(|l| format!("kmm-snapshot {l} {what}").into_bytes())
         };
         Ok(RealReplay {
-            carry: Vec::new(),
+            split: LineSplitter::default(),
             gfp_cache: GfpCache::default(),
             start_marker: marker(start_label, "end"),
             phase: if start_label.is_some() { 0 } else { 1 },
@@ -230,47 +227,20 @@ impl RealReplay {
     }
 
     /// Read the next bytes of the trace (a line may be cut between two chunks).
-    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<()> {
-        if !self.carry.is_empty() {
-            match memchr::memchr(b'\n', chunk) {
-                Some(nl) => {
-                    let mut line = std::mem::take(&mut self.carry);
-                    line.extend_from_slice(&chunk[..nl]);
-                    self.line(&line);
-                    line.clear();
-                    self.carry = line;
-                    chunk = &chunk[nl + 1..];
-                }
-                None => {
-                    self.carry.extend_from_slice(chunk);
-                    return self.check_carry();
-                }
-            }
-        }
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', chunk) {
-            self.line(&chunk[start..nl]);
-            start = nl + 1;
-        }
-        self.carry.extend_from_slice(&chunk[start..]);
-        self.check_carry()
-    }
-
-    fn check_carry(&self) -> Result<()> {
-        if self.carry.len() > MAX_LINE {
-            return Err(Error::Parse(format!(
-                "line {} is longer than {MAX_LINE} bytes: not a kernel trace",
-                self.stats.lines + 1
-            )));
-        }
-        Ok(())
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        let mut split = std::mem::take(&mut self.split);
+        let r = split.feed(chunk, |l| {
+            self.line(l);
+            Ok(())
+        });
+        self.split = split;
+        r
     }
 
     /// End of the trace: the last line, then the checks that the window was
     /// found and held events.
     pub fn finish(&mut self) -> Result<()> {
-        if !self.carry.is_empty() {
-            let line = std::mem::take(&mut self.carry);
+        if let Some(line) = self.split.finish() {
             let before = self.stats.malformed;
             self.line(&line);
             if self.stats.malformed > before {

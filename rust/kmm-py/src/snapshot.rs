@@ -37,7 +37,7 @@ fn machine_from_snapshot(
     active_freeing: Option<bool>,
     defrag_mode: Option<bool>,
     freelist_hygiene: Option<bool>,
-) -> PyResult<(PyMachine, Vec<[u64; 6]>, Vec<u64>)> {
+) -> PyResult<(PyMachine, Vec<[u64; 6]>)> {
     let policy = Policy::parse(allocator).map_err(errors::Error::from)?;
     let zones: Vec<RealZone> = zones
         .into_iter()
@@ -83,7 +83,6 @@ fn machine_from_snapshot(
             poisoned: false,
         },
         load.classes,
-        load.kmm_start_pfn,
     ))
 }
 

@@ -35,6 +35,7 @@
 
 pub mod extfrag;
 mod line;
+mod lines;
 mod mmflags;
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,7 @@ mod tests;
 pub use line::{
     parse_line, parse_line_with, Event, EventKind, Format, GfpCache, Line, EVENT_NAMES,
 };
+pub use lines::{LineSplitter, MAX_LINE};
 pub use mmflags::map_gfp;
 
 use crate::error::{Error, Result};
@@ -158,12 +160,9 @@ const FREED: u32 = u32::MAX;
 /// Pfn freed by `mm_page_free_batched` alone.
 const FREED_BATCHED: u32 = u32::MAX - 1;
 
-/// Longest partial line kept between chunks.
-const MAX_LINE: usize = 1 << 16;
-
 /// The streaming importer: kernel event text in, kmm records out.
 pub struct Importer {
-    carry: Vec<u8>,
+    split: LineSplitter,
     /// pfn -> (object id, order) of live objects, or FREED / FREED_BATCHED.
     pages: PfnMap<(u32, u8)>,
     next_obj: u32,
@@ -184,7 +183,7 @@ impl Default for Importer {
 impl Importer {
     pub fn new() -> Importer {
         Importer {
-            carry: Vec::new(),
+            split: LineSplitter::default(),
             pages: PfnMap::default(),
             next_obj: 0,
             out: Vec::new(),
@@ -205,48 +204,18 @@ impl Importer {
 
     /// Parse a chunk of input; complete lines are handled now, a trailing partial
     /// line waits for the next chunk.
-    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<()> {
-        if !self.carry.is_empty() {
-            match memchr::memchr(b'\n', chunk) {
-                Some(nl) => {
-                    let mut line = std::mem::take(&mut self.carry);
-                    line.extend_from_slice(&chunk[..nl]);
-                    self.line(&line)?;
-                    line.clear();
-                    self.carry = line; // keep the allocation
-                    chunk = &chunk[nl + 1..];
-                }
-                None => {
-                    self.carry.extend_from_slice(chunk);
-                    return self.check_carry();
-                }
-            }
-        }
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', chunk) {
-            self.line(&chunk[start..nl])?;
-            start = nl + 1;
-        }
-        self.carry.extend_from_slice(&chunk[start..]);
-        self.check_carry()
-    }
-
-    fn check_carry(&self) -> Result<()> {
-        if self.carry.len() > MAX_LINE {
-            return Err(Error::Parse(format!(
-                "line {} is longer than {MAX_LINE} bytes: not a kernel trace",
-                self.stats.lines + 1
-            )));
-        }
-        Ok(())
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        let mut split = std::mem::take(&mut self.split);
+        let r = split.feed(chunk, |l| self.line(l));
+        self.split = split;
+        r
     }
 
     /// End of input: handle a last line without newline (a trace cut mid-line
     /// is counted as `truncated_last_line` when it does not parse), then refuse
     /// an input of which nothing parsed.
     pub fn finish(&mut self) -> Result<()> {
-        if !self.carry.is_empty() {
-            let line = std::mem::take(&mut self.carry);
+        if let Some(line) = self.split.finish() {
             let before = self.stats.malformed;
             self.line(&line)?;
             if self.stats.malformed > before {

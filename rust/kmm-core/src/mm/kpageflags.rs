@@ -117,8 +117,6 @@ pub struct SnapshotLoad {
     /// Per zone: pages per [`PageClass`] after the flag-0 pages were split
     /// into reserved and unmovable (index: class as u8).
     pub classes: Vec<[u64; 6]>,
-    /// Per zone: the kmm zone start (aligned down to a maximum-order block).
-    pub kmm_start_pfn: Vec<u64>,
 }
 
 const BLOCK_ALIGN: u64 = 1 << (MAX_ORDER - 1);
@@ -181,15 +179,18 @@ impl Machine {
                 z.present,
                 z.managed
             );
-            let s = (z.start_pfn / BLOCK_ALIGN * BLOCK_ALIGN).max(prev_end);
+            // the zone's frame (`Zone::start_pfn`) starts at the maximum-order
+            // boundary at or below it, which must not be inside the zone before
+            let s = z.start_pfn / BLOCK_ALIGN * BLOCK_ALIGN;
             ensure!(
-                z.start_pfn >= prev_end && s % BLOCK_ALIGN == 0,
+                z.start_pfn >= prev_end && s >= prev_end,
                 Parse,
-                "zoneinfo node {} zone {} (pfns {}..{}) overlaps or is not aligned after the zone before it (ends at {prev_end})",
+                "zoneinfo node {} zone {} (pfns {}..{}) {} the zone before it (ends at pfn {prev_end}); kmm needs a zone that starts inside a maximum-order block (of {BLOCK_ALIGN} pages) to be that block's only zone",
                 z.node,
                 z.name,
                 z.start_pfn,
-                z.start_pfn + z.spanned
+                z.start_pfn + z.spanned,
+                if z.start_pfn < prev_end { "overlaps" } else { "shares a maximum-order block with" }
             );
             kstart[i] = s;
             prev_end = z.start_pfn + z.spanned;
@@ -242,6 +243,8 @@ impl Machine {
                 z.present,
                 nr_blocks,
             );
+            kz.zone_start_pfn = z.start_pfn;
+            kz.spanned_pages = z.spanned;
             kz.reserved = z.present - z.managed;
             kzones.push(kz);
         }
@@ -259,7 +262,6 @@ impl Machine {
         for (zi, &i) in order.iter().enumerate() {
             let classes = m.load_zone(zi, &zones[i], &kpageflags[..n]);
             load.classes.push(classes);
-            load.kmm_start_pfn.push(m.zones[zi].start_pfn);
         }
         m.setup_per_zone_wmarks();
         for (zi, &i) in order.iter().enumerate() {
@@ -554,11 +556,93 @@ mod tests {
                 &model(&f, 4096, n as u64)[..],
                 "{policy:?}"
             );
-            assert_eq!(load.kmm_start_pfn, vec![0, 4096]);
+            let zs: Vec<(u64, u64)> = m
+                .zone_stats()
+                .iter()
+                .map(|z| (z.start_pfn, z.spanned))
+                .collect();
+            assert_eq!(zs, vec![(1, 4095), (4096, n as u64 - 4096)]);
+            assert_eq!(load.classes.len(), 2);
             let pm = m.page_map();
             assert_eq!(pm[0], PM_RESERVED);
             assert_eq!(pm[5000], PM_FREE);
         }
+    }
+
+    /// Zones at arbitrary pfns (off every block boundary, holes between them):
+    /// the views give them exactly, every free block lies in one zone, and
+    /// after every free page is allocated and freed again (merging all the
+    /// way) the free blocks are the model's again: no merge crossed a zone's
+    /// edge or reached a hole.
+    #[test]
+    fn zones_at_arbitrary_pfns_are_exact_and_never_merge_across() {
+        let n = 3 * 4096 + 700;
+        let f = vec![B; n];
+        // (start, spanned): DMA starts at 3, a hole 1000..1500, DMA32 to a
+        // pfn off every boundary, a hole, Normal from pfn 9000 to the end
+        let spans = [(3u64, 997u64), (1500, 6100 - 1500), (9000, n as u64 - 9000)];
+        let names = ["DMA", "DMA32", "Normal"];
+        let zones: Vec<RealZone> = spans
+            .iter()
+            .zip(names)
+            .map(|(&(s, l), nm)| zone(nm, s, l, l))
+            .collect();
+        for policy in Policy::ALL {
+            let (mut m, _) = Machine::from_snapshot(policy, &zones, &f).unwrap();
+            m.check().unwrap();
+            let got: Vec<(u64, u64, u64)> = m
+                .zone_stats()
+                .iter()
+                .map(|z| (z.start_pfn, z.spanned, z.managed))
+                .collect();
+            let want: Vec<(u64, u64, u64)> = spans.iter().map(|&(s, l)| (s, l, l)).collect();
+            assert_eq!(got, want, "{policy:?}");
+            let model_fa: Vec<u64> = spans
+                .iter()
+                .flat_map(|&(s, l)| model(&f, s, s + l))
+                .collect();
+            assert_eq!(m.free_area(), model_fa, "{policy:?}");
+            // allocate every page, then free them in a scrambled order
+            let mut pfns = Vec::new();
+            while let Some(p) = m
+                .alloc(0, crate::gfp::GFP_KERNEL | crate::gfp::__GFP_DMA, None)
+                .unwrap()
+            {
+                pfns.push(p);
+            }
+            while let Some(p) = m.alloc(0, crate::gfp::GFP_KERNEL, None).unwrap() {
+                pfns.push(p);
+            }
+            for &p in &pfns {
+                let zi = m.zone_of_pfn(p);
+                let (s, l) = spans[zi];
+                assert!(
+                    p >= s && p < s + l,
+                    "{policy:?}: pfn {p} allocated outside its zone"
+                );
+            }
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for i in (1..pfns.len()).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                pfns.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            for p in pfns {
+                m.free(p).unwrap();
+            }
+            m.drain_all_pages();
+            m.check().unwrap();
+            assert_eq!(m.free_area(), model_fa, "{policy:?} after free");
+        }
+    }
+
+    #[test]
+    fn a_zone_sharing_a_block_with_the_zone_before_is_an_error() {
+        let f = vec![B; 8192];
+        let zones = [zone("DMA", 0, 1000, 1000), zone("DMA32", 1010, 4000, 4000)];
+        let e = Machine::from_snapshot(Policy::Mobility, &zones, &f).unwrap_err();
+        assert!(e.message().contains("shares a maximum-order block"), "{e}");
     }
 
     #[test]

@@ -22,8 +22,21 @@ pub struct Zone {
     /// Zone type index in the layout (0 DMA, 1 Normal/DMA32, 2 HighMem/Normal).
     pub zt: usize,
     pub name: &'static str,
+    /// kmm's frame for the zone's buddy arithmetic: pfns `start_pfn ..
+    /// start_pfn + spanned`, all of kmm's zone-relative arithmetic (buddy
+    /// pairs, alignment, pageblock indices) counts from `start_pfn`. A booted
+    /// zone's frame is the zone; a zone from a real snapshot that starts off a
+    /// maximum-order boundary (x86_64's DMA starts at pfn 1) has its frame
+    /// start at the boundary below, so zone-relative alignment is the
+    /// kernel's absolute alignment (`__find_buddy_pfn` is `pfn ^ (1 << order)`);
+    /// the frame's pfns before `zone_start_pfn` are in no zone and reserved,
+    /// so no block is ever made of them and no merge reaches them.
     pub start_pfn: u64,
     pub spanned: u64,
+    /// The zone as the kernel has it (`zone_start_pfn`, `spanned_pages`):
+    /// what `/proc/zoneinfo` and kmm's views show.
+    pub zone_start_pfn: u64,
+    pub spanned_pages: u64,
     pub present: u64,
     pub reserved: u64,
     /// Free pages on the buddy lists (pcp pages are not counted, as in the kernel).
@@ -106,6 +119,8 @@ impl Zone {
             name,
             start_pfn,
             spanned,
+            zone_start_pfn: start_pfn,
+            spanned_pages: spanned,
             present,
             reserved: 0,
             free_pages: 0,

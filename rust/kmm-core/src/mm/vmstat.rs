@@ -43,8 +43,8 @@ impl Machine {
             .map(|(zi, z)| ZoneStats {
                 node: z.node,
                 zone: z.name,
-                start_pfn: z.start_pfn,
-                spanned: z.spanned,
+                start_pfn: z.zone_start_pfn,
+                spanned: z.spanned_pages,
                 present: z.present,
                 managed: z.present - z.reserved,
                 free: z.free_pages,
