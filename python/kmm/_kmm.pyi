@@ -37,6 +37,7 @@ __all__ = [
     "OP_SLAB_FREE",
     "OP_SLAB_PIN",
     "TF_TASK",
+    "TF_UNEVICTABLE",
     "SLAB_CACHES",
     "KernelTraceImporter",
     "KERNEL_EVENTS",
@@ -58,6 +59,7 @@ OP_SLAB_ALLOC: int
 OP_SLAB_FREE: int
 OP_SLAB_PIN: int
 TF_TASK: int
+TF_UNEVICTABLE: int
 #: (name, object size, reclaimable, objects per slab page), by cache index
 SLAB_CACHES: list[tuple[str, int, bool, int]]
 

@@ -66,6 +66,12 @@ class MmtestsConfig:
     updatedb: bool = True
     seed: int = 0
     gfp: str = "GFP_HIGHUSER"
+    #: add the long-lived processes' working memory on a machine without swap
+    #: (:func:`kmm.workloads.resident`): ``resident_scale`` times their
+    #: anonymous pages, each replaced about every ``refault_s`` seconds
+    resident: bool = False
+    resident_scale: float = 1.0
+    refault_s: float = 60.0
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
 
     @classmethod
@@ -88,6 +94,10 @@ class MmtestsConfig:
         float_arg("warmup_s", self.warmup_s, 0, 3600, error=BenchmarkError)
         int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
         int_arg("jobs", self.jobs, 1, 64, error=BenchmarkError)
+        if not isinstance(self.resident, bool):
+            raise BenchmarkError(f"resident must be a bool, got {self.resident!r}")
+        float_arg("resident_scale", self.resident_scale, 0.0, 1000.0, error=BenchmarkError)
+        float_arg("refault_s", self.refault_s, 1.0, 1e6, error=BenchmarkError)
         if self.builds == 0 and not self.updatedb:
             raise BenchmarkError("an empty load: no builds and no updatedb")
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -118,6 +128,10 @@ def generate_load(cfg: MmtestsConfig, outdir: Path) -> dict[str, Any]:
     load = workloads.stress_highalloc_load(
         builds=cfg.builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed
     )
+    if cfg.resident:
+        load = workloads.combine(
+            load, workloads.resident(seed=cfg.seed, scale=cfg.resident_scale, refault=cfg.refault_s)
+        )
     t0 = time.perf_counter()
     n = 0
     for k, chunk in enumerate(load.chunks(cfg.warmup_s, chunk_s=10.0)):
@@ -234,7 +248,8 @@ def format_report(res: dict[str, Any]) -> str:
     cfg = res["config"]
     lines = [
         f"kmm highalloc --mmtests: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
-        f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s; per pass "
+        f"{' + updatedb' if cfg['updatedb'] else ''}"
+        f"{', no swap + resident working sets' if cfg.get('resident') else ''}, warm-up {cfg['warmup_s']:g} s; per pass "
         f"{res['attempts']} order-{cfg['order']} {cfg['gfp']} attempts ({cfg['percent']:g}% of memory) "
         f"at {cfg['rate_mb_s']:g} MB/s, seed {res['seed']}",
         "",

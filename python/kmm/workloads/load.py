@@ -24,7 +24,7 @@ from ..trace import (
 )
 from .context import Ctx
 from .events import EV, MS, NO_PIN, OP_ACCESS, WIN_US
-from .kinds import KIND_CACHE_ARR, KIND_GFP_ARR, stack_table
+from .kinds import KIND_CACHE_ARR, KIND_FLAGS_ARR, KIND_GFP_ARR, stack_table
 from .source import Source
 
 _MAX_SPAN_S = 10_000.0  # longest run_until() in one call
@@ -297,7 +297,7 @@ class Load:
             out["tgid"][idx] = ev["pid"]
             # a process's own memory goes with it if the OOM killer kills it
             owned = (ev["proc"] != 0) & ((op == OP_ALLOC) | (op == OP_SLAB_ALLOC))
-            out["flags"][idx] = np.where(owned, TF_TASK, 0)
+            out["flags"][idx] = np.where(owned, TF_TASK | KIND_FLAGS_ARR[kind], 0)
             pins = np.nonzero(op == OP_SLAB_PIN)[0]
             if pins.shape[0]:
                 pi = idx[pins]
