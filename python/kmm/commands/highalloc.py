@@ -101,8 +101,6 @@ def config_from_args(args: argparse.Namespace) -> HighallocConfig:
         kw["oom"] = args.oom == "on"
     if args.no_updatedb:
         kw["updatedb"] = False
-    if args.resident:
-        kw["resident"] = True
     if args.variants:
         kw["variants"] = [v.strip() for v in args.variants.split(",") if v.strip()]
     preset = args.preset
@@ -132,6 +130,8 @@ def mmtests_config_from_args(args: argparse.Namespace) -> MmtestsConfig:
     kw["seed"] = args.seed
     if args.no_updatedb:
         kw["updatedb"] = False
+    if args.resident:
+        kw["resident"] = True
     if args.variants:
         kw["variants"] = [v.strip() for v in args.variants.split(",") if v.strip()]
     return MmtestsConfig.quick(**kw) if args.quick else MmtestsConfig(**kw)
