@@ -42,7 +42,10 @@ fn scatter(m: &mut Machine) -> (Vec<u32>, u32) {
         })
         .collect();
     m.replay_ops(&ops, false).unwrap();
-    let frees: Vec<TraceOp> = (0..n).filter(|o| o % 64 != 0 && o % 7 != 0).map(free).collect();
+    let frees: Vec<TraceOp> = (0..n)
+        .filter(|o| o % 64 != 0 && o % 7 != 0)
+        .map(free)
+        .collect();
     m.replay_ops(&frees, false).unwrap();
     ((0..n).filter(|o| o % 64 == 0).collect(), n)
 }
@@ -50,7 +53,9 @@ fn scatter(m: &mut Machine) -> (Vec<u32>, u32) {
 fn blocks(m: &Machine, objs: &[u32]) -> BTreeMap<u32, (u32, u16)> {
     objs.iter()
         .map(|&o| {
-            let (p, ord) = m.object_block(o).expect("unevictable object lost its block");
+            let (p, ord) = m
+                .object_block(o)
+                .expect("unevictable object lost its block");
             (o, (ord, m.page_flags(p as u64)))
         })
         .collect()
@@ -73,13 +78,24 @@ fn reclaim_never_takes_an_unevictable_page() {
         }
     }
     m.check().unwrap();
-    assert!(m.counters.pgsteal_direct + m.counters.pgsteal_kswapd > 0, "reclaim did not run");
-    assert_eq!(got, ceiling, "an order-9 block came free around unevictable pages");
+    assert!(
+        m.counters.pgsteal_direct + m.counters.pgsteal_kswapd > 0,
+        "reclaim did not run"
+    );
+    assert_eq!(
+        got, ceiling,
+        "an order-9 block came free around unevictable pages"
+    );
     assert!(ceiling < 16, "{ceiling} blocks without an unevictable page");
     assert_eq!(m.highorder_ceiling(9, MOVABLE).unwrap(), got);
-    assert_eq!(blocks(&m, &unev), before, "an unevictable page moved or went");
+    assert_eq!(
+        blocks(&m, &unev),
+        before,
+        "an unevictable page moved or went"
+    );
     // touching one changes nothing; freeing one takes it off its list
-    m.replay_ops(&[touch(unev[0]), free(unev[1])], false).unwrap();
+    m.replay_ops(&[touch(unev[0]), free(unev[1])], false)
+        .unwrap();
     m.check().unwrap();
     assert!(m.object_block(unev[1]).is_none());
     assert!(n > 0);

@@ -188,7 +188,11 @@ impl Machine {
                 if (self.objs.state[x as usize] & OBJ_UNEVICTABLE != 0) != unevictable {
                     return Err(format!(
                         "object {x} on the {} lists of zone {} with the wrong unevictable bit",
-                        if unevictable { "unevictable" } else { "evictable" },
+                        if unevictable {
+                            "unevictable"
+                        } else {
+                            "evictable"
+                        },
                         z.name
                     ));
                 }
