@@ -45,8 +45,8 @@ from .events import MS  # noqa: F401 (public before the split, not in __all__)
 from .kinds import KIND_GFP, KINDS
 from .load import Load, combine
 from .params import PAGE, PROGRAMS  # noqa: F401 (public before the split, not in __all__)
-from .stress import load_for_memory, stress_highalloc_load
 from .resident import resident
+from .stress import load_for_memory, stress_highalloc_load
 from .system import system
 from .thp import fio_writers, thp_workers
 from .tree import TreeLayout, kernel_tree
