@@ -73,3 +73,18 @@ def test_reclaim_leaves_them_and_compaction_moves_them_intact():
     after = {o: m.object_block(o) for o in ids}
     assert all(p is not None for p in after.values())
     assert any(after[o] != where[o] for o in ids), "compaction moved none of them"
+
+
+def test_resident_is_for_mmtests_only_and_reaches_its_config(capsys):
+    from kmm.cli import main
+    from kmm.commands.highalloc import mmtests_config_from_args, register
+
+    assert main(["highalloc", "--resident"]) != 0
+    assert "--resident applies to --mmtests" in capsys.readouterr().err
+    import argparse
+
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers())
+    cfg = mmtests_config_from_args(p.parse_args(["highalloc", "--mmtests", "--quick", "--resident"]))
+    assert cfg.resident and cfg.mem == "1GiB"
+    assert not mmtests_config_from_args(p.parse_args(["highalloc", "--mmtests"])).resident
