@@ -5,9 +5,10 @@ the machine holds at rest").
 Each long-lived process (``params.SYSTEM_PROCESSES`` and ``SYSTEM_LATE``, the
 processes of :func:`kmm.workloads.system.system`) keeps a working set of
 anonymous pages beside its boot-time memory, which it frees and faults again
-as it works: a page is replaced on average once every ``refault_s`` seconds
-(at the daemon's wake-up), so by the end of a long run its pages were faulted
-at scattered times, among the load's own pages. With no swap an anonymous page
+as it works: a page is freed on average once every ``refault_s`` seconds
+(when the work of a wake-up is done) and faulted again at a later wake-up,
+within ``refault_s`` of the free, so by the end of a long run its pages were
+faulted at scattered times, among the load's own pages. With no swap an anonymous page
 cannot be reclaimed (``get_scan_count`` does not scan anonymous lists without
 swap space), but it is movable: the pages are allocated with ``TF_UNEVICTABLE``,
 on the unevictable list, and compaction migrates them. :meth:`Load.stop` leaves
@@ -39,7 +40,7 @@ def _working_sets() -> list[tuple[int, float]]:
 
 
 class ResidentSource(Source):
-    """The working sets of the long-lived processes, replaced page by page."""
+    """The working sets of the long-lived processes, freed and faulted again page by page."""
 
     def __init__(self, *, seed: int, scale: float, refault_us: int, stream: int) -> None:
         self.seed = seed
@@ -63,6 +64,7 @@ class ResidentSource(Source):
         self.pid = np.repeat(ctx.pids(len(self.sets)), [a for a, _ in self.sets])
         self.cur = (ctx.ids.permanent(n) + np.arange(n)).astype(np.uint32)  # each slot's page now
         self.live = np.zeros(n, dtype=bool)
+        self.back = np.zeros(n, dtype=np.int64)  # when each slot's page is faulted (again)
 
     def generate(self, ctx: Ctx, w: int) -> list[np.ndarray]:
         rng = self._rng(w)
@@ -76,13 +78,16 @@ class ResidentSource(Source):
             self.live[new] = True
         # pages faulted before this window are replaced with probability
         # 1 - exp(-1 s / refault_s) in it: freed, and a fresh page faulted at once
-        old = np.nonzero(self.live & (self.start < lo))[0]
+        old = np.nonzero(self.live & (self.start < lo) & (self.back < lo))[0]
         sel = old[rng.random(old.shape[0]) < -np.expm1(-WIN_US / self.refault_us)]
         if sel.shape[0]:
             t = lo + (rng.random(sel.shape[0]) * WIN_US).astype(np.int64)
             out.append(events(t, OP_FREE, self.cur[sel], self.pid[sel], k, proc=2))
+            # faulted again at the process's next wake-up, within one wake interval
+            back = t + 1 + (rng.random(sel.shape[0]) * self.refault_us).astype(np.int64)
             self.cur[sel] = (ctx.ids.permanent(sel.shape[0]) + np.arange(sel.shape[0])).astype(np.uint32)
-            out.append(events(t, OP_ALLOC, self.cur[sel], self.pid[sel], k, proc=2))
+            self.back[sel] = back
+            out.append(events(back, OP_ALLOC, self.cur[sel], self.pid[sel], k, proc=2))
         return out
 
 
