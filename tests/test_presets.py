@@ -6,13 +6,17 @@ from __future__ import annotations
 import dataclasses
 
 import kmm
+import numpy as np
 import pytest
 from kmm import presets
 from kmm.highalloc import HighallocConfig, resolve_config, run
 from kmm.workloads import load_for_memory
 
 #: what a post's setup may fix; everything else is a model parameter shared by all
-SETUP_FIELDS = {"oom", "builds", "jobs", "warmup_s", "attempts", "attempts_rest", "min_free_kbytes", "fallback_reserve", "updatedb"}
+SETUP_FIELDS = {
+    "oom", "builds", "jobs", "warmup_s", "attempts", "attempts_rest", "min_free_kbytes", "fallback_reserve", "updatedb",
+    "cpus",
+}
 
 
 def test_every_published_table_has_a_preset() -> None:
@@ -45,6 +49,9 @@ def test_presets_follow_the_posts() -> None:
     reply = HighallocConfig.from_preset("v19-reply")
     assert reply.rest_attempts() == 300
     assert reply.min_free_kbytes == 1536 * 1024 // 8
+    # only the reply names its machine's CPUs (a quad Xeon)
+    assert reply.cpus == 4 and reply.machine_kwargs("vanilla")["nr_cpus"] == 4
+    assert all(HighallocConfig.from_preset(n).cpus == 1 for n in presets.PRESETS if n != "v19-reply")
 
 
 def test_unknown_preset_and_keys_are_benchmark_errors() -> None:
@@ -107,3 +114,42 @@ def test_min_free_kbytes_sets_the_lowmem_min_watermarks() -> None:
     assert all(a == b for a, b in hi)
     with pytest.raises(kmm.ConfigError, match="min_free_kbytes"):
         kmm.Machine(layout="x86_32", mem="64MiB", min_free_kbytes=10**6)
+
+
+def _page_trace(ops: list[tuple[int, int, int]]) -> np.ndarray:
+    """(op, obj, pid) records of order-0 GFP_KERNEL pages."""
+    t = kmm.empty_trace(len(ops))
+    for i, (op, obj, pid) in enumerate(ops):
+        t[i]["op"], t[i]["obj"], t[i]["gfp"], t[i]["pid"], t[i]["tgid"] = op, obj, kmm.GFP_KERNEL, pid, pid
+    return t
+
+
+def test_an_idle_cpus_per_cpu_pages_stay_until_a_drain() -> None:
+    """Pages freed by a task on CPU 1 stay on CPU 1's lists while CPU 0 runs
+    (2.6.11 drains no other CPU's lists on a failed allocation), and count in
+    zone_stats' pcp; drain_pcp returns them."""
+    m = kmm.Machine(layout="x86_32", mem="256MiB", nr_cpus=2)
+    ops = [(kmm.OP_ALLOC, i, 1) for i in range(8)] + [(kmm.OP_FREE, i, 1) for i in range(8)]
+    m.replay(_page_trace(ops))
+    pcp = sum(z.pcp for z in m.zone_stats())
+    assert pcp >= 8
+    m.advance(1.0)  # kswapd runs on CPU 0
+    assert m.alloc(10, kmm.GFP_KERNEL) is not None
+    assert sum(z.pcp for z in m.zone_stats()) == pcp
+    assert m.drain_pcp() == pcp
+    assert sum(z.pcp for z in m.zone_stats()) == 0
+    m.check()
+    one = kmm.Machine(layout="x86_32", mem="256MiB")
+    one.replay(_page_trace(ops))
+    assert sum(z.pcp for z in one.zone_stats()) == pcp
+
+
+def test_cpus_are_checked() -> None:
+    from kmm.cli import main
+
+    for bad in (0, 17):
+        with pytest.raises(kmm.ConfigError, match="nr_cpus"):
+            kmm.Machine(layout="x86_32", mem="64MiB", nr_cpus=bad)
+        with pytest.raises(kmm.BenchmarkError, match="cpus"):
+            HighallocConfig(cpus=bad).validate()
+    assert main(["highalloc", "--cpus", "0", "--quick"]) != 0

@@ -16,7 +16,6 @@ every variant, so the variants differ only in the allocator.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -26,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from . import gfp as _gfp
-from ._args import float_arg, int_arg
-from ._variants import run_variants
+from ._args import int_arg
+from ._variants import Chunks, check_config, run_variants
 from .errors import BenchmarkError, InvariantError
 from .machine import MAX_ORDER, Machine, parse_mem
 
@@ -76,6 +75,9 @@ class HighallocConfig:
     oom: bool = True
     #: ``vm.min_free_kbytes`` of every variant (0: the kernel's boot-time rule)
     min_free_kbytes: int = 0
+    #: CPUs of the machine, each with its own per-cpu page lists (the posts
+    #: name the CPUs only for the reply to Linus: a quad Xeon)
+    cpus: int = 1
     #: the antifrag patch's fallback reserve (v8 and later: 0.10; v7: none),
     #: given to the antifrag variants only
     fallback_reserve: float = 0.0
@@ -112,7 +114,8 @@ class HighallocConfig:
     def machine_kwargs(self, variant: str) -> dict[str, Any]:
         """Keyword arguments of :class:`kmm.Machine` for ``variant`` under this config."""
         kw = dict(
-            VARIANTS[variant], layout=self.layout, mem=self.mem, min_free_kbytes=self.min_free_kbytes, oom_kill=self.oom
+            VARIANTS[variant], layout=self.layout, mem=self.mem, min_free_kbytes=self.min_free_kbytes, oom_kill=self.oom,
+            nr_cpus=self.cpus,
         )
         if kw["allocator"] == "antifrag" and self.fallback_reserve:
             kw["fallback_reserve"] = self.fallback_reserve
@@ -128,44 +131,38 @@ class HighallocConfig:
 
     def validate(self) -> None:
         """Check every field; raises :class:`kmm.BenchmarkError` naming the first bad one."""
-        if self.layout not in ("x86_32", "x86_64"):
-            raise BenchmarkError(f"layout {self.layout!r} must be x86_32 or x86_64")
-        try:
-            parse_mem(self.mem)
-        except Exception as e:
-            raise BenchmarkError(f"mem {self.mem!r}: {e}") from None
-        int_arg("order", self.order, 0, MAX_ORDER - 1, error=BenchmarkError)
-        int_arg("attempts", self.attempts, 1, 100_000, error=BenchmarkError)
-        if self.attempts_rest is not None:
-            int_arg("attempts_rest", self.attempts_rest, 1, 100_000, error=BenchmarkError)
-        int_arg("min_free_kbytes", self.min_free_kbytes, 0, 1 << 40, error=BenchmarkError)
-        float_arg("fallback_reserve", self.fallback_reserve, 0.0, 1.0, error=BenchmarkError)
-        if not isinstance(self.oom, bool):
-            raise BenchmarkError(f"oom must be a bool, got {self.oom!r}")
+        check_config(
+            self,
+            layouts=("x86_32", "x86_64"),
+            variants=VARIANTS,
+            ints={
+                "order": (0, MAX_ORDER - 1),
+                "attempts": (1, 100_000),
+                "attempts_rest": (1, 100_000),
+                "min_free_kbytes": (0, 1 << 40),
+                "cpus": (1, 16),
+                "builds": (0, 64),
+                "updatedb_files": (1, 100_000_000),
+                "jobs": (1, 64),
+                "nic_rings": (0, 64),
+            },
+            floats={
+                "fallback_reserve": (0.0, 1.0),
+                "interval_s": (0.001, 60),
+                "warmup_s": (0, 3600),
+                "nic_rx_pps": (1.0, 1e6),
+            },
+            bools=("oom", "updatedb"),
+        )
         if self.preset is not None:
             from . import presets
 
             presets.get(self.preset)
-        float_arg("interval_s", self.interval_s, 0.001, 60, error=BenchmarkError)
-        float_arg("warmup_s", self.warmup_s, 0, 3600, error=BenchmarkError)
-        if self.builds is not None:
-            int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
-        if self.updatedb_files is not None:
-            int_arg("updatedb_files", self.updatedb_files, 1, 100_000_000, error=BenchmarkError)
-        int_arg("jobs", self.jobs, 1, 64, error=BenchmarkError)
-        int_arg("nic_rings", self.nic_rings, 0, 64, error=BenchmarkError)
-        float_arg("nic_rx_pps", self.nic_rx_pps, 1.0, 1e6, error=BenchmarkError)
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants:
-            raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-        try:
-            _gfp.parse(self.gfp)
-        except Exception as e:
-            raise BenchmarkError(f"gfp {self.gfp!r}: {e}") from None
 
 
-def generate_load(cfg: HighallocConfig, outdir: Path) -> dict[str, Any]:
-    """Generate the load once and store it as .npy chunks: warm-up, one per attempt interval, stop."""
+def generate_load(cfg: HighallocConfig, store: Any) -> dict[str, Any]:
+    """Generate the load once, handing its chunks to ``store.put(name, chunk)``:
+    ``warmup*`` (10 s each), ``step*`` (one per attempt interval), ``stop``."""
     from . import workloads
 
     load = workloads.stress_highalloc_load(
@@ -179,15 +176,15 @@ def generate_load(cfg: HighallocConfig, outdir: Path) -> dict[str, Any]:
     n = 0
     nwarm = 0
     for nwarm, chunk in enumerate(load.chunks(cfg.warmup_s, chunk_s=10.0), 1):
-        np.save(outdir / f"warmup{nwarm - 1:06d}.npy", chunk)
+        store.put(f"warmup{nwarm - 1:06d}", chunk)
         n += len(chunk)
     for i in range(cfg.attempts):
         t = cfg.warmup_s + (i + 1) * cfg.interval_s
         chunk = load.run_until(t)
-        np.save(outdir / f"step{i:06d}.npy", chunk)
+        store.put(f"step{i:06d}", chunk)
         n += len(chunk)
     stop = load.stop()
-    np.save(outdir / "stop.npy", stop)
+    store.put("stop", stop)
     n += len(stop)
     return {"ops": n, "generate_s": time.perf_counter() - t0, "warmup_chunks": nwarm}
 
@@ -232,23 +229,22 @@ def _pass(
     }
 
 
-def run_variant(name: str, cfg: HighallocConfig, loaddir: str, progress=None, page_maps: str | None = None) -> dict[str, Any]:
-    """Run one variant on the stored load; returns its results."""
-    d = Path(loaddir)
+def run_variant(name: str, cfg: HighallocConfig, chunks: Chunks, progress=None, page_maps: str | None = None) -> dict[str, Any]:
+    """Run one variant on the generated load (``generate_load``'s chunks); returns its results."""
     tick = progress or (lambda: None)
     m = Machine(**cfg.machine_kwargs(name))
     gfp = _gfp.parse(cfg.gfp)
     t0 = time.perf_counter()
     warm_ops = 0
-    for f in sorted(d.glob("warmup*.npy")):
-        _, c = m.replay(np.load(f), outcomes=False)
+    for chunk in chunks.group("warmup"):
+        _, c = m.replay(chunk, outcomes=False)
         warm_ops += c["ops"]
     if page_maps:
         np.save(Path(page_maps) / f"{name}-before.npy", m.page_map())
-    load = _pass(m, cfg, cfg.attempts, lambda i: np.load(d / f"step{i:06d}.npy"), gfp, tick)
+    load = _pass(m, cfg, cfg.attempts, lambda i: chunks.get(f"step{i:06d}"), gfp, tick)
     if page_maps:
         np.save(Path(page_maps) / f"{name}-under_load.npy", m.page_map())
-    m.replay(np.load(d / "stop.npy"), outcomes=False)
+    m.replay(chunks.get("stop"), outcomes=False)
     rest = _pass(m, cfg, cfg.rest_attempts(), lambda i: None, gfp, tick)
     if page_maps:
         np.save(Path(page_maps) / f"{name}-at_rest.npy", m.page_map())
@@ -317,17 +313,18 @@ def run(
     cfg.validate()
     cfg = cfg.resolved()
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="kmm-highalloc-") as tmp:
-        gen = generate_load(cfg, Path(tmp))
-        total = len(cfg.variants) * (cfg.attempts + cfg.rest_attempts())
-        bar = None
-        if progress:
-            from tqdm import tqdm
+    total = len(cfg.variants) * (cfg.attempts + cfg.rest_attempts())
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-            bar = tqdm(total=total, desc="highalloc", unit="attempt", leave=False)
-        results = run_variants(run_variant, cfg.variants, cfg, tmp, page_maps, processes=processes, bar=bar)
-        if bar is not None:
-            bar.close()
+        bar = tqdm(total=total, desc="highalloc", unit="attempt", leave=False)
+    gen, results = run_variants(
+        run_variant, cfg.variants, cfg, lambda store: generate_load(cfg, store), page_maps,
+        processes=processes, bar=bar,
+    )
+    if bar is not None:
+        bar.close()
     out = {
         "seed": cfg.seed,
         "config": asdict(cfg),
@@ -411,6 +408,8 @@ def _setup_text(cfg: dict[str, Any]) -> str:
         parts.append(f"min_free_kbytes {cfg['min_free_kbytes']}")
     if cfg.get("fallback_reserve"):
         parts.append(f"antifrag fallback reserve {cfg['fallback_reserve']:.0%}")
+    if cfg.get("cpus", 1) > 1:
+        parts.append(f"{cfg['cpus']} CPUs")
     return f"\n  ({', '.join(parts)})" if parts else ""
 
 

@@ -78,7 +78,9 @@ class Machine:
     1, or one per ``node_sizes`` entry, in bytes or size strings) and ``distance``
     (default 10 local / 20 remote), ``allocator`` ("vanilla", "antifrag" = Mel
     Gorman 2005 v7, "mobility" = grouping by mobility, 2.6.24+). Tunables:
-    ``pcp`` (per-cpu order-0 lists, with ``pcp_batch``/``pcp_high``),
+    ``pcp`` (per-cpu order-0 lists, with ``pcp_batch``/``pcp_high``; ``nr_cpus``
+    CPUs (1..16), each with its own lists, a trace record running on the CPU
+    of its pid),
     ``pageblock_order`` (mobility), ``fallback_reserve`` (antifrag v8, a fraction
     of each zone), ``min_free_kbytes`` (0: the boot-time rule), ``reclaim``, ``kswapd_pages_per_ms`` (background reclaim speed
     in simulated time), ``active_freeing``, ``oom_kill`` (the OOM killer, on as
@@ -116,6 +118,7 @@ class Machine:
         pcp: bool = True,
         pcp_batch: int = 0,
         pcp_high: int = 0,
+        nr_cpus: int = 1,
         pageblock_order: int | None = None,
         fallback_reserve: float = 0.0,
         min_free_kbytes: int = 0,
@@ -147,6 +150,7 @@ class Machine:
             pcp=_flag("pcp", pcp),
             pcp_batch=int_arg("pcp_batch", pcp_batch, 0, U32_MAX),
             pcp_high=int_arg("pcp_high", pcp_high, 0, U32_MAX),
+            nr_cpus=int_arg("nr_cpus", nr_cpus, 0, U32_MAX),
             pageblock_order=None
             if pageblock_order is None
             else int_arg("pageblock_order", pageblock_order, 0, U32_MAX),

@@ -17,18 +17,15 @@ every variant (the variants of :data:`kmm.highalloc.VARIANTS`).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import gfp as _gfp
-from ._args import float_arg, int_arg
-from ._variants import run_variants
+from ._variants import Chunks, check_config, run_variants
 from .errors import BenchmarkError, InvariantError
 from .highalloc import VARIANTS
 from .machine import MAX_ORDER, Machine, parse_mem
@@ -82,31 +79,22 @@ class MmtestsConfig:
         return cls(**base)
 
     def validate(self) -> None:
-        if self.layout not in ("x86_32", "x86_64"):
-            raise BenchmarkError(f"layout {self.layout!r} must be x86_32 or x86_64")
-        try:
-            parse_mem(self.mem)
-        except Exception as e:
-            raise BenchmarkError(f"mem {self.mem!r}: {e}") from None
-        int_arg("order", self.order, 1, MAX_ORDER - 1, error=BenchmarkError)
-        float_arg("percent", self.percent, 0.1, 100.0, error=BenchmarkError)
-        float_arg("rate_mb_s", self.rate_mb_s, 0.01, 1e6, error=BenchmarkError)
-        float_arg("warmup_s", self.warmup_s, 0, 3600, error=BenchmarkError)
-        int_arg("builds", self.builds, 0, 64, error=BenchmarkError)
-        int_arg("jobs", self.jobs, 1, 64, error=BenchmarkError)
-        if not isinstance(self.resident, bool):
-            raise BenchmarkError(f"resident must be a bool, got {self.resident!r}")
-        float_arg("resident_scale", self.resident_scale, 0.0, 1000.0, error=BenchmarkError)
-        float_arg("refault_s", self.refault_s, 1.0, 1e6, error=BenchmarkError)
+        check_config(
+            self,
+            layouts=("x86_32", "x86_64"),
+            variants=VARIANTS,
+            ints={"order": (1, MAX_ORDER - 1), "builds": (0, 64), "jobs": (1, 64)},
+            floats={
+                "percent": (0.1, 100.0),
+                "rate_mb_s": (0.01, 1e6),
+                "warmup_s": (0, 3600),
+                "resident_scale": (0.0, 1000.0),
+                "refault_s": (1.0, 1e6),
+            },
+            bools=("updatedb", "resident"),
+        )
         if self.builds == 0 and not self.updatedb:
             raise BenchmarkError("an empty load: no builds and no updatedb")
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants:
-            raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-        try:
-            _gfp.parse(self.gfp)
-        except Exception as e:
-            raise BenchmarkError(f"gfp {self.gfp!r}: {e}") from None
         if self.attempts() < 1:
             raise BenchmarkError(f"{self.percent}% of {self.mem} is not one order-{self.order} block")
 
@@ -120,9 +108,10 @@ class MmtestsConfig:
         return (4096 << self.order) / (self.rate_mb_s * (1 << 20))
 
 
-def generate_load(cfg: MmtestsConfig, outdir: Path) -> dict[str, Any]:
-    """The load once, as .npy chunks: warm-up, one chunk per attempt of passes 1
-    and 2, the kill (the processes' frees), and the tree deletion and cache drop."""
+def generate_load(cfg: MmtestsConfig, store: Any) -> dict[str, Any]:
+    """The load once, its chunks handed to ``store.put(name, chunk)``: warm-up,
+    one chunk per attempt of passes 1 and 2, the kill (the processes' frees),
+    and the tree deletion and cache drop."""
     from . import workloads
 
     load = workloads.stress_highalloc_load(
@@ -135,7 +124,7 @@ def generate_load(cfg: MmtestsConfig, outdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     n = 0
     for k, chunk in enumerate(load.chunks(cfg.warmup_s, chunk_s=10.0)):
-        np.save(outdir / f"warmup{k:06d}.npy", chunk)
+        store.put(f"warmup{k:06d}", chunk)
         n += len(chunk)
     step = cfg.interval_s()
     i = 0
@@ -143,10 +132,10 @@ def generate_load(cfg: MmtestsConfig, outdir: Path) -> dict[str, Any]:
         for j in range(cfg.attempts()):
             i += 1
             chunk = load.run_until(cfg.warmup_s + i * step)
-            np.save(outdir / f"pass{p}_{j:06d}.npy", chunk)
+            store.put(f"pass{p}_{j:06d}", chunk)
             n += len(chunk)
     for name, part in (("kill", load.stop()), ("drop", load.drop_caches())):
-        np.save(outdir / f"{name}.npy", part)
+        store.put(name, part)
         n += len(part)
     return {"ops": n, "generate_s": time.perf_counter() - t0}
 
@@ -188,20 +177,19 @@ def _pass(
     }
 
 
-def run_variant(name: str, cfg: MmtestsConfig, loaddir: str, progress: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Run one variant on the stored load; returns its results."""
-    d = Path(loaddir)
+def run_variant(name: str, cfg: MmtestsConfig, chunks: Chunks, progress: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run one variant on the generated load; returns its results."""
     tick = progress or (lambda: None)
     m = Machine(layout=cfg.layout, mem=cfg.mem, **VARIANTS[name])
     gfp = _gfp.parse(cfg.gfp)
     t0 = time.perf_counter()
-    for f in sorted(d.glob("warmup*.npy")):
-        m.replay(np.load(f), outcomes=False)
+    for chunk in chunks.group("warmup"):
+        m.replay(chunk, outcomes=False)
     out: dict[str, Any] = {}
     for p in (1, 2):
-        out[f"pass{p}"] = _pass(m, cfg, lambda j, p=p: np.load(d / f"pass{p}_{j:06d}.npy"), gfp, tick)
-    m.replay(np.load(d / "kill.npy"), outcomes=False)
-    m.replay(np.load(d / "drop.npy"), outcomes=False)
+        out[f"pass{p}"] = _pass(m, cfg, lambda j, p=p: chunks.get(f"pass{p}_{j:06d}"), gfp, tick)
+    m.replay(chunks.get("kill"), outcomes=False)
+    m.replay(chunks.get("drop"), outcomes=False)
     out["at_rest"] = _pass(m, cfg, lambda j: None, gfp, tick)
     m.check()
     counters = m.counters()
@@ -217,16 +205,16 @@ def run(cfg: MmtestsConfig, *, processes: int | None = None, progress: bool = Fa
     """Run every variant of ``cfg`` (in parallel processes); the results as a dict."""
     cfg.validate()
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="kmm-mmtests-") as tmp:
-        gen = generate_load(cfg, Path(tmp))
-        bar = None
-        if progress:
-            from tqdm import tqdm
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-            bar = tqdm(total=len(cfg.variants) * 3 * cfg.attempts(), desc="stress-highalloc", unit="attempt", leave=False)
-        results = run_variants(run_variant, cfg.variants, cfg, tmp, processes=processes, bar=bar)
-        if bar is not None:
-            bar.close()
+        bar = tqdm(total=len(cfg.variants) * 3 * cfg.attempts(), desc="stress-highalloc", unit="attempt", leave=False)
+    gen, results = run_variants(
+        run_variant, cfg.variants, cfg, lambda store: generate_load(cfg, store), processes=processes, bar=bar
+    )
+    if bar is not None:
+        bar.close()
     return {
         "mode": "mmtests stress-highalloc",
         "seed": cfg.seed,

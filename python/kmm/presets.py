@@ -2,7 +2,8 @@
 
 Each preset sets only what its post's setup says (the kernel builds and
 copies, make -jN, the warm-up, the attempts under load and at rest, the OOM
-killer on or off, ``min_free_kbytes``, and the patch's fallback reserve); every model parameter
+killer on or off, ``min_free_kbytes``, the CPUs where the post names them, and the patch's fallback
+reserve); every model parameter
 stays shared by all presets. ``published`` holds the post's figures (% of the
 attempts) for ``docs/fidelity.md`` and the comparison table; they are never
 read by the run itself. Sources (linux-mm / LKML, 2005): "Avoiding external
@@ -76,7 +77,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "v19-reply", "V19 reply to Linus, 4 Nov 2005, quad Xeon 1.5 GiB, min_free_kbytes = RAM/8",
             {"builds": 7, "jobs": 2, "warmup_s": 180.0, "attempts": 160, "attempts_rest": 300,
-             "min_free_kbytes": 1536 * 1024 // 8, "fallback_reserve": _V8_RESERVE},
+             "min_free_kbytes": 1536 * 1024 // 8, "fallback_reserve": _V8_RESERVE, "cpus": 4},
             under_load=(24 / 160 * 100, 24 / 160 * 100),
             at_rest=(159 / 300 * 100, 212 / 300 * 100),
             notes=("the post asked for 50% of RAM under load and gives 24 (15%) for both kernels, "

@@ -14,17 +14,15 @@ seed and replayed identically on every variant (:data:`kmm.highalloc.VARIANTS`).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._args import float_arg, int_arg
-from ._variants import run_variants
+from ._args import float_arg
+from ._variants import Chunks, check_config, run_variants
 from .errors import BenchmarkError
 from .highalloc import VARIANTS
 from .machine import Machine, parse_mem
@@ -55,24 +53,18 @@ class ThpChallengeConfig:
         return cls(**base)
 
     def validate(self) -> None:
-        if self.layout != "x86_64":
-            raise BenchmarkError(f"layout {self.layout!r}: transparent huge pages are x86_64's here")
-        try:
-            mem = parse_mem(self.mem)
-        except Exception as e:
-            raise BenchmarkError(f"mem {self.mem!r}: {e}") from None
+        mem = check_config(
+            self,
+            layouts=("x86_64",),  # transparent huge pages are x86_64's here
+            variants=VARIANTS,
+            ints={"seed": (0, None)},
+            floats={"warmup_s": (0.0, 3600.0), "round_s": (0.1, 600.0), "share": (0.01, 1.0)},
+        )
         if mem < 64 << 20:
             raise BenchmarkError(f"mem {self.mem!r}: thpchallenge needs at least 64 MiB")
-        int_arg("seed", self.seed, 0, None, error=BenchmarkError)
         if self.fragmenter not in FRAGMENTERS:
             raise BenchmarkError(f"fragmenter {self.fragmenter!r} must be one of {', '.join(FRAGMENTERS)}")
-        float_arg("warmup_s", self.warmup_s, 0.0, 3600.0, error=BenchmarkError)
-        float_arg("round_s", self.round_s, 0.1, 600.0, error=BenchmarkError)
         float_arg("duration_s", self.duration_s, self.warmup_s + self.round_s, 3600.0, error=BenchmarkError)
-        float_arg("share", self.share, 0.01, 1.0, error=BenchmarkError)
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants:
-            raise BenchmarkError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
 
     def rounds(self) -> int:
         return int((self.duration_s - self.warmup_s) // self.round_s)
@@ -96,26 +88,26 @@ def build_load(cfg: ThpChallengeConfig):
     return workloads.combine(frag, thp)
 
 
-def generate(cfg: ThpChallengeConfig, outdir: Path) -> dict[str, Any]:
-    """The trace once, one .npy chunk per simulated second."""
+def generate(cfg: ThpChallengeConfig, store: Any) -> dict[str, Any]:
+    """The trace once, one chunk per simulated second, handed to ``store.put(name, chunk)``."""
     load = build_load(cfg)
     t0 = time.perf_counter()
     n = 0
     for k, chunk in enumerate(load.chunks(cfg.duration_s, chunk_s=1.0)):
-        np.save(outdir / f"s{k:06d}.npy", chunk)
+        store.put(f"s{k:06d}", chunk)
         n += len(chunk)
     return {"ops": n, "generate_s": time.perf_counter() - t0}
 
 
-def run_variant(name: str, cfg: ThpChallengeConfig, tracedir: str, progress: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Replay the stored trace on one variant; its results."""
+def run_variant(name: str, cfg: ThpChallengeConfig, chunks: Chunks, progress: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Replay the generated trace on one variant; its results."""
     tick = progress or (lambda: None)
     m = Machine(layout=cfg.layout, mem=cfg.mem, **VARIANTS[name])
     t0 = time.perf_counter()
     over_time = []
     prev = m.counters()
-    for k, f in enumerate(sorted(Path(tracedir).glob("s*.npy"))):
-        m.replay(np.load(f), outcomes=False)
+    for k, chunk in enumerate(chunks.group("s")):
+        m.replay(chunk, outcomes=False)
         c = m.counters()
         huge = c["thp_fault_alloc"] - prev["thp_fault_alloc"]
         base = c["thp_fault_fallback"] - prev["thp_fault_fallback"]
@@ -146,17 +138,17 @@ def run(cfg: ThpChallengeConfig, *, processes: int | None = None, progress: bool
     """Every variant of ``cfg`` on the same trace (in parallel processes)."""
     cfg.validate()
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="kmm-thpchallenge-") as tmp:
-        gen = generate(cfg, Path(tmp))
-        bar = None
-        if progress:
-            from tqdm import tqdm
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-            bar = tqdm(total=len(cfg.variants) * int(np.ceil(cfg.duration_s)), desc="thpchallenge",
-                       unit="s", leave=False)
-        results = run_variants(run_variant, cfg.variants, cfg, tmp, processes=processes, bar=bar)
-        if bar is not None:
-            bar.close()
+        bar = tqdm(total=len(cfg.variants) * int(np.ceil(cfg.duration_s)), desc="thpchallenge",
+                   unit="s", leave=False)
+    gen, results = run_variants(
+        run_variant, cfg.variants, cfg, lambda store: generate(cfg, store), processes=processes, bar=bar
+    )
+    if bar is not None:
+        bar.close()
     return {
         "seed": cfg.seed,
         "config": asdict(cfg),

@@ -64,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=float, help="warm-up in simulated seconds (default: 180; --quick: 30)")
     p.add_argument("--builds", type=int, help="concurrent kernel builds (default: 7)")
     p.add_argument("--jobs", type=int, help="make -jN of each build (default: 4)")
+    p.add_argument("--cpus", type=int, help="CPUs, each with its own per-cpu page lists (default: 1; v19-reply: 4)")
     p.add_argument("--oom", choices=["on", "off"], help="the OOM killer (default: on; v14 and v19 ran with it off)")
     p.add_argument("--no-updatedb", action="store_true", help="leave updatedb out of the load")
     p.add_argument(
@@ -90,7 +91,7 @@ def config_from_args(args: argparse.Namespace) -> HighallocConfig:
     for opt, key in (
         ("mem", "mem"), ("layout", "layout"), ("order", "order"), ("attempts", "attempts"),
         ("warmup", "warmup_s"), ("builds", "builds"), ("jobs", "jobs"), ("nic_rx_pps", "nic_rx_pps"),
-        ("attempts_rest", "attempts_rest"), ("min_free_kbytes", "min_free_kbytes"),
+        ("attempts_rest", "attempts_rest"), ("min_free_kbytes", "min_free_kbytes"), ("cpus", "cpus"),
     ):
         v = getattr(args, opt)
         if v is not None:
@@ -114,7 +115,7 @@ def config_from_args(args: argparse.Namespace) -> HighallocConfig:
 
 
 def mmtests_config_from_args(args: argparse.Namespace) -> MmtestsConfig:
-    for opt in ("preset", "attempts_rest", "min_free_kbytes", "oom"):
+    for opt in ("preset", "attempts_rest", "min_free_kbytes", "oom", "cpus"):
         if getattr(args, opt) is not None:
             raise BenchmarkError(f"--{opt.replace('_', '-')} does not apply to --mmtests")
     if args.nic_rings:

@@ -117,6 +117,9 @@ pub struct MachineConfig {
     pub pcp_batch: u32,
     /// Override pcp high mark (0 = 6 * batch, as 2.6.11's hot list).
     pub pcp_high: u32,
+    /// CPUs, each with its own per-cpu lists in every zone (`mm::pcp`),
+    /// 1..=[`MAX_CPUS`]; a trace record runs on the CPU of its pid.
+    pub nr_cpus: u32,
     /// Mobility only: `pageblock_order` (None = MAX_ORDER-1 on x86_32, 9 on x86_64).
     pub pageblock_order: Option<u32>,
     /// Antifrag only (v8): fraction of each zone's maximum-order blocks kept for
@@ -168,6 +171,10 @@ pub struct MachineConfig {
     pub trace_extfrag: bool,
 }
 
+/// Most CPUs a machine models (a per-cpu page keeps its CPU in the 4 order
+/// bits of its flag word, `mm::page`).
+pub const MAX_CPUS: u32 = 16;
+
 /// Largest `kswapd_pages_per_ms` (2^20 pages = 4 GiB per simulated millisecond).
 pub const MAX_KSWAPD_PAGES_PER_MS: u64 = 1 << 20;
 
@@ -186,6 +193,7 @@ impl MachineConfig {
             pcp: true,
             pcp_batch: 0,
             pcp_high: 0,
+            nr_cpus: 1,
             pageblock_order: None,
             fallback_reserve: 0.0,
             min_free_kbytes: 0,
@@ -316,6 +324,12 @@ impl MachineConfig {
             "pcp high {} is below batch {}",
             self.pcp_high,
             self.pcp_batch
+        );
+        ensure!(
+            (1..=MAX_CPUS).contains(&self.nr_cpus),
+            Config,
+            "nr_cpus must be 1..{MAX_CPUS}, got {}",
+            self.nr_cpus
         );
         ensure!(
             self.kswapd_pages_per_ms <= MAX_KSWAPD_PAGES_PER_MS,
@@ -513,6 +527,15 @@ mod tests {
         c.policy = Policy::AntiFrag;
         c.pageblock_order = None;
         c.fallback_reserve = 0.1;
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn cpus_are_bounded() {
+        assert!(rejected(|c| c.nr_cpus = 0).contains("nr_cpus"));
+        assert!(rejected(|c| c.nr_cpus = MAX_CPUS + 1).contains("nr_cpus"));
+        let mut c = MachineConfig::new(Layout::X86_32, 64 << 20);
+        c.nr_cpus = MAX_CPUS;
         c.validate().unwrap();
     }
 

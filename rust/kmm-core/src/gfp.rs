@@ -115,6 +115,16 @@ impl AllocType {
     }
 }
 
+/// Whether [`validate`] accepts the mask, without building its error (the
+/// allocation fast path's check).
+#[inline]
+pub fn valid(gfp: u32) -> bool {
+    const RCLM: u32 = __GFP_KERNRCLM | __GFP_USERRCLM;
+    gfp & !GFP_VALID == 0
+        && (gfp & (__GFP_DMA | __GFP_HIGHMEM | __GFP_DMA32)).count_ones() <= 1
+        && gfp & RCLM != RCLM
+}
+
 /// Validate a mask: unknown bits and combinations the kernel forbids are errors.
 pub fn validate(gfp: u32) -> Result<()> {
     if gfp & !GFP_VALID != 0 {
@@ -203,6 +213,30 @@ mod tests {
         assert!(parse("__GFP_DMA|__GFP_HIGHMEM").is_err());
         assert!(parse("__GFP_KERNRCLM|__GFP_USERRCLM").is_err());
         assert!(parse("0x8").is_err());
+    }
+
+    #[test]
+    fn valid_agrees_with_validate() {
+        // every combination of the bits the checks look at, and unknown ones
+        let bits = [
+            __GFP_DMA,
+            __GFP_HIGHMEM,
+            __GFP_DMA32,
+            0x08,
+            __GFP_WAIT,
+            __GFP_KERNRCLM,
+            __GFP_USERRCLM,
+            0x40000,
+            __GFP_NO_KSWAPD,
+            0x800000,
+            0x8000_0000,
+        ];
+        for combo in 0u32..1 << bits.len() {
+            let gfp = (0..bits.len())
+                .filter(|&i| combo & (1 << i) != 0)
+                .fold(0, |g, i| g | bits[i]);
+            assert_eq!(valid(gfp), validate(gfp).is_ok(), "mask {gfp:#x}");
+        }
     }
 
     #[test]

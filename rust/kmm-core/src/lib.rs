@@ -22,6 +22,7 @@ pub mod page_owner;
 pub mod replay;
 pub mod replay_real;
 pub mod stackdepot;
+pub mod workload;
 
 pub use config::{parse_mem, Layout, MachineConfig, Policy};
 pub use error::{Error, Result};

@@ -17,6 +17,7 @@ mod nic;
 mod page_owner;
 mod replay_real;
 mod snapshot;
+mod workload;
 
 #[pymodule]
 fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -40,5 +41,6 @@ fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ftrace::register(m)?;
     snapshot::register(m)?;
     replay_real::register(m)?;
+    workload::register(m)?;
     Ok(())
 }

@@ -70,7 +70,7 @@ impl PyMachine {
     /// Boot a machine; an argument left out (None) keeps `MachineConfig::new`'s default.
     #[new]
     #[pyo3(signature = (layout, mem_bytes, *, nodes=None, node_sizes=None, distance=None,
-        allocator=None, kernel_image_bytes=None, pcp=None, pcp_batch=None, pcp_high=None,
+        allocator=None, kernel_image_bytes=None, pcp=None, pcp_batch=None, pcp_high=None, nr_cpus=None,
         pageblock_order=None, fallback_reserve=None, min_free_kbytes=None, reclaim=None, kswapd_pages_per_ms=None,
         active_freeing=None, oom_kill=None, max_objects=None, page_owner=None, page_owner_free_stacks=None,
         compaction=None, extfrag_threshold=None, compaction_proactiveness=None,
@@ -89,6 +89,7 @@ impl PyMachine {
         pcp: Option<bool>,
         pcp_batch: Option<u32>,
         pcp_high: Option<u32>,
+        nr_cpus: Option<u32>,
         pageblock_order: Option<u32>,
         fallback_reserve: Option<f64>,
         min_free_kbytes: Option<u64>,
@@ -121,6 +122,7 @@ impl PyMachine {
             set(&mut cfg.pcp, pcp);
             set(&mut cfg.pcp_batch, pcp_batch);
             set(&mut cfg.pcp_high, pcp_high);
+            set(&mut cfg.nr_cpus, nr_cpus);
             cfg.pageblock_order = pageblock_order;
             set(&mut cfg.fallback_reserve, fallback_reserve);
             set(&mut cfg.min_free_kbytes, min_free_kbytes);

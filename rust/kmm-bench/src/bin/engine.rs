@@ -81,12 +81,20 @@ fn order0_pair_on(mut m: Machine, iters: u64, scattered: bool) -> f64 {
     let _held = half_fill(&mut m, scattered);
     best_of(5, || {
         let t = Instant::now();
-        for _ in 0..iters {
-            let p = m.alloc(0, gfp::GFP_KERNEL, None).unwrap().unwrap();
-            m.free(black_box(p)).unwrap();
-        }
+        order0_loop(&mut m, iters);
         t.elapsed().as_nanos() as f64 / iters as f64
     })
+}
+
+/// The timed loop of the order-0 figures: `iters` GFP_KERNEL alloc+free pairs.
+/// Not inlined, so that a profiler can count it alone
+/// (`valgrind --tool=callgrind --toggle-collect='*order0_loop*'`).
+#[inline(never)]
+fn order0_loop(m: &mut Machine, iters: u64) {
+    for _ in 0..iters {
+        let p = m.alloc(0, gfp::GFP_KERNEL, None).unwrap().unwrap();
+        m.free(black_box(p)).unwrap();
+    }
 }
 
 /// Fisher-Yates with the benchmark's LCG (deterministic).
@@ -186,6 +194,30 @@ fn compact_rate() -> f64 {
     moved as f64 / s
 }
 
+/// `--profile peer ITERS`: the peer's scattered order-0 pair (as
+/// [`peer_order0`]), one pass, its CPU time per pair in ns.
+fn profile_peer(iters: u64) {
+    let frames = (MEM >> 12) as usize;
+    let mut fa = FrameAllocator::<32>::new();
+    fa.add_frame(0, frames);
+    let mut held = Vec::with_capacity(frames);
+    while let Some(p) = fa.alloc(1) {
+        held.push(p);
+    }
+    shuffle(&mut held, &mut Lcg(7));
+    let keep = held.len() / 2;
+    for p in held.drain(keep..) {
+        fa.dealloc(p, 1);
+    }
+    let c0 = thread_cpu_ns();
+    for _ in 0..iters {
+        let p = fa.alloc(1).unwrap();
+        fa.dealloc(black_box(p), 1);
+    }
+    let cpu = thread_cpu_ns() - c0;
+    println!("{:.3}", cpu as f64 / iters.max(1) as f64);
+}
+
 fn peer_order0(iters: u64, scattered: bool) -> f64 {
     let frames = (MEM >> 12) as usize;
     let mut fa = FrameAllocator::<32>::new();
@@ -223,8 +255,46 @@ fn peer_order0(iters: u64, scattered: bool) -> f64 {
     })
 }
 
+/// CPU time this thread has run, in ns (`/proc/thread-self/schedstat`; 0
+/// where there is none).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `--profile POLICY ITERS`: only the scattered order-0 pair of one policy
+/// (`vanilla`, `antifrag`, `mobility`, `mobility_compaction`, or `peer`: the
+/// `buddy_system_allocator` crate), one pass of
+/// ITERS pairs, for a profiler; prints the pass's CPU time per pair in ns
+/// (a figure a loaded machine disturbs less than wall time).
+fn profile(args: &[String]) {
+    let (name, iters) = match args {
+        [name, iters] => (name.as_str(), iters.parse().expect("ITERS: a number")),
+        _ => panic!("usage: engine --profile POLICY ITERS"),
+    };
+    if name == "peer" {
+        return profile_peer(iters);
+    }
+    let (policy, compaction) = match name {
+        "mobility_compaction" => (Policy::Mobility, true),
+        n => (Policy::parse(n).expect("POLICY"), false),
+    };
+    let mut m = machine_c(policy, compaction);
+    let _held = half_fill(&mut m, true);
+    let c0 = thread_cpu_ns();
+    order0_loop(&mut m, iters);
+    let cpu = thread_cpu_ns() - c0;
+    println!("{:.3}", cpu as f64 / iters.max(1) as f64);
+}
+
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        return profile(&args[i + 1..]);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     let n0: u64 = if quick { 1_000_000 } else { 10_000_000 };
     let nm: u64 = if quick { 200_000 } else { 2_000_000 };
     let mut out: Vec<(String, f64)> = Vec::new();

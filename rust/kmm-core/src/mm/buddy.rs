@@ -5,12 +5,12 @@
 
 use super::machine::Machine;
 use super::page::{forder, ftype, kind, list_add, list_del, mkflags, K_FREE, K_TAIL};
-use crate::MAX_ORDER;
+use crate::{MAX_ORDER, NONE};
 
 impl Machine {
     /// Put the free block of `order` at `pfn` on the zone's `lt` list
     /// (`add_to_free_list` with `set_buddy_order`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn add_free(&mut self, zi: usize, pfn: u32, order: u32, lt: usize) {
         self.flags[pfn as usize] = mkflags(K_FREE, order, lt);
         let z = &mut self.zones[zi];
@@ -26,7 +26,7 @@ impl Machine {
 
     /// Take the free block of `order` at `pfn` off the zone's `lt` list
     /// (`del_page_from_free_list`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn del_free(&mut self, zi: usize, pfn: u32, order: u32, lt: usize) {
         let z = &mut self.zones[zi];
         let l = &mut z.free_area[lt][order as usize];
@@ -51,14 +51,22 @@ impl Machine {
 
     /// `__rmqueue_smallest`: take the smallest block of at least `order` from the
     /// `lt` lists and split it down to `order`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn rmqueue_smallest(&mut self, zi: usize, order: u32, lt: usize) -> Option<u32> {
-        let mask = self.zones[zi].nonempty[lt] & !((1u16 << order) - 1);
-        if mask == 0 {
-            return None;
-        }
-        let o = mask.trailing_zeros();
-        let pfn = self.zones[zi].free_area[lt][o as usize].head;
+        // a block of exactly `order` first: that list's address does not wait
+        // on the nonempty bits (a list has a head exactly when its bit is set)
+        let z = &self.zones[zi];
+        let exact = z.free_area[lt][order as usize].head;
+        let (o, pfn) = if exact != NONE {
+            (order, exact)
+        } else {
+            let mask = z.nonempty[lt] & !((1u16 << order) - 1);
+            if mask == 0 {
+                return None;
+            }
+            let o = mask.trailing_zeros();
+            (o, z.free_area[lt][o as usize].head)
+        };
         self.del_free(zi, pfn, o, lt);
         self.expand(zi, pfn, order, o, lt);
         Some(pfn)
@@ -68,6 +76,7 @@ impl Machine {
     /// of `order` at `pfn` with its free buddies and put the result on the list
     /// the policy chooses. `pcp_type` is the list type a page leaving a per-cpu
     /// list was kept under.
+    #[inline(always)]
     pub(crate) fn free_one_page(
         &mut self,
         zi: usize,
@@ -96,6 +105,15 @@ impl Machine {
             order += 1;
         }
         let lt = self.merged_list_type(zi, rel, order, lt);
-        self.add_free(zi, (zs + rel) as u32, order, lt);
+        let head = (zs + rel) as u32;
+        // the list type as control flow, not data: in each arm the list's
+        // address is a constant, so the next allocation's read of that list
+        // does not wait on the pageblock type's load (the branch is predicted)
+        match lt {
+            0 => self.add_free(zi, head, order, 0),
+            1 => self.add_free(zi, head, order, 1),
+            2 => self.add_free(zi, head, order, 2),
+            lt => self.add_free(zi, head, order, lt),
+        }
     }
 }

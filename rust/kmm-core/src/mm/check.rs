@@ -8,6 +8,7 @@ use super::objects::{OBJ_ACTIVE, OBJ_UNEVICTABLE};
 use super::page::{
     forder, ftype, kind, F_LRU, F_OBJ, K_ALLOC, K_FREE, K_PCP, K_RESERVED, K_TAIL, NR_LISTS,
 };
+use super::pcp::pcp_cpu;
 use crate::error::{Error, Result};
 use crate::{MAX_ORDER, NONE};
 
@@ -123,31 +124,55 @@ impl Machine {
         self.check_free_block_type(z, p, o, lt)
     }
 
-    /// A zone's per-cpu lists: every member a pcp page of the zone, the count
-    /// right. Returns the pages listed.
+    /// A zone's per-cpu lists, every CPU's: every member a pcp page of the
+    /// zone marked with the list's CPU, each count right, the running CPU's
+    /// slot an empty placeholder. Returns the pages listed.
     fn check_pcp(&self, zi: usize, z: &Zone) -> Check<u64> {
-        let mut pc = 0;
-        for li in 0..3 {
-            let mut x = z.pcp.lists[li].head;
-            while x != NONE {
-                let f = self.flags[x as usize];
-                if kind(f) != K_PCP || self.zone_of_pfn(x as u64) != zi {
+        if z.pcp_parked.len() != self.cfg.nr_cpus as usize {
+            return Err(format!(
+                "zone {}: {} per-cpu slots for {} CPUs",
+                z.name,
+                z.pcp_parked.len(),
+                self.cfg.nr_cpus
+            ));
+        }
+        let mut total = 0u64;
+        for cpu in 0..self.cfg.nr_cpus {
+            let pcp = if cpu == self.cpu {
+                if z.pcp_parked[cpu as usize].count != 0 {
                     return Err(format!(
-                        "pfn {x} on a pcp list of zone {} is not a pcp page of it",
+                        "zone {}: the running CPU {cpu}'s parked slot holds pages",
                         z.name
                     ));
                 }
-                pc += 1;
-                x = self.next[x as usize];
+                &z.pcp
+            } else {
+                &z.pcp_parked[cpu as usize]
+            };
+            let mut pc = 0;
+            for li in 0..3 {
+                let mut x = pcp.lists[li].head;
+                while x != NONE {
+                    let f = self.flags[x as usize];
+                    if kind(f) != K_PCP || self.zone_of_pfn(x as u64) != zi || pcp_cpu(f) != cpu {
+                        return Err(format!(
+                            "pfn {x} on CPU {cpu}'s pcp list of zone {} is not a pcp page of it",
+                            z.name
+                        ));
+                    }
+                    pc += 1;
+                    x = self.next[x as usize];
+                }
             }
+            if pc != pcp.count {
+                return Err(format!(
+                    "zone {} CPU {cpu}: pcp count {} but {pc} linked",
+                    z.name, pcp.count
+                ));
+            }
+            total += pc as u64;
         }
-        if pc != z.pcp.count {
-            return Err(format!(
-                "zone {}: pcp count {} but {pc} linked",
-                z.name, z.pcp.count
-            ));
-        }
-        Ok(pc as u64)
+        Ok(total)
     }
 
     /// A zone's LRU lists: exactly the live reclaimable objects of this zone,

@@ -49,6 +49,9 @@ pub struct Machine {
     pub extfrag_log: Option<Vec<super::events::ExtfragEvent>>,
     /// The pid of the trace record being applied (the kernel's `current`).
     pub(crate) current_pid: u32,
+    /// The CPU the machine runs on now (`smp_processor_id()`): whose per-cpu
+    /// lists are in each zone's `pcp` (`mm::pcp`).
+    pub(crate) cpu: u32,
     /// Tasks (tgids) the OOM killer killed: their later trace work is dropped.
     pub(crate) oom_killed: std::collections::HashSet<u32>,
 }
@@ -57,7 +60,14 @@ impl Machine {
     /// Index in `zones` of the zone holding `pfn` (`page_zone`).
     #[inline]
     pub fn zone_of_pfn(&self, pfn: u64) -> usize {
-        self.zone_starts.partition_point(|&s| s <= pfn) - 1
+        let starts = &self.zone_starts;
+        if starts.len() <= 8 {
+            // a few zones: count the later zones starting at or below `pfn`
+            // (compares that do not wait on each other, as a search's steps do)
+            starts[1..].iter().filter(|&&s| s <= pfn).count()
+        } else {
+            starts.partition_point(|&s| s <= pfn) - 1
+        }
     }
 
     /// Index of `pfn`'s pageblock (usemap block) in its zone's `block_type`.

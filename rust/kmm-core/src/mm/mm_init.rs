@@ -92,6 +92,7 @@ impl Machine {
             nofragment: false,
             extfrag_log: cfg.trace_extfrag.then(Vec::new),
             current_pid: 0,
+            cpu: 0,
             cfg,
         };
         m.nofragment = m.alloc_flags_nofragment();

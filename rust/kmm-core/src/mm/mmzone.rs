@@ -6,7 +6,7 @@ use crate::MAX_ORDER;
 /// "No zone" in the (node, zone type) index.
 pub(crate) const ZNONE: u16 = u16::MAX;
 
-/// Per-cpu order-0 page lists of a zone (`struct per_cpu_pages`; one CPU is modelled).
+/// Per-cpu order-0 page lists of a zone on one CPU (`struct per_cpu_pages`).
 #[derive(Debug, Clone, Default)]
 pub struct Pcp {
     pub lists: [ListHead; 3],
@@ -35,7 +35,11 @@ pub struct Zone {
     pub pages_low: u64,
     pub pages_high: u64,
     pub lowmem_reserve: [u64; 3],
+    /// The per-cpu lists of the CPU the machine runs on now (`Machine::cpu`).
     pub pcp: Pcp,
+    /// Every CPU's lists, by CPU; the running CPU's slot holds an empty
+    /// placeholder while its lists are in `pcp` (`Machine::switch_cpu`).
+    pub pcp_parked: Vec<Pcp>,
     /// Usemap (antifrag: per maximum-order block) or pageblock migratetypes (mobility).
     pub block_type: Vec<u8>,
     /// 2.6.11's two LRU lists of trace objects holding reclaimable blocks in
@@ -117,6 +121,7 @@ impl Zone {
             pages_high: 0,
             lowmem_reserve: [0; 3],
             pcp: Pcp::default(),
+            pcp_parked: Vec::new(),
             block_type: vec![0u8; nr_blocks],
             active: ListHead::default(),
             inactive: ListHead::default(),

@@ -96,7 +96,7 @@ impl Default for ListHead {
 }
 
 /// `list_add`: push `x` at the head of `l`.
-#[inline]
+#[inline(always)]
 pub fn list_add(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u32) {
     prev[x as usize] = NONE;
     next[x as usize] = l.head;
@@ -110,7 +110,7 @@ pub fn list_add(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u32) {
 }
 
 /// `list_add_tail`: append `x` to `l`.
-#[inline]
+#[inline(always)]
 pub fn list_add_tail(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u32) {
     next[x as usize] = NONE;
     prev[x as usize] = l.tail;
@@ -124,7 +124,7 @@ pub fn list_add_tail(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u3
 }
 
 /// `list_del`: unlink `x` from `l`.
-#[inline]
+#[inline(always)]
 pub fn list_del(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u32) {
     let n = next[x as usize];
     let p = prev[x as usize];

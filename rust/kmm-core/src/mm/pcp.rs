@@ -1,10 +1,26 @@
 //! Per-cpu page lists (the kernel's `zone_batchsize`, `rmqueue_bulk`,
-//! `free_hot_cold_page`, `free_pages_bulk` and `drain_all_pages`). One CPU is
-//! modelled; order-0 pages the policy allows go through these lists.
+//! `free_hot_cold_page`, `free_pages_bulk` and `drain_all_pages`); order-0
+//! pages the policy allows go through these lists.
+//!
+//! A machine has `nr_cpus` CPUs, each with its own lists in every zone. The
+//! running CPU's lists are in `Zone::pcp`, the others' wait in
+//! `Zone::pcp_parked`; `Machine::switch_cpu` swaps them (a trace record runs
+//! on the CPU of its pid, kswapd on CPU 0). A page on a per-cpu list keeps
+//! its CPU in the order bits of its flag word (`pcp_cpu`). As in 2.6.11, a
+//! CPU's lists are emptied only by that CPU (a batch past `high`), by
+//! `drain_all_pages` (software suspend, and today's compaction), or by
+//! active freeing, which takes the pages of the block it frees: nothing else
+//! returns another CPU's pages to the buddy lists.
 
 use super::machine::Machine;
-use super::page::{ftype, list_add, list_add_tail, list_del, mkflags, K_PCP, K_TAIL};
+use super::page::{forder, ftype, list_add, list_add_tail, list_del, mkflags, K_PCP, K_TAIL};
 use crate::NONE;
+
+/// The CPU whose list holds the per-cpu page with flag word `f`.
+#[inline]
+pub(crate) fn pcp_cpu(f: u16) -> u32 {
+    forder(f)
+}
 
 /// `zone_batchsize` of 2.6.11: present/1024, at most 256 KiB worth, /4, at least 1.
 fn zone_batchsize(present: u64) -> u32 {
@@ -17,9 +33,10 @@ fn zone_batchsize(present: u64) -> u32 {
 }
 
 impl Machine {
-    /// `setup_pageset` for every zone: batch from `zone_batchsize` (or the
-    /// config), high = 6 * batch (or the config, at least batch).
+    /// `setup_pageset` for every zone and CPU: batch from `zone_batchsize`
+    /// (or the config), high = 6 * batch (or the config, at least batch).
     pub(crate) fn setup_pagesets(&mut self) {
+        let cpus = self.cfg.nr_cpus as usize;
         for z in self.zones.iter_mut() {
             let batch = match self.cfg.pcp_batch {
                 0 => zone_batchsize(z.present),
@@ -31,13 +48,50 @@ impl Machine {
             };
             z.pcp.batch = batch;
             z.pcp.high = high.max(batch);
+            z.pcp_parked = vec![z.pcp.clone(); cpus];
         }
+    }
+
+    /// Run on CPU `cpu` from now on: every zone's running lists go back to
+    /// their CPU's slot and `cpu`'s come out (`smp_processor_id()` changing).
+    #[inline]
+    pub(crate) fn switch_cpu(&mut self, cpu: u32) {
+        if cpu == self.cpu {
+            return;
+        }
+        let (old, new) = (self.cpu as usize, cpu as usize);
+        for z in self.zones.iter_mut() {
+            std::mem::swap(&mut z.pcp, &mut z.pcp_parked[old]);
+            std::mem::swap(&mut z.pcp, &mut z.pcp_parked[new]);
+        }
+        self.cpu = cpu;
+    }
+
+    /// The CPU a task runs on: its pid modulo the CPUs (`docs/model.md`,
+    /// "Per-cpu lists").
+    #[inline]
+    pub(crate) fn cpu_of_pid(&self, pid: u32) -> u32 {
+        match self.cfg.nr_cpus {
+            1 => 0,
+            n => pid % n,
+        }
+    }
+
+    /// Pages on the per-cpu lists of zone `zi`, every CPU's.
+    pub fn pcp_pages(&self, zi: usize) -> u64 {
+        let z = &self.zones[zi];
+        let cur = self.cpu as usize;
+        let parked: u64 = (z.pcp_parked.iter().enumerate())
+            .filter(|&(c, _)| c != cur)
+            .map(|(_, p)| p.count as u64)
+            .sum();
+        z.pcp.count as u64 + parked
     }
 
     /// `buffered_rmqueue`: order-0 through the per-cpu lists (refilled by
     /// `rmqueue_bulk` when empty; `cold` takes the tail), else `__rmqueue`;
     /// `nofragment` is `ALLOC_NOFRAGMENT`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn buffered_rmqueue(
         &mut self,
         zi: usize,
@@ -53,17 +107,20 @@ impl Machine {
         if self.zones[zi].pcp.lists[li].nr == 0 && self.rmqueue_bulk(zi, li, t, nofragment) == 0 {
             return None;
         }
-        let z = &mut self.zones[zi];
-        let l = &mut z.pcp.lists[li];
+        let Machine {
+            zones, next, prev, ..
+        } = self;
+        let pcp = &mut zones[zi].pcp;
+        let l = &mut pcp.lists[li];
         let p = if cold { l.tail } else { l.head };
-        list_del(&mut self.next, &mut self.prev, l, p);
-        z.pcp.count -= 1;
+        list_del(next, prev, l, p);
+        pcp.count -= 1;
         Some(p)
     }
 
     /// `rmqueue_bulk`: move up to a batch of order-0 pages of type `t` from the
     /// buddy lists to per-cpu list `li`; returns how many it moved.
-    #[inline]
+    #[inline(never)]
     fn rmqueue_bulk(&mut self, zi: usize, li: usize, t: usize, nofragment: bool) -> u32 {
         let batch = self.zones[zi].pcp.batch;
         let mut got = 0;
@@ -71,7 +128,7 @@ impl Machine {
             let Some(p) = self.rmqueue(zi, 0, t, nofragment) else {
                 break;
             };
-            self.flags[p as usize] = mkflags(K_PCP, 0, t);
+            self.flags[p as usize] = mkflags(K_PCP, self.cpu, t);
             let z = &mut self.zones[zi];
             list_add_tail(&mut self.next, &mut self.prev, &mut z.pcp.lists[li], p);
             z.pcp.count += 1;
@@ -85,22 +142,31 @@ impl Machine {
 
     /// `free_hot_cold_page`: put the order-0 page `pfn` of type `t` at the head
     /// of its per-cpu list; past `high`, return a batch to the buddy lists.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free_hot_cold_page(&mut self, zi: usize, pfn: u32, t: usize) {
         let lt = self.pcp_free_type(zi, pfn, t);
         let li = self.pcp_list(lt);
-        self.flags[pfn as usize] = mkflags(K_PCP, 0, lt);
-        let z = &mut self.zones[zi];
-        list_add(&mut self.next, &mut self.prev, &mut z.pcp.lists[li], pfn);
-        z.pcp.count += 1;
-        if z.pcp.count >= z.pcp.high {
-            let batch = z.pcp.batch;
+        let cpu = self.cpu;
+        let Machine {
+            zones,
+            flags,
+            next,
+            prev,
+            ..
+        } = self;
+        let pcp = &mut zones[zi].pcp;
+        flags[pfn as usize] = mkflags(K_PCP, cpu, lt);
+        list_add(next, prev, &mut pcp.lists[li], pfn);
+        pcp.count += 1;
+        if pcp.count >= pcp.high {
+            let batch = pcp.batch;
             self.free_pages_bulk(zi, batch);
         }
     }
 
     /// `free_pages_bulk`: return up to `n` of the coldest per-cpu pages (the
     /// tail of the fullest list) to the buddy lists.
+    #[inline(never)]
     fn free_pages_bulk(&mut self, zi: usize, n: u32) {
         for _ in 0..n {
             let li = (0..3)
@@ -119,23 +185,41 @@ impl Machine {
         }
     }
 
-    /// Take the per-cpu page at `pfn` (flag word `f`) off its list and free it
-    /// to the buddy lists.
+    /// Take the per-cpu page at `pfn` (flag word `f`, on any CPU's list) off
+    /// its list and free it to the buddy lists.
     pub(crate) fn pcp_page_to_buddy(&mut self, zi: usize, pfn: u32, f: u16) {
         let lt = ftype(f);
         let li = self.pcp_list(lt);
+        let (cpu, cur) = (pcp_cpu(f), self.cpu);
         let z = &mut self.zones[zi];
-        list_del(&mut self.next, &mut self.prev, &mut z.pcp.lists[li], pfn);
-        z.pcp.count -= 1;
+        let pcp = if cpu == cur {
+            &mut z.pcp
+        } else {
+            &mut z.pcp_parked[cpu as usize]
+        };
+        list_del(&mut self.next, &mut self.prev, &mut pcp.lists[li], pfn);
+        pcp.count -= 1;
         self.flags[pfn as usize] = K_TAIL;
         self.free_one_page(zi, pfn, 0, Some(lt));
     }
 
-    /// `drain_all_pages`: return every per-cpu page to the buddy lists;
-    /// returns how many pages moved.
+    /// `drain_all_pages`: return every CPU's per-cpu pages to the buddy
+    /// lists; returns how many pages moved.
     pub fn drain_all_pages(&mut self) -> u64 {
         let mut n = 0;
         for zi in 0..self.zones.len() {
+            n += self.drain_zone_pages(zi);
+        }
+        n
+    }
+
+    /// `drain_zone_pages`: return zone `zi`'s per-cpu pages, every CPU's, to
+    /// the buddy lists; returns how many pages moved.
+    pub(crate) fn drain_zone_pages(&mut self, zi: usize) -> u64 {
+        let cur = self.cpu;
+        let mut n = 0;
+        for cpu in 0..self.cfg.nr_cpus {
+            self.switch_cpu(cpu);
             let c = self.zones[zi].pcp.count;
             if c > 0 {
                 self.free_pages_bulk(zi, c);
@@ -143,20 +227,205 @@ impl Machine {
                 self.counters.pcp_drains += 1;
             }
         }
+        self.switch_cpu(cur);
         n
-    }
-
-    /// `drain_zone_pages`: return zone `zi`'s per-cpu pages to the buddy lists.
-    pub(crate) fn drain_zone_pages(&mut self, zi: usize) {
-        let c = self.zones[zi].pcp.count;
-        if c > 0 {
-            self.free_pages_bulk(zi, c);
-            self.counters.pcp_drains += 1;
-        }
     }
 
     /// [`Machine::drain_all_pages`] under the name the binding uses.
     pub fn drain_pcp(&mut self) -> u64 {
         self.drain_all_pages()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Layout, MachineConfig};
+    use crate::gfp;
+    use crate::mm::machine::Machine;
+    use proptest::prelude::*;
+
+    fn machine(cpus: u32) -> Machine {
+        let mut cfg = MachineConfig::new(Layout::X86_32, 64 << 20);
+        cfg.nr_cpus = cpus;
+        cfg.pcp_batch = 4;
+        cfg.pcp_high = 16;
+        Machine::new(cfg).unwrap()
+    }
+
+    fn normal(m: &Machine) -> usize {
+        m.zones.iter().position(|z| z.name == "Normal").unwrap()
+    }
+
+    /// Free pages plus every CPU's per-cpu pages of every zone.
+    fn free_and_pcp(m: &Machine) -> u64 {
+        (0..m.zones.len())
+            .map(|zi| m.zones[zi].free_pages + m.pcp_pages(zi))
+            .sum()
+    }
+
+    #[test]
+    fn a_cpus_pages_stay_on_its_lists_while_another_cpu_runs() {
+        let mut m = machine(2);
+        let n = normal(&m);
+        let before = free_and_pcp(&m);
+        m.switch_cpu(1);
+        let pages: Vec<u64> = (0..6)
+            .map(|_| m.alloc(0, gfp::GFP_KERNEL, None).unwrap().unwrap())
+            .collect();
+        for &p in &pages {
+            m.free(p).unwrap();
+        }
+        let on_cpu1 = m.zones[n].pcp.count;
+        assert!(on_cpu1 >= 6, "CPU 1 holds the pages it freed ({on_cpu1})");
+        m.switch_cpu(0);
+        assert_eq!(m.zones[n].pcp.count, 0, "CPU 0's lists are its own");
+        assert_eq!(m.zones[n].pcp_parked[1].count, on_cpu1);
+        assert_eq!(m.pcp_pages(n), on_cpu1 as u64);
+        // CPU 0 allocating takes nothing of CPU 1's
+        let p = m.alloc(0, gfp::GFP_KERNEL, None).unwrap().unwrap();
+        assert!(!pages.contains(&p), "CPU 0 got CPU 1's per-cpu page {p}");
+        assert_eq!(m.zones[n].pcp_parked[1].count, on_cpu1);
+        m.free(p).unwrap();
+        m.check().unwrap();
+        assert_eq!(free_and_pcp(&m), before);
+        // back on CPU 1, the hot page it freed last comes out first (LIFO)
+        m.switch_cpu(1);
+        let q = m.alloc(0, gfp::GFP_KERNEL, None).unwrap().unwrap();
+        assert_eq!(q, *pages.last().unwrap());
+        m.check().unwrap();
+    }
+
+    #[test]
+    fn drain_all_pages_empties_every_cpu_and_the_zone_coalesces() {
+        let mut m = machine(3);
+        let free0 = free_and_pcp(&m);
+        for cpu in [2, 1, 0] {
+            m.switch_cpu(cpu);
+            let ps: Vec<u64> = (0..5)
+                .map(|_| m.alloc(0, gfp::GFP_KERNEL, None).unwrap().unwrap())
+                .collect();
+            for p in ps {
+                m.free(p).unwrap();
+            }
+        }
+        let parked: u64 = (0..m.zones.len()).map(|zi| m.pcp_pages(zi)).sum();
+        assert!(parked >= 15);
+        m.switch_cpu(1);
+        assert_eq!(m.drain_all_pages(), parked);
+        assert_eq!(m.cpu, 1, "draining leaves the machine on its CPU");
+        for zi in 0..m.zones.len() {
+            assert_eq!(m.pcp_pages(zi), 0);
+        }
+        assert_eq!(free_and_pcp(&m), free0);
+        m.check().unwrap();
+    }
+
+    #[test]
+    fn a_pcp_page_carries_its_cpu_and_check_catches_a_wrong_one() {
+        let mut m = machine(2);
+        m.switch_cpu(1);
+        let p = m.alloc(0, gfp::GFP_KERNEL, None).unwrap().unwrap();
+        m.free(p).unwrap();
+        assert_eq!(super::pcp_cpu(m.flags[p as usize]), 1);
+        m.check().unwrap();
+        let f = m.flags[p as usize];
+        m.flags[p as usize] = super::mkflags(super::K_PCP, 0, super::ftype(f));
+        let e = m.check().unwrap_err().to_string();
+        assert!(e.contains("CPU 1"), "{e}");
+    }
+
+    #[test]
+    fn a_trace_record_runs_on_the_cpu_of_its_pid_and_kswapd_on_cpu_0() {
+        use crate::replay::{TraceOp, OP_ALLOC, OP_FREE, OP_TICK};
+        let mut m = machine(2);
+        let op = |op, obj, pid| TraceOp {
+            op,
+            obj,
+            gfp: gfp::GFP_KERNEL,
+            pid,
+            tgid: pid,
+            ..Default::default()
+        };
+        // pid 3 runs on CPU 1, pid 4 on CPU 0
+        let ops = [
+            op(OP_ALLOC, 1, 3),
+            op(OP_ALLOC, 2, 3),
+            op(OP_FREE, 1, 3),
+            op(OP_FREE, 2, 3),
+            op(OP_ALLOC, 3, 4),
+        ];
+        let out = m.replay_ops(&ops, true).unwrap().outcomes.unwrap();
+        assert_eq!(m.cpu, 0);
+        let n = normal(&m);
+        let cpu1: Vec<u32> = {
+            let l = &m.zones[n].pcp_parked[1];
+            let mut v = Vec::new();
+            let mut x = l.lists[0].head;
+            while x != crate::NONE {
+                v.push(x);
+                x = m.next[x as usize];
+            }
+            v
+        };
+        assert!(cpu1.contains(&(out[0] as u32)) && cpu1.contains(&(out[1] as u32)));
+        assert!(
+            !cpu1.contains(&(out[4] as u32)),
+            "pid 4's page came from CPU 0"
+        );
+        m.switch_cpu(1);
+        m.replay_ops(&[op(OP_TICK, 1000, 3)], false).unwrap();
+        assert_eq!(m.cpu, 0, "kswapd runs on CPU 0");
+        m.check().unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Any interleaving of CPUs allocating and freeing order-0 pages keeps
+        /// every invariant and every page; and a machine of several CPUs run
+        /// on CPU 0 alone hands out exactly what a one-CPU machine does.
+        #[test]
+        fn cpus_keep_every_page(ops in proptest::collection::vec((0u32..4, any::<bool>(), 0usize..64), 1..300)) {
+            let mut m = machine(4);
+            let mut one = machine(1);
+            let mut solo = machine(4);
+            let total = free_and_pcp(&m);
+            let mut held: Vec<u64> = Vec::new();
+            let mut held_one: Vec<u64> = Vec::new();
+            let mut held_solo: Vec<u64> = Vec::new();
+            for (cpu, alloc, k) in ops {
+                m.switch_cpu(cpu);
+                if alloc || held.is_empty() {
+                    if let Some(p) = m.alloc(0, gfp::GFP_KERNEL, None).unwrap() {
+                        held.push(p);
+                    }
+                    let a = one.alloc(0, gfp::GFP_KERNEL, None).unwrap();
+                    let b = solo.alloc(0, gfp::GFP_KERNEL, None).unwrap();
+                    prop_assert_eq!(a, b);
+                    if let Some(p) = a {
+                        held_one.push(p);
+                        held_solo.push(p);
+                    }
+                } else {
+                    let i = k % held.len();
+                    m.free(held.swap_remove(i)).unwrap();
+                    if !held_one.is_empty() {
+                        let j = k % held_one.len();
+                        one.free(held_one.swap_remove(j)).unwrap();
+                        solo.free(held_solo.swap_remove(j)).unwrap();
+                    }
+                }
+            }
+            m.check().unwrap();
+            solo.check().unwrap();
+            prop_assert_eq!(free_and_pcp(&m) + held.len() as u64, total);
+            for p in held {
+                m.free(p).unwrap();
+            }
+            m.drain_all_pages();
+            let zs: u64 = m.zones.iter().map(|z| z.free_pages).sum();
+            prop_assert_eq!(zs, total);
+            m.check().unwrap();
+        }
     }
 }

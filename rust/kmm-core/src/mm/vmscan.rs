@@ -182,6 +182,8 @@ impl Machine {
     /// `kswapd_pages_per_ms` pages of reclaim per millisecond, notices zones
     /// below their low watermark on its own, and runs `balance_pgdat`.
     fn kswapd(&mut self, dt_ns: u64) {
+        // kswapd runs on CPU 0: the pages it reclaims go to CPU 0's lists
+        self.switch_cpu(0);
         self.kswapd_credit_ns += dt_ns;
         let budget = (self.kswapd_credit_ns / 1_000_000) * self.cfg.kswapd_pages_per_ms;
         self.kswapd_credit_ns %= 1_000_000;

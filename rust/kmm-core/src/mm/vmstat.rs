@@ -39,7 +39,8 @@ impl Machine {
     pub fn zone_stats(&self) -> Vec<ZoneStats> {
         self.zones
             .iter()
-            .map(|z| ZoneStats {
+            .enumerate()
+            .map(|(zi, z)| ZoneStats {
                 node: z.node,
                 zone: z.name,
                 start_pfn: z.start_pfn,
@@ -47,7 +48,7 @@ impl Machine {
                 present: z.present,
                 managed: z.present - z.reserved,
                 free: z.free_pages,
-                pcp: z.pcp.count as u64,
+                pcp: self.pcp_pages(zi),
                 min: z.pages_min,
                 low: z.pages_low,
                 high: z.pages_high,

@@ -77,12 +77,15 @@ impl Machine {
         Some(g)
     }
 
-    /// `__rmqueue` under anti-fragmentation: the type's own lists, then a global
-    /// block while more than the reserve are left, then the fallbacks.
-    pub(super) fn rmqueue_antifrag(&mut self, zi: usize, order: u32, t: usize) -> Option<u32> {
-        if let Some(p) = self.rmqueue_smallest(zi, order, t) {
-            return Some(p);
-        }
+    /// `__rmqueue` under anti-fragmentation once the type's own lists have
+    /// nothing: a global block while more than the reserve are left, then the
+    /// fallbacks.
+    pub(super) fn rmqueue_antifrag_fallback(
+        &mut self,
+        zi: usize,
+        order: u32,
+        t: usize,
+    ) -> Option<u32> {
         let reserve = self.fallback_reserve_blocks[zi];
         let nglobal = self.zones[zi].free_area[LT_GLOBAL][MAX_ORDER - 1].nr as u64;
         if nglobal > reserve {

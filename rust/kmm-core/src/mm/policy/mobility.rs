@@ -36,23 +36,14 @@ pub(super) fn check_free_block(pfn: u64, lt: usize) -> Result<(), String> {
 }
 
 impl Machine {
-    /// `__rmqueue` under grouping by mobility: the type's own lists, then
-    /// [`Machine::rmqueue_fallback`].
+    /// `__rmqueue` under grouping by mobility took `p` from type `t`'s own
+    /// lists: count it when its pageblock is of another type (then come
+    /// [`Machine::rmqueue_fallback`]'s steals when the lists are empty).
     #[inline]
-    pub(super) fn rmqueue_mobility(
-        &mut self,
-        zi: usize,
-        order: u32,
-        t: usize,
-        nofragment: bool,
-    ) -> Option<u32> {
-        if let Some(p) = self.rmqueue_smallest(zi, order, t) {
-            if self.zones[zi].block_type[self.block_index(zi, p)] as usize != t {
-                self.counters.type_mismatch += 1;
-            }
-            return Some(p);
+    pub(super) fn mobility_count_mismatch(&mut self, zi: usize, p: u32, t: usize) {
+        if self.zones[zi].block_type[self.block_index(zi, p)] as usize != t {
+            self.counters.type_mismatch += 1;
         }
-        self.rmqueue_fallback(zi, order, t, nofragment)
     }
 
     /// Freelist hygiene's invariant: the free block of `order` at `pfn` is on

@@ -200,7 +200,9 @@ impl Machine {
     /// `__rmqueue`: take a block of `order` for allocation type `t` under the
     /// machine's policy, falling back to other types as the policy allows
     /// (under `ALLOC_NOFRAGMENT`, `nofragment`, only by whole pageblocks).
-    #[inline]
+    /// The type's own lists first (inline: the common case), then the
+    /// policy's fallbacks (out of line).
+    #[inline(always)]
     pub(crate) fn rmqueue(
         &mut self,
         zi: usize,
@@ -208,10 +210,33 @@ impl Machine {
         t: usize,
         nofragment: bool,
     ) -> Option<u32> {
+        let own = match self.policy {
+            Policy::Vanilla => vanilla::LIST,
+            Policy::AntiFrag | Policy::Mobility => t,
+        };
+        if let Some(p) = self.rmqueue_smallest(zi, order, own) {
+            match self.policy {
+                Policy::Mobility => self.mobility_count_mismatch(zi, p, t),
+                Policy::Vanilla | Policy::AntiFrag => {}
+            }
+            return Some(p);
+        }
+        self.rmqueue_fallback_policy(zi, order, t, nofragment)
+    }
+
+    /// `__rmqueue` once the type's own lists are empty.
+    #[inline(never)]
+    fn rmqueue_fallback_policy(
+        &mut self,
+        zi: usize,
+        order: u32,
+        t: usize,
+        nofragment: bool,
+    ) -> Option<u32> {
         match self.policy {
-            Policy::Vanilla => self.rmqueue_smallest(zi, order, vanilla::LIST),
-            Policy::AntiFrag => self.rmqueue_antifrag(zi, order, t),
-            Policy::Mobility => self.rmqueue_mobility(zi, order, t, nofragment),
+            Policy::Vanilla => None,
+            Policy::AntiFrag => self.rmqueue_antifrag_fallback(zi, order, t),
+            Policy::Mobility => self.rmqueue_fallback(zi, order, t, nofragment),
         }
     }
 

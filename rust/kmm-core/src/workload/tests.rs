@@ -1,0 +1,186 @@
+use super::*;
+
+fn table() -> KindTable {
+    // kind 0: pages (gfp 10, stack 100); kind 1: a slab object in cache 3
+    KindTable {
+        cache: vec![NO_CACHE, 3],
+        gfp: vec![10, 20],
+        stack: vec![100, 200],
+        flags: Vec::new(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ev(t: i64, op: u8, kind: u8, proc_: u8, obj: u32, pid: u32, pin: u32) -> Vec<u8> {
+    let mut b = Vec::with_capacity(EVENT_SIZE);
+    b.extend_from_slice(&t.to_le_bytes());
+    b.extend_from_slice(&[op, 0, kind, proc_]);
+    for v in [obj, pid, pin] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+/// (op, order, flags, obj, gfp, stack, pid) of each record
+fn records(b: &[u8]) -> Vec<(u8, u8, u8, u32, u32, u32, u32)> {
+    let u = |r: &[u8], i: usize| u32::from_le_bytes(r[i..i + 4].try_into().unwrap());
+    b.chunks_exact(TRACE_RECORD_SIZE)
+        .map(|r| {
+            assert_eq!(r[3], 0, "padding byte");
+            assert_eq!(u(r, 16), u(r, 20), "tgid is the pid");
+            (r[0], r[1], r[2], u(r, 4), u(r, 8), u(r, 12), u(r, 16))
+        })
+        .collect()
+}
+
+#[test]
+fn orders_by_millisecond_keeping_generation_order_and_ticks_each_one() {
+    let mut em = Emitter::new(table()).unwrap();
+    let mut part = ev(1_500, OP_ALLOC, 0, 1, 7, 9, NO_PIN);
+    part.extend(ev(200, OP_ALLOC, 0, 1, 8, 9, NO_PIN));
+    part.extend(ev(1_100, OP_FREE, 0, 1, 8, 9, NO_PIN));
+    em.push(0, &part).unwrap();
+    em.ready(0).unwrap();
+    let r = {
+        em.emit(2_500).unwrap();
+        records(&em.take())
+    };
+    assert_eq!(
+        r,
+        vec![
+            (OP_ALLOC, 0, TF_TASK, 8, 10, 100, 9),
+            (OP_TICK, 0, 0, 1_000, 0, 0, 0),
+            (OP_ALLOC, 0, TF_TASK, 7, 10, 100, 9),
+            (OP_FREE, 0, 0, 8, 10, 100, 9),
+            (OP_TICK, 0, 0, 1_000, 0, 0, 0),
+            (OP_TICK, 0, 0, 500, 0, 0, 0),
+        ]
+    );
+    assert_eq!(em.live_process_objects(), 1);
+    let r = {
+        em.emit(2_700).unwrap();
+        records(&em.take())
+    };
+    assert_eq!(r, vec![(OP_TICK, 0, 0, 200, 0, 0, 0)]);
+    let r = {
+        em.stop();
+        records(&em.take())
+    };
+    assert_eq!(r, vec![(OP_FREE, 0, 0, 7, 0, 0, 9)]);
+    assert_eq!(em.live_process_objects(), 0);
+}
+
+#[test]
+fn first_access_allocates_later_ones_touch_and_pins_follow() {
+    let mut em = Emitter::new(table()).unwrap();
+    let mut part = ev(10, OP_ALLOC, 1, 0, 1, 5, NO_PIN); // an inode object
+    part.extend(ev(20, OP_ACCESS, 0, 0, 2, 5, 1)); // a page of its file
+    part.extend(ev(30, OP_ACCESS, 0, 0, 2, 5, 1));
+    em.push(0, &part).unwrap();
+    em.ready(0).unwrap();
+    let r = {
+        em.emit(1_000).unwrap();
+        records(&em.take())
+    };
+    assert_eq!(
+        r,
+        vec![
+            (OP_SLAB_ALLOC, 3, 0, 1, 20, 200, 5),
+            (OP_ALLOC, 0, 0, 2, 10, 100, 5),
+            (OP_SLAB_PIN, 0, 0, 2, 1, 0, 5),
+            (OP_TOUCH, 0, 0, 2, 10, 100, 5),
+            (OP_TICK, 0, 0, 1_000, 0, 0, 0),
+        ]
+    );
+    assert_eq!(em.cache_objects(), 2);
+    // the pinning page goes first, then the inode
+    let r = {
+        em.drop_caches();
+        records(&em.take())
+    };
+    assert_eq!(
+        r,
+        vec![
+            (OP_FREE, 0, 0, 2, 0, 0, 0),
+            (OP_SLAB_FREE, 0, 0, 1, 0, 0, 0)
+        ]
+    );
+    assert_eq!(em.cache_objects(), 0);
+}
+
+#[test]
+fn pages_a_permanent_process_maps_stay_through_drop_caches() {
+    let mut em = Emitter::new(table()).unwrap();
+    let mut part = ev(10, OP_ALLOC, 0, 2, 1, 77, NO_PIN); // a daemon's page
+    part.extend(ev(20, OP_ACCESS, 0, 0, 2, 77, NO_PIN)); // its program text
+    part.extend(ev(30, OP_ACCESS, 0, 0, 3, 78, NO_PIN)); // another process's file
+    em.push(0, &part).unwrap();
+    em.ready(0).unwrap();
+    em.emit(1_000).unwrap();
+    em.take();
+    em.stop();
+    assert!(records(&em.take()).is_empty(), "the daemon outlives stop()");
+    assert_eq!(
+        {
+            em.drop_caches();
+            records(&em.take())
+        },
+        vec![(OP_FREE, 0, 0, 3, 0, 0, 0)]
+    );
+}
+
+#[test]
+fn events_land_in_later_windows_and_bad_events_change_nothing() {
+    let mut em = Emitter::new(table()).unwrap();
+    em.push(0, &ev(2_000_500, OP_ALLOC, 0, 1, 1, 1, NO_PIN))
+        .unwrap();
+    assert!(
+        em.push(1, &ev(500, OP_ALLOC, 0, 1, 2, 1, NO_PIN)).is_err(),
+        "before its window"
+    );
+    assert!(
+        em.push(0, &ev(5, OP_ALLOC, 9, 1, 2, 1, NO_PIN)).is_err(),
+        "unknown kind"
+    );
+    assert!(em.push(0, &[0u8; 5]).is_err());
+    for w in 0..2 {
+        em.ready(w).unwrap();
+        let r = {
+            em.emit((w + 1) * WIN_US).unwrap();
+            records(&em.take())
+        };
+        assert_eq!(r.len(), 1000);
+        assert!(r.iter().all(|x| x.0 == OP_TICK));
+    }
+    em.ready(2).unwrap();
+    let r = {
+        em.emit(2_001_000).unwrap();
+        records(&em.take())
+    };
+    assert_eq!(r[0], (OP_ALLOC, 0, TF_TASK, 1, 10, 100, 1));
+    assert!(em.ready(1).is_err(), "window 1 is done");
+    assert!(em.emit(3_500_000).is_err(), "past the ready window");
+}
+
+#[test]
+fn a_kinds_flags_go_on_its_owned_allocations_only() {
+    let mut t = table();
+    t.flags = vec![TF_UNEVICTABLE, 0];
+    let mut em = Emitter::new(t).unwrap();
+    let mut part = ev(100, OP_ALLOC, 0, 2, 7, 9, NO_PIN);
+    part.extend(ev(200, OP_FREE, 0, 2, 7, 9, NO_PIN));
+    part.extend(ev(300, OP_ALLOC, 0, 0, 8, 9, NO_PIN));
+    em.push(0, &part).unwrap();
+    em.ready(0).unwrap();
+    em.emit(1_000).unwrap();
+    let r = records(&em.take());
+    assert_eq!(r[0], (OP_ALLOC, 0, TF_TASK | TF_UNEVICTABLE, 7, 10, 100, 9));
+    assert_eq!(r[1], (OP_FREE, 0, 0, 7, 10, 100, 9));
+    assert_eq!(r[2], (OP_ALLOC, 0, 0, 8, 10, 100, 9));
+    let mut bad = table();
+    bad.flags = vec![TF_TASK, 0];
+    assert!(Emitter::new(bad).is_err());
+    let mut short = table();
+    short.flags = vec![0];
+    assert!(Emitter::new(short).is_err());
+}

@@ -1,0 +1,112 @@
+//! Binding for `kmm_core::workload`: the emitter behind `kmm.workloads.Load`.
+//! Conversion only; the merge and emission run in the engine.
+
+use crate::enter::guard;
+use kmm_core::workload::{Emitter, KindTable};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
+use pyo3::prelude::*;
+
+use crate::errors::TraceError;
+
+/// Generated workload events in, trace records out (`kmm.workloads.Load`).
+#[pyclass(name = "TraceEmitter", module = "kmm._kmm")]
+pub struct PyEmitter {
+    inner: Emitter,
+    poisoned: bool,
+}
+
+fn bytes<'a>(a: &'a PyReadonlyArray1<'_, u8>) -> PyResult<&'a [u8]> {
+    a.as_slice()
+        .map_err(|_| TraceError::new_err("event bytes must be C-contiguous"))
+}
+
+#[pymethods]
+impl PyEmitter {
+    /// `cache`, `gfp`, `stack`: per kind code, its slab cache (255: pages),
+    /// GFP mask and page_owner stack handle; `flags` (optional): the trace
+    /// flags an owned allocation of the kind carries besides TF_TASK.
+    #[new]
+    #[pyo3(signature = (cache, gfp, stack, flags=None))]
+    fn new(
+        cache: Vec<u8>,
+        gfp: Vec<u32>,
+        stack: Vec<u32>,
+        flags: Option<Vec<u8>>,
+    ) -> PyResult<Self> {
+        let flags = flags.unwrap_or_default();
+        let inner = guard(None, || {
+            Emitter::new(KindTable {
+                cache,
+                gfp,
+                stack,
+                flags,
+            })
+        })?;
+        Ok(PyEmitter {
+            inner,
+            poisoned: false,
+        })
+    }
+
+    /// Add the events generated in window `g`: each part the bytes of an
+    /// array of `kmm.workloads.events.EV`, in generation order.
+    fn push(&mut self, g: i64, parts: Vec<PyReadonlyArray1<'_, u8>>) -> PyResult<()> {
+        let em = &mut self.inner;
+        for p in &parts {
+            let b = bytes(p)?;
+            guard(Some(&mut self.poisoned), || em.push(g, b))?;
+        }
+        Ok(())
+    }
+
+    /// Make window `w` the one being emitted.
+    fn ready(&mut self, w: i64) -> PyResult<()> {
+        let em = &mut self.inner;
+        guard(Some(&mut self.poisoned), || em.ready(w))
+    }
+
+    /// Append the trace records from now to `seg_end_us` (within the ready
+    /// window) to the output.
+    fn emit(&mut self, seg_end_us: i64) -> PyResult<()> {
+        let em = &mut self.inner;
+        guard(Some(&mut self.poisoned), || em.emit(seg_end_us))
+    }
+
+    /// Append the frees of every object processes own now; later windows emit only ticks.
+    fn stop(&mut self) -> PyResult<()> {
+        let em = &mut self.inner;
+        guard(Some(&mut self.poisoned), || {
+            em.stop();
+            Ok(())
+        })
+    }
+
+    /// Append the frees of every cache object no permanent process maps.
+    fn drop_caches(&mut self) -> PyResult<()> {
+        let em = &mut self.inner;
+        guard(Some(&mut self.poisoned), || {
+            em.drop_caches();
+            Ok(())
+        })
+    }
+
+    /// The bytes of the trace records appended since the last call.
+    fn take<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyArray1<u8>> {
+        self.inner.take().into_pyarray(py)
+    }
+
+    /// Objects processes own that are allocated now.
+    fn live_process_objects(&self) -> usize {
+        self.inner.live_process_objects()
+    }
+
+    /// Cache objects allocated now.
+    fn cache_objects(&self) -> usize {
+        self.inner.cache_objects()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyEmitter>()?;
+    Ok(())
+}

@@ -1,0 +1,74 @@
+"""kmm._variants: the load generated once, replayed by every variant (in this
+process or in workers reading it as it is written), and the shared config check."""
+
+from __future__ import annotations
+
+import kmm
+import numpy as np
+import pytest
+from kmm._variants import check_config, run_variants
+from kmm.highalloc import VARIANTS, HighallocConfig
+
+
+def produce(store) -> int:
+    n = 0
+    for k in range(3):
+        t = kmm.empty_trace(1000 + k)
+        t["op"] = kmm.OP_TICK
+        t["obj"] = k + 1
+        store.put(f"warm{k}", t)
+        n += len(t)
+    store.put("last", kmm.empty_trace(7))
+    return n
+
+
+def variant(name, cfg, chunks, tick, scale):
+    if name == "boom":
+        raise kmm.ConfigError("boom")
+    warm = [int(c["obj"].sum()) for c in chunks.group("warm")]
+    if tick:
+        tick()
+    return {"name": name, "warm": warm, "last": len(chunks.get("last")), "scale": scale}
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_every_variant_sees_every_chunk_whatever_the_processes(processes: int) -> None:
+    gen, res = run_variants(variant, ["a", "b", "c"], None, produce, 5, processes=processes)
+    assert gen == 3003
+    assert list(res) == ["a", "b", "c"]
+    for n, r in res.items():
+        assert r == {"name": n, "warm": [1000, 2002, 3006], "last": 7, "scale": 5}
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_variant_error_reaches_the_caller(processes: int) -> None:
+    with pytest.raises(kmm.ConfigError, match="boom"):
+        run_variants(variant, ["a", "boom"], None, produce, 1, processes=processes)
+
+
+def missing(name, cfg, chunks, tick):
+    return chunks.get("nope")
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_chunk_never_generated_is_an_error(processes: int) -> None:
+    with pytest.raises(kmm.BenchmarkError, match="no chunk 'nope'"):
+        run_variants(missing, ["a", "b"], None, produce, processes=processes)
+
+
+def test_check_config_names_the_first_bad_field() -> None:
+    ok = HighallocConfig()
+    assert check_config(ok, layouts=("x86_32",), variants=VARIANTS) == 1536 << 20
+    for bad, match in [
+        (HighallocConfig(layout="arm"), "layout"),
+        (HighallocConfig(mem="12XB"), "mem"),
+        (HighallocConfig(variants=[]), "variants"),
+        (HighallocConfig(variants=["slab"]), "variants"),
+        (HighallocConfig(gfp="GFP_NOPE"), "gfp"),
+        (HighallocConfig(order=11), "order"),
+        (HighallocConfig(warmup_s=np.nan), "warmup_s"),
+        (HighallocConfig(oom="yes"), "oom"),  # type: ignore[arg-type]
+    ]:
+        with pytest.raises(kmm.BenchmarkError, match=match):
+            bad.validate()
+    HighallocConfig(builds=None, attempts_rest=None).validate()  # None: the default
