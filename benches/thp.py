@@ -4,6 +4,9 @@
   variants, kbuild fragmenter; target under 30 s on two cores).
 - ``thpchallenge_<variant>_fault_huge`` / ``_fault_base``: its results, for the record.
 - ``mmtests_quick_s`` (full mode only): wall time of ``kmm highalloc --mmtests --quick``.
+- ``mmtests_resident_<variant>_at_rest_pct`` (full mode only): the at-rest success
+  of ``kmm highalloc --mmtests --quick --percent 90 --resident`` (issue 13's
+  at-rest gap on a machine without swap; ``docs/compaction.md``).
 """
 
 from __future__ import annotations
@@ -47,4 +50,8 @@ def collect(quick: bool) -> dict[str, float]:
         for name, v in res["variants"].items():
             for pas in ("pass1", "pass2", "at_rest"):
                 r[f"mmtests_{name}_{pas}"] = float(v[pas]["success"])
+        wall, res, cpu = _kmm(["highalloc", "--mmtests", "--quick", "--percent", "90", "--resident"])
+        r["mmtests_resident_quick_s"] = wall
+        for name, v in res["variants"].items():
+            r[f"mmtests_resident_{name}_at_rest_pct"] = float(v["at_rest"]["percent"])
     return r

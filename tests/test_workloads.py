@@ -243,8 +243,9 @@ def test_kinds_map_to_gfp_order_and_stack() -> None:
     seen = set()
     for kind, handle in stacks.items():
         sel = a[a["stack"] == handle]
-        # inject_leak's; the system load's test module; the THP workers' (thp.py); workloads.nic's
-        if kind in ("leak", "kmalloc_4096", "thp_fault", "nic_rx"):
+        # inject_leak's; the system load's test module; the THP workers' (thp.py); workloads.nic's;
+        # workloads.resident's (tests/test_resident.py)
+        if kind in ("leak", "kmalloc_4096", "thp_fault", "nic_rx", "anon_resident"):
             assert sel.shape[0] == 0
             continue
         assert sel.shape[0] > 0, kind
@@ -515,6 +516,7 @@ def test_public_names_of_the_module_survive_the_package():
         "kernel_build",
         "kernel_tree",
         "load_for_memory",
+        "resident",
         "stress_highalloc_load",
         "system",
         "thp_workers",

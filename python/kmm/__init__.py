@@ -84,6 +84,7 @@ from .trace import (
     OP_TOUCH,
     SLAB_CACHES,
     TF_TASK,
+    TF_UNEVICTABLE,
     TRACE_DTYPE,
     empty_trace,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "OP_SLAB_PIN",
     "SLAB_CACHES",
     "TF_TASK",
+    "TF_UNEVICTABLE",
     "PM_FREE",
     "PM_PCP",
     "PM_RESERVED",

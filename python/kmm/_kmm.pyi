@@ -37,6 +37,7 @@ __all__ = [
     "OP_SLAB_FREE",
     "OP_SLAB_PIN",
     "TF_TASK",
+    "TF_UNEVICTABLE",
     "SLAB_CACHES",
     "KernelTraceImporter",
     "KERNEL_EVENTS",
@@ -59,6 +60,7 @@ OP_SLAB_ALLOC: int
 OP_SLAB_FREE: int
 OP_SLAB_PIN: int
 TF_TASK: int
+TF_UNEVICTABLE: int
 #: (name, object size, reclaimable, objects per slab page), by cache index
 SLAB_CACHES: list[tuple[str, int, bool, int]]
 
@@ -295,7 +297,9 @@ class RealReplay:
 
 @final
 class TraceEmitter:
-    def __new__(cls, cache: list[int], gfp: list[int], stack: list[int]) -> TraceEmitter: ...
+    def __new__(
+        cls, cache: list[int], gfp: list[int], stack: list[int], flags: list[int] | None = None
+    ) -> TraceEmitter: ...
     def push(self, g: int, parts: list[npt.NDArray[np.uint8]]) -> None: ...
     def ready(self, w: int) -> None: ...
     def emit(self, seg_end_us: int) -> None: ...

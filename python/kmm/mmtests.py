@@ -63,6 +63,12 @@ class MmtestsConfig:
     updatedb: bool = True
     seed: int = 0
     gfp: str = "GFP_HIGHUSER"
+    #: add the long-lived processes' working memory on a machine without swap
+    #: (:func:`kmm.workloads.resident`): ``resident_scale`` times their
+    #: anonymous pages, each replaced about every ``refault_s`` seconds
+    resident: bool = False
+    resident_scale: float = 1.0
+    refault_s: float = 60.0
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
 
     @classmethod
@@ -78,8 +84,14 @@ class MmtestsConfig:
             layouts=("x86_32", "x86_64"),
             variants=VARIANTS,
             ints={"order": (1, MAX_ORDER - 1), "builds": (0, 64), "jobs": (1, 64)},
-            floats={"percent": (0.1, 100.0), "rate_mb_s": (0.01, 1e6), "warmup_s": (0, 3600)},
-            bools=("updatedb",),
+            floats={
+                "percent": (0.1, 100.0),
+                "rate_mb_s": (0.01, 1e6),
+                "warmup_s": (0, 3600),
+                "resident_scale": (0.0, 1000.0),
+                "refault_s": (1.0, 1e6),
+            },
+            bools=("updatedb", "resident"),
         )
         if self.builds == 0 and not self.updatedb:
             raise BenchmarkError("an empty load: no builds and no updatedb")
@@ -105,6 +117,10 @@ def generate_load(cfg: MmtestsConfig, store: Any) -> dict[str, Any]:
     load = workloads.stress_highalloc_load(
         builds=cfg.builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed
     )
+    if cfg.resident:
+        load = workloads.combine(
+            load, workloads.resident(seed=cfg.seed, scale=cfg.resident_scale, refault=cfg.refault_s)
+        )
     t0 = time.perf_counter()
     n = 0
     for k, chunk in enumerate(load.chunks(cfg.warmup_s, chunk_s=10.0)):
@@ -220,7 +236,8 @@ def format_report(res: dict[str, Any]) -> str:
     cfg = res["config"]
     lines = [
         f"kmm highalloc --mmtests: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
-        f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s; per pass "
+        f"{' + updatedb' if cfg['updatedb'] else ''}"
+        f"{', no swap + resident working sets' if cfg.get('resident') else ''}, warm-up {cfg['warmup_s']:g} s; per pass "
         f"{res['attempts']} order-{cfg['order']} {cfg['gfp']} attempts ({cfg['percent']:g}% of memory) "
         f"at {cfg['rate_mb_s']:g} MB/s, seed {res['seed']}",
         "",

@@ -140,6 +140,12 @@ CHAINS: dict[str, list[tuple[str, int]]] = {
         ("alloc_page_vma", 56), ("do_anonymous_page", 197), ("do_no_page", 91),
         ("handle_mm_fault", 246), ("do_page_fault", 492), ("error_code", 47),
     ],
+    # a long-lived process's page on a machine without swap (workloads.resident)
+    # is faulted on the same path: page_owner cannot tell the two apart
+    "anon_resident": [
+        ("alloc_page_vma", 56), ("do_anonymous_page", 197), ("do_no_page", 91),
+        ("handle_mm_fault", 246), ("do_page_fault", 492), ("error_code", 47),
+    ],
     # a THP fault (mm/huge_memory.c), reached from handle_mm_fault as today
     "thp_fault": [
         ("alloc_page_vma", 56), ("do_huge_pmd_anonymous_page", 118),

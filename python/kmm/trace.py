@@ -28,6 +28,7 @@ __all__ = [
     "OP_TOUCH",
     "SLAB_CACHES",
     "TF_TASK",
+    "TF_UNEVICTABLE",
     "TRACE_DTYPE",
     "as_trace",
     "concat",
@@ -52,6 +53,11 @@ OP_SLAB_PIN: int = _kmm.OP_SLAB_PIN
 #: (``tgid``: anonymous memory, page tables, kernel stack, the task's slab
 #: objects), which the OOM killer frees when it kills the task.
 TF_TASK: int = _kmm.TF_TASK
+#: ``flags`` of an OP_ALLOC: the block is movable but reclaim cannot take it
+#: (``PG_unevictable``: an mlocked page, or anonymous or shmem memory on a
+#: machine without swap); it sits on its zone's unevictable list, which reclaim
+#: never scans, and compaction migrates it. Combines with TF_TASK.
+TF_UNEVICTABLE: int = _kmm.TF_UNEVICTABLE
 #: cache name -> its index (the ``order`` of OP_SLAB_ALLOC)
 SLAB_CACHES: dict[str, int] = {c[0]: i for i, c in enumerate(_kmm.SLAB_CACHES)}
 
@@ -59,7 +65,7 @@ SLAB_CACHES: dict[str, int] = {c[0]: i for i, c in enumerate(_kmm.SLAB_CACHES)}
 #: / OP_SLAB_ALLOC / OP_SLAB_FREE / OP_SLAB_PIN;
 #: ``obj``: the object id (for OP_TICK: microseconds to advance); ``order`` and
 #: ``gfp`` for OP_ALLOC; ``stack``: a page_owner stack handle (0 = none);
-#: ``pid``/``tgid``: the allocating task; ``flags``: TF_TASK or 0.
+#: ``pid``/``tgid``: the allocating task; ``flags``: TF_TASK | TF_UNEVICTABLE bits, or 0.
 TRACE_DTYPE = np.dtype(
     {
         "names": ["op", "order", "flags", "obj", "gfp", "stack", "pid", "tgid"],

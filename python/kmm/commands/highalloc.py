@@ -41,6 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--percent", type=float, help="--mmtests: share of memory asked for per pass (default: 95)")
     p.add_argument(
+        "--resident", action="store_true",
+        help="--mmtests: a machine without swap whose long-lived processes keep working: their anonymous "
+        "working sets, faulted again page by page through the run, are movable but cannot be reclaimed",
+    )
+    p.add_argument(
         "--preset", choices=list(PRESETS),
         help="the setup of one of Mel Gorman's 2005 posts (default: v7); other options override it",
     )
@@ -126,6 +131,8 @@ def mmtests_config_from_args(args: argparse.Namespace) -> MmtestsConfig:
     kw["seed"] = args.seed
     if args.no_updatedb:
         kw["updatedb"] = False
+    if args.resident:
+        kw["resident"] = True
     if args.variants:
         kw["variants"] = [v.strip() for v in args.variants.split(",") if v.strip()]
     return MmtestsConfig.quick(**kw) if args.quick else MmtestsConfig(**kw)
@@ -153,6 +160,8 @@ def cmd_mmtests(args: argparse.Namespace) -> int:
 def cmd(args: argparse.Namespace) -> int:
     if args.mmtests:
         return cmd_mmtests(args)
+    if args.resident:
+        raise BenchmarkError("--resident applies to --mmtests only")
     if args.percent is not None:
         raise BenchmarkError("--percent applies to --mmtests only")
     cfg = config_from_args(args)

@@ -15,6 +15,9 @@ the ``kmm.TRACE_DTYPE`` format that :meth:`kmm.Machine.replay` runs. The models
 * :func:`system` -- the machine's long-lived processes (init, daemons, a
   shell, an X server, the benchmark's shell and monitor) and the test module's
   buffers, none of which exits.
+* :func:`resident` -- the long-lived processes' working memory on a machine
+  without swap: movable pages reclaim cannot take, faulted again page by page
+  through the run (``TF_UNEVICTABLE``).
 * :func:`combine` -- several loads at once; :func:`stress_highalloc_load` is
   the benchmark's load (``updatedb`` plus 7 concurrent ``make -j4``).
 * :func:`inject_leak` -- adds a page-level leak to any trace (:mod:`kmm.trace`).
@@ -42,6 +45,7 @@ from .events import MS  # noqa: F401 (public before the split, not in __all__)
 from .kinds import KIND_GFP, KINDS
 from .load import Load, combine
 from .params import PAGE, PROGRAMS  # noqa: F401 (public before the split, not in __all__)
+from .resident import resident
 from .stress import load_for_memory, stress_highalloc_load
 from .system import system
 from .thp import fio_writers, thp_workers
@@ -60,6 +64,7 @@ __all__ = [
     "kernel_build",
     "kernel_tree",
     "load_for_memory",
+    "resident",
     "stress_highalloc_load",
     "system",
     "updatedb",

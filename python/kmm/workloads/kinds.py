@@ -10,6 +10,7 @@ import numpy as np
 from .. import gfp as _gfp
 from .._args import U32_MAX, int_arg
 from ..errors import ConfigError
+from ..trace import TF_UNEVICTABLE as _TF_UNEVICTABLE
 
 #: Every kind of allocation a load emits; ``stacks`` maps these names to
 #: page_owner stack handles.
@@ -36,6 +37,9 @@ KINDS: tuple[str, ...] = (
     "thp_fault",
     # a page of NIC receive buffers (kmm.workloads.nic), appended
     "nic_rx",
+    # a long-lived process's anonymous page on a machine without swap
+    # (kmm.workloads.resident): movable, unevictable (TF_UNEVICTABLE)
+    "anon_resident",
 )
 K = {name: i for i, name in enumerate(KINDS)}
 # block-device page cache (inode tables, directory blocks) is GFP_USER: bdget()
@@ -82,8 +86,14 @@ KIND_GFP: dict[str, int] = {
     # rx refill runs in NAPI (softirq) context: dev_alloc_page() and
     # page_pool_dev_alloc_pages() both ask for GFP_ATOMIC (| __GFP_NOWARN)
     "nic_rx": _gfp.GFP_ATOMIC,
+    "anon_resident": _gfp.GFP_HIGHUSER,  # do_anonymous_page, as anon_fault
 }
 KIND_GFP_ARR = np.array([KIND_GFP[k] for k in KINDS] + [_gfp.GFP_USER], dtype=np.uint32)
+
+#: Trace flags an allocation of each kind carries besides TF_TASK: the pages
+#: reclaim cannot take (``kmm.trace.TF_UNEVICTABLE``)
+KIND_ALLOC_FLAGS: dict[str, int] = {"anon_resident": _TF_UNEVICTABLE}
+KIND_FLAGS_ARR = np.array([KIND_ALLOC_FLAGS.get(k, 0) for k in KINDS] + [0], dtype=np.uint8)
 
 
 def _cache_arr() -> np.ndarray:

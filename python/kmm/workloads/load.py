@@ -14,7 +14,7 @@ from ..errors import ConfigError, TraceError
 from ..trace import TRACE_DTYPE
 from .context import Ctx
 from .events import WIN_US
-from .kinds import KIND_CACHE_ARR, KIND_GFP_ARR, stack_table
+from .kinds import KIND_CACHE_ARR, KIND_FLAGS_ARR, KIND_GFP_ARR, stack_table
 from .source import Source
 
 _MAX_SPAN_S = 10_000.0  # longest run_until() in one call
@@ -169,7 +169,10 @@ class Load:
             for s in self._sources:
                 s.bind(self._ctx)
             self._em = TraceEmitter(
-                KIND_CACHE_ARR.tolist(), KIND_GFP_ARR.tolist(), self._stack_table.tolist()
+                KIND_CACHE_ARR.tolist(),
+                KIND_GFP_ARR.tolist(),
+                self._stack_table.tolist(),
+                KIND_FLAGS_ARR.tolist(),
             )
         return self._em
 

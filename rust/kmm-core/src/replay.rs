@@ -20,7 +20,9 @@ use crate::error::{Error, Result};
 use crate::gfp::{self, AllocType};
 use crate::mm::huge_memory::thp_base_gfp;
 use crate::mm::machine::Machine;
-use crate::mm::objects::{DENSE_IDS, OBJ_IS_SLAB, OBJ_LIVE, OBJ_RECLAIMED, OBJ_SLAB};
+use crate::mm::objects::{
+    DENSE_IDS, OBJ_IS_SLAB, OBJ_LIVE, OBJ_RECLAIMED, OBJ_SLAB, OBJ_UNEVICTABLE,
+};
 use crate::mm::page::{forder, F_LRU, F_OBJ};
 use crate::mm::slab::NR_CACHES;
 use crate::page_owner::AllocCtx;
@@ -47,6 +49,13 @@ pub const TRACE_RECORD_SIZE: usize = 24;
 /// objects. The OOM killer frees these when it kills the task
 /// (`mm::oom_kill`); page cache and the dentry/inode caches stay.
 pub const TF_TASK: u8 = 1;
+/// `flags` of an OP_ALLOC: the block is movable but reclaim cannot take it
+/// (`PG_unevictable`): an mlocked page, or an anonymous or shmem page on a
+/// machine without swap. It goes to its zone's unevictable list, which
+/// reclaim never scans; compaction migrates it (`compact_unevictable_allowed`,
+/// default 1 since Linux 4.1). Only meaningful for a movable (`__GFP_MOVABLE`)
+/// mask; on any other it changes nothing.
+pub const TF_UNEVICTABLE: u8 = 2;
 /// Longest single OP_TICK: one hour.
 pub const MAX_TICK_US: u32 = 3_600_000_000;
 
@@ -293,7 +302,11 @@ impl Machine {
         if AllocType::from_gfp(gfp).reclaimable() {
             self.flags[pfn as usize] |= F_LRU;
             let zi = self.zone_of_pfn(pfn as u64);
-            self.lru_add(zi, obj, 1u64 << order);
+            if self.objs.state[obj as usize] & OBJ_UNEVICTABLE != 0 {
+                self.lru_add_unevictable(zi, obj, 1u64 << order);
+            } else {
+                self.lru_add(zi, obj, 1u64 << order);
+            }
         }
     }
 
@@ -323,6 +336,11 @@ impl Machine {
             OP_ALLOC => {
                 let o = r.obj as usize;
                 self.objs.owner[o] = if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
+                if r.flags & TF_UNEVICTABLE != 0 {
+                    self.objs.state[o] |= OBJ_UNEVICTABLE;
+                } else {
+                    self.objs.state[o] &= !OBJ_UNEVICTABLE;
+                }
                 self.objs.gfp[o] = r.gfp;
                 self.objs.order[o] = r.order;
                 if let Some(head) = self.thp_covering_head(r.obj, r.order as u32, r.gfp) {

@@ -20,7 +20,7 @@
 use crate::error::{Error, Result};
 use crate::replay::{
     OP_ALLOC, OP_FREE, OP_SLAB_ALLOC, OP_SLAB_FREE, OP_SLAB_PIN, OP_TICK, OP_TOUCH, TF_TASK,
-    TRACE_RECORD_SIZE,
+    TF_UNEVICTABLE, TRACE_RECORD_SIZE,
 };
 use std::collections::VecDeque;
 
@@ -82,6 +82,9 @@ pub struct KindTable {
     pub cache: Vec<u8>,
     pub gfp: Vec<u32>,
     pub stack: Vec<u32>,
+    /// Trace flags an owned allocation of the kind carries besides `TF_TASK`
+    /// (`TF_UNEVICTABLE` for `kmm.workloads.resident`'s pages); empty: none.
+    pub flags: Vec<u8>,
 }
 
 /// Merges generated events in time and writes them as trace records.
@@ -109,10 +112,25 @@ pub struct Emitter {
 impl Emitter {
     pub fn new(kinds: KindTable) -> Result<Emitter> {
         let n = kinds.cache.len();
-        if n == 0 || kinds.gfp.len() != n || kinds.stack.len() != n || n > 256 {
+        if n == 0
+            || kinds.gfp.len() != n
+            || kinds.stack.len() != n
+            || (!kinds.flags.is_empty() && kinds.flags.len() != n)
+            || n > 256
+        {
             return Err(Error::Config(
-                "kind tables must have one cache, gfp and stack per kind (at most 256)".into(),
+                "kind tables must have one cache, gfp and stack (and flags, if any) per kind (at most 256)"
+                    .into(),
             ));
+        }
+        if kinds.flags.iter().any(|&f| f & !TF_UNEVICTABLE != 0) {
+            return Err(Error::Config(
+                "a kind's flags may only be TF_UNEVICTABLE (2) or 0".into(),
+            ));
+        }
+        let mut kinds = kinds;
+        if kinds.flags.is_empty() {
+            kinds.flags = vec![0; n];
         }
         Ok(Emitter {
             kinds,
@@ -357,7 +375,11 @@ impl Emitter {
         let owned = e.proc_ != 0 && (out_op == OP_ALLOC || out_op == OP_SLAB_ALLOC);
         let gfp = self.kinds.gfp[e.kind as usize];
         let stack = self.kinds.stack[e.kind as usize];
-        let flags = if owned { TF_TASK } else { 0 };
+        let flags = if owned {
+            TF_TASK | self.kinds.flags[e.kind as usize]
+        } else {
+            0
+        };
         record(out, out_op, order, flags, e.obj, gfp, stack, e.pid);
         if pins {
             self.flags[o] |= PINNER;

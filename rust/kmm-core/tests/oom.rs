@@ -180,8 +180,9 @@ fn no_oom_while_reclaim_makes_progress_or_for_high_orders() {
 #[test]
 fn unknown_flags_are_trace_errors() {
     let mut m = machine(true);
+    // bit 2 is TF_UNEVICTABLE; 4 and up mean nothing
     let bad = TraceOp {
-        flags: 2,
+        flags: 4,
         ..alloc(0, 0, GFP_KERNEL)
     };
     assert!(matches!(m.replay_ops(&[bad], false), Err(Error::Trace(_))));

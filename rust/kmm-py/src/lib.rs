@@ -33,6 +33,7 @@ fn _kmm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OP_SLAB_FREE", kmm_core::replay::OP_SLAB_FREE)?;
     m.add("OP_SLAB_PIN", kmm_core::replay::OP_SLAB_PIN)?;
     m.add("TF_TASK", kmm_core::replay::TF_TASK)?;
+    m.add("TF_UNEVICTABLE", kmm_core::replay::TF_UNEVICTABLE)?;
     gfp::register(m)?;
     machine::register(m)?;
     nic::register(m)?;

@@ -23,10 +23,25 @@ fn bytes<'a>(a: &'a PyReadonlyArray1<'_, u8>) -> PyResult<&'a [u8]> {
 #[pymethods]
 impl PyEmitter {
     /// `cache`, `gfp`, `stack`: per kind code, its slab cache (255: pages),
-    /// GFP mask and page_owner stack handle.
+    /// GFP mask and page_owner stack handle; `flags` (optional): the trace
+    /// flags an owned allocation of the kind carries besides TF_TASK.
     #[new]
-    fn new(cache: Vec<u8>, gfp: Vec<u32>, stack: Vec<u32>) -> PyResult<Self> {
-        let inner = guard(None, || Emitter::new(KindTable { cache, gfp, stack }))?;
+    #[pyo3(signature = (cache, gfp, stack, flags=None))]
+    fn new(
+        cache: Vec<u8>,
+        gfp: Vec<u32>,
+        stack: Vec<u32>,
+        flags: Option<Vec<u8>>,
+    ) -> PyResult<Self> {
+        let flags = flags.unwrap_or_default();
+        let inner = guard(None, || {
+            Emitter::new(KindTable {
+                cache,
+                gfp,
+                stack,
+                flags,
+            })
+        })?;
         Ok(PyEmitter {
             inner,
             poisoned: false,

@@ -4,7 +4,7 @@
 
 use super::machine::Machine;
 use super::mmzone::Zone;
-use super::objects::OBJ_ACTIVE;
+use super::objects::{OBJ_ACTIVE, OBJ_UNEVICTABLE};
 use super::page::{
     forder, ftype, kind, F_LRU, F_OBJ, K_ALLOC, K_FREE, K_PCP, K_RESERVED, K_TAIL, NR_LISTS,
 };
@@ -179,7 +179,12 @@ impl Machine {
     /// each on the list its active bit names, with the page counts kept.
     fn check_lru(&self, zi: usize, z: &Zone) -> Check<()> {
         let mut all_pages = 0u64;
-        for (active, l) in [(true, &z.active), (false, &z.inactive)] {
+        let lists = [
+            (true, false, &z.active),
+            (false, false, &z.inactive),
+            (false, true, &z.unevictable),
+        ];
+        for (active, unevictable, l) in lists {
             let mut x = l.head;
             let mut n = 0u32;
             let mut pages = 0u64;
@@ -205,6 +210,17 @@ impl Machine {
                         "object {x} on the LRU: its block at pfn {p} is not an LRU page of it"
                     ));
                 }
+                if (self.objs.state[x as usize] & OBJ_UNEVICTABLE != 0) != unevictable {
+                    return Err(format!(
+                        "object {x} on the {} lists of zone {} with the wrong unevictable bit",
+                        if unevictable {
+                            "unevictable"
+                        } else {
+                            "evictable"
+                        },
+                        z.name
+                    ));
+                }
                 if (self.objs.state[x as usize] & OBJ_ACTIVE != 0) != active {
                     return Err(format!(
                         "object {x} on the {} list of zone {} with the wrong active bit",
@@ -221,13 +237,18 @@ impl Machine {
                 pages += 1u64 << forder(f);
                 x = self.objs.lru_next[x as usize];
             }
-            if n != l.nr || (active && pages != z.active_pages) {
+            if n != l.nr
+                || (active && pages != z.active_pages)
+                || (unevictable && pages != z.unevictable_pages)
+            {
                 return Err(format!(
                     "zone {}: LRU count {} but {n} objects {pages} pages linked",
                     z.name, l.nr
                 ));
             }
-            all_pages += pages;
+            if !unevictable {
+                all_pages += pages;
+            }
         }
         if all_pages != z.lru_pages {
             return Err(format!(
@@ -304,7 +325,7 @@ impl Machine {
         let lru_objs: u64 = self
             .zones
             .iter()
-            .map(|z| (z.active.nr + z.inactive.nr) as u64)
+            .map(|z| (z.active.nr + z.inactive.nr + z.unevictable.nr) as u64)
             .sum();
         if lru_heads != lru_objs {
             return Err(format!(

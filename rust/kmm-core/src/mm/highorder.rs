@@ -3,11 +3,21 @@
 //! perfect-packing limit.
 
 use super::machine::Machine;
-use super::page::{forder, kind, F_LRU, K_ALLOC, K_FREE, K_PCP, K_RESERVED};
+use super::objects::OBJ_UNEVICTABLE;
+use super::page::{forder, kind, F_LRU, F_OBJ, K_ALLOC, K_FREE, K_PCP, K_RESERVED};
 use crate::error::Result;
 use crate::MAX_ORDER;
 
 impl Machine {
+    /// Whether reclaim could free the allocated block at head `pfn` (flag
+    /// word `f`): an LRU page that is not unevictable.
+    #[inline]
+    pub(crate) fn evictable_head(&self, pfn: u64, f: u16) -> bool {
+        f & F_LRU != 0
+            && (f & F_OBJ == 0
+                || self.objs.state[self.next[pfn as usize] as usize] & OBJ_UNEVICTABLE == 0)
+    }
+
     /// Classify the aligned block of `order` at zone-relative `rel`:
     /// `None` if it holds a reserved or non-reclaimable page, else the number of
     /// pages that would have to be reclaimed to free it.
@@ -20,7 +30,7 @@ impl Machine {
             let f = self.flags[h as usize];
             return match kind(f) {
                 K_FREE => Some(0),
-                _ if f & F_LRU != 0 => Some(1u64 << o),
+                _ if self.evictable_head(h, f) => Some(1u64 << o),
                 _ => None,
             };
         }
@@ -31,7 +41,7 @@ impl Machine {
             match kind(f) {
                 K_FREE => p += 1 << forder(f),
                 K_PCP => p += 1,
-                K_ALLOC if f & F_LRU != 0 => {
+                K_ALLOC if self.evictable_head(p, f) => {
                     cost += 1 << forder(f);
                     p += 1 << forder(f);
                 }
@@ -121,7 +131,7 @@ impl Machine {
                         p += 1
                     }
                     K_ALLOC => {
-                        if f & F_LRU == 0 && o < order {
+                        if !self.evictable_head(p, f) && o < order {
                             pinned += 1 << o;
                         }
                         p += 1 << o;

@@ -63,6 +63,11 @@ pub struct Zone {
     /// Pages on both lists (`nr_active + nr_inactive`), and on `active`.
     pub lru_pages: u64,
     pub active_pages: u64,
+    /// The unevictable list (`LRU_UNEVICTABLE`): movable blocks reclaim
+    /// cannot take (`TF_UNEVICTABLE`: mlocked, or anonymous and shmem pages
+    /// with no swap); compaction still migrates them. Not in `lru_pages`.
+    pub unevictable: ListHead,
+    pub unevictable_pages: u64,
     /// `nr_scan_active`: active pages owed a scan, in units of inactive pages
     /// (the active list is scanned in proportion to the inactive one).
     pub(crate) scan_credit: u64,
@@ -137,6 +142,8 @@ impl Zone {
             inactive: ListHead::default(),
             lru_pages: 0,
             active_pages: 0,
+            unevictable: ListHead::default(),
+            unevictable_pages: 0,
             scan_credit: 0,
             pgscan: 0,
             kswapd_order: -1,

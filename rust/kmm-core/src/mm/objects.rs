@@ -52,6 +52,9 @@ pub(crate) const OBJ_ACTIVE: u8 = 64;
 /// The engine's view of `OBJ_SLAB`: set when OP_SLAB_ALLOC is applied,
 /// cleared when OP_ALLOC is.
 pub(crate) const OBJ_IS_SLAB: u8 = 32;
+/// The object's block is unevictable (`TF_UNEVICTABLE`, `PG_unevictable`):
+/// on its zone's unevictable list, never reclaimed, migrated by compaction.
+pub(crate) const OBJ_UNEVICTABLE: u8 = 128;
 
 /// Struct-of-arrays over object slots. A trace names objects by ids of its
 /// own choosing (anything below `max_objects`); each live id holds a slot,

@@ -7,7 +7,7 @@
 //! The scans that move pages between the lists are in `mm::vmscan`.
 
 use super::machine::Machine;
-use super::objects::{OBJ_ACTIVE, OBJ_REF};
+use super::objects::{OBJ_ACTIVE, OBJ_REF, OBJ_UNEVICTABLE};
 use super::page::{forder, list_add, list_del, F_LRU};
 
 impl Machine {
@@ -33,6 +33,21 @@ impl Machine {
         z.lru_pages += pages;
     }
 
+    /// `add_page_to_lru_list(LRU_UNEVICTABLE)`: an unevictable object's block
+    /// goes to zone `zi`'s unevictable list, which reclaim never scans.
+    #[inline]
+    pub(crate) fn lru_add_unevictable(&mut self, zi: usize, obj: u32, pages: u64) {
+        self.objs.state[obj as usize] &= !(OBJ_ACTIVE | OBJ_REF);
+        let z = &mut self.zones[zi];
+        list_add(
+            &mut self.objs.lru_next,
+            &mut self.objs.lru_prev,
+            &mut z.unevictable,
+            obj,
+        );
+        z.unevictable_pages += pages;
+    }
+
     /// Take object `obj` off whichever of zone `zi`'s lists it is on and clear
     /// its block's LRU flag (`del_page_from_lru`).
     #[inline]
@@ -40,6 +55,13 @@ impl Machine {
         let pfn = self.objs.pfn[obj as usize];
         let pages = 1u64 << forder(self.flags[pfn as usize]);
         self.flags[pfn as usize] &= !F_LRU;
+        if self.objs.state[obj as usize] & OBJ_UNEVICTABLE != 0 {
+            let z = &mut self.zones[zi];
+            let (n, p) = (&mut self.objs.lru_next, &mut self.objs.lru_prev);
+            list_del(n, p, &mut z.unevictable, obj);
+            z.unevictable_pages -= pages;
+            return;
+        }
         let active = self.objs.state[obj as usize] & OBJ_ACTIVE != 0;
         self.objs.state[obj as usize] &= !(OBJ_ACTIVE | OBJ_REF);
         let z = &mut self.zones[zi];
@@ -86,6 +108,9 @@ impl Machine {
     #[inline]
     pub(crate) fn mark_page_accessed(&mut self, zi: usize, obj: u32) {
         let st = self.objs.state[obj as usize];
+        if st & OBJ_UNEVICTABLE != 0 {
+            return; // on the unevictable list: no aging
+        }
         if st & OBJ_ACTIVE == 0 && st & OBJ_REF != 0 {
             self.activate(zi, obj);
             self.objs.state[obj as usize] &= !OBJ_REF;

@@ -197,11 +197,13 @@ impl Machine {
                 return Ok(false);
             }
             let r = TraceOp::read_record(rec.try_into().unwrap());
-            if r.flags & !TF_TASK != 0
+            if r.flags & !(TF_TASK | TF_UNEVICTABLE) != 0
                 || (r.flags != 0 && r.op != OP_ALLOC && r.op != OP_SLAB_ALLOC)
+                || (r.flags & TF_UNEVICTABLE != 0 && r.op != OP_ALLOC)
             {
                 return Err(Error::Trace(format!(
-                    "op {i}: flags {:#x}: only TF_TASK (1), on OP_ALLOC or OP_SLAB_ALLOC",
+                    "op {i}: flags {:#x}: only TF_TASK (1), on OP_ALLOC or OP_SLAB_ALLOC, \
+                     and TF_UNEVICTABLE (2), on OP_ALLOC",
                     r.flags
                 )));
             }

@@ -6,6 +6,7 @@ fn table() -> KindTable {
         cache: vec![NO_CACHE, 3],
         gfp: vec![10, 20],
         stack: vec![100, 200],
+        flags: Vec::new(),
     }
 }
 
@@ -159,4 +160,27 @@ fn events_land_in_later_windows_and_bad_events_change_nothing() {
     assert_eq!(r[0], (OP_ALLOC, 0, TF_TASK, 1, 10, 100, 1));
     assert!(em.ready(1).is_err(), "window 1 is done");
     assert!(em.emit(3_500_000).is_err(), "past the ready window");
+}
+
+#[test]
+fn a_kinds_flags_go_on_its_owned_allocations_only() {
+    let mut t = table();
+    t.flags = vec![TF_UNEVICTABLE, 0];
+    let mut em = Emitter::new(t).unwrap();
+    let mut part = ev(100, OP_ALLOC, 0, 2, 7, 9, NO_PIN);
+    part.extend(ev(200, OP_FREE, 0, 2, 7, 9, NO_PIN));
+    part.extend(ev(300, OP_ALLOC, 0, 0, 8, 9, NO_PIN));
+    em.push(0, &part).unwrap();
+    em.ready(0).unwrap();
+    em.emit(1_000).unwrap();
+    let r = records(&em.take());
+    assert_eq!(r[0], (OP_ALLOC, 0, TF_TASK | TF_UNEVICTABLE, 7, 10, 100, 9));
+    assert_eq!(r[1], (OP_FREE, 0, 0, 7, 10, 100, 9));
+    assert_eq!(r[2], (OP_ALLOC, 0, 0, 8, 10, 100, 9));
+    let mut bad = table();
+    bad.flags = vec![TF_TASK, 0];
+    assert!(Emitter::new(bad).is_err());
+    let mut short = table();
+    short.flags = vec![0];
+    assert!(Emitter::new(short).is_err());
 }
