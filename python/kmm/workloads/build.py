@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from .kinds import K
 from .load import Load
 from .params import PAGE, PROGRAMS
 from .process import lognormal, processes
-from .source import Source, check_horizon, stream_of
+from .source import HORIZON_US, Source, check_horizon, stream_of
 from .tree import TreeLayout, kernel_tree
 
 
@@ -44,6 +45,8 @@ class BuildSource(Source):
         short_frac: float,
         header_core: float,
         stream: int,
+        make_from_us: int = 0,
+        queued: bool = False,
     ) -> None:
         self.jobs = jobs
         self.seed = seed
@@ -52,6 +55,7 @@ class BuildSource(Source):
         self.copy_from = copy_from
         self.start_us = start_us
         self.cpu_share = cpu_share
+        self._share_us = [t * 1e6 for t, _ in cpu_share]
         self.touch_us = touch_interval_s * 1e6
         self.short_frac = short_frac
         self.stream = stream
@@ -71,7 +75,9 @@ class BuildSource(Source):
             )
             t0 = start_us + math.ceil(done[-1] / (copy_mb_s * 1e6) * 1e6)
         self.copy_end = t0
+        t0 = max(t0, make_from_us)  # a queued make waits for its build slot
         self.make_start = t0
+        self.built = True
         # compile units: CPU time and cc1 heap correlated (big files cost both)
         n = L.units
         z = rng.standard_normal(n)
@@ -110,7 +116,18 @@ class BuildSource(Source):
         self.d_end = self.ld_end + 20_000
         self.u_out_base = np.zeros(n, np.int64)  # page-cache ids of each unit's .o and .cmd
         self.make_end = int(self.d_end.max()) + 100_000
+        if queued and self.make_end - start_us > HORIZON_US:
+            # its slot frees too late for the make to run within the
+            # generator's horizon: the tree is copied, not built
+            self._copy_only()
         check_horizon("the build", self.make_end - start_us)
+
+    def _copy_only(self) -> None:
+        self.built = False
+        none = np.empty(0, np.int64)
+        self.u_start = self.u_end = self.d_start = self.d_end = none
+        self.ld_start = self.ld_end = self.d_first = self.d_last = none
+        self.make_start = self.make_end = self.copy_end
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -120,18 +137,16 @@ class BuildSource(Source):
             "seed": self.seed,
             "copy_from": self.copy_from,
             "copy_start_s": self.start_us / 1e6 if self.copy_from else None,
-            "make_start_s": self.make_start / 1e6,
-            "make_end_s": self.make_end / 1e6,
+            "make_start_s": self.make_start / 1e6 if self.built else None,
+            "make_end_s": self.make_end / 1e6 if self.built else None,
             "units": int(self.u_start.shape[0]),
             "directories": int(self.d_start.shape[0]),
         }
 
     def _share(self, t_us: int) -> float:
-        share = self.cpu_share[0][1]
-        for t, s in self.cpu_share:
-            if t * 1e6 <= t_us:
-                share = s
-        return share
+        # the last step at or before t_us (the steps are sorted)
+        i = bisect.bisect_right(self._share_us, t_us)
+        return self.cpu_share[i - 1][1] if i else self.cpu_share[0][1]
 
     def bind(self, ctx: Ctx) -> None:
         self.tree = ctx.tree(self.tree_name, self.layout)
@@ -165,7 +180,7 @@ class BuildSource(Source):
             if sel.shape[0]:
                 out += self._copy(ctx, self.copy_files[sel], self.copy_t[sel])
         # the top-level make lives for the whole build
-        if lo <= self.make_start < hi:
+        if self.built and lo <= self.make_start < hi:
             self.make_pid = int(ctx.pids(1)[0])
             anon = int(PROGRAMS["make"][1] * 3)  # parses the top Makefile, .config, kbuild
             out += processes(
@@ -364,6 +379,7 @@ def kernel_build(
     touch_interval_s: float = 2.0,
     short_frac: float = 0.25,
     header_core: float = 30.0,
+    make_from: float | None = None,
 ) -> Load:
     """``make -j{jobs} bzImage`` of a 2.6.11 tree (optionally ``cp -a`` of it first).
 
@@ -371,8 +387,12 @@ def kernel_build(
     build first copies ``source_tree`` into ``tree`` (as Mel's script does)
     at ``copy_mb_s``. ``cpus``: CPUs this build has to itself (or
     ``cpu_share``, a list of (from_second, cpus) steps); a compile's wall time is
-    its CPU time divided by min(1, cpus / jobs). The other parameters are the
-    model's numbers, explained in ``docs/workloads.md``.
+    its CPU time divided by min(1, cpus / jobs). ``make_from``: the build
+    waits for a build slot that frees at this second (``make`` starts then, or
+    when the copy is done if later); a waiting build whose ``make`` would not
+    end within the generator's horizon is not generated: the tree is copied
+    only. The other parameters are the model's numbers, explained in
+    ``docs/workloads.md``.
     """
     jobs = int_arg("jobs", jobs, 1, 1024)
     seed = int_arg("seed", seed, 0, None)
@@ -419,5 +439,7 @@ def kernel_build(
         short_frac=float_arg("short_frac", short_frac, 0.0, 1.0),
         header_core=float_arg("header_core", header_core, 0.0, 1e6),
         stream=stream_of("build", tree),
+        make_from_us=0 if make_from is None else round(float_arg("make_from", make_from, 0.0, 1e7) * 1e6),
+        queued=make_from is not None,
     )
     return Load([src], stacks)
