@@ -103,6 +103,34 @@ def test_the_load_fits_the_machine() -> None:
     assert HighallocConfig.from_preset("v7", mem="4GiB").resolved().builds == 7
 
 
+def test_a_64g_load_builds_its_trees_in_slots() -> None:
+    from kmm.workloads.stress import BUILD_SLOTS
+
+    cfg = HighallocConfig(layout="x86_64", mem="64GiB")
+    cfg.validate()
+    cfg = cfg.resolved()
+    assert cfg.builds == load_for_memory(64 * 2**30)[0] > BUILD_SLOTS
+    load = kmm.workloads.stress_highalloc_load(
+        builds=cfg.builds, jobs=cfg.jobs, seed=cfg.seed, updatedb_files=cfg.updatedb_files
+    )
+    builds = [d for d in load.describe() if d["kind"] == "kernel_build"]
+    assert len(builds) == cfg.builds
+    # every tree but the main one is copied, one after another
+    copies = sorted(d["copy_start_s"] for d in builds if d["copy_from"])
+    assert len(copies) == cfg.builds - 1 and len(set(copies)) == len(copies)
+    # never more than BUILD_SLOTS makes at once, and the slots fill
+    made = [d for d in builds if d["make_start_s"] is not None]
+    edges = sorted([(d["make_end_s"], -1) for d in made] + [(d["make_start_s"], 1) for d in made])
+    running = peak = 0
+    for _, e in edges:
+        running += e
+        peak = max(peak, running)
+    assert peak == BUILD_SLOTS
+    # its first window generates
+    first = load.run_until(1.0)
+    assert first.shape[0] > 0 and load.now == 1.0
+
+
 def test_min_free_kbytes_sets_the_lowmem_min_watermarks() -> None:
     auto = kmm.Machine(layout="x86_32", mem="1536MiB")
     m = kmm.Machine(layout="x86_32", mem="1536MiB", min_free_kbytes=196608)

@@ -525,3 +525,25 @@ def test_public_names_of_the_module_survive_the_package():
     assert callable(wl.updatedb)  # the function, not the module that holds it
     assert wl.inject_leak is kmm.trace.inject_leak
     assert wl.PAGE == 4096 and wl.MS == 1000 and wl.PROGRAMS["cc1"] == (700, 3072)
+
+
+def test_a_build_waiting_for_a_slot() -> None:
+    kw = dict(copy_tree=True, tree="c", source_tree="m", seed=2)
+    now = small_build(**kw).describe()[0]
+    # the make waits for its slot; the copy does not
+    late = small_build(make_from=now["make_start_s"] + 5.0, **kw).describe()[0]
+    assert late["copy_start_s"] == now["copy_start_s"]
+    assert late["make_start_s"] == now["make_start_s"] + 5.0
+    assert late["make_end_s"] - late["make_start_s"] == pytest.approx(
+        now["make_end_s"] - now["make_start_s"], abs=0.2
+    )
+    # a slot already free: as if not waiting
+    assert small_build(make_from=0.0, **kw).describe()[0] == now
+    # a slot freeing too late for the make to end within the horizon: copied only
+    ld = small_build(make_from=59_999.0, cpus=0.01, **kw)
+    d = ld.describe()[0]
+    assert d["make_start_s"] is None and d["units"] == 0
+    tr = ld.trace(10.0)
+    assert tr.shape[0] > 0
+    with pytest.raises(kmm.ConfigError, match="make_from"):
+        small_build(make_from=-1.0, **kw)
