@@ -31,7 +31,9 @@ def stress_highalloc_load(
 
     ``updatedb &``; then ``builds - 1`` copies of the tree made one after the
     other, each starting ``make -j{jobs} bzImage`` as soon as it is copied, then
-    the main tree builds too. The builds share ``cpus`` CPUs. ``with_system``
+    the main tree builds too. The builds share ``cpus`` CPUs; at most
+    ``BUILD_SLOTS`` run at once, a later tree's ``make`` waiting for a slot to
+    free (see :func:`kmm.workloads.kernel_build`'s ``make_from``). ``with_system``
     adds the machine's long-lived processes (:func:`kmm.workloads.system.system`).
     ``updatedb_files`` sets the files updatedb walks (None: its default).
     """
