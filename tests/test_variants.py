@@ -72,3 +72,17 @@ def test_check_config_names_the_first_bad_field() -> None:
         with pytest.raises(kmm.BenchmarkError, match=match):
             bad.validate()
     HighallocConfig(builds=None, attempts_rest=None).validate()  # None: the default
+
+
+def test_the_load_file_leaves_a_small_dev_shm_alone(monkeypatch, tmp_path):
+    from kmm import _variants
+
+    # a roomy, writable directory is used; one with less free than the floor is not
+    monkeypatch.setattr(_variants, "_SHM", str(tmp_path))
+    monkeypatch.setattr(_variants, "_SHM_MIN_FREE", 0)
+    assert _variants._load_dir() == str(tmp_path)
+    monkeypatch.setattr(_variants, "_SHM_MIN_FREE", 1 << 62)
+    assert _variants._load_dir() is None
+    monkeypatch.setattr(_variants, "_SHM", str(tmp_path / "missing"))
+    monkeypatch.setattr(_variants, "_SHM_MIN_FREE", 0)
+    assert _variants._load_dir() is None

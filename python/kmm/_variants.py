@@ -35,6 +35,21 @@ from ._args import float_arg, int_arg
 from .errors import BenchmarkError
 
 _SHM = "/dev/shm"
+#: /dev/shm is used only with this much free: a container's is often 64 MiB,
+#: and the default run's load alone is about 400 MB
+_SHM_MIN_FREE = 4 << 30
+
+
+def _load_dir() -> str | None:
+    """Where the shared load file goes: /dev/shm when it is writable and
+    roomy, else the default temporary directory (its page cache serves as well)."""
+    try:
+        st = os.statvfs(_SHM)
+    except OSError:
+        return None
+    if not os.access(_SHM, os.W_OK) or st.f_bavail * st.f_frsize < _SHM_MIN_FREE:
+        return None
+    return _SHM
 
 
 class Chunks:
@@ -187,8 +202,7 @@ def run_variants(
         gen = produce(local)
         return gen, {n: fn(n, cfg, local, (lambda: bar.update(1)) if bar else None, *extra) for n in names}
     ctx = mp.get_context("spawn" if os.name != "posix" else "fork")
-    shm = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix="kmm-load-", dir=shm) as tmp:
+    with tempfile.TemporaryDirectory(prefix="kmm-load-", dir=_load_dir()) as tmp:
         path = Path(tmp) / "load.trace"
         path.touch()
         q = ctx.Queue()
