@@ -92,10 +92,27 @@ def _synthetic_kpageflags(npfn: int, seed: int = 0):
     return np.repeat(kinds, run)[:npfn]
 
 
-def snapshot_load(quick: bool, tmp: Path) -> dict[str, float]:
-    import kmm
+def _write_snapshot(path: Path, flags, zones: list[tuple[str, int, int, int]]) -> None:
+    """A snapshot of ``flags`` (kpageflags words) whose zoneinfo lists
+    ``zones`` as (name, start_pfn, spanned, present), managed = present."""
     import numpy as np
     from kmm import snapshot
+
+    zoneinfo = "".join(
+        f"Node 0, zone {name:>8}\n  pages free     0\n        spanned  {spanned}\n        present  {present}\n"
+        f"        managed  {present}\n  start_pfn:           {start}\n"
+        for name, start, spanned, present in zones
+    )
+    files = {
+        "buddyinfo": b"", "pagetypeinfo": b"", "vmstat": b"", "meminfo": b"",
+        "zoneinfo": zoneinfo.encode(), "kpageflags": flags.tobytes(),
+        "kpagecount": np.zeros(flags.shape[0], np.uint64).tobytes(),
+    }
+    snapshot.write(files, {"label": "synthetic"}, path, level=1)
+
+
+def snapshot_load(quick: bool, tmp: Path) -> dict[str, float]:
+    import kmm
 
     gib = 32 if quick else 256
     npfn = gib << 18
@@ -103,19 +120,12 @@ def snapshot_load(quick: bool, tmp: Path) -> dict[str, float]:
     flags[0:1] = 1 << 32
     flags[0xC0000:0x100000] = 0  # the PCI hole below 4 GiB
     dma32_present = 0x100000 - 4096 - 0x40000
-    zoneinfo = (
-        f"Node 0, zone      DMA\n  pages free     0\n        spanned  4095\n        present  4095\n        managed  4095\n  start_pfn:           1\n"
-        f"Node 0, zone    DMA32\n  pages free     0\n        spanned  {0x100000 - 4096}\n        present  {dma32_present}\n        managed  {dma32_present}\n  start_pfn:           4096\n"
-        f"Node 0, zone   Normal\n  pages free     0\n        spanned  {npfn - 0x100000}\n        present  {npfn - 0x100000}\n        managed  {npfn - 0x100000}\n  start_pfn:           1048576\n"
-    )
-    files = {
-        "buddyinfo": b"", "pagetypeinfo": b"", "vmstat": b"", "meminfo": b"",
-        "zoneinfo": zoneinfo.encode(), "kpageflags": flags.tobytes(),
-        "kpagecount": np.zeros(npfn, np.uint64).tobytes(),
-    }
     path = tmp / "synthetic.tar.zst"
-    snapshot.write(files, {"label": "synthetic"}, path, level=1)
-    del files
+    _write_snapshot(path, flags, [
+        ("DMA", 1, 4095, 4095),
+        ("DMA32", 4096, 0x100000 - 4096, dma32_present),
+        ("Normal", 0x100000, npfn - 0x100000, npfn - 0x100000),
+    ])
     c0 = _cpu()
     t0 = time.perf_counter()
     m = kmm.Machine.from_snapshot(path, allocator="mobility")
@@ -134,24 +144,13 @@ def snapshot_load(quick: bool, tmp: Path) -> dict[str, float]:
 
 
 def real_replay(quick: bool, tmp: Path) -> dict[str, float]:
-    import numpy as np
     from kmm import real_replay as rr
-    from kmm import snapshot
 
     npfn = 8 << 18
     flags = _synthetic_kpageflags(npfn, seed=1)
     flags[0x100000:0x100000 + 0x80000] = 1 << 10  # the pfns the text uses start free
-    zoneinfo = (
-        f"Node 0, zone    DMA32\n  pages free     0\n        spanned  {0x100000}\n        present  {0x100000}\n        managed  {0x100000}\n  start_pfn:           0\n"
-        f"Node 0, zone   Normal\n  pages free     0\n        spanned  {npfn - 0x100000}\n        present  {npfn - 0x100000}\n        managed  {npfn - 0x100000}\n  start_pfn:           1048576\n"
-    )
-    files = {
-        "buddyinfo": b"", "pagetypeinfo": b"", "vmstat": b"", "meminfo": b"",
-        "zoneinfo": zoneinfo.encode(), "kpageflags": flags.tobytes(),
-        "kpagecount": np.zeros(npfn, np.uint64).tobytes(),
-    }
     snap = tmp / "synthetic.tar.zst"
-    snapshot.write(files, {"label": "synthetic"}, snap, level=1)
+    _write_snapshot(snap, flags, [("DMA32", 0, 0x100000, 0x100000), ("Normal", 0x100000, npfn - 0x100000, npfn - 0x100000)])
     target = 500_000 if quick else 2_000_000
     block = _ftrace_block()
     reps = -(-target // block.count(b"\n"))
