@@ -94,6 +94,7 @@ class _Cluster:
 
     def close(self, *, kill: bool = False) -> None:
         if kill:
+            _quiet_dask_logs()
             for pid in self.pids:  # our own LocalCluster's worker processes only
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -107,6 +108,18 @@ class _Cluster:
                 except Exception:
                     pass
         self._config.__exit__(None, None, None)
+
+
+def _quiet_dask_logs() -> None:
+    """Every ``distributed`` logger at CRITICAL from now on in this process.
+
+    Called before a kill (of the sweep's own local cluster at its end, or of
+    the workers on Ctrl-C): the scheduler's comms to the dead workers then log
+    their closing, with tracebacks, while the cluster shuts down and after (on
+    its event loop thread); expected, and no news to the user."""
+    names = ["distributed"] + [n for n in logging.Logger.manager.loggerDict if n.startswith("distributed.")]
+    for lg in map(logging.getLogger, names):
+        lg.setLevel(logging.CRITICAL)
 
 
 def _error_text(e: BaseException) -> str:
