@@ -69,6 +69,10 @@ class MmtestsConfig:
     resident: bool = False
     resident_scale: float = 1.0
     refault_s: float = 60.0
+    #: NIC rx rings of the machine (:func:`kmm.workloads.nic.rx_rings`):
+    #: filled at boot, refilled as packets arrive while the load runs
+    nic_rings: int = 0
+    nic_rx_pps: float = 1000.0
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
 
     @classmethod
@@ -83,13 +87,14 @@ class MmtestsConfig:
             self,
             layouts=("x86_32", "x86_64"),
             variants=VARIANTS,
-            ints={"order": (1, MAX_ORDER - 1), "builds": (0, 64), "jobs": (1, 64)},
+            ints={"order": (1, MAX_ORDER - 1), "builds": (0, 64), "jobs": (1, 64), "nic_rings": (0, 64)},
             floats={
                 "percent": (0.1, 100.0),
                 "rate_mb_s": (0.01, 1e6),
                 "warmup_s": (0, 3600),
                 "resident_scale": (0.0, 1000.0),
                 "refault_s": (1.0, 1e6),
+                "nic_rx_pps": (1.0, 1e6),
             },
             bools=("updatedb", "resident"),
         )
@@ -121,6 +126,10 @@ def generate_load(cfg: MmtestsConfig, store: Any) -> dict[str, Any]:
         load = workloads.combine(
             load, workloads.resident(seed=cfg.seed, scale=cfg.resident_scale, refault=cfg.refault_s)
         )
+    if cfg.nic_rings:
+        from .workloads import nic
+
+        load = workloads.combine(load, nic.rx_rings(cfg.nic_rings, rx_pps=cfg.nic_rx_pps, seed=cfg.seed))
     t0 = time.perf_counter()
     n = 0
     for k, chunk in enumerate(load.chunks(cfg.warmup_s, chunk_s=10.0)):
@@ -228,6 +237,11 @@ def run(cfg: MmtestsConfig, *, processes: int | None = None, progress: bool = Fa
     }
 
 
+def _nic_note(cfg: dict[str, Any]) -> str:
+    n = cfg.get("nic_rings", 0)
+    return f", {n} NIC rx ring{'s' if n > 1 else ''} at {cfg['nic_rx_pps']:g} pps" if n else ""
+
+
 def format_report(res: dict[str, Any]) -> str:
     """mmtests' stress-highalloc table: success per pass in percent, the
     variants side by side, and the compaction work behind them."""
@@ -237,7 +251,8 @@ def format_report(res: dict[str, Any]) -> str:
     lines = [
         f"kmm highalloc --mmtests: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
         f"{' + updatedb' if cfg['updatedb'] else ''}"
-        f"{', no swap + resident working sets' if cfg.get('resident') else ''}, warm-up {cfg['warmup_s']:g} s; per pass "
+        f"{', no swap + resident working sets' if cfg.get('resident') else ''}"
+        f"{_nic_note(cfg)}, warm-up {cfg['warmup_s']:g} s; per pass "
         f"{res['attempts']} order-{cfg['order']} {cfg['gfp']} attempts ({cfg['percent']:g}% of memory) "
         f"at {cfg['rate_mb_s']:g} MB/s, seed {res['seed']}",
         "",

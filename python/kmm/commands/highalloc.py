@@ -118,17 +118,16 @@ def mmtests_config_from_args(args: argparse.Namespace) -> MmtestsConfig:
     for opt in ("preset", "attempts_rest", "min_free_kbytes", "oom", "cpus"):
         if getattr(args, opt) is not None:
             raise BenchmarkError(f"--{opt.replace('_', '-')} does not apply to --mmtests")
-    if args.nic_rings:
-        raise BenchmarkError("--nic-rings does not apply to --mmtests")
     kw = {}
     for opt, key in (
         ("mem", "mem"), ("layout", "layout"), ("order", "order"), ("percent", "percent"),
-        ("warmup", "warmup_s"), ("builds", "builds"), ("jobs", "jobs"),
+        ("warmup", "warmup_s"), ("builds", "builds"), ("jobs", "jobs"), ("nic_rx_pps", "nic_rx_pps"),
     ):
         v = getattr(args, opt)
         if v is not None:
             kw[key] = v
     kw["seed"] = args.seed
+    kw["nic_rings"] = args.nic_rings
     if args.no_updatedb:
         kw["updatedb"] = False
     if args.resident:
