@@ -167,3 +167,54 @@ def test_extfrag_events_in_the_kernels_trace_text():
         assert f["fragmenting"] == str(int(int(f["fallback_order"]) < 9))
     # the fragmenting ones are the pageblock fallbacks
     assert sum(" fragmenting=1 " in ln for ln in lines) == m.counters()["pageblock_fallback"]
+
+
+def test_unmovable_blocks_counts_blocks_with_an_allocated_unmovable_page():
+    # differential: the page_map count against a walk of allocated_blocks()
+    m = kmm.Machine("x86_64", "64MiB", allocator="vanilla")
+    m.replay(W.stress_highalloc_load(builds=1, jobs=2, seed=4).trace(3.0), outcomes=False)
+    for order in (0, 3, 9):
+        want = set()
+        for pfn, o, ty in zip(*(a.tolist() for a in m.allocated_blocks())):
+            if ty == mmtests.MIGRATE_UNMOVABLE:
+                want.update(range(pfn >> order, ((pfn + (1 << o) - 1) >> order) + 1))
+        assert mmtests.unmovable_blocks(m, order) == len(want) > 0
+
+
+def _mmtests_nic(rings: int) -> dict:
+    cfg = mmtests.MmtestsConfig(
+        mem="128MiB", percent=50, warmup_s=3, builds=1, jobs=2, nic_rings=rings,
+        variants=["vanilla+compaction", "mobility+compaction"],
+    )
+    return mmtests.run(cfg, processes=1)["variants"]
+
+
+def test_mmtests_nic_rings_stay_grouped_with_mobility_and_scatter_without():
+    # the rx pages refilled during the load stay allocated at rest (the device
+    # is up): without grouping they sit wherever an order-0 page was free
+    base, nic = _mmtests_nic(0), _mmtests_nic(1)
+    v, g = nic["vanilla+compaction"]["at_rest"], nic["mobility+compaction"]["at_rest"]
+    dv = v["unmovable_blocks"] - base["vanilla+compaction"]["at_rest"]["unmovable_blocks"]
+    dg = g["unmovable_blocks"] - base["mobility+compaction"]["at_rest"]["unmovable_blocks"]
+    # a ring's 512 pages are one pageblock's worth
+    assert 1 <= dg <= 8 and dv > 3 * dg
+    assert v["success"] < g["success"]
+    assert v["success"] <= v["ceiling"] <= 64 - v["unmovable_blocks"]
+
+
+def test_mmtests_nic_rings_reach_the_config_and_are_checked(capsys):
+    import argparse
+
+    from kmm.commands.highalloc import mmtests_config_from_args, register
+
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers())
+    cfg = mmtests_config_from_args(p.parse_args(["highalloc", "--mmtests", "--nic-rings", "2", "--nic-rx-pps", "50"]))
+    assert (cfg.nic_rings, cfg.nic_rx_pps) == (2, 50.0)
+    assert mmtests_config_from_args(p.parse_args(["highalloc", "--mmtests"])).nic_rings == 0
+    with pytest.raises(BenchmarkError, match="nic_rings"):
+        mmtests.MmtestsConfig(nic_rings=65).validate()
+    with pytest.raises(BenchmarkError, match="nic_rx_pps"):
+        mmtests.MmtestsConfig(nic_rings=1, nic_rx_pps=0.0).validate()
+    assert main(["highalloc", "--mmtests", "--nic-rings", "-1", "--no-progress"]) != 0
+    assert "nic_rings" in capsys.readouterr().err

@@ -28,7 +28,11 @@ from . import gfp as _gfp
 from ._variants import Chunks, check_config, run_variants
 from .errors import BenchmarkError, InvariantError
 from .highalloc import VARIANTS
-from .machine import MAX_ORDER, Machine, parse_mem
+from .machine import MAX_ORDER, PM_RESERVED, Machine, parse_mem
+
+#: page_map() value of an allocated page of mobility type 0, and that type
+PM_TYPE0 = PM_RESERVED + 1
+MIGRATE_UNMOVABLE = 0
 
 #: the variants an mmtests run has by default: grouping by mobility with and
 #: without compaction, compaction without grouping, and defrag_mode
@@ -186,6 +190,16 @@ def _pass(
     }
 
 
+def unmovable_blocks(m: Machine, order: int) -> int:
+    """Aligned blocks of ``order`` holding at least one allocated unmovable page
+    (an allocation of ``MIGRATE_UNMOVABLE`` mobility, whatever the allocator):
+    what neither reclaim nor compaction can empty."""
+    pm = np.asarray(m.page_map())
+    n = pm.shape[0] >> order
+    hit = (pm[: n << order] == PM_TYPE0 + MIGRATE_UNMOVABLE).reshape(n, 1 << order)
+    return int(hit.any(axis=1).sum())
+
+
 def run_variant(name: str, cfg: MmtestsConfig, chunks: Chunks, progress: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run one variant on the generated load; returns its results."""
     tick = progress or (lambda: None)
@@ -199,7 +213,9 @@ def run_variant(name: str, cfg: MmtestsConfig, chunks: Chunks, progress: Callabl
         out[f"pass{p}"] = _pass(m, cfg, lambda j, p=p: chunks.get(f"pass{p}_{j:06d}"), gfp, tick)
     m.replay(chunks.get("kill"), outcomes=False)
     m.replay(chunks.get("drop"), outcomes=False)
+    unmovable = unmovable_blocks(m, cfg.order)
     out["at_rest"] = _pass(m, cfg, lambda j: None, gfp, tick)
+    out["at_rest"]["unmovable_blocks"] = unmovable
     m.check()
     counters = m.counters()
     for pas in PASSES:
@@ -264,6 +280,7 @@ def format_report(res: dict[str, Any]) -> str:
         ("Success 3 at rest (%)", "at_rest", "percent"),
         ("Success 3 at rest", "at_rest", "success"),
         ("Ceiling 3 at rest", "at_rest", "ceiling"),
+        ("Unmovable blocks at rest", "at_rest", "unmovable_blocks"),
         ("Migrated/success 1", "pass1", "migrated_per_success"),
         ("Migrated/success 3", "at_rest", "migrated_per_success"),
     ]
