@@ -186,6 +186,8 @@ def _pass(
         "pgmigrate_success": c1["pgmigrate_success"] - c0["pgmigrate_success"],
         "pgsteal": c1["pgsteal"] - c0["pgsteal"],
         "compact_stall": c1["compact_stall"] - c0["compact_stall"],
+        "compact_fail": c1["compact_fail"] - c0["compact_fail"],
+        "compact_migrate_scanned": c1["compact_migrate_scanned"] - c0["compact_migrate_scanned"],
         "seconds": time.perf_counter() - t0,
     }
 
