@@ -7,6 +7,10 @@
 - ``mmtests_resident_<variant>_at_rest_pct`` (full mode only): the at-rest success
   of ``kmm highalloc --mmtests --quick --percent 90 --resident`` (issue 13's
   at-rest gap on a machine without swap; ``docs/compaction.md``).
+- ``mmtests_nic_<variant>_at_rest_pct`` / ``_at_rest_migrated_per_success`` /
+  ``_unmovable_blocks`` (full mode only): the same with ``--nic-rings 1``, a
+  NIC rx ring refilled under load and pinned at rest (``docs/compaction.md``,
+  "What stays unmovable at rest, and where").
 """
 
 from __future__ import annotations
@@ -54,4 +58,12 @@ def collect(quick: bool) -> dict[str, float]:
         r["mmtests_resident_quick_s"] = wall
         for name, v in res["variants"].items():
             r[f"mmtests_resident_{name}_at_rest_pct"] = float(v["at_rest"]["percent"])
+        wall, res, cpu = _kmm(["highalloc", "--mmtests", "--quick", "--percent", "90", "--resident", "--nic-rings", "1"])
+        r["mmtests_nic_quick_s"] = wall
+        for name, v in res["variants"].items():
+            rest = v["at_rest"]
+            r[f"mmtests_nic_{name}_at_rest_pct"] = float(rest["percent"])
+            mps = rest["migrated_per_success"]
+            r[f"mmtests_nic_{name}_at_rest_migrated_per_success"] = float("nan") if mps is None else float(mps)
+            r[f"mmtests_nic_{name}_unmovable_blocks"] = float(rest["unmovable_blocks"])
     return r
