@@ -63,7 +63,7 @@ def collect(quick: bool) -> dict[str, float]:
         for name, v in res["variants"].items():
             rest = v["at_rest"]
             r[f"mmtests_nic_{name}_at_rest_pct"] = float(rest["percent"])
-            mps = rest["migrated_per_success"]
-            r[f"mmtests_nic_{name}_at_rest_migrated_per_success"] = float("nan") if mps is None else float(mps)
+            if rest["migrated_per_success"] is not None:  # None: no success
+                r[f"mmtests_nic_{name}_at_rest_migrated_per_success"] = float(rest["migrated_per_success"])
             r[f"mmtests_nic_{name}_unmovable_blocks"] = float(rest["unmovable_blocks"])
     return r
