@@ -181,12 +181,12 @@ def test_unmovable_blocks_counts_blocks_with_an_allocated_unmovable_page():
         assert mmtests.unmovable_blocks(m, order) == len(want) > 0
 
 
-def _mmtests_nic(rings: int) -> dict:
+def _mmtests_nic(rings: int, processes: int = 1) -> dict:
     cfg = mmtests.MmtestsConfig(
         mem="128MiB", percent=50, warmup_s=3, builds=1, jobs=2, nic_rings=rings,
         variants=["vanilla+compaction", "mobility+compaction"],
     )
-    return mmtests.run(cfg, processes=1)["variants"]
+    return mmtests.run(cfg, processes=processes)["variants"]
 
 
 def test_mmtests_nic_rings_stay_grouped_with_mobility_and_scatter_without():
@@ -200,6 +200,13 @@ def test_mmtests_nic_rings_stay_grouped_with_mobility_and_scatter_without():
     assert 1 <= dg <= 8 and dv > 3 * dg
     assert v["success"] < g["success"]
     assert v["success"] <= v["ceiling"] <= 64 - v["unmovable_blocks"]
+    # the same results with the variants in worker processes
+    two = _mmtests_nic(1, processes=2)
+    for name, res in nic.items():
+        for pas in mmtests.PASSES:
+            strip = lambda d: {k: x for k, x in d.items() if k != "seconds"}
+            assert strip(two[name][pas]) == strip(res[pas])
+        assert two[name]["counters"] == res["counters"]
 
 
 def test_mmtests_nic_rings_reach_the_config_and_are_checked(capsys):
