@@ -13,7 +13,7 @@ from .._kmm import TraceEmitter
 from ..errors import ConfigError, TraceError
 from ..trace import TRACE_DTYPE
 from .context import Ctx
-from .events import WIN_US
+from .events import WIN_US, Touches
 from .kinds import KIND_CACHE_ARR, KIND_FLAGS_ARR, KIND_GFP_ARR, stack_table
 from .source import Source
 
@@ -188,12 +188,19 @@ class Load:
             g = self._gen_w
             ctx.ids.release_before(g * WIN_US)
             if not self._stopped:
-                parts = [
-                    np.ascontiguousarray(e).view(np.uint8)
-                    for s in self._sources
-                    for e in s.generate(ctx, g)
-                    if e.shape[0]
-                ]
+                # in generation order: runs of event arrays, and touches
+                parts: list[np.ndarray] = []
+                for s in self._sources:
+                    for e in s.generate(ctx, g):
+                        if not e.shape[0]:
+                            continue
+                        if isinstance(e, Touches):
+                            if parts:
+                                em.push(g, parts)
+                                parts = []
+                            em.push_touches(g, e.u, e.n, e.t0, e.t1, e.obj, e.pid, e.kind, e.proc)
+                        else:
+                            parts.append(np.ascontiguousarray(e).view(np.uint8))
                 if parts:
                     em.push(g, parts)
             self._gen_w += 1

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..trace import OP_ALLOC, OP_FREE, OP_TOUCH
+from ..trace import OP_ALLOC, OP_FREE
 from .context import Ctx
-from .events import OP_ACCESS, events
+from .events import OP_ACCESS, Touches, events
 from .kinds import K
 from .params import PTES_PER_PGD_ENTRY, TASK_SLAB
 
@@ -26,7 +26,7 @@ def processes(
     short_frac: float,
     own_slab: bool = True,
     exits: bool = True,
-) -> list[np.ndarray]:
+) -> list[np.ndarray | Touches]:
     """Events of ``P`` processes: exec, grow, touch, exit.
 
     Each process has an order-1 kernel stack, a pgd and PTE pages, (with
@@ -100,10 +100,11 @@ def processes(
         early = t_alloc[short] + rng.exponential(1.0, short.sum()) * (life[ra][short] / 10)
         t_free[short] = np.minimum(early.astype(np.int64), t_free[short])
     out.append(events(t_alloc, OP_ALLOC, anon_ids, pid[ra], k_anon, proc=own))
+    # touches: Poisson counts, then each one's time uniform in the page's
+    # life (the engine makes the events from the draws: Touches)
     n_touch = rng.poisson((t_free - t_alloc) / touch_interval_us)
-    rt = np.repeat(np.arange(ra.shape[0]), n_touch)
-    tt = t_alloc[rt] + (rng.random(rt.shape[0]) * (t_free - t_alloc)[rt]).astype(np.int64)
-    out.append(events(tt, OP_TOUCH, anon_ids[rt], pid[ra][rt], k_anon, proc=own))
+    u = rng.random(int(n_touch.sum()))
+    out.append(Touches(u, n_touch, t_alloc, t_free, anon_ids, pid[ra], k_anon, own))
     if not exits:
         return out
     # exit: anon, page tables, slab, then the task
