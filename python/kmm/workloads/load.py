@@ -43,6 +43,7 @@ class Load:
         self._ready_w = -1
         self._stopped = False
         self._consumed = False
+        self._end_us: int | None = None  # end_at()
         self.ops = 0  #: trace records emitted so far
 
     # -- public API ------------------------------------------------------------
@@ -121,6 +122,28 @@ class Load:
         self.ops += out.shape[0]
         return out
 
+    def end_at(self, t: float) -> None:
+        """Declare that this load will not run past ``t`` seconds (until
+        :meth:`stop`): the events of processes that outlive ``t`` (their later
+        touches, frees, faults) are dropped as they are generated instead of
+        kept, so a run's memory and work follow the run, not the processes'
+        whole lives. The trace up to ``t`` is the same; :meth:`run_until`
+        past it raises :class:`kmm.ConfigError`. ``t`` may not be before
+        :attr:`now`, nor after an end declared before."""
+        self._check_usable()
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"end must be a number of seconds, not {type(t).__name__}")
+        if not math.isfinite(float(t)):
+            raise ConfigError(f"end must be finite, got {t}")
+        t_us = round(float(t) * 1e6)
+        if t_us < self._now_us or (self._end_us is not None and t_us > self._end_us):
+            raise ConfigError(
+                f"end {t} s must be between now ({self.now} s) and the end declared before"
+            )
+        self._end_us = t_us
+        if self._em is not None:
+            self._em.set_end(t_us)
+
     def chunks(self, until: float, chunk_s: float = 1.0) -> Iterator[np.ndarray]:
         """``run_until`` in steps of ``chunk_s`` seconds up to ``until``."""
         self._check_usable()
@@ -156,6 +179,10 @@ class Load:
             raise TraceError(
                 f"time cannot go backwards: asked for {t} s, the load is at {self.now} s"
             )
+        if self._end_us is not None and t_us > self._end_us and not self._stopped:
+            raise ConfigError(
+                f"this load ends at {self._end_us / 1e6} s (end_at()); cannot run it to {t} s"
+            )
         if t_us - self._now_us > _MAX_SPAN_S * 1e6:
             raise ConfigError(
                 f"cannot emit {t - self.now:.0f} s in one call "
@@ -174,6 +201,8 @@ class Load:
                 self._stack_table.tolist(),
                 KIND_FLAGS_ARR.tolist(),
             )
+            if self._end_us is not None:
+                self._em.set_end(self._end_us)
         return self._em
 
     def _make_ready(self, w: int) -> None:

@@ -280,35 +280,59 @@ impl Emitter {
                 events.len()
             )));
         }
-        let mut ev = std::mem::take(&mut self.scratch);
-        ev.clear();
-        ev.extend(
+        self.push_from(
+            g,
             events
                 .chunks_exact(EVENT_SIZE)
                 .map(|r| Event::decode(r.try_into().expect("a record"))),
-        );
-        let r = self.push_events(g, &ev);
-        self.keep_scratch(ev);
-        r
+        )
     }
 
     /// Add the touches generated in window `g` (as [`Emitter::push`] adds
     /// events, page by page in draw order), without their event records.
     pub fn push_touches(&mut self, g: i64, touches: Touches<'_>) -> Result<()> {
         touches.check()?;
-        if touches.kind as usize >= self.kinds.cache.len() {
+        self.push_from(g, touches.events())
+    }
+
+    /// Check every event of a part (a bad one changes nothing), keep those
+    /// before the end in the decoding buffer, then file them in their buckets.
+    fn push_from(&mut self, g: i64, events: impl Iterator<Item = Event>) -> Result<()> {
+        if g < self.base_w {
             return Err(Error::Trace(format!(
-                "workload event of unknown kind {}",
-                touches.kind
+                "events of window {g} come after window {} was emitted",
+                self.base_w
             )));
         }
+        let keep = self.keep_before;
+        let nkinds = self.kinds.cache.len();
         let mut ev = std::mem::take(&mut self.scratch);
         ev.clear();
-        ev.reserve(touches.u.len());
-        ev.extend(touches.events());
-        let r = self.push_events(g, &ev);
+        let mut bad = None;
+        for e in events {
+            let w = e.t.div_euclid(WIN_US);
+            if w < g || w >= g + MAX_AHEAD || e.kind as usize >= nkinds {
+                bad = Some(e);
+                break;
+            }
+            if e.t < keep {
+                ev.push(e);
+            }
+        }
+        if let Some(e) = bad {
+            self.keep_scratch(ev);
+            return Err(Error::Trace(if e.kind as usize >= nkinds {
+                format!("workload event of unknown kind {}", e.kind)
+            } else {
+                format!(
+                    "workload generated an event at {} us, outside the horizon of window {g}",
+                    e.t
+                )
+            }));
+        }
+        self.file(g, &ev);
         self.keep_scratch(ev);
-        r
+        Ok(())
     }
 
     fn keep_scratch(&mut self, mut ev: Vec<Event>) {
@@ -317,38 +341,12 @@ impl Emitter {
         self.scratch = ev;
     }
 
-    fn push_events(&mut self, g: i64, events: &[Event]) -> Result<()> {
-        if g < self.base_w {
-            return Err(Error::Trace(format!(
-                "events of window {g} come after window {} was emitted",
-                self.base_w
-            )));
-        }
-        // check the whole part first (a bad event changes nothing) and count
-        // its events per window, to grow each bucket once
-        let keep = self.keep_before;
+    /// File checked events of window `g` in their buckets, growing each once.
+    fn file(&mut self, g: i64, events: &[Event]) {
         let mut counts = std::mem::take(&mut self.counts);
         counts.clear();
         for e in events {
-            let w = e.t.div_euclid(WIN_US);
-            if w < g || w >= g + MAX_AHEAD {
-                self.counts = counts;
-                return Err(Error::Trace(format!(
-                    "workload generated an event at {} us, outside the horizon of window {g}",
-                    e.t
-                )));
-            }
-            if e.kind as usize >= self.kinds.cache.len() {
-                self.counts = counts;
-                return Err(Error::Trace(format!(
-                    "workload event of unknown kind {}",
-                    e.kind
-                )));
-            }
-            if e.t >= keep {
-                continue;
-            }
-            let k = (w - g) as usize;
+            let k = (e.t.div_euclid(WIN_US) - g) as usize;
             if counts.len() <= k {
                 counts.resize(k + 1, 0);
             }
@@ -367,12 +365,8 @@ impl Emitter {
         let buckets = self.buckets.make_contiguous();
         let base = self.base_w;
         for e in events {
-            if e.t >= keep {
-                continue;
-            }
             buckets[(e.t.div_euclid(WIN_US) - base) as usize].push(*e);
         }
-        Ok(())
     }
 
     /// Make window `w` the one being emitted (every window before it done,
