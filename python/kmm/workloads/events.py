@@ -73,7 +73,7 @@ class Touches:
     ``t0[i] + trunc(u * (t1[i] - t0[i]))`` for its ``n[i]`` draws ``u`` in turn
     (the same events ``events(t, OP_TOUCH, ...)`` of those times would be)."""
 
-    __slots__ = ("u", "n", "t0", "t1", "obj", "pid", "kind", "proc")
+    __slots__ = ("kind", "n", "obj", "pid", "proc", "t0", "t1", "u")
 
     def __init__(
         self, u: np.ndarray, n: np.ndarray, t0: np.ndarray, t1: np.ndarray, obj: np.ndarray,
