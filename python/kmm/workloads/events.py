@@ -99,6 +99,13 @@ class Touches:
         return events(t, OP_TOUCH, self.obj[r], self.pid[r], self.kind, proc=self.proc)
 
 
+def window_sorted(t_us: np.ndarray, w: int) -> np.ndarray:
+    """:func:`window` of times sorted in increasing order (a range of indices,
+    found by bisection)."""
+    lo, hi = np.searchsorted(t_us, (w * WIN_US, (w + 1) * WIN_US))
+    return np.arange(lo, hi)
+
+
 def window(t_us: np.ndarray, w: int) -> np.ndarray:
     """Indices of the times ``t_us`` that fall in generation window ``w``."""
     return np.nonzero((t_us >= w * WIN_US) & (t_us < (w + 1) * WIN_US))[0]
