@@ -90,17 +90,20 @@ class BuildSource(Source):
         # headers each unit includes: p = min(1, core / rank) (~150 headers a unit)
         self.hdr_p = np.minimum(1.0, header_core / (np.arange(L.headers) + 1.0))
         # the jobserver: `jobs` slots take units in build order
-        start = np.empty(n, np.int64)
-        end = np.empty(n, np.int64)
+        start: list[int] = []
+        end: list[int] = []
         slots = [(t0 + 50_000, s) for s in range(jobs)]  # make reads Makefiles first
         heapq.heapify(slots)
-        for u in range(n):
-            t, s = heapq.heappop(slots)
-            share = self._share(t)
-            dur = int(self.cpu_us[u] / min(1.0, share / jobs)) + 2_000
-            start[u], end[u] = t, t + dur
-            heapq.heappush(slots, (t + dur + 1_000, s))
-        self.u_start, self.u_end = start, end
+        share_of, pop, push = self._share, heapq.heappop, heapq.heappush
+        for cpu in self.cpu_us.tolist():  # Python floats: the same doubles, faster
+            t, s = pop(slots)
+            dur = int(cpu / min(1.0, share_of(t) / jobs)) + 2_000
+            start.append(t)
+            end.append(t + dur)
+            push(slots, (t + dur + 1_000, s))
+        self.u_start = np.array(start, dtype=np.int64)
+        self.u_end = np.array(end, dtype=np.int64)
+        start, end = self.u_start, self.u_end
         # directory sub-makes cover consecutive units
         d_first = np.concatenate([[0], np.cumsum(L.dir_units)[:-1]])
         d_last = d_first + L.dir_units - 1
