@@ -114,6 +114,8 @@ pub struct Emitter {
     stopped: bool,
     /// a part's events, decoded (reused)
     scratch: Vec<Event>,
+    /// emptied buckets, reused for new windows (their memory stays mapped)
+    spare: Vec<Vec<Event>>,
     out: Vec<u8>,
 }
 
@@ -245,6 +247,7 @@ impl Emitter {
             end_us: i64::MAX,
             stopped: false,
             scratch: Vec::new(),
+            spare: Vec::new(),
             out: Vec::new(),
         })
     }
@@ -354,7 +357,8 @@ impl Emitter {
         }
         let first = (g - self.base_w) as usize;
         while self.buckets.len() < first + counts.len() {
-            self.buckets.push_back(Vec::new());
+            let b = self.spare.pop().unwrap_or_default();
+            self.buckets.push_back(b);
         }
         for (k, &n) in counts.iter().enumerate() {
             if n > 0 {
@@ -409,6 +413,11 @@ impl Emitter {
         }
         self.ready_w = w;
         self.pos = 0;
+        if self.spare.len() < SPARE_BUCKETS {
+            let mut ev = ev;
+            ev.clear();
+            self.spare.push(ev);
+        }
         Ok(())
     }
 
@@ -590,6 +599,9 @@ impl Emitter {
         self.flags.iter().filter(|&&f| f & CACHE != 0).count()
     }
 }
+
+/// Emptied buckets kept for reuse.
+const SPARE_BUCKETS: usize = 4;
 
 /// Events of the decoding buffer kept between pushes.
 const SCRATCH_KEEP: usize = 1 << 20;
