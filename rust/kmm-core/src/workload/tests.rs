@@ -212,12 +212,24 @@ fn touches_are_the_events_of_their_draws() {
     let mut pre = ev(5, OP_ALLOC, 0, 1, 4, 9, NO_PIN);
     pre.extend(ev(5, OP_ALLOC, 0, 1, 6, 8, NO_PIN));
     a.push(0, &pre).unwrap();
-    let t = Touches { u: &u, n: &n, t0: &t0, t1: &t1, obj: &obj, pid: &pid, kind: 0, proc_: 1 };
+    let t = Touches {
+        u: &u,
+        n: &n,
+        t0: &t0,
+        t1: &t1,
+        obj: &obj,
+        pid: &pid,
+        kind: 0,
+        proc_: 1,
+    };
     a.push_touches(0, t).unwrap();
     let mut b = Emitter::new(table()).unwrap();
     b.push(0, &pre).unwrap();
     let mut evs = Vec::new();
-    for (i, &t) in [100 + 0, 100 + 1_250_000, 100 + 2_499_999, 10 + 2, 10 + 7].iter().enumerate() {
+    for (i, &t) in [100 + 0, 100 + 1_250_000, 100 + 2_499_999, 10 + 2, 10 + 7]
+        .iter()
+        .enumerate()
+    {
         let (o, p) = if i < 3 { (4, 9) } else { (6, 8) };
         evs.extend(ev(t, OP_TOUCH, 0, 1, o, p, NO_PIN));
     }
@@ -232,7 +244,11 @@ fn touches_are_the_events_of_their_draws() {
     assert!(c.push_touches(0, short).is_err());
     let late = [0i64, 0, 0];
     let far = [(MAX_AHEAD + 1) * WIN_US; 3];
-    let t_far = Touches { t0: &late, t1: &far, ..t };
+    let t_far = Touches {
+        t0: &late,
+        t1: &far,
+        ..t
+    };
     assert!(c.push_touches(0, t_far).is_err());
     assert!(records(&run_to(&mut c, 3)).iter().all(|r| r.0 == OP_TICK));
 }
@@ -240,7 +256,10 @@ fn touches_are_the_events_of_their_draws() {
 #[test]
 fn an_end_drops_later_events_and_keeps_the_trace_before_it() {
     let mut part = Vec::new();
-    for (k, t) in [10i64, 1_500_000, 1_500_400, 1_500_700, 2_600_000].iter().enumerate() {
+    for (k, t) in [10i64, 1_500_000, 1_500_400, 1_500_700, 2_600_000]
+        .iter()
+        .enumerate()
+    {
         part.extend(ev(*t, OP_ALLOC, 0, 1, k as u32, 3, NO_PIN));
     }
     let mut a = Emitter::new(table()).unwrap();
