@@ -128,6 +128,38 @@ def test_off_grid_chunks_keep_ops_and_times() -> None:
     assert np.all(ta - tb >= 0) and np.all(ta - tb < 1000)
 
 
+@pytest.mark.parametrize("end", [2.5, 4.0, 6.0])
+def test_an_end_keeps_the_trace_up_to_it(end: float) -> None:
+    """end_at() drops only what comes after the end: the chunks, stop() and
+    drop_caches() are the same bytes, and the load cannot run past it."""
+    plain = small_stress(seed=4)
+    ended = small_stress(seed=4)
+    ended.end_at(end)
+    for ld in (plain, ended):
+        ld.run_until(0.3)
+    ended.end_at(end)  # the same end again is fine
+    a = [plain.run_until(t) for t in (1.7, end)] + [plain.stop(), plain.drop_caches()]
+    b = [ended.run_until(t) for t in (1.7, end)]
+    with pytest.raises(kmm.ConfigError):
+        ended.run_until(end + 0.001)
+    b += [ended.stop(), ended.drop_caches()]
+    assert [x.tobytes() for x in a] == [x.tobytes() for x in b]
+    assert ended.run_until(end + 1.0).shape[0] == 1000, "after stop(): ticks, past the end too"
+
+
+def test_end_at_errors() -> None:
+    load = small_build()
+    load.run_until(1.0)
+    for bad in (0.5, float("nan"), "2", True):
+        with pytest.raises(kmm.ConfigError):
+            load.end_at(bad)
+    load.end_at(3.0)
+    with pytest.raises(kmm.ConfigError):
+        load.end_at(4.0)
+    load.end_at(2.0)
+    assert load.run_until(2.0).shape[0] > 0
+
+
 # -- time --------------------------------------------------------------------
 
 

@@ -172,6 +172,9 @@ def generate_load(cfg: HighallocConfig, store: Any) -> dict[str, Any]:
         from .workloads import nic
 
         load = workloads.combine(load, nic.rx_rings(cfg.nic_rings, rx_pps=cfg.nic_rx_pps, seed=cfg.seed))
+    # the run ends with the last attempt under load: what the load's
+    # processes would do after it is never replayed
+    load.end_at(cfg.warmup_s + cfg.attempts * cfg.interval_s)
     t0 = time.perf_counter()
     n = 0
     nwarm = 0

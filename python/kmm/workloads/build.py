@@ -14,7 +14,7 @@ from .._args import float_arg, int_arg
 from ..errors import ConfigError
 from ..trace import OP_ALLOC
 from .context import Ctx, NewObjects
-from .events import OP_ACCESS, WIN_US, events, window
+from .events import OP_ACCESS, WIN_US, events, window_sorted
 from .kinds import K
 from .load import Load
 from .params import PAGE, PROGRAMS
@@ -90,17 +90,20 @@ class BuildSource(Source):
         # headers each unit includes: p = min(1, core / rank) (~150 headers a unit)
         self.hdr_p = np.minimum(1.0, header_core / (np.arange(L.headers) + 1.0))
         # the jobserver: `jobs` slots take units in build order
-        start = np.empty(n, np.int64)
-        end = np.empty(n, np.int64)
+        start: list[int] = []
+        end: list[int] = []
         slots = [(t0 + 50_000, s) for s in range(jobs)]  # make reads Makefiles first
         heapq.heapify(slots)
-        for u in range(n):
-            t, s = heapq.heappop(slots)
-            share = self._share(t)
-            dur = int(self.cpu_us[u] / min(1.0, share / jobs)) + 2_000
-            start[u], end[u] = t, t + dur
-            heapq.heappush(slots, (t + dur + 1_000, s))
-        self.u_start, self.u_end = start, end
+        share_of, pop, push = self._share, heapq.heappop, heapq.heappush
+        for cpu in self.cpu_us.tolist():  # Python floats: the same doubles, faster
+            t, s = pop(slots)
+            dur = int(cpu / min(1.0, share_of(t) / jobs)) + 2_000
+            start.append(t)
+            end.append(t + dur)
+            push(slots, (t + dur + 1_000, s))
+        self.u_start = np.array(start, dtype=np.int64)
+        self.u_end = np.array(end, dtype=np.int64)
+        start, end = self.u_start, self.u_end
         # directory sub-makes cover consecutive units
         d_first = np.concatenate([[0], np.cumsum(L.dir_units)[:-1]])
         d_last = d_first + L.dir_units - 1
@@ -121,6 +124,8 @@ class BuildSource(Source):
             # generator's horizon: the tree is copied, not built
             self._copy_only()
         check_horizon("the build", self.make_end - start_us)
+        for times in (self.copy_t, self.d_start, self.u_start):  # generate() bisects them
+            assert times.shape[0] < 2 or bool(np.all(times[1:] >= times[:-1]))
 
     def _copy_only(self) -> None:
         self.built = False
@@ -158,12 +163,21 @@ class BuildSource(Source):
         self.cp_pid = 0
 
     def generate(self, ctx: Ctx, w: int) -> list[np.ndarray]:
+        lo, hi = w * WIN_US, (w + 1) * WIN_US
+        # what starts in this window (the times are sorted: copy order, the
+        # jobserver's start order); a window with nothing to do draws nothing
+        copy_sel = window_sorted(self.copy_t, w) if self.src is not None else self.copy_t[:0]
+        d_sel = window_sorted(self.d_start, w)
+        u_sel = window_sorted(self.u_start, w)
+        cp_now = self.src is not None and lo <= self.start_us < hi
+        make_now = self.built and lo <= self.make_start < hi
+        if not (cp_now or make_now or copy_sel.shape[0] or d_sel.shape[0] or u_sel.shape[0]):
+            return []
         rng = self._rng(w)
         out: list[np.ndarray] = []
-        lo, hi = w * WIN_US, (w + 1) * WIN_US
         kw = {"touch_interval_us": self.touch_us, "short_frac": self.short_frac}
         # cp -a of the tree
-        if self.src is not None and lo <= self.start_us < hi:
+        if cp_now:
             self.cp_pid = int(ctx.pids(1)[0])
             out += processes(
                 ctx,
@@ -175,12 +189,10 @@ class BuildSource(Source):
                 np.array([self.cp_pid]),
                 **kw,
             )
-        if self.src is not None:
-            sel = window(self.copy_t, w)
-            if sel.shape[0]:
-                out += self._copy(ctx, self.copy_files[sel], self.copy_t[sel])
+        if copy_sel.shape[0]:
+            out += self._copy(ctx, self.copy_files[copy_sel], self.copy_t[copy_sel])
         # the top-level make lives for the whole build
-        if self.built and lo <= self.make_start < hi:
+        if make_now:
             self.make_pid = int(ctx.pids(1)[0])
             anon = int(PROGRAMS["make"][1] * 3)  # parses the top Makefile, .config, kbuild
             out += processes(
@@ -194,13 +206,11 @@ class BuildSource(Source):
                 **kw,
             )
         # directory sub-makes (they hold their children's slab pages)
-        sel = window(self.d_start, w)
-        for d in sel:
+        for d in d_sel:
             out += self._directory(ctx, rng, int(d))
         # compile units starting in this window
-        sel = window(self.u_start, w)
-        if sel.shape[0]:
-            out += self._units(ctx, rng, sel)
+        if u_sel.shape[0]:
+            out += self._units(ctx, rng, u_sel)
         return out
 
     def _copy(self, ctx: Ctx, files: np.ndarray, t: np.ndarray) -> list[np.ndarray]:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..trace import OP_TOUCH
+
 # internal op: a cache access, resolved at emission into OP_ALLOC (first access
 # of that page) or OP_TOUCH (it is in the page cache / slab already)
 OP_ACCESS = 5
@@ -62,6 +64,46 @@ def events(
     e["pid"] = pid
     e["pin"] = pin
     return e
+
+
+class Touches:
+    """Touches of pages by the processes owning them, kept as draws rather than
+    events (the engine makes the events as it takes them, ``Emitter::push_touches``):
+    page ``i`` (object ``obj[i]`` of ``pid[i]``) is touched ``n[i]`` times, at
+    ``t0[i] + trunc(u * (t1[i] - t0[i]))`` for its ``n[i]`` draws ``u`` in turn
+    (the same events ``events(t, OP_TOUCH, ...)`` of those times would be)."""
+
+    __slots__ = ("kind", "n", "obj", "pid", "proc", "t0", "t1", "u")
+
+    def __init__(
+        self, u: np.ndarray, n: np.ndarray, t0: np.ndarray, t1: np.ndarray, obj: np.ndarray,
+        pid: np.ndarray, kind: int, proc: int,
+    ) -> None:
+        self.u = np.ascontiguousarray(u, dtype=np.float64)
+        self.n = np.ascontiguousarray(n, dtype=np.int64)
+        self.t0 = np.ascontiguousarray(t0, dtype=np.int64)
+        self.t1 = np.ascontiguousarray(t1, dtype=np.int64)
+        self.obj = np.ascontiguousarray(obj).astype(np.uint32, copy=False)
+        self.pid = np.ascontiguousarray(pid).astype(np.uint32, copy=False)
+        self.kind = int(kind)
+        self.proc = int(proc)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return self.u.shape
+
+    def as_events(self) -> np.ndarray:
+        """The touches as events (in draw order)."""
+        r = np.repeat(np.arange(self.n.shape[0]), self.n)
+        t = self.t0[r] + (self.u * (self.t1 - self.t0)[r]).astype(np.int64)
+        return events(t, OP_TOUCH, self.obj[r], self.pid[r], self.kind, proc=self.proc)
+
+
+def window_sorted(t_us: np.ndarray, w: int) -> np.ndarray:
+    """:func:`window` of times sorted in increasing order (a range of indices,
+    found by bisection)."""
+    lo, hi = np.searchsorted(t_us, (w * WIN_US, (w + 1) * WIN_US))
+    return np.arange(lo, hi)
 
 
 def window(t_us: np.ndarray, w: int) -> np.ndarray:

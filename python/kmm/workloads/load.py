@@ -13,7 +13,7 @@ from .._kmm import TraceEmitter
 from ..errors import ConfigError, TraceError
 from ..trace import TRACE_DTYPE
 from .context import Ctx
-from .events import WIN_US
+from .events import WIN_US, Touches
 from .kinds import KIND_CACHE_ARR, KIND_FLAGS_ARR, KIND_GFP_ARR, stack_table
 from .source import Source
 
@@ -43,6 +43,7 @@ class Load:
         self._ready_w = -1
         self._stopped = False
         self._consumed = False
+        self._end_us: int | None = None  # end_at()
         self.ops = 0  #: trace records emitted so far
 
     # -- public API ------------------------------------------------------------
@@ -121,6 +122,28 @@ class Load:
         self.ops += out.shape[0]
         return out
 
+    def end_at(self, t: float) -> None:
+        """Declare that this load will not run past ``t`` seconds (until
+        :meth:`stop`): the events of processes that outlive ``t`` (their later
+        touches, frees, faults) are dropped as they are generated instead of
+        kept, so a run's memory and work follow the run, not the processes'
+        whole lives. The trace up to ``t`` is the same; :meth:`run_until`
+        past it raises :class:`kmm.ConfigError`. ``t`` may not be before
+        :attr:`now`, nor after an end declared before."""
+        self._check_usable()
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"end must be a number of seconds, not {type(t).__name__}")
+        if not math.isfinite(float(t)):
+            raise ConfigError(f"end must be finite, got {t}")
+        t_us = round(float(t) * 1e6)
+        if t_us < self._now_us or (self._end_us is not None and t_us > self._end_us):
+            raise ConfigError(
+                f"end {t} s must be between now ({self.now} s) and the end declared before"
+            )
+        self._end_us = t_us
+        if self._em is not None:
+            self._em.set_end(t_us)
+
     def chunks(self, until: float, chunk_s: float = 1.0) -> Iterator[np.ndarray]:
         """``run_until`` in steps of ``chunk_s`` seconds up to ``until``."""
         self._check_usable()
@@ -156,6 +179,10 @@ class Load:
             raise TraceError(
                 f"time cannot go backwards: asked for {t} s, the load is at {self.now} s"
             )
+        if self._end_us is not None and t_us > self._end_us and not self._stopped:
+            raise ConfigError(
+                f"this load ends at {self._end_us / 1e6} s (end_at()); cannot run it to {t} s"
+            )
         if t_us - self._now_us > _MAX_SPAN_S * 1e6:
             raise ConfigError(
                 f"cannot emit {t - self.now:.0f} s in one call "
@@ -174,6 +201,8 @@ class Load:
                 self._stack_table.tolist(),
                 KIND_FLAGS_ARR.tolist(),
             )
+            if self._end_us is not None:
+                self._em.set_end(self._end_us)
         return self._em
 
     def _make_ready(self, w: int) -> None:
@@ -188,12 +217,19 @@ class Load:
             g = self._gen_w
             ctx.ids.release_before(g * WIN_US)
             if not self._stopped:
-                parts = [
-                    np.ascontiguousarray(e).view(np.uint8)
-                    for s in self._sources
-                    for e in s.generate(ctx, g)
-                    if e.shape[0]
-                ]
+                # in generation order: runs of event arrays, and touches
+                parts: list[np.ndarray] = []
+                for s in self._sources:
+                    for e in s.generate(ctx, g):
+                        if not e.shape[0]:
+                            continue
+                        if isinstance(e, Touches):
+                            if parts:
+                                em.push(g, parts)
+                                parts = []
+                            em.push_touches(g, e.u, e.n, e.t0, e.t1, e.obj, e.pid, e.kind, e.proc)
+                        else:
+                            parts.append(np.ascontiguousarray(e).view(np.uint8))
                 if parts:
                     em.push(g, parts)
             self._gen_w += 1

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..trace import OP_ALLOC, OP_FREE, OP_TOUCH
+from ..trace import OP_ALLOC, OP_FREE
 from .context import Ctx
-from .events import OP_ACCESS, events
+from .events import OP_ACCESS, Touches, events
 from .kinds import K
 from .params import PTES_PER_PGD_ENTRY, TASK_SLAB
 
@@ -26,7 +26,7 @@ def processes(
     short_frac: float,
     own_slab: bool = True,
     exits: bool = True,
-) -> list[np.ndarray]:
+) -> list[np.ndarray | Touches]:
     """Events of ``P`` processes: exec, grow, touch, exit.
 
     Each process has an order-1 kernel stack, a pgd and PTE pages, (with
@@ -79,35 +79,42 @@ def processes(
         slab_kind = slab_kinds[js]
         out.append(events(start[rs], OP_ALLOC, slab_ids, pid[rs], slab_kind, proc=own))
     # text pages in the page cache
+    prog_arr = np.asarray(prog)
     for name in sorted(set(prog)):
-        sel = np.nonzero(np.array([p == name for p in prog]))[0]
+        sel = np.nonzero(prog_arr == name)[0]
         pages = ctx.text_pages(name)
-        rr = np.repeat(sel, pages.shape[0])
-        tt = start[rr] + (rng.random(rr.shape[0]) * (life[rr] // 5)).astype(np.int64)
+        npg = pages.shape[0]
+        tt = np.repeat(start[sel], npg) + (
+            rng.random(sel.shape[0] * npg) * np.repeat(life[sel] // 5, npg)
+        ).astype(np.int64)
         out.append(
             events(
-                tt, OP_ACCESS, np.tile(pages, sel.shape[0]), pid[rr], K["pagecache_read"], proc=0
+                tt, OP_ACCESS, np.tile(pages, sel.shape[0]), np.repeat(pid[sel], npg),
+                K["pagecache_read"], proc=0,
             )
         )
-    # anonymous memory
-    ra = np.repeat(np.arange(P), anon)
-    ja = np.arange(ra.shape[0]) - np.repeat(np.cumsum(anon) - anon, anon)
-    anon_ids = base[ra] + 2 + n_pte[ra] + n_slab[ra] + ja
-    t_alloc = start[ra] + (rng.random(ra.shape[0]) * (grow_end - start)[ra]).astype(np.int64)
-    t_free = end[ra].copy()
-    short = rng.random(ra.shape[0]) < (short_frac if exits else 0.0)
+    # anonymous memory (per page: np.repeat of its process's values)
+    n_anon = int(anon.sum())
+    anon_ids = np.repeat(base + 2 + n_pte + n_slab - (np.cumsum(anon) - anon), anon) + np.arange(n_anon)
+    pid_a = np.repeat(pid, anon)
+    t_alloc = np.repeat(start, anon) + (
+        rng.random(n_anon) * np.repeat(grow_end - start, anon)
+    ).astype(np.int64)
+    t_free = np.repeat(end, anon)
+    short = rng.random(n_anon) < (short_frac if exits else 0.0)
     if short.any():
-        early = t_alloc[short] + rng.exponential(1.0, short.sum()) * (life[ra][short] / 10)
+        early = t_alloc[short] + rng.exponential(1.0, short.sum()) * (np.repeat(life, anon)[short] / 10)
         t_free[short] = np.minimum(early.astype(np.int64), t_free[short])
-    out.append(events(t_alloc, OP_ALLOC, anon_ids, pid[ra], k_anon, proc=own))
+    out.append(events(t_alloc, OP_ALLOC, anon_ids, pid_a, k_anon, proc=own))
+    # touches: Poisson counts, then each one's time uniform in the page's
+    # life (the engine makes the events from the draws: Touches)
     n_touch = rng.poisson((t_free - t_alloc) / touch_interval_us)
-    rt = np.repeat(np.arange(ra.shape[0]), n_touch)
-    tt = t_alloc[rt] + (rng.random(rt.shape[0]) * (t_free - t_alloc)[rt]).astype(np.int64)
-    out.append(events(tt, OP_TOUCH, anon_ids[rt], pid[ra][rt], k_anon, proc=own))
+    u = rng.random(int(n_touch.sum()))
+    out.append(Touches(u, n_touch, t_alloc, t_free, anon_ids, pid_a, k_anon, own))
     if not exits:
         return out
     # exit: anon, page tables, slab, then the task
-    out.append(events(t_free, OP_FREE, anon_ids, pid[ra], k_anon))
+    out.append(events(t_free, OP_FREE, anon_ids, pid_a, k_anon))
     out.append(events(end[r], OP_FREE, pte_ids, pid[r], k_pt))
     out.append(events(end, OP_FREE, base + 1, pid, k_pt))
     if own_slab:

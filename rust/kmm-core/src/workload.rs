@@ -59,7 +59,8 @@ struct Event {
 }
 
 impl Event {
-    fn decode(b: &[u8]) -> Event {
+    #[inline]
+    fn decode(b: &[u8; EVENT_SIZE]) -> Event {
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let mut t = [0u8; 8];
         t.copy_from_slice(&b[0..8]);
@@ -106,7 +107,104 @@ pub struct Emitter {
     pid_of: Vec<u32>,
     /// pids of processes that outlive stop(), sorted
     perm_pids: Vec<u32>,
+    /// events from this time on are not kept ([`Emitter::set_end`]): the
+    /// load is never emitted past it
+    keep_before: i64,
+    end_us: i64,
+    stopped: bool,
+    /// a part's events, decoded (reused)
+    scratch: Vec<Event>,
+    /// emptied buckets, reused for new windows (their memory stays mapped)
+    spare: Vec<Vec<Event>>,
     out: Vec<u8>,
+}
+
+/// The touches of pages by the processes owning them (`kmm.workloads.process`):
+/// page `i` is touched `n[i]` times at `t0[i] + trunc(u * (t1[i] - t0[i]))`,
+/// one `u` (in `[0, 1)`) each, taken in order from `u`.
+#[derive(Clone, Copy, Debug)]
+pub struct Touches<'a> {
+    pub u: &'a [f64],
+    pub n: &'a [i64],
+    pub t0: &'a [i64],
+    pub t1: &'a [i64],
+    pub obj: &'a [u32],
+    pub pid: &'a [u32],
+    pub kind: u8,
+    pub proc_: u8,
+}
+
+impl<'a> Touches<'a> {
+    fn check(&self) -> Result<()> {
+        let p = self.n.len();
+        if self.t0.len() != p || self.t1.len() != p || self.obj.len() != p || self.pid.len() != p {
+            return Err(Error::Trace(
+                "touches: n, t0, t1, obj and pid must have one entry per page".into(),
+            ));
+        }
+        let mut total = 0u64;
+        for &k in self.n {
+            if k < 0 {
+                return Err(Error::Trace("touches: a negative count".into()));
+            }
+            total += k as u64;
+        }
+        if total != self.u.len() as u64 {
+            return Err(Error::Trace(format!(
+                "touches: {} draws for {total} touches",
+                self.u.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The events, page by page in draw order.
+    fn events(self) -> impl Iterator<Item = Event> + 'a {
+        // (page, draw) pairs walked with one cursor each, no per-page iterator
+        TouchIter {
+            t: self,
+            page: 0,
+            left: self.n.first().copied().unwrap_or(0),
+            k: 0,
+        }
+    }
+}
+
+struct TouchIter<'a> {
+    t: Touches<'a>,
+    page: usize,
+    left: i64,
+    k: usize,
+}
+
+impl Iterator for TouchIter<'_> {
+    type Item = Event;
+
+    #[inline]
+    fn next(&mut self) -> Option<Event> {
+        while self.left == 0 {
+            self.page += 1;
+            if self.page >= self.t.n.len() {
+                return None;
+            }
+            self.left = self.t.n[self.page];
+        }
+        let i = self.page;
+        let u = self.t.u[self.k];
+        self.k += 1;
+        self.left -= 1;
+        let t0 = self.t.t0[i];
+        Some(Event {
+            t: t0 + (u * (self.t.t1[i] - t0) as f64) as i64,
+            op: OP_TOUCH,
+            order: 0,
+            kind: self.t.kind,
+            proc_: self.t.proc_,
+            obj: self.t.obj[i],
+            pid: self.t.pid[i],
+            pin: NO_PIN,
+        })
+    }
 }
 
 impl Emitter {
@@ -145,6 +243,11 @@ impl Emitter {
             flags: Vec::new(),
             pid_of: Vec::new(),
             perm_pids: Vec::new(),
+            keep_before: i64::MAX,
+            end_us: i64::MAX,
+            stopped: false,
+            scratch: Vec::new(),
+            spare: Vec::new(),
             out: Vec::new(),
         })
     }
@@ -152,6 +255,22 @@ impl Emitter {
     /// Simulated time emitted so far, in microseconds.
     pub fn now_us(&self) -> i64 {
         self.now_us
+    }
+
+    /// The load is never emitted past `end_us`: events from the end of its
+    /// millisecond on are dropped as they are pushed (they would never be
+    /// emitted), so a process's events past the run's end cost nothing kept.
+    /// The end cannot move later once set, nor before what was emitted.
+    pub fn set_end(&mut self, end_us: i64) -> Result<()> {
+        if end_us < self.now_us || end_us > self.end_us {
+            return Err(Error::Config(format!(
+                "the end {end_us} us must be between now ({} us) and the end set before ({} us)",
+                self.now_us, self.end_us
+            )));
+        }
+        self.end_us = end_us;
+        self.keep_before = end_us.div_euclid(MS) * MS + if end_us % MS == 0 { 0 } else { MS };
+        Ok(())
     }
 
     /// Add the events generated in window `g` (`EVENT_SIZE`-byte records, in
@@ -164,34 +283,73 @@ impl Emitter {
                 events.len()
             )));
         }
+        self.push_from(
+            g,
+            events
+                .chunks_exact(EVENT_SIZE)
+                .map(|r| Event::decode(r.try_into().expect("a record"))),
+        )
+    }
+
+    /// Add the touches generated in window `g` (as [`Emitter::push`] adds
+    /// events, page by page in draw order), without their event records.
+    pub fn push_touches(&mut self, g: i64, touches: Touches<'_>) -> Result<()> {
+        touches.check()?;
+        self.push_from(g, touches.events())
+    }
+
+    /// Check every event of a part (a bad one changes nothing), keep those
+    /// before the end in the decoding buffer, then file them in their buckets.
+    fn push_from(&mut self, g: i64, events: impl Iterator<Item = Event>) -> Result<()> {
         if g < self.base_w {
             return Err(Error::Trace(format!(
                 "events of window {g} come after window {} was emitted",
                 self.base_w
             )));
         }
-        // check the whole part first (a bad event changes nothing) and count
-        // its events per window, to grow each bucket once
-        let mut counts = std::mem::take(&mut self.counts);
-        counts.clear();
-        for rec in events.chunks_exact(EVENT_SIZE) {
-            let e = Event::decode(rec);
+        let keep = self.keep_before;
+        let nkinds = self.kinds.cache.len();
+        let mut ev = std::mem::take(&mut self.scratch);
+        ev.clear();
+        let mut bad = None;
+        for e in events {
             let w = e.t.div_euclid(WIN_US);
-            if w < g || w >= g + MAX_AHEAD {
-                self.counts = counts;
-                return Err(Error::Trace(format!(
+            if w < g || w >= g + MAX_AHEAD || e.kind as usize >= nkinds {
+                bad = Some(e);
+                break;
+            }
+            if e.t < keep {
+                ev.push(e);
+            }
+        }
+        if let Some(e) = bad {
+            self.keep_scratch(ev);
+            return Err(Error::Trace(if e.kind as usize >= nkinds {
+                format!("workload event of unknown kind {}", e.kind)
+            } else {
+                format!(
                     "workload generated an event at {} us, outside the horizon of window {g}",
                     e.t
-                )));
-            }
-            if e.kind as usize >= self.kinds.cache.len() {
-                self.counts = counts;
-                return Err(Error::Trace(format!(
-                    "workload event of unknown kind {}",
-                    e.kind
-                )));
-            }
-            let k = (w - g) as usize;
+                )
+            }));
+        }
+        self.file(g, &ev);
+        self.keep_scratch(ev);
+        Ok(())
+    }
+
+    fn keep_scratch(&mut self, mut ev: Vec<Event>) {
+        // a huge part's buffer is not kept for the rest of the run
+        ev.shrink_to(SCRATCH_KEEP);
+        self.scratch = ev;
+    }
+
+    /// File checked events of window `g` in their buckets, growing each once.
+    fn file(&mut self, g: i64, events: &[Event]) {
+        let mut counts = std::mem::take(&mut self.counts);
+        counts.clear();
+        for e in events {
+            let k = (e.t.div_euclid(WIN_US) - g) as usize;
             if counts.len() <= k {
                 counts.resize(k + 1, 0);
             }
@@ -199,7 +357,8 @@ impl Emitter {
         }
         let first = (g - self.base_w) as usize;
         while self.buckets.len() < first + counts.len() {
-            self.buckets.push_back(Vec::new());
+            let b = self.spare.pop().unwrap_or_default();
+            self.buckets.push_back(b);
         }
         for (k, &n) in counts.iter().enumerate() {
             if n > 0 {
@@ -207,18 +366,11 @@ impl Emitter {
             }
         }
         self.counts = counts;
-        let mut last_w = i64::MIN;
-        let mut idx = 0usize;
-        for rec in events.chunks_exact(EVENT_SIZE) {
-            let e = Event::decode(rec);
-            let w = e.t.div_euclid(WIN_US);
-            if w != last_w {
-                idx = (w - self.base_w) as usize;
-                last_w = w;
-            }
-            self.buckets[idx].push(e);
+        let buckets = self.buckets.make_contiguous();
+        let base = self.base_w;
+        for e in events {
+            buckets[(e.t.div_euclid(WIN_US) - base) as usize].push(*e);
         }
-        Ok(())
     }
 
     /// Make window `w` the one being emitted (every window before it done,
@@ -261,6 +413,11 @@ impl Emitter {
         }
         self.ready_w = w;
         self.pos = 0;
+        if self.spare.len() < SPARE_BUCKETS {
+            let mut ev = ev;
+            ev.clear();
+            self.spare.push(ev);
+        }
         Ok(())
     }
 
@@ -282,6 +439,7 @@ impl Emitter {
             || now.div_euclid(WIN_US) != w
             || seg_end_us <= now
             || seg_end_us > (w + 1) * WIN_US
+            || (seg_end_us > self.end_us && !self.stopped)
         {
             return Err(Error::Trace(format!(
                 "cannot emit from {now} us to {seg_end_us} us in window {w}"
@@ -390,6 +548,7 @@ impl Emitter {
     /// Every process exits: appends the frees of the objects processes own
     /// now, by id. Later windows emit only ticks.
     pub fn stop(&mut self) {
+        self.stopped = true;
         self.buckets.clear();
         self.ready.clear();
         self.slot_end = [0; SLOTS];
@@ -440,6 +599,12 @@ impl Emitter {
         self.flags.iter().filter(|&&f| f & CACHE != 0).count()
     }
 }
+
+/// Emptied buckets kept for reuse.
+const SPARE_BUCKETS: usize = 4;
+
+/// Events of the decoding buffer kept between pushes.
+const SCRATCH_KEEP: usize = 1 << 20;
 
 /// Events ahead whose object state emit() prefetches.
 const PREFETCH_AHEAD: usize = 16;

@@ -2,7 +2,7 @@
 //! Conversion only; the merge and emission run in the engine.
 
 use crate::enter::guard;
-use kmm_core::workload::{Emitter, KindTable};
+use kmm_core::workload::{Emitter, KindTable, Touches};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
@@ -18,6 +18,11 @@ pub struct PyEmitter {
 fn bytes<'a>(a: &'a PyReadonlyArray1<'_, u8>) -> PyResult<&'a [u8]> {
     a.as_slice()
         .map_err(|_| TraceError::new_err("event bytes must be C-contiguous"))
+}
+
+fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
+    a.as_slice()
+        .map_err(|_| TraceError::new_err("touch arrays must be C-contiguous"))
 }
 
 #[pymethods]
@@ -57,6 +62,42 @@ impl PyEmitter {
             guard(Some(&mut self.poisoned), || em.push(g, b))?;
         }
         Ok(())
+    }
+
+    /// Add the touches generated in window `g`: page `i` touched `n[i]`
+    /// times at `t0[i] + trunc(u * (t1[i] - t0[i]))`, its draws `u` in order.
+    #[allow(clippy::too_many_arguments)]
+    fn push_touches(
+        &mut self,
+        g: i64,
+        u: PyReadonlyArray1<'_, f64>,
+        n: PyReadonlyArray1<'_, i64>,
+        t0: PyReadonlyArray1<'_, i64>,
+        t1: PyReadonlyArray1<'_, i64>,
+        obj: PyReadonlyArray1<'_, u32>,
+        pid: PyReadonlyArray1<'_, u32>,
+        kind: u8,
+        proc_: u8,
+    ) -> PyResult<()> {
+        let t = Touches {
+            u: slice(&u)?,
+            n: slice(&n)?,
+            t0: slice(&t0)?,
+            t1: slice(&t1)?,
+            obj: slice(&obj)?,
+            pid: slice(&pid)?,
+            kind,
+            proc_,
+        };
+        let em = &mut self.inner;
+        guard(Some(&mut self.poisoned), || em.push_touches(g, t))
+    }
+
+    /// Events from `end_us` (rounded up to its millisecond) on are not kept:
+    /// the load is never emitted past it (until stop()).
+    fn set_end(&mut self, end_us: i64) -> PyResult<()> {
+        let em = &mut self.inner;
+        guard(Some(&mut self.poisoned), || em.set_end(end_us))
     }
 
     /// Make window `w` the one being emitted.

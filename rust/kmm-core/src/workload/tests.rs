@@ -184,3 +184,110 @@ fn a_kinds_flags_go_on_its_owned_allocations_only() {
     short.flags = vec![0];
     assert!(Emitter::new(short).is_err());
 }
+
+/// The records of windows 0..w (emitted to their ends) and of stop().
+fn run_to(em: &mut Emitter, windows: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for w in 0..windows {
+        em.ready(w).unwrap();
+        em.emit((w + 1) * WIN_US).unwrap();
+        out.extend(em.take());
+    }
+    em.stop();
+    out.extend(em.take());
+    out
+}
+
+#[test]
+fn touches_are_the_events_of_their_draws() {
+    // two pages: 3 touches over [100, 2_500_100), 2 over [10, 20), and one
+    // page with none between them
+    let u = [0.0, 0.5, 0.999_999_9, 0.25, 0.75];
+    let n = [3i64, 0, 2];
+    let t0 = [100i64, 50, 10];
+    let t1 = [2_500_100i64, 60, 20];
+    let obj = [4u32, 5, 6];
+    let pid = [9u32, 9, 8];
+    let mut a = Emitter::new(table()).unwrap();
+    let mut pre = ev(5, OP_ALLOC, 0, 1, 4, 9, NO_PIN);
+    pre.extend(ev(5, OP_ALLOC, 0, 1, 6, 8, NO_PIN));
+    a.push(0, &pre).unwrap();
+    let t = Touches {
+        u: &u,
+        n: &n,
+        t0: &t0,
+        t1: &t1,
+        obj: &obj,
+        pid: &pid,
+        kind: 0,
+        proc_: 1,
+    };
+    a.push_touches(0, t).unwrap();
+    let mut b = Emitter::new(table()).unwrap();
+    b.push(0, &pre).unwrap();
+    let mut evs = Vec::new();
+    for (i, &t) in [100, 100 + 1_250_000, 100 + 2_499_999, 10 + 2, 10 + 7]
+        .iter()
+        .enumerate()
+    {
+        let (o, p) = if i < 3 { (4, 9) } else { (6, 8) };
+        evs.extend(ev(t, OP_TOUCH, 0, 1, o, p, NO_PIN));
+    }
+    b.push(0, &evs).unwrap();
+    let (ra, rb) = (run_to(&mut a, 3), run_to(&mut b, 3));
+    assert_eq!(ra, rb);
+    assert_eq!(records(&ra).iter().filter(|r| r.0 == OP_TOUCH).count(), 5);
+    // a bad part changes nothing: counts that do not match the draws, a touch
+    // outside the horizon
+    let mut c = Emitter::new(table()).unwrap();
+    let short = Touches { u: &u[..4], ..t };
+    assert!(c.push_touches(0, short).is_err());
+    let late = [0i64, 0, 0];
+    let far = [(MAX_AHEAD + 1) * WIN_US; 3];
+    let t_far = Touches {
+        t0: &late,
+        t1: &far,
+        ..t
+    };
+    assert!(c.push_touches(0, t_far).is_err());
+    assert!(records(&run_to(&mut c, 3)).iter().all(|r| r.0 == OP_TICK));
+}
+
+#[test]
+fn an_end_drops_later_events_and_keeps_the_trace_before_it() {
+    let mut part = Vec::new();
+    for (k, t) in [10i64, 1_500_000, 1_500_400, 1_500_700, 2_600_000]
+        .iter()
+        .enumerate()
+    {
+        part.extend(ev(*t, OP_ALLOC, 0, 1, k as u32, 3, NO_PIN));
+    }
+    let mut a = Emitter::new(table()).unwrap();
+    a.push(0, &part).unwrap();
+    let mut b = Emitter::new(table()).unwrap();
+    // the end falls inside a millisecond: that millisecond's events stay
+    b.set_end(1_500_500).unwrap();
+    assert!(b.set_end(1_600_000).is_err(), "an end does not move later");
+    b.push(0, &part).unwrap();
+    let mut ra = Vec::new();
+    let mut rb = Vec::new();
+    for (em, r) in [(&mut a, &mut ra), (&mut b, &mut rb)] {
+        em.ready(0).unwrap();
+        em.emit(WIN_US).unwrap();
+        em.ready(1).unwrap();
+        em.emit(1_500_500).unwrap();
+        r.extend(em.take());
+    }
+    assert_eq!(ra, rb);
+    // emit() writes the whole millisecond of its end: 1_500_700 too
+    assert_eq!(records(&rb).iter().filter(|r| r.0 == OP_ALLOC).count(), 4);
+    assert!(b.emit(1_600_000).is_err(), "past the end");
+    b.stop();
+    let freed = records(&b.take());
+    assert_eq!(freed.len(), 4, "stop() frees what was emitted");
+    // the dropped events never reach a bucket: only ticks after stop()
+    b.emit(2 * WIN_US).unwrap();
+    b.ready(2).unwrap();
+    b.emit(2_700_000).unwrap();
+    assert!(records(&b.take()).iter().all(|r| r.0 == OP_TICK));
+}
