@@ -14,6 +14,9 @@
 
 use super::machine::Machine;
 use super::page::{forder, ftype, list_add, list_add_tail, list_del, mkflags, K_PCP, K_TAIL};
+use super::policy::{pcp_list_in, PolicyKind};
+use crate::config::Policy;
+use crate::gfp::{self, AllocType};
 use crate::NONE;
 
 /// The CPU whose list holds the per-cpu page with flag word `f`.
@@ -118,6 +121,86 @@ impl Machine {
         Some(p)
     }
 
+    /// The order-0 allocation fast path under policy `P`: the zonelist's
+    /// first zone at its low watermark with plenty free (the order-0 case of
+    /// `zone_watermark_ok`), then a page off a non-empty per-cpu list or the
+    /// type's own buddy lists, as `__alloc_pages`' first
+    /// `get_page_from_freelist` pass would take it. `None`, with nothing
+    /// changed, whenever that pass would do anything else (refill a per-cpu
+    /// list, fall back to another type, another zone, the watermark walk,
+    /// `defrag_mode`'s wakeup): the caller then runs the whole path. kswapd
+    /// needs no check: the zone had more than low + reserve + 1 free pages
+    /// and lost at most one, so it is still at or above its low watermark.
+    #[inline(always)]
+    pub(crate) fn alloc_fast_of<P: PolicyKind>(
+        &mut self,
+        order: u32,
+        gfp: u32,
+        node: usize,
+    ) -> Option<u32> {
+        if order != 0 || self.cfg.defrag_mode {
+            return None;
+        }
+        let t = AllocType::from_gfp(gfp) as usize;
+        let hz = self.gfp_zone(gfp);
+        let zi = *self.zonelists[node][hz].first()? as usize;
+        let z = &self.zones[zi];
+        if z.free_pages <= z.pages_low + z.lowmem_reserve[hz] + 1 {
+            return None;
+        }
+        let p = if self.pcp_eligible_in(P::POLICY, 0, t) {
+            self.pcp_take(P::POLICY, zi, t, gfp & gfp::__GFP_COLD != 0)?
+        } else {
+            self.rmqueue_order0_own(P::POLICY, zi, t)?
+        };
+        self.set_allocated(p, 0, t);
+        self.counters.alloc += 1;
+        Some(p)
+    }
+
+    /// Take a page of type `t` off zone `zi`'s per-cpu list under `policy`
+    /// (the head, or the tail for a `cold` request); `None` when the list
+    /// is empty.
+    #[inline(always)]
+    fn pcp_take(&mut self, policy: Policy, zi: usize, t: usize, cold: bool) -> Option<u32> {
+        let Machine {
+            zones, next, prev, ..
+        } = self;
+        let pcp = &mut zones[zi].pcp;
+        let l = &mut pcp.lists[pcp_list_in(policy, t)];
+        if l.nr == 0 {
+            return None;
+        }
+        let p = if cold { l.tail } else { l.head };
+        list_del(next, prev, l, p);
+        pcp.count -= 1;
+        Some(p)
+    }
+
+    /// `free_hot_cold_page` under `policy`: put the order-0 page `pfn` of
+    /// allocation type `t` at the head of its per-cpu list; past `high`,
+    /// return a batch to the buddy lists.
+    #[inline(always)]
+    pub(crate) fn free_hot_cold_page(&mut self, policy: Policy, zi: usize, pfn: u32, t: usize) {
+        let lt = self.pcp_free_type_in(policy, zi, pfn, t);
+        let cpu = self.cpu;
+        let Machine {
+            zones,
+            flags,
+            next,
+            prev,
+            ..
+        } = self;
+        let pcp = &mut zones[zi].pcp;
+        flags[pfn as usize] = mkflags(K_PCP, cpu, lt);
+        list_add(next, prev, &mut pcp.lists[pcp_list_in(policy, lt)], pfn);
+        pcp.count += 1;
+        if pcp.count >= pcp.high {
+            let batch = pcp.batch;
+            self.free_pages_bulk(zi, batch);
+        }
+    }
+
     /// `rmqueue_bulk`: move up to a batch of order-0 pages of type `t` from the
     /// buddy lists to per-cpu list `li`; returns how many it moved.
     #[inline(never)]
@@ -138,30 +221,6 @@ impl Machine {
             self.counters.pcp_refills += 1;
         }
         got
-    }
-
-    /// `free_hot_cold_page`: put the order-0 page `pfn` of type `t` at the head
-    /// of its per-cpu list; past `high`, return a batch to the buddy lists.
-    #[inline(always)]
-    pub(crate) fn free_hot_cold_page(&mut self, zi: usize, pfn: u32, t: usize) {
-        let lt = self.pcp_free_type(zi, pfn, t);
-        let li = self.pcp_list(lt);
-        let cpu = self.cpu;
-        let Machine {
-            zones,
-            flags,
-            next,
-            prev,
-            ..
-        } = self;
-        let pcp = &mut zones[zi].pcp;
-        flags[pfn as usize] = mkflags(K_PCP, cpu, lt);
-        list_add(next, prev, &mut pcp.lists[li], pfn);
-        pcp.count += 1;
-        if pcp.count >= pcp.high {
-            let batch = pcp.batch;
-            self.free_pages_bulk(zi, batch);
-        }
     }
 
     /// `free_pages_bulk`: return up to `n` of the coldest per-cpu pages (the
