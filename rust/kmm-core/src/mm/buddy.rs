@@ -4,7 +4,9 @@
 //! business (`mm::policy`).
 
 use super::machine::Machine;
-use super::page::{forder, ftype, kind, list_add, list_del, mkflags, K_FREE, K_TAIL};
+use super::page::{
+    forder, ftype, kind, list_add, list_add_unchecked, list_del, mkflags, K_FREE, K_TAIL,
+};
 use super::policy::PolicyKind;
 use crate::{MAX_ORDER, NONE};
 
@@ -90,10 +92,14 @@ impl Machine {
         }
         // the head has no predecessor: only its successor's link changes
         debug_assert_eq!(prev[p as usize], NONE);
-        let n = next[p as usize];
+        debug_assert!((p as usize) < next.len());
+        // SAFETY: a free list holds pfns of the map, which `next` spans
+        let n = unsafe { *next.get_unchecked(p as usize) };
         l.head = n;
         if n != NONE {
-            prev[n as usize] = NONE;
+            debug_assert!((n as usize) < prev.len());
+            // SAFETY: `n` is on the same list
+            unsafe { *prev.get_unchecked_mut(n as usize) = NONE };
         } else {
             l.tail = NONE;
             z.nonempty[lt] &= !1;
@@ -122,12 +128,25 @@ impl Machine {
         let lt = self.free_list_type_in(P::POLICY, zi, rel, None);
         let lt = self.merged_list_type_in(P::POLICY, zi, rel, 0, lt);
         match lt {
-            0 => self.add_free(zi, pfn, 0, 0),
-            1 => self.add_free(zi, pfn, 0, 1),
-            2 => self.add_free(zi, pfn, 0, 2),
-            lt => self.add_free(zi, pfn, 0, lt),
+            0 => self.add_free0(zi, pfn, 0),
+            1 => self.add_free0(zi, pfn, 1),
+            2 => self.add_free0(zi, pfn, 2),
+            lt => self.add_free0(zi, pfn, lt),
         }
         true
+    }
+
+    /// [`Machine::add_free`] of an order-0 block at `pfn`, a pfn of the map
+    /// (the caller indexed `flags` with it).
+    #[inline(always)]
+    fn add_free0(&mut self, zi: usize, pfn: u32, lt: usize) {
+        self.flags[pfn as usize] = mkflags(K_FREE, 0, lt);
+        let z = &mut self.zones[zi];
+        // SAFETY: `next` and `prev` have `flags`' length; the list's members
+        // are pfns of the map
+        unsafe { list_add_unchecked(&mut self.next, &mut self.prev, &mut z.free_area[lt][0], pfn) };
+        z.nonempty[lt] |= 1;
+        z.free_pages += 1;
     }
 
     /// `__free_one_page` under policy `P` (reached through `free_one_page`): coalesce the block

@@ -397,7 +397,7 @@ impl Machine {
         if f & (F_OBJ | F_SLAB) != 0 {
             return Err(self.not_freeable(pfn, f));
         }
-        self.free_block(pfn as u32, false, free_stack);
+        self.free_block_flags(pfn as u32, f, false, free_stack);
         self.counters.free += 1;
         Ok(())
     }
@@ -465,8 +465,14 @@ impl Machine {
     /// through the per-cpu lists (`free_hot_cold_page`) unless `direct`, else
     /// `free_one_page`.
     #[inline(always)]
-    pub(crate) fn free_block_of<P: PolicyKind>(&mut self, pfn: u32, direct: bool, free_stack: u32) {
-        let f = self.flags[pfn as usize];
+    pub(crate) fn free_block_of<P: PolicyKind>(
+        &mut self,
+        pfn: u32,
+        f: u16,
+        direct: bool,
+        free_stack: u32,
+    ) {
+        debug_assert_eq!(f, self.flags[pfn as usize]);
         let order = forder(f);
         if let Some(o) = self.owner.as_mut() {
             o.on_free(pfn, order, free_stack, self.now_ns);

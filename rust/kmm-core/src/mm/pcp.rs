@@ -13,7 +13,10 @@
 //! returns another CPU's pages to the buddy lists.
 
 use super::machine::Machine;
-use super::page::{forder, ftype, list_add, list_add_tail, list_del, mkflags, K_PCP, K_TAIL};
+use super::page::{
+    forder, ftype, list_add_tail, list_add_unchecked, list_del, list_del_unchecked, mkflags,
+    K_ALLOC, K_PCP, K_TAIL,
+};
 use super::policy::{pcp_list_in, PolicyKind};
 use crate::config::Policy;
 use crate::gfp::{self, AllocType};
@@ -116,7 +119,9 @@ impl Machine {
         let pcp = &mut zones[zi].pcp;
         let l = &mut pcp.lists[li];
         let p = if cold { l.tail } else { l.head };
-        list_del(next, prev, l, p);
+        // SAFETY: a per-cpu list holds pfns of the map, which `next` and
+        // `prev` span (`check()` verifies every list)
+        unsafe { list_del_unchecked(next, prev, l, p) };
         pcp.count -= 1;
         Some(p)
     }
@@ -153,7 +158,14 @@ impl Machine {
         } else {
             self.rmqueue_order0_own(P::POLICY, zi, t)?
         };
-        self.set_allocated(p, 0, t);
+        // prep_new_page (`set_allocated`); p came off a list of the map's pfns
+        debug_assert!((p as usize) < self.flags.len() && (p as usize) < self.next.len());
+        // SAFETY: every list member is a pfn of the map, which `flags` and
+        // `next` span (`check()` verifies the lists)
+        unsafe {
+            *self.flags.get_unchecked_mut(p as usize) = mkflags(K_ALLOC, 0, t);
+            *self.next.get_unchecked_mut(p as usize) = NONE;
+        }
         self.counters.alloc += 1;
         Some(p)
     }
@@ -172,7 +184,9 @@ impl Machine {
             return None;
         }
         let p = if cold { l.tail } else { l.head };
-        list_del(next, prev, l, p);
+        // SAFETY: a per-cpu list holds pfns of the map, which `next` and
+        // `prev` span (`check()` verifies every list)
+        unsafe { list_del_unchecked(next, prev, l, p) };
         pcp.count -= 1;
         Some(p)
     }
@@ -193,7 +207,9 @@ impl Machine {
         } = self;
         let pcp = &mut zones[zi].pcp;
         flags[pfn as usize] = mkflags(K_PCP, cpu, lt);
-        list_add(next, prev, &mut pcp.lists[pcp_list_in(policy, lt)], pfn);
+        // SAFETY: `pfn` indexed `flags` just now, and `next`, `prev` have its
+        // length; the list's members are pfns of the map
+        unsafe { list_add_unchecked(next, prev, &mut pcp.lists[pcp_list_in(policy, lt)], pfn) };
         pcp.count += 1;
         if pcp.count >= pcp.high {
             let batch = pcp.batch;

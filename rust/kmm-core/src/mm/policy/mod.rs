@@ -351,10 +351,18 @@ impl Machine {
     /// `__free_pages` ([`Machine::free_block_of`]), one copy per policy.
     #[inline(always)]
     pub(crate) fn free_block(&mut self, pfn: u32, direct: bool, free_stack: u32) {
+        let f = self.flags[pfn as usize];
+        self.free_block_flags(pfn, f, direct, free_stack);
+    }
+
+    /// [`Machine::free_block`] of the head `pfn` whose flag word `f` the
+    /// caller has read.
+    #[inline(always)]
+    pub(crate) fn free_block_flags(&mut self, pfn: u32, f: u16, direct: bool, free_stack: u32) {
         match self.policy {
-            Policy::Vanilla => self.free_block_of::<VanillaKind>(pfn, direct, free_stack),
-            Policy::AntiFrag => self.free_block_of::<AntiFragKind>(pfn, direct, free_stack),
-            Policy::Mobility => self.free_block_of::<MobilityKind>(pfn, direct, free_stack),
+            Policy::Vanilla => self.free_block_of::<VanillaKind>(pfn, f, direct, free_stack),
+            Policy::AntiFrag => self.free_block_of::<AntiFragKind>(pfn, f, direct, free_stack),
+            Policy::Mobility => self.free_block_of::<MobilityKind>(pfn, f, direct, free_stack),
         }
     }
 
