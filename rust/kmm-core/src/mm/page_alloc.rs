@@ -178,7 +178,7 @@ impl Machine {
     /// per-cpu hit is [`Machine::alloc_fast`], inline in the caller);
     /// everything after it is [`Machine::alloc_pages_slowpath`].
     #[inline(never)]
-    fn alloc_pages(&mut self, order: u32, gfp: u32, node: usize) -> Option<u32> {
+    pub(crate) fn alloc_pages(&mut self, order: u32, gfp: u32, node: usize) -> Option<u32> {
         let t = AllocType::from_gfp(gfp) as usize;
         let hz = self.gfp_zone(gfp);
         // the fast path: the first zone of the zonelist, at the low watermark

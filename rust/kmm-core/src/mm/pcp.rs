@@ -453,6 +453,105 @@ mod tests {
         m.check().unwrap();
     }
 
+    /// The allocator's state a fast path may touch, comparable.
+    fn state(m: &Machine) -> (Vec<u16>, Vec<u32>, Vec<u32>, String, String) {
+        (
+            m.flags.clone(),
+            m.next.clone(),
+            m.prev.clone(),
+            format!("{:?}", m.zones),
+            format!("{:?}", m.counters),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// The order-0 fast paths against the general paths, on a small
+        /// machine driven down to and past its watermarks: whenever
+        /// `alloc_fast` takes a page, `alloc_pages` on a copy takes the same
+        /// page and leaves the same state; when it declines, it changed
+        /// nothing. An unmerged order-0 buddy free equals `free_one_page`'s.
+        #[test]
+        fn fast_paths_do_what_the_general_paths_do(
+            p in 0usize..3,
+            pcp in any::<bool>(),
+            compaction in any::<bool>(),
+            cpus in 1u32..3,
+            prefill in 0usize..9000,
+            ops in proptest::collection::vec((0usize..6, any::<u16>()), 1..1500),
+        ) {
+            use crate::config::Policy;
+            use crate::mm::page::{forder, ftype, K_TAIL};
+            let policy = Policy::ALL[p];
+            let mut cfg = MachineConfig::new(Layout::X86_32, 40 << 20);
+            cfg.policy = policy;
+            cfg.pcp = pcp;
+            cfg.nr_cpus = cpus;
+            cfg.pcp_batch = 4;
+            cfg.pcp_high = 16;
+            cfg.compaction = compaction && policy != Policy::AntiFrag;
+            cfg.reclaim = false;
+            let mut m = Machine::new(cfg).unwrap();
+            let masks = [
+                gfp::GFP_KERNEL,
+                gfp::GFP_HIGHUSER,
+                gfp::GFP_KERNEL | gfp::__GFP_KERNRCLM,
+                gfp::GFP_ATOMIC,
+                gfp::GFP_KERNEL | gfp::__GFP_COLD,
+                gfp::GFP_KERNEL | gfp::__GFP_DMA,
+            ];
+            // start anywhere from empty to past the watermarks (6144 Normal pages)
+            let mut live: Vec<u32> = (0..prefill)
+                .filter_map(|i| m.alloc(0, masks[i % 4], None).unwrap())
+                .map(|p| p as u32)
+                .collect();
+            let (mut fast_allocs, mut fast_frees) = (0, 0);
+            for (g, r) in ops {
+                m.switch_cpu(r as u32 % cpus);
+                if r % 4 == 0 && !live.is_empty() {
+                    let pfn = live.swap_remove(r as usize % live.len());
+                    let f = m.flags[pfn as usize];
+                    let (order, t) = (forder(f), ftype(f));
+                    if order == 0 && !m.pcp_eligible(0, t) {
+                        // the general free of an order-0 block beside the fast one
+                        let mut gen = m.clone();
+                        let zi = gen.zone_of_pfn(pfn as u64);
+                        gen.flags[pfn as usize] = K_TAIL;
+                        gen.free_one_page(zi, pfn, 0, None);
+                        gen.counters.free += 1;
+                        m.free(pfn as u64).unwrap();
+                        prop_assert!(state(&m) == state(&gen), "free of pfn {}", pfn);
+                        fast_frees += 1;
+                    } else {
+                        m.free(pfn as u64).unwrap();
+                    }
+                    continue;
+                }
+                let order = if r % 16 == 1 { (r as u32 >> 4) % 3 } else { 0 };
+                let mask = masks[g];
+                let before = m.clone();
+                match m.alloc_fast(order, mask, 0) {
+                    Some(pfn) => {
+                        let mut gen = before;
+                        prop_assert_eq!(gen.alloc_pages(order, mask, 0), Some(pfn));
+                        prop_assert!(state(&m) == state(&gen), "alloc {} {:#x}", order, mask);
+                        live.push(pfn);
+                        fast_allocs += 1;
+                    }
+                    None => {
+                        prop_assert!(state(&m) == state(&before), "declined alloc changed state");
+                        if let Some(pfn) = m.alloc(order, mask, None).unwrap() {
+                            live.push(pfn as u32);
+                        }
+                    }
+                }
+            }
+            prop_assert!(m.check().is_ok(), "{:?}", m.check());
+            prop_assert!(fast_allocs > 0 || fast_frees > 0 || live.is_empty());
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
