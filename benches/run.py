@@ -6,7 +6,8 @@ Prints a table of named figures with their targets and writes them, with
 
 - ``engine``: Rust micro-benchmarks (``rust/kmm-bench`` binary ``engine``): order-0
   and mixed alloc+free pairs per allocator, and the ``buddy_system_allocator``
-  crate doing the same work in the same run.
+  crate doing the same work in the same run (each the best pass of the
+  thread's CPU time per pair, so a loaded machine's preemption is not counted).
 - ``python``: ``replay_ops_per_s`` (a 10M-op trace through ``Machine.replay``),
   ``replay_vs_pure_python`` (a 4M-op order-0 free/alloc trace through
   ``Machine.replay`` against :class:`PyBuddy`, a pure-Python buddy allocator,

@@ -1,4 +1,7 @@
 //! Engine micro-benchmarks for `benches/run.py`: prints one JSON object.
+//! Every per-pair figure is the best of several passes of this thread's CPU
+//! time (`/proc/thread-self/schedstat`, ns; wall time where there is none),
+//! so that a loaded machine's preemption does not count as the engine's time.
 //!
 //! - `<policy>_alloc_free_order0_ns`: a steady-state order-0 GFP_KERNEL alloc+free
 //!   pair on a 1.5 GiB x86_32 machine that is half full (per-cpu lists on, as booted):
@@ -73,17 +76,27 @@ fn best_of<F: FnMut() -> f64>(reps: usize, mut f: F) -> f64 {
     (0..reps).map(|_| f()).fold(f64::INFINITY, f64::min)
 }
 
+/// ns per iteration of `f` running `iters` iterations: this thread's CPU
+/// time (wall time where the kernel gives no schedstat).
+fn ns_per<F: FnOnce()>(iters: u64, f: F) -> f64 {
+    let (c0, t) = (thread_cpu_ns(), Instant::now());
+    f();
+    let cpu = thread_cpu_ns().saturating_sub(c0);
+    let ns = if c0 == 0 {
+        t.elapsed().as_nanos() as u64
+    } else {
+        cpu
+    };
+    ns as f64 / iters.max(1) as f64
+}
+
 fn order0_pair(policy: Policy, iters: u64, scattered: bool) -> f64 {
     order0_pair_on(machine(policy), iters, scattered)
 }
 
 fn order0_pair_on(mut m: Machine, iters: u64, scattered: bool) -> f64 {
     let _held = half_fill(&mut m, scattered);
-    best_of(5, || {
-        let t = Instant::now();
-        order0_loop(&mut m, iters);
-        t.elapsed().as_nanos() as f64 / iters as f64
-    })
+    best_of(5, || ns_per(iters, || order0_loop(&mut m, iters)))
 }
 
 /// The timed loop of the order-0 figures: `iters` GFP_KERNEL alloc+free pairs.
@@ -132,16 +145,16 @@ fn mixed_pair(policy: Policy, iters: u64) -> f64 {
         }
     }
     best_of(3, || {
-        let t = Instant::now();
-        for _ in 0..iters {
-            let o = pick_order(rng.next());
-            if let Some(p) = m.alloc(o, gfp::GFP_HIGHUSER, None).unwrap() {
-                let i = (rng.next() as usize) % pool.len();
-                let old = std::mem::replace(&mut pool[i], p);
-                m.free(old).unwrap();
+        ns_per(iters, || {
+            for _ in 0..iters {
+                let o = pick_order(rng.next());
+                if let Some(p) = m.alloc(o, gfp::GFP_HIGHUSER, None).unwrap() {
+                    let i = (rng.next() as usize) % pool.len();
+                    let old = std::mem::replace(&mut pool[i], p);
+                    m.free(old).unwrap();
+                }
             }
-        }
-        t.elapsed().as_nanos() as f64 / iters as f64
+        })
     })
 }
 
@@ -209,13 +222,7 @@ fn profile_peer(iters: u64) {
     for p in held.drain(keep..) {
         fa.dealloc(p, 1);
     }
-    let c0 = thread_cpu_ns();
-    for _ in 0..iters {
-        let p = fa.alloc(1).unwrap();
-        fa.dealloc(black_box(p), 1);
-    }
-    let cpu = thread_cpu_ns() - c0;
-    println!("{:.3}", cpu as f64 / iters.max(1) as f64);
+    println!("{:.3}", ns_per(iters, || peer_loop(&mut fa, iters)));
 }
 
 fn peer_order0(iters: u64, scattered: bool) -> f64 {
@@ -226,14 +233,7 @@ fn peer_order0(iters: u64, scattered: bool) -> f64 {
         for _ in 0..frames / 2 {
             fa.alloc(1).unwrap();
         }
-        return best_of(5, || {
-            let t = Instant::now();
-            for _ in 0..iters {
-                let p = fa.alloc(1).unwrap();
-                fa.dealloc(black_box(p), 1);
-            }
-            t.elapsed().as_nanos() as f64 / iters as f64
-        });
+        return best_of(5, || ns_per(iters, || peer_loop(&mut fa, iters)));
     }
     // the same steady state: every frame allocated, then a random half freed
     let mut held = Vec::with_capacity(frames);
@@ -245,14 +245,15 @@ fn peer_order0(iters: u64, scattered: bool) -> f64 {
     for p in held.drain(keep..) {
         fa.dealloc(p, 1);
     }
-    best_of(5, || {
-        let t = Instant::now();
-        for _ in 0..iters {
-            let p = fa.alloc(1).unwrap();
-            fa.dealloc(black_box(p), 1);
-        }
-        t.elapsed().as_nanos() as f64 / iters as f64
-    })
+    best_of(5, || ns_per(iters, || peer_loop(&mut fa, iters)))
+}
+
+/// The peer's timed loop: `iters` order-0 alloc+free pairs.
+fn peer_loop(fa: &mut FrameAllocator<32>, iters: u64) {
+    for _ in 0..iters {
+        let p = fa.alloc(1).unwrap();
+        fa.dealloc(black_box(p), 1);
+    }
 }
 
 /// CPU time this thread has run, in ns (`/proc/thread-self/schedstat`; 0
@@ -283,10 +284,7 @@ fn profile(args: &[String]) {
     };
     let mut m = machine_c(policy, compaction);
     let _held = half_fill(&mut m, true);
-    let c0 = thread_cpu_ns();
-    order0_loop(&mut m, iters);
-    let cpu = thread_cpu_ns() - c0;
-    println!("{:.3}", cpu as f64 / iters.max(1) as f64);
+    println!("{:.3}", ns_per(iters, || order0_loop(&mut m, iters)));
 }
 
 fn main() {

@@ -4,7 +4,10 @@
 //! business (`mm::policy`).
 
 use super::machine::Machine;
-use super::page::{forder, ftype, kind, list_add, list_del, mkflags, K_FREE, K_TAIL};
+use super::page::{
+    forder, ftype, kind, list_add, list_add_unchecked, list_del, mkflags, K_FREE, K_TAIL,
+};
+use super::policy::PolicyKind;
 use crate::{MAX_ORDER, NONE};
 
 impl Machine {
@@ -72,12 +75,86 @@ impl Machine {
         Some(pfn)
     }
 
-    /// `__free_one_page` (reached through `free_one_page`): coalesce the block
+    /// `__rmqueue_smallest` for order 0 on list `lt` of zone `zi` when that
+    /// list has a block: its head, off the list, with its flag word left for
+    /// the caller to write once (`prep_new_page`). `None`, with nothing
+    /// changed, when the order-0 list is empty (a split is the general path's).
+    #[inline(always)]
+    pub(crate) fn rmqueue_order0_head(&mut self, zi: usize, lt: usize) -> Option<u32> {
+        let Machine {
+            zones, next, prev, ..
+        } = self;
+        let z = &mut zones[zi];
+        let l = &mut z.free_area[lt][0];
+        let p = l.head;
+        if p == NONE {
+            return None;
+        }
+        // the head has no predecessor: only its successor's link changes
+        debug_assert_eq!(prev[p as usize], NONE);
+        debug_assert!((p as usize) < next.len());
+        // SAFETY: a free list holds pfns of the map, which `next` spans
+        let n = unsafe { *next.get_unchecked(p as usize) };
+        l.head = n;
+        if n != NONE {
+            debug_assert!((n as usize) < prev.len());
+            // SAFETY: `n` is on the same list
+            unsafe { *prev.get_unchecked_mut(n as usize) = NONE };
+        } else {
+            l.tail = NONE;
+            z.nonempty[lt] &= !1;
+        }
+        l.nr -= 1;
+        z.free_pages -= 1;
+        Some(p)
+    }
+
+    /// `__free_one_page` of an order-0 page at `pfn` whose buddy is not a
+    /// free order-0 block (no merge): straight onto its list under policy
+    /// `P`, its flag word written once. False, with nothing changed, when the
+    /// buddy is free (the merge loop is [`Machine::free_one_page_of`]'s).
+    #[inline(always)]
+    pub(crate) fn free_order0_unmerged<P: PolicyKind>(&mut self, zi: usize, pfn: u32) -> bool {
+        let z = &self.zones[zi];
+        let (zs, spanned) = (z.start_pfn, z.spanned);
+        let rel = pfn as u64 - zs;
+        let brel = rel ^ 1;
+        if brel < spanned {
+            let bf = self.flags[(zs + brel) as usize];
+            if kind(bf) == K_FREE && forder(bf) == 0 {
+                return false;
+            }
+        }
+        let lt = self.free_list_type_in(P::POLICY, zi, rel, None);
+        let lt = self.merged_list_type_in(P::POLICY, zi, rel, 0, lt);
+        match lt {
+            0 => self.add_free0(zi, pfn, 0),
+            1 => self.add_free0(zi, pfn, 1),
+            2 => self.add_free0(zi, pfn, 2),
+            lt => self.add_free0(zi, pfn, lt),
+        }
+        true
+    }
+
+    /// [`Machine::add_free`] of an order-0 block at `pfn`, a pfn of the map
+    /// (the caller indexed `flags` with it).
+    #[inline(always)]
+    fn add_free0(&mut self, zi: usize, pfn: u32, lt: usize) {
+        self.flags[pfn as usize] = mkflags(K_FREE, 0, lt);
+        let z = &mut self.zones[zi];
+        // SAFETY: `next` and `prev` have `flags`' length; the list's members
+        // are pfns of the map
+        unsafe { list_add_unchecked(&mut self.next, &mut self.prev, &mut z.free_area[lt][0], pfn) };
+        z.nonempty[lt] |= 1;
+        z.free_pages += 1;
+    }
+
+    /// `__free_one_page` under policy `P` (reached through `free_one_page`): coalesce the block
     /// of `order` at `pfn` with its free buddies and put the result on the list
     /// the policy chooses. `pcp_type` is the list type a page leaving a per-cpu
     /// list was kept under.
     #[inline(always)]
-    pub(crate) fn free_one_page(
+    pub(crate) fn free_one_page_of<P: PolicyKind>(
         &mut self,
         zi: usize,
         pfn: u32,
@@ -88,7 +165,7 @@ impl Machine {
         let spanned = self.zones[zi].spanned;
         let mut rel = pfn as u64 - zs;
         let mut order = order;
-        let lt = self.free_list_type(zi, rel, pcp_type);
+        let lt = self.free_list_type_in(P::POLICY, zi, rel, pcp_type);
         let top = (MAX_ORDER - 1) as u32;
         while order < top {
             let brel = rel ^ (1u64 << order);
@@ -104,7 +181,7 @@ impl Machine {
             rel &= !(1u64 << order);
             order += 1;
         }
-        let lt = self.merged_list_type(zi, rel, order, lt);
+        let lt = self.merged_list_type_in(P::POLICY, zi, rel, order, lt);
         let head = (zs + rel) as u32;
         // the list type as control flow, not data: in each arm the list's
         // address is a constant, so the next allocation's read of that list

@@ -61,6 +61,10 @@ impl Machine {
     #[inline]
     pub fn zone_of_pfn(&self, pfn: u64) -> usize {
         let starts = &self.zone_starts;
+        if let [_, s1, s2] = starts[..] {
+            // one node's three zones (both layouts): two compares, no loop
+            return (s1 <= pfn) as usize + (s2 <= pfn) as usize;
+        }
         if starts.len() <= 8 {
             // a few zones: count the later zones starting at or below `pfn`
             // (compares that do not wait on each other, as a search's steps do)

@@ -141,6 +141,57 @@ pub fn list_del(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u32) {
     l.nr -= 1;
 }
 
+/// [`list_add`] for the per-cpu fast path, without bounds checks.
+///
+/// # Safety
+/// `x` and every member of `l` must be in bounds of `next` and `prev` (on
+/// the machine's lists: pfns of its map, which `next` and `prev` span).
+#[inline(always)]
+pub unsafe fn list_add_unchecked(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u32) {
+    debug_assert!((x as usize) < next.len() && (x as usize) < prev.len());
+    debug_assert!(l.head == NONE || (l.head as usize) < prev.len());
+    // SAFETY: the caller's contract, checked above in debug builds
+    unsafe {
+        *prev.get_unchecked_mut(x as usize) = NONE;
+        *next.get_unchecked_mut(x as usize) = l.head;
+        if l.head != NONE {
+            *prev.get_unchecked_mut(l.head as usize) = x;
+        } else {
+            l.tail = x;
+        }
+    }
+    l.head = x;
+    l.nr += 1;
+}
+
+/// [`list_del`] for the per-cpu fast path, without bounds checks.
+///
+/// # Safety
+/// `x` must be a member of `l`, and every member of `l` in bounds of `next`
+/// and `prev` (as for [`list_add_unchecked`]).
+#[inline(always)]
+pub unsafe fn list_del_unchecked(next: &mut [u32], prev: &mut [u32], l: &mut ListHead, x: u32) {
+    debug_assert!((x as usize) < next.len() && (x as usize) < prev.len());
+    // SAFETY: the caller's contract; a member's links are members or NONE
+    unsafe {
+        let n = *next.get_unchecked(x as usize);
+        let p = *prev.get_unchecked(x as usize);
+        debug_assert!(n == NONE || (n as usize) < prev.len());
+        debug_assert!(p == NONE || (p as usize) < next.len());
+        if p != NONE {
+            *next.get_unchecked_mut(p as usize) = n;
+        } else {
+            l.head = n;
+        }
+        if n != NONE {
+            *prev.get_unchecked_mut(n as usize) = p;
+        } else {
+            l.tail = p;
+        }
+    }
+    l.nr -= 1;
+}
+
 // ---- the per-pfn arrays ---------------------------------------------------
 
 /// A zeroed per-pfn array. Zeroed memory is mapped lazily; on Linux we ask for

@@ -8,6 +8,7 @@ use super::machine::Machine;
 use super::page::{
     forder, ftype, kind, mkflags, F_OBJ, F_SLAB, K_ALLOC, K_FREE, K_PCP, K_RESERVED, K_TAIL,
 };
+use super::policy::PolicyKind;
 use crate::error::{Error, Result};
 use crate::gfp::{self, AllocType};
 use crate::page_owner::AllocCtx;
@@ -160,7 +161,10 @@ impl Machine {
         node: usize,
         ctx: AllocCtx,
     ) -> Option<u32> {
-        let p = self.alloc_pages(order, gfp, node);
+        let p = match self.alloc_fast(order, gfp, node) {
+            Some(p) => Some(p),
+            None => self.alloc_pages(order, gfp, node),
+        };
         if let (Some(pfn), Some(o)) = (p, self.owner.as_mut()) {
             o.on_alloc(pfn, order, gfp, ctx, self.now_ns);
         }
@@ -170,10 +174,11 @@ impl Machine {
     /// `__alloc_pages` of 2.6.11: the zonelist at the low watermark; then wake
     /// kswapd and retry at min; then, for a request that may sleep, direct
     /// reclaim (retried for small orders while it makes progress) and active
-    /// freeing. The first pass at the low watermark is the fast path, inline;
+    /// freeing. The first pass at the low watermark is tried first (a
+    /// per-cpu hit is [`Machine::alloc_fast`], inline in the caller);
     /// everything after it is [`Machine::alloc_pages_slowpath`].
-    #[inline(always)]
-    fn alloc_pages(&mut self, order: u32, gfp: u32, node: usize) -> Option<u32> {
+    #[inline(never)]
+    pub(crate) fn alloc_pages(&mut self, order: u32, gfp: u32, node: usize) -> Option<u32> {
         let t = AllocType::from_gfp(gfp) as usize;
         let hz = self.gfp_zone(gfp);
         // the fast path: the first zone of the zonelist, at the low watermark
@@ -301,13 +306,15 @@ impl Machine {
     }
 
     /// Validate and allocate a block; `Ok(None)` is an ordinary failure.
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&mut self, order: u32, gfp: u32, node: Option<usize>) -> Result<Option<u64>> {
         self.alloc_ctx(order, gfp, node, AllocCtx::default())
     }
 
     /// [`Machine::alloc`] on behalf of a task and call chain (page_owner).
-    #[inline]
+    /// Inline with the per-cpu fast path, so a caller's constant order and
+    /// mask fold into it; everything else is out of line.
+    #[inline(always)]
     pub fn alloc_ctx(
         &mut self,
         order: u32,
@@ -377,20 +384,20 @@ impl Machine {
     }
 
     /// Free the block headed by `pfn` (validated).
-    #[inline]
+    #[inline(always)]
     pub fn free(&mut self, pfn: u64) -> Result<()> {
         self.free_stack(pfn, 0)
     }
 
     /// [`Machine::free`] recording the freeing call chain (page_owner).
-    #[inline]
+    #[inline(always)]
     pub fn free_stack(&mut self, pfn: u64, free_stack: u32) -> Result<()> {
         self.validate_stack(free_stack)?;
         let f = self.head_flags(pfn)?;
         if f & (F_OBJ | F_SLAB) != 0 {
             return Err(self.not_freeable(pfn, f));
         }
-        self.free_block(pfn as u32, false, free_stack);
+        self.free_block_flags(pfn as u32, f, false, free_stack);
         self.counters.free += 1;
         Ok(())
     }
@@ -454,22 +461,32 @@ impl Machine {
         }
     }
 
-    /// `__free_pages`: free an allocated block, order-0 through the per-cpu
-    /// lists (`free_hot_cold_page`) unless `direct`, else `free_one_page`.
+    /// `__free_pages` under policy `P`: free an allocated block, order-0
+    /// through the per-cpu lists (`free_hot_cold_page`) unless `direct`, else
+    /// `free_one_page`.
     #[inline(always)]
-    pub(crate) fn free_block(&mut self, pfn: u32, direct: bool, free_stack: u32) {
-        let f = self.flags[pfn as usize];
+    pub(crate) fn free_block_of<P: PolicyKind>(
+        &mut self,
+        pfn: u32,
+        f: u16,
+        direct: bool,
+        free_stack: u32,
+    ) {
+        debug_assert_eq!(f, self.flags[pfn as usize]);
         let order = forder(f);
         if let Some(o) = self.owner.as_mut() {
             o.on_free(pfn, order, free_stack, self.now_ns);
         }
         let t = ftype(f);
         let zi = self.zone_of_pfn(pfn as u64);
-        if !direct && self.pcp_eligible(order, t) {
-            self.free_hot_cold_page(zi, pfn, t);
+        if !direct && self.pcp_eligible_in(P::POLICY, order, t) {
+            self.free_hot_cold_page(P::POLICY, zi, pfn, t);
+            return;
+        }
+        if order == 0 && self.free_order0_unmerged::<P>(zi, pfn) {
             return;
         }
         self.flags[pfn as usize] = K_TAIL;
-        self.free_one_page(zi, pfn, order, None);
+        self.free_one_page_of::<P>(zi, pfn, order, None);
     }
 }

@@ -13,7 +13,13 @@
 //! returns another CPU's pages to the buddy lists.
 
 use super::machine::Machine;
-use super::page::{forder, ftype, list_add, list_add_tail, list_del, mkflags, K_PCP, K_TAIL};
+use super::page::{
+    forder, ftype, list_add_tail, list_add_unchecked, list_del, list_del_unchecked, mkflags,
+    K_ALLOC, K_PCP, K_TAIL,
+};
+use super::policy::{pcp_list_in, PolicyKind};
+use crate::config::Policy;
+use crate::gfp::{self, AllocType};
 use crate::NONE;
 
 /// The CPU whose list holds the per-cpu page with flag word `f`.
@@ -113,9 +119,102 @@ impl Machine {
         let pcp = &mut zones[zi].pcp;
         let l = &mut pcp.lists[li];
         let p = if cold { l.tail } else { l.head };
-        list_del(next, prev, l, p);
+        // SAFETY: a per-cpu list holds pfns of the map, which `next` and
+        // `prev` span (`check()` verifies every list)
+        unsafe { list_del_unchecked(next, prev, l, p) };
         pcp.count -= 1;
         Some(p)
+    }
+
+    /// The order-0 allocation fast path under policy `P`: the zonelist's
+    /// first zone at its low watermark with plenty free (the order-0 case of
+    /// `zone_watermark_ok`), then a page off a non-empty per-cpu list or the
+    /// type's own buddy lists, as `__alloc_pages`' first
+    /// `get_page_from_freelist` pass would take it. `None`, with nothing
+    /// changed, whenever that pass would do anything else (refill a per-cpu
+    /// list, fall back to another type, another zone, the watermark walk,
+    /// `defrag_mode`'s wakeup): the caller then runs the whole path. kswapd
+    /// needs no check: the zone had more than low + reserve + 1 free pages
+    /// and lost at most one, so it is still at or above its low watermark.
+    #[inline(always)]
+    pub(crate) fn alloc_fast_of<P: PolicyKind>(
+        &mut self,
+        order: u32,
+        gfp: u32,
+        node: usize,
+    ) -> Option<u32> {
+        if order != 0 || self.cfg.defrag_mode {
+            return None;
+        }
+        let t = AllocType::from_gfp(gfp) as usize;
+        let hz = self.gfp_zone(gfp);
+        let zi = *self.zonelists[node][hz].first()? as usize;
+        let z = &self.zones[zi];
+        if z.free_pages <= z.pages_low + z.lowmem_reserve[hz] + 1 {
+            return None;
+        }
+        let p = if self.pcp_eligible_in(P::POLICY, 0, t) {
+            self.pcp_take(P::POLICY, zi, t, gfp & gfp::__GFP_COLD != 0)?
+        } else {
+            self.rmqueue_order0_own(P::POLICY, zi, t)?
+        };
+        // prep_new_page (`set_allocated`); p came off a list of the map's pfns
+        debug_assert!((p as usize) < self.flags.len() && (p as usize) < self.next.len());
+        // SAFETY: every list member is a pfn of the map, which `flags` and
+        // `next` span (`check()` verifies the lists)
+        unsafe {
+            *self.flags.get_unchecked_mut(p as usize) = mkflags(K_ALLOC, 0, t);
+            *self.next.get_unchecked_mut(p as usize) = NONE;
+        }
+        self.counters.alloc += 1;
+        Some(p)
+    }
+
+    /// Take a page of type `t` off zone `zi`'s per-cpu list under `policy`
+    /// (the head, or the tail for a `cold` request); `None` when the list
+    /// is empty.
+    #[inline(always)]
+    fn pcp_take(&mut self, policy: Policy, zi: usize, t: usize, cold: bool) -> Option<u32> {
+        let Machine {
+            zones, next, prev, ..
+        } = self;
+        let pcp = &mut zones[zi].pcp;
+        let l = &mut pcp.lists[pcp_list_in(policy, t)];
+        if l.nr == 0 {
+            return None;
+        }
+        let p = if cold { l.tail } else { l.head };
+        // SAFETY: a per-cpu list holds pfns of the map, which `next` and
+        // `prev` span (`check()` verifies every list)
+        unsafe { list_del_unchecked(next, prev, l, p) };
+        pcp.count -= 1;
+        Some(p)
+    }
+
+    /// `free_hot_cold_page` under `policy`: put the order-0 page `pfn` of
+    /// allocation type `t` at the head of its per-cpu list; past `high`,
+    /// return a batch to the buddy lists.
+    #[inline(always)]
+    pub(crate) fn free_hot_cold_page(&mut self, policy: Policy, zi: usize, pfn: u32, t: usize) {
+        let lt = self.pcp_free_type_in(policy, zi, pfn, t);
+        let cpu = self.cpu;
+        let Machine {
+            zones,
+            flags,
+            next,
+            prev,
+            ..
+        } = self;
+        let pcp = &mut zones[zi].pcp;
+        flags[pfn as usize] = mkflags(K_PCP, cpu, lt);
+        // SAFETY: `pfn` indexed `flags` just now, and `next`, `prev` have its
+        // length; the list's members are pfns of the map
+        unsafe { list_add_unchecked(next, prev, &mut pcp.lists[pcp_list_in(policy, lt)], pfn) };
+        pcp.count += 1;
+        if pcp.count >= pcp.high {
+            let batch = pcp.batch;
+            self.free_pages_bulk(zi, batch);
+        }
     }
 
     /// `rmqueue_bulk`: move up to a batch of order-0 pages of type `t` from the
@@ -138,30 +237,6 @@ impl Machine {
             self.counters.pcp_refills += 1;
         }
         got
-    }
-
-    /// `free_hot_cold_page`: put the order-0 page `pfn` of type `t` at the head
-    /// of its per-cpu list; past `high`, return a batch to the buddy lists.
-    #[inline(always)]
-    pub(crate) fn free_hot_cold_page(&mut self, zi: usize, pfn: u32, t: usize) {
-        let lt = self.pcp_free_type(zi, pfn, t);
-        let li = self.pcp_list(lt);
-        let cpu = self.cpu;
-        let Machine {
-            zones,
-            flags,
-            next,
-            prev,
-            ..
-        } = self;
-        let pcp = &mut zones[zi].pcp;
-        flags[pfn as usize] = mkflags(K_PCP, cpu, lt);
-        list_add(next, prev, &mut pcp.lists[li], pfn);
-        pcp.count += 1;
-        if pcp.count >= pcp.high {
-            let batch = pcp.batch;
-            self.free_pages_bulk(zi, batch);
-        }
     }
 
     /// `free_pages_bulk`: return up to `n` of the coldest per-cpu pages (the
@@ -376,6 +451,105 @@ mod tests {
         m.replay_ops(&[op(OP_TICK, 1000, 3)], false).unwrap();
         assert_eq!(m.cpu, 0, "kswapd runs on CPU 0");
         m.check().unwrap();
+    }
+
+    /// The allocator's state a fast path may touch, comparable.
+    fn state(m: &Machine) -> (Vec<u16>, Vec<u32>, Vec<u32>, String, String) {
+        (
+            m.flags.clone(),
+            m.next.clone(),
+            m.prev.clone(),
+            format!("{:?}", m.zones),
+            format!("{:?}", m.counters),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// The order-0 fast paths against the general paths, on a small
+        /// machine driven down to and past its watermarks: whenever
+        /// `alloc_fast` takes a page, `alloc_pages` on a copy takes the same
+        /// page and leaves the same state; when it declines, it changed
+        /// nothing. An unmerged order-0 buddy free equals `free_one_page`'s.
+        #[test]
+        fn fast_paths_do_what_the_general_paths_do(
+            p in 0usize..3,
+            pcp in any::<bool>(),
+            compaction in any::<bool>(),
+            cpus in 1u32..3,
+            prefill in 0usize..9000,
+            ops in proptest::collection::vec((0usize..6, any::<u16>()), 1..1500),
+        ) {
+            use crate::config::Policy;
+            use crate::mm::page::{forder, ftype, K_TAIL};
+            let policy = Policy::ALL[p];
+            let mut cfg = MachineConfig::new(Layout::X86_32, 40 << 20);
+            cfg.policy = policy;
+            cfg.pcp = pcp;
+            cfg.nr_cpus = cpus;
+            cfg.pcp_batch = 4;
+            cfg.pcp_high = 16;
+            cfg.compaction = compaction && policy != Policy::AntiFrag;
+            cfg.reclaim = false;
+            let mut m = Machine::new(cfg).unwrap();
+            let masks = [
+                gfp::GFP_KERNEL,
+                gfp::GFP_HIGHUSER,
+                gfp::GFP_KERNEL | gfp::__GFP_KERNRCLM,
+                gfp::GFP_ATOMIC,
+                gfp::GFP_KERNEL | gfp::__GFP_COLD,
+                gfp::GFP_KERNEL | gfp::__GFP_DMA,
+            ];
+            // start anywhere from empty to past the watermarks (6144 Normal pages)
+            let mut live: Vec<u32> = (0..prefill)
+                .filter_map(|i| m.alloc(0, masks[i % 4], None).unwrap())
+                .map(|p| p as u32)
+                .collect();
+            let (mut fast_allocs, mut fast_frees) = (0, 0);
+            for (g, r) in ops {
+                m.switch_cpu(r as u32 % cpus);
+                if r % 4 == 0 && !live.is_empty() {
+                    let pfn = live.swap_remove(r as usize % live.len());
+                    let f = m.flags[pfn as usize];
+                    let (order, t) = (forder(f), ftype(f));
+                    if order == 0 && !m.pcp_eligible(0, t) {
+                        // the general free of an order-0 block beside the fast one
+                        let mut gen = m.clone();
+                        let zi = gen.zone_of_pfn(pfn as u64);
+                        gen.flags[pfn as usize] = K_TAIL;
+                        gen.free_one_page(zi, pfn, 0, None);
+                        gen.counters.free += 1;
+                        m.free(pfn as u64).unwrap();
+                        prop_assert!(state(&m) == state(&gen), "free of pfn {}", pfn);
+                        fast_frees += 1;
+                    } else {
+                        m.free(pfn as u64).unwrap();
+                    }
+                    continue;
+                }
+                let order = if r % 16 == 1 { (r as u32 >> 4) % 3 } else { 0 };
+                let mask = masks[g];
+                let before = m.clone();
+                match m.alloc_fast(order, mask, 0) {
+                    Some(pfn) => {
+                        let mut gen = before;
+                        prop_assert_eq!(gen.alloc_pages(order, mask, 0), Some(pfn));
+                        prop_assert!(state(&m) == state(&gen), "alloc {} {:#x}", order, mask);
+                        live.push(pfn);
+                        fast_allocs += 1;
+                    }
+                    None => {
+                        prop_assert!(state(&m) == state(&before), "declined alloc changed state");
+                        if let Some(pfn) = m.alloc(order, mask, None).unwrap() {
+                            live.push(pfn as u32);
+                        }
+                    }
+                }
+            }
+            prop_assert!(m.check().is_ok(), "{:?}", m.check());
+            prop_assert!(fast_allocs > 0 || fast_frees > 0 || live.is_empty());
+        }
     }
 
     proptest! {

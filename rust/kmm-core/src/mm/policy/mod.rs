@@ -131,6 +131,47 @@ pub fn has_block_types(policy: Policy) -> bool {
     }
 }
 
+/// The free lists an allocation of type `t` takes from first under `policy`.
+#[inline(always)]
+fn own_list(policy: Policy, t: usize) -> usize {
+    match policy {
+        Policy::Vanilla => vanilla::LIST,
+        Policy::AntiFrag | Policy::Mobility => t,
+    }
+}
+
+/// Which per-cpu list holds pages of list type `t` under `policy`.
+#[inline(always)]
+pub(crate) fn pcp_list_in(policy: Policy, t: usize) -> usize {
+    match policy {
+        Policy::Mobility => t,
+        Policy::Vanilla | Policy::AntiFrag => 0,
+    }
+}
+
+/// A policy known at compile time. The hot paths (the order-0 alloc and
+/// free fast paths, `__free_one_page`) are generic over it: one copy per
+/// policy, in which every `match` below on `P::POLICY` folds away. They are
+/// entered through one `match self.policy` each, here
+/// ([`Machine::alloc_fast`], [`Machine::free_block`], [`Machine::free_one_page`]).
+pub(crate) trait PolicyKind {
+    const POLICY: Policy;
+}
+
+pub(crate) struct VanillaKind;
+pub(crate) struct AntiFragKind;
+pub(crate) struct MobilityKind;
+
+impl PolicyKind for VanillaKind {
+    const POLICY: Policy = Policy::Vanilla;
+}
+impl PolicyKind for AntiFragKind {
+    const POLICY: Policy = Policy::AntiFrag;
+}
+impl PolicyKind for MobilityKind {
+    const POLICY: Policy = Policy::Mobility;
+}
+
 impl Machine {
     /// The free-list types this policy shows, as (list index, name).
     pub fn list_types(&self) -> Vec<(usize, &'static str)> {
@@ -210,18 +251,50 @@ impl Machine {
         t: usize,
         nofragment: bool,
     ) -> Option<u32> {
-        let own = match self.policy {
-            Policy::Vanilla => vanilla::LIST,
-            Policy::AntiFrag | Policy::Mobility => t,
-        };
-        if let Some(p) = self.rmqueue_smallest(zi, order, own) {
-            match self.policy {
-                Policy::Mobility => self.mobility_count_mismatch(zi, p, t),
-                Policy::Vanilla | Policy::AntiFrag => {}
-            }
+        if let Some(p) = self.rmqueue_own(self.policy, zi, order, t) {
             return Some(p);
         }
         self.rmqueue_fallback_policy(zi, order, t, nofragment)
+    }
+
+    /// [`Machine::rmqueue_own`] for order 0: the own order-0 list's head
+    /// when it has one, else the general split.
+    #[inline(always)]
+    pub(crate) fn rmqueue_order0_own(
+        &mut self,
+        policy: Policy,
+        zi: usize,
+        t: usize,
+    ) -> Option<u32> {
+        let own = own_list(policy, t);
+        let p = match self.rmqueue_order0_head(zi, own) {
+            Some(p) => p,
+            None => self.rmqueue_smallest(zi, 0, own)?,
+        };
+        match policy {
+            Policy::Mobility => self.mobility_count_mismatch(zi, p, t),
+            Policy::Vanilla | Policy::AntiFrag => {}
+        }
+        Some(p)
+    }
+
+    /// `__rmqueue_smallest` on type `t`'s own lists under `policy` (the
+    /// machine's; a constant in the generic fast paths).
+    #[inline(always)]
+    pub(crate) fn rmqueue_own(
+        &mut self,
+        policy: Policy,
+        zi: usize,
+        order: u32,
+        t: usize,
+    ) -> Option<u32> {
+        let own = own_list(policy, t);
+        let p = self.rmqueue_smallest(zi, order, own)?;
+        match policy {
+            Policy::Mobility => self.mobility_count_mismatch(zi, p, t),
+            Policy::Vanilla | Policy::AntiFrag => {}
+        }
+        Some(p)
     }
 
     /// `__rmqueue` once the type's own lists are empty.
@@ -244,20 +317,68 @@ impl Machine {
     /// per-cpu lists: antifrag keeps only UserRclm pages there.
     #[inline]
     pub(crate) fn pcp_eligible(&self, order: u32, t: usize) -> bool {
-        self.cfg.pcp
-            && order == 0
-            && match self.policy {
+        self.pcp_eligible_in(self.policy, order, t)
+    }
+
+    /// [`Machine::pcp_eligible`] under `policy`.
+    #[inline(always)]
+    pub(crate) fn pcp_eligible_in(&self, policy: Policy, order: u32, t: usize) -> bool {
+        order == 0
+            && match policy {
                 Policy::AntiFrag => antifrag::pcp_type(t),
                 Policy::Vanilla | Policy::Mobility => true,
             }
+            && self.cfg.pcp
     }
 
     /// Which per-cpu list holds pages of list type `t`: mobility keeps one per type.
     #[inline]
     pub(crate) fn pcp_list(&self, t: usize) -> usize {
+        pcp_list_in(self.policy, t)
+    }
+
+    /// The order-0 allocation fast path ([`Machine::alloc_fast_of`]), one
+    /// copy per policy.
+    #[inline(always)]
+    pub(crate) fn alloc_fast(&mut self, order: u32, gfp: u32, node: usize) -> Option<u32> {
         match self.policy {
-            Policy::Mobility => t,
-            Policy::Vanilla | Policy::AntiFrag => 0,
+            Policy::Vanilla => self.alloc_fast_of::<VanillaKind>(order, gfp, node),
+            Policy::AntiFrag => self.alloc_fast_of::<AntiFragKind>(order, gfp, node),
+            Policy::Mobility => self.alloc_fast_of::<MobilityKind>(order, gfp, node),
+        }
+    }
+
+    /// `__free_pages` ([`Machine::free_block_of`]), one copy per policy.
+    #[inline(always)]
+    pub(crate) fn free_block(&mut self, pfn: u32, direct: bool, free_stack: u32) {
+        let f = self.flags[pfn as usize];
+        self.free_block_flags(pfn, f, direct, free_stack);
+    }
+
+    /// [`Machine::free_block`] of the head `pfn` whose flag word `f` the
+    /// caller has read.
+    #[inline(always)]
+    pub(crate) fn free_block_flags(&mut self, pfn: u32, f: u16, direct: bool, free_stack: u32) {
+        match self.policy {
+            Policy::Vanilla => self.free_block_of::<VanillaKind>(pfn, f, direct, free_stack),
+            Policy::AntiFrag => self.free_block_of::<AntiFragKind>(pfn, f, direct, free_stack),
+            Policy::Mobility => self.free_block_of::<MobilityKind>(pfn, f, direct, free_stack),
+        }
+    }
+
+    /// `__free_one_page` ([`Machine::free_one_page_of`]), one copy per policy.
+    #[inline]
+    pub(crate) fn free_one_page(
+        &mut self,
+        zi: usize,
+        pfn: u32,
+        order: u32,
+        pcp_type: Option<usize>,
+    ) {
+        match self.policy {
+            Policy::Vanilla => self.free_one_page_of::<VanillaKind>(zi, pfn, order, pcp_type),
+            Policy::AntiFrag => self.free_one_page_of::<AntiFragKind>(zi, pfn, order, pcp_type),
+            Policy::Mobility => self.free_one_page_of::<MobilityKind>(zi, pfn, order, pcp_type),
         }
     }
 
@@ -284,23 +405,29 @@ impl Machine {
     // ---- freeing ----------------------------------------------------------
 
     /// The list type an order-0 page of allocation type `t` at `pfn` is kept
-    /// under on the per-cpu lists (`free_hot_cold_page`): mobility uses the
-    /// pageblock's current type.
-    #[inline]
-    pub(crate) fn pcp_free_type(&self, zi: usize, pfn: u32, t: usize) -> usize {
-        match self.policy {
+    /// under on the per-cpu lists (`free_hot_cold_page`) under `policy`:
+    /// mobility uses the pageblock's current type.
+    #[inline(always)]
+    pub(crate) fn pcp_free_type_in(&self, policy: Policy, zi: usize, pfn: u32, t: usize) -> usize {
+        match policy {
             Policy::Mobility => self.zones[zi].block_type[self.block_index(zi, pfn)] as usize,
             Policy::Vanilla | Policy::AntiFrag => t,
         }
     }
 
     /// The list a block freed at zone-relative `rel` goes on before merging
-    /// (`get_pfnblock_migratetype`); `pcp_type` is the type a page leaving a
-    /// per-cpu list was kept under.
-    #[inline]
-    pub(crate) fn free_list_type(&self, zi: usize, rel: u64, pcp_type: Option<usize>) -> usize {
+    /// (`get_pfnblock_migratetype`) under `policy`; `pcp_type` is the type a
+    /// page leaving a per-cpu list was kept under.
+    #[inline(always)]
+    pub(crate) fn free_list_type_in(
+        &self,
+        policy: Policy,
+        zi: usize,
+        rel: u64,
+        pcp_type: Option<usize>,
+    ) -> usize {
         let block = || self.zones[zi].block_type[(rel >> self.block_order) as usize] as usize;
-        match self.policy {
+        match policy {
             Policy::Vanilla => vanilla::LIST,
             Policy::AntiFrag => block(),
             // freelist hygiene: the pageblock's type when the page reaches the
@@ -310,16 +437,36 @@ impl Machine {
         }
     }
 
-    /// The list the merged free block of `order` at zone-relative `rel` goes on
-    /// (`lt` is the freed block's): a whole maximum-order block returns to
-    /// antifrag's global list; a block larger than a pageblock carries one type.
+    /// [`Machine::free_list_type_in`] under the machine's policy.
     #[inline]
-    pub(crate) fn merged_list_type(&mut self, zi: usize, rel: u64, order: u32, lt: usize) -> usize {
-        match self.policy {
+    pub(crate) fn free_list_type(&self, zi: usize, rel: u64, pcp_type: Option<usize>) -> usize {
+        self.free_list_type_in(self.policy, zi, rel, pcp_type)
+    }
+
+    /// The list the merged free block of `order` at zone-relative `rel` goes on
+    /// (`lt` is the freed block's) under `policy`: a whole maximum-order block
+    /// returns to antifrag's global list; a block larger than a pageblock
+    /// carries one type.
+    #[inline(always)]
+    pub(crate) fn merged_list_type_in(
+        &mut self,
+        policy: Policy,
+        zi: usize,
+        rel: u64,
+        order: u32,
+        lt: usize,
+    ) -> usize {
+        match policy {
             Policy::AntiFrag => self.antifrag_merged_type(zi, rel, order, lt),
             Policy::Mobility => self.mobility_merged_type(zi, rel, order, lt),
             Policy::Vanilla => lt,
         }
+    }
+
+    /// [`Machine::merged_list_type_in`] under the machine's policy.
+    #[inline]
+    pub(crate) fn merged_list_type(&mut self, zi: usize, rel: u64, order: u32, lt: usize) -> usize {
+        self.merged_list_type_in(self.policy, zi, rel, order, lt)
     }
 
     // ---- invariants -------------------------------------------------------
