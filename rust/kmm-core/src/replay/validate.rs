@@ -7,9 +7,12 @@
 //! before anything runs, every slot and map entry the trace will need, so
 //! running never allocates and never fails.
 
-use super::program::{Decoder, Encoder, MAX_RECORD, WINDOW};
+use super::program::{Decoder, Encoder, Program, MAX_RECORD, WINDOW};
 use super::*;
-use crate::mm::objects::{V_LIVE, V_PINS, V_SEEN, V_SLAB};
+use crate::mm::objects::{prefetch, V_LIVE, V_PINS, V_SEEN, V_SLAB};
+
+/// Records ahead whose objects validation and running prefetch.
+pub(super) const AHEAD: usize = 16;
 
 pub(super) fn no_memory(n: usize) -> Error {
     Error::Trace(format!(
@@ -22,24 +25,25 @@ pub(super) fn no_memory(n: usize) -> Error {
 /// it leaves the machine as it was.
 pub struct Checked<'m> {
     pub(super) m: &'m mut Machine,
-    pub(super) prog: Vec<u8>,
+    pub(super) prog: Program,
     pub(super) n: usize,
     pub(super) outcomes: Option<Vec<i64>>,
-    /// Bytes of `prog` whose records have run (their ids are out of the view).
-    pub(super) ran: usize,
+    /// Where in `prog` the records that have run end (their ids are out of
+    /// the view): (byte, record).
+    pub(super) ran: (usize, usize),
 }
 
 impl Drop for Checked<'_> {
     fn drop(&mut self) {
-        forget_records(self.m, &self.prog[self.ran..]);
+        forget_records(self.m, &self.prog, self.ran);
     }
 }
 
-/// Take the ids that records `prog` (a finished program's tail) name out of the view, and clear its maps:
-/// the view is all zero again.
-pub(super) fn forget_records(m: &mut Machine, prog: &[u8]) {
+/// Take the ids that the records of `prog` from `from` on name out of the
+/// view, and clear its maps: the view is all zero again.
+pub(super) fn forget_records(m: &mut Machine, prog: &Program, from: (usize, usize)) {
     let v = &mut m.objs.view;
-    let mut d = Decoder::new(prog);
+    let mut d = Decoder::new(prog, from);
     while d.more() {
         let r = d.next();
         match r.op {
@@ -67,6 +71,10 @@ impl Machine {
         let v = self.objs.view.get(id);
         if v != 0 {
             return Ok(v);
+        }
+        if self.objs.slot(id).is_none() {
+            // not allocated in the machine: the common case of a new id
+            return Ok(V_SEEN);
         }
         self.machine_view(id)
     }
@@ -126,9 +134,11 @@ impl Machine {
         }
         let n = bytes.len() / TRACE_RECORD_SIZE;
         let mut enc = Encoder::default();
-        enc.buf
+        enc.p
+            .bytes
             .try_reserve_exact(n.saturating_mul(MAX_RECORD).saturating_add(2 * WINDOW))
             .map_err(|_| no_memory(n))?;
+        enc.p.ids.try_reserve_exact(n).map_err(|_| no_memory(n))?;
         let outcomes = if want_outcomes {
             let mut v = Vec::new();
             v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
@@ -144,14 +154,14 @@ impl Machine {
                 prog,
                 n,
                 outcomes,
-                ran: 0,
+                ran: (0, 0),
             })),
             Ok(false) => {
-                forget_records(self, &prog);
+                forget_records(self, &prog, (0, 0));
                 Ok(None)
             }
             Err(e) => {
-                forget_records(self, &prog);
+                forget_records(self, &prog, (0, 0));
                 Err(e)
             }
         }
@@ -192,10 +202,30 @@ impl Machine {
                 op_name(op)
             ))
         };
-        for (i, rec) in bytes.chunks_exact(TRACE_RECORD_SIZE).enumerate() {
+        let id_at = |j: usize| {
+            let b = &bytes[j * TRACE_RECORD_SIZE + 4..j * TRACE_RECORD_SIZE + 8];
+            u32::from_ne_bytes(b.try_into().unwrap()) as usize
+        };
+        for i in 0..n {
             if i % POLL_EVERY == 0 && i > 0 && interrupted() {
                 return Ok(false);
             }
+            // what the records ahead will read of their objects, on its way
+            // from memory meanwhile (a trace naming many live objects at
+            // random waits for each in turn otherwise)
+            if i + AHEAD < n {
+                let id = id_at(i + AHEAD);
+                prefetch(&self.objs.view.dense, id);
+                prefetch(&self.objs.dense, id);
+                let s = self.objs.dense.get(id_at(i + AHEAD / 2)).copied();
+                if let Some(s @ 1..) = s {
+                    let s = s as usize - 1;
+                    prefetch(&self.objs.state, s);
+                    prefetch(&self.objs.pin, s);
+                    prefetch(&self.objs.npins, s);
+                }
+            }
+            let rec = &bytes[i * TRACE_RECORD_SIZE..(i + 1) * TRACE_RECORD_SIZE];
             let r = TraceOp::read_record(rec.try_into().unwrap());
             if r.flags & !(TF_TASK | TF_UNEVICTABLE) != 0
                 || (r.flags != 0 && r.op != OP_ALLOC && r.op != OP_SLAB_ALLOC)
