@@ -354,7 +354,10 @@ impl Machine {
     #[inline(always)]
     fn apply(&mut self, r: &TraceOp) -> i64 {
         self.current_pid = r.pid;
-        self.switch_cpu(self.cpu_of_pid(r.pid));
+        let cpu = self.cpu_of_pid(r.pid);
+        if cpu != self.cpu {
+            self.switch_cpu(cpu);
+        }
         if !self.oom_killed.is_empty()
             && matches!(r.op, OP_ALLOC | OP_SLAB_ALLOC | OP_TOUCH)
             && self.oom_killed.contains(&r.tgid)

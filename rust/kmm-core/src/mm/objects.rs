@@ -133,7 +133,17 @@ pub(crate) struct TraceView {
     pub sparse: HashMap<u32, u8, BuildHasherDefault<IdHasher>>,
     /// Id -> (the id it pins or NONE, how many ids pin it), for ids marked `V_PINS`.
     pub pins: HashMap<u32, (u32, u32), BuildHasherDefault<IdHasher>>,
+    /// The buffers of the last replay's program (`replay::program`), empty,
+    /// kept for the next one when they are at most [`KEEP_PROGRAM`] bytes: a
+    /// trace replayed in chunks would otherwise map, fault in and zero fresh
+    /// pages for every chunk.
+    pub prog_bytes: Vec<u8>,
+    pub prog_ids: Vec<u32>,
 }
+
+/// The most program buffer capacity, in bytes, a machine keeps between
+/// replays (a chunk of about a million records).
+pub(crate) const KEEP_PROGRAM: usize = 32 << 20;
 
 impl TraceView {
     /// The state of id `id` (0: not named yet).

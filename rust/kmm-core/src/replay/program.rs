@@ -10,6 +10,7 @@
 //! read are not kept: order and gfp are an allocation's.
 
 use super::{TraceOp, OP_ALLOC, OP_SLAB_ALLOC, OP_SLAB_PIN};
+use crate::mm::objects::{TraceView, KEEP_PROGRAM};
 
 const H_OP: u8 = 7;
 const H_STACK: u8 = 16;
@@ -48,6 +49,20 @@ pub(super) struct Program {
     pub(super) ids: Vec<u32>,
 }
 
+impl Program {
+    /// Keep the buffers, emptied, for the next replay on `view`'s machine
+    /// (unless they are large).
+    pub(super) fn give_back(self, view: &mut TraceView) {
+        let (mut bytes, mut ids) = (self.bytes, self.ids);
+        if bytes.capacity() + 4 * ids.capacity() <= KEEP_PROGRAM {
+            bytes.clear();
+            ids.clear();
+            view.prog_bytes = bytes;
+            view.prog_ids = ids;
+        }
+    }
+}
+
 /// Writes validated records (both buffers are reserved for the whole trace).
 #[derive(Default)]
 pub(super) struct Encoder {
@@ -63,45 +78,57 @@ fn at(k: usize) -> usize {
 }
 
 impl Encoder {
+    /// An encoder writing into the buffers `view` kept from the last replay.
+    pub(super) fn reusing(view: &mut TraceView) -> Encoder {
+        let mut bytes = std::mem::take(&mut view.prog_bytes);
+        let mut ids = std::mem::take(&mut view.prog_ids);
+        bytes.clear();
+        ids.clear();
+        Encoder {
+            p: Program { bytes, ids },
+            last: Last::default(),
+        }
+    }
+
     #[inline(always)]
     pub(super) fn push(&mut self, r: &TraceOp) {
-        let mut b = [0u8; WINDOW];
-        let put = |b: &mut [u8; WINDOW], k: usize, v: u32| {
-            b[at(k)..at(k) + 4].copy_from_slice(&v.to_ne_bytes());
-        };
-        let w = wide(r.op);
-        b[0] = r.op;
-        b[1] = if allocates(r.op) { r.order } else { 0 };
-        // the `TF_*` bits as validation let them through
-        b[2] = r.flags;
-        put(&mut b, 4, r.gfp);
-        let mut k = if w { 8 } else { 4 };
         let l = &mut self.last;
-        if r.stack != l.stack || r.pid != l.pid || r.tgid != l.tgid {
-            if r.stack != l.stack {
-                b[0] |= H_STACK;
-                l.stack = r.stack;
-                put(&mut b, k, r.stack);
-                k += 4;
-            }
-            if r.pid != l.pid {
-                b[0] |= H_PID;
-                l.pid = r.pid;
-                put(&mut b, k, r.pid);
-                k += 4;
-            }
-            if r.tgid != l.tgid {
-                b[0] |= H_TGID;
-                l.tgid = r.tgid;
-                put(&mut b, k, r.tgid);
-                k += 4;
-            }
-        }
-        // a whole window, cut back to the record: no copy of variable length
+        let (ds, dp, dt) = (r.stack != l.stack, r.pid != l.pid, r.tgid != l.tgid);
+        *l = Last {
+            stack: r.stack,
+            pid: r.pid,
+            tgid: r.tgid,
+        };
+        let h = r.op | (H_STACK * ds as u8) | (H_PID * dp as u8) | (H_TGID * dt as u8);
+        let order = if allocates(r.op) { r.order } else { 0 };
+        // the `TF_*` bits as validation let them through
+        let w0 = u32::from_ne_bytes([h, order, r.flags, 0]);
+        // every word written where it goes if the record has it, the offset
+        // moving past it only if it does: no branch on which fields changed
+        let mut k = if wide(r.op) { 8 } else { 4 };
         let buf = &mut self.p.bytes;
         let len = buf.len();
-        buf.extend_from_slice(&b);
-        buf.truncate(len + k);
+        // the program's room is reserved for every record at its longest
+        assert!(buf.capacity() - len >= WINDOW);
+        let at = buf.as_mut_ptr().wrapping_add(len);
+        let put = |off: usize, v: u32| {
+            debug_assert!(off + 4 <= WINDOW);
+            // SAFETY: `off + 4 <= WINDOW` and the WINDOW bytes from `len`
+            // are inside the buffer's capacity (asserted above); an
+            // unaligned store of plain bytes
+            unsafe { (at.add(off) as *mut u32).write_unaligned(v) }
+        };
+        put(0, w0);
+        put(4, r.gfp);
+        put(k, r.stack);
+        k += 4 * ds as usize;
+        put(k, r.pid);
+        k += 4 * dp as usize;
+        put(k, r.tgid);
+        k += 4 * dt as usize;
+        // SAFETY: the first `len + k` bytes are initialised (the record's
+        // words were just written, `k` past the last that counts)
+        unsafe { buf.set_len(len + k) };
         self.p.ids.push(r.obj);
     }
 
@@ -224,6 +251,7 @@ mod tests {
             });
         }
         let mut e = Encoder::default();
+        e.p.bytes.reserve(recs.len() * MAX_RECORD + WINDOW);
         for r in &recs {
             e.push(r);
         }
