@@ -224,7 +224,7 @@ impl Machine {
 
     /// Start loading what the records ahead will read: the id -> slot map
     /// entry [`AHEAD`] records ahead, the slot's fields half as far, and the
-    /// block's page flags a quarter as far (each stage finds the one before
+    /// block's page flags and the LRU neighbours' links a quarter as far (each stage finds the one before
     /// it in the cache). A large trace touching many live objects at random
     /// otherwise waits for memory at every record.
     #[inline(always)]
@@ -242,9 +242,14 @@ impl Machine {
             prefetch(&o.state, s);
             prefetch(&o.pin, s);
             prefetch(&o.slot_id, s);
+            prefetch(&o.lru_next, s);
+            prefetch(&o.lru_prev, s);
         }
         if let Some(s) = slot_of(AHEAD / 4) {
             prefetch(&self.flags, o.pfn[s] as usize);
+            // its LRU neighbours' links, which taking it off its list rewrites
+            prefetch(&o.lru_prev, o.lru_next[s] as usize);
+            prefetch(&o.lru_next, o.lru_prev[s] as usize);
         }
     }
 
