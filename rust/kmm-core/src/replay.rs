@@ -21,7 +21,7 @@ use crate::gfp::{self, AllocType};
 use crate::mm::huge_memory::thp_base_gfp;
 use crate::mm::machine::Machine;
 use crate::mm::objects::{
-    DENSE_IDS, OBJ_IS_SLAB, OBJ_LIVE, OBJ_RECLAIMED, OBJ_SLAB, OBJ_UNEVICTABLE,
+    prefetch, DENSE_IDS, OBJ_IS_SLAB, OBJ_LIVE, OBJ_RECLAIMED, OBJ_SLAB, OBJ_UNEVICTABLE,
 };
 use crate::mm::page::{forder, F_LRU, F_OBJ};
 use crate::mm::slab::NR_CACHES;
@@ -31,6 +31,7 @@ use crate::{MAX_ORDER, NONE};
 mod program;
 mod validate;
 pub use validate::Checked;
+use validate::AHEAD;
 
 pub const OP_ALLOC: u8 = 1;
 pub const OP_FREE: u8 = 2;
@@ -155,7 +156,7 @@ impl Checked<'_> {
         let mut outcomes = self.outcomes.take();
         let Checked { m, prog, ran, .. } = &mut self;
         let before = m.counters.clone();
-        let mut dec = program::Decoder::new(prog);
+        let mut dec = program::Decoder::new(prog, (0, 0));
         let mut done = 0;
         while done < n {
             if done > 0 && interrupted() {
@@ -166,12 +167,14 @@ impl Checked<'_> {
             match outcomes.as_mut() {
                 Some(o) => {
                     for _ in done..end {
+                        m.prefetch_ahead(&dec);
                         let p = m.step(dec.next());
                         o.push(p);
                     }
                 }
                 None => {
                     for _ in done..end {
+                        m.prefetch_ahead(&dec);
                         m.step(dec.next());
                     }
                 }
@@ -217,6 +220,37 @@ impl Machine {
             Some(c) => c.run(interrupted),
             None => ReplayResult::stopped(want_outcomes),
         })
+    }
+
+    /// Start loading what the records ahead will read: the id -> slot map
+    /// entry [`AHEAD`] records ahead, the slot's fields half as far, and the
+    /// block's page flags and the LRU neighbours' links a quarter as far (each stage finds the one before
+    /// it in the cache). A large trace touching many live objects at random
+    /// otherwise waits for memory at every record.
+    #[inline(always)]
+    fn prefetch_ahead(&self, dec: &program::Decoder) {
+        let o = &self.objs;
+        let slot_of = |k: usize| match dec.id_ahead(k).and_then(|id| o.dense.get(id as usize)) {
+            Some(&s @ 1..) => Some(s as usize - 1),
+            _ => None,
+        };
+        if let Some(id) = dec.id_ahead(AHEAD) {
+            prefetch(&o.dense, id as usize);
+        }
+        if let Some(s) = slot_of(AHEAD / 2) {
+            prefetch(&o.pfn, s);
+            prefetch(&o.state, s);
+            prefetch(&o.pin, s);
+            prefetch(&o.slot_id, s);
+            prefetch(&o.lru_next, s);
+            prefetch(&o.lru_prev, s);
+        }
+        if let Some(s) = slot_of(AHEAD / 4) {
+            prefetch(&self.flags, o.pfn[s] as usize);
+            // its LRU neighbours' links, which taking it off its list rewrites
+            prefetch(&o.lru_prev, o.lru_next[s] as usize);
+            prefetch(&o.lru_next, o.lru_prev[s] as usize);
+        }
     }
 
     /// Run one validated record: its id turns into its slot (a new slot for
@@ -325,7 +359,10 @@ impl Machine {
     #[inline(always)]
     fn apply(&mut self, r: &TraceOp) -> i64 {
         self.current_pid = r.pid;
-        self.switch_cpu(self.cpu_of_pid(r.pid));
+        let cpu = self.cpu_of_pid(r.pid);
+        if cpu != self.cpu {
+            self.switch_cpu(cpu);
+        }
         if !self.oom_killed.is_empty()
             && matches!(r.op, OP_ALLOC | OP_SLAB_ALLOC | OP_TOUCH)
             && self.oom_killed.contains(&r.tgid)

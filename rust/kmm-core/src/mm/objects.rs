@@ -35,6 +35,25 @@ impl Hasher for IdHasher {
     }
 }
 
+/// A hint that `v[i]` will be read soon (nothing if `i` is out of range):
+/// replay looks a few records ahead, so that the random per-object loads of
+/// a large trace overlap instead of each waiting for memory in turn.
+#[inline(always)]
+pub(crate) fn prefetch<T>(v: &[T], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if i < v.len() {
+        // SAFETY: a prefetch hint of an address inside `v`; it reads nothing
+        // the program sees and cannot fault
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                v.as_ptr().add(i) as *const i8
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (v, i);
+}
+
 /// Between OP_ALLOC and OP_FREE in the trace.
 pub(crate) const OBJ_LIVE: u8 = 1;
 /// Reclaim took the object's block; a touch refaults it.
@@ -114,7 +133,17 @@ pub(crate) struct TraceView {
     pub sparse: HashMap<u32, u8, BuildHasherDefault<IdHasher>>,
     /// Id -> (the id it pins or NONE, how many ids pin it), for ids marked `V_PINS`.
     pub pins: HashMap<u32, (u32, u32), BuildHasherDefault<IdHasher>>,
+    /// The buffers of the last replay's program (`replay::program`), empty,
+    /// kept for the next one when they are at most [`KEEP_PROGRAM`] bytes: a
+    /// trace replayed in chunks would otherwise map, fault in and zero fresh
+    /// pages for every chunk.
+    pub prog_bytes: Vec<u8>,
+    pub prog_ids: Vec<u32>,
 }
+
+/// The most program buffer capacity, in bytes, a machine keeps between
+/// replays (a chunk of about a million records).
+pub(crate) const KEEP_PROGRAM: usize = 32 << 20;
 
 impl TraceView {
     /// The state of id `id` (0: not named yet).

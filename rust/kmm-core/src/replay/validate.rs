@@ -7,9 +7,12 @@
 //! before anything runs, every slot and map entry the trace will need, so
 //! running never allocates and never fails.
 
-use super::program::{Decoder, Encoder, MAX_RECORD, WINDOW};
+use super::program::{Decoder, Encoder, Program, MAX_RECORD, WINDOW};
 use super::*;
-use crate::mm::objects::{V_LIVE, V_PINS, V_SEEN, V_SLAB};
+use crate::mm::objects::{prefetch, V_LIVE, V_PINS, V_SEEN, V_SLAB};
+
+/// Records ahead whose objects validation and running prefetch.
+pub(super) const AHEAD: usize = 16;
 
 pub(super) fn no_memory(n: usize) -> Error {
     Error::Trace(format!(
@@ -22,24 +25,26 @@ pub(super) fn no_memory(n: usize) -> Error {
 /// it leaves the machine as it was.
 pub struct Checked<'m> {
     pub(super) m: &'m mut Machine,
-    pub(super) prog: Vec<u8>,
+    pub(super) prog: Program,
     pub(super) n: usize,
     pub(super) outcomes: Option<Vec<i64>>,
-    /// Bytes of `prog` whose records have run (their ids are out of the view).
-    pub(super) ran: usize,
+    /// Where in `prog` the records that have run end (their ids are out of
+    /// the view): (byte, record).
+    pub(super) ran: (usize, usize),
 }
 
 impl Drop for Checked<'_> {
     fn drop(&mut self) {
-        forget_records(self.m, &self.prog[self.ran..]);
+        forget_records(self.m, &self.prog, self.ran);
+        std::mem::take(&mut self.prog).give_back(&mut self.m.objs.view);
     }
 }
 
-/// Take the ids that records `prog` (a finished program's tail) name out of the view, and clear its maps:
-/// the view is all zero again.
-pub(super) fn forget_records(m: &mut Machine, prog: &[u8]) {
+/// Take the ids that the records of `prog` from `from` on name out of the
+/// view, and clear its maps: the view is all zero again.
+pub(super) fn forget_records(m: &mut Machine, prog: &Program, from: (usize, usize)) {
     let v = &mut m.objs.view;
-    let mut d = Decoder::new(prog);
+    let mut d = Decoder::new(prog, from);
     while d.more() {
         let r = d.next();
         match r.op {
@@ -59,6 +64,46 @@ pub(super) fn forget_records(m: &mut Machine, prog: &[u8]) {
     }
 }
 
+/// The `TF_*` flags each op may carry, by op code.
+const ALLOWED_FLAGS: [u8; 8] = {
+    let mut a = [0; 8];
+    a[OP_ALLOC as usize] = TF_TASK | TF_UNEVICTABLE;
+    a[OP_SLAB_ALLOC as usize] = TF_TASK;
+    a
+};
+
+const ZONE_MODIFIERS: u32 = gfp::__GFP_DMA | gfp::__GFP_DMA32 | gfp::__GFP_HIGHMEM;
+
+/// What validation has found good so far: masks (a few distinct ones in any
+/// real trace, direct-mapped by a hash of the mask), the last stack handle
+/// checked, and the clock the ticks so far reach.
+struct Seen {
+    masks: [Option<u32>; 16],
+    stack: u32,
+    now: u64,
+}
+
+impl Seen {
+    #[inline(always)]
+    fn slot(mask: u32) -> usize {
+        (mask.wrapping_mul(0x9E37_79B9) >> 28) as usize
+    }
+
+    /// Whether `mask` was found valid already.
+    #[inline(always)]
+    fn known(&self, mask: u32) -> bool {
+        self.masks[Self::slot(mask)] == Some(mask)
+    }
+
+    fn check_mask(&mut self, i: usize, mask: u32) -> Result<()> {
+        if !self.known(mask) {
+            gfp::validate(mask).map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
+            self.masks[Self::slot(mask)] = Some(mask);
+        }
+        Ok(())
+    }
+}
+
 impl Machine {
     /// The trace's view of id `id`: its own if the trace named it already,
     /// else the machine's (an id holding a slot is allocated).
@@ -67,6 +112,10 @@ impl Machine {
         let v = self.objs.view.get(id);
         if v != 0 {
             return Ok(v);
+        }
+        if self.objs.slot(id).is_none() {
+            // not allocated in the machine: the common case of a new id
+            return Ok(V_SEEN);
         }
         self.machine_view(id)
     }
@@ -125,10 +174,12 @@ impl Machine {
             )));
         }
         let n = bytes.len() / TRACE_RECORD_SIZE;
-        let mut enc = Encoder::default();
-        enc.buf
+        let mut enc = Encoder::reusing(&mut self.objs.view);
+        enc.p
+            .bytes
             .try_reserve_exact(n.saturating_mul(MAX_RECORD).saturating_add(2 * WINDOW))
             .map_err(|_| no_memory(n))?;
+        enc.p.ids.try_reserve_exact(n).map_err(|_| no_memory(n))?;
         let outcomes = if want_outcomes {
             let mut v = Vec::new();
             v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
@@ -144,17 +195,112 @@ impl Machine {
                 prog,
                 n,
                 outcomes,
-                ran: 0,
+                ran: (0, 0),
             })),
             Ok(false) => {
-                forget_records(self, &prog);
+                forget_records(self, &prog, (0, 0));
+                prog.give_back(&mut self.objs.view);
                 Ok(None)
             }
             Err(e) => {
-                forget_records(self, &prog);
+                forget_records(self, &prog, (0, 0));
+                prog.give_back(&mut self.objs.view);
                 Err(e)
             }
         }
+    }
+
+    /// The checks of record `i` on its own, one by one, each with its
+    /// message: the slow path of [`Machine::check_records`], taken by any
+    /// record its fast test does not pass (a tick, a mask or stack not seen
+    /// yet, or a bad record). `Ok(true)`: a tick, which has nothing more to check.
+    #[cold]
+    #[inline(never)]
+    fn check_alone(&self, i: usize, r: &TraceOp, st: &mut Seen) -> Result<bool> {
+        let max_objects = self.cfg.max_objects;
+        if r.flags & !(TF_TASK | TF_UNEVICTABLE) != 0
+            || (r.flags != 0 && r.op != OP_ALLOC && r.op != OP_SLAB_ALLOC)
+            || (r.flags & TF_UNEVICTABLE != 0 && r.op != OP_ALLOC)
+        {
+            return Err(Error::Trace(format!(
+                "op {i}: flags {:#x}: only TF_TASK (1), on OP_ALLOC or OP_SLAB_ALLOC, \
+                 and TF_UNEVICTABLE (2), on OP_ALLOC",
+                r.flags
+            )));
+        }
+        if r.op == OP_TICK {
+            if r.obj > MAX_TICK_US {
+                return Err(Error::Trace(format!(
+                    "op {i}: OP_TICK of {} us is absurd (at most {MAX_TICK_US} us, one hour)",
+                    r.obj
+                )));
+            }
+            st.now += r.obj as u64 * 1000;
+            if st.now > MAX_NOW_NS {
+                return Err(Error::Trace(format!(
+                    "op {i}: OP_TICK takes the simulated clock past 2^63 ns (292 years)"
+                )));
+            }
+            return Ok(true);
+        }
+        if !matches!(
+            r.op,
+            OP_ALLOC | OP_FREE | OP_TOUCH | OP_SLAB_ALLOC | OP_SLAB_FREE | OP_SLAB_PIN
+        ) {
+            return Err(Error::Trace(format!(
+                "op {i}: unknown op code {} (OP_ALLOC=1, OP_FREE=2, OP_TOUCH=3, OP_TICK=4, OP_SLAB_ALLOC=5, OP_SLAB_FREE=6, OP_SLAB_PIN=7)",
+                r.op
+            )));
+        }
+        if r.obj >= max_objects {
+            return Err(Error::Trace(format!(
+                "op {i}: object id {} is beyond the declared range (max_objects = {max_objects})",
+                r.obj
+            )));
+        }
+        if r.op == OP_SLAB_PIN && r.gfp >= max_objects {
+            return Err(Error::Trace(format!(
+                "op {i}: OP_SLAB_PIN target {} is beyond the declared range (max_objects = {max_objects})",
+                r.gfp
+            )));
+        }
+        if r.op == OP_SLAB_ALLOC {
+            if r.order as usize >= NR_CACHES {
+                return Err(Error::Trace(format!(
+                    "op {i}: slab cache {} does not exist (caches 0..{})",
+                    r.order,
+                    NR_CACHES - 1
+                )));
+            }
+            st.check_mask(i, r.gfp)?;
+            if r.gfp & ZONE_MODIFIERS != 0 {
+                return Err(Error::Trace(format!(
+                    "op {i}: OP_SLAB_ALLOC mask {:#x} has a zone modifier (slab caches are lowmem)",
+                    r.gfp
+                )));
+            }
+        }
+        // traces are portable: stacks are ignored on a machine without page_owner
+        if r.stack != 0 && self.owner.is_some() {
+            if self.validate_stack(r.stack).is_err() {
+                return Err(Error::Trace(format!(
+                    "op {i}: stack handle {:#x} is not in this machine's stack depot",
+                    r.stack
+                )));
+            }
+            st.stack = r.stack;
+        }
+        if r.op == OP_ALLOC {
+            if r.order as usize >= MAX_ORDER {
+                return Err(Error::Trace(format!(
+                    "op {i}: order {} is out of range 0..{}",
+                    r.order,
+                    MAX_ORDER - 1
+                )));
+            }
+            st.check_mask(i, r.gfp)?;
+        }
+        Ok(false)
     }
 
     /// The validation pass proper ([`Machine::check_trace`]): records go to
@@ -169,19 +315,11 @@ impl Machine {
         let n = bytes.len() / TRACE_RECORD_SIZE;
         let max_objects = self.cfg.max_objects;
         let has_owner = self.owner.is_some();
-        // masks validated so far (a few distinct ones in any real trace),
-        // direct-mapped by a hash of the mask
-        let mut masks: [Option<u32>; 16] = [None; 16];
-        let mut check_mask = |i: usize, mask: u32| -> Result<()> {
-            let k = (mask.wrapping_mul(0x9E37_79B9) >> 28) as usize;
-            if masks[k] != Some(mask) {
-                gfp::validate(mask)
-                    .map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
-                masks[k] = Some(mask);
-            }
-            Ok(())
+        let mut st = Seen {
+            masks: [None; 16],
+            stack: 0,
+            now: self.now_ns,
         };
-        let mut now = self.now_ns;
         // ids allocated at this point of the trace: the slot table needs the peak
         let mut live = self.objs.len() - self.objs.free_slots.len();
         let mut peak = live;
@@ -192,189 +330,155 @@ impl Machine {
                 op_name(op)
             ))
         };
-        for (i, rec) in bytes.chunks_exact(TRACE_RECORD_SIZE).enumerate() {
-            if i % POLL_EVERY == 0 && i > 0 && interrupted() {
+        let id_at = |j: usize| {
+            let b = &bytes[j * TRACE_RECORD_SIZE + 4..j * TRACE_RECORD_SIZE + 8];
+            u32::from_ne_bytes(b.try_into().unwrap()) as usize
+        };
+        let mut start = 0;
+        while start < n {
+            if start > 0 && interrupted() {
                 return Ok(false);
             }
-            let r = TraceOp::read_record(rec.try_into().unwrap());
-            if r.flags & !(TF_TASK | TF_UNEVICTABLE) != 0
-                || (r.flags != 0 && r.op != OP_ALLOC && r.op != OP_SLAB_ALLOC)
-                || (r.flags & TF_UNEVICTABLE != 0 && r.op != OP_ALLOC)
-            {
-                return Err(Error::Trace(format!(
-                    "op {i}: flags {:#x}: only TF_TASK (1), on OP_ALLOC or OP_SLAB_ALLOC, \
-                     and TF_UNEVICTABLE (2), on OP_ALLOC",
-                    r.flags
-                )));
-            }
-            if r.op == OP_TICK {
-                if r.obj > MAX_TICK_US {
-                    return Err(Error::Trace(format!(
-                        "op {i}: OP_TICK of {} us is absurd (at most {MAX_TICK_US} us, one hour)",
-                        r.obj
-                    )));
-                }
-                now += r.obj as u64 * 1000;
-                if now > MAX_NOW_NS {
-                    return Err(Error::Trace(format!(
-                        "op {i}: OP_TICK takes the simulated clock past 2^63 ns (292 years)"
-                    )));
-                }
-                enc.push(&r);
-                continue;
-            }
-            if !matches!(
-                r.op,
-                OP_ALLOC | OP_FREE | OP_TOUCH | OP_SLAB_ALLOC | OP_SLAB_FREE | OP_SLAB_PIN
-            ) {
-                return Err(Error::Trace(format!(
-                    "op {i}: unknown op code {} (OP_ALLOC=1, OP_FREE=2, OP_TOUCH=3, OP_TICK=4, OP_SLAB_ALLOC=5, OP_SLAB_FREE=6, OP_SLAB_PIN=7)",
-                    r.op
-                )));
-            }
-            if r.obj >= max_objects {
-                return Err(Error::Trace(format!(
-                    "op {i}: object id {} is beyond the declared range (max_objects = {max_objects})",
-                    r.obj
-                )));
-            }
-            if r.op == OP_SLAB_PIN && r.gfp >= max_objects {
-                return Err(Error::Trace(format!(
-                    "op {i}: OP_SLAB_PIN target {} is beyond the declared range (max_objects = {max_objects})",
-                    r.gfp
-                )));
-            }
-            if r.op == OP_SLAB_ALLOC {
-                if r.order as usize >= NR_CACHES {
-                    return Err(Error::Trace(format!(
-                        "op {i}: slab cache {} does not exist (caches 0..{})",
-                        r.order,
-                        NR_CACHES - 1
-                    )));
-                }
-                check_mask(i, r.gfp)?;
-                if r.gfp & (gfp::__GFP_DMA | gfp::__GFP_DMA32 | gfp::__GFP_HIGHMEM) != 0 {
-                    return Err(Error::Trace(format!(
-                        "op {i}: OP_SLAB_ALLOC mask {:#x} has a zone modifier (slab caches are lowmem)",
-                        r.gfp
-                    )));
-                }
-            }
-            // traces are portable: stacks are ignored on a machine without page_owner
-            if r.stack != 0 && has_owner && self.validate_stack(r.stack).is_err() {
-                return Err(Error::Trace(format!(
-                    "op {i}: stack handle {:#x} is not in this machine's stack depot",
-                    r.stack
-                )));
-            }
-            if r.op == OP_ALLOC {
-                if r.order as usize >= MAX_ORDER {
-                    return Err(Error::Trace(format!(
-                        "op {i}: order {} is out of range 0..{}",
-                        r.order,
-                        MAX_ORDER - 1
-                    )));
-                }
-                check_mask(i, r.gfp)?;
-            }
-            // the object, as the trace has left it so far
-            let id = r.obj;
-            let v = self.view_of(id)?;
-            let live_now = v & V_LIVE != 0;
-            let v_after = match r.op {
-                OP_ALLOC | OP_SLAB_ALLOC => {
-                    if live_now {
-                        return Err(Error::Trace(format!(
-                            "op {i}: {} of object {id} that is still allocated",
-                            op_name(r.op)
-                        )));
+            let end = (start + POLL_EVERY).min(n);
+            for i in start..end {
+                // what the records ahead will read of their objects, on its way
+                // from memory meanwhile (a trace naming many live objects at
+                // random waits for each in turn otherwise)
+                if i + AHEAD < n {
+                    let id = id_at(i + AHEAD);
+                    prefetch(&self.objs.view.dense, id);
+                    prefetch(&self.objs.dense, id);
+                    let s = self.objs.dense.get(id_at(i + AHEAD / 2)).copied();
+                    if let Some(s @ 1..) = s {
+                        let s = s as usize - 1;
+                        prefetch(&self.objs.state, s);
+                        prefetch(&self.objs.pin, s);
+                        prefetch(&self.objs.npins, s);
                     }
-                    live += 1;
-                    peak = peak.max(live);
-                    if id < DENSE_IDS {
-                        dense_end = dense_end.max(id as usize + 1);
-                    } else {
-                        sparse_allocs += 1;
-                    }
-                    let slab = if r.op == OP_SLAB_ALLOC { V_SLAB } else { 0 };
-                    V_SEEN | V_LIVE | slab | (v & V_PINS)
                 }
-                OP_FREE | OP_SLAB_FREE => {
-                    if !live_now {
-                        return Err(not_allocated(i, r.op, id));
+                let rec = &bytes[i * TRACE_RECORD_SIZE..(i + 1) * TRACE_RECORD_SIZE];
+                let r = TraceOp::read_record(rec.try_into().unwrap());
+                // the checks of the record alone, at once: what a record of a
+                // valid trace passes unless its mask or stack is new
+                let fast = r.op.wrapping_sub(1) < OP_SLAB_PIN
+                    && r.op != OP_TICK
+                    && r.flags & !ALLOWED_FLAGS[r.op as usize & 7] == 0
+                    && r.obj < max_objects
+                    && (r.stack == 0 || !has_owner || r.stack == st.stack)
+                    && match r.op {
+                        OP_ALLOC => (r.order as usize) < MAX_ORDER && st.known(r.gfp),
+                        OP_SLAB_ALLOC => {
+                            (r.order as usize) < NR_CACHES
+                                && st.known(r.gfp)
+                                && r.gfp & ZONE_MODIFIERS == 0
+                        }
+                        OP_SLAB_PIN => r.gfp < max_objects,
+                        _ => true,
+                    };
+                if !fast && self.check_alone(i, &r, &mut st)? {
+                    enc.push(&r);
+                    continue;
+                }
+                // the object, as the trace has left it so far
+                let id = r.obj;
+                let v = self.view_of(id)?;
+                let live_now = v & V_LIVE != 0;
+                let v_after = match r.op {
+                    OP_ALLOC | OP_SLAB_ALLOC => {
+                        if live_now {
+                            return Err(Error::Trace(format!(
+                                "op {i}: {} of object {id} that is still allocated",
+                                op_name(r.op)
+                            )));
+                        }
+                        live += 1;
+                        peak = peak.max(live);
+                        if id < DENSE_IDS {
+                            dense_end = dense_end.max(id as usize + 1);
+                        } else {
+                            sparse_allocs += 1;
+                        }
+                        let slab = if r.op == OP_SLAB_ALLOC { V_SLAB } else { 0 };
+                        V_SEEN | V_LIVE | slab | (v & V_PINS)
                     }
-                    let slab = v & V_SLAB != 0;
-                    if slab != (r.op == OP_SLAB_FREE) {
-                        return Err(Error::Trace(format!(
-                            "op {i}: {} of object {id}, which is {}",
-                            op_name(r.op),
-                            if slab {
-                                "a slab object (free it with OP_SLAB_FREE)"
-                            } else {
-                                "a block of pages (free it with OP_FREE)"
-                            }
-                        )));
-                    }
-                    let (pin, np) = self.pins_of(id, v);
-                    if np > 0 {
-                        return Err(Error::Trace(format!(
+                    OP_FREE | OP_SLAB_FREE => {
+                        if !live_now {
+                            return Err(not_allocated(i, r.op, id));
+                        }
+                        let slab = v & V_SLAB != 0;
+                        if slab != (r.op == OP_SLAB_FREE) {
+                            return Err(Error::Trace(format!(
+                                "op {i}: {} of object {id}, which is {}",
+                                op_name(r.op),
+                                if slab {
+                                    "a slab object (free it with OP_SLAB_FREE)"
+                                } else {
+                                    "a block of pages (free it with OP_FREE)"
+                                }
+                            )));
+                        }
+                        let (pin, np) = self.pins_of(id, v);
+                        if np > 0 {
+                            return Err(Error::Trace(format!(
                             "op {i}: {} of object {id} that {np} objects still pin (free them first)",
                             op_name(r.op)
                         )));
-                    }
-                    if pin != NONE {
-                        // the target's links are in the map (see `view_of`)
-                        self.view_of(pin)?;
-                        let pins = &mut self.objs.view.pins;
-                        if let Some(t) = pins.get_mut(&pin) {
-                            t.1 -= 1;
                         }
-                        pins.insert(id, (NONE, 0));
+                        if pin != NONE {
+                            // the target's links are in the map (see `view_of`)
+                            self.view_of(pin)?;
+                            let pins = &mut self.objs.view.pins;
+                            if let Some(t) = pins.get_mut(&pin) {
+                                t.1 -= 1;
+                            }
+                            pins.insert(id, (NONE, 0));
+                        }
+                        live -= 1;
+                        V_SEEN | (v & V_PINS)
                     }
-                    live -= 1;
-                    V_SEEN | (v & V_PINS)
-                }
-                OP_TOUCH => {
-                    if !live_now {
-                        return Err(not_allocated(i, r.op, id));
+                    OP_TOUCH => {
+                        if !live_now {
+                            return Err(not_allocated(i, r.op, id));
+                        }
+                        v
                     }
-                    v
-                }
-                _ => {
-                    // OP_SLAB_PIN: `id` pins slab object `r.gfp`
-                    if !live_now {
-                        return Err(not_allocated(i, r.op, id));
-                    }
-                    let t = r.gfp;
-                    let vt = self.view_of(t)?;
-                    if vt & V_LIVE == 0 || vt & V_SLAB == 0 {
-                        return Err(Error::Trace(format!(
-                            "op {i}: OP_SLAB_PIN target {t} is not an allocated slab object"
-                        )));
-                    }
-                    let (pp, pn) = self.pins_of(id, v);
-                    let (tp, _) = self.pins_of(t, vt);
-                    if id == t || pp != NONE || tp != NONE || pn != 0 {
-                        return Err(Error::Trace(format!(
+                    _ => {
+                        // OP_SLAB_PIN: `id` pins slab object `r.gfp`
+                        if !live_now {
+                            return Err(not_allocated(i, r.op, id));
+                        }
+                        let t = r.gfp;
+                        let vt = self.view_of(t)?;
+                        if vt & V_LIVE == 0 || vt & V_SLAB == 0 {
+                            return Err(Error::Trace(format!(
+                                "op {i}: OP_SLAB_PIN target {t} is not an allocated slab object"
+                            )));
+                        }
+                        let (pp, pn) = self.pins_of(id, v);
+                        let (tp, _) = self.pins_of(t, vt);
+                        if id == t || pp != NONE || tp != NONE || pn != 0 {
+                            return Err(Error::Trace(format!(
                             "op {i}: OP_SLAB_PIN of {id} on {t}: an object pins at most one other, and a pinned object pins nothing"
                         )));
+                        }
+                        let pins = &mut self.objs.view.pins;
+                        pins.try_reserve(2).map_err(|_| no_memory(n))?;
+                        pins.insert(id, (t, pn));
+                        let tn = pins.get(&t).map_or(0, |e| e.1);
+                        pins.insert(t, (NONE, tn + 1));
+                        enc.push(&r);
+                        let view = &mut self.objs.view;
+                        view.set(t, vt | V_PINS).map_err(|_| no_memory(n))?;
+                        view.set(id, v | V_PINS).map_err(|_| no_memory(n))?;
+                        continue;
                     }
-                    let pins = &mut self.objs.view.pins;
-                    pins.try_reserve(2).map_err(|_| no_memory(n))?;
-                    pins.insert(id, (t, pn));
-                    let tn = pins.get(&t).map_or(0, |e| e.1);
-                    pins.insert(t, (NONE, tn + 1));
-                    enc.push(&r);
-                    let view = &mut self.objs.view;
-                    view.set(t, vt | V_PINS).map_err(|_| no_memory(n))?;
-                    view.set(id, v | V_PINS).map_err(|_| no_memory(n))?;
-                    continue;
+                };
+                enc.push(&r);
+                if v_after != v {
+                    self.objs.view.set(id, v_after).map_err(|_| no_memory(n))?;
                 }
-            };
-            enc.push(&r);
-            if v_after != v {
-                self.objs.view.set(id, v_after).map_err(|_| no_memory(n))?;
             }
+            start = end;
         }
         // what running the trace will need, taken now: running cannot fail
         let o = &mut self.objs;
