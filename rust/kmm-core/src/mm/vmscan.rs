@@ -301,7 +301,12 @@ mod tests {
         m.check().unwrap();
         let got = |zi: usize| m.zones[zi].free_pages - free0[zi];
         assert!(got(high) > 0, "HighMem not reclaimed while Normal was");
-        assert!(got(normal) > got(high), "Normal {} HighMem {}", got(normal), got(high));
+        assert!(
+            got(normal) > got(high),
+            "Normal {} HighMem {}",
+            got(normal),
+            got(high)
+        );
         let total: u64 = (0..m.zones.len()).map(got).sum();
         assert_eq!(total, m.counters.pgsteal_kswapd - steal0);
         assert!(total <= 640, "{total} pages reclaimed on a 640-page budget");
