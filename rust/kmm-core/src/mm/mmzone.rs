@@ -76,6 +76,10 @@ pub struct Zone {
     pub pgscan: u64,
     /// kswapd was woken for this zone at this order (-1: asleep).
     pub kswapd_order: i32,
+    /// `nr_scan_inactive` of 2.6.11's kswapd: pages this zone is owed at
+    /// `DEF_PRIORITY`, `(lru >> 12) + 1` a `balance_pgdat` pass, reclaimed
+    /// once they reach `SWAP_CLUSTER_MAX` (`mm::vmscan`).
+    pub(crate) kswapd_scan: u64,
     /// Compaction state (`mm::compaction`).
     pub compact: ZoneCompact,
 }
@@ -147,6 +151,7 @@ impl Zone {
             scan_credit: 0,
             pgscan: 0,
             kswapd_order: -1,
+            kswapd_scan: 0,
             compact: ZoneCompact {
                 kcompactd_order: -1,
                 ..ZoneCompact::default()

@@ -9,6 +9,10 @@ use super::objects::{OBJ_RECLAIMED, OBJ_REF};
 use super::page::{forder, list_add, list_del};
 use crate::{NONE, SWAP_CLUSTER_MAX};
 
+/// `DEF_PRIORITY` of 2.6.11's `mm/vmscan.c`: kswapd's first pass scans
+/// `lru >> DEF_PRIORITY` of each zone.
+const DEF_PRIORITY: u32 = 12;
+
 impl Machine {
     /// After an allocation from zone `zi`: wake kswapd if the zone fell below
     /// its low watermark (and kswapd is not already working at this order).
@@ -196,45 +200,115 @@ impl Machine {
         self.balance_pgdat(budget);
     }
 
-    /// `balance_pgdat`, for every node's zones in turn: reclaim from each zone
-    /// kswapd was woken for, SWAP_CLUSTER_MAX at a time within `budget` pages,
-    /// until it is balanced (order-aware high watermark) or its LRU is empty;
-    /// a balanced or exhausted zone puts kswapd back to sleep for it.
+    /// `balance_pgdat` of 2.6.11, within `budget` pages: pass after pass over
+    /// the zones kswapd was woken for, each unbalanced zone (order-aware high
+    /// watermark) owed `(lru >> DEF_PRIORITY) + 1` pages a pass
+    /// (`shrink_zone`'s `nr_scan_inactive`), and reclaimed by up to
+    /// `SWAP_CLUSTER_MAX` once that reaches `SWAP_CLUSTER_MAX`, then
+    /// `shrink_slab`. So every unbalanced zone is reclaimed at once, in
+    /// proportion to its LRU (capped at a cluster a pass), not one zone after
+    /// another. A balanced or exhausted zone puts kswapd back to sleep for it.
     fn balance_pgdat(&mut self, mut budget: u64) {
-        for zi in 0..self.zones.len() {
-            loop {
+        loop {
+            let mut awake = false;
+            for zi in 0..self.zones.len() {
                 let order = self.zones[zi].kswapd_order;
                 if order < 0 {
-                    break;
+                    continue;
                 }
                 let high = self.zones[zi].pages_high;
                 if self.zone_watermark_ok(zi, order as u32, high, 0, false, false)
                     || !self.zone_reclaimable(zi)
                 {
                     self.zones[zi].kswapd_order = -1;
+                    self.zones[zi].kswapd_scan = 0;
                     self.kswapd_zone_sleeps(zi, order as u32);
-                    break;
+                    continue;
                 }
+                awake = true;
                 if budget == 0 {
-                    break;
+                    return;
                 }
+                let z = &mut self.zones[zi];
+                z.kswapd_scan += (z.lru_pages >> DEF_PRIORITY) + 1;
+                if z.kswapd_scan < SWAP_CLUSTER_MAX {
+                    continue;
+                }
+                z.kswapd_scan = 0;
                 let want = budget.min(SWAP_CLUSTER_MAX);
                 let mut got = self.shrink_zone(zi, want, true, false);
                 let lru_pages = self.zones.iter().map(|z| z.lru_pages).sum();
                 got += self.shrink_slab(got, lru_pages, false);
-                budget -= want.min(budget);
+                budget -= want;
                 if got == 0 {
                     self.zones[zi].kswapd_order = -1;
                     self.kswapd_zone_sleeps(zi, order as u32);
-                    break;
+                    continue;
                 }
                 // today's kswapd: once it has reclaimed compact_gap(order) pages
                 // for a high-order request, balance for order 0 and leave the
                 // rest to kcompactd
-                if self.cfg.compaction && order > 0 && got > 0 {
+                if self.cfg.compaction && order > 0 {
                     self.kswapd_high_order_done(zi, order as u32, got);
                 }
             }
+            if !awake {
+                return;
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Layout, MachineConfig};
+    use crate::gfp::GFP_HIGHUSER;
+    use crate::mm::machine::Machine;
+    use crate::replay::{TraceOp, OP_ALLOC};
+
+    /// 2.6.11's `balance_pgdat` reclaims every zone kswapd was woken for in
+    /// the same pass, each in proportion to its LRU (`(lru >> 12) + 1` owed a
+    /// pass, a cluster at a time), not one zone after the other.
+    #[test]
+    fn kswapd_reclaims_the_woken_zones_together_in_proportion() {
+        let mut cfg = MachineConfig::new(Layout::X86_32, 1 << 30);
+        cfg.max_objects = 300_000;
+        cfg.pcp = false;
+        let mut m = Machine::new(cfg).unwrap();
+        let zone = |m: &Machine, n: &str| m.zones.iter().position(|z| z.name == n).unwrap();
+        let (normal, high) = (zone(&m, "Normal"), zone(&m, "HighMem"));
+        // fill HighMem, then Normal, with user pages (GFP_HIGHUSER's
+        // zonelist) until the first direct reclaim: both are at their marks
+        let mut id = 0u32;
+        while m.counters.allocstall == 0 {
+            let op = TraceOp {
+                op: OP_ALLOC,
+                obj: id,
+                gfp: GFP_HIGHUSER,
+                ..TraceOp::default()
+            };
+            m.replay_ops(&[op], false).unwrap();
+            id += 1;
+        }
+        assert!(m.zones[high].lru_pages > 0 && m.zones[normal].lru_pages > m.zones[high].lru_pages);
+        let free0: Vec<u64> = m.zones.iter().map(|z| z.free_pages).collect();
+        let steal0 = m.counters.pgsteal_kswapd;
+        // a failed order-10 request wakes kswapd at order 10 in every zone
+        for zi in 0..m.zones.len() {
+            m.wakeup_kswapd(zi, 10);
+        }
+        m.advance(20_000_000); // 20 ms: 640 pages of kswapd budget
+        m.check().unwrap();
+        let got = |zi: usize| m.zones[zi].free_pages - free0[zi];
+        assert!(got(high) > 0, "HighMem not reclaimed while Normal was");
+        assert!(
+            got(normal) > got(high),
+            "Normal {} HighMem {}",
+            got(normal),
+            got(high)
+        );
+        let total: u64 = (0..m.zones.len()).map(got).sum();
+        assert_eq!(total, m.counters.pgsteal_kswapd - steal0);
+        assert!(total <= 640, "{total} pages reclaimed on a 640-page budget");
     }
 }
