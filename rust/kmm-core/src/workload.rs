@@ -458,7 +458,7 @@ impl Emitter {
                 // the object state of an event a few ahead: its cache line is
                 // on the way while this one is emitted (object ids are scattered)
                 if let Some(a) = self.ready.get(self.pos + PREFETCH_AHEAD) {
-                    prefetch(&self.flags, a.obj as usize);
+                    crate::mm::objects::prefetch(&self.flags, a.obj as usize);
                 }
                 let e = self.ready[self.pos];
                 self.pos += 1;
@@ -608,22 +608,6 @@ const SCRATCH_KEEP: usize = 1 << 20;
 
 /// Events ahead whose object state emit() prefetches.
 const PREFETCH_AHEAD: usize = 16;
-
-#[inline(always)]
-fn prefetch(v: &[u8], i: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if i < v.len() {
-        // SAFETY: a prefetch hint of an address inside `v`; it reads nothing
-        // the program sees and cannot fault
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                v.as_ptr().add(i) as *const i8
-            )
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (v, i);
-}
 
 #[allow(clippy::too_many_arguments)]
 #[inline]
