@@ -265,3 +265,6 @@ def test_mmtests_load_builds_the_trees_of_the_rule(monkeypatch):
     assert seen["jobs"] == 1
     # updatedb walks every tree the load made
     assert seen["updatedb_files"] == seen["builds"] * W.kernel_tree(seed=0).files
+    # an explicit count is the load as given: updatedb keeps its default
+    mmtests.generate_load(mmtests.MmtestsConfig(mem="512MiB", percent=10, warmup_s=1.0, builds=2, jobs=4), Store())
+    assert (seen["builds"], seen["jobs"], seen["updatedb_files"]) == (2, 4, None)

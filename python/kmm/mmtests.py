@@ -157,8 +157,9 @@ def generate_load(cfg: MmtestsConfig, store: Any) -> dict[str, Any]:
     from .workloads.tree import kernel_tree
 
     builds = cfg.load_builds()
-    # updatedb walks every tree the load made (issue 12's rule for the highalloc load)
-    files = max(1, builds) * kernel_tree(seed=cfg.seed).files
+    # with the builds sized from memory updatedb walks every tree the load made
+    # (as kmm highalloc's load_for_memory); an explicit count keeps its default
+    files = max(1, builds) * kernel_tree(seed=cfg.seed).files if cfg.builds is None else None
     load = workloads.stress_highalloc_load(
         builds=builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed, updatedb_files=files
     )
