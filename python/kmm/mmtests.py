@@ -153,7 +153,6 @@ def generate_load(cfg: MmtestsConfig, store: Any) -> dict[str, Any]:
     one chunk per attempt of passes 1 and 2, the kill (the processes' frees),
     and the tree deletion and cache drop."""
     from . import workloads
-
     from .workloads.tree import kernel_tree
 
     builds = cfg.load_builds()
