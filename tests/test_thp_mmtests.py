@@ -225,3 +225,46 @@ def test_mmtests_nic_rings_reach_the_config_and_are_checked(capsys):
         mmtests.MmtestsConfig(nic_rings=1, nic_rx_pps=0.0).validate()
     assert main(["highalloc", "--mmtests", "--nic-rings", "-1", "--no-progress"]) != 0
     assert "nic_rings" in capsys.readouterr().err
+
+
+def test_mmtests_sizes_its_builds_from_memtotal_as_mmtests_did():
+    # shellpack-bench-stress-highalloc: NUM_KERNELS = MemTotal MiB / 400
+    # copies, each built, plus the primary tree (bench-stresshighalloc.sh)
+    for mem in ("1GiB", "2GiB", "8GiB"):
+        total = mmtests.memtotal_mib("x86_64", mem)
+        assert 0.9 * kmm.parse_mem(mem) / 2**20 < total < kmm.parse_mem(mem) / 2**20
+        assert mmtests.mmtests_builds("x86_64", mem) == total // 400 + 1
+        assert mmtests.MmtestsConfig(mem=mem).load_builds() == total // 400 + 1
+    assert mmtests.MmtestsConfig(mem="2GiB").load_builds() < mmtests.MmtestsConfig(mem="8GiB").load_builds()
+    assert mmtests.MmtestsConfig(mem="2GiB", builds=3).load_builds() == 3
+    assert mmtests.MmtestsConfig().jobs == 1
+    for bad in (-1, True, 1.5, mmtests.MAX_BUILDS + 1):
+        with pytest.raises(BenchmarkError, match="builds"):
+            mmtests.MmtestsConfig(builds=bad).validate()
+    with pytest.raises(BenchmarkError, match="empty load"):
+        mmtests.MmtestsConfig(builds=0, updatedb=False).validate()
+
+
+def test_mmtests_load_builds_the_trees_of_the_rule(monkeypatch):
+    seen = {}
+    real = W.stress_highalloc_load
+
+    def spy(**kw):
+        seen.update(kw)
+        return real(**{**kw, "builds": 1})
+
+    monkeypatch.setattr(W, "stress_highalloc_load", spy)
+
+    class Store:
+        def put(self, name, chunk):
+            pass
+
+    cfg = mmtests.MmtestsConfig(mem="512MiB", percent=10, warmup_s=1.0)
+    mmtests.generate_load(cfg, Store())
+    assert seen["builds"] == cfg.load_builds() == mmtests.memtotal_mib("x86_64", "512MiB") // 400 + 1
+    assert seen["jobs"] == 1
+    # updatedb walks every tree the load made
+    assert seen["updatedb_files"] == seen["builds"] * W.kernel_tree(seed=0).files
+    # an explicit count is the load as given: updatedb keeps its default
+    mmtests.generate_load(mmtests.MmtestsConfig(mem="512MiB", percent=10, warmup_s=1.0, builds=2, jobs=4), Store())
+    assert (seen["builds"], seen["jobs"], seen["updatedb_files"]) == (2, 4, None)

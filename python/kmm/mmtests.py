@@ -62,8 +62,11 @@ class MmtestsConfig:
     percent: float = 95.0
     rate_mb_s: float = 16.0
     warmup_s: float = 180.0
-    builds: int = 7
-    jobs: int = 4
+    #: kernel trees built at once; None: mmtests' rule (:func:`mmtests_builds`),
+    #: ``MemTotal`` in MiB / 400 copies plus the primary tree
+    builds: int | None = None
+    #: ``make -j1``, as mmtests' ``bench-stresshighalloc.sh`` builds every tree
+    jobs: int = 1
     updatedb: bool = True
     seed: int = 0
     gfp: str = "GFP_HIGHUSER"
@@ -91,7 +94,7 @@ class MmtestsConfig:
             self,
             layouts=("x86_32", "x86_64"),
             variants=VARIANTS,
-            ints={"order": (1, MAX_ORDER - 1), "builds": (0, 64), "jobs": (1, 64), "nic_rings": (0, 64)},
+            ints={"order": (1, MAX_ORDER - 1), "jobs": (1, 64), "nic_rings": (0, 64)},
             floats={
                 "percent": (0.1, 100.0),
                 "rate_mb_s": (0.01, 1e6),
@@ -102,10 +105,18 @@ class MmtestsConfig:
             },
             bools=("updatedb", "resident"),
         )
-        if self.builds == 0 and not self.updatedb:
+        if self.builds is not None and (
+            isinstance(self.builds, bool) or not isinstance(self.builds, int) or not 0 <= self.builds <= MAX_BUILDS
+        ):
+            raise BenchmarkError(f"builds must be an int in [0, {MAX_BUILDS}] or None, got {self.builds!r}")
+        if self.load_builds() == 0 and not self.updatedb:
             raise BenchmarkError("an empty load: no builds and no updatedb")
         if self.attempts() < 1:
             raise BenchmarkError(f"{self.percent}% of {self.mem} is not one order-{self.order} block")
+
+    def load_builds(self) -> int:
+        """The kernel trees the load builds: ``builds``, or mmtests' rule."""
+        return mmtests_builds(self.layout, self.mem) if self.builds is None else self.builds
 
     def attempts(self) -> int:
         """Allocations per pass: ``percent`` of memory in blocks of the order."""
@@ -117,14 +128,39 @@ class MmtestsConfig:
         return (4096 << self.order) / (self.rate_mb_s * (1 << 20))
 
 
+#: most kernel trees a run may build
+MAX_BUILDS = 256
+#: MiB of ``MemTotal`` per kernel tree: mmtests' ``shellpack-bench-stress-highalloc``
+#: autosizes ``NUM_KERNELS=$(($TOTALMEM/400))`` from ``free -m`` (docs/compaction.md)
+MIB_PER_KERNEL = 400
+
+
+def memtotal_mib(layout: str, mem: str) -> int:
+    """``free -m``'s total of the machine: its managed pages (``MemTotal``), in MiB."""
+    m = Machine(layout=layout, mem=mem)
+    return sum(z.managed for z in m.zone_stats()) * 4096 >> 20
+
+
+def mmtests_builds(layout: str, mem: str) -> int:
+    """mmtests' kernel builds for a machine: ``MemTotal / 400`` MiB copies
+    (``-k``, ``SEQ`` in ``bench-stresshighalloc.sh``), each built, plus the
+    primary tree."""
+    return memtotal_mib(layout, mem) // MIB_PER_KERNEL + 1
+
+
 def generate_load(cfg: MmtestsConfig, store: Any) -> dict[str, Any]:
     """The load once, its chunks handed to ``store.put(name, chunk)``: warm-up,
     one chunk per attempt of passes 1 and 2, the kill (the processes' frees),
     and the tree deletion and cache drop."""
     from . import workloads
+    from .workloads.tree import kernel_tree
 
+    builds = cfg.load_builds()
+    # with the builds sized from memory updatedb walks every tree the load made
+    # (as kmm highalloc's load_for_memory); an explicit count keeps its default
+    files = max(1, builds) * kernel_tree(seed=cfg.seed).files if cfg.builds is None else None
     load = workloads.stress_highalloc_load(
-        builds=cfg.builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed
+        builds=builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed, updatedb_files=files
     )
     if cfg.resident:
         load = workloads.combine(
@@ -247,6 +283,7 @@ def run(cfg: MmtestsConfig, *, processes: int | None = None, progress: bool = Fa
         "seed": cfg.seed,
         "config": asdict(cfg),
         "attempts": cfg.attempts(),
+        "builds": cfg.load_builds(),
         "interval_s": cfg.interval_s(),
         "load_ops": gen["ops"],
         "generate_s": gen["generate_s"],
@@ -267,7 +304,7 @@ def format_report(res: dict[str, Any]) -> str:
     w = max(14, *(len(n) + 2 for n in names))
     cfg = res["config"]
     lines = [
-        f"kmm highalloc --mmtests: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
+        f"kmm highalloc --mmtests: {cfg['layout']} {cfg['mem']}, {res.get('builds', cfg['builds'])} x make -j{cfg['jobs']}"
         f"{' + updatedb' if cfg['updatedb'] else ''}"
         f"{', no swap + resident working sets' if cfg.get('resident') else ''}"
         f"{_nic_note(cfg)}, warm-up {cfg['warmup_s']:g} s; per pass "

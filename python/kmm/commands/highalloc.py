@@ -62,8 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attempts-rest", type=int, help="attempts of the pass at rest (default: as --attempts)")
     p.add_argument("--min-free-kbytes", type=int, help="vm.min_free_kbytes (default: the kernel's boot-time rule)")
     p.add_argument("--warmup", type=float, help="warm-up in simulated seconds (default: 180; --quick: 30)")
-    p.add_argument("--builds", type=int, help="kernel trees copied and built (default: the preset's, 7 in the default run and --quick; with --mem or --layout and no preset, trees worth 1.5x RAM, docs/workloads.md)")
-    p.add_argument("--jobs", type=int, help="make -jN of each build (default: 4)")
+    p.add_argument(
+        "--builds", type=int,
+        help="kernel trees copied and built (default: the preset's, 7 in the default run and --quick; with --mem "
+        "or --layout and no preset, trees worth 1.5x RAM, docs/workloads.md; --mmtests: mmtests' rule, "
+        "MemTotal MiB / 400 copies plus the primary tree)",
+    )
+    p.add_argument("--jobs", type=int, help="make -jN of each build (default: 4; --mmtests: 1, as mmtests built)")
     p.add_argument("--cpus", type=int, help="CPUs, each with its own per-cpu page lists (default: 1; v19-reply: 4)")
     p.add_argument("--oom", choices=["on", "off"], help="the OOM killer (default: on; v14 and v19 ran with it off)")
     p.add_argument("--no-updatedb", action="store_true", help="leave updatedb out of the load")
