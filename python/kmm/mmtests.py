@@ -17,6 +17,7 @@ every variant (the variants of :data:`kmm.highalloc.VARIANTS`).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -94,7 +95,7 @@ class MmtestsConfig:
             self,
             layouts=("x86_32", "x86_64"),
             variants=VARIANTS,
-            ints={"order": (1, MAX_ORDER - 1), "jobs": (1, 64), "nic_rings": (0, 64)},
+            ints={"order": (1, MAX_ORDER - 1), "builds": (0, MAX_BUILDS), "jobs": (1, 64), "nic_rings": (0, 64)},
             floats={
                 "percent": (0.1, 100.0),
                 "rate_mb_s": (0.01, 1e6),
@@ -105,10 +106,6 @@ class MmtestsConfig:
             },
             bools=("updatedb", "resident"),
         )
-        if self.builds is not None and (
-            isinstance(self.builds, bool) or not isinstance(self.builds, int) or not 0 <= self.builds <= MAX_BUILDS
-        ):
-            raise BenchmarkError(f"builds must be an int in [0, {MAX_BUILDS}] or None, got {self.builds!r}")
         if self.load_builds() == 0 and not self.updatedb:
             raise BenchmarkError("an empty load: no builds and no updatedb")
         if self.attempts() < 1:
@@ -135,8 +132,10 @@ MAX_BUILDS = 256
 MIB_PER_KERNEL = 400
 
 
+@functools.lru_cache(maxsize=32)
 def memtotal_mib(layout: str, mem: str) -> int:
-    """``free -m``'s total of the machine: its managed pages (``MemTotal``), in MiB."""
+    """``free -m``'s total of the machine: its managed pages (``MemTotal``), in
+    MiB (a machine booted once per layout and size: a run asks several times)."""
     m = Machine(layout=layout, mem=mem)
     return sum(z.managed for z in m.zone_stats()) * 4096 >> 20
 
