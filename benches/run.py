@@ -18,6 +18,14 @@ Prints a table of named figures with their targets and writes them, with
   fresh process), ``boot_1tib_s``.
 - ``highalloc``, ``nic``, ``page_owner``, ``real``, ``sweep``, ``thp``: from ``benches/<name>.py`` modules, each
   exposing ``collect(quick) -> dict``.
+
+``--repeat N`` runs the chosen sections N times, in rounds (every section
+once, then every section again), so that a drift of the machine over minutes
+falls on every section alike; each figure is then the median of its N values,
+printed with its lowest and highest, and ``--json`` adds ``NAME:min`` and
+``NAME:max`` beside each median. Figures quoted in the README are medians of
+``--repeat 3`` or more: on a shared VM single runs of the same build differ by
+about 20%.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import argparse
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -256,42 +265,65 @@ SECTIONS: dict[str, Callable[[bool], dict[str, float]]] = {
 MODULE_SECTIONS = ["highalloc", "nic", "page_owner", "real", "sweep", "thp"]
 
 
+def fmt(v: float) -> str:
+    return f"{v:,.3f}" if abs(v) < 1e6 else f"{v:,.0f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller runs for a fast look")
     ap.add_argument("--json", metavar="FILE", help="write the figures as one flat JSON object")
     ap.add_argument("--only", help="comma-separated sections: " + ",".join([*SECTIONS, *MODULE_SECTIONS]))
+    ap.add_argument(
+        "--repeat", type=int, default=1, metavar="N", help="run the sections N times in rounds; report each figure's median"
+    )
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     use_kmm()
     wanted = set(args.only.split(",")) if args.only else None
-    figures: dict[str, float] = {}
+    runs: dict[str, list[float]] = {}
     sections: list[tuple[str, Callable[[bool], dict[str, float]]]] = list(SECTIONS.items())
     for name in MODULE_SECTIONS:
         mod = load_module(name)
         if mod is not None:
             sections.append((name, mod.collect))
-    for name, fn in sections:
-        if wanted and name not in wanted:
-            continue
-        print(f"[{name}] running...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        try:
-            got = fn(args.quick)
-        except Exception as e:  # report and go on with the other sections
-            print(f"[{name}] FAILED: {type(e).__name__}: {e}", file=sys.stderr)
-            figures[f"{name}_failed"] = 1.0
-            continue
-        figures.update({k: float(v) for k, v in got.items()})
-        print(f"[{name}] done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    for rnd in range(args.repeat):
+        for name, fn in sections:
+            if wanted and name not in wanted:
+                continue
+            tag = f"[{name}]" if args.repeat == 1 else f"[{name} {rnd + 1}/{args.repeat}]"
+            print(f"{tag} running...", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            try:
+                got = fn(args.quick)
+            except Exception as e:  # report and go on with the other sections
+                print(f"{tag} FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+                runs.setdefault(f"{name}_failed", []).append(1.0)
+                continue
+            for k, v in got.items():
+                runs.setdefault(k, []).append(float(v))
+            print(f"{tag} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    figures = {k: statistics.median(v) for k, v in runs.items()}
     width = max((len(k) for k in figures), default=10)
-    print(f"{'figure':<{width}}  {'value':>16}  {'target':>10}  met")
+    spread = args.repeat > 1
+    head = f"{'figure':<{width}}  {'value':>16}  {'target':>10}  met"
+    print(head + (f"  {'lowest':>16}  {'highest':>16}  runs" if spread else ""))
     for k, v in figures.items():
         tgt, ok = TARGETS.get(k, ("", None))
         met = "" if ok is None else ("yes" if ok(v) else "NO")
-        val = f"{v:,.3f}" if abs(v) < 1e6 else f"{v:,.0f}"
-        print(f"{k:<{width}}  {val:>16}  {tgt:>10}  {met}")
+        line = f"{k:<{width}}  {fmt(v):>16}  {tgt:>10}  {met:<3}"
+        if spread:
+            line += f"  {fmt(min(runs[k])):>16}  {fmt(max(runs[k])):>16}  {len(runs[k])}"
+        print(line.rstrip())
+    out: dict[str, float] = {}
+    for k, v in figures.items():
+        out[k] = v
+        if spread:
+            out[f"{k}:min"] = min(runs[k])
+            out[f"{k}:max"] = max(runs[k])
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
 
