@@ -61,6 +61,12 @@ impl Machine {
         let mut scanned = 0u64;
         while got < nr {
             if self.zones[zi].inactive.nr == 0 {
+                let z = &self.zones[zi];
+                if z.lru_pages == z.anon_lru && !(reclaim_mapped && self.cfg.swap) {
+                    // only mapped pages, all active and kept there: scanning
+                    // them would only rotate them (their bits untouched)
+                    break;
+                }
                 // refill a page at a time until one moves; a page that stays
                 // active loses its referenced bit (or is mapped and kept), so
                 // two lengths of the active list bound the search
