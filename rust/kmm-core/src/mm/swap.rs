@@ -36,7 +36,8 @@ impl Machine {
     /// and not an anonymous page on a machine without swap.
     #[inline]
     pub(crate) fn obj_evictable(&self, obj: u32) -> bool {
-        self.objs.state[obj as usize] & OBJ_UNEVICTABLE == 0 && (self.cfg.swap || !self.obj_mapped(obj))
+        self.objs.state[obj as usize] & OBJ_UNEVICTABLE == 0
+            && (self.cfg.swap || !self.obj_mapped(obj))
     }
 
     /// `lru_cache_add`: a new page goes to the head of zone `zi`'s inactive

@@ -407,11 +407,13 @@ mod tests {
         assert_eq!(m.zones[zi].nr_mapped, 32);
         assert_eq!(m.zones[zi].anon_lru, 32);
         assert!((0..32).all(|o| active(&m, o)));
-        let mut ops: Vec<TraceOp> = (0..8).map(|o| crate::replay::TraceOp {
-            op: crate::replay::OP_FREE,
-            obj: o,
-            ..TraceOp::default()
-        }).collect();
+        let mut ops: Vec<TraceOp> = (0..8)
+            .map(|o| crate::replay::TraceOp {
+                op: crate::replay::OP_FREE,
+                obj: o,
+                ..TraceOp::default()
+            })
+            .collect();
         ops.push(alloc(100, false));
         m.replay_ops(&ops, false).unwrap();
         m.check().unwrap();
