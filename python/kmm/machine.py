@@ -56,6 +56,9 @@ class ZoneStats:
     nr_inactive: int
     #: inactive-list pages reclaim scanned since boot
     pgscan: int
+    #: mapped (anonymous: owned by a task) pages, and 2.6.11's prev_priority
+    nr_mapped: int
+    prev_priority: int
 
 
 def _flag(name: str, value: object) -> bool:

@@ -277,6 +277,8 @@ impl PyMachine {
             d.set_item("nr_active", z.nr_active)?;
             d.set_item("nr_inactive", z.nr_inactive)?;
             d.set_item("pgscan", z.pgscan)?;
+            d.set_item("nr_mapped", z.nr_mapped)?;
+            d.set_item("prev_priority", z.prev_priority)?;
             out.append(d)?;
         }
         Ok(out)
