@@ -94,7 +94,7 @@ def test_anonymous_pages_stay_without_swap_and_go_with_it():
             t[i] = (A, 0, kmm.TF_TASK, i, kmm.GFP_USER, 0, 7, 7)
         m.replay(t)
         assert sum(z.nr_mapped for z in m.zone_stats()) == 1000
-        fill_user(m, total, gfp=kmm.GFP_USER, base=10_000)
+        fill_user(m, 3 * total, gfp=kmm.GFP_USER, base=10_000)
         held = sum(m.object_block(i) is not None for i in range(1000))
         assert (held == 1000) == kept, (swap, held)
         m.check()
