@@ -82,6 +82,26 @@ def test_unreclaimable_pages_are_never_reclaimed():
     m.check()
 
 
+def test_anonymous_pages_stay_without_swap_and_go_with_it():
+    """2.6.11's refill_inactive_zone: an anonymous page (an object its task
+    owns, TF_TASK) is never deactivated without swap; with swap and
+    vm_swappiness 100 (reclaim_mapped always) reclaim takes it like page cache."""
+    for swap, kept in ((False, True), (True, False)):
+        m = kmm.Machine(layout="x86_32", mem="64MiB", pcp=False, swap=swap, swappiness=100)
+        total = sum(z.managed for z in m.zone_stats())
+        t = kmm.empty_trace(1000)
+        for i in range(1000):
+            t[i] = (A, 0, kmm.TF_TASK, i, kmm.GFP_USER, 0, 7, 7)
+        m.replay(t)
+        assert sum(z.nr_mapped for z in m.zone_stats()) == 1000
+        fill_user(m, 3 * total, gfp=kmm.GFP_USER, base=10_000)
+        held = sum(m.object_block(i) is not None for i in range(1000))
+        assert (held == 1000) == kept, (swap, held)
+        m.check()
+    with pytest.raises(kmm.ConfigError, match="swappiness"):
+        kmm.Machine(layout="x86_32", mem="64MiB", swappiness=101)
+
+
 def test_kswapd_stops_at_high_watermark():
     m = kmm.Machine(layout="x86_32", mem="256MiB", pcp=False)
     total = sum(z.managed for z in m.zone_stats())

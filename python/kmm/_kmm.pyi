@@ -95,6 +95,8 @@ class Machine:
         min_free_kbytes: int | None = None,
         reclaim: bool | None = None,
         kswapd_pages_per_ms: int | None = None,
+        swap: bool | None = None,
+        swappiness: int | None = None,
         active_freeing: bool | None = None,
         oom_kill: bool | None = None,
         max_objects: int | None = None,

@@ -56,6 +56,9 @@ class ZoneStats:
     nr_inactive: int
     #: inactive-list pages reclaim scanned since boot
     pgscan: int
+    #: mapped (anonymous: owned by a task) pages, and 2.6.11's prev_priority
+    nr_mapped: int
+    prev_priority: int
 
 
 def _flag(name: str, value: object) -> bool:
@@ -83,7 +86,9 @@ class Machine:
     of its pid),
     ``pageblock_order`` (mobility), ``fallback_reserve`` (antifrag v8, a fraction
     of each zone), ``min_free_kbytes`` (0: the boot-time rule), ``reclaim``, ``kswapd_pages_per_ms`` (background reclaim speed
-    in simulated time), ``active_freeing``, ``oom_kill`` (the OOM killer, on as
+    in simulated time), ``swap`` (swap space: off, as a kernel boots, so
+    anonymous pages are never reclaimed) and ``swappiness`` (0..100, 2.6.11's
+    ``reclaim_mapped`` rule), ``active_freeing``, ``oom_kill`` (the OOM killer, on as
     in the kernel; off, the allocation fails and counts ``oom_fail``),
     ``max_objects`` (trace object ids),
     ``page_owner`` and ``page_owner_free_stacks``; ``compaction`` (today's
@@ -124,6 +129,8 @@ class Machine:
         min_free_kbytes: int = 0,
         reclaim: bool = True,
         kswapd_pages_per_ms: int = 32,
+        swap: bool = False,
+        swappiness: int = 60,
         active_freeing: bool = False,
         oom_kill: bool = True,
         max_objects: int = 1 << 26,
@@ -158,6 +165,8 @@ class Machine:
             min_free_kbytes=int_arg("min_free_kbytes", min_free_kbytes, 0, U64_MAX),
             reclaim=_flag("reclaim", reclaim),
             kswapd_pages_per_ms=int_arg("kswapd_pages_per_ms", kswapd_pages_per_ms, 0, U64_MAX),
+            swap=_flag("swap", swap),
+            swappiness=int_arg("swappiness", swappiness, 0, U32_MAX),
             active_freeing=_flag("active_freeing", active_freeing),
             oom_kill=_flag("oom_kill", oom_kill),
             max_objects=int_arg("max_objects", max_objects, 0, U32_MAX),

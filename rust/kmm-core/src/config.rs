@@ -132,6 +132,18 @@ pub struct MachineConfig {
     pub reclaim: bool,
     /// kswapd's reclaim speed in simulated time: pages per millisecond.
     pub kswapd_pages_per_ms: u64,
+    /// Swap space configured (`total_swap_pages != 0`): off by default, as a
+    /// kernel boots (no swap until `swapon`; the 2005 posts do not say,
+    /// `docs/model.md`, "Mapped pages"). Without it an anonymous page (a
+    /// block its task owns, `TF_TASK`) is never moved off the active list
+    /// nor reclaimed; with it, an anonymous page is reclaimed (swapped out at
+    /// no cost: kmm has no swap I/O) once `refill_inactive_zone` lets mapped
+    /// pages go.
+    pub swap: bool,
+    /// `vm.swappiness` (0..=100, default 60): `refill_inactive_zone` moves
+    /// mapped pages to the inactive list when `mapped_ratio / 2 + distress +
+    /// swappiness >= 100`.
+    pub swappiness: u32,
     /// Active freeing for high-order requests the free lists cannot meet.
     pub active_freeing: bool,
     /// The OOM killer (`mm::oom_kill`, on as in the kernel): off, an
@@ -199,6 +211,8 @@ impl MachineConfig {
             min_free_kbytes: 0,
             reclaim: true,
             kswapd_pages_per_ms: 32,
+            swap: false,
+            swappiness: 60,
             active_freeing: false,
             oom_kill: true,
             max_objects: 1 << 26,
@@ -336,6 +350,12 @@ impl MachineConfig {
             Config,
             "kswapd_pages_per_ms must be at most 2^20, got {}",
             self.kswapd_pages_per_ms
+        );
+        ensure!(
+            self.swappiness <= 100,
+            Config,
+            "swappiness must be 0..100, got {}",
+            self.swappiness
         );
         ensure!(
             self.max_objects != 0 && self.max_objects != u32::MAX,
@@ -547,6 +567,16 @@ mod tests {
         c.kswapd_pages_per_ms = MAX_KSWAPD_PAGES_PER_MS;
         c.validate().unwrap();
         c.kswapd_pages_per_ms = 0;
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn swappiness_is_a_percentage() {
+        let m = rejected(|c| c.swappiness = 101);
+        assert!(m.contains("swappiness"), "{m}");
+        let mut c = MachineConfig::new(Layout::X86_32, 64 << 20);
+        c.swappiness = 100;
+        c.swap = true;
         c.validate().unwrap();
     }
 

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use kmm_core::gfp::{self, __GFP_KERNRCLM, GFP_HIGHUSER, GFP_KERNEL, GFP_USER};
 use kmm_core::mm::page::{PM_FREE, PM_PCP, PM_RESERVED};
-use kmm_core::replay::{TraceOp, MAX_TICK_US, OP_ALLOC, OP_FREE, OP_TOUCH};
+use kmm_core::replay::{TraceOp, MAX_TICK_US, OP_ALLOC, OP_FREE, OP_TOUCH, TF_TASK};
 use kmm_core::{Counters, Error, Layout, Machine, MachineConfig, Policy};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -212,7 +212,8 @@ fn bad_trace_does_not_grow_the_object_table() {
 
 #[derive(Debug, Clone)]
 enum Act {
-    Alloc(u8, usize),
+    /// order, mask, owned by a task (`TF_TASK`: anonymous, mapped)
+    Alloc(u8, usize, bool),
     Free(usize),
     Touch(usize),
     Tick(u32),
@@ -228,7 +229,8 @@ const RECLAIM_GFPS: [u32; 5] = [
 
 fn act() -> impl Strategy<Value = Act> {
     prop_oneof![
-        10 => (prop_oneof![2 => 0u8..=1, 1 => 2u8..=5], 0..RECLAIM_GFPS.len()).prop_map(|(o, g)| Act::Alloc(o, g)),
+        10 => (prop_oneof![2 => 0u8..=1, 1 => 2u8..=5], 0..RECLAIM_GFPS.len(), prop::bool::weighted(0.3))
+            .prop_map(|(o, g, t)| Act::Alloc(o, g, t)),
         1 => any::<usize>().prop_map(Act::Free),
         3 => any::<usize>().prop_map(Act::Touch),
         1 => (0u32..20_000).prop_map(Act::Tick),
@@ -245,6 +247,8 @@ struct Obj {
     /// on the model's active list; its referenced bit
     active: bool,
     referenced: bool,
+    /// anonymous (allocated with `TF_TASK`): mapped by its task
+    mapped: bool,
 }
 
 fn reclaimable(g: u32) -> bool {
@@ -253,12 +257,16 @@ fn reclaimable(g: u32) -> bool {
 
 /// One zone's two LRU lists as 2.6.11 describes them, written from the
 /// description and not from the engine: fronts are list heads, backs tails.
+/// `vm_swappiness` is 100, so `reclaim_mapped` always holds; `swap`: swap
+/// space; without it a mapped (anonymous) page never leaves the active list
+/// and is never reclaimed.
 #[derive(Debug, Clone, Default)]
 struct TwoLists {
     active: VecDeque<u32>,
     inactive: VecDeque<u32>,
     /// active pages owed a scan, in units of inactive pages
     owed: u64,
+    swap: bool,
 }
 
 impl TwoLists {
@@ -266,11 +274,17 @@ impl TwoLists {
         l.iter().map(|&x| 1u64 << objs[x as usize].order).sum()
     }
 
-    /// lru_cache_add: a new page at the inactive head, unreferenced
+    /// lru_cache_add: a new page at the inactive head, unreferenced; an
+    /// anonymous one at the active head (lru_cache_add_active)
     fn add(&mut self, objs: &mut [Obj], id: u32) {
-        objs[id as usize].active = false;
-        objs[id as usize].referenced = false;
-        self.inactive.push_front(id);
+        let o = &mut objs[id as usize];
+        o.active = o.mapped;
+        o.referenced = false;
+        if o.mapped {
+            self.active.push_front(id);
+        } else {
+            self.inactive.push_front(id);
+        }
     }
 
     fn remove(&mut self, id: u32) {
@@ -300,7 +314,9 @@ impl TwoLists {
             };
             let o = &mut objs[id as usize];
             done += 1u64 << o.order;
-            if o.referenced {
+            if o.mapped && !self.swap {
+                self.active.push_front(id);
+            } else if o.referenced {
                 o.referenced = false;
                 self.active.push_front(id);
             } else {
@@ -317,25 +333,31 @@ impl TwoLists {
         let mut out = Vec::new();
         while scanned < target {
             let Some(&id) = self.inactive.back() else {
-                if self.active.is_empty() {
+                let mut tries = 2 * self.active.len();
+                while self.inactive.is_empty() && tries > 0 {
+                    self.refill(objs, 1);
+                    tries -= 1;
+                }
+                if self.inactive.is_empty() {
                     return Err(format!(
                         "engine scanned {target} pages, model has {scanned}"
                     ));
                 }
-                self.refill(objs, 1);
                 continue;
             };
             let pages = 1u64 << objs[id as usize].order;
             let active = Self::pages(objs, &self.active);
             let inactive = Self::pages(objs, &self.inactive);
-            self.owed += active * pages;
-            let n = self.owed / inactive;
-            self.owed %= inactive;
+            // 2.6.11's shrink_zone: (size >> DEF_PRIORITY) + 1 of each list
+            self.owed += ((active >> 12) + 1) * pages;
+            let per = (inactive >> 12) + 1;
+            let n = self.owed / per;
+            self.owed %= per;
             self.refill(objs, n);
             scanned += pages;
             let back = self.inactive.pop_back().unwrap();
             debug_assert_eq!(back, id);
-            if objs[id as usize].referenced {
+            if objs[id as usize].referenced || (objs[id as usize].mapped && !self.swap) {
                 objs[id as usize].referenced = false;
                 objs[id as usize].active = true;
                 self.active.push_front(id);
@@ -353,24 +375,40 @@ impl TwoLists {
 /// a referenced page getting a second chance on the active list), never a
 /// non-reclaimable one; list sizes agree; refaults, reclaimed frees and no-op
 /// frees are counted.
-fn run_reclaim(policy: Policy, pcp: bool, acts: &[Act]) -> Result<(), String> {
+fn run_reclaim(policy: Policy, pcp: bool, swap: bool, acts: &[Act]) -> Result<(), String> {
     let mut m = machine(32, policy, |c| {
         c.pcp = pcp;
         c.reclaim = true;
+        c.swap = swap;
+        // swappiness 100: `reclaim_mapped` always holds, so without swap
+        // only the no-swap rule keeps the anonymous pages
+        c.swappiness = 100;
+        // the task's pages may leave nothing to reclaim: a kill would free
+        // them outside reclaim, which this model does not follow
+        c.oom_kill = false;
     });
     let mut objs: Vec<Obj> = Vec::new();
-    let mut lru: Vec<TwoLists> = vec![TwoLists::default(); m.zones.len()];
+    let lists = TwoLists {
+        swap,
+        ..TwoLists::default()
+    };
+    let mut lru: Vec<TwoLists> = vec![lists; m.zones.len()];
     let mut pgscan: Vec<u64> = m.zone_stats().iter().map(|s| s.pgscan).collect();
     for (step, a) in acts.iter().enumerate() {
         let live: Vec<u32> = (0..objs.len() as u32)
             .filter(|&o| objs[o as usize].live)
             .collect();
         let op = match *a {
-            Act::Alloc(order, gi) => {
+            Act::Alloc(order, gi, owned) => {
                 let id = (0..objs.len() as u32)
                     .find(|&o| !objs[o as usize].live)
                     .unwrap_or(objs.len() as u32);
-                alloc(id, order, RECLAIM_GFPS[gi])
+                TraceOp {
+                    flags: if owned { TF_TASK } else { 0 },
+                    pid: 5,
+                    tgid: 5,
+                    ..alloc(id, order, RECLAIM_GFPS[gi])
+                }
             }
             Act::Free(i) if !live.is_empty() => free(live[i % live.len()]),
             Act::Touch(i) if !live.is_empty() => touch(live[i % live.len()]),
@@ -391,7 +429,7 @@ fn run_reclaim(policy: Policy, pcp: bool, acts: &[Act]) -> Result<(), String> {
             let now = m.object_block(i as u32);
             if let Some((_, order)) = o.block {
                 if now.is_none() && !(op.op == OP_FREE && op.obj == i as u32) {
-                    if !reclaimable(o.gfp) {
+                    if !reclaimable(o.gfp) || (o.mapped && !swap) {
                         return Err(ctx(format!("non-reclaimable object {i} lost its block")));
                     }
                     lost.insert(i as u32);
@@ -440,6 +478,7 @@ fn run_reclaim(policy: Policy, pcp: bool, acts: &[Act]) -> Result<(), String> {
                     live: true,
                     gfp: op.gfp,
                     order: op.order,
+                    mapped: op.flags & TF_TASK != 0,
                     ..Obj::default()
                 };
                 if out >= 0 {
@@ -538,10 +577,11 @@ proptest! {
 
     #[test]
     fn reclaim_takes_cold_inactive_pages_and_never_pinned(p in 0usize..3, pcp in any::<bool>(),
+                                                 swap in any::<bool>(),
                                                  acts in prop::collection::vec(act(), 2500..3500)) {
         let policy = [Policy::Vanilla, Policy::AntiFrag, Policy::Mobility][p];
-        if let Err(e) = run_reclaim(policy, pcp, &acts) {
-            return Err(TestCaseError::fail(format!("{policy:?} pcp={pcp}: {e}")));
+        if let Err(e) = run_reclaim(policy, pcp, swap, &acts) {
+            return Err(TestCaseError::fail(format!("{policy:?} pcp={pcp} swap={swap}: {e}")));
         }
     }
 }

@@ -73,6 +73,7 @@ impl PyMachine {
     #[pyo3(signature = (layout, mem_bytes, *, nodes=None, node_sizes=None, distance=None,
         allocator=None, kernel_image_bytes=None, pcp=None, pcp_batch=None, pcp_high=None, nr_cpus=None,
         pageblock_order=None, fallback_reserve=None, min_free_kbytes=None, reclaim=None, kswapd_pages_per_ms=None,
+        swap=None, swappiness=None,
         active_freeing=None, oom_kill=None, max_objects=None, page_owner=None, page_owner_free_stacks=None,
         compaction=None, extfrag_threshold=None, compaction_proactiveness=None,
         watermark_boost_factor=None, defrag_mode=None, freelist_hygiene=None,
@@ -96,6 +97,8 @@ impl PyMachine {
         min_free_kbytes: Option<u64>,
         reclaim: Option<bool>,
         kswapd_pages_per_ms: Option<u64>,
+        swap: Option<bool>,
+        swappiness: Option<u32>,
         active_freeing: Option<bool>,
         oom_kill: Option<bool>,
         max_objects: Option<u32>,
@@ -129,6 +132,8 @@ impl PyMachine {
             set(&mut cfg.min_free_kbytes, min_free_kbytes);
             set(&mut cfg.reclaim, reclaim);
             set(&mut cfg.kswapd_pages_per_ms, kswapd_pages_per_ms);
+            set(&mut cfg.swap, swap);
+            set(&mut cfg.swappiness, swappiness);
             set(&mut cfg.active_freeing, active_freeing);
             set(&mut cfg.oom_kill, oom_kill);
             set(&mut cfg.max_objects, max_objects);
@@ -272,6 +277,8 @@ impl PyMachine {
             d.set_item("nr_active", z.nr_active)?;
             d.set_item("nr_inactive", z.nr_inactive)?;
             d.set_item("pgscan", z.pgscan)?;
+            d.set_item("nr_mapped", z.nr_mapped)?;
+            d.set_item("prev_priority", z.prev_priority)?;
             out.append(d)?;
         }
         Ok(out)

@@ -179,6 +179,7 @@ impl Machine {
     /// each on the list its active bit names, with the page counts kept.
     fn check_lru(&self, zi: usize, z: &Zone) -> Check<()> {
         let mut all_pages = 0u64;
+        let (mut mapped, mut anon_lru) = (0u64, 0u64);
         let lists = [
             (true, false, &z.active),
             (false, false, &z.inactive),
@@ -234,6 +235,18 @@ impl Machine {
                         z.name
                     ));
                 }
+                if self.obj_mapped(x) {
+                    mapped += 1u64 << forder(f);
+                    if !unevictable {
+                        anon_lru += 1u64 << forder(f);
+                        if !active && !self.cfg.swap {
+                            return Err(format!(
+                                "anonymous object {x} on the inactive list of zone {} with no swap",
+                                z.name
+                            ));
+                        }
+                    }
+                }
                 pages += 1u64 << forder(f);
                 x = self.objs.lru_next[x as usize];
             }
@@ -255,6 +268,15 @@ impl Machine {
                 "zone {}: {} LRU pages counted but {all_pages} linked",
                 z.name, z.lru_pages
             ));
+        }
+        if mapped != z.nr_mapped || anon_lru != z.anon_lru {
+            return Err(format!(
+                "zone {}: nr_mapped {} anon_lru {} counted but {mapped} and {anon_lru} linked",
+                z.name, z.nr_mapped, z.anon_lru
+            ));
+        }
+        if z.prev_priority > 12 || z.temp_priority > 12 {
+            return Err(format!("zone {}: priority above DEF_PRIORITY", z.name));
         }
         Ok(())
     }

@@ -3,19 +3,17 @@
 //! perfect-packing limit.
 
 use super::machine::Machine;
-use super::objects::OBJ_UNEVICTABLE;
 use super::page::{forder, kind, F_LRU, F_OBJ, K_ALLOC, K_FREE, K_PCP, K_RESERVED};
 use crate::error::Result;
 use crate::MAX_ORDER;
 
 impl Machine {
     /// Whether reclaim could free the allocated block at head `pfn` (flag
-    /// word `f`): an LRU page that is not unevictable.
+    /// word `f`): an LRU page that is not unevictable, nor anonymous on a
+    /// machine without swap (`Machine::obj_evictable`).
     #[inline]
     pub(crate) fn evictable_head(&self, pfn: u64, f: u16) -> bool {
-        f & F_LRU != 0
-            && (f & F_OBJ == 0
-                || self.objs.state[self.next[pfn as usize] as usize] & OBJ_UNEVICTABLE == 0)
+        f & F_LRU != 0 && (f & F_OBJ == 0 || self.obj_evictable(self.next[pfn as usize]))
     }
 
     /// Classify the aligned block of `order` at zone-relative `rel`:

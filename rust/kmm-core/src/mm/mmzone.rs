@@ -80,6 +80,21 @@ pub struct Zone {
     /// `DEF_PRIORITY`, `(lru >> 12) + 1` a `balance_pgdat` pass, reclaimed
     /// once they reach `SWAP_CLUSTER_MAX` (`mm::vmscan`).
     pub(crate) kswapd_scan: u64,
+    /// Mapped pages in this zone (2.6.11's `nr_mapped`, per zone here; the
+    /// kernel's is global and kmm sums the zones): blocks of trace objects
+    /// that belong to their task (`TF_TASK`) on any of the zone's lists,
+    /// i.e. anonymous memory, `page_mapped` and `PageAnon` (`mm::swap`).
+    pub nr_mapped: u64,
+    /// Of `nr_mapped`, the pages on `active`/`inactive` (not unevictable):
+    /// with no swap, reclaim cannot free them (`mm::vmscan`).
+    pub anon_lru: u64,
+    /// `zone->prev_priority` of 2.6.11: the scanning priority at which the
+    /// last `try_to_free_pages` or `balance_pgdat` met its target here
+    /// (`DEF_PRIORITY`, 12, at boot); `distress = 100 >> prev_priority`.
+    pub prev_priority: u32,
+    /// `zone->temp_priority`: the priority this zone was last scanned at in
+    /// the reclaim run under way, copied to `prev_priority` at its end.
+    pub(crate) temp_priority: u32,
     /// Compaction state (`mm::compaction`).
     pub compact: ZoneCompact,
 }
@@ -152,6 +167,10 @@ impl Zone {
             pgscan: 0,
             kswapd_order: -1,
             kswapd_scan: 0,
+            nr_mapped: 0,
+            anon_lru: 0,
+            prev_priority: 12,
+            temp_priority: 12,
             compact: ZoneCompact {
                 kcompactd_order: -1,
                 ..ZoneCompact::default()

@@ -5,10 +5,19 @@
 //! referenced bit live in its state (`OBJ_ACTIVE`, `OBJ_REF`), so migration,
 //! which keeps the object id and moves only its block, keeps its list place.
 //! The scans that move pages between the lists are in `mm::vmscan`.
+//!
+//! Mapped pages: an LRU block of a trace object that belongs to its task
+//! (`TF_TASK`, `Objects::owner`) is anonymous memory, mapped by that task
+//! (`page_mapped`, `PageAnon`); page cache is never owned by a task in a
+//! trace (it outlives its readers), so it is unmapped. Each zone counts its
+//! mapped pages (`Zone::nr_mapped`, 2.6.11's `nr_mapped`) as they join and
+//! leave its lists, so the count is O(1) to keep; migration keeps an object
+//! in its zone and on its list, so it does not change it.
 
 use super::machine::Machine;
 use super::objects::{OBJ_ACTIVE, OBJ_REF, OBJ_UNEVICTABLE};
 use super::page::{forder, list_add, list_del, F_LRU};
+use crate::NONE;
 
 impl Machine {
     /// Pages of the block object `obj` holds.
@@ -17,19 +26,43 @@ impl Machine {
         1u64 << forder(self.flags[self.objs.pfn[obj as usize] as usize])
     }
 
+    /// Is `obj`'s block mapped: anonymous memory of its task (`TF_TASK`)?
+    #[inline]
+    pub(crate) fn obj_mapped(&self, obj: u32) -> bool {
+        self.objs.owner[obj as usize] != NONE
+    }
+
+    /// Could reclaim free `obj`'s block (an LRU object): not unevictable,
+    /// and not an anonymous page on a machine without swap.
+    #[inline]
+    pub(crate) fn obj_evictable(&self, obj: u32) -> bool {
+        self.objs.state[obj as usize] & OBJ_UNEVICTABLE == 0
+            && (self.cfg.swap || !self.obj_mapped(obj))
+    }
+
     /// `lru_cache_add`: a new page goes to the head of zone `zi`'s inactive
     /// list, not referenced (2.6.11 adds page cache pages there; a page used
-    /// again earns the active list through `mark_page_accessed`).
+    /// again earns the active list through `mark_page_accessed`). An
+    /// anonymous page goes to the head of the active list instead
+    /// (`lru_cache_add_active`, as 2.6.11's `do_anonymous_page` adds it).
     #[inline]
     pub(crate) fn lru_add(&mut self, zi: usize, obj: u32, pages: u64) {
-        self.objs.state[obj as usize] &= !(OBJ_ACTIVE | OBJ_REF);
+        let mapped = self.obj_mapped(obj);
+        let st = &mut self.objs.state[obj as usize];
+        *st &= !(OBJ_ACTIVE | OBJ_REF);
+        if mapped {
+            *st |= OBJ_ACTIVE;
+        }
         let z = &mut self.zones[zi];
-        list_add(
-            &mut self.objs.lru_next,
-            &mut self.objs.lru_prev,
-            &mut z.inactive,
-            obj,
-        );
+        let l = if mapped {
+            z.nr_mapped += pages;
+            z.anon_lru += pages;
+            z.active_pages += pages;
+            &mut z.active
+        } else {
+            &mut z.inactive
+        };
+        list_add(&mut self.objs.lru_next, &mut self.objs.lru_prev, l, obj);
         z.lru_pages += pages;
     }
 
@@ -38,7 +71,11 @@ impl Machine {
     #[inline]
     pub(crate) fn lru_add_unevictable(&mut self, zi: usize, obj: u32, pages: u64) {
         self.objs.state[obj as usize] &= !(OBJ_ACTIVE | OBJ_REF);
+        let mapped = self.obj_mapped(obj);
         let z = &mut self.zones[zi];
+        if mapped {
+            z.nr_mapped += pages;
+        }
         list_add(
             &mut self.objs.lru_next,
             &mut self.objs.lru_prev,
@@ -55,6 +92,10 @@ impl Machine {
         let pfn = self.objs.pfn[obj as usize];
         let pages = 1u64 << forder(self.flags[pfn as usize]);
         self.flags[pfn as usize] &= !F_LRU;
+        let mapped = self.obj_mapped(obj);
+        if mapped {
+            self.zones[zi].nr_mapped -= pages;
+        }
         if self.objs.state[obj as usize] & OBJ_UNEVICTABLE != 0 {
             let z = &mut self.zones[zi];
             let (n, p) = (&mut self.objs.lru_next, &mut self.objs.lru_prev);
@@ -65,6 +106,9 @@ impl Machine {
         let active = self.objs.state[obj as usize] & OBJ_ACTIVE != 0;
         self.objs.state[obj as usize] &= !(OBJ_ACTIVE | OBJ_REF);
         let z = &mut self.zones[zi];
+        if mapped {
+            z.anon_lru -= pages;
+        }
         let l = if active {
             z.active_pages -= pages;
             &mut z.active

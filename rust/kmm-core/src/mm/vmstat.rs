@@ -32,6 +32,10 @@ pub struct ZoneStats {
     pub nr_inactive: u64,
     /// Inactive-list pages scanned since boot (per-zone `pgscan`).
     pub pgscan: u64,
+    /// Mapped (anonymous) pages in the zone (`nr_mapped`), and the zone's
+    /// `prev_priority` (`mm::vmscan`'s `reclaim_mapped` rule).
+    pub nr_mapped: u64,
+    pub prev_priority: u32,
 }
 
 impl Machine {
@@ -57,6 +61,8 @@ impl Machine {
                 nr_active: z.active_pages,
                 nr_inactive: z.lru_pages - z.active_pages,
                 pgscan: z.pgscan,
+                nr_mapped: z.nr_mapped,
+                prev_priority: z.prev_priority,
             })
             .collect()
     }
