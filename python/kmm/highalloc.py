@@ -73,6 +73,10 @@ class HighallocConfig:
     #: the OOM killer (on as in the kernel); off, an allocation that may not
     #: fail and finds nothing to reclaim fails and is counted (``oom_fail``)
     oom: bool = True
+    #: swap space on every variant (``kmm.Machine(swap=)``; on, as the 2005
+    #: machines had it, ``docs/model.md`` "Mapped pages and swap"); off,
+    #: anonymous memory is never reclaimed
+    swap: bool = True
     #: ``vm.min_free_kbytes`` of every variant (0: the kernel's boot-time rule)
     min_free_kbytes: int = 0
     #: CPUs of the machine, each with its own per-cpu page lists (the posts
@@ -115,7 +119,7 @@ class HighallocConfig:
         """Keyword arguments of :class:`kmm.Machine` for ``variant`` under this config."""
         kw = dict(
             VARIANTS[variant], layout=self.layout, mem=self.mem, min_free_kbytes=self.min_free_kbytes, oom_kill=self.oom,
-            nr_cpus=self.cpus,
+            nr_cpus=self.cpus, swap=self.swap,
         )
         if kw["allocator"] == "antifrag" and self.fallback_reserve:
             kw["fallback_reserve"] = self.fallback_reserve
@@ -152,7 +156,7 @@ class HighallocConfig:
                 "warmup_s": (0, 3600),
                 "nic_rx_pps": (1.0, 1e6),
             },
-            bools=("oom", "updatedb"),
+            bools=("oom", "updatedb", "swap"),
         )
         if self.preset is not None:
             from . import presets
@@ -407,6 +411,8 @@ def _setup_text(cfg: dict[str, Any]) -> str:
         parts.append(f"preset {cfg['preset']}")
     if cfg.get("oom") is False:
         parts.append("OOM killer off")
+    if cfg.get("swap") is False:
+        parts.append("no swap")
     if cfg.get("min_free_kbytes"):
         parts.append(f"min_free_kbytes {cfg['min_free_kbytes']}")
     if cfg.get("fallback_reserve"):

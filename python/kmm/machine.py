@@ -86,8 +86,8 @@ class Machine:
     of its pid),
     ``pageblock_order`` (mobility), ``fallback_reserve`` (antifrag v8, a fraction
     of each zone), ``min_free_kbytes`` (0: the boot-time rule), ``reclaim``, ``kswapd_pages_per_ms`` (background reclaim speed
-    in simulated time), ``swap`` (swap space: off, as a kernel boots, so
-    anonymous pages are never reclaimed) and ``swappiness`` (0..100, 2.6.11's
+    in simulated time), ``swap`` (swap space: on, as the 2005 test
+    machines had it; off, anonymous pages are never reclaimed) and ``swappiness`` (0..100, 2.6.11's
     ``reclaim_mapped`` rule), ``active_freeing``, ``oom_kill`` (the OOM killer, on as
     in the kernel; off, the allocation fails and counts ``oom_fail``),
     ``max_objects`` (trace object ids),
@@ -129,7 +129,7 @@ class Machine:
         min_free_kbytes: int = 0,
         reclaim: bool = True,
         kswapd_pages_per_ms: int = 32,
-        swap: bool = False,
+        swap: bool = True,
         swappiness: int = 60,
         active_freeing: bool = False,
         oom_kill: bool = True,

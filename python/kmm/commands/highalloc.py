@@ -71,6 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, help="make -jN of each build (default: 4; --mmtests: 1, as mmtests built)")
     p.add_argument("--cpus", type=int, help="CPUs, each with its own per-cpu page lists (default: 1; v19-reply: 4)")
     p.add_argument("--oom", choices=["on", "off"], help="the OOM killer (default: on; v14 and v19 ran with it off)")
+    p.add_argument(
+        "--swap", choices=["on", "off"],
+        help="swap space (default: on, as the 2005 machines had it; off: anonymous memory is never reclaimed)",
+    )
     p.add_argument("--no-updatedb", action="store_true", help="leave updatedb out of the load")
     p.add_argument(
         "--nic-rings", type=int, default=0, metavar="N",
@@ -105,6 +109,8 @@ def config_from_args(args: argparse.Namespace) -> HighallocConfig:
     kw["nic_rings"] = args.nic_rings
     if args.oom is not None:
         kw["oom"] = args.oom == "on"
+    if args.swap is not None:
+        kw["swap"] = args.swap == "on"
     if args.no_updatedb:
         kw["updatedb"] = False
     if args.variants:
@@ -120,7 +126,7 @@ def config_from_args(args: argparse.Namespace) -> HighallocConfig:
 
 
 def mmtests_config_from_args(args: argparse.Namespace) -> MmtestsConfig:
-    for opt in ("preset", "attempts_rest", "min_free_kbytes", "oom", "cpus"):
+    for opt in ("preset", "attempts_rest", "min_free_kbytes", "oom", "cpus", "swap"):
         if getattr(args, opt) is not None:
             raise BenchmarkError(f"--{opt.replace('_', '-')} does not apply to --mmtests")
     kw = {}
