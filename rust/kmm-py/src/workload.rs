@@ -2,7 +2,7 @@
 //! Conversion only; the merge and emission run in the engine.
 
 use crate::enter::guard;
-use kmm_core::workload::{Emitter, KindTable, Touches};
+use kmm_core::workload::{anon_times, Emitter, KindTable, Procs, Text, Touches};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
@@ -23,6 +23,39 @@ fn bytes<'a>(a: &'a PyReadonlyArray1<'_, u8>) -> PyResult<&'a [u8]> {
 fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
     a.as_slice()
         .map_err(|_| TraceError::new_err("touch arrays must be C-contiguous"))
+}
+
+fn arr<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
+    a.as_slice()
+        .map_err(|_| TraceError::new_err("process arrays must be C-contiguous"))
+}
+
+/// The fault and free times of anonymous pages and the means of their touch
+/// counts (`kmm_core::workload::anon_times`): (t_alloc, t_free, lam).
+#[pyfunction]
+#[pyo3(name = "anon_times")]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn py_anon_times<'py>(
+    py: Python<'py>,
+    start: PyReadonlyArray1<'_, i64>,
+    end: PyReadonlyArray1<'_, i64>,
+    anon: PyReadonlyArray1<'_, i64>,
+    u_alloc: PyReadonlyArray1<'_, f64>,
+    u_short: PyReadonlyArray1<'_, f64>,
+    short_frac: f64,
+    exp: PyReadonlyArray1<'_, f64>,
+    touch_interval_us: f64,
+) -> PyResult<(
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<f64>>,
+)> {
+    let (a, b, c) = (arr(&start)?, arr(&end)?, arr(&anon)?);
+    let (ua, us, e) = (arr(&u_alloc)?, arr(&u_short)?, arr(&exp)?);
+    let (ta, tf, lam) = guard(None, || {
+        anon_times(a, b, c, ua, us, short_frac, e, touch_interval_us)
+    })?;
+    Ok((ta.into_pyarray(py), tf.into_pyarray(py), lam.into_pyarray(py)))
 }
 
 #[pymethods]
@@ -93,11 +126,89 @@ impl PyEmitter {
         guard(Some(&mut self.poisoned), || em.push_touches(g, t))
     }
 
+    /// Add the events of processes generated in window `g`, made from their
+    /// draws (`kmm_core::workload::Procs`; `text`: per program, the indices
+    /// of the processes running it, its pages and their draws).
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (g, start, end, base, pid, n_pte, anon, u_pte, slab_kinds, text,
+                        t_alloc, t_free, touch_n, touch_u, k_task, k_pt, k_anon, k_text, own, exits))]
+    fn push_procs(
+        &mut self,
+        g: i64,
+        start: PyReadonlyArray1<'_, i64>,
+        end: PyReadonlyArray1<'_, i64>,
+        base: PyReadonlyArray1<'_, i64>,
+        pid: PyReadonlyArray1<'_, u32>,
+        n_pte: PyReadonlyArray1<'_, i64>,
+        anon: PyReadonlyArray1<'_, i64>,
+        u_pte: PyReadonlyArray1<'_, f64>,
+        slab_kinds: PyReadonlyArray1<'_, u8>,
+        text: Vec<(
+            PyReadonlyArray1<'_, i64>,
+            PyReadonlyArray1<'_, u32>,
+            PyReadonlyArray1<'_, f64>,
+        )>,
+        t_alloc: PyReadonlyArray1<'_, i64>,
+        t_free: PyReadonlyArray1<'_, i64>,
+        touch_n: PyReadonlyArray1<'_, i64>,
+        touch_u: PyReadonlyArray1<'_, f64>,
+        k_task: u8,
+        k_pt: u8,
+        k_anon: u8,
+        k_text: u8,
+        own: u8,
+        exits: bool,
+    ) -> PyResult<()> {
+        let text = text
+            .iter()
+            .map(|(sel, pages, u)| {
+                Ok(Text {
+                    sel: arr(sel)?,
+                    pages: arr(pages)?,
+                    u: arr(u)?,
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let p = Procs {
+            start: arr(&start)?,
+            end: arr(&end)?,
+            base: arr(&base)?,
+            pid: arr(&pid)?,
+            n_pte: arr(&n_pte)?,
+            anon: arr(&anon)?,
+            u_pte: arr(&u_pte)?,
+            slab_kinds: arr(&slab_kinds)?,
+            text: &text,
+            t_alloc: arr(&t_alloc)?,
+            t_free: arr(&t_free)?,
+            touch_n: arr(&touch_n)?,
+            touch_u: arr(&touch_u)?,
+            k_task,
+            k_pt,
+            k_anon,
+            k_text,
+            own,
+            exits,
+        };
+        let em = &mut self.inner;
+        guard(Some(&mut self.poisoned), || em.push_procs(g, &p))
+    }
+
     /// Events from `end_us` (rounded up to its millisecond) on are not kept:
     /// the load is never emitted past it (until stop()).
     fn set_end(&mut self, end_us: i64) -> PyResult<()> {
         let em = &mut self.inner;
         guard(Some(&mut self.poisoned), || em.set_end(end_us))
+    }
+
+    /// Make room in the output for every record from now to `t_us` (call it
+    /// once every window up to `t_us` is pushed).
+    fn reserve_until(&mut self, t_us: i64) -> PyResult<()> {
+        let em = &mut self.inner;
+        guard(Some(&mut self.poisoned), || {
+            em.reserve_until(t_us);
+            Ok(())
+        })
     }
 
     /// Make window `w` the one being emitted.
@@ -149,5 +260,6 @@ impl PyEmitter {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEmitter>()?;
+    m.add_function(wrap_pyfunction!(py_anon_times, m)?)?;
     Ok(())
 }
