@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..trace import OP_ALLOC, OP_FREE
 from .._kmm import TraceEmitter, anon_times
+from ..errors import ConfigError
+from ..trace import OP_ALLOC, OP_FREE
 from .context import Ctx
 from .events import OP_ACCESS, Touches, events
 from .kinds import K
@@ -77,13 +78,23 @@ def processes(
     frac = short_frac if exits else 0.0
     n_short = int(np.count_nonzero(u_short < frac))
     exp = rng.exponential(1.0, n_short) if n_short else _NONE
-    t_alloc, t_free, lam = anon_times(start, end, anon, u_alloc, u_short, frac, exp,
-                                      float(touch_interval_us))
-    n_touch = rng.poisson(lam)
-    u = rng.random(int(n_touch.sum()))
+    # the touch counts (rng.poisson) and the touches' times (rng.random, one
+    # each) are drawn by the engine from the generator's stream, which then
+    # continues after them as if numpy had drawn them
+    bg = rng.bit_generator
+    st = bg.state
+    if st["bit_generator"] != "PCG64":
+        raise ConfigError(f"processes() draws from a PCG64 generator, not {st['bit_generator']}")
+    inc = st["state"]["inc"]
+    t_alloc, t_free, n_touch, touch_at, after = anon_times(
+        start, end, anon, u_alloc, u_short, frac, exp, float(touch_interval_us),
+        st["state"]["state"], inc,
+    )
+    st["state"] = {"state": after, "inc": inc}
+    bg.state = st
     return [
         Procs(start, end, base, pid.astype(np.uint32, copy=False), n_pte, anon, u_pte,
-              slab_kinds, text, t_alloc, t_free, n_touch, u, own, exits)
+              slab_kinds, text, t_alloc, t_free, n_touch, (touch_at, inc), own, exits)
     ]
 
 
@@ -98,17 +109,18 @@ class Procs:
     against)."""
 
     __slots__ = ("anon", "base", "end", "exits", "n_pte", "n_touch", "own", "pid", "slab_kinds",
-                 "start", "t_alloc", "t_free", "text", "u", "u_pte")
+                 "start", "t_alloc", "t_free", "text", "touch_rng", "u_pte")
 
-    def __init__(self, start, end, base, pid, n_pte, anon, u_pte, slab_kinds, text,  # noqa: ANN001
-                 t_alloc, t_free, n_touch, u, own, exits) -> None:  # noqa: ANN001
+    def __init__(self, start, end, base, pid, n_pte, anon, u_pte, slab_kinds, text,
+                 t_alloc, t_free, n_touch, touch_rng, own, exits) -> None:
         c64 = np.ascontiguousarray
         self.start, self.end, self.base = c64(start, np.int64), c64(end, np.int64), c64(base, np.int64)
         self.pid, self.n_pte, self.anon = c64(pid, np.uint32), c64(n_pte, np.int64), c64(anon, np.int64)
         self.u_pte, self.slab_kinds = c64(u_pte, np.float64), c64(slab_kinds, np.uint8)
         self.text = [(c64(s, np.int64), c64(p, np.uint32), c64(x, np.float64)) for s, p, x in text]
         self.t_alloc, self.t_free = c64(t_alloc, np.int64), c64(t_free, np.int64)
-        self.n_touch, self.u = c64(n_touch, np.int64), c64(u, np.float64)
+        self.n_touch = c64(n_touch, np.int64)
+        self.touch_rng = (int(touch_rng[0]), int(touch_rng[1]))  # PCG64 (state, inc) of the touches' draws
         self.own, self.exits = int(own), bool(exits)
 
     @property
@@ -119,7 +131,7 @@ class Procs:
         """Add the events to the engine's buckets of window ``g``."""
         em.push_procs(g, self.start, self.end, self.base, self.pid, self.n_pte, self.anon,
                       self.u_pte, self.slab_kinds, self.text, self.t_alloc, self.t_free,
-                      self.n_touch, self.u, K["task_struct"], K["page_table"], K["anon_fault"],
+                      self.n_touch, *self.touch_rng, K["task_struct"], K["page_table"], K["anon_fault"],
                       K["pagecache_read"], self.own, self.exits)
 
     def as_events(self) -> list[np.ndarray]:
@@ -154,7 +166,11 @@ class Procs:
         anon_ids = np.repeat(base + 2 + n_pte + n_slab - (np.cumsum(anon) - anon), anon) + np.arange(n_anon)
         pid_a = np.repeat(pid, anon)
         out.append(events(self.t_alloc, OP_ALLOC, anon_ids, pid_a, k_anon, proc=own))
-        out.append(Touches(self.u, self.n_touch, self.t_alloc, self.t_free, anon_ids, pid_a, k_anon,
+        bg = np.random.PCG64()
+        bg.state = {"bit_generator": "PCG64", "state": dict(zip(("state", "inc"), self.touch_rng)),
+                    "has_uint32": 0, "uinteger": 0}
+        u = np.random.Generator(bg).random(int(self.n_touch.sum()))
+        out.append(Touches(u, self.n_touch, self.t_alloc, self.t_free, anon_ids, pid_a, k_anon,
                            own).as_events())
         if not self.exits:
             return out

@@ -28,8 +28,10 @@ use crate::replay::{
 };
 use std::collections::VecDeque;
 
+mod pcg;
 mod procs;
 mod touches;
+pub use pcg::Pcg64;
 pub use procs::{anon_times, Procs, Text};
 pub use touches::Touches;
 

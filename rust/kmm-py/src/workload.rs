@@ -2,7 +2,7 @@
 //! Conversion only; the merge and emission run in the engine.
 
 use crate::enter::guard;
-use kmm_core::workload::{anon_times, Emitter, KindTable, Procs, Text, Touches};
+use kmm_core::workload::{anon_times, Emitter, KindTable, Pcg64, Procs, Text, Touches};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
@@ -30,8 +30,10 @@ fn arr<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T
         .map_err(|_| TraceError::new_err("process arrays must be C-contiguous"))
 }
 
-/// The fault and free times of anonymous pages and the means of their touch
-/// counts (`kmm_core::workload::anon_times`): (t_alloc, t_free, lam).
+/// The fault and free times of anonymous pages and their touch counts
+/// (`kmm_core::workload::anon_times`), the counts drawn from the PCG64 stream
+/// (`state`, `inc`): (t_alloc, t_free, n_touch, the state after the counts,
+/// where the touches' draws start, and the state after those draws).
 #[pyfunction]
 #[pyo3(name = "anon_times")]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
@@ -45,17 +47,68 @@ fn py_anon_times<'py>(
     short_frac: f64,
     exp: PyReadonlyArray1<'_, f64>,
     touch_interval_us: f64,
+    state: u128,
+    inc: u128,
 ) -> PyResult<(
     Bound<'py, PyArray1<i64>>,
     Bound<'py, PyArray1<i64>>,
-    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<i64>>,
+    u128,
+    u128,
 )> {
     let (a, b, c) = (arr(&start)?, arr(&end)?, arr(&anon)?);
     let (ua, us, e) = (arr(&u_alloc)?, arr(&u_short)?, arr(&exp)?);
-    let (ta, tf, lam) = guard(None, || {
-        anon_times(a, b, c, ua, us, short_frac, e, touch_interval_us)
+    let rng = Pcg64 { state, inc };
+    let (ta, tf, n, after) = guard(None, || {
+        anon_times(a, b, c, ua, us, short_frac, e, touch_interval_us, rng)
     })?;
-    Ok((ta.into_pyarray(py), tf.into_pyarray(py), lam.into_pyarray(py)))
+    let mut end_rng = after;
+    end_rng.advance(n.iter().sum::<i64>() as u64);
+    Ok((
+        ta.into_pyarray(py),
+        tf.into_pyarray(py),
+        n.into_pyarray(py),
+        after.state,
+        end_rng.state,
+    ))
+}
+
+/// `n` uniform doubles from the PCG64 stream (`state`, `inc`) and the state
+/// after them, as `numpy.random.Generator.random(n)` draws them (for tests).
+#[pyfunction]
+#[pyo3(name = "_pcg_random")]
+fn pcg_random(py: Python<'_>, state: u128, inc: u128, n: usize) -> (Bound<'_, PyArray1<f64>>, u128) {
+    let mut r = Pcg64 { state, inc };
+    let v: Vec<f64> = (0..n).map(|_| r.next_f64()).collect();
+    (v.into_pyarray(py), r.state)
+}
+
+/// Poisson counts of means `lam` from the PCG64 stream and the state after
+/// them, as `numpy.random.Generator.poisson(lam)` draws them (for tests).
+#[pyfunction]
+#[pyo3(name = "_pcg_poisson")]
+fn pcg_poisson<'py>(
+    py: Python<'py>,
+    state: u128,
+    inc: u128,
+    lam: PyReadonlyArray1<'_, f64>,
+) -> PyResult<(Bound<'py, PyArray1<i64>>, u128)> {
+    let lam = arr(&lam)?;
+    if lam.iter().any(|&l| !(l >= 0.0 && l < 1e10)) {
+        return Err(TraceError::new_err("lam must be in [0, 1e10)"));
+    }
+    let mut r = Pcg64 { state, inc };
+    let v: Vec<i64> = lam.iter().map(|&l| r.poisson(l)).collect();
+    Ok((v.into_pyarray(py), r.state))
+}
+
+/// The PCG64 state `n` draws after `state` (numpy's `PCG64.advance`).
+#[pyfunction]
+#[pyo3(name = "_pcg_advance")]
+fn pcg_advance(state: u128, inc: u128, n: u64) -> u128 {
+    let mut r = Pcg64 { state, inc };
+    r.advance(n);
+    r.state
 }
 
 #[pymethods]
@@ -131,7 +184,8 @@ impl PyEmitter {
     /// of the processes running it, its pages and their draws).
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (g, start, end, base, pid, n_pte, anon, u_pte, slab_kinds, text,
-                        t_alloc, t_free, touch_n, touch_u, k_task, k_pt, k_anon, k_text, own, exits))]
+                        t_alloc, t_free, touch_n, touch_state, touch_inc, k_task, k_pt, k_anon,
+                        k_text, own, exits))]
     fn push_procs(
         &mut self,
         g: i64,
@@ -151,7 +205,8 @@ impl PyEmitter {
         t_alloc: PyReadonlyArray1<'_, i64>,
         t_free: PyReadonlyArray1<'_, i64>,
         touch_n: PyReadonlyArray1<'_, i64>,
-        touch_u: PyReadonlyArray1<'_, f64>,
+        touch_state: u128,
+        touch_inc: u128,
         k_task: u8,
         k_pt: u8,
         k_anon: u8,
@@ -182,7 +237,10 @@ impl PyEmitter {
             t_alloc: arr(&t_alloc)?,
             t_free: arr(&t_free)?,
             touch_n: arr(&touch_n)?,
-            touch_u: arr(&touch_u)?,
+            touch_rng: Pcg64 {
+                state: touch_state,
+                inc: touch_inc,
+            },
             k_task,
             k_pt,
             k_anon,
@@ -261,5 +319,8 @@ impl PyEmitter {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEmitter>()?;
     m.add_function(wrap_pyfunction!(py_anon_times, m)?)?;
+    m.add_function(wrap_pyfunction!(pcg_random, m)?)?;
+    m.add_function(wrap_pyfunction!(pcg_poisson, m)?)?;
+    m.add_function(wrap_pyfunction!(pcg_advance, m)?)?;
     Ok(())
 }

@@ -6,10 +6,13 @@
 //! objects, program text, anonymous pages, their touches and the frees at
 //! exit) happens here, in the order the model lists them, so the trace is
 //! the one the numpy expansion made, byte for byte. [`anon_times`] turns the
-//! draws of the anonymous pages into their fault and free times and the
-//! Poisson means of their touches (numpy then draws the counts);
-//! [`Procs::for_each`] makes the events.
+//! draws of the anonymous pages into their fault and free times and draws
+//! the Poisson counts of their touches from the generator's stream (where
+//! numpy would have drawn them, [`Pcg64`]); [`Procs::for_each`] makes the
+//! events, the touches' times drawn from the stream where numpy would have
+//! drawn them next.
 
+use super::pcg::Pcg64;
 use super::{Event, NO_PIN, OP_ACCESS};
 use crate::error::{Error, Result};
 use crate::replay::{OP_ALLOC, OP_FREE, OP_TOUCH};
@@ -31,7 +34,7 @@ pub struct Text<'a> {
 /// `anon[p]` anonymous pages. The pages are listed process by process:
 /// `t_alloc`, `t_free` and `touch_n` have one entry per anonymous page,
 /// `u_pte` one per PTE page (the first two of a process unused: they come at
-/// exec), `touch_u` one per touch.
+/// exec); the touches' draws come from `touch_rng`, in page order.
 #[derive(Clone, Copy, Debug)]
 pub struct Procs<'a> {
     pub start: &'a [i64],
@@ -46,7 +49,7 @@ pub struct Procs<'a> {
     pub t_alloc: &'a [i64],
     pub t_free: &'a [i64],
     pub touch_n: &'a [i64],
-    pub touch_u: &'a [f64],
+    pub touch_rng: Pcg64,
     /// kinds of the kernel stack, the page tables, the anonymous pages and the text
     pub k_task: u8,
     pub k_pt: u8,
@@ -77,15 +80,16 @@ fn unit(u: &[f64]) -> bool {
     u.iter().all(|x| (0.0..=1.0).contains(x))
 }
 
-/// The fault and free times of anonymous pages and the mean number of their
-/// touches (`processes()`' model): page `i` of process `p` is faulted at
+/// The fault and free times of anonymous pages and their touch counts
+/// (`processes()`' model): page `i` of process `p` is faulted at
 /// `start + trunc(u_alloc[i] * (grow_end - start))`, `grow_end = start +
 /// life * 9 / 10`; it is freed at `end`, or, if `u_short[i] < short_frac`
 /// (the `k`-th such page), at `min(end, trunc(t_alloc + exp[k] * life / 10))`;
-/// it is touched on average `(t_free - t_alloc) / touch_interval_us` times.
-/// The same operations on the same doubles as the numpy expression it
-/// replaces, so the same results to the bit.
-#[allow(clippy::too_many_arguments)]
+/// it is touched a Poisson number of times of mean `(t_free - t_alloc) /
+/// touch_interval_us`, drawn from `rng` page by page. The same operations on
+/// the same doubles as the numpy expression it replaces, so the same results
+/// to the bit. Returns the times, the counts, and the stream after the counts.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub fn anon_times(
     start: &[i64],
     end: &[i64],
@@ -95,7 +99,8 @@ pub fn anon_times(
     short_frac: f64,
     exp: &[f64],
     touch_interval_us: f64,
-) -> Result<(Vec<i64>, Vec<i64>, Vec<f64>)> {
+    mut rng: Pcg64,
+) -> Result<(Vec<i64>, Vec<i64>, Vec<i64>, Pcg64)> {
     let p = start.len();
     if end.len() != p || anon.len() != p {
         return Err(bad("start, end and anon must have one entry per process"));
@@ -107,12 +112,17 @@ pub fn anon_times(
     if u_short.iter().filter(|&&u| u < short_frac).count() != exp.len() {
         return Err(bad("one exponential draw per page freed early"));
     }
-    if start.iter().zip(end).any(|(s, e)| e < s) || !(touch_interval_us > 0.0) {
-        return Err(bad("a process ends before it starts, or no touch interval"));
+    if start.iter().zip(end).any(|(s, e)| e < s)
+        || !(touch_interval_us > 0.0)
+        || !(unit(u_alloc) && exp.iter().all(|x| x.is_finite() && *x >= 0.0))
+    {
+        return Err(bad(
+            "a process ends before it starts, no touch interval, or a bad draw",
+        ));
     }
     let mut t_alloc = Vec::with_capacity(n);
     let mut t_free = Vec::with_capacity(n);
-    let mut lam = Vec::with_capacity(n);
+    let mut n_touch = Vec::with_capacity(n);
     let mut i = 0usize;
     let mut k = 0usize;
     for q in 0..p {
@@ -130,11 +140,11 @@ pub fn anon_times(
             }
             t_alloc.push(ta);
             t_free.push(tf);
-            lam.push((tf - ta) as f64 / touch_interval_us);
+            n_touch.push(rng.poisson((tf - ta) as f64 / touch_interval_us));
             i += 1;
         }
     }
-    Ok((t_alloc, t_free, lam))
+    Ok((t_alloc, t_free, n_touch, rng))
 }
 
 impl Procs<'_> {
@@ -161,14 +171,12 @@ impl Procs<'_> {
         {
             return Err(bad("t_alloc, t_free and touch_n must have one entry per page"));
         }
-        if sum(self.touch_n, "touch count")? != self.touch_u.len() {
-            return Err(bad("one draw per touch"));
-        }
+        sum(self.touch_n, "touch count")?;
         let kinds = [self.k_task, self.k_pt, self.k_anon, self.k_text];
         if kinds.iter().chain(self.slab_kinds).any(|&k| k as usize >= nkinds) {
             return Err(bad("an unknown kind"));
         }
-        if !(unit(self.u_pte) && unit(self.touch_u)) {
+        if !unit(self.u_pte) {
             return Err(bad("a draw outside [0, 1]"));
         }
         let n_slab = self.slab_kinds.len() as i64;
@@ -263,14 +271,13 @@ impl Procs<'_> {
         self.each_page(|q, i, obj| {
             put(ev(self.t_alloc[i], OP_ALLOC, 0, self.k_anon, own, obj, self.pid[q]));
         });
-        let mut k = 0usize;
+        let mut rng = self.touch_rng;
         self.each_page(|q, i, obj| {
             let (t0, t1) = (self.t_alloc[i], self.t_free[i]);
-            for &u in &self.touch_u[k..k + self.touch_n[i] as usize] {
-                let t = t0 + (u * (t1 - t0) as f64) as i64;
+            for _ in 0..self.touch_n[i] {
+                let t = t0 + (rng.next_f64() * (t1 - t0) as f64) as i64;
                 put(ev(t, OP_TOUCH, 0, self.k_anon, own, obj, self.pid[q]));
             }
-            k += self.touch_n[i] as usize;
         });
         if !self.exits {
             return;
@@ -319,7 +326,7 @@ impl Procs<'_> {
         let n_anon = self.t_alloc.len();
         let text: usize = self.text.iter().map(|t| t.u.len()).sum();
         let alloc = 2 * p + n_pte as usize + p * self.slab_kinds.len() + text + n_anon;
-        let touches = self.touch_u.len();
+        let touches = self.touch_n.iter().sum::<i64>() as usize;
         let frees = if self.exits { alloc - text } else { 0 };
         alloc + touches + frees
     }
