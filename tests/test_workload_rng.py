@@ -34,6 +34,20 @@ def test_uniform_draws_and_advance_are_numpys(seed: int, n: int) -> None:
     assert _kmm._pcg_advance(s, inc, n) == after
 
 
+@given(seed=st.integers(0, 2**70), stream=st.integers(0, 2**31 - 2), w=st.integers(0, 70_000))
+@settings(max_examples=200, deadline=None)
+def test_a_sources_window_stream_is_default_rngs(seed: int, stream: int, w: int) -> None:
+    from kmm.workloads.source import Source
+
+    src = Source()
+    src.seed, src.stream = seed, stream
+    ours = src._rng(w)
+    want = np.random.default_rng([seed, stream, w])
+    assert ours.bit_generator.state == want.bit_generator.state
+    assert np.array_equal(ours.random(5), want.random(5))
+    assert np.array_equal(src._rng(w + 1).standard_normal(3), np.random.default_rng([seed, stream, w + 1]).standard_normal(3))
+
+
 # means on both sides of the method switch at 10, tiny and large ones, and the
 # means processes() draws with (page lives over touch intervals)
 LAMS = [0.0, 1e-9, 0.3, 2.0, 9.999999, 10.0, 10.5, 37.0, 250.0, 4096.5, 1e6]

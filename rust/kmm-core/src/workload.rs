@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 mod pcg;
 mod procs;
 mod touches;
-pub use pcg::Pcg64;
+pub use pcg::{seed_sequence, Pcg64};
 pub use procs::{anon_times, Procs, Text};
 pub use touches::Touches;
 

@@ -2,7 +2,9 @@
 //! Conversion only; the merge and emission run in the engine.
 
 use crate::enter::guard;
-use kmm_core::workload::{anon_times, Emitter, KindTable, Pcg64, Procs, Text, Touches};
+use kmm_core::workload::{
+    anon_times, seed_sequence, Emitter, KindTable, Pcg64, Procs, Text, Touches,
+};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
@@ -100,6 +102,15 @@ fn pcg_poisson<'py>(
     let mut r = Pcg64 { state, inc };
     let v: Vec<i64> = lam.iter().map(|&l| r.poisson(l)).collect();
     Ok((v.into_pyarray(py), r.state))
+}
+
+/// The PCG64 (state, inc) `numpy.random.default_rng(SeedSequence(entropy))`
+/// starts from, `entropy` given as its 32-bit words (`Source._rng`).
+#[pyfunction]
+#[pyo3(name = "pcg64_seeded")]
+fn pcg64_seeded(entropy: Vec<u32>) -> (u128, u128) {
+    let r = seed_sequence(&entropy);
+    (r.state, r.inc)
 }
 
 /// The PCG64 state `n` draws after `state` (numpy's `PCG64.advance`).
@@ -319,6 +330,7 @@ impl PyEmitter {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEmitter>()?;
     m.add_function(wrap_pyfunction!(py_anon_times, m)?)?;
+    m.add_function(wrap_pyfunction!(pcg64_seeded, m)?)?;
     m.add_function(wrap_pyfunction!(pcg_random, m)?)?;
     m.add_function(wrap_pyfunction!(pcg_poisson, m)?)?;
     m.add_function(wrap_pyfunction!(pcg_advance, m)?)?;

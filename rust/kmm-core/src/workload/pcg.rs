@@ -173,3 +173,65 @@ mod tests {
         }
     }
 }
+
+/// The PCG64 a `numpy.random.SeedSequence` of `entropy` (its 32-bit words,
+/// no spawn key, the default pool of 4) seeds, as `numpy.random.default_rng`
+/// makes it: the pool mixed from the entropy, 4 64-bit words drawn from it,
+/// the LCG seeded with the first two as its state and the last two as its
+/// stream.
+pub fn seed_sequence(entropy: &[u32]) -> Pcg64 {
+    const INIT_A: u32 = 0x43b0_d7e5;
+    const MULT_A: u32 = 0x931e_8875;
+    const INIT_B: u32 = 0x8b51_f9dd;
+    const MULT_B: u32 = 0x58f3_8ded;
+    const MIX_L: u32 = 0xca01_f9dd;
+    const MIX_R: u32 = 0x4973_f715;
+    let mut hc = INIT_A;
+    let mut hash = |v: u32| {
+        let mut v = v ^ hc;
+        hc = hc.wrapping_mul(MULT_A);
+        v = v.wrapping_mul(hc);
+        v ^ (v >> 16)
+    };
+    let mix = |x: u32, y: u32| {
+        let r = MIX_L.wrapping_mul(x).wrapping_sub(MIX_R.wrapping_mul(y));
+        r ^ (r >> 16)
+    };
+    let mut pool = [0u32; 4];
+    for (i, p) in pool.iter_mut().enumerate() {
+        *p = hash(entropy.get(i).copied().unwrap_or(0));
+    }
+    for src in 0..4 {
+        for dst in 0..4 {
+            if src != dst {
+                let h = hash(pool[src]);
+                pool[dst] = mix(pool[dst], h);
+            }
+        }
+    }
+    for &e in entropy.iter().skip(4) {
+        for p in pool.iter_mut() {
+            let h = hash(e);
+            *p = mix(*p, h);
+        }
+    }
+    let mut hb = INIT_B;
+    let mut w = [0u64; 4];
+    for i in 0..8 {
+        let mut v = pool[i % 4] ^ hb;
+        hb = hb.wrapping_mul(MULT_B);
+        v = v.wrapping_mul(hb);
+        v ^= v >> 16;
+        w[i / 2] |= (v as u64) << (32 * (i % 2));
+    }
+    let init_state = ((w[0] as u128) << 64) | w[1] as u128;
+    let init_seq = ((w[2] as u128) << 64) | w[3] as u128;
+    let mut r = Pcg64 {
+        state: 0,
+        inc: (init_seq << 1) | 1,
+    };
+    r.next_u64();
+    r.state = r.state.wrapping_add(init_state);
+    r.next_u64();
+    r
+}
