@@ -28,6 +28,7 @@ use crate::replay::{
 };
 use std::collections::VecDeque;
 
+pub mod jobserver;
 mod pcg;
 mod procs;
 mod touches;

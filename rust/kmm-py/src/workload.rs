@@ -113,6 +113,25 @@ fn pcg64_seeded(entropy: Vec<u32>) -> (u128, u128) {
     (r.state, r.inc)
 }
 
+/// The jobserver schedule of a build's units (`kmm_core::workload::jobserver`):
+/// (start, end) of each, us.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn jobserver<'py>(
+    py: Python<'py>,
+    cpu_us: PyReadonlyArray1<'_, f64>,
+    t0: i64,
+    jobs: usize,
+    share_from: Vec<f64>,
+    share_cpus: Vec<f64>,
+) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>)> {
+    let cpu = arr(&cpu_us)?;
+    let (s, e) = guard(None, || {
+        kmm_core::workload::jobserver::schedule(cpu, t0, jobs, &share_from, &share_cpus)
+    })?;
+    Ok((s.into_pyarray(py), e.into_pyarray(py)))
+}
+
 /// The PCG64 state `n` draws after `state` (numpy's `PCG64.advance`).
 #[pyfunction]
 #[pyo3(name = "_pcg_advance")]
@@ -331,6 +350,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEmitter>()?;
     m.add_function(wrap_pyfunction!(py_anon_times, m)?)?;
     m.add_function(wrap_pyfunction!(pcg64_seeded, m)?)?;
+    m.add_function(wrap_pyfunction!(jobserver, m)?)?;
     m.add_function(wrap_pyfunction!(pcg_random, m)?)?;
     m.add_function(wrap_pyfunction!(pcg_poisson, m)?)?;
     m.add_function(wrap_pyfunction!(pcg_advance, m)?)?;

@@ -5,7 +5,7 @@
 //! counts (`Generator.poisson`: the multiplication method below a mean of 10,
 //! Hörmann's transformed rejection PTRS from 10 on). The same operations on
 //! the same doubles as numpy's, so the same draws to the bit; the tests
-//! compare them with numpy's (`tests/test_workload_rng.py`).
+//! compare them with numpy's (`tests/test_workload_engine.py`).
 
 /// The LCG multiplier of PCG64.
 const MULT: u128 = 0x2360_ED05_1FC6_5DA4_4385_DF64_9FCC_F645;

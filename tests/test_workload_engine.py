@@ -1,7 +1,9 @@
-"""The engine's PCG64 draws (kmm-core/src/workload/pcg.rs) against numpy's:
+"""The parts of workload generation the engine does, against what they
+replace. The PCG64 draws (kmm-core/src/workload/pcg.rs) against numpy's:
 ``processes()`` lets the engine draw the touch counts and times from the
 window's generator, so they must be numpy's draws to the bit and leave the
-generator where numpy would have left it."""
+generator where numpy would have left it; the processes' events against their
+numpy expansion; the jobserver schedule against a heap in Python."""
 
 from __future__ import annotations
 
@@ -237,3 +239,41 @@ def _kmm_op_tick() -> int:
     from kmm.trace import OP_TICK
 
     return OP_TICK
+
+
+def _jobserver_reference(cpu_us, t0, jobs, share):  # noqa: ANN001, ANN202
+    """The schedule as build.py made it in Python: a heap of (free at, slot)."""
+    import bisect
+    import heapq
+
+    share_us = [t * 1e6 for t, _ in share]
+
+    def share_of(t: int) -> float:
+        i = bisect.bisect_right(share_us, t)
+        return share[i - 1][1] if i else share[0][1]
+
+    slots = [(t0, s) for s in range(jobs)]
+    heapq.heapify(slots)
+    start, end = [], []
+    for cpu in cpu_us.tolist():
+        t, s = heapq.heappop(slots)
+        dur = int(cpu / min(1.0, share_of(t) / jobs)) + 2_000
+        start.append(t)
+        end.append(t + dur)
+        heapq.heappush(slots, (t + dur + 1_000, s))
+    return np.array(start, np.int64), np.array(end, np.int64)
+
+
+@given(seed=st.integers(0, 2**20), jobs=st.integers(1, 9), steps=st.integers(1, 5), ties=st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_the_jobserver_schedule_is_the_heaps(seed: int, jobs: int, steps: int, ties: bool) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 400))
+    cpu = rng.lognormal(np.log(0.35e6), 0.8, n)
+    if ties:  # equal CPU times: slots free at the same time, the lower one first
+        cpu = np.round(cpu / 1e5) * 1e5
+    share = sorted((float(t), float(c)) for t, c in zip(rng.random(steps) * 60, 0.05 + rng.random(steps) * 4))
+    t0 = int(rng.integers(0, 10**8))
+    want = _jobserver_reference(cpu, t0, jobs, share)
+    got = _kmm.jobserver(cpu, t0, jobs, [t * 1e6 for t, _ in share], [c for _, c in share])
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
