@@ -241,7 +241,7 @@ def _kmm_op_tick() -> int:
     return OP_TICK
 
 
-def _jobserver_reference(cpu_us, t0, jobs, share):  # noqa: ANN001, ANN202
+def _jobserver_reference(cpu_us, t0, jobs, share):
     """The schedule as build.py made it in Python: a heap of (free at, slot)."""
     import bisect
     import heapq
