@@ -117,11 +117,26 @@ struct KindRow {
     stack: u32,
 }
 
-/// The events of one window, in generation order, and how many pin an inode.
-#[derive(Debug, Default)]
+/// The events of one window, in generation order; how many pin an inode, how
+/// many fall in each of its milliseconds and the highest object id (counted
+/// as they are filed, so that ordering the window reads its events once).
+#[derive(Debug)]
 struct Bucket {
     ev: Vec<Event>,
     pins: usize,
+    counts: Box<[u32; SLOTS]>,
+    top: u32,
+}
+
+impl Bucket {
+    fn new(ev: Vec<Event>, counts: Option<Box<[u32; SLOTS]>>) -> Bucket {
+        Bucket {
+            ev,
+            pins: 0,
+            counts: counts.unwrap_or_else(|| Box::new([0; SLOTS])),
+            top: 0,
+        }
+    }
 }
 
 /// Merges generated events in time and writes them as trace records.
@@ -149,8 +164,9 @@ pub struct Emitter {
     keep_before: i64,
     end_us: i64,
     stopped: bool,
-    /// emptied buckets' vectors, reused for new windows (their memory stays mapped)
+    /// emptied buckets' vectors and counts, reused for new windows (their memory stays mapped)
     spare: Vec<Vec<Event>>,
+    spare_counts: Vec<Box<[u32; SLOTS]>>,
     out: Vec<u8>,
 }
 
@@ -200,6 +216,7 @@ impl Emitter {
             end_us: i64::MAX,
             stopped: false,
             spare: Vec::new(),
+            spare_counts: Vec::new(),
             out: Vec::new(),
         })
     }
@@ -299,7 +316,8 @@ impl Emitter {
         let need = (last_w - self.base_w + 1).max(0) as usize;
         while self.buckets.len() < need {
             let ev = self.spare.pop().unwrap_or_default();
-            self.buckets.push_back(Bucket { ev, pins: 0 });
+            let counts = self.spare_counts.pop();
+            self.buckets.push_back(Bucket::new(ev, counts));
         }
         Filer {
             buckets: self.buckets.make_contiguous(),
@@ -319,48 +337,66 @@ impl Emitter {
         }
         while self.base_w < w {
             if let Some(b) = self.buckets.pop_front() {
-                self.recycle(b.ev);
+                self.recycle(b);
             }
             self.base_w += 1;
         }
         // the window's bucket goes (one allocation per window, not per event)
-        let b = self.buckets.front_mut().map(std::mem::take).unwrap_or_default();
-        // stable counting sort by millisecond slot; the highest object id
-        let mut counts = [0u32; SLOTS];
-        let w0 = w * WIN_US;
-        let mut top = 0u32;
-        for e in &b.ev {
-            counts[((e.t - w0) / MS) as usize] += 1;
-            top = top.max(e.obj);
-        }
+        let Some(b) = self.buckets.pop_front() else {
+            self.ready.clear();
+            self.ready_pins = 0;
+            self.slot_end = [0; SLOTS];
+            self.ready_w = w;
+            self.pos = 0;
+            self.base_w = w + 1;
+            return Ok(());
+        };
+        self.base_w = w + 1;
+        // stable counting sort by millisecond slot, from the counts of filing
         let mut start = [0u32; SLOTS];
         let mut acc = 0u32;
         for j in 0..SLOTS {
             start[j] = acc;
-            acc += counts[j];
+            acc += b.counts[j];
             self.slot_end[j] = acc;
         }
+        let n = b.ev.len();
         self.ready.clear();
-        self.ready.resize(b.ev.len(), Event::default());
+        self.ready.reserve(n);
+        let dst = &mut self.ready.spare_capacity_mut()[..n];
         for e in &b.ev {
-            let j = ((e.t - w0) / MS) as usize;
-            self.ready[start[j] as usize] = *e;
+            let j = (e.t.rem_euclid(WIN_US) / MS) as usize;
+            dst[start[j] as usize].write(*e);
             start[j] += 1;
         }
-        if !b.ev.is_empty() {
-            self.grow(top);
+        // every slot filled to its end: each of 0..n was written once
+        assert!(
+            acc as usize == n && start == self.slot_end,
+            "a window's millisecond counts do not match its events"
+        );
+        // SAFETY: the slots partition 0..n (prefix sums of counts adding up
+        // to n), and each slot's cursor ended at its end, so every index of
+        // 0..n was written exactly once above
+        unsafe { self.ready.set_len(n) };
+        if n > 0 {
+            self.grow(b.top);
         }
         self.ready_pins = b.pins;
         self.ready_w = w;
         self.pos = 0;
-        self.recycle(b.ev);
+        self.recycle(b);
         Ok(())
     }
 
-    fn recycle(&mut self, mut ev: Vec<Event>) {
+    fn recycle(&mut self, b: Bucket) {
+        let Bucket { mut ev, mut counts, .. } = b;
         if self.spare.len() < SPARE_BUCKETS && ev.capacity() > 0 {
             ev.clear();
             self.spare.push(ev);
+        }
+        if self.spare_counts.len() < SPARE_COUNTS {
+            *counts = [0; SLOTS];
+            self.spare_counts.push(counts);
         }
     }
 
@@ -586,13 +622,22 @@ struct Filer<'a> {
 }
 
 impl Filer<'_> {
+    /// The bucket of a checked event (its time is from the first bucket's
+    /// window on, so not negative), its millisecond counted.
+    #[inline]
+    fn bucket(&mut self, e: &Event) -> &mut Bucket {
+        let t = e.t as u64;
+        let b = &mut self.buckets[(t / WIN_US as u64) as usize - self.base as usize];
+        b.counts[((t % WIN_US as u64) / MS as u64) as usize] += 1;
+        b.top = b.top.max(e.obj);
+        b
+    }
+
     /// File an event that pins nothing (a process's, a touch).
     #[inline]
     fn put(&mut self, e: Event) {
         if e.t < self.keep {
-            self.buckets[(e.t.div_euclid(WIN_US) - self.base) as usize]
-                .ev
-                .push(e);
+            self.bucket(&e).ev.push(e);
         }
     }
 
@@ -600,7 +645,7 @@ impl Filer<'_> {
     #[inline]
     fn put_pinning(&mut self, e: Event) {
         if e.t < self.keep {
-            let b = &mut self.buckets[(e.t.div_euclid(WIN_US) - self.base) as usize];
+            let b = self.bucket(&e);
             b.pins += (e.pin != NO_PIN) as usize;
             b.ev.push(e);
         }
@@ -609,6 +654,8 @@ impl Filer<'_> {
 
 /// Emptied buckets kept for reuse.
 const SPARE_BUCKETS: usize = 4;
+/// Emptied buckets' millisecond counts kept for reuse (4 KiB each).
+const SPARE_COUNTS: usize = 64;
 
 /// Events ahead whose object state emit() prefetches.
 const PREFETCH_AHEAD: usize = 16;
