@@ -13,7 +13,7 @@ from .._kmm import jobserver
 from ..errors import ConfigError
 from ..trace import OP_ALLOC
 from .context import Ctx, NewObjects
-from .events import OP_ACCESS, WIN_US, events, window_sorted
+from .events import OP_ACCESS, WIN_US, SortedWindows, events
 from .kinds import K
 from .load import Load
 from .params import PAGE, PROGRAMS
@@ -147,14 +147,18 @@ class BuildSource(Source):
         self.bhs = NewObjects(K["buffer_head"])
         self.make_pid = 0
         self.cp_pid = 0
+        self._windows: list[SortedWindows] | None = None
 
     def generate(self, ctx: Ctx, w: int) -> list[np.ndarray]:
         lo, hi = w * WIN_US, (w + 1) * WIN_US
         # what starts in this window (the times are sorted: copy order, the
         # jobserver's start order); a window with nothing to do draws nothing
-        copy_sel = window_sorted(self.copy_t, w) if self.src is not None else self.copy_t[:0]
-        d_sel = window_sorted(self.d_start, w)
-        u_sel = window_sorted(self.u_start, w)
+        if self._windows is None:  # the bisections of every window, once
+            self._windows = [SortedWindows(t) for t in (self.copy_t, self.d_start, self.u_start)]
+        copy_w, d_w, u_w = self._windows
+        copy_sel = copy_w(w) if self.src is not None else self.copy_t[:0]
+        d_sel = d_w(w)
+        u_sel = u_w(w)
         cp_now = self.src is not None and lo <= self.start_us < hi
         make_now = self.built and lo <= self.make_start < hi
         if not (cp_now or make_now or copy_sel.shape[0] or d_sel.shape[0] or u_sel.shape[0]):
