@@ -166,7 +166,10 @@ pub struct Emitter {
     stopped: bool,
     /// emptied buckets' vectors and counts, reused for new windows (their memory stays mapped)
     spare: Vec<Vec<Event>>,
+    #[allow(clippy::vec_box)] // a bucket takes the box: 4 KiB not copied
     spare_counts: Vec<Box<[u32; SLOTS]>>,
+    /// about how many events a window has (the recent windows' most)
+    typical: usize,
     out: Vec<u8>,
 }
 
@@ -217,6 +220,7 @@ impl Emitter {
             stopped: false,
             spare: Vec::new(),
             spare_counts: Vec::new(),
+            typical: 0,
             out: Vec::new(),
         })
     }
@@ -258,7 +262,9 @@ impl Emitter {
         for r in events.chunks_exact(EVENT_SIZE) {
             let (t, kind) = Event::time_kind(r);
             if kind as usize >= self.nkinds {
-                return Err(Error::Trace(format!("workload event of unknown kind {kind}")));
+                return Err(Error::Trace(format!(
+                    "workload event of unknown kind {kind}"
+                )));
             }
             if t < lo || t >= hi {
                 return Err(Error::Trace(format!(
@@ -355,10 +361,14 @@ impl Emitter {
         // stable counting sort by millisecond slot, from the counts of filing
         let mut start = [0u32; SLOTS];
         let mut acc = 0u32;
-        for j in 0..SLOTS {
-            start[j] = acc;
-            acc += b.counts[j];
-            self.slot_end[j] = acc;
+        for ((s, e), &c) in start
+            .iter_mut()
+            .zip(self.slot_end.iter_mut())
+            .zip(b.counts.iter())
+        {
+            *s = acc;
+            acc += c;
+            *e = acc;
         }
         let n = b.ev.len();
         self.ready.clear();
@@ -385,11 +395,22 @@ impl Emitter {
         self.ready_w = w;
         self.pos = 0;
         self.recycle(b);
+        // the next windows get most of their events from now on: room for
+        // about as many as this one had, once, rather than doubling into it
+        self.typical = n.max(self.typical - self.typical / 8);
+        let want = self.typical + self.typical / 8;
+        for b in self.buckets.iter_mut().take(GROW_AHEAD) {
+            if b.ev.capacity() < want {
+                b.ev.reserve(want - b.ev.len());
+            }
+        }
         Ok(())
     }
 
     fn recycle(&mut self, b: Bucket) {
-        let Bucket { mut ev, mut counts, .. } = b;
+        let Bucket {
+            mut ev, mut counts, ..
+        } = b;
         if self.spare.len() < SPARE_BUCKETS && ev.capacity() > 0 {
             ev.clear();
             self.spare.push(ev);
@@ -653,7 +674,9 @@ impl Filer<'_> {
 }
 
 /// Emptied buckets kept for reuse.
-const SPARE_BUCKETS: usize = 4;
+const SPARE_BUCKETS: usize = 8;
+/// Windows after the ready one whose buckets are grown to a window's size at once.
+const GROW_AHEAD: usize = 4;
 /// Emptied buckets' millisecond counts kept for reuse (4 KiB each).
 const SPARE_COUNTS: usize = 64;
 

@@ -79,7 +79,12 @@ fn py_anon_times<'py>(
 /// after them, as `numpy.random.Generator.random(n)` draws them (for tests).
 #[pyfunction]
 #[pyo3(name = "_pcg_random")]
-fn pcg_random(py: Python<'_>, state: u128, inc: u128, n: usize) -> (Bound<'_, PyArray1<f64>>, u128) {
+fn pcg_random(
+    py: Python<'_>,
+    state: u128,
+    inc: u128,
+    n: usize,
+) -> (Bound<'_, PyArray1<f64>>, u128) {
     let mut r = Pcg64 { state, inc };
     let v: Vec<f64> = (0..n).map(|_| r.next_f64()).collect();
     (v.into_pyarray(py), r.state)

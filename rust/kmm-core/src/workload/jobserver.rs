@@ -23,8 +23,10 @@ pub fn schedule(
     if jobs == 0
         || share_from.is_empty()
         || share_from.len() != share_cpus.len()
-        || share_from.windows(2).any(|w| !(w[0] <= w[1]))
-        || share_cpus.iter().any(|c| !(*c > 0.0))
+        || share_from
+            .windows(2)
+            .any(|w| w[0].is_nan() || w[1].is_nan() || w[0] > w[1])
+        || share_cpus.iter().any(|c| c.is_nan() || *c <= 0.0)
         || cpu_us.iter().any(|c| !(c.is_finite() && *c >= 0.0))
     {
         return Err(Error::Config(
@@ -37,7 +39,8 @@ pub fn schedule(
         let i = share_from.partition_point(|&s| s <= t as f64);
         share_cpus[i.saturating_sub(1)]
     };
-    let mut slots: BinaryHeap<Reverse<(i64, usize)>> = (0..jobs).map(|s| Reverse((t0, s))).collect();
+    let mut slots: BinaryHeap<Reverse<(i64, usize)>> =
+        (0..jobs).map(|s| Reverse((t0, s))).collect();
     let mut start = Vec::with_capacity(cpu_us.len());
     let mut end = Vec::with_capacity(cpu_us.len());
     for &cpu in cpu_us {

@@ -136,44 +136,6 @@ fn log_gamma(x: f64) -> f64 {
     gl
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ln_2pi_is_the_logarithm_the_runtime_computes() {
-        let two_pi = std::hint::black_box(2.0 * std::f64::consts::PI);
-        assert_eq!(two_pi.ln(), LN_2PI);
-    }
-
-    #[test]
-    fn advance_is_as_many_draws() {
-        let mut a = Pcg64 {
-            state: 0x1234_5678_9abc_def0_0fed_cba9_8765_4321,
-            inc: 0x5851_f42d_4c95_7f2d_1405_7b7e_f767_814f | 1,
-        };
-        let mut b = a;
-        for n in [0u64, 1, 2, 3, 17, 1000] {
-            for _ in 0..n {
-                a.next_u64();
-            }
-            b.advance(n);
-            assert_eq!(a, b);
-        }
-    }
-
-    #[test]
-    fn log_gamma_of_integers_is_the_log_factorial() {
-        let mut f = 0.0f64;
-        for k in 1..60 {
-            // ln((k)!) = ln Gamma(k + 1)
-            f += (k as f64).ln();
-            let g = log_gamma((k + 1) as f64);
-            assert!((g - f).abs() <= 1e-12 * f.max(1.0), "k={k}: {g} vs {f}");
-        }
-    }
-}
-
 /// The PCG64 a `numpy.random.SeedSequence` of `entropy` (its 32-bit words,
 /// no spawn key, the default pool of 4) seeds, as `numpy.random.default_rng`
 /// makes it: the pool mixed from the entropy, 4 64-bit words drawn from it,
@@ -234,4 +196,42 @@ pub fn seed_sequence(entropy: &[u32]) -> Pcg64 {
     r.state = r.state.wrapping_add(init_state);
     r.next_u64();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ln_2pi_is_the_logarithm_the_runtime_computes() {
+        let two_pi = std::hint::black_box(2.0 * std::f64::consts::PI);
+        assert_eq!(two_pi.ln(), LN_2PI);
+    }
+
+    #[test]
+    fn advance_is_as_many_draws() {
+        let mut a = Pcg64 {
+            state: 0x1234_5678_9abc_def0_0fed_cba9_8765_4321,
+            inc: 0x5851_f42d_4c95_7f2d_1405_7b7e_f767_814f | 1,
+        };
+        let mut b = a;
+        for n in [0u64, 1, 2, 3, 17, 1000] {
+            for _ in 0..n {
+                a.next_u64();
+            }
+            b.advance(n);
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn log_gamma_of_integers_is_the_log_factorial() {
+        let mut f = 0.0f64;
+        for k in 1..60 {
+            // ln((k)!) = ln Gamma(k + 1)
+            f += (k as f64).ln();
+            let g = log_gamma((k + 1) as f64);
+            assert!((g - f).abs() <= 1e-12 * f.max(1.0), "k={k}: {g} vs {f}");
+        }
+    }
 }

@@ -113,7 +113,8 @@ pub fn anon_times(
         return Err(bad("one exponential draw per page freed early"));
     }
     if start.iter().zip(end).any(|(s, e)| e < s)
-        || !(touch_interval_us > 0.0)
+        || touch_interval_us.is_nan()
+        || touch_interval_us <= 0.0
         || !(unit(u_alloc) && exp.iter().all(|x| x.is_finite() && *x >= 0.0))
     {
         return Err(bad(
@@ -152,9 +153,15 @@ impl Procs<'_> {
     /// window's horizon `[lo, hi)` (and `nkinds`), before any event is made.
     pub(super) fn check(&self, lo: i64, hi: i64, nkinds: usize) -> Result<()> {
         let p = self.start.len();
-        if [self.end.len(), self.base.len(), self.pid.len(), self.n_pte.len(), self.anon.len()]
-            .iter()
-            .any(|&l| l != p)
+        if [
+            self.end.len(),
+            self.base.len(),
+            self.pid.len(),
+            self.n_pte.len(),
+            self.anon.len(),
+        ]
+        .iter()
+        .any(|&l| l != p)
         {
             return Err(bad(
                 "start, end, base, pid, n_pte and anon must have one entry per process",
@@ -169,11 +176,17 @@ impl Procs<'_> {
             || self.t_free.len() != n_anon
             || self.touch_n.len() != n_anon
         {
-            return Err(bad("t_alloc, t_free and touch_n must have one entry per page"));
+            return Err(bad(
+                "t_alloc, t_free and touch_n must have one entry per page",
+            ));
         }
         sum(self.touch_n, "touch count")?;
         let kinds = [self.k_task, self.k_pt, self.k_anon, self.k_text];
-        if kinds.iter().chain(self.slab_kinds).any(|&k| k as usize >= nkinds) {
+        if kinds
+            .iter()
+            .chain(self.slab_kinds)
+            .any(|&k| k as usize >= nkinds)
+        {
             return Err(bad("an unknown kind"));
         }
         if !unit(self.u_pte) {
@@ -196,7 +209,9 @@ impl Procs<'_> {
             for _ in 0..self.anon[q] {
                 let (a, f) = (self.t_alloc[i], self.t_free[i]);
                 if a < s || f < a || f > e {
-                    return Err(bad("a page's fault and free times outside its process's life"));
+                    return Err(bad(
+                        "a page's fault and free times outside its process's life",
+                    ));
                 }
                 i += 1;
             }
@@ -228,10 +243,26 @@ impl Procs<'_> {
         };
         // task: the kernel stack (order 1), the pgd
         for q in 0..p {
-            put(ev(self.start[q], OP_ALLOC, 1, self.k_task, own, self.base[q], self.pid[q]));
+            put(ev(
+                self.start[q],
+                OP_ALLOC,
+                1,
+                self.k_task,
+                own,
+                self.base[q],
+                self.pid[q],
+            ));
         }
         for q in 0..p {
-            put(ev(self.start[q], OP_ALLOC, 0, self.k_pt, own, self.base[q] + 1, self.pid[q]));
+            put(ev(
+                self.start[q],
+                OP_ALLOC,
+                0,
+                self.k_pt,
+                own,
+                self.base[q] + 1,
+                self.pid[q],
+            ));
         }
         // PTE pages: two at exec, the rest as the heap grows
         let mut i = 0usize;
@@ -245,13 +276,29 @@ impl Procs<'_> {
                     s + (self.u_pte[i] * grow) as i64
                 };
                 i += 1;
-                put(ev(t, OP_ALLOC, 0, self.k_pt, own, self.base[q] + 2 + j, self.pid[q]));
+                put(ev(
+                    t,
+                    OP_ALLOC,
+                    0,
+                    self.k_pt,
+                    own,
+                    self.base[q] + 2 + j,
+                    self.pid[q],
+                ));
             }
         }
         for q in 0..p {
             let first = self.base[q] + 2 + self.n_pte[q];
             for (j, &k) in self.slab_kinds.iter().enumerate() {
-                put(ev(self.start[q], OP_ALLOC, 0, k, own, first + j as i64, self.pid[q]));
+                put(ev(
+                    self.start[q],
+                    OP_ALLOC,
+                    0,
+                    k,
+                    own,
+                    first + j as i64,
+                    self.pid[q],
+                ));
             }
         }
         // program text in the page cache
@@ -263,13 +310,29 @@ impl Procs<'_> {
                 let u = &t.u[i * npg..(i + 1) * npg];
                 for (&page, &u) in t.pages.iter().zip(u) {
                     let at = self.start[q] + (u * fifth) as i64;
-                    put(ev(at, OP_ACCESS, 0, self.k_text, 0, page as i64, self.pid[q]));
+                    put(ev(
+                        at,
+                        OP_ACCESS,
+                        0,
+                        self.k_text,
+                        0,
+                        page as i64,
+                        self.pid[q],
+                    ));
                 }
             }
         }
         // anonymous pages, then their touches
         self.each_page(|q, i, obj| {
-            put(ev(self.t_alloc[i], OP_ALLOC, 0, self.k_anon, own, obj, self.pid[q]));
+            put(ev(
+                self.t_alloc[i],
+                OP_ALLOC,
+                0,
+                self.k_anon,
+                own,
+                obj,
+                self.pid[q],
+            ));
         });
         let mut rng = self.touch_rng;
         self.each_page(|q, i, obj| {
@@ -284,24 +347,64 @@ impl Procs<'_> {
         }
         // exit: anonymous pages, page tables, slab, then the task
         self.each_page(|q, i, obj| {
-            put(ev(self.t_free[i], OP_FREE, 0, self.k_anon, 1, obj, self.pid[q]));
+            put(ev(
+                self.t_free[i],
+                OP_FREE,
+                0,
+                self.k_anon,
+                1,
+                obj,
+                self.pid[q],
+            ));
         });
         for q in 0..p {
             for j in 0..self.n_pte[q] {
-                put(ev(self.end[q], OP_FREE, 0, self.k_pt, 1, self.base[q] + 2 + j, self.pid[q]));
+                put(ev(
+                    self.end[q],
+                    OP_FREE,
+                    0,
+                    self.k_pt,
+                    1,
+                    self.base[q] + 2 + j,
+                    self.pid[q],
+                ));
             }
         }
         for q in 0..p {
-            put(ev(self.end[q], OP_FREE, 0, self.k_pt, 1, self.base[q] + 1, self.pid[q]));
+            put(ev(
+                self.end[q],
+                OP_FREE,
+                0,
+                self.k_pt,
+                1,
+                self.base[q] + 1,
+                self.pid[q],
+            ));
         }
         for q in 0..p {
             let first = self.base[q] + 2 + self.n_pte[q];
             for (j, &k) in self.slab_kinds.iter().enumerate() {
-                put(ev(self.end[q], OP_FREE, 0, k, 1, first + j as i64, self.pid[q]));
+                put(ev(
+                    self.end[q],
+                    OP_FREE,
+                    0,
+                    k,
+                    1,
+                    first + j as i64,
+                    self.pid[q],
+                ));
             }
         }
         for q in 0..p {
-            put(ev(self.end[q], OP_FREE, 1, self.k_task, 1, self.base[q], self.pid[q]));
+            put(ev(
+                self.end[q],
+                OP_FREE,
+                1,
+                self.k_task,
+                1,
+                self.base[q],
+                self.pid[q],
+            ));
         }
     }
 

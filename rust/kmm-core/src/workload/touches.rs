@@ -31,8 +31,7 @@ impl Touches<'_> {
             )));
         }
         let p = self.n.len();
-        if self.t0.len() != p || self.t1.len() != p || self.obj.len() != p || self.pid.len() != p
-        {
+        if self.t0.len() != p || self.t1.len() != p || self.obj.len() != p || self.pid.len() != p {
             return Err(Error::Trace(
                 "touches: n, t0, t1, obj and pid must have one entry per page".into(),
             ));
