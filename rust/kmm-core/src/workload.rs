@@ -321,7 +321,11 @@ impl Emitter {
         let last_w = last.min(keep - 1).div_euclid(WIN_US);
         let need = (last_w - self.base_w + 1).max(0) as usize;
         while self.buckets.len() < need {
-            let ev = self.spare.pop().unwrap_or_default();
+            let mut ev = self.spare.pop().unwrap_or_default();
+            if self.buckets.len() < GROW_AHEAD && ev.capacity() < self.typical {
+                // a window soon emitted: room for a window's events at once
+                ev.reserve(self.typical + self.typical / 8);
+            }
             let counts = self.spare_counts.pop();
             self.buckets.push_back(Bucket::new(ev, counts));
         }
@@ -676,7 +680,7 @@ impl Filer<'_> {
 /// Emptied buckets kept for reuse.
 const SPARE_BUCKETS: usize = 8;
 /// Windows after the ready one whose buckets are grown to a window's size at once.
-const GROW_AHEAD: usize = 4;
+const GROW_AHEAD: usize = 16;
 /// Emptied buckets' millisecond counts kept for reuse (4 KiB each).
 const SPARE_COUNTS: usize = 64;
 
