@@ -15,10 +15,13 @@ generation of its load, and replay under reclaim.
   run's load (``stress_highalloc_load``, 7 x make -j4 + updatedb + the
   system, the 196 simulated seconds of the run, then ``stop()``), declared to
   end there as the run declares it (``Load.end_at``), best of three;
-  ``generate_ops_per_cpu_s`` the same per CPU second;
+  ``generate_ops_per_cpu_s`` the same per CPU second (the figure to trust on
+  a shared machine);
   ``generate_open_ops_per_cpu_s`` per CPU second without the end declared
   (every process's events to its end kept, as a caller that does not know
   its end gets them).
+- Run alone: ``python benches/highalloc.py [--quick] [--generate]`` prints
+  the figures as JSON (``--generate``: the generation figures only).
 - ``thrash_ops_per_s``: a kernel-build trace (7 x make -j4 + updatedb, filling a
   1.5 GiB machine) through ``Machine.replay`` with reclaim active.
 - ``highalloc_<variant>_<pass>``: the success counts of the run, for the record.
@@ -161,3 +164,16 @@ def slab_objects_per_s(quick: bool) -> float:
         best = min(best, time.perf_counter() - t0)
         m.check()
     return len(trace) / best
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="the highalloc benchmarks (issues 4 and 15)")
+    ap.add_argument("--quick", action="store_true", help="smaller runs for a fast look")
+    ap.add_argument("--generate", action="store_true", help="only the generation figures")
+    a = ap.parse_args()
+    load0 = os.getloadavg()[0]
+    res = generate_ops_per_s(a.quick) if a.generate else collect(a.quick)
+    res["loadavg_at_start"] = load0
+    print(json.dumps(res, indent=1, sort_keys=True))

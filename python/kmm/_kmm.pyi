@@ -46,6 +46,12 @@ __all__ = [
     "REPLAY_STATES",
     "RealReplay",
     "TraceEmitter",
+    "anon_times",
+    "pcg64_seeded",
+    "jobserver",
+    "_pcg_random",
+    "_pcg_poisson",
+    "_pcg_advance",
 ]
 
 GFP_FLAGS: dict[str, int]
@@ -315,7 +321,32 @@ class TraceEmitter:
         kind: int,
         proc_: int,
     ) -> None: ...
+    def push_procs(
+        self,
+        g: int,
+        start: npt.NDArray[np.int64],
+        end: npt.NDArray[np.int64],
+        base: npt.NDArray[np.int64],
+        pid: npt.NDArray[np.uint32],
+        n_pte: npt.NDArray[np.int64],
+        anon: npt.NDArray[np.int64],
+        u_pte: npt.NDArray[np.float64],
+        slab_kinds: npt.NDArray[np.uint8],
+        text: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32], npt.NDArray[np.float64]]],
+        t_alloc: npt.NDArray[np.int64],
+        t_free: npt.NDArray[np.int64],
+        touch_n: npt.NDArray[np.int64],
+        touch_state: int,
+        touch_inc: int,
+        k_task: int,
+        k_pt: int,
+        k_anon: int,
+        k_text: int,
+        own: int,
+        exits: bool,
+    ) -> None: ...
     def set_end(self, end_us: int) -> None: ...
+    def reserve_until(self, t_us: int) -> None: ...
     def ready(self, w: int) -> None: ...
     def emit(self, seg_end_us: int) -> None: ...
     def stop(self) -> None: ...
@@ -323,3 +354,23 @@ class TraceEmitter:
     def take(self) -> npt.NDArray[np.uint8]: ...
     def live_process_objects(self) -> int: ...
     def cache_objects(self) -> int: ...
+
+def anon_times(
+    start: npt.NDArray[np.int64],
+    end: npt.NDArray[np.int64],
+    anon: npt.NDArray[np.int64],
+    u_alloc: npt.NDArray[np.float64],
+    u_short: npt.NDArray[np.float64],
+    short_frac: float,
+    exp: npt.NDArray[np.float64],
+    touch_interval_us: float,
+    state: int,
+    inc: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], int, int]: ...
+def pcg64_seeded(entropy: list[int]) -> tuple[int, int]: ...
+def jobserver(
+    cpu_us: npt.NDArray[np.float64], t0: int, jobs: int, share_from: list[float], share_cpus: list[float]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def _pcg_random(state: int, inc: int, n: int) -> tuple[npt.NDArray[np.float64], int]: ...
+def _pcg_poisson(state: int, inc: int, lam: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], int]: ...
+def _pcg_advance(state: int, inc: int, n: int) -> int: ...

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
-import heapq
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from .._args import float_arg, int_arg
+from .._kmm import jobserver
 from ..errors import ConfigError
 from ..trace import OP_ALLOC
 from .context import Ctx, NewObjects
-from .events import OP_ACCESS, WIN_US, events, window_sorted
+from .events import OP_ACCESS, WIN_US, SortedWindows, events
 from .kinds import K
 from .load import Load
 from .params import PAGE, PROGRAMS
@@ -67,8 +66,7 @@ class BuildSource(Source):
         self.copy_files = np.empty(0, np.int64)
         t0 = start_us
         if copy_from is not None:
-            order = np.argsort(L.walk_rank)
-            done = np.cumsum(L.pages[order]) * PAGE
+            order, done = _walk_order(L)
             self.copy_files = order
             self.copy_t = t0 + ((done - L.pages[order] * PAGE) / (copy_mb_s * 1e6) * 1e6).astype(
                 np.int64
@@ -89,20 +87,13 @@ class BuildSource(Source):
         )
         # headers each unit includes: p = min(1, core / rank) (~150 headers a unit)
         self.hdr_p = np.minimum(1.0, header_core / (np.arange(L.headers) + 1.0))
-        # the jobserver: `jobs` slots take units in build order
-        start: list[int] = []
-        end: list[int] = []
-        slots = [(t0 + 50_000, s) for s in range(jobs)]  # make reads Makefiles first
-        heapq.heapify(slots)
-        share_of, pop, push = self._share, heapq.heappop, heapq.heappush
-        for cpu in self.cpu_us.tolist():  # Python floats: the same doubles, faster
-            t, s = pop(slots)
-            dur = int(cpu / min(1.0, share_of(t) / jobs)) + 2_000
-            start.append(t)
-            end.append(t + dur)
-            push(slots, (t + dur + 1_000, s))
-        self.u_start = np.array(start, dtype=np.int64)
-        self.u_end = np.array(end, dtype=np.int64)
+        # the jobserver: `jobs` slots take units in build order, each unit on
+        # the slot that frees first (make reads the Makefiles first: 50 ms),
+        # its CPU time stretched by min(1, CPUs / jobs), 2 ms of exec and
+        # exit, the slot free 1 ms after (made in the engine: jobserver())
+        self.u_start, self.u_end = jobserver(
+            self.cpu_us, t0 + 50_000, jobs, self._share_us, [c for _, c in cpu_share]
+        )
         start, end = self.u_start, self.u_end
         # directory sub-makes cover consecutive units
         d_first = np.concatenate([[0], np.cumsum(L.dir_units)[:-1]])
@@ -112,10 +103,10 @@ class BuildSource(Source):
         # then `ld -r` links the directory's objects into built-in.o
         self.ld_start = np.maximum.reduceat(end, d_first) + 5_000
         ld_cpu = 0.03e6 + 0.005e6 * L.dir_units
-        self.ld_end = self.ld_start + np.array(
-            [int(c / min(1.0, self._share(int(t)) / jobs)) for c, t in zip(ld_cpu, self.ld_start)],
-            dtype=np.int64,
-        )
+        # (the CPUs the build has at each link's start: the last cpu_share step at or before it)
+        step = np.searchsorted(np.array(self._share_us), self.ld_start, side="right")
+        cpus = np.array([c for _, c in cpu_share])[np.maximum(step - 1, 0)]
+        self.ld_end = self.ld_start + (ld_cpu / np.minimum(1.0, cpus / jobs)).astype(np.int64)
         self.d_end = self.ld_end + 20_000
         self.u_out_base = np.zeros(n, np.int64)  # page-cache ids of each unit's .o and .cmd
         self.make_end = int(self.d_end.max()) + 100_000
@@ -148,11 +139,6 @@ class BuildSource(Source):
             "directories": int(self.d_start.shape[0]),
         }
 
-    def _share(self, t_us: int) -> float:
-        # the last step at or before t_us (the steps are sorted)
-        i = bisect.bisect_right(self._share_us, t_us)
-        return self.cpu_share[i - 1][1] if i else self.cpu_share[0][1]
-
     def bind(self, ctx: Ctx) -> None:
         self.tree = ctx.tree(self.tree_name, self.layout)
         self.src = ctx.tree(self.copy_from, self.layout) if self.copy_from else None
@@ -161,14 +147,18 @@ class BuildSource(Source):
         self.bhs = NewObjects(K["buffer_head"])
         self.make_pid = 0
         self.cp_pid = 0
+        self._windows: list[SortedWindows] | None = None
 
     def generate(self, ctx: Ctx, w: int) -> list[np.ndarray]:
         lo, hi = w * WIN_US, (w + 1) * WIN_US
         # what starts in this window (the times are sorted: copy order, the
         # jobserver's start order); a window with nothing to do draws nothing
-        copy_sel = window_sorted(self.copy_t, w) if self.src is not None else self.copy_t[:0]
-        d_sel = window_sorted(self.d_start, w)
-        u_sel = window_sorted(self.u_start, w)
+        if self._windows is None:  # the bisections of every window, once
+            self._windows = [SortedWindows(t) for t in (self.copy_t, self.d_start, self.u_start)]
+        copy_w, d_w, u_w = self._windows
+        copy_sel = copy_w(w) if self.src is not None else self.copy_t[:0]
+        d_sel = d_w(w)
+        u_sel = u_w(w)
         cp_now = self.src is not None and lo <= self.start_us < hi
         make_now = self.built and lo <= self.make_start < hi
         if not (cp_now or make_now or copy_sel.shape[0] or d_sel.shape[0] or u_sel.shape[0]):
@@ -367,6 +357,24 @@ class BuildSource(Source):
         out.append(ino)
         out.append(self.dentries.add(ctx, tn, pn, pin=ino["obj"]))
         return out
+
+
+_WALK_ORDER: dict[int, tuple[TreeLayout, np.ndarray, np.ndarray]] = {}
+
+
+def _walk_order(layout: TreeLayout) -> tuple[np.ndarray, np.ndarray]:
+    """The files of a layout in walk order and the bytes copied after each
+    (one computation per layout: a load's copies of one tree share it)."""
+    hit = _WALK_ORDER.get(id(layout))
+    if hit is None or hit[0] is not layout:
+        order = np.argsort(layout.walk_rank)
+        done = np.cumsum(layout.pages[order]) * PAGE
+        for a in (order, done):
+            a.flags.writeable = False
+        if len(_WALK_ORDER) >= 8:
+            _WALK_ORDER.clear()
+        hit = _WALK_ORDER[id(layout)] = (layout, order, done)
+    return hit[1], hit[2]
 
 
 def kernel_build(

@@ -106,6 +106,26 @@ def window_sorted(t_us: np.ndarray, w: int) -> np.ndarray:
     return np.arange(lo, hi)
 
 
+class SortedWindows:
+    """:func:`window_sorted` of one array of sorted times for every window,
+    the bisections made once (``np.searchsorted`` of all the windows' starts)."""
+
+    __slots__ = ("edges",)
+
+    def __init__(self, t_us: np.ndarray) -> None:
+        n = 1 if t_us.shape[0] == 0 else max(0, int(t_us[-1]) // WIN_US) + 2
+        self.edges = np.searchsorted(t_us, np.arange(n, dtype=np.int64) * WIN_US).tolist()
+
+    def __call__(self, w: int) -> np.ndarray:
+        e = self.edges
+        if w < 0 or w + 1 >= len(e):
+            return _NO_INDEX
+        return np.arange(e[w], e[w + 1])
+
+
+_NO_INDEX = np.arange(0)
+
+
 def window(t_us: np.ndarray, w: int) -> np.ndarray:
     """Indices of the times ``t_us`` that fall in generation window ``w``."""
     return np.nonzero((t_us >= w * WIN_US) & (t_us < (w + 1) * WIN_US))[0]

@@ -15,6 +15,7 @@ from ..trace import TRACE_DTYPE
 from .context import Ctx
 from .events import WIN_US, Touches
 from .kinds import KIND_CACHE_ARR, KIND_FLAGS_ARR, KIND_GFP_ARR, stack_table
+from .process import Procs
 from .source import Source
 
 _MAX_SPAN_S = 10_000.0  # longest run_until() in one call
@@ -83,6 +84,11 @@ class Load:
         self._check_usable()
         t_us = self._time_arg(t)
         em = self._bind()
+        if t_us > self._now_us:
+            # every window of the span generated first (the buckets get the
+            # same events in the same order), so the output is sized once
+            self._generate((t_us - 1) // WIN_US)
+            em.reserve_until(t_us)
         while self._now_us < t_us:
             w = self._now_us // WIN_US
             self._make_ready(w)
@@ -206,10 +212,16 @@ class Load:
         return self._em
 
     def _make_ready(self, w: int) -> None:
-        """Generate every window up to ``w`` (each source's events, in source
-        order, go to the engine's buckets) and make ``w`` the one emitted."""
+        """Generate every window up to ``w`` and make ``w`` the one emitted."""
         if self._ready_w == w:
             return
+        self._generate(w)
+        self._bind().ready(w)
+        self._ready_w = w
+
+    def _generate(self, w: int) -> None:
+        """Generate every window up to ``w`` (each source's events, in source
+        order, go to the engine's buckets)."""
         em = self._bind()
         ctx = self._ctx
         assert ctx is not None
@@ -217,24 +229,25 @@ class Load:
             g = self._gen_w
             ctx.ids.release_before(g * WIN_US)
             if not self._stopped:
-                # in generation order: runs of event arrays, and touches
+                # in generation order: runs of event arrays, touches and processes
                 parts: list[np.ndarray] = []
                 for s in self._sources:
                     for e in s.generate(ctx, g):
                         if not e.shape[0]:
                             continue
-                        if isinstance(e, Touches):
+                        if isinstance(e, (Touches, Procs)):
                             if parts:
                                 em.push(g, parts)
                                 parts = []
-                            em.push_touches(g, e.u, e.n, e.t0, e.t1, e.obj, e.pid, e.kind, e.proc)
+                            if isinstance(e, Procs):
+                                e.push(em, g)
+                            else:
+                                em.push_touches(g, e.u, e.n, e.t0, e.t1, e.obj, e.pid, e.kind, e.proc)
                         else:
                             parts.append(np.ascontiguousarray(e).view(np.uint8))
                 if parts:
                     em.push(g, parts)
             self._gen_w += 1
-        em.ready(w)
-        self._ready_w = w
 
 
 def combine(*loads: Load, stacks: Mapping[str, int] | None = None) -> Load:

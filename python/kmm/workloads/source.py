@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._kmm import pcg64_seeded
 from ..errors import ConfigError
 from .context import Ctx
 
@@ -29,8 +30,32 @@ class Source:
         raise NotImplementedError
 
     def _rng(self, w: int) -> np.random.Generator:
-        """The random stream of window ``w``: a function of seed, source and window only."""
-        return np.random.default_rng([self.seed, self.stream, w])
+        """The random stream of window ``w``: a function of seed, source and window only,
+        ``numpy.random.default_rng([seed, stream, w])`` (seeded by the engine,
+        ``pcg64_seeded``, in one generator per source: a window's stream is
+        not kept past its window)."""
+        state, inc = pcg64_seeded(_words(self.seed) + _words(self.stream) + _words(w))
+        g = getattr(self, "_gen", None)
+        if g is None:
+            g = self._gen = np.random.Generator(np.random.PCG64(0))
+        g.bit_generator.state = {
+            "bit_generator": "PCG64", "state": {"state": state, "inc": inc}, "has_uint32": 0,
+            "uinteger": 0,
+        }
+        return g
+
+
+def _words(n: int) -> list[int]:
+    """A non-negative int as numpy's SeedSequence takes it: 32-bit words, lowest first."""
+    n = int(n)
+    if n < 0:
+        raise ConfigError(f"a seed must not be negative, got {n}")
+    out = [n & 0xFFFFFFFF]
+    n >>= 32
+    while n:
+        out.append(n & 0xFFFFFFFF)
+        n >>= 32
+    return out
 
 
 HORIZON_US = 60_000 * 1_000_000  # a process's events are generated when it starts

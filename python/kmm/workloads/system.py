@@ -44,11 +44,13 @@ class SystemSource(Source):
         self.module = NewObjects(K["kmalloc_4096"])
 
     def generate(self, ctx: Ctx, w: int) -> list[np.ndarray]:
-        rng = self._rng(w)
         lo, hi = w * WIN_US, (w + 1) * WIN_US
         out: list[np.ndarray] = []
+        rng = None  # the window's stream, made when something starts in it
         for prog, n, anon, t in self.boot + self.late:
             if lo <= t < hi:
+                if rng is None:
+                    rng = self._rng(w)
                 start = np.full(n, t, dtype=np.int64)
                 out += processes(
                     ctx,

@@ -65,9 +65,10 @@ class UpdatedbSource(Source):
         self.pid = 0
 
     def generate(self, ctx: Ctx, w: int) -> list[np.ndarray]:
-        rng = self._rng(w)
         lo, hi = w * WIN_US, (w + 1) * WIN_US
         out: list[np.ndarray] = []
+        # the window's stream, made only for the windows that draw (the start, the end)
+        rng = self._rng(w) if lo <= self.start_us < hi or lo <= self.walk_end < hi else None
         if lo <= self.start_us < hi:
             self.pid = int(ctx.pids(1)[0])
             out += processes(

@@ -13,9 +13,13 @@
 //! operations. It also remembers which objects processes own (freed by
 //! [`Emitter::stop`]) and which are caches (freed by [`Emitter::drop_caches`]).
 //!
-//! One pass per event, no allocation per event: a bucket is one vector per
-//! window, the ready window one vector reused, per-object state a byte of
-//! flags and a pid grown with the highest object id.
+//! No allocation per event and no copy but the ones the order needs: events
+//! are made (a process's, from its draws: [`Procs`]; touches, from theirs:
+//! [`Touches`]) or decoded straight into the bucket of their window, one
+//! vector per window; [`Emitter::ready`] orders a window into one vector
+//! reused, and grows the per-object state (a byte of flags and a pid) to the
+//! window's highest object id once; [`Emitter::reserve_until`] sizes the
+//! output of a whole `run_until` once.
 
 use crate::error::{Error, Result};
 use crate::replay::{
@@ -23,6 +27,14 @@ use crate::replay::{
     TF_UNEVICTABLE, TRACE_RECORD_SIZE,
 };
 use std::collections::VecDeque;
+
+pub mod jobserver;
+mod pcg;
+mod procs;
+mod touches;
+pub use pcg::{seed_sequence, Pcg64};
+pub use procs::{anon_times, Procs, Text};
+pub use touches::Touches;
 
 /// Bytes of one event (`kmm.workloads.events.EV`): t i64, op, order, kind,
 /// proc u8, obj, pid, pin u32, packed little-endian.
@@ -59,6 +71,14 @@ struct Event {
 }
 
 impl Event {
+    /// The time and kind of an encoded event (what [`Emitter::push`] checks).
+    #[inline]
+    fn time_kind(b: &[u8]) -> (i64, u8) {
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&b[0..8]);
+        (i64::from_le_bytes(t), b[10])
+    }
+
     #[inline]
     fn decode(b: &[u8; EVENT_SIZE]) -> Event {
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
@@ -88,123 +108,69 @@ pub struct KindTable {
     pub flags: Vec<u8>,
 }
 
+/// One kind's row of the [`KindTable`], as the emission reads it.
+#[derive(Clone, Copy, Debug, Default)]
+struct KindRow {
+    cache: u8,
+    flags: u8,
+    gfp: u32,
+    stack: u32,
+}
+
+/// The events of one window, in generation order; how many pin an inode, how
+/// many fall in each of its milliseconds and the highest object id (counted
+/// as they are filed, so that ordering the window reads its events once).
+#[derive(Debug)]
+struct Bucket {
+    ev: Vec<Event>,
+    pins: usize,
+    counts: Box<[u32; SLOTS]>,
+    top: u32,
+}
+
+impl Bucket {
+    fn new(ev: Vec<Event>, counts: Option<Box<[u32; SLOTS]>>) -> Bucket {
+        Bucket {
+            ev,
+            pins: 0,
+            counts: counts.unwrap_or_else(|| Box::new([0; SLOTS])),
+            top: 0,
+        }
+    }
+}
+
 /// Merges generated events in time and writes them as trace records.
 #[derive(Debug)]
 pub struct Emitter {
-    kinds: KindTable,
-    /// buckets[i]: events of window `base_w + i`, in generation order
-    buckets: VecDeque<Vec<Event>>,
+    nkinds: usize,
+    /// indexed by the kind byte: no bounds test (kinds past `nkinds` are refused at push)
+    rows: Box<[KindRow; 256]>,
+    /// buckets[i]: events of window `base_w + i`
+    buckets: VecDeque<Bucket>,
     base_w: i64,
-    /// push()'s count of events per window ahead (reused)
-    counts: Vec<u32>,
     /// the window being emitted, ordered by millisecond; slot_end[j]: end of slot j
     ready: Vec<Event>,
+    ready_pins: usize,
     slot_end: [u32; SLOTS],
     ready_w: i64,
     pos: usize,
     now_us: i64,
     flags: Vec<u8>,
     pid_of: Vec<u32>,
-    /// pids of processes that outlive stop(), sorted
-    perm_pids: Vec<u32>,
+    /// a bit per pid: processes that outlive stop()
+    perm: Vec<u64>,
     /// events from this time on are not kept ([`Emitter::set_end`]): the
     /// load is never emitted past it
     keep_before: i64,
     end_us: i64,
     stopped: bool,
-    /// a part's events, decoded (reused)
-    scratch: Vec<Event>,
-    /// emptied buckets, reused for new windows (their memory stays mapped)
+    /// emptied buckets' vectors and counts, reused for new windows (their memory stays mapped)
     spare: Vec<Vec<Event>>,
+    #[allow(clippy::vec_box)] // a bucket takes the box: 4 KiB not copied
+    spare_counts: Vec<Box<[u32; SLOTS]>>,
+    /// about how many events a window has (the recent windows' most)
+    typical: usize,
     out: Vec<u8>,
-}
-
-/// The touches of pages by the processes owning them (`kmm.workloads.process`):
-/// page `i` is touched `n[i]` times at `t0[i] + trunc(u * (t1[i] - t0[i]))`,
-/// one `u` (in `[0, 1)`) each, taken in order from `u`.
-#[derive(Clone, Copy, Debug)]
-pub struct Touches<'a> {
-    pub u: &'a [f64],
-    pub n: &'a [i64],
-    pub t0: &'a [i64],
-    pub t1: &'a [i64],
-    pub obj: &'a [u32],
-    pub pid: &'a [u32],
-    pub kind: u8,
-    pub proc_: u8,
-}
-
-impl<'a> Touches<'a> {
-    fn check(&self) -> Result<()> {
-        let p = self.n.len();
-        if self.t0.len() != p || self.t1.len() != p || self.obj.len() != p || self.pid.len() != p {
-            return Err(Error::Trace(
-                "touches: n, t0, t1, obj and pid must have one entry per page".into(),
-            ));
-        }
-        let mut total = 0u64;
-        for &k in self.n {
-            if k < 0 {
-                return Err(Error::Trace("touches: a negative count".into()));
-            }
-            total += k as u64;
-        }
-        if total != self.u.len() as u64 {
-            return Err(Error::Trace(format!(
-                "touches: {} draws for {total} touches",
-                self.u.len()
-            )));
-        }
-        Ok(())
-    }
-
-    /// The events, page by page in draw order.
-    fn events(self) -> impl Iterator<Item = Event> + 'a {
-        // (page, draw) pairs walked with one cursor each, no per-page iterator
-        TouchIter {
-            t: self,
-            page: 0,
-            left: self.n.first().copied().unwrap_or(0),
-            k: 0,
-        }
-    }
-}
-
-struct TouchIter<'a> {
-    t: Touches<'a>,
-    page: usize,
-    left: i64,
-    k: usize,
-}
-
-impl Iterator for TouchIter<'_> {
-    type Item = Event;
-
-    #[inline]
-    fn next(&mut self) -> Option<Event> {
-        while self.left == 0 {
-            self.page += 1;
-            if self.page >= self.t.n.len() {
-                return None;
-            }
-            self.left = self.t.n[self.page];
-        }
-        let i = self.page;
-        let u = self.t.u[self.k];
-        self.k += 1;
-        self.left -= 1;
-        let t0 = self.t.t0[i];
-        Some(Event {
-            t: t0 + (u * (self.t.t1[i] - t0) as f64) as i64,
-            op: OP_TOUCH,
-            order: 0,
-            kind: self.t.kind,
-            proc_: self.t.proc_,
-            obj: self.t.obj[i],
-            pid: self.t.pid[i],
-            pin: NO_PIN,
-        })
-    }
 }
 
 impl Emitter {
@@ -226,28 +192,35 @@ impl Emitter {
                 "a kind's flags may only be TF_UNEVICTABLE (2) or 0".into(),
             ));
         }
-        let mut kinds = kinds;
-        if kinds.flags.is_empty() {
-            kinds.flags = vec![0; n];
+        let mut rows = Box::new([KindRow::default(); 256]);
+        for (k, r) in rows.iter_mut().enumerate().take(n) {
+            *r = KindRow {
+                cache: kinds.cache[k],
+                flags: kinds.flags.get(k).copied().unwrap_or(0),
+                gfp: kinds.gfp[k],
+                stack: kinds.stack[k],
+            };
         }
         Ok(Emitter {
-            kinds,
+            nkinds: n,
+            rows,
             buckets: VecDeque::new(),
             base_w: 0,
-            counts: Vec::new(),
             ready: Vec::new(),
+            ready_pins: 0,
             slot_end: [0; SLOTS],
             ready_w: -1,
             pos: 0,
             now_us: 0,
             flags: Vec::new(),
             pid_of: Vec::new(),
-            perm_pids: Vec::new(),
+            perm: Vec::new(),
             keep_before: i64::MAX,
             end_us: i64::MAX,
             stopped: false,
-            scratch: Vec::new(),
             spare: Vec::new(),
+            spare_counts: Vec::new(),
+            typical: 0,
             out: Vec::new(),
         })
     }
@@ -275,7 +248,8 @@ impl Emitter {
 
     /// Add the events generated in window `g` (`EVENT_SIZE`-byte records, in
     /// generation order). Every event must fall in a window from `g` on, before
-    /// `g + MAX_AHEAD`, and `g` must not be before a window already emitted.
+    /// `g + MAX_AHEAD`, and `g` must not be before a window already emitted;
+    /// a bad event changes nothing (all are checked before any is filed).
     pub fn push(&mut self, g: i64, events: &[u8]) -> Result<()> {
         if events.len() % EVENT_SIZE != 0 {
             return Err(Error::Trace(format!(
@@ -283,93 +257,82 @@ impl Emitter {
                 events.len()
             )));
         }
-        self.push_from(
-            g,
-            events
-                .chunks_exact(EVENT_SIZE)
-                .map(|r| Event::decode(r.try_into().expect("a record"))),
-        )
+        let (lo, hi) = self.horizon(g)?;
+        let mut last = lo;
+        for r in events.chunks_exact(EVENT_SIZE) {
+            let (t, kind) = Event::time_kind(r);
+            if kind as usize >= self.nkinds {
+                return Err(Error::Trace(format!(
+                    "workload event of unknown kind {kind}"
+                )));
+            }
+            if t < lo || t >= hi {
+                return Err(Error::Trace(format!(
+                    "workload generated an event at {t} us, outside the horizon of window {g}"
+                )));
+            }
+            last = last.max(t);
+        }
+        let mut f = self.filer(last);
+        for r in events.chunks_exact(EVENT_SIZE) {
+            let e = Event::decode(r.try_into().expect("a record"));
+            f.put_pinning(e);
+        }
+        Ok(())
     }
 
     /// Add the touches generated in window `g` (as [`Emitter::push`] adds
     /// events, page by page in draw order), without their event records.
     pub fn push_touches(&mut self, g: i64, touches: Touches<'_>) -> Result<()> {
-        touches.check()?;
-        self.push_from(g, touches.events())
+        let (lo, hi) = self.horizon(g)?;
+        touches.check(lo, hi, self.nkinds)?;
+        let last = touches.t1.iter().copied().max().unwrap_or(lo);
+        let mut f = self.filer(last);
+        touches.for_each(|e| f.put(e));
+        Ok(())
     }
 
-    /// Check every event of a part (a bad one changes nothing), keep those
-    /// before the end in the decoding buffer, then file them in their buckets.
-    fn push_from(&mut self, g: i64, events: impl Iterator<Item = Event>) -> Result<()> {
+    /// Add the events of processes generated in window `g` (as [`Emitter::push`]
+    /// adds the events of their arrays), made from their draws here.
+    pub fn push_procs(&mut self, g: i64, procs: &Procs<'_>) -> Result<()> {
+        let (lo, hi) = self.horizon(g)?;
+        procs.check(lo, hi, self.nkinds)?;
+        let last = procs.end.iter().copied().max().unwrap_or(lo);
+        let mut f = self.filer(last);
+        procs.for_each(|e| f.put(e));
+        Ok(())
+    }
+
+    /// The times window `g`'s events may have, `[lo, hi)`.
+    fn horizon(&self, g: i64) -> Result<(i64, i64)> {
         if g < self.base_w {
             return Err(Error::Trace(format!(
                 "events of window {g} come after window {} was emitted",
                 self.base_w
             )));
         }
+        Ok((g * WIN_US, (g + MAX_AHEAD) * WIN_US))
+    }
+
+    /// A filer of checked events that fall at most at `last` us: the buckets
+    /// up to `last`'s window (or the end's) exist.
+    fn filer(&mut self, last: i64) -> Filer<'_> {
         let keep = self.keep_before;
-        let nkinds = self.kinds.cache.len();
-        let mut ev = std::mem::take(&mut self.scratch);
-        ev.clear();
-        let mut bad = None;
-        for e in events {
-            let w = e.t.div_euclid(WIN_US);
-            if w < g || w >= g + MAX_AHEAD || e.kind as usize >= nkinds {
-                bad = Some(e);
-                break;
+        let last_w = last.min(keep - 1).div_euclid(WIN_US);
+        let need = (last_w - self.base_w + 1).max(0) as usize;
+        while self.buckets.len() < need {
+            let mut ev = self.spare.pop().unwrap_or_default();
+            if self.buckets.len() < GROW_AHEAD && ev.capacity() < self.typical {
+                // a window soon emitted: room for a window's events at once
+                ev.reserve(self.typical + self.typical / 8);
             }
-            if e.t < keep {
-                ev.push(e);
-            }
+            let counts = self.spare_counts.pop();
+            self.buckets.push_back(Bucket::new(ev, counts));
         }
-        if let Some(e) = bad {
-            self.keep_scratch(ev);
-            return Err(Error::Trace(if e.kind as usize >= nkinds {
-                format!("workload event of unknown kind {}", e.kind)
-            } else {
-                format!(
-                    "workload generated an event at {} us, outside the horizon of window {g}",
-                    e.t
-                )
-            }));
-        }
-        self.file(g, &ev);
-        self.keep_scratch(ev);
-        Ok(())
-    }
-
-    fn keep_scratch(&mut self, mut ev: Vec<Event>) {
-        // a huge part's buffer is not kept for the rest of the run
-        ev.shrink_to(SCRATCH_KEEP);
-        self.scratch = ev;
-    }
-
-    /// File checked events of window `g` in their buckets, growing each once.
-    fn file(&mut self, g: i64, events: &[Event]) {
-        let mut counts = std::mem::take(&mut self.counts);
-        counts.clear();
-        for e in events {
-            let k = (e.t.div_euclid(WIN_US) - g) as usize;
-            if counts.len() <= k {
-                counts.resize(k + 1, 0);
-            }
-            counts[k] += 1;
-        }
-        let first = (g - self.base_w) as usize;
-        while self.buckets.len() < first + counts.len() {
-            let b = self.spare.pop().unwrap_or_default();
-            self.buckets.push_back(b);
-        }
-        for (k, &n) in counts.iter().enumerate() {
-            if n > 0 {
-                self.buckets[first + k].reserve(n as usize);
-            }
-        }
-        self.counts = counts;
-        let buckets = self.buckets.make_contiguous();
-        let base = self.base_w;
-        for e in events {
-            buckets[(e.t.div_euclid(WIN_US) - base) as usize].push(*e);
+        Filer {
+            buckets: self.buckets.make_contiguous(),
+            base: self.base_w,
+            keep,
         }
     }
 
@@ -383,42 +346,83 @@ impl Emitter {
             return Err(Error::Trace(format!("window {w} was emitted already")));
         }
         while self.base_w < w {
-            self.buckets.pop_front();
+            if let Some(b) = self.buckets.pop_front() {
+                self.recycle(b);
+            }
             self.base_w += 1;
         }
         // the window's bucket goes (one allocation per window, not per event)
-        let ev = match self.buckets.front_mut() {
-            Some(v) => std::mem::take(v),
-            None => Vec::new(),
+        let Some(b) = self.buckets.pop_front() else {
+            self.ready.clear();
+            self.ready_pins = 0;
+            self.slot_end = [0; SLOTS];
+            self.ready_w = w;
+            self.pos = 0;
+            self.base_w = w + 1;
+            return Ok(());
         };
-        // stable counting sort by millisecond slot
-        let mut counts = [0u32; SLOTS];
-        let w0 = w * WIN_US;
-        for e in &ev {
-            counts[((e.t - w0) / MS) as usize] += 1;
-        }
+        self.base_w = w + 1;
+        // stable counting sort by millisecond slot, from the counts of filing
         let mut start = [0u32; SLOTS];
         let mut acc = 0u32;
-        for j in 0..SLOTS {
-            start[j] = acc;
-            acc += counts[j];
-            self.slot_end[j] = acc;
+        for ((s, e), &c) in start
+            .iter_mut()
+            .zip(self.slot_end.iter_mut())
+            .zip(b.counts.iter())
+        {
+            *s = acc;
+            acc += c;
+            *e = acc;
         }
+        let n = b.ev.len();
         self.ready.clear();
-        self.ready.resize(ev.len(), Event::default());
-        for e in &ev {
-            let j = ((e.t - w0) / MS) as usize;
-            self.ready[start[j] as usize] = *e;
+        self.ready.reserve(n);
+        let dst = &mut self.ready.spare_capacity_mut()[..n];
+        for e in &b.ev {
+            let j = (e.t.rem_euclid(WIN_US) / MS) as usize;
+            dst[start[j] as usize].write(*e);
             start[j] += 1;
         }
+        // every slot filled to its end: each of 0..n was written once
+        assert!(
+            acc as usize == n && start == self.slot_end,
+            "a window's millisecond counts do not match its events"
+        );
+        // SAFETY: the slots partition 0..n (prefix sums of counts adding up
+        // to n), and each slot's cursor ended at its end, so every index of
+        // 0..n was written exactly once above
+        unsafe { self.ready.set_len(n) };
+        if n > 0 {
+            self.grow(b.top);
+        }
+        self.ready_pins = b.pins;
         self.ready_w = w;
         self.pos = 0;
-        if self.spare.len() < SPARE_BUCKETS {
-            let mut ev = ev;
+        self.recycle(b);
+        // the next windows get most of their events from now on: room for
+        // about as many as this one had, once, rather than doubling into it
+        self.typical = n.max(self.typical - self.typical / 8);
+        let want = self.typical + self.typical / 8;
+        for b in self.buckets.iter_mut().take(GROW_AHEAD) {
+            if b.ev.capacity() < want {
+                b.ev.reserve(want - b.ev.len());
+            }
+        }
+        Ok(())
+    }
+
+    fn recycle(&mut self, b: Bucket) {
+        let Bucket {
+            mut ev, mut counts, ..
+        } = b;
+        if self.spare.len() < SPARE_BUCKETS && ev.capacity() > 0 {
             ev.clear();
             self.spare.push(ev);
         }
-        Ok(())
+        if self.spare_counts.len() < SPARE_COUNTS {
+            *counts = [0; SLOTS];
+            self.spare_counts.push(counts);
+        }
     }
 
     fn grow(&mut self, obj: u32) {
@@ -428,6 +432,31 @@ impl Emitter {
             self.flags.resize(size, 0);
             self.pid_of.resize(size, 0);
         }
+    }
+
+    /// Make room in the output for every record from now to `t_us`, once
+    /// (the events already pushed, their pins and the ticks): call it after
+    /// every window up to `t_us` is pushed, before emitting them.
+    pub fn reserve_until(&mut self, t_us: i64) {
+        if t_us <= self.now_us {
+            return;
+        }
+        let w_now = self.now_us.div_euclid(WIN_US);
+        let w_last = (t_us - 1).div_euclid(WIN_US);
+        let mut n = ((t_us - self.now_us) / MS + 2) as usize;
+        if self.ready_w == w_now {
+            n += self.ready.len() - self.pos + self.ready_pins;
+        }
+        for (i, b) in self.buckets.iter().enumerate() {
+            let w = self.base_w + i as i64;
+            if w > w_last {
+                break;
+            }
+            if w >= w_now && w != self.ready_w {
+                n += b.ev.len() + b.pins;
+            }
+        }
+        self.out.reserve(n * TRACE_RECORD_SIZE);
     }
 
     /// Append the records from now to `seg_end_us` (within the ready window)
@@ -451,19 +480,21 @@ impl Emitter {
         let base = w * SLOTS as i64;
         let stop = self.slot_end[(j_end - 1 - base) as usize] as usize;
         let mut out = std::mem::take(&mut self.out);
-        out.reserve((stop.saturating_sub(self.pos) + nslots) * TRACE_RECORD_SIZE);
+        out.reserve((stop.saturating_sub(self.pos) + self.ready_pins + nslots) * TRACE_RECORD_SIZE);
+        let ready = std::mem::take(&mut self.ready);
+        let mut pos = self.pos;
         for (k, j) in (j0..j_end).enumerate() {
-            let end = self.slot_end[(j - base) as usize] as usize;
-            while self.pos < end {
+            let end = (self.slot_end[(j - base) as usize] as usize).max(pos);
+            for (i, e) in ready[pos..end].iter().enumerate() {
                 // the object state of an event a few ahead: its cache line is
                 // on the way while this one is emitted (object ids are scattered)
-                if let Some(a) = self.ready.get(self.pos + PREFETCH_AHEAD) {
+                if let Some(a) = ready.get(pos + i + PREFETCH_AHEAD) {
                     crate::mm::objects::prefetch(&self.flags, a.obj as usize);
+                    crate::mm::objects::prefetch(&self.pid_of, a.obj as usize);
                 }
-                let e = self.ready[self.pos];
-                self.pos += 1;
                 self.emit_event(&mut out, e);
             }
+            pos = end;
             let tick = if k == 0 {
                 seg_end_us.min((j0 + 1) * MS) - now
             } else if k == nslots - 1 {
@@ -473,6 +504,8 @@ impl Emitter {
             };
             record(&mut out, OP_TICK, 0, 0, tick as u32, 0, 0, 0);
         }
+        self.pos = pos;
+        self.ready = ready;
         self.now_us = seg_end_us;
         self.out = out;
         Ok(())
@@ -483,40 +516,50 @@ impl Emitter {
         std::mem::take(&mut self.out)
     }
 
-    fn emit_event(&mut self, out: &mut Vec<u8>, e: Event) {
-        // kinds were checked by push()
-        let cache = self.kinds.cache[e.kind as usize];
-        let slab = cache != NO_CACHE;
+    #[inline]
+    fn is_perm(&self, pid: u32) -> bool {
+        self.perm
+            .get(pid as usize >> 6)
+            .is_some_and(|b| b >> (pid & 63) & 1 != 0)
+    }
+
+    /// One event's records; its object's state is grown already (ready()).
+    #[inline]
+    fn emit_event(&mut self, out: &mut Vec<u8>, e: &Event) {
+        let row = self.rows[e.kind as usize];
+        let slab = row.cache != NO_CACHE;
         let slab_flag = if slab { SLAB } else { 0 };
-        self.grow(e.obj);
         let o = e.obj as usize;
+        let mut f = self.flags[o];
         let mut op = e.op;
         if op == OP_ALLOC && e.proc_ == 0 {
             // a direct cache allocation (a new slab object, a written page)
-            self.flags[o] = (self.flags[o] & !SLAB) | CACHE | slab_flag;
+            f = (f & !SLAB) | CACHE | slab_flag;
         }
         if e.proc_ == 2 {
-            if let Err(i) = self.perm_pids.binary_search(&e.pid) {
-                self.perm_pids.insert(i, e.pid);
+            let i = e.pid as usize >> 6;
+            if i >= self.perm.len() {
+                self.perm.resize(i + 1, 0);
             }
+            self.perm[i] |= 1 << (e.pid & 63);
         }
         if op == OP_ACCESS {
-            if self.flags[o] & CACHE == 0 {
+            if f & CACHE == 0 {
                 op = OP_ALLOC; // the first access brings it into the cache
-                self.flags[o] = (self.flags[o] & !SLAB) | CACHE | slab_flag;
+                f = (f & !SLAB) | CACHE | slab_flag;
             } else {
                 op = OP_TOUCH;
             }
-            if !self.perm_pids.is_empty() && self.perm_pids.binary_search(&e.pid).is_ok() {
-                self.flags[o] |= MAPPED;
+            if self.is_perm(e.pid) {
+                f |= MAPPED;
             }
         }
         if e.proc_ == 1 {
             if op == OP_ALLOC {
-                self.flags[o] = (self.flags[o] & !SLAB) | LIVE | slab_flag;
+                f = (f & !SLAB) | LIVE | slab_flag;
                 self.pid_of[o] = e.pid;
             } else if op == OP_FREE {
-                self.flags[o] &= !LIVE;
+                f &= !LIVE;
             }
         }
         let pins = op == OP_ALLOC && e.pin != NO_PIN;
@@ -528,21 +571,16 @@ impl Emitter {
                 OP_FREE => OP_SLAB_FREE,
                 x => x,
             };
-            order = cache;
+            order = row.cache;
         }
         let owned = e.proc_ != 0 && (out_op == OP_ALLOC || out_op == OP_SLAB_ALLOC);
-        let gfp = self.kinds.gfp[e.kind as usize];
-        let stack = self.kinds.stack[e.kind as usize];
-        let flags = if owned {
-            TF_TASK | self.kinds.flags[e.kind as usize]
-        } else {
-            0
-        };
-        record(out, out_op, order, flags, e.obj, gfp, stack, e.pid);
+        let flags = if owned { TF_TASK | row.flags } else { 0 };
+        record(out, out_op, order, flags, e.obj, row.gfp, row.stack, e.pid);
         if pins {
-            self.flags[o] |= PINNER;
+            f |= PINNER;
             record(out, OP_SLAB_PIN, 0, 0, e.obj, e.pin, 0, e.pid);
         }
+        self.flags[o] = f;
     }
 
     /// Every process exits: appends the frees of the objects processes own
@@ -551,6 +589,7 @@ impl Emitter {
         self.stopped = true;
         self.buckets.clear();
         self.ready.clear();
+        self.ready_pins = 0;
         self.slot_end = [0; SLOTS];
         self.pos = 0;
         let mut out = std::mem::take(&mut self.out);
@@ -600,11 +639,50 @@ impl Emitter {
     }
 }
 
-/// Emptied buckets kept for reuse.
-const SPARE_BUCKETS: usize = 4;
+/// Files checked events in their buckets as they are made (no copy).
+struct Filer<'a> {
+    buckets: &'a mut [Bucket],
+    base: i64,
+    keep: i64,
+}
 
-/// Events of the decoding buffer kept between pushes.
-const SCRATCH_KEEP: usize = 1 << 20;
+impl Filer<'_> {
+    /// The bucket of a checked event (its time is from the first bucket's
+    /// window on, so not negative), its millisecond counted.
+    #[inline]
+    fn bucket(&mut self, e: &Event) -> &mut Bucket {
+        let t = e.t as u64;
+        let b = &mut self.buckets[(t / WIN_US as u64) as usize - self.base as usize];
+        b.counts[((t % WIN_US as u64) / MS as u64) as usize] += 1;
+        b.top = b.top.max(e.obj);
+        b
+    }
+
+    /// File an event that pins nothing (a process's, a touch).
+    #[inline]
+    fn put(&mut self, e: Event) {
+        if e.t < self.keep {
+            self.bucket(&e).ev.push(e);
+        }
+    }
+
+    /// File an event that may pin an inode (counted: its pin is a record more).
+    #[inline]
+    fn put_pinning(&mut self, e: Event) {
+        if e.t < self.keep {
+            let b = self.bucket(&e);
+            b.pins += (e.pin != NO_PIN) as usize;
+            b.ev.push(e);
+        }
+    }
+}
+
+/// Emptied buckets kept for reuse.
+const SPARE_BUCKETS: usize = 8;
+/// Windows after the ready one whose buckets are grown to a window's size at once.
+const GROW_AHEAD: usize = 16;
+/// Emptied buckets' millisecond counts kept for reuse (4 KiB each).
+const SPARE_COUNTS: usize = 64;
 
 /// Events ahead whose object state emit() prefetches.
 const PREFETCH_AHEAD: usize = 16;
