@@ -28,7 +28,7 @@ use crate::mm::slab::NR_CACHES;
 use crate::page_owner::AllocCtx;
 use crate::{MAX_ORDER, NONE};
 
-mod program;
+pub(crate) mod program;
 mod validate;
 pub use validate::Checked;
 use validate::AHEAD;
@@ -60,7 +60,9 @@ pub const TF_UNEVICTABLE: u8 = 2;
 /// Longest single OP_TICK: one hour.
 pub const MAX_TICK_US: u32 = 3_600_000_000;
 
-/// One decoded trace record.
+/// One decoded trace record, laid out as the record is (`replay::program`
+/// copies records into these).
+#[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TraceOp {
     pub op: u8,
@@ -154,9 +156,11 @@ impl Checked<'_> {
     pub fn run(mut self, interrupted: &dyn Fn() -> bool) -> ReplayResult {
         let n = self.n;
         let mut outcomes = self.outcomes.take();
-        let Checked { m, prog, ran, .. } = &mut self;
+        let Checked { m, prog, .. } = &mut self;
+        // the `n` records, then the padding the prefetches look into
+        let recs = &prog.recs[..];
+        debug_assert_eq!(recs.len(), n + AHEAD);
         let before = m.counters.clone();
-        let mut dec = program::Decoder::new(prog, (0, 0));
         let mut done = 0;
         while done < n {
             if done > 0 && interrupted() {
@@ -166,29 +170,34 @@ impl Checked<'_> {
             // two loops, so that a replay without outcomes pays nothing for them
             match outcomes.as_mut() {
                 Some(o) => {
-                    for _ in done..end {
-                        m.prefetch_ahead(&dec);
-                        let p = m.step(dec.next());
-                        o.push(p);
+                    for (i, r) in (done..end).zip(&recs[done..end]) {
+                        m.prefetch_ahead(recs, i);
+                        let p = m.step(*r);
+                        debug_assert!(o.len() < o.capacity());
+                        // SAFETY: validation reserved room for an outcome a
+                        // record (`check_trace`), and one is written a record run
+                        unsafe {
+                            o.as_mut_ptr().add(o.len()).write(p);
+                            o.set_len(o.len() + 1);
+                        }
                     }
                 }
                 None => {
-                    for _ in done..end {
-                        m.prefetch_ahead(&dec);
-                        m.step(dec.next());
+                    for (i, r) in (done..end).zip(&recs[done..end]) {
+                        m.prefetch_ahead(recs, i);
+                        m.step(*r);
                     }
                 }
             }
             done = end;
         }
-        *ran = dec.pos();
         ReplayResult {
             ops: done as u64,
             counters: m.counters.delta(&before),
             outcomes,
             interrupted: done < n,
         }
-        // dropping `self` takes the records that did not run out of the view
+        // dropping `self` ends the view and keeps the buffer
     }
 }
 
@@ -222,21 +231,24 @@ impl Machine {
         })
     }
 
-    /// Start loading what the records ahead will read: the id -> slot map
-    /// entry [`AHEAD`] records ahead, the slot's fields half as far, and the
-    /// block's page flags and the LRU neighbours' links a quarter as far (each stage finds the one before
-    /// it in the cache). A large trace touching many live objects at random
-    /// otherwise waits for memory at every record.
+    /// Start loading what the records ahead of record `i` will read: the id
+    /// -> slot map entry [`AHEAD`] records ahead, the slot's fields half as
+    /// far, and the block's page flags and the LRU neighbours' links a
+    /// quarter as far (each stage finds the one before it in the cache). A
+    /// large trace touching many live objects at random otherwise waits for
+    /// memory at every record.
     #[inline(always)]
-    fn prefetch_ahead(&self, dec: &program::Decoder) {
+    fn prefetch_ahead(&self, recs: &[program::Rec], i: usize) {
         let o = &self.objs;
-        let slot_of = |k: usize| match dec.id_ahead(k).and_then(|id| o.dense.get(id as usize)) {
+        debug_assert!(i + AHEAD < recs.len());
+        // SAFETY: `i` is a record that runs, below `n`, and `recs` holds
+        // `n + AHEAD` records (`Program::pad`)
+        let id_ahead = |k: usize| unsafe { recs.get_unchecked(i + k) }.obj;
+        let slot_of = |k: usize| match o.dense.get(id_ahead(k) as usize) {
             Some(&s @ 1..) => Some(s as usize - 1),
             _ => None,
         };
-        if let Some(id) = dec.id_ahead(AHEAD) {
-            prefetch(&o.dense, id as usize);
-        }
+        prefetch(&o.dense, id_ahead(AHEAD) as usize);
         if let Some(s) = slot_of(AHEAD / 2) {
             prefetch(&o.pfn, s);
             prefetch(&o.state, s);
@@ -246,10 +258,17 @@ impl Machine {
             prefetch(&o.lru_prev, s);
         }
         if let Some(s) = slot_of(AHEAD / 4) {
-            prefetch(&self.flags, o.pfn[s] as usize);
+            // a slot of the map, which every slot array spans
+            if let Some(&p) = o.pfn.get(s) {
+                prefetch(&self.flags, p as usize);
+            }
             // its LRU neighbours' links, which taking it off its list rewrites
-            prefetch(&o.lru_prev, o.lru_next[s] as usize);
-            prefetch(&o.lru_next, o.lru_prev[s] as usize);
+            if let Some(&nx) = o.lru_next.get(s) {
+                prefetch(&o.lru_prev, nx as usize);
+            }
+            if let Some(&pv) = o.lru_prev.get(s) {
+                prefetch(&o.lru_next, pv as usize);
+            }
         }
     }
 
@@ -270,13 +289,11 @@ impl Machine {
                     OBJ_LIVE | OBJ_SLAB
                 };
                 r.obj = self.objs.bind(id, st);
-                self.objs.view.forget(id);
                 self.apply(&r)
             }
             OP_FREE | OP_SLAB_FREE => {
                 let id = r.obj;
                 r.obj = slot(self, id);
-                self.objs.view.forget(id);
                 let p = self.apply(&r);
                 self.objs.unbind(r.obj);
                 p
@@ -285,14 +302,11 @@ impl Machine {
                 let (id, t) = (r.obj, r.gfp);
                 r.obj = slot(self, id);
                 r.gfp = slot(self, t);
-                self.objs.view.forget(id);
-                self.objs.view.forget(t);
                 self.apply(&r)
             }
             OP_TOUCH => {
                 let id = r.obj;
                 r.obj = slot(self, id);
-                self.objs.view.forget(id);
                 self.apply(&r)
             }
             _ => self.apply(&r),
