@@ -329,28 +329,51 @@ impl Machine {
     fn fault_alloc(&mut self, obj: u32, node: usize, ctx: AllocCtx) -> Option<u32> {
         let o = obj as usize;
         let (order, gfp) = (self.objs.order[o] as u32, self.objs.gfp[o]);
+        self.fault_alloc_as(obj, order, gfp, node, ctx)
+    }
+
+    /// [`Machine::fault_alloc`] with the object's order and mask as given
+    /// (an OP_ALLOC has just stored them).
+    #[inline(always)]
+    fn fault_alloc_as(
+        &mut self,
+        obj: u32,
+        order: u32,
+        mut gfp: u32,
+        node: usize,
+        ctx: AllocCtx,
+    ) -> Option<u32> {
         if self.is_thp_fault(obj, order, gfp) {
             return self.thp_fault(obj, gfp, node, ctx);
         }
         if order == 0 && gfp & gfp::__GFP_COMP != 0 && self.layout == crate::config::Layout::X86_64
         {
             // a page of a THP region that fell back to base pages
-            self.objs.gfp[o] = thp_base_gfp(gfp);
+            gfp = thp_base_gfp(gfp);
+            self.objs.gfp[obj as usize] = gfp;
         }
-        self.alloc_inner(order, self.objs.gfp[o], node, ctx)
+        self.alloc_inner(order, gfp, node, ctx)
     }
 
     /// Bind a freshly allocated block to a trace object; reclaimable ones join the LRU.
     #[inline]
     fn attach(&mut self, obj: u32, pfn: u32, gfp: u32, order: u32) {
-        self.objs.pfn[obj as usize] = pfn;
-        self.objs.state[obj as usize] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
-        self.next[pfn as usize] = obj;
-        self.flags[pfn as usize] |= F_OBJ;
+        let (o, p) = (obj as usize, pfn as usize);
+        debug_assert!(o < self.objs.pfn.len() && o < self.objs.state.len());
+        debug_assert!(p < self.next.len() && p < self.flags.len());
+        // SAFETY: `obj` is a slot (every slot array is as long as the
+        // table), and `pfn` a block the allocator just gave, a pfn of the
+        // map, which `next` and `flags` span
+        unsafe {
+            *self.objs.pfn.get_unchecked_mut(o) = pfn;
+            *self.objs.state.get_unchecked_mut(o) &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
+            *self.next.get_unchecked_mut(p) = obj;
+            *self.flags.get_unchecked_mut(p) |= F_OBJ;
+        }
         if AllocType::from_gfp(gfp).reclaimable() {
-            self.flags[pfn as usize] |= F_LRU;
+            self.flags[p] |= F_LRU;
             let zi = self.zone_of_pfn(pfn as u64);
-            if self.objs.state[obj as usize] & OBJ_UNEVICTABLE != 0 {
+            if self.objs.state[o] & OBJ_UNEVICTABLE != 0 {
                 self.lru_add_unevictable(zi, obj, 1u64 << order);
             } else {
                 self.lru_add(zi, obj, 1u64 << order);
@@ -386,19 +409,30 @@ impl Machine {
         match r.op {
             OP_ALLOC => {
                 let o = r.obj as usize;
-                self.objs.owner[o] = if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
-                if r.flags & TF_UNEVICTABLE != 0 {
-                    self.objs.state[o] |= OBJ_UNEVICTABLE;
-                } else {
-                    self.objs.state[o] &= !OBJ_UNEVICTABLE;
+                let ob = &mut self.objs;
+                debug_assert!(o < ob.owner.len() && o < ob.state.len());
+                debug_assert!(o < ob.gfp.len() && o < ob.order.len());
+                // SAFETY: `o` is the slot `step` bound for this record, below
+                // the table's length, which every slot array has
+                unsafe {
+                    *ob.owner.get_unchecked_mut(o) = if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
+                    let st = ob.state.get_unchecked_mut(o);
+                    *st = (*st & !OBJ_UNEVICTABLE)
+                        | if r.flags & TF_UNEVICTABLE != 0 {
+                            OBJ_UNEVICTABLE
+                        } else {
+                            0
+                        };
+                    *ob.gfp.get_unchecked_mut(o) = r.gfp;
+                    *ob.order.get_unchecked_mut(o) = r.order;
                 }
-                self.objs.gfp[o] = r.gfp;
-                self.objs.order[o] = r.order;
-                if let Some(head) = self.thp_covering_head(r.obj, r.order as u32, r.gfp) {
-                    // a THP region's page its head's huge page maps: nothing to allocate
-                    self.objs.pfn[o] = NONE;
-                    self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
-                    return self.thp_covered_pfn(head, r.obj).map_or(-1, |p| p as i64);
+                if r.order == 0 && r.gfp & gfp::__GFP_COMP != 0 {
+                    if let Some(head) = self.thp_covering_head(r.obj, 0, r.gfp) {
+                        // a THP region's page its head's huge page maps: nothing to allocate
+                        self.objs.pfn[o] = NONE;
+                        self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
+                        return self.thp_covered_pfn(head, r.obj).map_or(-1, |p| p as i64);
+                    }
                 }
                 let node = self.trace_node(r.pid);
                 let ctx = AllocCtx {
@@ -406,10 +440,11 @@ impl Machine {
                     pid: r.pid,
                     tgid: r.tgid,
                 };
-                match self.fault_alloc(r.obj, node, ctx) {
+                match self.fault_alloc_as(r.obj, r.order as u32, r.gfp, node, ctx) {
                     Some(p) => {
-                        let (g, ord) = (self.objs.gfp[o], self.objs.order[o] as u32);
-                        self.attach(r.obj, p, g, ord);
+                        // the mask as the allocation left it (a THP region's base mask)
+                        let g = self.objs.gfp[o];
+                        self.attach(r.obj, p, g, r.order as u32);
                         p as i64
                     }
                     None => {
@@ -472,16 +507,27 @@ impl Machine {
             }
             OP_FREE => {
                 let o = r.obj as usize;
-                let p = self.objs.pfn[o];
-                self.unpin(r.obj);
+                debug_assert!(o < self.objs.pfn.len() && o < self.objs.pin.len());
+                // SAFETY: `o` is the slot `step` found for this record's id,
+                // below the table's length, which every slot array has
+                let (p, pin) = unsafe {
+                    (
+                        *self.objs.pfn.get_unchecked(o),
+                        *self.objs.pin.get_unchecked(o),
+                    )
+                };
+                if pin != NONE {
+                    self.unpin(r.obj);
+                }
                 if p != NONE {
-                    if self.flags[p as usize] & F_LRU != 0 {
+                    let f = self.flags[p as usize];
+                    if f & F_LRU != 0 {
                         let zi = self.zone_of_pfn(p as u64);
                         self.lru_del(zi, r.obj);
                     }
                     self.flags[p as usize] &= !F_OBJ;
                     self.free_block(p, false, r.stack);
-                    self.objs.pfn[o] = NONE;
+                    // (`step` unbinds the slot, which makes its pfn NONE)
                     self.counters.free += 1;
                     p as i64
                 } else {
