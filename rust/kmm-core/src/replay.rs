@@ -442,9 +442,10 @@ impl Machine {
                 };
                 match self.fault_alloc_as(r.obj, r.order as u32, r.gfp, node, ctx) {
                     Some(p) => {
-                        // the mask as the allocation left it (a THP region's base mask)
-                        let g = self.objs.gfp[o];
-                        self.attach(r.obj, p, g, r.order as u32);
+                        // order and mask as the allocation left them (a THP
+                        // fault's base-page fallback changes both)
+                        let (g, ord) = (self.objs.gfp[o], self.objs.order[o] as u32);
+                        self.attach(r.obj, p, g, ord);
                         p as i64
                     }
                     None => {
