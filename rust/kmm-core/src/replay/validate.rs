@@ -53,19 +53,19 @@ struct Tally {
     sparse_allocs: usize,
 }
 
-/// The view state an id goes to, by op code and (`V_SEEN`, `V_LIVE`,
-/// `V_SLAB`) state before, for the records without pins that are valid:
+/// The view state an id goes to, by op code (times 16) and state before, for the
+/// records without pins (`V_PINS` clear) that are valid:
 /// [`BAD`] for every other (the slow path then says which error it is, or
 /// does the pin bookkeeping).
-const NEXT: [[u8; 8]; 8] = {
-    let mut t = [[BAD; 8]; 8];
+const NEXT: [u8; 128] = {
+    let mut t = [BAD; 128];
     let (free, live, slab) = (V_SEEN, V_SEEN | V_LIVE, V_SEEN | V_LIVE | V_SLAB);
-    t[OP_ALLOC as usize][free as usize] = live;
-    t[OP_SLAB_ALLOC as usize][free as usize] = slab;
-    t[OP_FREE as usize][live as usize] = free;
-    t[OP_SLAB_FREE as usize][slab as usize] = free;
-    t[OP_TOUCH as usize][live as usize] = live;
-    t[OP_TOUCH as usize][slab as usize] = slab;
+    t[(OP_ALLOC as usize) << 4 | free as usize] = live;
+    t[(OP_SLAB_ALLOC as usize) << 4 | free as usize] = slab;
+    t[(OP_FREE as usize) << 4 | live as usize] = free;
+    t[(OP_SLAB_FREE as usize) << 4 | slab as usize] = free;
+    t[(OP_TOUCH as usize) << 4 | live as usize] = live;
+    t[(OP_TOUCH as usize) << 4 | slab as usize] = slab;
     t
 };
 const BAD: u8 = 0xFF;
@@ -84,12 +84,26 @@ const ZONE_MODIFIERS: u32 = gfp::__GFP_DMA | gfp::__GFP_DMA32 | gfp::__GFP_HIGHM
 /// real trace, direct-mapped by a hash of the mask), the last stack handle
 /// checked, and the clock the ticks so far reach.
 struct Seen {
-    masks: [Option<u32>; 16],
+    /// Each entry a mask found valid, or a value that hashes to another
+    /// entry (so it is not in this one: no mask is known before it is checked).
+    masks: [u32; 16],
     stack: u32,
     now: u64,
 }
 
 impl Seen {
+    fn new(now: u64) -> Seen {
+        let mut masks = [0; 16];
+        for (j, m) in masks.iter_mut().enumerate() {
+            *m = (0..).find(|&x| Self::slot(x) != j).unwrap();
+        }
+        Seen {
+            masks,
+            stack: 0,
+            now,
+        }
+    }
+
     #[inline(always)]
     fn slot(mask: u32) -> usize {
         (mask.wrapping_mul(0x9E37_79B9) >> 28) as usize
@@ -98,17 +112,63 @@ impl Seen {
     /// Whether `mask` was found valid already.
     #[inline(always)]
     fn known(&self, mask: u32) -> bool {
-        self.masks[Self::slot(mask)] == Some(mask)
+        self.masks[Self::slot(mask)] == mask
     }
 
     fn check_mask(&mut self, i: usize, mask: u32) -> Result<()> {
         if !self.known(mask) {
             gfp::validate(mask).map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
-            self.masks[Self::slot(mask)] = Some(mask);
+            self.masks[Self::slot(mask)] = mask;
         }
         Ok(())
     }
 }
+
+/// What the fast test of a record alone needs to know of its op code.
+#[derive(Clone, Copy)]
+struct OpRule {
+    /// An op the fast test takes (OP_TICK, OP_SLAB_PIN and unknown codes
+    /// always go the slow way).
+    fast: bool,
+    /// The `TF_*` flags it may carry.
+    flags: u8,
+    /// Its `order` is below this (a page order, a slab cache), or anything.
+    order_end: u16,
+    /// Its `gfp` is a mask, which must be valid.
+    mask: bool,
+    /// ... and without a zone modifier (a slab allocation).
+    lowmem: bool,
+}
+
+/// [`OpRule`] by op code (all 256: an index by a `u8` needs no bounds test).
+const RULES: [OpRule; 256] = {
+    let none = OpRule {
+        fast: false,
+        flags: 0,
+        order_end: 256,
+        mask: false,
+        lowmem: false,
+    };
+    let mut t = [none; 256];
+    let any = OpRule { fast: true, ..none };
+    t[OP_FREE as usize] = any;
+    t[OP_SLAB_FREE as usize] = any;
+    t[OP_TOUCH as usize] = any;
+    t[OP_ALLOC as usize] = OpRule {
+        flags: ALLOWED_FLAGS[OP_ALLOC as usize],
+        order_end: MAX_ORDER as u16,
+        mask: true,
+        ..any
+    };
+    t[OP_SLAB_ALLOC as usize] = OpRule {
+        flags: ALLOWED_FLAGS[OP_SLAB_ALLOC as usize],
+        order_end: NR_CACHES as u16,
+        mask: true,
+        lowmem: true,
+        ..any
+    };
+    t
+};
 
 impl Machine {
     /// The trace's view of id `id`: its own if the trace named it already,
@@ -309,11 +369,7 @@ impl Machine {
         interrupted: &dyn Fn() -> bool,
     ) -> Result<bool> {
         let n = bytes.len() / TRACE_RECORD_SIZE;
-        let mut st = Seen {
-            masks: [None; 16],
-            stack: 0,
-            now: self.now_ns,
-        };
+        let mut st = Seen::new(self.now_ns);
         let live = self.objs.len() - self.objs.free_slots.len();
         let mut t = Tally {
             live,
@@ -351,6 +407,9 @@ impl Machine {
     }
 
     /// Check records `b..e` of the copy `recs`, in order, against the view.
+    /// A record passes the fast way (a few tests without branches between
+    /// them, and a table for its object's state) or goes to the slow
+    /// functions, which check everything one by one and say what is wrong.
     #[inline(always)]
     fn check_block(
         &mut self,
@@ -361,9 +420,11 @@ impl Machine {
         st: &mut Seen,
         t: &mut Tally,
     ) -> Result<()> {
-        let max_objects = self.cfg.max_objects;
-        let has_owner = self.owner.is_some();
-        for (i, rec) in (b..e).zip(&recs[b..e]) {
+        // ids the fast way takes: below the declared range and direct
+        let id_end = self.cfg.max_objects.min(DENSE_IDS);
+        let any_stack = self.owner.is_none();
+        let (mut live, mut peak, mut dense_end) = (t.live, t.peak, t.dense_end);
+        for (i, r) in (b..e).zip(&recs[b..e]) {
             // what the records ahead will read of their objects, on its way
             // from memory meanwhile (a trace naming many live objects at
             // random waits for each in turn otherwise)
@@ -371,7 +432,8 @@ impl Machine {
                 let id = a.obj as usize;
                 prefetch(&self.objs.view.dense, id);
                 prefetch(&self.objs.dense, id);
-                let s = recs[i + AHEAD / 2].obj as usize;
+                // SAFETY: record `i + AHEAD` is in `recs`, so `i + AHEAD / 2` is
+                let s = unsafe { recs.get_unchecked(i + AHEAD / 2) }.obj as usize;
                 if let Some(&s @ 1..) = self.objs.dense.get(s) {
                     let s = s as usize - 1;
                     prefetch(&self.objs.state, s);
@@ -379,58 +441,69 @@ impl Machine {
                     prefetch(&self.objs.npins, s);
                 }
             }
-            let r = *rec;
             // the checks of the record alone, at once: what a record of a
             // valid trace passes unless its mask or stack is new
-            let fast = r.op.wrapping_sub(1) < OP_SLAB_PIN
-                && r.op != OP_TICK
-                && r.flags & !ALLOWED_FLAGS[r.op as usize & 7] == 0
-                && r.obj < max_objects
-                && (r.stack == 0 || !has_owner || r.stack == st.stack)
-                && match r.op {
-                    OP_ALLOC => (r.order as usize) < MAX_ORDER && st.known(r.gfp),
-                    OP_SLAB_ALLOC => {
-                        (r.order as usize) < NR_CACHES
-                            && st.known(r.gfp)
-                            && r.gfp & ZONE_MODIFIERS == 0
-                    }
-                    OP_SLAB_PIN => r.gfp < max_objects,
-                    _ => true,
-                };
-            if !fast && self.check_alone(i, &r, st)? {
-                continue; // a tick
-            }
-            // the object, as the trace has left it so far
+            let k = RULES[r.op as usize];
+            let fast = k.fast
+                & (r.flags & !k.flags == 0)
+                & (r.obj < id_end)
+                & ((r.order as u16) < k.order_end)
+                & (!k.mask | st.known(r.gfp))
+                & (!k.lowmem | (r.gfp & ZONE_MODIFIERS == 0))
+                & ((r.stack == 0) | (r.stack == st.stack) | any_stack);
             let id = r.obj;
-            let v = self.view_of(id)?;
-            let nv = if v & V_PINS == 0 {
-                NEXT[r.op as usize & 7][v as usize & 7]
+            let nv = if fast {
+                let v = self.view_of(id)?;
+                let nv = NEXT[(r.op as usize & 7) << 4 | (v as usize & 15)];
+                if nv != BAD {
+                    // counted without a branch on the op
+                    let was = (v & V_LIVE != 0) as usize;
+                    let is = (nv & V_LIVE != 0) as usize;
+                    live = live + is - was;
+                    peak = peak.max(live);
+                    // every direct id a record names: an id freed or touched
+                    // is allocated, so the map reaches it already or will
+                    dense_end = dense_end.max(id as usize + 1);
+                }
+                nv
             } else {
                 BAD
             };
             if nv == BAD {
-                self.check_object_slow(i, &r, v, n, t)?;
+                (t.live, t.peak, t.dense_end) = (live, peak, dense_end);
+                self.check_slow(i, r, n, st, t)?;
+                (live, peak, dense_end) = (t.live, t.peak, t.dense_end);
                 continue;
-            }
-            // counted without a branch on the op
-            let was = (v & V_LIVE != 0) as usize;
-            let is = (nv & V_LIVE != 0) as usize;
-            t.live = t.live + is - was;
-            t.peak = t.peak.max(t.live);
-            let alloc = is > was;
-            if id < DENSE_IDS {
-                t.dense_end = t.dense_end.max((id as usize + 1) * alloc as usize);
-            } else {
-                t.sparse_allocs += alloc as usize;
             }
             self.objs.view.set(id, nv).map_err(|_| no_memory(n))?;
         }
+        (t.live, t.peak, t.dense_end) = (live, peak, dense_end);
         Ok(())
     }
 
-    /// The object checks of record `i`, whose object is in state `v`, when
-    /// [`NEXT`] has no answer: an error, a pin (OP_SLAB_PIN), or an object
-    /// that pins or is pinned.
+    /// Record `i` the slow way: [`Machine::check_alone`], then
+    /// [`Machine::check_object_slow`].
+    #[cold]
+    #[inline(never)]
+    fn check_slow(
+        &mut self,
+        i: usize,
+        r: &TraceOp,
+        n: usize,
+        st: &mut Seen,
+        t: &mut Tally,
+    ) -> Result<()> {
+        if self.check_alone(i, r, st)? {
+            return Ok(()); // a tick
+        }
+        let v = self.view_of(r.obj)?;
+        self.check_object_slow(i, r, v, n, t)
+    }
+
+    /// The object checks of record `i`, whose object is in state `v`, one by
+    /// one (the fast way in [`Machine::check_block`] has no answer: an
+    /// error, a pin (OP_SLAB_PIN), an object that pins or is pinned, an id
+    /// beyond the direct table, a record with a new mask or stack).
     #[cold]
     #[inline(never)]
     fn check_object_slow(
