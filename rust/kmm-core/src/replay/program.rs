@@ -62,7 +62,10 @@ impl Program {
         let k = bytes.len() / TRACE_RECORD_SIZE;
         debug_assert_eq!(bytes.len() % TRACE_RECORD_SIZE, 0);
         let spare = self.recs.spare_capacity_mut();
-        assert!(spare.len() >= k, "the program's room is reserved for the trace");
+        assert!(
+            spare.len() >= k,
+            "the program's room is reserved for the trace"
+        );
         // SAFETY: the destination is `k` records of spare capacity (asserted),
         // `k * 24` bytes, which cannot overlap the caller's `bytes`; every bit
         // pattern is a `Rec`, so the copied records are initialised
