@@ -617,3 +617,71 @@ impl Machine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Layout, MachineConfig};
+    use crate::mm::objects::LAST_EPOCH;
+
+    fn rec(op: u8, obj: u32) -> TraceOp {
+        TraceOp {
+            op,
+            obj,
+            gfp: if op == OP_ALLOC { gfp::GFP_KERNEL } else { 0 },
+            ..TraceOp::default()
+        }
+    }
+
+    fn machine() -> Machine {
+        Machine::new(MachineConfig::new(Layout::X86_32, 32 << 20)).unwrap()
+    }
+
+    /// What one replay's view says is gone in the next, across the epochs'
+    /// wrap-around (when the table is cleared instead).
+    #[test]
+    fn view_entries_last_one_replay_across_the_wrap() {
+        let mut v = crate::mm::objects::TraceView::default();
+        for k in 0..2 * LAST_EPOCH as u32 + 5 {
+            v.begin();
+            assert_eq!(v.get(3), 0, "replay {k}");
+            assert_eq!(v.get(10 + k % 5000), 0, "replay {k}");
+            v.set(3, V_SEEN | V_LIVE).unwrap();
+            v.set(10 + k % 5000, V_SEEN).unwrap();
+            assert_eq!(v.get(3), V_SEEN | V_LIVE);
+            v.end();
+        }
+    }
+
+    /// A refused or interrupted trace leaves nothing the next one sees, and
+    /// many replays (past the epochs' wrap) validate as the first did.
+    #[test]
+    fn a_refused_or_interrupted_trace_leaves_no_view() {
+        let mut m = machine();
+        // refused at its second record: object 7 is not allocated after it
+        let e = m.replay_ops(&[rec(OP_ALLOC, 7), rec(OP_ALLOC, 7)], false);
+        assert!(e.unwrap_err().to_string().contains("op 1"));
+        let e = m.replay_ops(&[rec(OP_FREE, 7)], false).unwrap_err();
+        assert!(e.to_string().contains("not allocated"), "{e}");
+        // interrupted while validating
+        let ops: Vec<_> = (0..POLL_EVERY as u32 + 1)
+            .map(|i| rec(OP_ALLOC, i))
+            .collect();
+        let bytes = TraceOp::to_bytes(&ops);
+        assert!(m.check_trace(&bytes, false, &|| true).unwrap().is_none());
+        assert!(m.replay_ops(&[rec(OP_FREE, 0)], false).is_err());
+        // checked and dropped without running
+        drop(m.check_trace(&bytes, false, &|| false).unwrap().unwrap());
+        assert!(m.replay_ops(&[rec(OP_FREE, 0)], false).is_err());
+        m.check().unwrap();
+        // object k % 3 allocated in one replay and freed in the next
+        for k in 0..LAST_EPOCH as u32 + 10 {
+            let id = k / 2 % 3;
+            let op = if k % 2 == 0 { OP_ALLOC } else { OP_FREE };
+            m.replay_ops(&[rec(op, id)], false).unwrap();
+            let again = m.replay_ops(&[rec(op, id)], false);
+            assert!(again.is_err(), "replay {k}: the same op twice");
+        }
+        m.check().unwrap();
+    }
+}
