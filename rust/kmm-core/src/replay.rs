@@ -28,7 +28,7 @@ use crate::mm::slab::NR_CACHES;
 use crate::page_owner::AllocCtx;
 use crate::{MAX_ORDER, NONE};
 
-mod program;
+pub(crate) mod program;
 mod validate;
 pub use validate::Checked;
 use validate::AHEAD;
@@ -60,7 +60,9 @@ pub const TF_UNEVICTABLE: u8 = 2;
 /// Longest single OP_TICK: one hour.
 pub const MAX_TICK_US: u32 = 3_600_000_000;
 
-/// One decoded trace record.
+/// One decoded trace record, laid out as the record is (`replay::program`
+/// copies records into these).
+#[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TraceOp {
     pub op: u8,
@@ -154,9 +156,11 @@ impl Checked<'_> {
     pub fn run(mut self, interrupted: &dyn Fn() -> bool) -> ReplayResult {
         let n = self.n;
         let mut outcomes = self.outcomes.take();
-        let Checked { m, prog, ran, .. } = &mut self;
+        let Checked { m, prog, .. } = &mut self;
+        // the `n` records, then the padding the prefetches look into
+        let recs = &prog.recs[..];
+        debug_assert_eq!(recs.len(), n + AHEAD);
         let before = m.counters.clone();
-        let mut dec = program::Decoder::new(prog, (0, 0));
         let mut done = 0;
         while done < n {
             if done > 0 && interrupted() {
@@ -166,29 +170,34 @@ impl Checked<'_> {
             // two loops, so that a replay without outcomes pays nothing for them
             match outcomes.as_mut() {
                 Some(o) => {
-                    for _ in done..end {
-                        m.prefetch_ahead(&dec);
-                        let p = m.step(dec.next());
-                        o.push(p);
+                    for (i, r) in (done..end).zip(&recs[done..end]) {
+                        m.prefetch_ahead(recs, i);
+                        let p = m.step(*r);
+                        debug_assert!(o.len() < o.capacity());
+                        // SAFETY: validation reserved room for an outcome a
+                        // record (`check_trace`), and one is written a record run
+                        unsafe {
+                            o.as_mut_ptr().add(o.len()).write(p);
+                            o.set_len(o.len() + 1);
+                        }
                     }
                 }
                 None => {
-                    for _ in done..end {
-                        m.prefetch_ahead(&dec);
-                        m.step(dec.next());
+                    for (i, r) in (done..end).zip(&recs[done..end]) {
+                        m.prefetch_ahead(recs, i);
+                        m.step(*r);
                     }
                 }
             }
             done = end;
         }
-        *ran = dec.pos();
         ReplayResult {
             ops: done as u64,
             counters: m.counters.delta(&before),
             outcomes,
             interrupted: done < n,
         }
-        // dropping `self` takes the records that did not run out of the view
+        // dropping `self` ends the view and keeps the buffer
     }
 }
 
@@ -222,21 +231,24 @@ impl Machine {
         })
     }
 
-    /// Start loading what the records ahead will read: the id -> slot map
-    /// entry [`AHEAD`] records ahead, the slot's fields half as far, and the
-    /// block's page flags and the LRU neighbours' links a quarter as far (each stage finds the one before
-    /// it in the cache). A large trace touching many live objects at random
-    /// otherwise waits for memory at every record.
+    /// Start loading what the records ahead of record `i` will read: the id
+    /// -> slot map entry [`AHEAD`] records ahead, the slot's fields half as
+    /// far, and the block's page flags and the LRU neighbours' links a
+    /// quarter as far (each stage finds the one before it in the cache). A
+    /// large trace touching many live objects at random otherwise waits for
+    /// memory at every record.
     #[inline(always)]
-    fn prefetch_ahead(&self, dec: &program::Decoder) {
+    fn prefetch_ahead(&self, recs: &[program::Rec], i: usize) {
         let o = &self.objs;
-        let slot_of = |k: usize| match dec.id_ahead(k).and_then(|id| o.dense.get(id as usize)) {
+        debug_assert!(i + AHEAD < recs.len());
+        // SAFETY: `i` is a record that runs, below `n`, and `recs` holds
+        // `n + AHEAD` records (`Program::pad`)
+        let id_ahead = |k: usize| unsafe { recs.get_unchecked(i + k) }.obj;
+        let slot_of = |k: usize| match o.dense.get(id_ahead(k) as usize) {
             Some(&s @ 1..) => Some(s as usize - 1),
             _ => None,
         };
-        if let Some(id) = dec.id_ahead(AHEAD) {
-            prefetch(&o.dense, id as usize);
-        }
+        prefetch(&o.dense, id_ahead(AHEAD) as usize);
         if let Some(s) = slot_of(AHEAD / 2) {
             prefetch(&o.pfn, s);
             prefetch(&o.state, s);
@@ -246,10 +258,17 @@ impl Machine {
             prefetch(&o.lru_prev, s);
         }
         if let Some(s) = slot_of(AHEAD / 4) {
-            prefetch(&self.flags, o.pfn[s] as usize);
+            // a slot of the map, which every slot array spans
+            if let Some(&p) = o.pfn.get(s) {
+                prefetch(&self.flags, p as usize);
+            }
             // its LRU neighbours' links, which taking it off its list rewrites
-            prefetch(&o.lru_prev, o.lru_next[s] as usize);
-            prefetch(&o.lru_next, o.lru_prev[s] as usize);
+            if let Some(&nx) = o.lru_next.get(s) {
+                prefetch(&o.lru_prev, nx as usize);
+            }
+            if let Some(&pv) = o.lru_prev.get(s) {
+                prefetch(&o.lru_next, pv as usize);
+            }
         }
     }
 
@@ -270,13 +289,11 @@ impl Machine {
                     OBJ_LIVE | OBJ_SLAB
                 };
                 r.obj = self.objs.bind(id, st);
-                self.objs.view.forget(id);
                 self.apply(&r)
             }
             OP_FREE | OP_SLAB_FREE => {
                 let id = r.obj;
                 r.obj = slot(self, id);
-                self.objs.view.forget(id);
                 let p = self.apply(&r);
                 self.objs.unbind(r.obj);
                 p
@@ -285,14 +302,11 @@ impl Machine {
                 let (id, t) = (r.obj, r.gfp);
                 r.obj = slot(self, id);
                 r.gfp = slot(self, t);
-                self.objs.view.forget(id);
-                self.objs.view.forget(t);
                 self.apply(&r)
             }
             OP_TOUCH => {
                 let id = r.obj;
                 r.obj = slot(self, id);
-                self.objs.view.forget(id);
                 self.apply(&r)
             }
             _ => self.apply(&r),
@@ -315,28 +329,51 @@ impl Machine {
     fn fault_alloc(&mut self, obj: u32, node: usize, ctx: AllocCtx) -> Option<u32> {
         let o = obj as usize;
         let (order, gfp) = (self.objs.order[o] as u32, self.objs.gfp[o]);
+        self.fault_alloc_as(obj, order, gfp, node, ctx)
+    }
+
+    /// [`Machine::fault_alloc`] with the object's order and mask as given
+    /// (an OP_ALLOC has just stored them).
+    #[inline(always)]
+    fn fault_alloc_as(
+        &mut self,
+        obj: u32,
+        order: u32,
+        mut gfp: u32,
+        node: usize,
+        ctx: AllocCtx,
+    ) -> Option<u32> {
         if self.is_thp_fault(obj, order, gfp) {
             return self.thp_fault(obj, gfp, node, ctx);
         }
         if order == 0 && gfp & gfp::__GFP_COMP != 0 && self.layout == crate::config::Layout::X86_64
         {
             // a page of a THP region that fell back to base pages
-            self.objs.gfp[o] = thp_base_gfp(gfp);
+            gfp = thp_base_gfp(gfp);
+            self.objs.gfp[obj as usize] = gfp;
         }
-        self.alloc_inner(order, self.objs.gfp[o], node, ctx)
+        self.alloc_inner(order, gfp, node, ctx)
     }
 
     /// Bind a freshly allocated block to a trace object; reclaimable ones join the LRU.
     #[inline]
     fn attach(&mut self, obj: u32, pfn: u32, gfp: u32, order: u32) {
-        self.objs.pfn[obj as usize] = pfn;
-        self.objs.state[obj as usize] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
-        self.next[pfn as usize] = obj;
-        self.flags[pfn as usize] |= F_OBJ;
+        let (o, p) = (obj as usize, pfn as usize);
+        debug_assert!(o < self.objs.pfn.len() && o < self.objs.state.len());
+        debug_assert!(p < self.next.len() && p < self.flags.len());
+        // SAFETY: `obj` is a slot (every slot array is as long as the
+        // table), and `pfn` a block the allocator just gave, a pfn of the
+        // map, which `next` and `flags` span
+        unsafe {
+            *self.objs.pfn.get_unchecked_mut(o) = pfn;
+            *self.objs.state.get_unchecked_mut(o) &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
+            *self.next.get_unchecked_mut(p) = obj;
+            *self.flags.get_unchecked_mut(p) |= F_OBJ;
+        }
         if AllocType::from_gfp(gfp).reclaimable() {
-            self.flags[pfn as usize] |= F_LRU;
+            self.flags[p] |= F_LRU;
             let zi = self.zone_of_pfn(pfn as u64);
-            if self.objs.state[obj as usize] & OBJ_UNEVICTABLE != 0 {
+            if self.objs.state[o] & OBJ_UNEVICTABLE != 0 {
                 self.lru_add_unevictable(zi, obj, 1u64 << order);
             } else {
                 self.lru_add(zi, obj, 1u64 << order);
@@ -372,19 +409,31 @@ impl Machine {
         match r.op {
             OP_ALLOC => {
                 let o = r.obj as usize;
-                self.objs.owner[o] = if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
-                if r.flags & TF_UNEVICTABLE != 0 {
-                    self.objs.state[o] |= OBJ_UNEVICTABLE;
-                } else {
-                    self.objs.state[o] &= !OBJ_UNEVICTABLE;
+                let ob = &mut self.objs;
+                debug_assert!(o < ob.owner.len() && o < ob.state.len());
+                debug_assert!(o < ob.gfp.len() && o < ob.order.len());
+                // SAFETY: `o` is the slot `step` bound for this record, below
+                // the table's length, which every slot array has
+                unsafe {
+                    *ob.owner.get_unchecked_mut(o) =
+                        if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
+                    let st = ob.state.get_unchecked_mut(o);
+                    *st = (*st & !OBJ_UNEVICTABLE)
+                        | if r.flags & TF_UNEVICTABLE != 0 {
+                            OBJ_UNEVICTABLE
+                        } else {
+                            0
+                        };
+                    *ob.gfp.get_unchecked_mut(o) = r.gfp;
+                    *ob.order.get_unchecked_mut(o) = r.order;
                 }
-                self.objs.gfp[o] = r.gfp;
-                self.objs.order[o] = r.order;
-                if let Some(head) = self.thp_covering_head(r.obj, r.order as u32, r.gfp) {
-                    // a THP region's page its head's huge page maps: nothing to allocate
-                    self.objs.pfn[o] = NONE;
-                    self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
-                    return self.thp_covered_pfn(head, r.obj).map_or(-1, |p| p as i64);
+                if r.order == 0 && r.gfp & gfp::__GFP_COMP != 0 {
+                    if let Some(head) = self.thp_covering_head(r.obj, 0, r.gfp) {
+                        // a THP region's page its head's huge page maps: nothing to allocate
+                        self.objs.pfn[o] = NONE;
+                        self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
+                        return self.thp_covered_pfn(head, r.obj).map_or(-1, |p| p as i64);
+                    }
                 }
                 let node = self.trace_node(r.pid);
                 let ctx = AllocCtx {
@@ -392,8 +441,10 @@ impl Machine {
                     pid: r.pid,
                     tgid: r.tgid,
                 };
-                match self.fault_alloc(r.obj, node, ctx) {
+                match self.fault_alloc_as(r.obj, r.order as u32, r.gfp, node, ctx) {
                     Some(p) => {
+                        // order and mask as the allocation left them (a THP
+                        // fault's base-page fallback changes both)
                         let (g, ord) = (self.objs.gfp[o], self.objs.order[o] as u32);
                         self.attach(r.obj, p, g, ord);
                         p as i64
@@ -458,16 +509,27 @@ impl Machine {
             }
             OP_FREE => {
                 let o = r.obj as usize;
-                let p = self.objs.pfn[o];
-                self.unpin(r.obj);
+                debug_assert!(o < self.objs.pfn.len() && o < self.objs.pin.len());
+                // SAFETY: `o` is the slot `step` found for this record's id,
+                // below the table's length, which every slot array has
+                let (p, pin) = unsafe {
+                    (
+                        *self.objs.pfn.get_unchecked(o),
+                        *self.objs.pin.get_unchecked(o),
+                    )
+                };
+                if pin != NONE {
+                    self.unpin(r.obj);
+                }
                 if p != NONE {
-                    if self.flags[p as usize] & F_LRU != 0 {
+                    let f = self.flags[p as usize];
+                    if f & F_LRU != 0 {
                         let zi = self.zone_of_pfn(p as u64);
                         self.lru_del(zi, r.obj);
                     }
                     self.flags[p as usize] &= !F_OBJ;
                     self.free_block(p, false, r.stack);
-                    self.objs.pfn[o] = NONE;
+                    // (`step` unbinds the slot, which makes its pfn NONE)
                     self.counters.free += 1;
                     p as i64
                 } else {

@@ -1,6 +1,7 @@
 //! Trace objects: the block each holds, how it was allocated, and its LRU links.
 
 use super::page::advise_huge;
+use crate::replay::program::Rec;
 use crate::NONE;
 use std::collections::hash_map::HashMap;
 use std::collections::TryReserveError;
@@ -8,7 +9,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// Ids below this map to their slot through a direct table.
 /// (8 Mi ids: a trace that numbers 8 million objects without reusing an id
-/// stays direct; the table costs at most 32 MiB, the validation view 8 MiB.)
+/// stays direct; the table costs at most 32 MiB, the validation view 16 MiB.)
 pub(crate) const DENSE_IDS: u32 = 1 << 23;
 
 /// Hashes a trace object id (a `u32`) for the id -> slot map. Ids 4096
@@ -126,42 +127,78 @@ pub(crate) const V_PINS: u8 = 8;
 
 /// What validation knows of the ids a trace names, record by record, without
 /// changing the machine: by id (a direct table below [`DENSE_IDS`], a map
-/// above), all zero between replays. The engine's own tables change only
-/// when a record runs.
+/// above). The engine's own tables change only when a record runs. A direct
+/// entry is `epoch << 4 | state` and means something only in the replay of
+/// its epoch: each replay starts a new one ([`TraceView::begin`]), so nothing
+/// has to clear what the last replay wrote, record by record.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TraceView {
-    pub dense: Vec<u8>,
+    pub dense: Vec<u16>,
+    /// This replay's epoch (1 ..= [`LAST_EPOCH`]; 0 before the first).
+    epoch: u16,
     pub sparse: HashMap<u32, u8, BuildHasherDefault<IdHasher>>,
     /// Id -> (the id it pins or NONE, how many ids pin it), for ids marked `V_PINS`.
     pub pins: HashMap<u32, (u32, u32), BuildHasherDefault<IdHasher>>,
-    /// The buffers of the last replay's program (`replay::program`), empty,
-    /// kept for the next one when they are at most [`KEEP_PROGRAM`] bytes: a
-    /// trace replayed in chunks would otherwise map, fault in and zero fresh
-    /// pages for every chunk.
-    pub prog_bytes: Vec<u8>,
-    pub prog_ids: Vec<u32>,
+    /// The buffer of the last replay's records (`replay::program`), empty,
+    /// kept for the next one when it is at most [`KEEP_PROGRAM`] bytes.
+    pub prog: Vec<Rec>,
 }
 
 /// The most program buffer capacity, in bytes, a machine keeps between
 /// replays (a chunk of about a million records).
 pub(crate) const KEEP_PROGRAM: usize = 32 << 20;
 
+/// Epochs before the direct table is cleared and they start again (12 bits).
+pub(crate) const LAST_EPOCH: u16 = (1 << 12) - 1;
+
 impl TraceView {
+    /// Start a replay's view: every id not named yet (a new epoch).
+    pub fn begin(&mut self) {
+        debug_assert!(self.sparse.is_empty() && self.pins.is_empty());
+        if self.epoch == LAST_EPOCH {
+            self.dense.fill(0);
+            self.epoch = 0;
+        }
+        self.epoch += 1;
+    }
+
+    /// End a replay's view (run, interrupted or refused): its maps are cleared.
+    pub fn end(&mut self) {
+        if !self.sparse.is_empty() {
+            self.sparse.clear();
+        }
+        if !self.pins.is_empty() {
+            self.pins.clear();
+        }
+    }
+
     /// The state of id `id` (0: not named yet).
     #[inline(always)]
     pub fn get(&self, id: u32) -> u8 {
         if id < DENSE_IDS {
-            self.dense.get(id as usize).copied().unwrap_or(0)
+            match self.dense.get(id as usize) {
+                // this epoch's entry is its state, below 16; any other is 16 or more
+                Some(&e) => {
+                    let x = e ^ (self.epoch << 4);
+                    if x < 16 {
+                        x as u8
+                    } else {
+                        0
+                    }
+                }
+                None => 0,
+            }
         } else {
             self.sparse.get(&id).copied().unwrap_or(0)
         }
     }
 
-    /// Set id `id`'s state; an allocation failure changes nothing.
+    /// Set id `id`'s state (below 16); an allocation failure changes nothing.
     #[inline(always)]
     pub fn set(&mut self, id: u32, v: u8) -> Result<(), TryReserveError> {
+        debug_assert!(v < 16);
         if let Some(e) = self.dense.get_mut(id as usize) {
-            *e = v;
+            *e = self.epoch << 4 | v as u16;
             return Ok(());
         }
         self.set_grow(id, v)
@@ -179,20 +216,12 @@ impl TraceView {
                 self.dense.try_reserve_exact(want - self.dense.len())?;
                 self.dense.resize(want, 0);
             }
-            self.dense[i] = v;
+            self.dense[i] = self.epoch << 4 | v as u16;
         } else {
             self.sparse.try_reserve(1)?;
             self.sparse.insert(id, v);
         }
         Ok(())
-    }
-
-    /// Forget id `id` (a direct-table id; the map is cleared whole).
-    #[inline]
-    pub fn forget(&mut self, id: u32) {
-        if let Some(v) = self.dense.get_mut(id as usize) {
-            *v = 0;
-        }
     }
 }
 
@@ -229,24 +258,16 @@ impl Objects {
     pub fn bind(&mut self, id: u32, state: u8) -> u32 {
         let s = match self.free_slots.pop() {
             Some(s) => s,
-            None => {
-                let s = self.pfn.len() as u32;
-                self.slot_id.push(NONE);
-                self.pfn.push(NONE);
-                self.gfp.push(0);
-                self.order.push(0);
-                self.state.push(0);
-                self.lru_next.push(NONE);
-                self.lru_prev.push(NONE);
-                self.pin.push(NONE);
-                self.npins.push(0);
-                self.held.push(0);
-                self.owner.push(NONE);
-                s
-            }
+            None => self.new_slot(),
         };
-        self.slot_id[s as usize] = id;
-        self.state[s as usize] = state;
+        debug_assert!((s as usize) < self.slot_id.len() && (s as usize) < self.state.len());
+        // SAFETY: `s` is a slot: a free one (`unbind` gives back only slots
+        // it indexed) or the one just made, and every slot array is as long
+        // as the table (they grow together, in `new_slot`)
+        unsafe {
+            *self.slot_id.get_unchecked_mut(s as usize) = id;
+            *self.state.get_unchecked_mut(s as usize) = state;
+        }
         if id < DENSE_IDS {
             self.dense[id as usize] = s + 1;
         } else {
@@ -255,15 +276,39 @@ impl Objects {
         s
     }
 
+    /// A new slot at the end of every slot array.
+    #[inline(never)]
+    fn new_slot(&mut self) -> u32 {
+        let s = self.pfn.len() as u32;
+        self.slot_id.push(NONE);
+        self.pfn.push(NONE);
+        self.gfp.push(0);
+        self.order.push(0);
+        self.state.push(0);
+        self.lru_next.push(NONE);
+        self.lru_prev.push(NONE);
+        self.pin.push(NONE);
+        self.npins.push(0);
+        self.held.push(0);
+        self.owner.push(NONE);
+        s
+    }
+
     /// The trace freed the object in slot `s`: its id holds no slot any more
     /// and the slot is free for the next new id.
     #[inline(always)]
     pub fn unbind(&mut self, s: u32) {
-        let id = self.slot_id[s as usize];
+        let id = std::mem::replace(&mut self.slot_id[s as usize], NONE);
         self.remove_slot(id);
-        self.slot_id[s as usize] = NONE;
-        self.state[s as usize] = 0;
-        self.pfn[s as usize] = NONE;
+        debug_assert!((s as usize) < self.state.len() && (s as usize) < self.pfn.len());
+        // SAFETY: `s` indexed `slot_id` just now, and every slot array is
+        // as long as it (they grow together, in `new_slot`)
+        unsafe {
+            *self.state.get_unchecked_mut(s as usize) = 0;
+            *self.pfn.get_unchecked_mut(s as usize) = NONE;
+        }
+        debug_assert!(self.free_slots.len() < self.free_slots.capacity());
+        // within the room `try_reserve_slots` made for every slot at once
         self.free_slots.push(s);
     }
 

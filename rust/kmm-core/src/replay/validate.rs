@@ -1,18 +1,22 @@
-//! Replay's validation: one pass over the caller's records, each read once,
-//! checked on its own and against what the trace has done to its objects so
-//! far, and written to the program the engine runs (`program`). It changes
+//! Replay's validation: one pass over the caller's records, each copied
+//! once into the engine's own buffer (`program`) and checked there, on its
+//! own and against what the trace has done to its objects so far. It changes
 //! nothing in the machine: what it knows of the trace's ids is in
-//! `Objects::view` (all zero again once the replay is over, run or not), the
-//! engine's id -> slot map changes only as records run. It also reserves,
-//! before anything runs, every slot and map entry the trace will need, so
-//! running never allocates and never fails.
+//! `Objects::view` (an epoch of its own each replay), the engine's id -> slot
+//! map changes only as records run. It also reserves, before anything runs,
+//! every slot and map entry the trace will need, so running never allocates
+//! and never fails.
 
-use super::program::{Decoder, Encoder, Program, MAX_RECORD, WINDOW};
+use super::program::{Program, Rec};
 use super::*;
 use crate::mm::objects::{prefetch, V_LIVE, V_PINS, V_SEEN, V_SLAB};
 
 /// Records ahead whose objects validation and running prefetch.
 pub(super) const AHEAD: usize = 16;
+
+/// Records copied from the caller's buffer at once: 24 KiB, checked while
+/// they are still in the first-level cache.
+const COPY_BLOCK: usize = 1024;
 
 pub(super) fn no_memory(n: usize) -> Error {
     Error::Trace(format!(
@@ -28,41 +32,43 @@ pub struct Checked<'m> {
     pub(super) prog: Program,
     pub(super) n: usize,
     pub(super) outcomes: Option<Vec<i64>>,
-    /// Where in `prog` the records that have run end (their ids are out of
-    /// the view): (byte, record).
-    pub(super) ran: (usize, usize),
 }
 
 impl Drop for Checked<'_> {
     fn drop(&mut self) {
-        forget_records(self.m, &self.prog, self.ran);
-        std::mem::take(&mut self.prog).give_back(&mut self.m.objs.view);
+        let view = &mut self.m.objs.view;
+        view.end();
+        std::mem::take(&mut self.prog).give_back(view);
     }
 }
 
-/// Take the ids that the records of `prog` from `from` on name out of the
-/// view, and clear its maps: the view is all zero again.
-pub(super) fn forget_records(m: &mut Machine, prog: &Program, from: (usize, usize)) {
-    let v = &mut m.objs.view;
-    let mut d = Decoder::new(prog, from);
-    while d.more() {
-        let r = d.next();
-        match r.op {
-            OP_TICK => {}
-            OP_SLAB_PIN => {
-                v.forget(r.obj);
-                v.forget(r.gfp);
-            }
-            _ => v.forget(r.obj),
-        }
-    }
-    if !v.sparse.is_empty() {
-        v.sparse.clear();
-    }
-    if !v.pins.is_empty() {
-        v.pins.clear();
-    }
+/// What the trace needs of the machine, counted as validation goes.
+struct Tally {
+    /// Ids allocated at this point of the trace: the slot table needs the peak.
+    live: usize,
+    peak: usize,
+    /// One past the largest direct-table id allocated.
+    dense_end: usize,
+    /// Allocations of ids beyond the direct table.
+    sparse_allocs: usize,
 }
+
+/// The view state an id goes to, by op code (times 16) and state before, for the
+/// records without pins (`V_PINS` clear) that are valid:
+/// [`BAD`] for every other (the slow path then says which error it is, or
+/// does the pin bookkeeping).
+const NEXT: [u8; 128] = {
+    let mut t = [BAD; 128];
+    let (free, live, slab) = (V_SEEN, V_SEEN | V_LIVE, V_SEEN | V_LIVE | V_SLAB);
+    t[(OP_ALLOC as usize) << 4 | free as usize] = live;
+    t[(OP_SLAB_ALLOC as usize) << 4 | free as usize] = slab;
+    t[(OP_FREE as usize) << 4 | live as usize] = free;
+    t[(OP_SLAB_FREE as usize) << 4 | slab as usize] = free;
+    t[(OP_TOUCH as usize) << 4 | live as usize] = live;
+    t[(OP_TOUCH as usize) << 4 | slab as usize] = slab;
+    t
+};
+const BAD: u8 = 0xFF;
 
 /// The `TF_*` flags each op may carry, by op code.
 const ALLOWED_FLAGS: [u8; 8] = {
@@ -78,12 +84,26 @@ const ZONE_MODIFIERS: u32 = gfp::__GFP_DMA | gfp::__GFP_DMA32 | gfp::__GFP_HIGHM
 /// real trace, direct-mapped by a hash of the mask), the last stack handle
 /// checked, and the clock the ticks so far reach.
 struct Seen {
-    masks: [Option<u32>; 16],
+    /// Each entry a mask found valid, or a value that hashes to another
+    /// entry (so it is not in this one: no mask is known before it is checked).
+    masks: [u32; 16],
     stack: u32,
     now: u64,
 }
 
 impl Seen {
+    fn new(now: u64) -> Seen {
+        let mut masks = [0; 16];
+        for (j, m) in masks.iter_mut().enumerate() {
+            *m = (0..).find(|&x| Self::slot(x) != j).unwrap();
+        }
+        Seen {
+            masks,
+            stack: 0,
+            now,
+        }
+    }
+
     #[inline(always)]
     fn slot(mask: u32) -> usize {
         (mask.wrapping_mul(0x9E37_79B9) >> 28) as usize
@@ -92,17 +112,63 @@ impl Seen {
     /// Whether `mask` was found valid already.
     #[inline(always)]
     fn known(&self, mask: u32) -> bool {
-        self.masks[Self::slot(mask)] == Some(mask)
+        self.masks[Self::slot(mask)] == mask
     }
 
     fn check_mask(&mut self, i: usize, mask: u32) -> Result<()> {
         if !self.known(mask) {
             gfp::validate(mask).map_err(|e| Error::Trace(format!("op {i}: {}", e.message())))?;
-            self.masks[Self::slot(mask)] = Some(mask);
+            self.masks[Self::slot(mask)] = mask;
         }
         Ok(())
     }
 }
+
+/// What the fast test of a record alone needs to know of its op code.
+#[derive(Clone, Copy)]
+struct OpRule {
+    /// An op the fast test takes (OP_TICK, OP_SLAB_PIN and unknown codes
+    /// always go the slow way).
+    fast: bool,
+    /// The `TF_*` flags it may carry.
+    flags: u8,
+    /// Its `order` is below this (a page order, a slab cache), or anything.
+    order_end: u16,
+    /// Its `gfp` is a mask, which must be valid.
+    mask: bool,
+    /// ... and without a zone modifier (a slab allocation).
+    lowmem: bool,
+}
+
+/// [`OpRule`] by op code (all 256: an index by a `u8` needs no bounds test).
+const RULES: [OpRule; 256] = {
+    let none = OpRule {
+        fast: false,
+        flags: 0,
+        order_end: 256,
+        mask: false,
+        lowmem: false,
+    };
+    let mut t = [none; 256];
+    let any = OpRule { fast: true, ..none };
+    t[OP_FREE as usize] = any;
+    t[OP_SLAB_FREE as usize] = any;
+    t[OP_TOUCH as usize] = any;
+    t[OP_ALLOC as usize] = OpRule {
+        flags: ALLOWED_FLAGS[OP_ALLOC as usize],
+        order_end: MAX_ORDER as u16,
+        mask: true,
+        ..any
+    };
+    t[OP_SLAB_ALLOC as usize] = OpRule {
+        flags: ALLOWED_FLAGS[OP_SLAB_ALLOC as usize],
+        order_end: NR_CACHES as u16,
+        mask: true,
+        lowmem: true,
+        ..any
+    };
+    t
+};
 
 impl Machine {
     /// The trace's view of id `id`: its own if the trace named it already,
@@ -174,12 +240,8 @@ impl Machine {
             )));
         }
         let n = bytes.len() / TRACE_RECORD_SIZE;
-        let mut enc = Encoder::reusing(&mut self.objs.view);
-        enc.p
-            .bytes
-            .try_reserve_exact(n.saturating_mul(MAX_RECORD).saturating_add(2 * WINDOW))
-            .map_err(|_| no_memory(n))?;
-        enc.p.ids.try_reserve_exact(n).map_err(|_| no_memory(n))?;
+        let mut prog = Program::reusing(&mut self.objs.view);
+        prog.reserve(n).map_err(|_| no_memory(n))?;
         let outcomes = if want_outcomes {
             let mut v = Vec::new();
             v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
@@ -187,27 +249,21 @@ impl Machine {
         } else {
             None
         };
-        let checked = self.check_records(bytes, &mut enc, interrupted);
-        let prog = enc.finish();
-        match checked {
-            Ok(true) => Ok(Some(Checked {
+        self.objs.view.begin();
+        let checked = self.check_records(bytes, &mut prog, interrupted);
+        if let Ok(true) = checked {
+            prog.pad();
+            return Ok(Some(Checked {
                 m: self,
                 prog,
                 n,
                 outcomes,
-                ran: (0, 0),
-            })),
-            Ok(false) => {
-                forget_records(self, &prog, (0, 0));
-                prog.give_back(&mut self.objs.view);
-                Ok(None)
-            }
-            Err(e) => {
-                forget_records(self, &prog, (0, 0));
-                prog.give_back(&mut self.objs.view);
-                Err(e)
-            }
+            }));
         }
+        let view = &mut self.objs.view;
+        view.end();
+        prog.give_back(view);
+        checked.map(|_| None)
     }
 
     /// The checks of record `i` on its own, one by one, each with its
@@ -303,36 +359,23 @@ impl Machine {
         Ok(false)
     }
 
-    /// The validation pass proper ([`Machine::check_trace`]): records go to
-    /// `enc` as they pass, and only then mark their ids in the view, so the
-    /// ids `enc` holds are all the view has. `false`: interrupted.
+    /// The validation pass proper ([`Machine::check_trace`]): the caller's
+    /// records are copied to `prog` a block at a time and checked there.
+    /// `false`: interrupted.
     fn check_records(
         &mut self,
         bytes: &[u8],
-        enc: &mut Encoder,
+        prog: &mut Program,
         interrupted: &dyn Fn() -> bool,
     ) -> Result<bool> {
         let n = bytes.len() / TRACE_RECORD_SIZE;
-        let max_objects = self.cfg.max_objects;
-        let has_owner = self.owner.is_some();
-        let mut st = Seen {
-            masks: [None; 16],
-            stack: 0,
-            now: self.now_ns,
-        };
-        // ids allocated at this point of the trace: the slot table needs the peak
-        let mut live = self.objs.len() - self.objs.free_slots.len();
-        let mut peak = live;
-        let (mut dense_end, mut sparse_allocs) = (0usize, 0usize);
-        let not_allocated = |i: usize, op: u8, id: u32| {
-            Error::Trace(format!(
-                "op {i}: {} of object {id} that is not allocated (never allocated, or freed already)",
-                op_name(op)
-            ))
-        };
-        let id_at = |j: usize| {
-            let b = &bytes[j * TRACE_RECORD_SIZE + 4..j * TRACE_RECORD_SIZE + 8];
-            u32::from_ne_bytes(b.try_into().unwrap()) as usize
+        let mut st = Seen::new(self.now_ns);
+        let live = self.objs.len() - self.objs.free_slots.len();
+        let mut t = Tally {
+            live,
+            peak: live,
+            dense_end: 0,
+            sparse_allocs: 0,
         };
         let mut start = 0;
         while start < n {
@@ -340,152 +383,305 @@ impl Machine {
                 return Ok(false);
             }
             let end = (start + POLL_EVERY).min(n);
-            for i in start..end {
-                // what the records ahead will read of their objects, on its way
-                // from memory meanwhile (a trace naming many live objects at
-                // random waits for each in turn otherwise)
-                if i + AHEAD < n {
-                    let id = id_at(i + AHEAD);
-                    prefetch(&self.objs.view.dense, id);
-                    prefetch(&self.objs.dense, id);
-                    let s = self.objs.dense.get(id_at(i + AHEAD / 2)).copied();
-                    if let Some(s @ 1..) = s {
-                        let s = s as usize - 1;
-                        prefetch(&self.objs.state, s);
-                        prefetch(&self.objs.pin, s);
-                        prefetch(&self.objs.npins, s);
-                    }
+            let mut b = start;
+            while b < end {
+                let e = (b + COPY_BLOCK).min(end);
+                // copied [`AHEAD`] records past the block, for the prefetches
+                let want = (e + AHEAD).min(n);
+                let have = prog.recs.len();
+                if want > have {
+                    prog.append(&bytes[have * TRACE_RECORD_SIZE..want * TRACE_RECORD_SIZE]);
                 }
-                let rec = &bytes[i * TRACE_RECORD_SIZE..(i + 1) * TRACE_RECORD_SIZE];
-                let r = TraceOp::read_record(rec.try_into().unwrap());
-                // the checks of the record alone, at once: what a record of a
-                // valid trace passes unless its mask or stack is new
-                let fast = r.op.wrapping_sub(1) < OP_SLAB_PIN
-                    && r.op != OP_TICK
-                    && r.flags & !ALLOWED_FLAGS[r.op as usize & 7] == 0
-                    && r.obj < max_objects
-                    && (r.stack == 0 || !has_owner || r.stack == st.stack)
-                    && match r.op {
-                        OP_ALLOC => (r.order as usize) < MAX_ORDER && st.known(r.gfp),
-                        OP_SLAB_ALLOC => {
-                            (r.order as usize) < NR_CACHES
-                                && st.known(r.gfp)
-                                && r.gfp & ZONE_MODIFIERS == 0
-                        }
-                        OP_SLAB_PIN => r.gfp < max_objects,
-                        _ => true,
-                    };
-                if !fast && self.check_alone(i, &r, &mut st)? {
-                    enc.push(&r);
-                    continue;
-                }
-                // the object, as the trace has left it so far
-                let id = r.obj;
-                let v = self.view_of(id)?;
-                let live_now = v & V_LIVE != 0;
-                let v_after = match r.op {
-                    OP_ALLOC | OP_SLAB_ALLOC => {
-                        if live_now {
-                            return Err(Error::Trace(format!(
-                                "op {i}: {} of object {id} that is still allocated",
-                                op_name(r.op)
-                            )));
-                        }
-                        live += 1;
-                        peak = peak.max(live);
-                        if id < DENSE_IDS {
-                            dense_end = dense_end.max(id as usize + 1);
-                        } else {
-                            sparse_allocs += 1;
-                        }
-                        let slab = if r.op == OP_SLAB_ALLOC { V_SLAB } else { 0 };
-                        V_SEEN | V_LIVE | slab | (v & V_PINS)
-                    }
-                    OP_FREE | OP_SLAB_FREE => {
-                        if !live_now {
-                            return Err(not_allocated(i, r.op, id));
-                        }
-                        let slab = v & V_SLAB != 0;
-                        if slab != (r.op == OP_SLAB_FREE) {
-                            return Err(Error::Trace(format!(
-                                "op {i}: {} of object {id}, which is {}",
-                                op_name(r.op),
-                                if slab {
-                                    "a slab object (free it with OP_SLAB_FREE)"
-                                } else {
-                                    "a block of pages (free it with OP_FREE)"
-                                }
-                            )));
-                        }
-                        let (pin, np) = self.pins_of(id, v);
-                        if np > 0 {
-                            return Err(Error::Trace(format!(
-                            "op {i}: {} of object {id} that {np} objects still pin (free them first)",
-                            op_name(r.op)
-                        )));
-                        }
-                        if pin != NONE {
-                            // the target's links are in the map (see `view_of`)
-                            self.view_of(pin)?;
-                            let pins = &mut self.objs.view.pins;
-                            if let Some(t) = pins.get_mut(&pin) {
-                                t.1 -= 1;
-                            }
-                            pins.insert(id, (NONE, 0));
-                        }
-                        live -= 1;
-                        V_SEEN | (v & V_PINS)
-                    }
-                    OP_TOUCH => {
-                        if !live_now {
-                            return Err(not_allocated(i, r.op, id));
-                        }
-                        v
-                    }
-                    _ => {
-                        // OP_SLAB_PIN: `id` pins slab object `r.gfp`
-                        if !live_now {
-                            return Err(not_allocated(i, r.op, id));
-                        }
-                        let t = r.gfp;
-                        let vt = self.view_of(t)?;
-                        if vt & V_LIVE == 0 || vt & V_SLAB == 0 {
-                            return Err(Error::Trace(format!(
-                                "op {i}: OP_SLAB_PIN target {t} is not an allocated slab object"
-                            )));
-                        }
-                        let (pp, pn) = self.pins_of(id, v);
-                        let (tp, _) = self.pins_of(t, vt);
-                        if id == t || pp != NONE || tp != NONE || pn != 0 {
-                            return Err(Error::Trace(format!(
-                            "op {i}: OP_SLAB_PIN of {id} on {t}: an object pins at most one other, and a pinned object pins nothing"
-                        )));
-                        }
-                        let pins = &mut self.objs.view.pins;
-                        pins.try_reserve(2).map_err(|_| no_memory(n))?;
-                        pins.insert(id, (t, pn));
-                        let tn = pins.get(&t).map_or(0, |e| e.1);
-                        pins.insert(t, (NONE, tn + 1));
-                        enc.push(&r);
-                        let view = &mut self.objs.view;
-                        view.set(t, vt | V_PINS).map_err(|_| no_memory(n))?;
-                        view.set(id, v | V_PINS).map_err(|_| no_memory(n))?;
-                        continue;
-                    }
-                };
-                enc.push(&r);
-                if v_after != v {
-                    self.objs.view.set(id, v_after).map_err(|_| no_memory(n))?;
-                }
+                self.check_block(&prog.recs, b, e, n, &mut st, &mut t)?;
+                b = e;
             }
             start = end;
         }
         // what running the trace will need, taken now: running cannot fail
         let o = &mut self.objs;
-        o.try_reserve_slots(peak.saturating_sub(o.len()))
+        o.try_reserve_slots(t.peak.saturating_sub(o.len()))
             .map_err(|_| no_memory(n))?;
-        o.try_reserve_ids(dense_end, sparse_allocs)
+        o.try_reserve_ids(t.dense_end, t.sparse_allocs)
             .map_err(|_| no_memory(n))?;
         Ok(true)
+    }
+
+    /// Check records `b..e` of the copy `recs`, in order, against the view.
+    /// A record passes the fast way (a few tests without branches between
+    /// them, and a table for its object's state) or goes to the slow
+    /// functions, which check everything one by one and say what is wrong.
+    #[inline(always)]
+    fn check_block(
+        &mut self,
+        recs: &[Rec],
+        b: usize,
+        e: usize,
+        n: usize,
+        st: &mut Seen,
+        t: &mut Tally,
+    ) -> Result<()> {
+        // ids the fast way takes: below the declared range and direct
+        let id_end = self.cfg.max_objects.min(DENSE_IDS);
+        let any_stack = self.owner.is_none();
+        let (mut live, mut peak, mut dense_end) = (t.live, t.peak, t.dense_end);
+        for (i, r) in (b..e).zip(&recs[b..e]) {
+            // what the records ahead will read of their objects, on its way
+            // from memory meanwhile (a trace naming many live objects at
+            // random waits for each in turn otherwise)
+            if let Some(a) = recs.get(i + AHEAD) {
+                let id = a.obj as usize;
+                prefetch(&self.objs.view.dense, id);
+                prefetch(&self.objs.dense, id);
+                // SAFETY: record `i + AHEAD` is in `recs`, so `i + AHEAD / 2` is
+                let s = unsafe { recs.get_unchecked(i + AHEAD / 2) }.obj as usize;
+                if let Some(&s @ 1..) = self.objs.dense.get(s) {
+                    let s = s as usize - 1;
+                    prefetch(&self.objs.state, s);
+                    prefetch(&self.objs.pin, s);
+                    prefetch(&self.objs.npins, s);
+                }
+            }
+            // the checks of the record alone, at once: what a record of a
+            // valid trace passes unless its mask or stack is new
+            let k = RULES[r.op as usize];
+            let fast = k.fast
+                & (r.flags & !k.flags == 0)
+                & (r.obj < id_end)
+                & ((r.order as u16) < k.order_end)
+                & (!k.mask | st.known(r.gfp))
+                & (!k.lowmem | (r.gfp & ZONE_MODIFIERS == 0))
+                & ((r.stack == 0) | (r.stack == st.stack) | any_stack);
+            let id = r.obj;
+            let nv = if fast {
+                let v = self.view_of(id)?;
+                let nv = NEXT[(r.op as usize & 7) << 4 | (v as usize & 15)];
+                if nv != BAD {
+                    // counted without a branch on the op
+                    let was = (v & V_LIVE != 0) as usize;
+                    let is = (nv & V_LIVE != 0) as usize;
+                    live = live + is - was;
+                    peak = peak.max(live);
+                    // every direct id a record names: an id freed or touched
+                    // is allocated, so the map reaches it already or will
+                    dense_end = dense_end.max(id as usize + 1);
+                }
+                nv
+            } else {
+                BAD
+            };
+            if nv == BAD {
+                (t.live, t.peak, t.dense_end) = (live, peak, dense_end);
+                self.check_slow(i, r, n, st, t)?;
+                (live, peak, dense_end) = (t.live, t.peak, t.dense_end);
+                continue;
+            }
+            self.objs.view.set(id, nv).map_err(|_| no_memory(n))?;
+        }
+        (t.live, t.peak, t.dense_end) = (live, peak, dense_end);
+        Ok(())
+    }
+
+    /// Record `i` the slow way: [`Machine::check_alone`], then
+    /// [`Machine::check_object_slow`].
+    #[cold]
+    #[inline(never)]
+    fn check_slow(
+        &mut self,
+        i: usize,
+        r: &TraceOp,
+        n: usize,
+        st: &mut Seen,
+        t: &mut Tally,
+    ) -> Result<()> {
+        if self.check_alone(i, r, st)? {
+            return Ok(()); // a tick
+        }
+        let v = self.view_of(r.obj)?;
+        self.check_object_slow(i, r, v, n, t)
+    }
+
+    /// The object checks of record `i`, whose object is in state `v`, one by
+    /// one (the fast way in [`Machine::check_block`] has no answer: an
+    /// error, a pin (OP_SLAB_PIN), an object that pins or is pinned, an id
+    /// beyond the direct table, a record with a new mask or stack).
+    #[cold]
+    #[inline(never)]
+    fn check_object_slow(
+        &mut self,
+        i: usize,
+        r: &TraceOp,
+        v: u8,
+        n: usize,
+        t: &mut Tally,
+    ) -> Result<()> {
+        let id = r.obj;
+        let live_now = v & V_LIVE != 0;
+        let not_allocated = |i: usize, op: u8, id: u32| {
+            Error::Trace(format!(
+                "op {i}: {} of object {id} that is not allocated (never allocated, or freed already)",
+                op_name(op)
+            ))
+        };
+        let v_after = match r.op {
+            OP_ALLOC | OP_SLAB_ALLOC => {
+                if live_now {
+                    return Err(Error::Trace(format!(
+                        "op {i}: {} of object {id} that is still allocated",
+                        op_name(r.op)
+                    )));
+                }
+                t.live += 1;
+                t.peak = t.peak.max(t.live);
+                if id < DENSE_IDS {
+                    t.dense_end = t.dense_end.max(id as usize + 1);
+                } else {
+                    t.sparse_allocs += 1;
+                }
+                let slab = if r.op == OP_SLAB_ALLOC { V_SLAB } else { 0 };
+                V_SEEN | V_LIVE | slab | (v & V_PINS)
+            }
+            OP_FREE | OP_SLAB_FREE => {
+                if !live_now {
+                    return Err(not_allocated(i, r.op, id));
+                }
+                let slab = v & V_SLAB != 0;
+                if slab != (r.op == OP_SLAB_FREE) {
+                    return Err(Error::Trace(format!(
+                        "op {i}: {} of object {id}, which is {}",
+                        op_name(r.op),
+                        if slab {
+                            "a slab object (free it with OP_SLAB_FREE)"
+                        } else {
+                            "a block of pages (free it with OP_FREE)"
+                        }
+                    )));
+                }
+                let (pin, np) = self.pins_of(id, v);
+                if np > 0 {
+                    return Err(Error::Trace(format!(
+                        "op {i}: {} of object {id} that {np} objects still pin (free them first)",
+                        op_name(r.op)
+                    )));
+                }
+                if pin != NONE {
+                    // the target's links are in the map (see `view_of`)
+                    self.view_of(pin)?;
+                    let pins = &mut self.objs.view.pins;
+                    if let Some(t) = pins.get_mut(&pin) {
+                        t.1 -= 1;
+                    }
+                    pins.insert(id, (NONE, 0));
+                }
+                t.live -= 1;
+                V_SEEN | (v & V_PINS)
+            }
+            OP_TOUCH => {
+                if !live_now {
+                    return Err(not_allocated(i, r.op, id));
+                }
+                v
+            }
+            _ => {
+                // OP_SLAB_PIN: `id` pins slab object `r.gfp`
+                if !live_now {
+                    return Err(not_allocated(i, r.op, id));
+                }
+                let tg = r.gfp;
+                let vt = self.view_of(tg)?;
+                if vt & V_LIVE == 0 || vt & V_SLAB == 0 {
+                    return Err(Error::Trace(format!(
+                        "op {i}: OP_SLAB_PIN target {tg} is not an allocated slab object"
+                    )));
+                }
+                let (pp, pn) = self.pins_of(id, v);
+                let (tp, _) = self.pins_of(tg, vt);
+                if id == tg || pp != NONE || tp != NONE || pn != 0 {
+                    return Err(Error::Trace(format!(
+                        "op {i}: OP_SLAB_PIN of {id} on {tg}: an object pins at most one other, and a pinned object pins nothing"
+                    )));
+                }
+                let pins = &mut self.objs.view.pins;
+                pins.try_reserve(2).map_err(|_| no_memory(n))?;
+                pins.insert(id, (tg, pn));
+                let tn = pins.get(&tg).map_or(0, |e| e.1);
+                pins.insert(tg, (NONE, tn + 1));
+                let view = &mut self.objs.view;
+                view.set(tg, vt | V_PINS).map_err(|_| no_memory(n))?;
+                view.set(id, v | V_PINS).map_err(|_| no_memory(n))?;
+                return Ok(());
+            }
+        };
+        if v_after != v {
+            self.objs.view.set(id, v_after).map_err(|_| no_memory(n))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Layout, MachineConfig};
+    use crate::mm::objects::LAST_EPOCH;
+
+    fn rec(op: u8, obj: u32) -> TraceOp {
+        TraceOp {
+            op,
+            obj,
+            gfp: if op == OP_ALLOC { gfp::GFP_KERNEL } else { 0 },
+            ..TraceOp::default()
+        }
+    }
+
+    fn machine() -> Machine {
+        Machine::new(MachineConfig::new(Layout::X86_32, 32 << 20)).unwrap()
+    }
+
+    /// What one replay's view says is gone in the next, across the epochs'
+    /// wrap-around (when the table is cleared instead).
+    #[test]
+    fn view_entries_last_one_replay_across_the_wrap() {
+        let mut v = crate::mm::objects::TraceView::default();
+        for k in 0..2 * LAST_EPOCH as u32 + 5 {
+            v.begin();
+            assert_eq!(v.get(3), 0, "replay {k}");
+            assert_eq!(v.get(10 + k % 5000), 0, "replay {k}");
+            v.set(3, V_SEEN | V_LIVE).unwrap();
+            v.set(10 + k % 5000, V_SEEN).unwrap();
+            assert_eq!(v.get(3), V_SEEN | V_LIVE);
+            v.end();
+        }
+    }
+
+    /// A refused or interrupted trace leaves nothing the next one sees, and
+    /// many replays (past the epochs' wrap) validate as the first did.
+    #[test]
+    fn a_refused_or_interrupted_trace_leaves_no_view() {
+        let mut m = machine();
+        // refused at its second record: object 7 is not allocated after it
+        let e = m.replay_ops(&[rec(OP_ALLOC, 7), rec(OP_ALLOC, 7)], false);
+        assert!(e.unwrap_err().to_string().contains("op 1"));
+        let e = m.replay_ops(&[rec(OP_FREE, 7)], false).unwrap_err();
+        assert!(e.to_string().contains("not allocated"), "{e}");
+        // interrupted while validating
+        let ops: Vec<_> = (0..POLL_EVERY as u32 + 1)
+            .map(|i| rec(OP_ALLOC, i))
+            .collect();
+        let bytes = TraceOp::to_bytes(&ops);
+        assert!(m.check_trace(&bytes, false, &|| true).unwrap().is_none());
+        assert!(m.replay_ops(&[rec(OP_FREE, 0)], false).is_err());
+        // checked and dropped without running
+        drop(m.check_trace(&bytes, false, &|| false).unwrap().unwrap());
+        assert!(m.replay_ops(&[rec(OP_FREE, 0)], false).is_err());
+        m.check().unwrap();
+        // object k % 3 allocated in one replay and freed in the next
+        for k in 0..LAST_EPOCH as u32 + 10 {
+            let id = k / 2 % 3;
+            let op = if k % 2 == 0 { OP_ALLOC } else { OP_FREE };
+            m.replay_ops(&[rec(op, id)], false).unwrap();
+            let again = m.replay_ops(&[rec(op, id)], false);
+            assert!(again.is_err(), "replay {k}: the same op twice");
+        }
+        m.check().unwrap();
     }
 }
