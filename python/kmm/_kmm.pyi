@@ -103,6 +103,7 @@ class Machine:
         kswapd_pages_per_ms: int | None = None,
         swap: bool | None = None,
         swappiness: int | None = None,
+        mapped_rule: bool | None = None,
         active_freeing: bool | None = None,
         oom_kill: bool | None = None,
         max_objects: int | None = None,

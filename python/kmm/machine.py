@@ -88,7 +88,8 @@ class Machine:
     of each zone), ``min_free_kbytes`` (0: the boot-time rule), ``reclaim``, ``kswapd_pages_per_ms`` (background reclaim speed
     in simulated time), ``swap`` (swap space: on, as the 2005 test
     machines had it; off, anonymous pages are never reclaimed) and ``swappiness`` (0..100, 2.6.11's
-    ``reclaim_mapped`` rule), ``active_freeing``, ``oom_kill`` (the OOM killer, on as
+    ``reclaim_mapped`` rule; ``mapped_rule=False`` leaves the rule out, as
+    today's kernel has it), ``active_freeing``, ``oom_kill`` (the OOM killer, on as
     in the kernel; off, the allocation fails and counts ``oom_fail``),
     ``max_objects`` (trace object ids),
     ``page_owner`` and ``page_owner_free_stacks``; ``compaction`` (today's
@@ -131,6 +132,7 @@ class Machine:
         kswapd_pages_per_ms: int = 32,
         swap: bool = True,
         swappiness: int = 60,
+        mapped_rule: bool = True,
         active_freeing: bool = False,
         oom_kill: bool = True,
         max_objects: int = 1 << 26,
@@ -167,6 +169,7 @@ class Machine:
             kswapd_pages_per_ms=int_arg("kswapd_pages_per_ms", kswapd_pages_per_ms, 0, U64_MAX),
             swap=_flag("swap", swap),
             swappiness=int_arg("swappiness", swappiness, 0, U32_MAX),
+            mapped_rule=_flag("mapped_rule", mapped_rule),
             active_freeing=_flag("active_freeing", active_freeing),
             oom_kill=_flag("oom_kill", oom_kill),
             max_objects=int_arg("max_objects", max_objects, 0, U32_MAX),

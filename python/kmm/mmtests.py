@@ -72,7 +72,7 @@ class MmtestsConfig:
     seed: int = 0
     gfp: str = "GFP_HIGHUSER"
     #: add the long-lived processes' working memory on a machine without swap
-    #: (:func:`kmm.workloads.resident`): ``resident_scale`` times their
+    #: (:func:`kmm.workloads.resident`; every variant then runs without swap): ``resident_scale`` times their
     #: anonymous pages, each replaced about every ``refault_s`` seconds
     resident: bool = False
     resident_scale: float = 1.0
@@ -240,7 +240,10 @@ def unmovable_blocks(m: Machine, order: int) -> int:
 def run_variant(name: str, cfg: MmtestsConfig, chunks: Chunks, progress: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run one variant on the generated load; returns its results."""
     tick = progress or (lambda: None)
-    m = Machine(layout=cfg.layout, mem=cfg.mem, **VARIANTS[name])
+    # the working sets of --resident are those of a machine without swap
+    # (docs/compaction.md); the builds' anonymous memory then stays too
+    # and today's kernel: no 2.6.11 reclaim_mapped rule (the split LRU replaced it)
+    m = Machine(layout=cfg.layout, mem=cfg.mem, swap=not cfg.resident, mapped_rule=False, **VARIANTS[name])
     gfp = _gfp.parse(cfg.gfp)
     t0 = time.perf_counter()
     for chunk in chunks.group("warmup"):

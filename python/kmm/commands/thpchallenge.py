@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the load (default: 0)")
     p.add_argument("--variants", help=f"comma-separated subset of: {','.join(VARIANTS)}")
     p.add_argument("--fragmenter", choices=FRAGMENTERS, default="kbuild", help="the fragmenting load (default: kbuild)")
+    p.add_argument("--swap", choices=["on", "off"], help="swap space (default: on; off: anonymous memory is never reclaimed)")
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -42,6 +43,8 @@ def cmd(args: argparse.Namespace) -> int:
         kw["mem"] = args.mem
     if args.variants:
         kw["variants"] = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if args.swap is not None:
+        kw["swap"] = args.swap == "on"
     cfg = ThpChallengeConfig.quick(**kw) if args.quick else ThpChallengeConfig(**kw)
     cfg.validate()
     check_output_file("--json", args.json, BenchmarkError)

@@ -145,6 +145,12 @@ pub struct MachineConfig {
     /// mapped pages to the inactive list when `mapped_ratio / 2 + distress +
     /// swappiness >= 100`.
     pub swappiness: u32,
+    /// 2.6.11's `reclaim_mapped` rule (2.6.11 to 2.6.27; `docs/model.md`,
+    /// "Mapped pages and swap"), on by default. Off, a mapped page is
+    /// deactivated like any other when there is swap (the split anon/file
+    /// LRU of 2.6.28 on replaced the rule; kmm scans both alike), so the
+    /// today's-kernel benchmarks (`--mmtests`, `thpchallenge`) run with it off.
+    pub mapped_rule: bool,
     /// Active freeing for high-order requests the free lists cannot meet.
     pub active_freeing: bool,
     /// The OOM killer (`mm::oom_kill`, on as in the kernel): off, an
@@ -214,6 +220,7 @@ impl MachineConfig {
             kswapd_pages_per_ms: 32,
             swap: true,
             swappiness: 60,
+            mapped_rule: true,
             active_freeing: false,
             oom_kill: true,
             max_objects: 1 << 26,

@@ -73,7 +73,7 @@ impl PyMachine {
     #[pyo3(signature = (layout, mem_bytes, *, nodes=None, node_sizes=None, distance=None,
         allocator=None, kernel_image_bytes=None, pcp=None, pcp_batch=None, pcp_high=None, nr_cpus=None,
         pageblock_order=None, fallback_reserve=None, min_free_kbytes=None, reclaim=None, kswapd_pages_per_ms=None,
-        swap=None, swappiness=None,
+        swap=None, swappiness=None, mapped_rule=None,
         active_freeing=None, oom_kill=None, max_objects=None, page_owner=None, page_owner_free_stacks=None,
         compaction=None, extfrag_threshold=None, compaction_proactiveness=None,
         watermark_boost_factor=None, defrag_mode=None, freelist_hygiene=None,
@@ -99,6 +99,7 @@ impl PyMachine {
         kswapd_pages_per_ms: Option<u64>,
         swap: Option<bool>,
         swappiness: Option<u32>,
+        mapped_rule: Option<bool>,
         active_freeing: Option<bool>,
         oom_kill: Option<bool>,
         max_objects: Option<u32>,
@@ -134,6 +135,7 @@ impl PyMachine {
             set(&mut cfg.kswapd_pages_per_ms, kswapd_pages_per_ms);
             set(&mut cfg.swap, swap);
             set(&mut cfg.swappiness, swappiness);
+            set(&mut cfg.mapped_rule, mapped_rule);
             set(&mut cfg.active_freeing, active_freeing);
             set(&mut cfg.oom_kill, oom_kill);
             set(&mut cfg.max_objects, max_objects);

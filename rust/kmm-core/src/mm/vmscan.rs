@@ -120,7 +120,11 @@ impl Machine {
     /// and `mapped_ratio = nr_mapped * 100 / total_memory` (`total_memory`
     /// being `nr_free_pagecache_pages()`: every zone's present pages above
     /// its high watermark).
+    /// Always yes without the rule (`MachineConfig::mapped_rule` off).
     pub(crate) fn reclaim_mapped(&self, zi: usize) -> bool {
+        if !self.cfg.mapped_rule {
+            return true;
+        }
         let distress = 100u64 >> self.zones[zi].prev_priority.min(63);
         let (mut mapped, mut total) = (0u64, 0u64);
         for z in &self.zones {
@@ -460,6 +464,26 @@ mod tests {
         m.cfg.swappiness = 39;
         m.zones[zi].prev_priority = 0; // distress 100: 0 / 2 + 100 + 39
         assert!(m.reclaim_mapped(zi));
+    }
+
+    /// Without the rule (`mapped_rule` off, today's kernel), `reclaim_mapped`
+    /// holds at any distress: a mapped page at `prev_priority` 12 is
+    /// deactivated like the page cache when there is swap, and kept when there
+    /// is none.
+    #[test]
+    fn without_the_rule_a_mapped_page_goes_at_low_distress_only_with_swap() {
+        for swap in [true, false] {
+            let mut m = small(swap);
+            m.cfg.mapped_rule = false;
+            let zi = fill(&mut m, 64);
+            assert_eq!(m.zones[zi].prev_priority, 12);
+            assert!(m.reclaim_mapped(zi));
+            let reclaim_mapped = m.reclaim_mapped(zi);
+            m.refill_inactive_zone(zi, 2 * 64, reclaim_mapped);
+            assert!((32..64).all(|o| !active(&m, o)));
+            assert_eq!((0..32).all(|o| !active(&m, o)), swap, "swap {swap}");
+            m.check().unwrap();
+        }
     }
 
     /// Without swap an anonymous page is never deactivated (2.6.11's
