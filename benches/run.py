@@ -23,9 +23,9 @@ Prints a table of named figures with their targets and writes them, with
 once, then every section again), so that a drift of the machine over minutes
 falls on every section alike; each figure is then the median of its N values,
 printed with its lowest and highest, and ``--json`` adds ``NAME:min`` and
-``NAME:max`` beside each median. Figures quoted in the README are medians of
-``--repeat 3`` or more: on a shared VM single runs of the same build differ by
-about 20%.
+``NAME:max`` beside each median. The README's replay, engine and highalloc
+figures are medians of ``--repeat 3``: on a shared VM single runs of the same
+build differ by about 20%.
 """
 
 from __future__ import annotations
