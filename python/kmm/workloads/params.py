@@ -34,6 +34,17 @@ SYSTEM_PROCESSES: tuple[tuple[str, int, int], ...] = (
 SYSTEM_LATE: tuple[tuple[str, int, int, float], ...] = (
     ("monitor", 2, 64, 1.0),  # the test script's shell and its vmstat, as the load starts
 )
+#: The long-lived processes' kernel-object turnover (docs/workloads.md, "The
+#: system"): while it runs, a long-lived process replaces the kernel objects of
+#: its mappings and small kmallocs (an mmap/munmap, an open/close), each new one
+#: in whatever slab page its cache has partial then. Mean seconds between two
+#: replacements of one process: measured on a real 6.18 machine (the six
+#: long-lived user processes of a 20.8 s tracing window allocated 56 slab
+#: objects still alive at its end: 6 x 20.8 / 56 = 2.2 s).
+SYSTEM_TURNOVER_S = 2.2
+#: The objects that turn over: the process's vm_area_structs and its small
+#: kmallocs (task_struct, mm, files and signal structs live as long as it does).
+SYSTEM_TURNOVER_KINDS: tuple[str, ...] = ("vm_area_struct", "kmalloc_32")
 #: The test module's buffers (vmregress keeps its page arrays and reports in
 #: kmalloc'd memory): 16 x size-4096.
 MODULE_KMALLOC_4096 = 16
