@@ -62,24 +62,24 @@ def two_builds() -> list[np.ndarray]:
 CASES: dict[str, tuple[Callable[[], list[np.ndarray]], str, int]] = {
     "v7 preset, seed 0": (
         lambda: stress(HighallocConfig.from_preset("v7"), 8.0, 3.0),
-        "50d548c25a0e012893ee5d37416087a3decb1c49e11221fa38df48624a8b703d", 910_058,
+        "102403f6ab1994e25a64a1e59efd771ac8695523be64b8d81ff9b14c53d20120", 910_188,
     ),
     "v19 preset, seed 3": (
         lambda: stress(HighallocConfig.from_preset("v19", seed=3), 8.0, 2.5),
-        "702e9a699df34973ac3f2bd5789702a5413f5f647fb9d45aa20e7c2af6a10748", 913_279,
+        "852bfcfdc5302fd0e6b2c72b2a23fd94392e2aa243de1f692ab33f1875871366", 913_355,
     ),
     "x86_64 2 GiB, load scaled to RAM, seed 1": (
         lambda: stress(HighallocConfig(layout="x86_64", mem="2GiB", seed=1), 8.0, 4.0),
-        "d5de006b96d0024d454a5a963785f3d242191a0c2fdde7c09b4c720390bdc3c1", 904_071,
+        "5fc5a18aa1ab49e3c283296685b8e1554644ac73728cc755968c92458ddbabd6", 904_181,
     ),
     "one build of a small tree, seed 5": (
         build, "e4b9180cae9877bcda4cfff64a37ba3a15cc02e73b850d011d6d3a246e4b951b", 581_480,
     ),
     "system + fio + THP workers + NIC rings, seed 2": (
-        thp_fio_nic, "2e4e5803dd94e7076dd7a42f7717dc631f959eb877eff6198a60d589644d1cdf", 577_447,
+        thp_fio_nic, "026e2d81d2d214200ad0e0af707e4ea7a994161f4dc44b9ddf1a583a865513c3", 577_527,
     ),
     "updatedb + 2 builds into make, seed 7": (
-        two_builds, "07f19ec9014fea5d78b296349211a992c71a9caf9f9a1bc6b2556430704a639b", 1_274_809,
+        two_builds, "ed47ff60d1b5440cd47638c185d2bf5505077f7cb0d34b6440f7b3bca3e50406", 1_274_981,
     ),
 }
 
