@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
+import kmm
 import numpy as np
 import pytest
-
-import kmm
 from kmm import workloads as wl
 from kmm.trace import OP_SLAB_ALLOC, OP_SLAB_FREE
 from kmm.workloads.params import (

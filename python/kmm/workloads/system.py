@@ -11,8 +11,8 @@ import numpy as np
 
 from .._args import float_arg, int_arg
 from ..errors import ConfigError
-from .context import Ctx, NewObjects
 from ..trace import OP_ALLOC, OP_FREE
+from .context import Ctx, NewObjects
 from .events import WIN_US, events
 from .kinds import K
 from .load import Load
