@@ -543,6 +543,7 @@ def test_public_names_of_the_module_survive_the_package():
         "Load",
         "TreeLayout",
         "combine",
+        "copies_done_s",
         "fio_writers",
         "inject_leak",
         "kernel_build",

@@ -57,6 +57,8 @@ class HighallocConfig:
     order: int = 10
     attempts: int = 160
     interval_s: float = 0.1  # HZ/10
+    #: the script's sleep before the attempts; it starts when the copy loop
+    #: ends (``attempts_start_s``), as in both scripts (docs/workloads.md)
     warmup_s: float = 180.0
     #: concurrent kernel builds (None: the load that fits the machine,
     #: ``workloads.load_for_memory``; presets and --quick set it)
@@ -111,6 +113,18 @@ class HighallocConfig:
 
         trees, files = load_for_memory(parse_mem(self.mem), seed=self.seed)
         return replace(self, builds=trees, updatedb_files=self.updatedb_files or files)
+
+    def copies_done_s(self) -> float:
+        """When the load's copy loop ends (``workloads.copies_done_s``): the
+        main tree's ``make`` starts and the script's sleep begins."""
+        from .workloads import copies_done_s
+
+        return copies_done_s(self.resolved().builds or 0, seed=self.seed)
+
+    def attempts_start_s(self) -> float:
+        """When the attempts under load begin: the copy loop's end plus the
+        script's sleep, ``warmup_s`` (the first attempt is one interval later)."""
+        return self.copies_done_s() + self.warmup_s
 
     def rest_attempts(self) -> int:
         return self.attempts if self.attempts_rest is None else self.attempts_rest
@@ -176,17 +190,19 @@ def generate_load(cfg: HighallocConfig, store: Any) -> dict[str, Any]:
         from .workloads import nic
 
         load = workloads.combine(load, nic.rx_rings(cfg.nic_rings, rx_pps=cfg.nic_rx_pps, seed=cfg.seed))
+    # the script's sleep starts when its copy loop ends
+    start = cfg.attempts_start_s()
     # the run ends with the last attempt under load: what the load's
     # processes would do after it is never replayed
-    load.end_at(cfg.warmup_s + cfg.attempts * cfg.interval_s)
+    load.end_at(start + cfg.attempts * cfg.interval_s)
     t0 = time.perf_counter()
     n = 0
     nwarm = 0
-    for nwarm, chunk in enumerate(load.chunks(cfg.warmup_s, chunk_s=10.0), 1):
+    for nwarm, chunk in enumerate(load.chunks(start, chunk_s=10.0), 1):
         store.put(f"warmup{nwarm - 1:06d}", chunk)
         n += len(chunk)
     for i in range(cfg.attempts):
-        t = cfg.warmup_s + (i + 1) * cfg.interval_s
+        t = start + (i + 1) * cfg.interval_s
         chunk = load.run_until(t)
         store.put(f"step{i:06d}", chunk)
         n += len(chunk)
@@ -335,6 +351,8 @@ def run(
     out = {
         "seed": cfg.seed,
         "config": asdict(cfg),
+        "copies_done_s": cfg.copies_done_s(),
+        "attempts_start_s": cfg.attempts_start_s(),
         "load_ops": gen["ops"],
         "generate_s": gen["generate_s"],
         "variants": {n: results[n] for n in cfg.variants},
@@ -381,6 +399,8 @@ def run_seeds(
     return {
         "config": dict(runs[0]["config"], seed=cfg.seed),
         "seeds": [r["seed"] for r in runs],
+        "copies_done_s": [r["copies_done_s"] for r in runs],
+        "attempts_start_s": [r["attempts_start_s"] for r in runs],
         "summary": summary,
         "runs": runs,
         "wall_s": time.perf_counter() - t0,
@@ -398,6 +418,13 @@ def _nic_note(cfg: dict[str, Any]) -> str:
         f", {n} NIC rx ring{'s' if n > 1 else ''} ({n * nic.PAGES_PER_RING} pages pinned, "
         f"{cfg['nic_rx_pps']:g} packets/s each)"
     )
+
+
+def _start_text(res: dict[str, Any]) -> str:
+    """The header's note on when the warm-up started ('' in results from before it was recorded)."""
+    if "attempts_start_s" not in res:
+        return ""
+    return f" after the copies (attempts from {res['attempts_start_s']:.1f} s)"
 
 
 def _attempts_text(cfg: dict[str, Any]) -> str:
@@ -429,7 +456,7 @@ def format_seeds_report(res: dict[str, Any]) -> str:
     seeds = res["seeds"]
     lines = [
         f"kmm highalloc: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
-        f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s, "
+        f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s after the copies, "
         f"{_attempts_text(cfg)} order-{cfg['order']} {cfg['gfp']} attempts, seeds {seeds[0]}..{seeds[-1]} ({len(seeds)})"
         + _nic_note(cfg)
         + _setup_text(cfg)
@@ -457,7 +484,7 @@ def format_report(res: dict[str, Any], *, buddyinfo: bool = True) -> str:
     cfg = res["config"]
     lines.append(
         f"kmm highalloc: {cfg['layout']} {cfg['mem']}, {cfg['builds']} x make -j{cfg['jobs']}"
-        f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s, "
+        f"{' + updatedb' if cfg['updatedb'] else ''}, warm-up {cfg['warmup_s']:g} s{_start_text(res)}, "
         f"{_attempts_text(cfg)} order-{cfg['order']} {cfg['gfp']} attempts every {cfg['interval_s']:g} s, seed {res['seed']}"
         + _nic_note(cfg)
         + _setup_text(cfg)

@@ -1,13 +1,18 @@
 """mmtests' ``stress-highalloc``: the high-order allocation benchmark as mmtests
 ran it from 2010 until its removal in 2019 (``kmm highalloc --mmtests``).
 
-The machine is loaded with updatedb and concurrent kernel builds; with the load
-still running, huge pages (order 9 on x86_64) are asked for at a fixed rate
-(16 MB/s, mmtests' ``HIGHALLOC_ALLOC_RATE``) until ``percent`` of memory (95 by
-default, ``HIGHALLOC_PERCENTAGE``) has been asked for, each success held to the
-end of the pass: pass 1, then the held pages are freed and pass 2 does the same.
-Then the load is killed, its trees are deleted and the caches dropped
-(``echo 3 > /proc/sys/vm/drop_caches``), and pass 3 asks again, at rest. The
+The machine is loaded with updatedb and concurrent kernel builds (the trees
+copied one after another, each built as soon as it is copied, then the primary
+tree); five minutes after the copy loop ends, with the load still running, huge
+pages (order 9 on x86_64) are asked for at a fixed rate (16 MB/s, mmtests'
+``HIGHALLOC_ALLOC_RATE``) until ``percent`` of memory (95 by default,
+``HIGHALLOC_PERCENTAGE``) has been asked for, each success held to the end of
+the pass: pass 1, then the held pages are freed, 5 s later pass 2 does the
+same, and 5 + 180 s after it the load is killed, its trees are deleted, a file
+the size of RAM is written with dd and read back with cat and deleted, the
+caches dropped (``echo 3 > /proc/sys/vm/drop_caches``), and pass 3 asks again,
+at rest. The schedule is ``vmr/bin/bench-stresshighalloc.sh``'s
+(:meth:`MmtestsConfig.schedule`, ``docs/workloads.md``, "When the attempts start"). The
 mask is ``GFP_HIGHUSER_MOVABLE`` (kmm's ``GFP_HIGHUSER`` carries the movable
 bit, ``__GFP_USERRCLM`` = ``__GFP_MOVABLE``).
 
@@ -62,7 +67,16 @@ class MmtestsConfig:
     order: int = 9
     percent: float = 95.0
     rate_mb_s: float = 16.0
-    warmup_s: float = 180.0
+    #: the script's sleep between the copy loop's end and pass 1 ("Sleeping 5
+    #: minutes": 10 x ``sleep 30``)
+    warmup_s: float = 300.0
+    #: the script's ``sleep 5`` after each pass under load, the load running
+    pass_sleep_s: float = 5.0
+    #: the script's ``sleep 180`` after pass 2 (and its sleep) before the kill
+    kill_wait_s: float = 180.0
+    #: the script's ``dd`` of a ``MemTotal``-sized file, ``cat`` of it and its
+    #: ``rm`` after the trees are deleted, before the pass at rest
+    dd: bool = True
     #: kernel trees built at once; None: mmtests' rule (:func:`mmtests_builds`),
     #: ``MemTotal`` in MiB / 400 copies plus the primary tree
     builds: int | None = None
@@ -85,8 +99,8 @@ class MmtestsConfig:
 
     @classmethod
     def quick(cls, **kw: Any) -> MmtestsConfig:
-        """A small machine for a fast look: 1 GiB, 30 s warm-up."""
-        base: dict[str, Any] = dict(mem="1GiB", warmup_s=30.0)
+        """A small machine for a fast look: 1 GiB, 30 s warm-up, 30 s before the kill."""
+        base: dict[str, Any] = dict(mem="1GiB", warmup_s=30.0, kill_wait_s=30.0)
         base.update(kw)
         return cls(**base)
 
@@ -100,11 +114,13 @@ class MmtestsConfig:
                 "percent": (0.1, 100.0),
                 "rate_mb_s": (0.01, 1e6),
                 "warmup_s": (0, 3600),
+                "pass_sleep_s": (0, 3600),
+                "kill_wait_s": (0, 3600),
                 "resident_scale": (0.0, 1000.0),
                 "refault_s": (1.0, 1e6),
                 "nic_rx_pps": (1.0, 1e6),
             },
-            bools=("updatedb", "resident"),
+            bools=("updatedb", "resident", "dd"),
         )
         if self.load_builds() == 0 and not self.updatedb:
             raise BenchmarkError("an empty load: no builds and no updatedb")
@@ -123,6 +139,21 @@ class MmtestsConfig:
     def interval_s(self) -> float:
         """Simulated seconds between attempts: one block at ``rate_mb_s``."""
         return (4096 << self.order) / (self.rate_mb_s * (1 << 20))
+
+    def schedule(self) -> dict[str, float]:
+        """When each step of the script begins, in simulated seconds: the copy
+        loop's end (``workloads.copies_done_s``), pass 1 (``warmup_s`` later),
+        pass 2 (``pass_sleep_s`` after pass 1), the kill (``pass_sleep_s`` +
+        ``kill_wait_s`` after pass 2). Attempt ``j`` of a pass is made
+        ``(j + 1) * interval_s()`` after the pass begins."""
+        from .workloads import copies_done_s
+
+        copies = copies_done_s(self.load_builds(), seed=self.seed)
+        pass_s = self.attempts() * self.interval_s()
+        p1 = copies + self.warmup_s
+        p2 = p1 + pass_s + self.pass_sleep_s
+        kill = p2 + pass_s + self.pass_sleep_s + self.kill_wait_s
+        return {"copies_done_s": copies, "pass1_start_s": p1, "pass2_start_s": p2, "kill_s": kill}
 
 
 #: most kernel trees a run may build
@@ -149,8 +180,10 @@ def mmtests_builds(layout: str, mem: str) -> int:
 
 def generate_load(cfg: MmtestsConfig, store: Any) -> dict[str, Any]:
     """The load once, its chunks handed to ``store.put(name, chunk)``: warm-up,
-    one chunk per attempt of passes 1 and 2, the kill (the processes' frees),
-    and the tree deletion and cache drop."""
+    one chunk per attempt of passes 1 and 2 (pass 2's first with the sleep
+    before it), the load up to the kill (``wait``), the kill (the processes'
+    frees), the tree deletion and cache drop (``drop``), and dd, cat and rm of
+    a ``MemTotal``-sized file (``dd``, empty without ``cfg.dd``)."""
     from . import workloads
     from .workloads.tree import kernel_tree
 
@@ -169,22 +202,40 @@ def generate_load(cfg: MmtestsConfig, store: Any) -> dict[str, Any]:
         from .workloads import nic
 
         load = workloads.combine(load, nic.rx_rings(cfg.nic_rings, rx_pps=cfg.nic_rx_pps, seed=cfg.seed))
+    sched = cfg.schedule()
     t0 = time.perf_counter()
     n = 0
-    for k, chunk in enumerate(load.chunks(cfg.warmup_s, chunk_s=10.0)):
+    for k, chunk in enumerate(load.chunks(sched["pass1_start_s"], chunk_s=10.0)):
         store.put(f"warmup{k:06d}", chunk)
         n += len(chunk)
     step = cfg.interval_s()
-    i = 0
     for p in (1, 2):
+        start = sched[f"pass{p}_start_s"]
         for j in range(cfg.attempts()):
-            i += 1
-            chunk = load.run_until(cfg.warmup_s + i * step)
+            chunk = load.run_until(start + (j + 1) * step)
             store.put(f"pass{p}_{j:06d}", chunk)
             n += len(chunk)
-    for name, part in (("kill", load.stop()), ("drop", load.drop_caches())):
-        store.put(name, part)
-        n += len(part)
+    # the sleeps after pass 2, the load running (at least one chunk, maybe empty)
+    nwait = 0
+    for nwait, chunk in enumerate(load.chunks(sched["kill_s"], chunk_s=10.0), 1):
+        store.put(f"wait{nwait - 1:06d}", chunk)
+        n += len(chunk)
+    if not nwait:
+        store.put("wait", load.run_until(load.now))
+    parts = [load.stop(), load.drop_caches()]
+    store.put("kill", parts[0])
+    store.put("drop", parts[1])
+    if cfg.dd:
+        # after the trees are deleted (their caches dropped with them, see
+        # docs/workloads.md): a file of free -m's total, in fresh object ids
+        from .workloads.dd import dd_cat_rm
+
+        pages = memtotal_mib(cfg.layout, cfg.mem) << 8
+        parts.append(dd_cat_rm(pages, load.peak_objects))
+    else:
+        parts.append(load.run_until(load.now))
+    store.put("dd", parts[2])
+    n += sum(len(p) for p in parts)
     return {"ops": n, "generate_s": time.perf_counter() - t0}
 
 
@@ -251,8 +302,11 @@ def run_variant(name: str, cfg: MmtestsConfig, chunks: Chunks, progress: Callabl
     out: dict[str, Any] = {}
     for p in (1, 2):
         out[f"pass{p}"] = _pass(m, cfg, lambda j, p=p: chunks.get(f"pass{p}_{j:06d}"), gfp, tick)
+    for chunk in chunks.group("wait"):
+        m.replay(chunk, outcomes=False)
     m.replay(chunks.get("kill"), outcomes=False)
     m.replay(chunks.get("drop"), outcomes=False)
+    m.replay(chunks.get("dd"), outcomes=False)
     unmovable = unmovable_blocks(m, cfg.order)
     out["at_rest"] = _pass(m, cfg, lambda j: None, gfp, tick)
     out["at_rest"]["unmovable_blocks"] = unmovable
@@ -284,6 +338,7 @@ def run(cfg: MmtestsConfig, *, processes: int | None = None, progress: bool = Fa
         "mode": "mmtests stress-highalloc",
         "seed": cfg.seed,
         "config": asdict(cfg),
+        "schedule": cfg.schedule(),
         "attempts": cfg.attempts(),
         "builds": cfg.load_builds(),
         "interval_s": cfg.interval_s(),
@@ -309,7 +364,7 @@ def format_report(res: dict[str, Any]) -> str:
         f"kmm highalloc --mmtests: {cfg['layout']} {cfg['mem']}, {res.get('builds', cfg['builds'])} x make -j{cfg['jobs']}"
         f"{' + updatedb' if cfg['updatedb'] else ''}"
         f"{', no swap + resident working sets' if cfg.get('resident') else ''}"
-        f"{_nic_note(cfg)}, warm-up {cfg['warmup_s']:g} s; per pass "
+        f"{_nic_note(cfg)}, warm-up {cfg['warmup_s']:g} s after the copies; per pass "
         f"{res['attempts']} order-{cfg['order']} {cfg['gfp']} attempts ({cfg['percent']:g}% of memory) "
         f"at {cfg['rate_mb_s']:g} MB/s, seed {res['seed']}",
         "",

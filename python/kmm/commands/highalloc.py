@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attempts", type=int, help="attempts per pass (default: 160; --quick: 40)")
     p.add_argument("--attempts-rest", type=int, help="attempts of the pass at rest (default: as --attempts)")
     p.add_argument("--min-free-kbytes", type=int, help="vm.min_free_kbytes (default: the kernel's boot-time rule)")
-    p.add_argument("--warmup", type=float, help="warm-up in simulated seconds (default: 180; --quick: 30)")
+    p.add_argument("--warmup", type=float, help="the script's sleep before the attempts, in simulated seconds from the end of the copy loop "
+                   "(default: 180; --quick: 30; --mmtests: 300)")
     p.add_argument(
         "--builds", type=int,
         help="kernel trees copied and built (default: the preset's, 7 in the default run and --quick; with --mem "

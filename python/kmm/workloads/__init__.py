@@ -46,7 +46,7 @@ from .kinds import KIND_GFP, KINDS
 from .load import Load, combine
 from .params import PAGE, PROGRAMS  # noqa: F401 (public before the split, not in __all__)
 from .resident import resident
-from .stress import load_for_memory, stress_highalloc_load
+from .stress import copies_done_s, load_for_memory, stress_highalloc_load
 from .system import system
 from .thp import fio_writers, thp_workers
 from .tree import TreeLayout, kernel_tree
@@ -60,6 +60,7 @@ __all__ = [
     "Load",
     "TreeLayout",
     "combine",
+    "copies_done_s",
     "inject_leak",
     "kernel_build",
     "kernel_tree",

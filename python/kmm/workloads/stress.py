@@ -49,8 +49,7 @@ def stress_highalloc_load(
     if builds == 0 and not updatedb:
         raise ConfigError("an empty load: no builds and no updatedb")
     layout = kernel_tree(seed=seed)
-    copy_s = layout.bytes / (copy_mb_s * 1e6)
-    copy_s = math.ceil(copy_s * 1e6) / 1e6
+    copy_s = _copy_s(layout.bytes, copy_mb_s)
     # build k (1..builds-1) copies during [(k-1) c, k c) and builds from k c;
     # the main tree builds from (builds-1) c
     make_start = [k * copy_s for k in range(1, builds)] + [(builds - 1) * copy_s]
@@ -106,6 +105,23 @@ def stress_highalloc_load(
             )
         )
     return combine(*loads, stacks=stacks)
+
+
+def _copy_s(tree_bytes: int, copy_mb_s: float) -> float:
+    """Seconds one ``cp -r`` of a tree takes (rounded up to the microsecond)."""
+    return math.ceil(tree_bytes / (copy_mb_s * 1e6) * 1e6) / 1e6
+
+
+def copies_done_s(builds: int, *, seed: int = 0, copy_mb_s: float = 35.0) -> float:
+    """When the script's copy loop ends in :func:`stress_highalloc_load`: the
+    ``builds - 1`` copies made one after the other are done and the main tree's
+    ``make`` starts (0 with one tree or none). Both scripts start their sleep,
+    the warm-up, here (docs/workloads.md, "When the attempts start")."""
+    builds = int_arg("builds", builds, 0, MAX_TREES)
+    copy_mb_s = float_arg("copy_mb_s", copy_mb_s, 0.01, 1e6)
+    if builds <= 1:
+        return 0.0
+    return (builds - 1) * _copy_s(kernel_tree(seed=int_arg("seed", seed, 0, None)).bytes, copy_mb_s)
 
 
 #: concurrent ``make``s at most: on the model's 2 CPUs every build then ends
