@@ -157,6 +157,9 @@ impl Checked<'_> {
         let n = self.n;
         let mut outcomes = self.outcomes.take();
         let Checked { m, prog, .. } = &mut self;
+        // the machine itself, not the view's reference to it, which the
+        // loop would otherwise load again at every record
+        let m: &mut Machine = m;
         // the `n` records, then the padding the prefetches look into
         let recs = &prog.recs[..];
         debug_assert_eq!(recs.len(), n + AHEAD);
@@ -461,7 +464,29 @@ impl Machine {
             *ob.gfp.get_unchecked_mut(o) = r.gfp;
             *ob.order.get_unchecked_mut(o) = r.order;
         }
-        if r.order == 0 && r.gfp & gfp::__GFP_COMP != 0 {
+        let ctx = AllocCtx {
+            stack: r.stack,
+            pid: r.pid,
+            tgid: r.tgid,
+        };
+        if r.order == 0 && r.gfp & gfp::__GFP_COMP == 0 {
+            // a page outside any THP region (no `__GFP_COMP`) and not a THP
+            // fault (order 0): `fault_alloc_as` would go straight to
+            // `alloc_inner`, and leave the object's order and mask as stored
+            let node = self.trace_node(r.pid);
+            return match self.alloc_inner(0, r.gfp, node, ctx) {
+                Some(p) => {
+                    self.attach(r.obj, p, r.gfp, 0);
+                    p as i64
+                }
+                None => {
+                    self.objs.pfn[o] = NONE;
+                    self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
+                    -1
+                }
+            };
+        }
+        if r.order == 0 {
             if let Some(head) = self.thp_covering_head(r.obj, 0, r.gfp) {
                 // a THP region's page its head's huge page maps: nothing to allocate
                 self.objs.pfn[o] = NONE;
@@ -470,11 +495,6 @@ impl Machine {
             }
         }
         let node = self.trace_node(r.pid);
-        let ctx = AllocCtx {
-            stack: r.stack,
-            pid: r.pid,
-            tgid: r.tgid,
-        };
         match self.fault_alloc_as(r.obj, r.order as u32, r.gfp, node, ctx) {
             Some(p) => {
                 // order and mask as the allocation left them (a THP
