@@ -452,8 +452,7 @@ impl Machine {
         // SAFETY: `o` is the slot `step` bound for this record, below
         // the table's length, which every slot array has
         unsafe {
-            *ob.owner.get_unchecked_mut(o) =
-                if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
+            *ob.owner.get_unchecked_mut(o) = if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
             let st = ob.state.get_unchecked_mut(o);
             *st = (*st & !OBJ_UNEVICTABLE)
                 | if r.flags & TF_UNEVICTABLE != 0 {
