@@ -1,7 +1,9 @@
 //! Replay the churn trace of `benches/run.py` (profiling aid):
-//! `cargo run --release --example replay_churn [OPS] [REPS] [order0]`
+//! `cargo run --release --example replay_churn [OPS] [REPS] [order0|random|mixed] [LIVE]`
 //! (`order0`: every allocation order 0 with GFP_KERNEL, as
-//! `replay_vs_pure_python` replays). Prints the CPU
+//! `replay_vs_pure_python` replays; `random`: order 0 too, but each
+//! allocation frees a live object picked at random, so the objects a record
+//! names are scattered over the tables instead of in order). Prints the CPU
 //! time of validation and of the run separately (`valgrind --tool=callgrind`
 //! on it gives each part's instructions).
 use kmm_core::gfp::{GFP_HIGHUSER, GFP_KERNEL};
@@ -23,8 +25,10 @@ fn main() {
     let a: Vec<String> = std::env::args().collect();
     let n: usize = a.get(1).map_or(10_000_000, |s| s.parse().unwrap());
     let reps: usize = a.get(2).map_or(3, |s| s.parse().unwrap());
-    let order0 = a.get(3).is_some_and(|s| s == "order0");
-    let live = 100_000usize;
+    let random = a.get(3).is_some_and(|s| s == "random");
+    let order0 = random || a.get(3).is_some_and(|s| s == "order0");
+    // objects live at once (a fifth argument; 100 000 as `benches/run.py`)
+    let live: usize = a.get(4).map_or(100_000, |s| s.parse().unwrap());
     let n_alloc = (n + live) / 2;
     let mut x = 1u64;
     let mut rnd = || {
@@ -52,11 +56,19 @@ fn main() {
     for i in 0..live {
         ops.push(alloc(i, rnd(), rnd(), rnd()));
     }
+    // the live ids, for `random`
+    let mut pool: Vec<usize> = (0..live).collect();
     for i in live..n_alloc {
         ops.push(alloc(i, rnd(), rnd(), rnd()));
+        let gone = if random {
+            let k = (rnd() * live as f64) as usize % live;
+            std::mem::replace(&mut pool[k], i)
+        } else {
+            i - live
+        };
         ops.push(TraceOp {
             op: OP_FREE,
-            obj: (i - live) as u32,
+            obj: gone as u32,
             ..TraceOp::default()
         });
     }

@@ -157,6 +157,9 @@ impl Checked<'_> {
         let n = self.n;
         let mut outcomes = self.outcomes.take();
         let Checked { m, prog, .. } = &mut self;
+        // the machine itself, not the view's reference to it, which the
+        // loop would otherwise load again at every record
+        let m: &mut Machine = m;
         // the `n` records, then the padding the prefetches look into
         let recs = &prog.recs[..];
         debug_assert_eq!(recs.len(), n + AHEAD);
@@ -172,7 +175,7 @@ impl Checked<'_> {
                 Some(o) => {
                     for (i, r) in (done..end).zip(&recs[done..end]) {
                         m.prefetch_ahead(recs, i);
-                        let p = m.step(*r);
+                        let p = m.step(r);
                         debug_assert!(o.len() < o.capacity());
                         // SAFETY: validation reserved room for an outcome a
                         // record (`check_trace`), and one is written a record run
@@ -185,7 +188,7 @@ impl Checked<'_> {
                 None => {
                     for (i, r) in (done..end).zip(&recs[done..end]) {
                         m.prefetch_ahead(recs, i);
-                        m.step(*r);
+                        m.step(r);
                     }
                 }
             }
@@ -274,43 +277,90 @@ impl Machine {
 
     /// Run one validated record: its id turns into its slot (a new slot for
     /// an allocation, given back when it is freed); the pfn concerned or -1.
+    /// OP_ALLOC and OP_FREE, nearly every record of a trace, go straight to
+    /// their own code ([`Machine::apply_alloc`], [`Machine::apply_free`]):
+    /// one dispatch on the op a record, not one here and one in
+    /// [`Machine::apply`].
     #[inline(always)]
-    fn step(&mut self, mut r: TraceOp) -> i64 {
+    fn step(&mut self, r: &TraceOp) -> i64 {
         let slot = |m: &Machine, id: u32| match m.objs.slot(id) {
             Some(s) => s as u32,
             None => unreachable!("validated: object {id} is allocated"),
         };
         match r.op {
-            OP_ALLOC | OP_SLAB_ALLOC => {
-                let id = r.obj;
-                let st = if r.op == OP_ALLOC {
-                    OBJ_LIVE
-                } else {
-                    OBJ_LIVE | OBJ_SLAB
+            OP_ALLOC => {
+                let r = TraceOp {
+                    obj: self.objs.bind(r.obj, OBJ_LIVE),
+                    ..*r
                 };
-                r.obj = self.objs.bind(id, st);
+                self.enter(&r);
+                if self.dropped(&r) {
+                    return self.drop_killed_op(&r);
+                }
+                self.apply_alloc(&r)
+            }
+            OP_FREE => {
+                let r = TraceOp {
+                    obj: slot(self, r.obj),
+                    ..*r
+                };
+                self.enter(&r);
+                let p = self.apply_free(&r);
+                self.objs.unbind(r.obj);
+                p
+            }
+            OP_SLAB_ALLOC => {
+                let r = TraceOp {
+                    obj: self.objs.bind(r.obj, OBJ_LIVE | OBJ_SLAB),
+                    ..*r
+                };
                 self.apply(&r)
             }
-            OP_FREE | OP_SLAB_FREE => {
-                let id = r.obj;
-                r.obj = slot(self, id);
+            OP_SLAB_FREE => {
+                let r = TraceOp {
+                    obj: slot(self, r.obj),
+                    ..*r
+                };
                 let p = self.apply(&r);
                 self.objs.unbind(r.obj);
                 p
             }
             OP_SLAB_PIN => {
-                let (id, t) = (r.obj, r.gfp);
-                r.obj = slot(self, id);
-                r.gfp = slot(self, t);
+                let r = TraceOp {
+                    obj: slot(self, r.obj),
+                    gfp: slot(self, r.gfp),
+                    ..*r
+                };
                 self.apply(&r)
             }
             OP_TOUCH => {
-                let id = r.obj;
-                r.obj = slot(self, id);
+                let r = TraceOp {
+                    obj: slot(self, r.obj),
+                    ..*r
+                };
                 self.apply(&r)
             }
-            _ => self.apply(&r),
+            _ => self.apply(r),
         }
+    }
+
+    /// What every record does first: its task runs, on its CPU.
+    #[inline(always)]
+    fn enter(&mut self, r: &TraceOp) {
+        self.current_pid = r.pid;
+        let cpu = self.cpu_of_pid(r.pid);
+        if cpu != self.cpu {
+            self.switch_cpu(cpu);
+        }
+    }
+
+    /// Whether record `r` is an allocation or touch of a task the OOM killer
+    /// killed, which the engine drops ([`Machine::drop_killed_op`]).
+    #[inline(always)]
+    fn dropped(&self, r: &TraceOp) -> bool {
+        !self.oom_killed.is_empty()
+            && matches!(r.op, OP_ALLOC | OP_SLAB_ALLOC | OP_TOUCH)
+            && self.oom_killed.contains(&r.tgid)
     }
 
     #[inline]
@@ -356,7 +406,7 @@ impl Machine {
     }
 
     /// Bind a freshly allocated block to a trace object; reclaimable ones join the LRU.
-    #[inline]
+    #[inline(always)]
     fn attach(&mut self, obj: u32, pfn: u32, gfp: u32, order: u32) {
         let (o, p) = (obj as usize, pfn as usize);
         debug_assert!(o < self.objs.pfn.len() && o < self.objs.state.len());
@@ -392,70 +442,127 @@ impl Machine {
         }
     }
 
+    /// OP_ALLOC of the slot `r.obj` (bound for this record).
+    #[inline(always)]
+    fn apply_alloc(&mut self, r: &TraceOp) -> i64 {
+        let o = r.obj as usize;
+        let ob = &mut self.objs;
+        debug_assert!(o < ob.owner.len() && o < ob.state.len());
+        debug_assert!(o < ob.gfp.len() && o < ob.order.len());
+        // SAFETY: `o` is the slot `step` bound for this record, below
+        // the table's length, which every slot array has
+        unsafe {
+            *ob.owner.get_unchecked_mut(o) = if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
+            let st = ob.state.get_unchecked_mut(o);
+            *st = (*st & !OBJ_UNEVICTABLE)
+                | if r.flags & TF_UNEVICTABLE != 0 {
+                    OBJ_UNEVICTABLE
+                } else {
+                    0
+                };
+            *ob.gfp.get_unchecked_mut(o) = r.gfp;
+            *ob.order.get_unchecked_mut(o) = r.order;
+        }
+        let ctx = AllocCtx {
+            stack: r.stack,
+            pid: r.pid,
+            tgid: r.tgid,
+        };
+        if r.order == 0 && r.gfp & gfp::__GFP_COMP == 0 {
+            // a page outside any THP region (no `__GFP_COMP`) and not a THP
+            // fault (order 0): `fault_alloc_as` would go straight to
+            // `alloc_inner`, and leave the object's order and mask as stored
+            let node = self.trace_node(r.pid);
+            return match self.alloc_inner(0, r.gfp, node, ctx) {
+                Some(p) => {
+                    self.attach(r.obj, p, r.gfp, 0);
+                    p as i64
+                }
+                None => {
+                    self.objs.pfn[o] = NONE;
+                    self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
+                    -1
+                }
+            };
+        }
+        if r.order == 0 {
+            if let Some(head) = self.thp_covering_head(r.obj, 0, r.gfp) {
+                // a THP region's page its head's huge page maps: nothing to allocate
+                self.objs.pfn[o] = NONE;
+                self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
+                return self.thp_covered_pfn(head, r.obj).map_or(-1, |p| p as i64);
+            }
+        }
+        let node = self.trace_node(r.pid);
+        match self.fault_alloc_as(r.obj, r.order as u32, r.gfp, node, ctx) {
+            Some(p) => {
+                // order and mask as the allocation left them (a THP
+                // fault's base-page fallback changes both)
+                let (g, ord) = (self.objs.gfp[o], self.objs.order[o] as u32);
+                self.attach(r.obj, p, g, ord);
+                p as i64
+            }
+            None => {
+                self.objs.pfn[o] = NONE;
+                self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
+                -1
+            }
+        }
+    }
+
+    /// OP_FREE of the slot `r.obj` (the caller unbinds it after).
+    #[inline(always)]
+    fn apply_free(&mut self, r: &TraceOp) -> i64 {
+        let o = r.obj as usize;
+        debug_assert!(o < self.objs.pfn.len() && o < self.objs.pin.len());
+        // SAFETY: `o` is the slot `step` found for this record's id,
+        // below the table's length, which every slot array has
+        let (p, pin) = unsafe {
+            (
+                *self.objs.pfn.get_unchecked(o),
+                *self.objs.pin.get_unchecked(o),
+            )
+        };
+        if pin != NONE {
+            self.unpin(r.obj);
+        }
+        if p != NONE {
+            let pi = p as usize;
+            let mut f = self.flags[pi];
+            if f & F_LRU != 0 {
+                let zi = self.zone_of_pfn(p as u64);
+                self.lru_del(zi, r.obj);
+                f = self.flags[pi];
+            }
+            f &= !F_OBJ;
+            debug_assert!(pi < self.flags.len());
+            // SAFETY: `pi` indexed `flags` just now, and nothing between
+            // changed its length (the map's length is fixed at boot)
+            unsafe { *self.flags.get_unchecked_mut(pi) = f };
+            self.free_block_flags(p, f, false, r.stack);
+            // (`step` unbinds the slot, which makes its pfn NONE)
+            self.counters.free += 1;
+            p as i64
+        } else {
+            if self.objs.state[o] & OBJ_RECLAIMED != 0 {
+                self.objs.state[o] &= !OBJ_RECLAIMED;
+                self.counters.free_reclaimed += 1;
+            } else {
+                self.counters.free_noop += 1;
+            }
+            -1
+        }
+    }
+
     /// Apply one validated operation; returns the pfn concerned or -1.
     #[inline(always)]
     fn apply(&mut self, r: &TraceOp) -> i64 {
-        self.current_pid = r.pid;
-        let cpu = self.cpu_of_pid(r.pid);
-        if cpu != self.cpu {
-            self.switch_cpu(cpu);
-        }
-        if !self.oom_killed.is_empty()
-            && matches!(r.op, OP_ALLOC | OP_SLAB_ALLOC | OP_TOUCH)
-            && self.oom_killed.contains(&r.tgid)
-        {
+        self.enter(r);
+        if self.dropped(r) {
             return self.drop_killed_op(r);
         }
         match r.op {
-            OP_ALLOC => {
-                let o = r.obj as usize;
-                let ob = &mut self.objs;
-                debug_assert!(o < ob.owner.len() && o < ob.state.len());
-                debug_assert!(o < ob.gfp.len() && o < ob.order.len());
-                // SAFETY: `o` is the slot `step` bound for this record, below
-                // the table's length, which every slot array has
-                unsafe {
-                    *ob.owner.get_unchecked_mut(o) =
-                        if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
-                    let st = ob.state.get_unchecked_mut(o);
-                    *st = (*st & !OBJ_UNEVICTABLE)
-                        | if r.flags & TF_UNEVICTABLE != 0 {
-                            OBJ_UNEVICTABLE
-                        } else {
-                            0
-                        };
-                    *ob.gfp.get_unchecked_mut(o) = r.gfp;
-                    *ob.order.get_unchecked_mut(o) = r.order;
-                }
-                if r.order == 0 && r.gfp & gfp::__GFP_COMP != 0 {
-                    if let Some(head) = self.thp_covering_head(r.obj, 0, r.gfp) {
-                        // a THP region's page its head's huge page maps: nothing to allocate
-                        self.objs.pfn[o] = NONE;
-                        self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
-                        return self.thp_covered_pfn(head, r.obj).map_or(-1, |p| p as i64);
-                    }
-                }
-                let node = self.trace_node(r.pid);
-                let ctx = AllocCtx {
-                    stack: r.stack,
-                    pid: r.pid,
-                    tgid: r.tgid,
-                };
-                match self.fault_alloc_as(r.obj, r.order as u32, r.gfp, node, ctx) {
-                    Some(p) => {
-                        // order and mask as the allocation left them (a THP
-                        // fault's base-page fallback changes both)
-                        let (g, ord) = (self.objs.gfp[o], self.objs.order[o] as u32);
-                        self.attach(r.obj, p, g, ord);
-                        p as i64
-                    }
-                    None => {
-                        self.objs.pfn[o] = NONE;
-                        self.objs.state[o] &= !(OBJ_RECLAIMED | OBJ_IS_SLAB);
-                        -1
-                    }
-                }
-            }
+            OP_ALLOC => self.apply_alloc(r),
             OP_SLAB_ALLOC => {
                 let o = r.obj as usize;
                 self.objs.owner[o] = if r.flags & TF_TASK != 0 { r.tgid } else { NONE };
@@ -507,41 +614,7 @@ impl Machine {
                 }
                 self.objs.pfn[t as usize] as i64
             }
-            OP_FREE => {
-                let o = r.obj as usize;
-                debug_assert!(o < self.objs.pfn.len() && o < self.objs.pin.len());
-                // SAFETY: `o` is the slot `step` found for this record's id,
-                // below the table's length, which every slot array has
-                let (p, pin) = unsafe {
-                    (
-                        *self.objs.pfn.get_unchecked(o),
-                        *self.objs.pin.get_unchecked(o),
-                    )
-                };
-                if pin != NONE {
-                    self.unpin(r.obj);
-                }
-                if p != NONE {
-                    let f = self.flags[p as usize];
-                    if f & F_LRU != 0 {
-                        let zi = self.zone_of_pfn(p as u64);
-                        self.lru_del(zi, r.obj);
-                    }
-                    self.flags[p as usize] &= !F_OBJ;
-                    self.free_block(p, false, r.stack);
-                    // (`step` unbinds the slot, which makes its pfn NONE)
-                    self.counters.free += 1;
-                    p as i64
-                } else {
-                    if self.objs.state[o] & OBJ_RECLAIMED != 0 {
-                        self.objs.state[o] &= !OBJ_RECLAIMED;
-                        self.counters.free_reclaimed += 1;
-                    } else {
-                        self.counters.free_noop += 1;
-                    }
-                    -1
-                }
-            }
+            OP_FREE => self.apply_free(r),
             OP_TOUCH => {
                 self.counters.touch += 1;
                 let mut obj = r.obj;
