@@ -3,6 +3,8 @@ process or in workers reading it as it is written), and the shared config check.
 
 from __future__ import annotations
 
+import os
+
 import kmm
 import numpy as np
 import pytest
@@ -86,3 +88,32 @@ def test_the_load_file_leaves_a_small_dev_shm_alone(monkeypatch, tmp_path):
     monkeypatch.setattr(_variants, "_SHM", str(tmp_path / "missing"))
     monkeypatch.setattr(_variants, "_SHM_MIN_FREE", 0)
     assert _variants._load_dir() is None
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_load_that_outgrows_the_memory_left_is_refused_before_the_machine_runs_short(
+    processes: int, monkeypatch, tmp_path
+) -> None:
+    # a 64 GiB machine's load is tens of GB of records: it must be refused with
+    # a clear error, not end in the host's OOM killer. The budget is made tiny
+    # here (two 1,000-record chunks fit, the third does not).
+    from kmm import _variants
+
+    monkeypatch.setattr(_variants, "_budget", lambda directory: 2 * 1001 * kmm.empty_trace(1).nbytes + 10)
+    monkeypatch.setattr(_variants, "_load_dir", lambda: str(tmp_path))
+    with pytest.raises(kmm.BenchmarkError, match=r"generated load has reached .* GB of trace records"):
+        run_variants(variant, ["a", "b"], None, produce, 1, processes=processes)
+    assert list(tmp_path.iterdir()) == []  # the shared load file is gone
+
+
+def test_the_budget_is_bounded_by_the_memory_available_for_a_load_in_memory() -> None:
+    from kmm import _variants
+
+    avail = _variants._mem_available()
+    if avail is None:
+        pytest.skip("no /proc/meminfo")
+    left = max(0, avail - max(2 << 30, avail // 4))
+    assert _variants._budget(None) is not None
+    assert 0 <= _variants._budget(None) <= left
+    if os.path.isdir("/dev/shm"):
+        assert 0 <= _variants._budget("/dev/shm") <= left

@@ -52,6 +52,76 @@ def _load_dir() -> str | None:
     return _SHM
 
 
+def _mem_available() -> int | None:
+    """MemAvailable from /proc/meminfo, in bytes (None where there is none)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _budget(directory: str | None) -> int | None:
+    """How many bytes of trace a load may keep (in ``directory``'s file
+    system, or in this process's memory when None) before the machine would
+    run short: the room there, bounded by MemAvailable when the bytes live in
+    memory (no directory, or a tmpfs such as /dev/shm), less a quarter of
+    MemAvailable (at least 2 GiB) left for the variants' machines."""
+    room = None
+    in_memory = directory is None
+    if directory is not None:
+        try:
+            st = os.statvfs(directory)
+            room = st.f_bavail * st.f_frsize
+        except OSError:
+            return None
+        in_memory = directory.startswith(_SHM) or _is_tmpfs(directory)
+    avail = _mem_available()
+    if in_memory and avail is not None:
+        room = avail if room is None else min(room, avail)
+    if room is None:
+        return None
+    reserve = max(2 << 30, (avail or 0) // 4)
+    return max(0, room - reserve)
+
+
+def _is_tmpfs(directory: str) -> bool:
+    """Whether ``directory`` is on a tmpfs (its bytes are memory)."""
+    try:
+        with open("/proc/mounts") as f:
+            best, fstype = "", ""
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and (directory == parts[1] or directory.startswith(parts[1].rstrip("/") + "/")):
+                    if len(parts[1]) > len(best):
+                        best, fstype = parts[1], parts[2]
+            return fstype == "tmpfs"
+    except OSError:
+        return False
+
+
+class _Budget:
+    """Refuses a load that outgrows the room it is kept in, before the machine
+    runs out of memory (a 64 GiB machine's load is tens of GB of records)."""
+
+    def __init__(self, directory: str | None) -> None:
+        self._limit = _budget(directory)
+        self._where = directory or "this process's memory"
+        self.used = 0
+
+    def take(self, nbytes: int) -> None:
+        if self._limit is not None and self.used + nbytes > self._limit:
+            raise BenchmarkError(
+                f"the generated load has reached {(self.used + nbytes) / 1e9:.1f} GB of trace records, more than "
+                f"the {self._limit / 1e9:.1f} GB this machine can keep for it ({self._where}, leaving room for the "
+                "variants' machines); a load this size needs a host with more memory: try a smaller --mem or --builds"
+            )
+        self.used += nbytes
+
+
 class Chunks:
     """The chunks of one generated load, by name, in the order they were put."""
 
@@ -100,7 +170,12 @@ class Chunks:
 class LocalChunks(Chunks):
     """The chunks kept in this process (no workers)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._budget = _Budget(None)
+
     def put(self, name: str, chunk: np.ndarray) -> None:
+        self._budget.take(chunk.nbytes)
         self._add(name, chunk)
 
     def _load(self, payload: Any) -> np.ndarray:
@@ -114,9 +189,11 @@ class _Writer:
         self._f: BinaryIO = open(path, "wb")
         self._conns = conns
         self._off = 0
+        self._budget = _Budget(str(path.parent))
 
     def put(self, name: str, chunk: np.ndarray) -> None:
         data = np.ascontiguousarray(chunk).view(np.uint8)
+        self._budget.take(data.shape[0])
         self._f.write(memoryview(data))
         self._f.flush()  # in the page cache before any worker hears of it
         entry = (name, self._off, chunk.shape[0])
