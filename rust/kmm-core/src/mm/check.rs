@@ -30,7 +30,6 @@ impl Machine {
             self.check_block_types(z)?;
         }
         self.check_memmap(list_members, pcp_members)?;
-        self.check_lru_runs()?;
         self.check_slab()
     }
 

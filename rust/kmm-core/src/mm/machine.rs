@@ -30,8 +30,6 @@ pub struct Machine {
     pub(crate) next: Vec<u32>,
     pub(crate) prev: Vec<u32>,
     pub(crate) objs: Objects,
-    /// Runs of kept mapped objects on the active lists (`mm::lru_runs`).
-    pub(crate) lru_runs: super::lru_runs::LruRuns,
     pub counters: Counters,
     pub now_ns: u64,
     /// Antifrag v8 reserve, in maximum-order blocks, per zone.

@@ -81,7 +81,6 @@ impl Machine {
             next: pfn_array(n, 0u32),
             prev: pfn_array(n, 0u32),
             objs: Objects::default(),
-            lru_runs: Default::default(),
             slab: Default::default(),
             oom_killed: Default::default(),
             counters: Counters::default(),

@@ -30,7 +30,6 @@ mod highorder;
 pub mod huge_memory;
 mod kcompactd;
 pub mod kpageflags;
-mod lru_runs;
 pub mod machine;
 mod mm_init;
 pub mod mmzone;

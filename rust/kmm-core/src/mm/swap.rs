@@ -104,10 +104,6 @@ impl Machine {
             return;
         }
         let active = self.objs.state[obj as usize] & OBJ_ACTIVE != 0;
-        if active && mapped {
-            // only a mapped active object can be in a run (`mm::lru_runs`)
-            self.lru_runs.forget(obj);
-        }
         self.objs.state[obj as usize] &= !(OBJ_ACTIVE | OBJ_REF);
         let z = &mut self.zones[zi];
         if mapped {
@@ -140,7 +136,6 @@ impl Machine {
     /// deactivation half of `refill_inactive_zone`).
     #[inline]
     pub(crate) fn deactivate(&mut self, zi: usize, obj: u32) {
-        self.lru_runs.forget(obj);
         let pages = self.obj_pages(obj);
         self.objs.state[obj as usize] &= !OBJ_ACTIVE;
         let z = &mut self.zones[zi];

@@ -4,10 +4,9 @@
 //! (`mm::slab`) after its LRU scan as 2.6.11 does. Reclaimed blocks are freed
 //! through the allocator's free path (`mm::page_alloc`).
 
-use super::lru_runs::MAX_RUN;
 use super::machine::Machine;
 use super::objects::{OBJ_RECLAIMED, OBJ_REF};
-use super::page::forder;
+use super::page::{forder, list_add, list_del};
 use crate::{NONE, SWAP_CLUSTER_MAX};
 
 /// `DEF_PRIORITY` of 2.6.11's `mm/vmscan.c`: kswapd's first pass scans
@@ -71,8 +70,11 @@ impl Machine {
                 // refill a page at a time until one moves; a page that stays
                 // active loses its referenced bit (or is mapped and kept), so
                 // two lengths of the active list bound the search
-                let tries = 2 * self.zones[zi].active.nr as u64;
-                self.refill_until_one_moves(zi, tries, reclaim_mapped);
+                let mut tries = 2 * self.zones[zi].active.nr as u64;
+                while self.zones[zi].inactive.nr == 0 && tries > 0 {
+                    self.refill_inactive_zone(zi, 1, reclaim_mapped);
+                    tries -= 1;
+                }
                 if self.zones[zi].inactive.nr == 0 {
                     break;
                 }
@@ -140,130 +142,32 @@ impl Machine {
     /// cleared and goes back to the active head, any other moves to the
     /// inactive head.
     pub(crate) fn refill_inactive_zone(&mut self, zi: usize, nr: u64, reclaim_mapped: bool) {
-        self.refill_scan(zi, nr, u64::MAX, false, reclaim_mapped);
-    }
-
-    /// `shrink_zone`'s refill of an empty inactive list: `refill_inactive_zone`
-    /// of one page, called until an object moves to the inactive list or
-    /// `tries` calls were made (each call scans exactly one object).
-    pub(crate) fn refill_until_one_moves(&mut self, zi: usize, tries: u64, reclaim_mapped: bool) {
-        self.refill_scan(zi, u64::MAX, tries, true, reclaim_mapped);
-    }
-
-    /// The scan of `refill_inactive_zone`: objects from the active tail until
-    /// `nr` pages or `max_objs` objects were scanned (or, with
-    /// `stop_on_move`, one object moved to the inactive list).
-    ///
-    /// Rotating the tail object to the head one at a time, as the kernel
-    /// does, only turns the list: the kept objects end at the head in the
-    /// order they had. So the scan walks from the tail without writing the
-    /// links of the objects it keeps (a mapped page kept active, a referenced
-    /// one whose bit it clears), unlinks only those it deactivates, and once
-    /// done moves the kept run (the tail segment it walked) to the head in
-    /// one splice. A walk past the head has kept the whole list, whose
-    /// rotation leaves it as it was: the scan goes on from the tail, meeting
-    /// the objects again as the kernel's rotation would (their bits now
-    /// clear). Same lists, bits and counters as one rotation an object
-    /// (`tests::refill_scan_is_the_rotation`).
-    fn refill_scan(
-        &mut self,
-        zi: usize,
-        nr: u64,
-        max_objs: u64,
-        stop_on_move: bool,
-        reclaim_mapped: bool,
-    ) {
-        let keep_mapped = !(reclaim_mapped && self.cfg.swap);
-        let (mut done, mut scanned, mut pgrefill) = (0u64, 0u64, 0u64);
-        // the first (headmost) kept object of this pass: the kept run is
-        // `run ..= tail`, contiguous (what lay between was deactivated)
-        let mut run = NONE;
-        let mut cur = self.zones[zi].active.tail;
-        // the run of mapped objects being recorded (`mm::lru_runs`): first, last, objects, pages
-        let (mut r0, mut r1, mut rk, mut rp) = (NONE, NONE, 0u32, 0u64);
-        if keep_mapped {
-            self.lru_runs.fit(self.objs.lru_prev.len());
-        }
-        while done < nr && scanned < max_objs {
-            if cur == NONE {
-                self.lru_runs.record(r0, r1, rk, rp);
-                r0 = NONE;
-                if run == NONE {
-                    break; // the list is empty
-                }
-                run = NONE;
-                cur = self.zones[zi].active.tail;
-                continue;
+        let mut done = 0u64;
+        while done < nr {
+            let obj = self.zones[zi].active.tail;
+            if obj == NONE {
+                break;
             }
-            let obj = cur;
-            let o = obj as usize;
-            if keep_mapped {
-                if let Some((end, k, p)) = self.lru_runs.at(obj) {
-                    if done + p < nr && scanned + (k as u64) < max_objs {
-                        // the whole run kept as it is, at once
-                        #[cfg(test)]
-                        {
-                            self.lru_runs.passed += 1;
-                        }
-                        self.lru_runs.record(r0, r1, rk, rp);
-                        r0 = NONE;
-                        done += p;
-                        pgrefill += p;
-                        scanned += k as u64;
-                        run = end;
-                        cur = self.objs.lru_prev[end as usize];
-                        continue;
-                    }
-                }
-            }
-            self.lru_runs.forget(obj);
-            cur = self.objs.lru_prev[o];
             let pages = self.obj_pages(obj);
             done += pages;
-            pgrefill += pages;
-            scanned += 1;
-            let keep = if keep_mapped && self.obj_mapped(obj) {
-                if rk == MAX_RUN {
-                    self.lru_runs.record(r0, r1, rk, rp);
-                    r0 = NONE;
-                }
-                if r0 == NONE {
-                    (r0, rk, rp) = (obj, 0, 0);
-                }
-                self.lru_runs.join(obj, r0);
-                (r1, rk, rp) = (obj, rk + 1, rp + pages);
+            self.counters.pgrefill += pages;
+            let o = obj as usize;
+            let keep = if self.obj_mapped(obj) && !(reclaim_mapped && self.cfg.swap) {
+                true
+            } else if self.objs.state[o] & OBJ_REF != 0 {
+                self.objs.state[o] &= !OBJ_REF;
                 true
             } else {
-                self.lru_runs.record(r0, r1, rk, rp);
-                r0 = NONE;
-                if self.objs.state[o] & OBJ_REF != 0 {
-                    self.objs.state[o] &= !OBJ_REF;
-                    true
-                } else {
-                    false
-                }
+                false
             };
             if keep {
-                run = obj;
+                let z = &mut self.zones[zi];
+                let (n, p) = (&mut self.objs.lru_next, &mut self.objs.lru_prev);
+                list_del(n, p, &mut z.active, obj);
+                list_add(n, p, &mut z.active, obj);
             } else {
                 self.deactivate(zi, obj);
-                if stop_on_move {
-                    break;
-                }
             }
-        }
-        self.lru_runs.record(r0, r1, rk, rp);
-        self.counters.pgrefill += pgrefill;
-        let z = &mut self.zones[zi].active;
-        if run != NONE && run != z.head {
-            let (n, p) = (&mut self.objs.lru_next, &mut self.objs.lru_prev);
-            let before = p[run as usize];
-            n[before as usize] = NONE;
-            p[run as usize] = NONE;
-            n[z.tail as usize] = z.head;
-            p[z.head as usize] = z.tail;
-            z.head = run;
-            z.tail = before;
         }
     }
 
