@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import kmm
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -180,6 +181,25 @@ def test_highalloc_cell_is_a_pure_function_of_config_and_seed():
     for r in a.rows:
         att = a.extra[r["variant"]][r["phase"]]["attempt_success"]
         assert len(att) == r["attempted"] == 6 and sum(att) == r["success"]
+
+
+def test_highalloc_cell_keeps_its_page_maps_in_memory_and_they_match_the_files(tmp_path, monkeypatch):
+    # a cell killed by Ctrl-C must leave no temporary directory behind: its
+    # page maps never touch the disk; they are the ones --page-maps DIR writes
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rec = ha_cell.run_cell(TINY, 3)
+    assert list(tmp_path.iterdir()) == []
+    assert sorted(rec.arrays) == sorted(
+        f"page_map|{v}|{w}" for v in kmm.highalloc.DEFAULT_VARIANTS for w in ("before", "after")
+    )
+    d = tmp_path / "maps"
+    d.mkdir()
+    kmm.highalloc.run(ha_cell.make_config(TINY, 3), processes=2, page_maps=str(d))
+    for v in kmm.highalloc.DEFAULT_VARIANTS:
+        assert (rec.arrays[f"page_map|{v}|before"] == np.load(d / f"{v}-before.npy")).all()
+        assert (rec.arrays[f"page_map|{v}|after"] == np.load(d / f"{v}-under_load.npy")).all()
 
 
 # ---- bad input on the command line: a clear error before any cell runs ---------------------

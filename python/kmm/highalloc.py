@@ -252,7 +252,18 @@ def _pass(
     }
 
 
-def run_variant(name: str, cfg: HighallocConfig, chunks: Chunks, progress=None, page_maps: str | None = None) -> dict[str, Any]:
+def _keep_page_map(page_maps: str | dict[str, np.ndarray] | None, stem: str, m: Machine) -> None:
+    """``m.page_map()`` saved as ``DIR/STEM.npy``, or put in the dict under ``STEM``
+    (a dict works in this process only: ``run(..., processes=1)``)."""
+    if isinstance(page_maps, dict):
+        page_maps[stem] = m.page_map()
+    elif page_maps:
+        np.save(Path(page_maps) / f"{stem}.npy", m.page_map())
+
+
+def run_variant(
+    name: str, cfg: HighallocConfig, chunks: Chunks, progress=None, page_maps: str | dict[str, np.ndarray] | None = None
+) -> dict[str, Any]:
     """Run one variant on the generated load (``generate_load``'s chunks); returns its results."""
     tick = progress or (lambda: None)
     m = Machine(**cfg.machine_kwargs(name))
@@ -262,15 +273,12 @@ def run_variant(name: str, cfg: HighallocConfig, chunks: Chunks, progress=None, 
     for chunk in chunks.group("warmup"):
         _, c = m.replay(chunk, outcomes=False)
         warm_ops += c["ops"]
-    if page_maps:
-        np.save(Path(page_maps) / f"{name}-before.npy", m.page_map())
+    _keep_page_map(page_maps, f"{name}-before", m)
     load = _pass(m, cfg, cfg.attempts, lambda i: chunks.get(f"step{i:06d}"), gfp, tick)
-    if page_maps:
-        np.save(Path(page_maps) / f"{name}-under_load.npy", m.page_map())
+    _keep_page_map(page_maps, f"{name}-under_load", m)
     m.replay(chunks.get("stop"), outcomes=False)
     rest = _pass(m, cfg, cfg.rest_attempts(), lambda i: None, gfp, tick)
-    if page_maps:
-        np.save(Path(page_maps) / f"{name}-at_rest.npy", m.page_map())
+    _keep_page_map(page_maps, f"{name}-at_rest", m)
     m.check()
     counters = m.counters()
     return {
@@ -326,15 +334,20 @@ def run(
     preset: str | None = None,
     processes: int | None = None,
     progress: bool = False,
-    page_maps: str | None = None,
+    page_maps: str | dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Run every variant of ``cfg`` (in parallel processes) and return the
     results as a dict. ``cfg`` is a :class:`HighallocConfig` or a dict of its
     fields; ``preset`` names a post's setup (``kmm.presets``) that ``cfg``'s
-    fields then override; ``result["config"]`` is the full config run."""
+    fields then override; ``result["config"]`` is the full config run.
+    ``page_maps`` keeps each variant's ``page_map()`` before the attempts,
+    after those under load and after those at rest: as ``DIR/NAME-STAGE.npy``
+    files, or in a dict under ``NAME-STAGE`` (which runs in this process)."""
     cfg = resolve_config(cfg, preset)
     cfg.validate()
     cfg = cfg.resolved()
+    if isinstance(page_maps, dict):
+        processes = 1  # the maps are put in this process's dict
     t0 = time.perf_counter()
     total = len(cfg.variants) * (cfg.attempts + cfg.rest_attempts())
     bar = None

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from .. import highalloc as _ha
@@ -66,16 +64,15 @@ def validate(config: dict[str, Any]) -> None:
 def run_cell(config: dict[str, Any], seed: int) -> Record:
     """Run highalloc for ``config`` and ``seed``; a pure function of the two (but the timings)."""
     cfg = make_config(config, seed)
-    with tempfile.TemporaryDirectory(prefix="kmm-sweep-maps-") as maps:
-        res = _ha.run(cfg, processes=1, page_maps=maps)
-        arrays = {}
-        import numpy as np
-
-        for name in cfg.variants:
-            for when, stem in (("before", "before"), ("after", "under_load")):
-                f = Path(maps) / f"{name}-{stem}.npy"
-                if f.exists():
-                    arrays[f"page_map|{name}|{when}"] = np.load(f)
+    # the page maps stay in this process (no temporary files a killed cell
+    # would leave behind)
+    maps: dict[str, Any] = {}
+    res = _ha.run(cfg, processes=1, page_maps=maps)
+    arrays = {}
+    for name in cfg.variants:
+        for when, stem in (("before", "before"), ("after", "under_load")):
+            if f"{name}-{stem}" in maps:
+                arrays[f"page_map|{name}|{when}"] = maps[f"{name}-{stem}"]
     return record_of(res, arrays)
 
 
