@@ -117,3 +117,67 @@ def test_the_budget_is_bounded_by_the_memory_available_for_a_load_in_memory() ->
     assert 0 <= _variants._budget(None) <= left
     if os.path.isdir("/dev/shm"):
         assert 0 <= _variants._budget("/dev/shm") <= left
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_load_kept_in_memory_is_refused_when_the_host_runs_low_while_it_grows(
+    processes: int, monkeypatch, tmp_path
+) -> None:
+    # the room at the start is not enough: the generator and the machines grow
+    # meanwhile, so MemAvailable is read again at every chunk
+    from kmm import _variants
+
+    left = iter([10 << 30, 10 << 30] + [0] * 100)  # after two chunks the host is out of memory
+    monkeypatch.setattr(_variants, "_budget", lambda directory: None)
+    monkeypatch.setattr(_variants, "_in_memory", lambda directory: True)
+    monkeypatch.setattr(_variants, "_mem_available", lambda: next(left))
+    monkeypatch.setattr(_variants, "_load_dir", lambda: str(tmp_path))
+    with pytest.raises(kmm.BenchmarkError, match=r"GB of memory left, less than the .* GB kept free"):
+        run_variants(variant, ["a", "b"], None, produce, 1, processes=processes)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_stops_the_workers_and_removes_the_shared_load_file(tmp_path) -> None:
+    # `kill PID` (or a job scheduler's stop) must not leave the load file,
+    # which is memory in /dev/shm until reboot, nor a worker behind
+    import glob
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    pattern = [os.path.join(d, "kmm-load-*") for d in ("/dev/shm", tempfile.gettempdir())]
+    before = {p for pat in pattern for p in glob.glob(pat)}
+    err = open(tmp_path / "stderr", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kmm", "highalloc", "--quick", "--no-progress", "--processes", "2"],
+        stdout=subprocess.DEVNULL, stderr=err, text=True, start_new_session=True,
+    )
+    new: set[str] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while not new:
+            assert proc.poll() is None, "the run ended before its load file was seen"
+            assert time.monotonic() < deadline, "no load file appeared"
+            time.sleep(0.02)
+            new = {p for pat in pattern for p in glob.glob(pat)} - before
+        time.sleep(0.3)  # generating and replaying now
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        # no worker of the run is left (its session's processes are gone)
+        alive = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left, so a failure cannot hang
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        leftover = [p for p in new if os.path.exists(p)]
+        for p in leftover:
+            shutil.rmtree(p, ignore_errors=True)
+    err.seek(0)
+    assert proc.returncode == 128 + signal.SIGTERM, err.read()
+    assert alive == []
+    assert leftover == []

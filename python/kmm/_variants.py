@@ -23,7 +23,9 @@ import multiprocessing as mp
 import os
 import pickle
 import queue
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -52,16 +54,26 @@ def _load_dir() -> str | None:
     return _SHM
 
 
-def _mem_available() -> int | None:
-    """MemAvailable from /proc/meminfo, in bytes (None where there is none)."""
+def _meminfo(field: str) -> int | None:
+    """A field of /proc/meminfo, in bytes (None where there is none)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def _mem_available() -> int | None:
+    """MemAvailable, in bytes."""
+    return _meminfo("MemAvailable")
+
+
+def _in_memory(directory: str | None) -> bool:
+    """Whether bytes kept in ``directory`` (None: this process) are memory."""
+    return directory is None or directory.startswith(_SHM) or _is_tmpfs(directory)
 
 
 def _budget(directory: str | None) -> int | None:
@@ -71,21 +83,26 @@ def _budget(directory: str | None) -> int | None:
     memory (no directory, or a tmpfs such as /dev/shm), less a quarter of
     MemAvailable (at least 2 GiB) left for the variants' machines."""
     room = None
-    in_memory = directory is None
     if directory is not None:
         try:
             st = os.statvfs(directory)
             room = st.f_bavail * st.f_frsize
         except OSError:
             return None
-        in_memory = directory.startswith(_SHM) or _is_tmpfs(directory)
     avail = _mem_available()
-    if in_memory and avail is not None:
+    if _in_memory(directory) and avail is not None:
         room = avail if room is None else min(room, avail)
     if room is None:
         return None
     reserve = max(2 << 30, (avail or 0) // 4)
     return max(0, room - reserve)
+
+
+def _floor() -> int:
+    """MemAvailable below which a load kept in memory is refused while it is
+    generated (the generator and the variants' machines grow meanwhile):
+    a tenth of MemTotal, at least 1 GiB."""
+    return max(1 << 30, (_meminfo("MemTotal") or 0) // 10)
 
 
 def _is_tmpfs(directory: str) -> bool:
@@ -105,19 +122,32 @@ def _is_tmpfs(directory: str) -> bool:
 
 class _Budget:
     """Refuses a load that outgrows the room it is kept in, before the machine
-    runs out of memory (a 64 GiB machine's load is tens of GB of records)."""
+    runs out of memory (a 64 GiB machine's load is tens of GB of records): its
+    bytes against the room there was at the start (:func:`_budget`), and, when
+    they are memory, MemAvailable now against :func:`_floor`."""
 
     def __init__(self, directory: str | None) -> None:
         self._limit = _budget(directory)
+        self._memory = _in_memory(directory)
+        self._floor = _floor() if self._memory else 0
         self._where = directory or "this process's memory"
         self.used = 0
 
     def take(self, nbytes: int) -> None:
+        short = None
         if self._limit is not None and self.used + nbytes > self._limit:
+            short = f"more than the {self._limit / 1e9:.1f} GB there was room for ({self._where})"
+        elif self._memory:
+            avail = _mem_available()
+            if avail is not None and avail - nbytes < self._floor:
+                short = (
+                    f"and the host has {avail / 1e9:.1f} GB of memory left, less than the "
+                    f"{self._floor / 1e9:.1f} GB kept free ({self._where})"
+                )
+        if short is not None:
             raise BenchmarkError(
-                f"the generated load has reached {(self.used + nbytes) / 1e9:.1f} GB of trace records, more than "
-                f"the {self._limit / 1e9:.1f} GB this machine can keep for it ({self._where}, leaving room for the "
-                "variants' machines); a load this size needs a host with more memory: try a smaller --mem or --builds"
+                f"the generated load has reached {(self.used + nbytes) / 1e9:.1f} GB of trace records, {short}; "
+                "a load this size needs a host with more memory: try a smaller --mem or --builds"
             )
         self.used += nbytes
 
@@ -248,6 +278,7 @@ def _worker(
     fn: Callable[..., Any], names: list[str], cfg: Any, path: str, conn: Any, q: Any, ticks: bool,
     extra: tuple[Any, ...],
 ) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's terminate() stops it at once
     chunks = _Reader(path, conn)
     tick = (lambda: q.put(("tick",))) if ticks else None
     for n in names:
@@ -279,6 +310,29 @@ def run_variants(
         gen = produce(local)
         return gen, {n: fn(n, cfg, local, (lambda: bar.update(1)) if bar else None, *extra) for n in names}
     ctx = mp.get_context("spawn" if os.name != "posix" else "fork")
+    # SIGTERM ends the run through the finally blocks below, as Ctrl-C does:
+    # the workers are stopped and the shared load file (memory, in /dev/shm,
+    # until reboot otherwise) is removed. This process returns to Python at
+    # every chunk it generates and every 0.2 s while it waits, so the handler
+    # runs promptly; the workers get the default action back.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _run_workers(fn, names, cfg, produce, extra, nproc, ctx, bar)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _run_workers(
+    fn: Callable[..., Any], names: Sequence[str], cfg: Any, produce: Callable[[Any], Any], extra: tuple[Any, ...],
+    nproc: int, ctx: Any, bar: Any,
+) -> tuple[Any, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="kmm-load-", dir=_load_dir()) as tmp:
         path = Path(tmp) / "load.trace"
         path.touch()
