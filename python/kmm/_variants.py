@@ -141,8 +141,8 @@ class _Budget:
             avail = _mem_available()
             if avail is not None and avail - nbytes < self._floor:
                 short = (
-                    f"and the host has {avail / 1e9:.1f} GB of memory left, less than the "
-                    f"{self._floor / 1e9:.1f} GB kept free ({self._where})"
+                    f"and the host would have {max(0, avail - nbytes) / 1e9:.1f} GB of memory left, less than "
+                    f"the {self._floor / 1e9:.1f} GB kept free ({self._where})"
                 )
         if short is not None:
             raise BenchmarkError(
