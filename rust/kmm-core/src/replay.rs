@@ -544,14 +544,22 @@ impl Machine {
             self.counters.free += 1;
             p as i64
         } else {
-            if self.objs.state[o] & OBJ_RECLAIMED != 0 {
-                self.objs.state[o] &= !OBJ_RECLAIMED;
-                self.counters.free_reclaimed += 1;
-            } else {
-                self.counters.free_noop += 1;
-            }
-            -1
+            self.free_absent(o)
         }
+    }
+
+    /// The free of an object that holds no page: one reclaim took (counted as
+    /// `free_reclaimed`, its mark cleared) or one that never got one
+    /// (`free_noop`); returns -1, the pfn concerned.
+    #[inline(always)]
+    fn free_absent(&mut self, o: usize) -> i64 {
+        if self.objs.state[o] & OBJ_RECLAIMED != 0 {
+            self.objs.state[o] &= !OBJ_RECLAIMED;
+            self.counters.free_reclaimed += 1;
+        } else {
+            self.counters.free_noop += 1;
+        }
+        -1
     }
 
     /// Apply one validated operation; returns the pfn concerned or -1.
@@ -591,13 +599,7 @@ impl Machine {
                     self.slab_free_obj(r.obj, false);
                     p as i64
                 } else {
-                    if self.objs.state[o] & OBJ_RECLAIMED != 0 {
-                        self.objs.state[o] &= !OBJ_RECLAIMED;
-                        self.counters.free_reclaimed += 1;
-                    } else {
-                        self.counters.free_noop += 1;
-                    }
-                    -1
+                    self.free_absent(o)
                 }
             }
             OP_SLAB_PIN => {
