@@ -352,15 +352,26 @@ def _can_read_kpageflags() -> bool:
 
 @pytest.mark.skipif(os.geteuid() != 0 or not _can_read_kpageflags(), reason="needs root and /proc/kpageflags")
 def test_live_snapshot_as_root(tmp_path):
-    out = tmp_path / "live.tar.zst"
-    assert main(["snapshot", "-o", str(out), "--label", "t1"]) == 0
-    s = ks.load(out)
-    assert s.label == "t1" and s.meta["source"] == "live"
-    assert isinstance(s.meta["buddyinfo_changed"], bool)
-    m = kmm.Machine.from_snapshot(out, allocator="vanilla")
-    m.check()
-    if s.consistent:
-        assert m.buddyinfo() == s.texts["buddyinfo"]
+    # buddyinfo read before and after kpageflags can agree while a page was
+    # allocated and freed in between (kpageflags then caught it in use), so a
+    # "consistent" snapshot may still rebuild a different buddyinfo on a busy
+    # machine.  Up to five snapshots are taken: every one must load and pass
+    # check(), and one consistent snapshot must rebuild its buddyinfo exactly.
+    seen = []
+    for i in range(5):
+        out = tmp_path / f"live{i}.tar.zst"
+        assert main(["snapshot", "-o", str(out), "--label", "t1"]) == 0
+        s = ks.load(out)
+        assert s.label == "t1" and s.meta["source"] == "live"
+        assert isinstance(s.meta["buddyinfo_changed"], bool)
+        m = kmm.Machine.from_snapshot(out, allocator="vanilla")
+        m.check()
+        seen.append((s.consistent, s.consistent and m.buddyinfo() == s.texts["buddyinfo"]))
+        if seen[-1][1]:
+            return
+    if not any(c for c, _ in seen):
+        pytest.skip("buddyinfo changed during every one of five snapshots (a busy machine)")
+    pytest.fail(f"no consistent snapshot rebuilt its buddyinfo exactly: {seen}")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="drops to nobody from root")
