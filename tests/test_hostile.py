@@ -3,6 +3,7 @@ machine unchanged, no abort, no panic; Ctrl-C stops long calls."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -333,10 +334,47 @@ def test_fuzz_procfs_parsers(text: str) -> None:
             pass
 
 
-def sigint_cli(args: list[str], stdin: int | None = None, after: float = 1.5) -> tuple[int | None, float, str]:
+def _reading_stdin(pid: int) -> bool:
+    """The process sits in read(0, ...) (x86_64 syscall 0 on fd 0)."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split()[:2] == ["0", "0x0"]
+    except OSError:
+        return False
+
+
+def _started_threads(pid: int) -> bool:
+    """The process runs more threads than the CLI has once imported (numpy's
+    BLAS starts some at import): the transmit threads are up."""
+    global _IMPORT_THREADS
+    if _IMPORT_THREADS is None:
+        _IMPORT_THREADS = int(subprocess.run(
+            [sys.executable, "-c", "import os, kmm.cli; print(len(os.listdir('/proc/self/task')))"],
+            capture_output=True, text=True, check=True,
+        ).stdout)
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > _IMPORT_THREADS
+    except OSError:
+        return False
+
+
+_IMPORT_THREADS: int | None = None
+
+
+def sigint_cli(
+    args: list[str], stdin: int | None = None, after: float = 1.5, ready=None
+) -> tuple[int | None, float, str]:
+    """Start the CLI, wait until ``ready(pid)`` holds (the command is under
+    way, not still importing: a fixed sleep raced a loaded machine), then
+    ``after`` seconds more, then send SIGINT."""
     p = subprocess.Popen(
         [sys.executable, "-m", "kmm.cli", *args], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    if ready is not None:
+        deadline = time.monotonic() + 60
+        while not ready(p.pid) and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert p.poll() is None, p.communicate()[1]
     time.sleep(after)
     t0 = time.monotonic()
     p.send_signal(signal.SIGINT)
@@ -354,7 +392,7 @@ def test_item5_ctrl_c_stops_page_owner_sort_on_an_idle_pipe() -> None:
 
     r, w = os.pipe()
     try:
-        rc, dt, err = sigint_cli(["page-owner", "sort"], stdin=r)
+        rc, dt, err = sigint_cli(["page-owner", "sort"], stdin=r, after=0.2, ready=_reading_stdin)
     finally:
         os.close(r)
         os.close(w)
@@ -362,7 +400,7 @@ def test_item5_ctrl_c_stops_page_owner_sort_on_an_idle_pipe() -> None:
 
 
 def test_item5_ctrl_c_stops_kmm_xmit() -> None:
-    rc, dt, err = sigint_cli(["xmit", "--packets", "100000000"], after=2.0)
+    rc, dt, err = sigint_cli(["xmit", "--packets", "100000000"], after=0.5, ready=_started_threads)
     assert rc == 130 and dt < 2.0 and "Traceback" not in err, err
 
 
