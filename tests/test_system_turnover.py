@@ -10,6 +10,7 @@ from kmm import workloads as wl
 from kmm.trace import OP_SLAB_ALLOC, OP_SLAB_FREE
 from kmm.workloads.params import (
     MODULE_KMALLOC_4096,
+    SYSTEM_FILES_IN_USE,
     SYSTEM_LATE,
     SYSTEM_PROCESSES,
     SYSTEM_TURNOVER_KINDS,
@@ -81,6 +82,8 @@ def test_turnover_events_pair_up() -> None:
     free = int(np.count_nonzero(tr["op"] == OP_SLAB_FREE))
     assert free > 0
     per_task = sum(n for _, n in TASK_SLAB)
-    assert alloc - free == N_PROCS * per_task + MODULE_KMALLOC_4096
+    # each file in use: an inode, a dentry, a struct file and a reference
+    files = N_PROCS * SYSTEM_FILES_IN_USE * 4
+    assert alloc - free == N_PROCS * per_task + MODULE_KMALLOC_4096 + files
     off = wl.system(seed=0, turnover=0).run_until(100.0)
     assert int(np.count_nonzero(off["op"] == OP_SLAB_FREE)) == 0

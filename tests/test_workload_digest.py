@@ -62,24 +62,24 @@ def two_builds() -> list[np.ndarray]:
 CASES: dict[str, tuple[Callable[[], list[np.ndarray]], str, int]] = {
     "v7 preset, seed 0": (
         lambda: stress(HighallocConfig.from_preset("v7"), 8.0, 3.0),
-        "102403f6ab1994e25a64a1e59efd771ac8695523be64b8d81ff9b14c53d20120", 910_188,
+        "60bd36ad10d3fc3c60259b0d7190e5ee8677826b1c786e246f3d66eb8e58004b", 910_692,
     ),
     "v19 preset, seed 3": (
         lambda: stress(HighallocConfig.from_preset("v19", seed=3), 8.0, 2.5),
-        "852bfcfdc5302fd0e6b2c72b2a23fd94392e2aa243de1f692ab33f1875871366", 913_355,
+        "296f713f9fb364bac686bb4c4a88e50c20e0c7f3bc84cc3b1e03c73b13831b96", 913_859,
     ),
     "x86_64 2 GiB, load scaled to RAM, seed 1": (
         lambda: stress(HighallocConfig(layout="x86_64", mem="2GiB", seed=1), 8.0, 4.0),
-        "5fc5a18aa1ab49e3c283296685b8e1554644ac73728cc755968c92458ddbabd6", 904_181,
+        "52b6913c10bd4a6b1ca14dc4ee282f25e5d06094aaaa65399bf8de7fd6770775", 904_685,
     ),
     "one build of a small tree, seed 5": (
         build, "e4b9180cae9877bcda4cfff64a37ba3a15cc02e73b850d011d6d3a246e4b951b", 581_480,
     ),
     "system + fio + THP workers + NIC rings, seed 2": (
-        thp_fio_nic, "026e2d81d2d214200ad0e0af707e4ea7a994161f4dc44b9ddf1a583a865513c3", 577_527,
+        thp_fio_nic, "9e412068720d63e18a0addab53a051252576a9d7cd26c765bb3ee274b8095526", 578_031,
     ),
     "updatedb + 2 builds into make, seed 7": (
-        two_builds, "ed47ff60d1b5440cd47638c185d2bf5505077f7cb0d34b6440f7b3bca3e50406", 1_274_981,
+        two_builds, "3956f0ec98d804e7393ca42b4de335e98dbf02d2c1972ae5900dbd09e7f5f0e2", 1_275_485,
     ),
 }
 

@@ -45,6 +45,16 @@ SYSTEM_TURNOVER_S = 2.2
 #: The objects that turn over: the process's vm_area_structs and its small
 #: kmallocs (task_struct, mm, files and signal structs live as long as it does).
 SYSTEM_TURNOVER_KINDS: tuple[str, ...] = ("vm_area_struct", "kmalloc_32")
+#: The files a long-lived process keeps in use for its whole life (its
+#: executable, ld.so, libc and libraries, locale files, cwd, root, open fds,
+#: and the directories above them, files shared by processes counted once):
+#: each one a dentry and an inode with a reference, which neither the
+#: shrinkers nor drop_caches free (2.6.11's prune_dcache takes only dentries
+#: on dentry_unused, d_count 0; prune_icache only inodes with i_count 0).
+#: Measured on a real 6.18 machine (docs/workloads.md, "The system"): 12
+#: long-lived user processes held 48 distinct files and 20 more parent
+#: directories, 68 / 12 = 5.7 per process.
+SYSTEM_FILES_IN_USE = 6
 #: The test module's buffers (vmregress keeps its page arrays and reports in
 #: kmalloc'd memory): 16 x size-4096.
 MODULE_KMALLOC_4096 = 16

@@ -18,6 +18,7 @@ from .kinds import K
 from .load import Load
 from .params import (
     MODULE_KMALLOC_4096,
+    SYSTEM_FILES_IN_USE,
     SYSTEM_LATE,
     SYSTEM_PROCESSES,
     SYSTEM_TURNOVER_KINDS,
@@ -32,8 +33,12 @@ class SystemSource(Source):
     """init, daemons, a login shell and an X server at boot; the benchmark's
     shell and its monitor started later; the test module's buffers."""
 
-    def __init__(self, *, seed: int, start_us: int, life_us: int, stream: int, turnover_us: int = 0) -> None:
+    def __init__(
+        self, *, seed: int, start_us: int, life_us: int, stream: int, turnover_us: int = 0,
+        files_in_use: int = SYSTEM_FILES_IN_USE,
+    ) -> None:
         self.seed = seed
+        self.files_in_use = files_in_use
         self.stream = stream
         self.start_us = start_us
         self.life_us = life_us
@@ -49,6 +54,7 @@ class SystemSource(Source):
             "processes": sum(n for _, n, _, _ in self.boot + self.late),
             "module_kmalloc_4096": MODULE_KMALLOC_4096,
             "turnover_s": self.turnover_us / 1e6,
+            "files_in_use": self.files_in_use,
         }
 
     def bind(self, ctx: Ctx) -> None:
@@ -76,6 +82,8 @@ class SystemSource(Source):
                     exits=False,
                 )
                 out += procs
+                if self.files_in_use:
+                    out += self._files(ctx, procs, t)
                 if self.turnover_us:
                     out += self._turnover(ctx, w, procs, t)
         if lo <= self.start_us < hi:
@@ -84,6 +92,28 @@ class SystemSource(Source):
             # the module's buffers are held by the module, not by a cache: never freed
             out[-1]["proc"] = 2
         return out
+
+    def _files(self, ctx: Ctx, procs: list[Procs], t: int) -> list[np.ndarray]:
+        """The files each process keeps in use from its start (``files_in_use``
+        each): an inode, its dentry, and the two references that keep them in
+        use, a ``struct file`` (size-256) on the dentry and a size-32 object on
+        the inode (a kmm pinner holds one object, so the dentry's own hold on
+        its inode is this second object). None is freed: the processes outlive
+        the load, and the shrinkers skip held objects."""
+        pid = np.concatenate([pr.pid for pr in procs]).astype(np.uint32)
+        n = pid.shape[0] * self.files_in_use
+        if n == 0:
+            return []
+        base = ctx.ids.permanent(4 * n)
+        ino, den, fil, ref = (base + i * n + np.arange(n, dtype=np.int64) for i in range(4))
+        pp = np.repeat(pid, self.files_in_use)
+        tt = np.full(n, t, dtype=np.int64)
+        return [
+            events(tt, OP_ALLOC, ino, pp, K["inode"], proc=2),
+            events(tt, OP_ALLOC, den, pp, K["dentry"], proc=2),
+            events(tt, OP_ALLOC, fil, pp, K["kmalloc_256"], proc=2, pin=den),
+            events(tt, OP_ALLOC, ref, pp, K["kmalloc_32"], proc=2, pin=ino),
+        ]
 
     def _turnover(self, ctx: Ctx, w: int, procs: list[Procs], t: int) -> list[np.ndarray]:
         """The replacements of the processes' turnover objects (``_TURNOVER_SLOTS``
@@ -129,18 +159,21 @@ def system(
     start: float = 0.0,
     life: float = 1000.0,
     turnover: float = SYSTEM_TURNOVER_S,
+    files_in_use: int = SYSTEM_FILES_IN_USE,
 ) -> Load:
     """The long-lived part of the 2005 test machine (``docs/workloads.md``):
     ``params.SYSTEM_PROCESSES`` at ``start``, ``params.SYSTEM_LATE`` later,
     and the test module's buffers; none exits. ``life`` bounds their touches
     and their kernel-object turnover, one replacement every ``turnover``
-    seconds (mean, per process; 0: none)."""
+    seconds (mean, per process; 0: none). Each process keeps ``files_in_use``
+    files (a dentry and an inode each) in use for its whole life."""
     src = SystemSource(
         seed=int_arg("seed", seed, 0, None),
         start_us=round(float_arg("start", start, 0.0, 1e6) * 1e6),
         life_us=round(float_arg("life", life, 1.0, 10_000.0) * 1e6),
         stream=stream_of("system", ""),
         turnover_us=round(float_arg("turnover", turnover, 0.0, 1e4) * 1e6),
+        files_in_use=int_arg("files_in_use", files_in_use, 0, 1000),
     )
     if 0 < src.turnover_us < 1000:
         raise ConfigError(f"turnover must be 0 or at least 0.001 s, got {turnover}")
