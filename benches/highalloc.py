@@ -13,8 +13,10 @@ generation of its load, and replay under reclaim.
   command fails.
 - ``generate_ops_per_s``: trace records per second generating the default
   run's load (``stress_highalloc_load``, 7 x make -j4 + updatedb + the
-  system, the 196 simulated seconds of the run, then ``stop()``), declared to
-  end there as the run declares it (``Load.end_at``), best of three;
+  system, as the default ``kmm highalloc`` generates it: its own config from
+  the command's parser, ``highalloc.generate_load``, the copies, the warm-up
+  and the attempts, ``generate_until_s`` simulated seconds, then ``stop()``,
+  declared to end there, ``Load.end_at``), best of three;
   ``generate_ops_per_cpu_s`` the same per CPU second (the figure to trust on
   a shared machine);
   ``generate_open_ops_per_cpu_s`` per CPU second without the end declared
@@ -102,29 +104,54 @@ def collect(quick: bool) -> dict[str, float]:
     return r
 
 
-def generate_ops_per_s(quick: bool) -> dict[str, float]:
-    from kmm import workloads
+def default_config(quick: bool):
+    """The config ``kmm highalloc`` (``--quick`` if ``quick``) runs, built by the command's own parser."""
+    from kmm.cli import build_parser
+    from kmm.commands.highalloc import config_from_args
 
-    until = 60.0 if quick else 196.0  # the default run: 180 s warm-up + 160 attempts x 0.1 s
+    args = build_parser().parse_args(["highalloc", *(["--quick"] if quick else [])])
+    return config_from_args(args).resolved()
+
+
+class _Count:
+    """A chunk store that only counts the records handed to it."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def put(self, name: str, chunk) -> None:
+        self.n += len(chunk)
+
+
+def generate_ops_per_s(quick: bool) -> dict[str, float]:
+    from kmm import highalloc, workloads
+
+    cfg = default_config(quick)
+    # the run's end: the last attempt under load (``highalloc.generate_load``)
+    until = cfg.attempts_start_s() + cfg.attempts * cfg.interval_s
     best_wall = best_cpu = open_cpu = float("inf")
     for _ in range(1 if quick else 3):
-        for declared in (True, False):
-            load = workloads.stress_highalloc_load(builds=7, jobs=4, seed=0)
-            if declared:
-                load.end_at(until)
-            t0, c0 = time.perf_counter(), time.process_time()
-            n = sum(len(c) for c in load.chunks(until, chunk_s=10.0)) + len(load.stop())
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            if declared:
-                best_wall = min(best_wall, wall)
-                best_cpu = min(best_cpu, cpu)
-            else:
-                open_cpu = min(open_cpu, cpu)
+        # declared: the default run's own generation, chunk for chunk
+        store = _Count()
+        t0, c0 = time.perf_counter(), time.process_time()
+        highalloc.generate_load(cfg, store)
+        best_wall = min(best_wall, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
+        n = store.n
+        # open: the same load without its end declared
+        load = workloads.stress_highalloc_load(
+            builds=cfg.builds, jobs=cfg.jobs, updatedb=cfg.updatedb, seed=cfg.seed,
+            updatedb_files=cfg.updatedb_files,
+        )
+        c0 = time.process_time()
+        n_open = sum(len(c) for c in load.chunks(until, chunk_s=10.0)) + len(load.stop())
+        open_cpu = min(open_cpu, time.process_time() - c0)
     return {
         "generate_ops_per_s": n / best_wall,
         "generate_ops_per_cpu_s": n / best_cpu,
-        "generate_open_ops_per_cpu_s": n / open_cpu,
+        "generate_open_ops_per_cpu_s": n_open / open_cpu,
         "generate_ops": float(n),
+        "generate_until_s": until,
         "generate_loadavg": os.getloadavg()[0],
     }
 
