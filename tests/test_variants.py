@@ -91,19 +91,73 @@ def test_the_load_file_leaves_a_small_dev_shm_alone(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("processes", [1, 2])
-def test_a_load_that_outgrows_the_memory_left_is_refused_before_the_machine_runs_short(
+def test_a_load_kept_whole_that_outgrows_the_memory_left_is_refused_before_the_machine_runs_short(
     processes: int, monkeypatch, tmp_path
 ) -> None:
-    # a 64 GiB machine's load is tens of GB of records: it must be refused with
-    # a clear error, not end in the host's OOM killer. The budget is made tiny
-    # here (two 1,000-record chunks fit, the third does not).
+    # with fewer workers than variants the whole load is kept, and a 64 GiB
+    # machine's is tens of GB of records: it must be refused with a clear
+    # error, not end in the host's OOM killer. The budget is made tiny here
+    # (two 1,000-record chunks fit, the third does not).
     from kmm import _variants
 
     monkeypatch.setattr(_variants, "_budget", lambda directory: 2 * 1001 * kmm.empty_trace(1).nbytes + 10)
     monkeypatch.setattr(_variants, "_load_dir", lambda: str(tmp_path))
     with pytest.raises(kmm.BenchmarkError, match=r"generated load has reached .* GB of trace records"):
-        run_variants(variant, ["a", "b"], None, produce, 1, processes=processes)
-    assert list(tmp_path.iterdir()) == []  # the shared load file is gone
+        run_variants(variant, ["a", "b", "c"], None, produce, 1, processes=processes)
+    assert list(tmp_path.iterdir()) == []  # the shared load files are gone
+
+
+def many(store) -> list[int]:
+    """60 chunks of 1,000 records; returns how many chunk files were kept after each put."""
+    kept = []
+    for k in range(60):
+        t = kmm.empty_trace(1000)
+        t["op"] = kmm.OP_TICK
+        t["obj"] = k
+        store.put(f"c{k:03d}", t)
+        d = getattr(store, "_dir", None)  # the shared directory, with workers
+        kept.append(0 if d is None else sum(1 for p in d.rglob("*.trace")))
+    return kept
+
+
+def read_all(name, cfg, chunks, tick):
+    import time
+
+    out = []
+    for k, c in enumerate(chunks.group("c")):
+        if name == "slow" and k % 10 == 0:
+            time.sleep(0.02)  # the slowest variant holds generation back
+        out.append(int(c["obj"][0]))
+    return out
+
+
+def test_a_load_streams_through_a_worker_per_variant_keeping_only_the_window(monkeypatch, tmp_path) -> None:
+    # one worker per variant (the default): a chunk every variant has read is
+    # removed, and generation waits while the window (here 3 chunks) is full,
+    # so a load of any size keeps only that much; a tiny budget that would
+    # refuse the whole load does not refuse it
+    from kmm import _variants
+
+    nbytes = kmm.empty_trace(1000).nbytes
+    monkeypatch.setattr(_variants, "_STREAM_WINDOW", 3 * nbytes)
+    monkeypatch.setattr(_variants, "_budget", lambda directory: 8 * nbytes)
+    monkeypatch.setattr(_variants, "_load_dir", lambda: str(tmp_path))
+    kept, res = run_variants(read_all, ["a", "slow", "b"], None, many)
+    assert res == {n: list(range(60)) for n in ("a", "slow", "b")}
+    assert max(kept) <= 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def backwards(name, cfg, chunks, tick):
+    chunks.get("c001")
+    return len(chunks.get("c000"))
+
+
+def test_a_variant_that_reads_a_streamed_load_out_of_order_is_told_so() -> None:
+    with pytest.raises(kmm.BenchmarkError, match="reads its chunks in the order"):
+        run_variants(backwards, ["a", "b"], None, many)
+    # kept whole, any order is fine
+    assert run_variants(backwards, ["a", "b"], None, many, processes=1)[1] == {"a": 1000, "b": 1000}
 
 
 def test_the_budget_is_bounded_by_the_memory_available_for_a_load_in_memory() -> None:
@@ -137,7 +191,8 @@ def test_a_load_kept_in_memory_is_refused_when_the_host_runs_low_while_it_grows(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sigterm_stops_the_workers_and_removes_the_shared_load_file(tmp_path) -> None:
+@pytest.mark.parametrize("processes", [["--processes", "2"], []], ids=["kept", "streamed"])
+def test_sigterm_stops_the_workers_and_removes_the_shared_load_file(processes: list[str], tmp_path) -> None:
     # `kill PID` (or a job scheduler's stop) must not leave the load file,
     # which is memory in /dev/shm until reboot, nor a worker behind
     import glob
@@ -152,7 +207,7 @@ def test_sigterm_stops_the_workers_and_removes_the_shared_load_file(tmp_path) ->
     before = {p for pat in pattern for p in glob.glob(pat)}
     err = open(tmp_path / "stderr", "w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kmm", "highalloc", "--quick", "--no-progress", "--processes", "2"],
+        [sys.executable, "-m", "kmm", "highalloc", "--quick", "--no-progress", *processes],
         stdout=subprocess.DEVNULL, stderr=err, text=True, start_new_session=True,
     )
     new: set[str] = set()

@@ -1,6 +1,6 @@
 """Running a benchmark's variants on one generated load: the load is generated
-once, in this process, while the variants replay it in worker processes (up
-to the cores), one progress bar fed by all of them.
+once, in this process, while the variants replay it in worker processes (one
+per variant by default), one progress bar fed by all of them.
 
 ``produce(store)`` generates the load, handing each chunk of trace to
 ``store.put(name, chunk)`` in order; it runs once and returns what the caller
@@ -9,9 +9,13 @@ variant (a module-level function, so it pickles): ``chunks.get(name)`` is the
 chunk of that name and ``chunks.group(prefix)`` every chunk named
 ``prefix...`` in order, each waiting until it has been generated; ``tick`` is
 None or a callable a variant calls once per unit of progress. With worker
-processes the chunks go to one file in shared memory (``/dev/shm`` where there
+processes each chunk goes to a file in shared memory (``/dev/shm`` where there
 is one), written once and read by every worker as it arrives, so replay
-overlaps generation and no worker generates or copies the load again.
+overlaps generation and no worker generates or copies the load again. With a
+worker per variant the load streams: a chunk every variant has read is
+removed, and generation waits while more than :data:`_STREAM_WINDOW` bytes are
+kept, so a load of any size (a 64 GiB machine's is about 40 GB of records)
+needs only that much room.
 Results come back in the order of ``names``, whatever the number of processes.
 
 :func:`check_config` is the validation the benchmarks' config classes share.
@@ -20,15 +24,17 @@ Results come back in the order of ``names``, whatever the number of processes.
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import pickle
 import queue
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -122,8 +128,8 @@ def _is_tmpfs(directory: str) -> bool:
 
 class _Budget:
     """Refuses a load that outgrows the room it is kept in, before the machine
-    runs out of memory (a 64 GiB machine's load is tens of GB of records): its
-    bytes against the room there was at the start (:func:`_budget`), and, when
+    runs out of memory (a 64 GiB machine's load is tens of GB of records, too
+    much to keep unless it streams): the bytes kept against the room there was at the start (:func:`_budget`), and, when
     they are memory, MemAvailable now against :func:`_floor`."""
 
     def __init__(self, directory: str | None) -> None:
@@ -150,6 +156,15 @@ class _Budget:
                 "a load this size needs a host with more memory: try a smaller --mem or --builds"
             )
         self.used += nbytes
+
+    def release(self, nbytes: int) -> None:
+        """``nbytes`` of the load are no longer kept (a streamed chunk every variant has read)."""
+        self.used -= nbytes
+
+    @property
+    def limit(self) -> int | None:
+        """The bytes there was room for at the start (None: unknown)."""
+        return self._limit
 
 
 class Chunks:
@@ -212,52 +227,167 @@ class LocalChunks(Chunks):
         return payload
 
 
-class _Writer:
-    """Appends chunks to the shared file and tells every worker where each is."""
+#: How far, in bytes of trace records, generation may run ahead of the
+#: slowest variant when the load streams (one worker per variant): a chunk
+#: every worker has read is removed, so a load of any size keeps at most this
+#: much (the default run's whole load, about 470 MB, fits: it never waits).
+_STREAM_WINDOW = 1 << 30
 
-    def __init__(self, path: Path, conns: list[Any]) -> None:
-        self._f: BinaryIO = open(path, "wb")
-        self._conns = conns
-        self._off = 0
-        self._budget = _Budget(str(path.parent))
+#: A worker that has read every chunk it will read (its variants are done).
+_ALL = float("inf")
+
+
+class _Collector:
+    """The workers' messages on the result queue: progress ticks, results, errors."""
+
+    def __init__(self, q: Any, procs: list[Any], bar: Any) -> None:
+        self._q = q
+        self._procs = procs
+        self._bar = bar
+        self.results: dict[str, Any] = {}
+
+    def poll(self) -> None:
+        """Take every message waiting; raise a worker's error, or BenchmarkError
+        if a worker died without one."""
+        while True:
+            try:
+                msg = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if msg[0] == "tick":
+                self._bar.update(1)
+            elif msg[0] == "error":
+                raise msg[2]
+            else:
+                self.results[msg[1]] = msg[2]
+        if any(p.exitcode not in (None, 0) for p in self._procs):
+            raise BenchmarkError("a variant's worker process died")
+
+
+class _Writer:
+    """Writes each chunk to its own file in the shared directory and tells
+    every worker its name, index and length. When the load streams (each
+    worker runs one variant, reading the chunks in order), a worker says which
+    chunk it has read; a chunk every worker has read is removed, and a put
+    waits while the chunks kept would exceed :data:`_STREAM_WINDOW`."""
+
+    def __init__(self, directory: Path, conns: list[Any], collector: _Collector, stream: bool) -> None:
+        self._dir = directory
+        self._conns: list[Any] = list(conns)  # None once that worker has gone
+        self._col = collector
+        self._stream = stream
+        self._budget = _Budget(str(directory))
+        limit = self._budget.limit
+        self._window = _STREAM_WINDOW if limit is None else min(_STREAM_WINDOW, limit // 2)
+        self._next = 0
+        self._kept: dict[int, int] = {}  # chunk index -> bytes, oldest first
+        self._held = 0
+        self._read: list[float] = [-1] * len(conns)  # the last chunk each worker has read
+
+    def path(self, k: int) -> Path:
+        return self._dir / f"{k:08d}.trace"
 
     def put(self, name: str, chunk: np.ndarray) -> None:
         data = np.ascontiguousarray(chunk).view(np.uint8)
-        self._budget.take(data.shape[0])
-        self._f.write(memoryview(data))
-        self._f.flush()  # in the page cache before any worker hears of it
-        entry = (name, self._off, chunk.shape[0])
-        self._off += data.shape[0]
-        for c in list(self._conns):
+        n = data.shape[0]
+        self.poll(0)
+        while self._stream and self._kept and self._held + n > self._window:
+            self.poll(0.2)  # the slowest variant is a window behind: wait for it
+        self._budget.take(n)
+        k = self._next
+        with open(self.path(k), "wb") as f:
+            f.write(memoryview(data))  # in the page cache before any worker hears of it
+        self._next += 1
+        self._kept[k] = n
+        self._held += n
+        for i, c in enumerate(self._conns):
+            if c is None:
+                continue
             try:
-                c.send(entry)
-            except OSError:  # that worker has gone: its error is on the queue
-                self._conns.remove(c)
+                c.send((name, k, chunk.shape[0]))
+            except OSError:  # that worker has gone: its error (if any) is on the queue
+                self._gone(i)
+
+    def _gone(self, i: int) -> None:
+        c, self._conns[i] = self._conns[i], None
+        self._read[i] = _ALL
+        try:
+            c.close()
+        except OSError:  # pragma: no cover - closing a broken pipe
+            pass
+
+    def poll(self, timeout: float) -> None:
+        """Take the workers' news (the chunks they have read, their results,
+        their errors), waiting up to ``timeout`` seconds for some; remove every
+        chunk all workers have read when the load streams."""
+        live = [c for c in self._conns if c is not None]
+        ready = mp_connection.wait(live, timeout) if live else []
+        if not live and timeout:
+            time.sleep(timeout)
+        for c in ready:
+            i = self._conns.index(c)
+            try:
+                while c.poll():
+                    self._read[i] = max(self._read[i], c.recv())
+            except (EOFError, OSError):  # the worker has ended
+                self._gone(i)
+        self._col.poll()
+        if self._stream:
+            low = min(self._read, default=_ALL)
+            while self._kept:
+                k = next(iter(self._kept))
+                if k > low:
+                    break
+                n = self._kept.pop(k)
+                self._held -= n
+                self._budget.release(n)
+                self.path(k).unlink()
 
     def close(self) -> None:
-        self._f.close()
-        for c in self._conns:
+        """The load is complete: every worker hears so (their pipes stay open
+        for the chunks they read after this)."""
+        for i, c in enumerate(self._conns):
+            if c is None:
+                continue
             try:
-                c.send(None)  # the load is complete
-                c.close()
+                c.send(None)
             except OSError:  # that worker has gone already
-                pass
+                self._gone(i)
+
+    def shut(self) -> None:
+        for i, c in enumerate(self._conns):
+            if c is not None:
+                self._gone(i)
 
 
 class _Reader(Chunks):
-    """A worker's view of the shared file: entries arrive on a pipe."""
+    """A worker's view of the shared directory: entries arrive on a pipe; when
+    the load streams, each chunk read is reported back on it (and every chunk
+    before it may be removed)."""
 
-    def __init__(self, path: str, conn: Any) -> None:
+    def __init__(self, directory: str, conn: Any, stream: bool, token: Any = None) -> None:
         super().__init__()
-        self._f = open(path, "rb")
+        self._dir = Path(directory)
         self._conn = conn
+        self._stream = stream
+        self._token = token
         self._done = False
+        self._reported = -1
 
     def _more(self) -> bool:
         if self._done:
             return False
         try:
-            e = self._conn.recv()
+            if self._token is not None and not self._conn.poll():
+                # nothing to replay until the generator writes more: another
+                # variant may have the core meanwhile
+                self._token.release()
+                try:
+                    e = self._conn.recv()
+                finally:
+                    self._token.acquire()
+            else:
+                e = self._conn.recv()
         except EOFError:
             e = None
         if e is None:
@@ -269,21 +399,38 @@ class _Reader(Chunks):
     def _load(self, payload: Any) -> np.ndarray:
         from .trace import TRACE_DTYPE
 
-        off, n = payload
-        self._f.seek(off)
-        return np.fromfile(self._f, dtype=TRACE_DTYPE, count=n)
+        k, n = payload
+        if self._stream and k < self._reported:
+            raise BenchmarkError(
+                f"chunk {k} of the load read after chunk {self._reported}: when the load streams "
+                "(one worker per variant), a variant reads its chunks in the order they were generated"
+            )
+        a = np.fromfile(self._dir / f"{k:08d}.trace", dtype=TRACE_DTYPE, count=n)
+        if self._stream and k > self._reported:
+            self._reported = k
+            try:
+                self._conn.send(k)
+            except OSError:  # pragma: no cover - the parent has gone: this worker is stopped anyway
+                pass
+        return a
 
 
 def _worker(
-    fn: Callable[..., Any], names: list[str], cfg: Any, path: str, conn: Any, q: Any, ticks: bool,
-    extra: tuple[Any, ...],
+    fn: Callable[..., Any], names: list[str], cfg: Any, directory: str, conn: Any, q: Any, ticks: bool,
+    extra: tuple[Any, ...], token: Any,
 ) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's terminate() stops it at once
-    chunks = _Reader(path, conn)
+    chunks = _Reader(directory, conn, stream=len(names) == 1, token=token)
     tick = (lambda: q.put(("tick",))) if ticks else None
     for n in names:
         try:
-            r = fn(n, cfg, chunks, tick, *extra)
+            if token is not None:
+                token.acquire()
+            try:
+                r = fn(n, cfg, chunks, tick, *extra)
+            finally:
+                if token is not None:
+                    token.release()
         except BaseException as e:  # sent to the parent, which raises it
             try:
                 pickle.dumps(e)
@@ -303,16 +450,27 @@ def run_variants(
     processes: int | None = None,
     bar: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """``(produce(store), {name: fn(name, cfg, chunks, tick, *extra)})`` for every variant."""
-    nproc = max(1, min(processes or os.cpu_count() or 1, len(names)))
-    if nproc == 1:
+    """``(produce(store), {name: fn(name, cfg, chunks, tick, *extra)})`` for every variant.
+
+    ``processes``: the worker processes. None (the default) gives every
+    variant its own, and the load streams through them: each chunk is removed
+    once every variant has read it, so a load of any size keeps at most
+    :data:`_STREAM_WINDOW` bytes (a variant then reads its chunks in the order
+    they were generated). Fewer workers than variants run their variants one
+    after another, so the whole load is kept; 1 runs everything in this
+    process, one variant after another, after the whole load is generated."""
+    if processes is None:
+        nproc = len(names)
+    else:
+        nproc = min(int_arg("processes", processes, 1, None, error=BenchmarkError), len(names))
+    if nproc == 1 and processes is not None:
         local = LocalChunks()
         gen = produce(local)
         return gen, {n: fn(n, cfg, local, (lambda: bar.update(1)) if bar else None, *extra) for n in names}
     ctx = mp.get_context("spawn" if os.name != "posix" else "fork")
     # SIGTERM ends the run through the finally blocks below, as Ctrl-C does:
-    # the workers are stopped and the shared load file (memory, in /dev/shm,
-    # until reboot otherwise) is removed. This process returns to Python at
+    # the workers are stopped and the shared load files (memory, in /dev/shm,
+    # until reboot otherwise) are removed. This process returns to Python at
     # every chunk it generates and every 0.2 s while it waits, so the handler
     # runs promptly; the workers get the default action back.
     previous = None
@@ -325,6 +483,14 @@ def run_variants(
             signal.signal(signal.SIGTERM, previous)
 
 
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def _terminated(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -334,43 +500,40 @@ def _run_workers(
     nproc: int, ctx: Any, bar: Any,
 ) -> tuple[Any, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="kmm-load-", dir=_load_dir()) as tmp:
-        path = Path(tmp) / "load.trace"
-        path.touch()
         q = ctx.Queue()
-        procs, conns = [], []
+        procs: list[Any] = []
+        conns: list[Any] = []
+        writer = None
         try:
             # the workers start first (this process is small now) and replay
             # each chunk as soon as it is written
+            # with more workers than cores, a worker replays only while it
+            # holds one of the cores' tokens, and gives it up when it has to
+            # wait for the generator: variants take turns a window of the
+            # load at a time instead of a time slice at a time (four machines
+            # interleaved that finely cost a third more CPU in the default
+            # run: each evicts the others' tables from the caches)
+            cores = _cores()
+            token = ctx.BoundedSemaphore(cores) if nproc > cores else None
             for i in range(nproc):
-                r, w = ctx.Pipe(duplex=False)
+                mine, theirs = ctx.Pipe(duplex=True)
                 p = ctx.Process(
                     target=_worker,
-                    args=(fn, list(names[i::nproc]), cfg, str(path), r, q, bar is not None, extra),
+                    args=(fn, list(names[i::nproc]), cfg, tmp, theirs, q, bar is not None, extra, token),
                     daemon=True,
                 )
                 p.start()
-                r.close()
+                theirs.close()
                 procs.append(p)
-                conns.append(w)
-            writer = _Writer(path, conns)
+                conns.append(mine)
+            col = _Collector(q, procs, bar)
+            writer = _Writer(Path(tmp), conns, col, stream=nproc == len(names))
             try:
                 gen = produce(writer)
             finally:
                 writer.close()
-            results: dict[str, Any] = {}
-            while len(results) < len(names):
-                try:
-                    msg = q.get(timeout=0.2)
-                except queue.Empty:
-                    if any(p.exitcode not in (None, 0) for p in procs):
-                        raise BenchmarkError("a variant's worker process died") from None
-                    continue
-                if msg[0] == "tick":
-                    bar.update(1)
-                elif msg[0] == "error":
-                    raise msg[2]
-                else:
-                    results[msg[1]] = msg[2]
+            while len(col.results) < len(names):
+                writer.poll(0.2)
             for p in procs:
                 p.join()
         finally:
@@ -378,7 +541,12 @@ def _run_workers(
                 if p.is_alive():
                     p.terminate()
                     p.join()
-    return gen, {n: results[n] for n in names}
+            if writer is not None:
+                writer.shut()
+            else:
+                for c in conns:
+                    c.close()
+    return gen, {n: col.results[n] for n in names}
 
 
 def check_config(

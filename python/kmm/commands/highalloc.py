@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="packets per second per NIC ring while the load runs (default: 1000)",
     )
     p.add_argument("--variants", help=f"comma-separated subset of: {','.join(VARIANTS)}")
-    p.add_argument("--processes", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--processes", type=int, default=None, help="worker processes (default: one per variant, taking turns on the cores, so that the load streams through them and is never kept whole; fewer keep the whole load; 1 runs every variant in this process)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     p.add_argument("--plot", metavar="DIR", help="write page-map pictures per variant: before the attempts, after them under load, at rest (needs matplotlib)")
     p.add_argument("--html", metavar="FILE", help="write one self-contained HTML report of the run (needs matplotlib)")

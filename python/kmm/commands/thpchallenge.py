@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", help=f"comma-separated subset of: {','.join(VARIANTS)}")
     p.add_argument("--fragmenter", choices=FRAGMENTERS, default="kbuild", help="the fragmenting load (default: kbuild)")
     p.add_argument("--swap", choices=["on", "off"], help="swap space (default: on; off: anonymous memory is never reclaimed)")
-    p.add_argument("--processes", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--processes", type=int, default=None, help="worker processes (default: one per variant, taking turns on the cores, so that the load streams through them and is never kept whole; fewer keep the whole load; 1 runs every variant in this process)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd)
