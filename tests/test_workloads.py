@@ -580,3 +580,23 @@ def test_a_build_waiting_for_a_slot() -> None:
     assert tr.shape[0] > 0
     with pytest.raises(kmm.ConfigError, match="make_from"):
         small_build(make_from=-1.0, **kw)
+
+
+def test_held_counts_the_events_generated_ahead_and_end_at_bounds_them() -> None:
+    # what the generator holds for the trace still to come (Load.held): a
+    # process's whole life is generated when it starts, so a build holds
+    # events ahead; with the end declared, none past it is kept, so every
+    # event held at 12 s is emitted in the last second
+    load = small_build(seed=5)
+    assert load.held() == {"pending_events": 0, "windows": 0, "bytes": 0}
+    load.trace(12.0)
+    h = load.held()
+    assert h["pending_events"] > 1000 and h["windows"] > 10 and h["bytes"] >= 24 * h["pending_events"]
+    ended = small_build(seed=5)
+    ended.end_at(13.0)
+    ended.trace(12.0)
+    e = ended.held()
+    assert 0 < e["pending_events"] < h["pending_events"]
+    last = ops(ended.run_until(13.0))
+    assert e["pending_events"] <= last.shape[0]
+    assert ended.held()["pending_events"] == 0

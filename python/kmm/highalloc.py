@@ -48,6 +48,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
 DEFAULT_VARIANTS = ["vanilla", "antifrag", "mobility", "antifrag+active"]
 
 
+#: The object ids a generated load may name: all of a trace id's 32 bits
+#: (``Machine(max_objects=)``; its default, 2^26, is less than the 85.5 M ids
+#: a 64 GiB machine's 405 trees number: ``docs/workloads.md``).
+LOAD_MAX_OBJECTS = 2**32 - 2
+
+
 @dataclass
 class HighallocConfig:
     """Everything that defines a run (the defaults are the 2005 experiment)."""
@@ -133,7 +139,7 @@ class HighallocConfig:
         """Keyword arguments of :class:`kmm.Machine` for ``variant`` under this config."""
         kw = dict(
             VARIANTS[variant], layout=self.layout, mem=self.mem, min_free_kbytes=self.min_free_kbytes, oom_kill=self.oom,
-            nr_cpus=self.cpus, swap=self.swap,
+            nr_cpus=self.cpus, swap=self.swap, max_objects=LOAD_MAX_OBJECTS,
         )
         if kw["allocator"] == "antifrag" and self.fallback_reserve:
             kw["fallback_reserve"] = self.fallback_reserve

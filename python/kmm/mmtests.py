@@ -33,7 +33,7 @@ import numpy as np
 from . import gfp as _gfp
 from ._variants import Chunks, check_config, run_variants
 from .errors import BenchmarkError, InvariantError
-from .highalloc import VARIANTS
+from .highalloc import LOAD_MAX_OBJECTS, VARIANTS
 from .machine import MAX_ORDER, PM_RESERVED, Machine, parse_mem
 
 #: page_map() value of an allocated page of mobility type 0, and that type
@@ -294,7 +294,7 @@ def run_variant(name: str, cfg: MmtestsConfig, chunks: Chunks, progress: Callabl
     # the working sets of --resident are those of a machine without swap
     # (docs/compaction.md); the builds' anonymous memory then stays too
     # and today's kernel: no 2.6.11 reclaim_mapped rule (the split LRU replaced it)
-    m = Machine(layout=cfg.layout, mem=cfg.mem, swap=not cfg.resident, mapped_rule=False, **VARIANTS[name])
+    m = Machine(layout=cfg.layout, mem=cfg.mem, swap=not cfg.resident, mapped_rule=False, max_objects=LOAD_MAX_OBJECTS, **VARIANTS[name])
     gfp = _gfp.parse(cfg.gfp)
     t0 = time.perf_counter()
     for chunk in chunks.group("warmup"):

@@ -24,7 +24,7 @@ import numpy as np
 from ._args import float_arg
 from ._variants import Chunks, check_config, run_variants
 from .errors import BenchmarkError
-from .highalloc import VARIANTS
+from .highalloc import LOAD_MAX_OBJECTS, VARIANTS
 from .machine import Machine, parse_mem
 
 DEFAULT_VARIANTS = ["mobility", "mobility+compaction", "mobility+compaction+defrag"]
@@ -106,7 +106,7 @@ def run_variant(name: str, cfg: ThpChallengeConfig, chunks: Chunks, progress: Ca
     """Replay the generated trace on one variant; its results."""
     tick = progress or (lambda: None)
     # today's kernel: no 2.6.11 reclaim_mapped rule (the split LRU replaced it)
-    m = Machine(layout=cfg.layout, mem=cfg.mem, swap=cfg.swap, mapped_rule=False, **VARIANTS[name])
+    m = Machine(layout=cfg.layout, mem=cfg.mem, swap=cfg.swap, mapped_rule=False, max_objects=LOAD_MAX_OBJECTS, **VARIANTS[name])
     t0 = time.perf_counter()
     over_time = []
     prev = m.counters()

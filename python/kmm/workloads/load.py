@@ -67,6 +67,16 @@ class Load:
         """Objects owned by processes that are allocated now (in trace terms)."""
         return 0 if self._em is None else self._em.live_process_objects()
 
+    def held(self) -> dict[str, int]:
+        """What the generator holds now for the trace still to come: events
+        generated for windows not yet emitted (``pending_events``: a
+        process's whole life is generated when it starts), the windows with a
+        bucket, and the bytes of the emitter's buffers."""
+        if self._em is None:
+            return {"pending_events": 0, "windows": 0, "bytes": 0}
+        pending, windows, nbytes = self._em.held()
+        return {"pending_events": pending, "windows": windows, "bytes": nbytes}
+
     def describe(self) -> list[dict[str, Any]]:
         """What this load runs: one dict per build or updatedb (times in seconds)."""
         return [s.describe() for s in self._sources]

@@ -637,6 +637,27 @@ impl Emitter {
     pub fn cache_objects(&self) -> usize {
         self.flags.iter().filter(|&&f| f & CACHE != 0).count()
     }
+
+    /// What the emitter holds now: (events kept for windows not yet
+    /// emitted, windows with a bucket, bytes of its vectors' capacity).
+    pub fn held(&self) -> (usize, usize, usize) {
+        let ev = std::mem::size_of::<Event>();
+        let pending = self.buckets.iter().map(|b| b.ev.len()).sum::<usize>()
+            + self.ready.len().saturating_sub(self.pos);
+        let bytes = self
+            .buckets
+            .iter()
+            .map(|b| b.ev.capacity() * ev + std::mem::size_of::<[u32; SLOTS]>())
+            .sum::<usize>()
+            + self.spare.iter().map(|v| v.capacity() * ev).sum::<usize>()
+            + self.spare_counts.len() * std::mem::size_of::<[u32; SLOTS]>()
+            + self.ready.capacity() * ev
+            + self.flags.capacity()
+            + self.pid_of.capacity() * 4
+            + self.perm.capacity() * 8
+            + self.out.capacity();
+        (pending, self.buckets.len(), bytes)
+    }
 }
 
 /// Files checked events in their buckets as they are made (no copy).

@@ -349,6 +349,12 @@ impl PyEmitter {
     fn cache_objects(&self) -> usize {
         self.inner.cache_objects()
     }
+
+    /// (events kept for windows not yet emitted, windows with a bucket,
+    /// bytes the emitter's vectors hold).
+    fn held(&self) -> (usize, usize, usize) {
+        self.inner.held()
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -8,9 +8,31 @@ use std::collections::TryReserveError;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Ids below this map to their slot through a direct table.
-/// (8 Mi ids: a trace that numbers 8 million objects without reusing an id
-/// stays direct; the table costs at most 32 MiB, the validation view 16 MiB.)
-pub(crate) const DENSE_IDS: u32 = 1 << 23;
+/// (128 Mi ids: a load that numbers that many objects without reusing an id
+/// stays direct, as `kmm highalloc --layout x86_64 --mem 64GiB` does, whose
+/// 405 trees' pages, dentries and inodes number 85.5 M ids; ids above go
+/// through a map, which made that run's validation and replay several times
+/// slower a record. The direct table grows to the largest id allocated, by
+/// half again each time past [`DENSE_DOUBLE`]: at most 512 MiB, the
+/// validation view 256 MiB; the default run's ids stay below 8 Mi.)
+pub(crate) const DENSE_IDS: u32 = 1 << 27;
+
+/// Below this many entries a direct table doubles when it grows; above,
+/// it grows by half its length (a 64 GiB load's 85.5 M ids take 96 Mi
+/// entries instead of 128 Mi).
+const DENSE_DOUBLE: usize = 1 << 23;
+
+/// The length a direct table of `len` entries grows to for an entry at
+/// `need - 1`: at least 4096, doubling and then growing by half, at most
+/// [`DENSE_IDS`].
+fn dense_len(len: usize, need: usize) -> usize {
+    let step = if len < DENSE_DOUBLE {
+        len * 2
+    } else {
+        len + len / 2
+    };
+    need.max(step).max(1 << 12).min(DENSE_IDS as usize)
+}
 
 /// Hashes a trace object id (a `u32`) for the id -> slot map. Ids 4096
 /// apart land at unrelated places (a multiply of the high bits, Fibonacci
@@ -105,7 +127,7 @@ pub(crate) struct Objects {
     pub slot_id: Vec<u32>,
     /// Trace id -> slot + 1 (0: none) for ids below [`DENSE_IDS`], as
     /// workloads number them: one load, in id order. Grows to the largest
-    /// such id allocated, at most 32 MiB.
+    /// such id allocated, at most 512 MiB.
     pub dense: Vec<u32>,
     /// Trace id -> slot for larger ids: as big as the live ones.
     pub sparse: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
@@ -209,10 +231,7 @@ impl TraceView {
         if id < DENSE_IDS {
             let i = id as usize;
             if i >= self.dense.len() {
-                let want = (i + 1)
-                    .max(self.dense.len() * 2)
-                    .max(1 << 12)
-                    .min(DENSE_IDS as usize);
+                let want = dense_len(self.dense.len(), i + 1);
                 self.dense.try_reserve_exact(want - self.dense.len())?;
                 self.dense.resize(want, 0);
             }
@@ -317,7 +336,7 @@ impl Objects {
     /// inserts between removals rehash in place instead of growing).
     pub fn try_reserve_ids(&mut self, end: usize, sparse: usize) -> Result<(), TryReserveError> {
         if end > self.dense.len() {
-            let want = end.max(self.dense.len() * 2).min(DENSE_IDS as usize);
+            let want = dense_len(self.dense.len(), end);
             self.dense.try_reserve_exact(want - self.dense.len())?;
             advise_huge(&self.dense);
             self.dense.resize(want, 0);
