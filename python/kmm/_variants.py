@@ -14,7 +14,7 @@ is one), written once and read by every worker as it arrives, so replay
 overlaps generation and no worker generates or copies the load again. With a
 worker per variant the load streams: a chunk every variant has read is
 removed, and generation waits while more than :data:`_STREAM_WINDOW` bytes are
-kept, so a load of any size (a 64 GiB machine's is about 40 GB of records)
+kept, so a load of any size (a 64 GiB machine's is about 45 GB of records)
 needs only that much room.
 Results come back in the order of ``names``, whatever the number of processes.
 
@@ -129,8 +129,9 @@ def _is_tmpfs(directory: str) -> bool:
 class _Budget:
     """Refuses a load that outgrows the room it is kept in, before the machine
     runs out of memory (a 64 GiB machine's load is tens of GB of records, too
-    much to keep unless it streams): the bytes kept against the room there was at the start (:func:`_budget`), and, when
-    they are memory, MemAvailable now against :func:`_floor`."""
+    much to keep unless it streams): the bytes kept against the room there
+    was at the start (:func:`_budget`), and, when they are memory,
+    MemAvailable now against :func:`_floor`."""
 
     def __init__(self, directory: str | None) -> None:
         self._limit = _budget(directory)
@@ -237,6 +238,11 @@ _STREAM_WINDOW = 1 << 30
 _ALL = float("inf")
 
 
+def _chunk_path(directory: Path, k: int) -> Path:
+    """The file of chunk ``k`` of a load shared in ``directory``."""
+    return directory / f"{k:08d}.trace"
+
+
 class _Collector:
     """The workers' messages on the result queue: progress ticks, results, errors."""
 
@@ -280,26 +286,21 @@ class _Writer:
         limit = self._budget.limit
         self._window = _STREAM_WINDOW if limit is None else min(_STREAM_WINDOW, limit // 2)
         self._next = 0
-        self._kept: dict[int, int] = {}  # chunk index -> bytes, oldest first
-        self._held = 0
+        self._kept: dict[int, int] = {}  # chunk index -> bytes, oldest first (their sum: the budget's `used`)
         self._read: list[float] = [-1] * len(conns)  # the last chunk each worker has read
-
-    def path(self, k: int) -> Path:
-        return self._dir / f"{k:08d}.trace"
 
     def put(self, name: str, chunk: np.ndarray) -> None:
         data = np.ascontiguousarray(chunk).view(np.uint8)
         n = data.shape[0]
         self.poll(0)
-        while self._stream and self._kept and self._held + n > self._window:
+        while self._stream and self._kept and self._budget.used + n > self._window:
             self.poll(0.2)  # the slowest variant is a window behind: wait for it
         self._budget.take(n)
         k = self._next
-        with open(self.path(k), "wb") as f:
+        with open(_chunk_path(self._dir, k), "wb") as f:
             f.write(memoryview(data))  # in the page cache before any worker hears of it
         self._next += 1
         self._kept[k] = n
-        self._held += n
         for i, c in enumerate(self._conns):
             if c is None:
                 continue
@@ -338,10 +339,8 @@ class _Writer:
                 k = next(iter(self._kept))
                 if k > low:
                     break
-                n = self._kept.pop(k)
-                self._held -= n
-                self._budget.release(n)
-                self.path(k).unlink()
+                self._budget.release(self._kept.pop(k))
+                _chunk_path(self._dir, k).unlink()
 
     def close(self) -> None:
         """The load is complete: every worker hears so (their pipes stay open
@@ -355,6 +354,7 @@ class _Writer:
                 self._gone(i)
 
     def shut(self) -> None:
+        """Close every worker's pipe (the run is over)."""
         for i, c in enumerate(self._conns):
             if c is not None:
                 self._gone(i)
@@ -405,7 +405,7 @@ class _Reader(Chunks):
                 f"chunk {k} of the load read after chunk {self._reported}: when the load streams "
                 "(one worker per variant), a variant reads its chunks in the order they were generated"
             )
-        a = np.fromfile(self._dir / f"{k:08d}.trace", dtype=TRACE_DTYPE, count=n)
+        a = np.fromfile(_chunk_path(self._dir, k), dtype=TRACE_DTYPE, count=n)
         if self._stream and k > self._reported:
             self._reported = k
             try:
