@@ -117,25 +117,72 @@ struct KindRow {
     stack: u32,
 }
 
-/// The events of one window, in generation order; how many pin an inode, how
-/// many fall in each of its milliseconds and the highest object id (counted
-/// as they are filed, so that ordering the window reads its events once).
+/// What a window's events are made of as they are filed, and ordered by
+/// when the window is emitted.
+trait Sink {
+    /// An event.
+    fn put(&mut self, e: Event);
+    /// A touch of page `page` of the source being filed (its object `obj`,
+    /// given for the window's highest id) at `t` us.
+    fn touch(&mut self, page: u32, t: i64, obj: u32);
+}
+
+/// A touch kept for a later window (8 bytes, not an [`Event`]'s 24: most
+/// of what a long-lived process's generation holds ahead is its pages'
+/// touches): page `page` of its source, `t_off` us into the window.
+#[derive(Clone, Copy, Debug)]
+struct Touch {
+    page: u32,
+    t_off: u32,
+}
+
+/// The touches of one source (a `push_procs` or `push_touches`) a bucket
+/// holds, `touches[previous mark's end..end]`: they come before `ev[at]`.
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    at: u32,
+    src: u32,
+    end: u32,
+}
+
+/// The pages whose touches one push filed: each page's (object id, pid),
+/// the touches' kind and proc; `refs`: the marks naming it.
+#[derive(Debug, Default)]
+struct TouchSrc {
+    pages: Vec<[u32; 2]>,
+    kind: u8,
+    proc_: u8,
+    refs: u32,
+}
+
+/// The events of one window, in generation order (touches apart, each
+/// source's at its mark); how many pin an inode, how many fall in each of
+/// its milliseconds and the highest object id (counted as they are filed,
+/// so that ordering the window reads its events once).
 #[derive(Debug)]
 struct Bucket {
     ev: Vec<Event>,
+    touches: Vec<Touch>,
+    marks: Vec<Mark>,
     pins: usize,
     counts: Box<[u32; SLOTS]>,
     top: u32,
 }
 
 impl Bucket {
-    fn new(ev: Vec<Event>, counts: Option<Box<[u32; SLOTS]>>) -> Bucket {
+    fn new(ev: Vec<Event>, touches: Vec<Touch>, counts: Option<Box<[u32; SLOTS]>>) -> Bucket {
         Bucket {
             ev,
+            touches,
+            marks: Vec::new(),
             pins: 0,
             counts: counts.unwrap_or_else(|| Box::new([0; SLOTS])),
             top: 0,
         }
+    }
+
+    fn len(&self) -> usize {
+        self.ev.len() + self.touches.len()
     }
 }
 
@@ -164,12 +211,19 @@ pub struct Emitter {
     keep_before: i64,
     end_us: i64,
     stopped: bool,
+    /// the sources of the touches the buckets hold, by index; free ones
+    srcs: Vec<TouchSrc>,
+    free_srcs: Vec<u32>,
     /// emptied buckets' vectors and counts, reused for new windows (their memory stays mapped)
     spare: Vec<Vec<Event>>,
+    spare_touches: Vec<Vec<Touch>>,
     #[allow(clippy::vec_box)] // a bucket takes the box: 4 KiB not copied
     spare_counts: Vec<Box<[u32; SLOTS]>>,
-    /// about how many events a window has (the recent windows' most)
+    /// about how many events and touches a window has (the recent windows' most)
     typical: usize,
+    typical_touches: usize,
+    /// what a filer of no touches counts its marks in (none)
+    no_refs: u32,
     out: Vec<u8>,
 }
 
@@ -218,9 +272,14 @@ impl Emitter {
             keep_before: i64::MAX,
             end_us: i64::MAX,
             stopped: false,
+            srcs: Vec::new(),
+            free_srcs: Vec::new(),
             spare: Vec::new(),
+            spare_touches: Vec::new(),
             spare_counts: Vec::new(),
             typical: 0,
+            typical_touches: 0,
+            no_refs: 0,
             out: Vec::new(),
         })
     }
@@ -273,7 +332,7 @@ impl Emitter {
             }
             last = last.max(t);
         }
-        let mut f = self.filer(last);
+        let mut f = self.filer(last, NO_SRC);
         for r in events.chunks_exact(EVENT_SIZE) {
             let e = Event::decode(r.try_into().expect("a record"));
             f.put_pinning(e);
@@ -287,8 +346,10 @@ impl Emitter {
         let (lo, hi) = self.horizon(g)?;
         touches.check(lo, hi, self.nkinds)?;
         let last = touches.t1.iter().copied().max().unwrap_or(lo);
-        let mut f = self.filer(last);
-        touches.for_each(|e| f.put(e));
+        let src = self.new_src(touches.kind, touches.proc_, |p| touches.pages(p));
+        let mut f = self.filer(last, src);
+        touches.for_each(&mut f);
+        self.settle_src(src);
         Ok(())
     }
 
@@ -298,9 +359,41 @@ impl Emitter {
         let (lo, hi) = self.horizon(g)?;
         procs.check(lo, hi, self.nkinds)?;
         let last = procs.end.iter().copied().max().unwrap_or(lo);
-        let mut f = self.filer(last);
-        procs.for_each(|e| f.put(e));
+        let src = self.new_src(procs.k_anon, procs.own, |p| procs.pages(p));
+        let mut f = self.filer(last, src);
+        procs.for_each(&mut f);
+        self.settle_src(src);
         Ok(())
+    }
+
+    /// A source for the touches about to be filed, its pages listed by `pages`.
+    fn new_src(&mut self, kind: u8, proc_: u8, pages: impl FnOnce(&mut Vec<[u32; 2]>)) -> u32 {
+        let i = self.free_srcs.pop().unwrap_or_else(|| {
+            self.srcs.push(TouchSrc::default());
+            (self.srcs.len() - 1) as u32
+        });
+        let s = &mut self.srcs[i as usize];
+        pages(&mut s.pages);
+        s.kind = kind;
+        s.proc_ = proc_;
+        s.refs = 0;
+        i
+    }
+
+    /// A source no bucket names (every touch of it dropped, or none) is free again.
+    fn settle_src(&mut self, src: u32) {
+        if self.srcs[src as usize].refs == 0 {
+            self.free_src(src);
+        }
+    }
+
+    fn free_src(&mut self, src: u32) {
+        let s = &mut self.srcs[src as usize];
+        s.pages.clear();
+        if s.pages.capacity() > SRC_PAGES_KEPT {
+            s.pages = Vec::new();
+        }
+        self.free_srcs.push(src);
     }
 
     /// The times window `g`'s events may have, `[lo, hi)`.
@@ -314,9 +407,9 @@ impl Emitter {
         Ok((g * WIN_US, (g + MAX_AHEAD) * WIN_US))
     }
 
-    /// A filer of checked events that fall at most at `last` us: the buckets
-    /// up to `last`'s window (or the end's) exist.
-    fn filer(&mut self, last: i64) -> Filer<'_> {
+    /// A filer of checked events that fall at most at `last` us (its touches
+    /// of source `src`): the buckets up to `last`'s window (or the end's) exist.
+    fn filer(&mut self, last: i64, src: u32) -> Filer<'_> {
         let keep = self.keep_before;
         let last_w = last.min(keep - 1).div_euclid(WIN_US);
         let need = (last_w - self.base_w + 1).max(0) as usize;
@@ -326,13 +419,22 @@ impl Emitter {
                 // a window soon emitted: room for a window's events at once
                 ev.reserve(self.typical + self.typical / 8);
             }
+            let mut touches = self.spare_touches.pop().unwrap_or_default();
+            if self.buckets.len() < GROW_AHEAD && touches.capacity() < self.typical_touches {
+                touches.reserve(self.typical_touches + self.typical_touches / 8);
+            }
             let counts = self.spare_counts.pop();
-            self.buckets.push_back(Bucket::new(ev, counts));
+            self.buckets.push_back(Bucket::new(ev, touches, counts));
         }
         Filer {
             buckets: self.buckets.make_contiguous(),
             base: self.base_w,
             keep,
+            src,
+            refs: match self.srcs.get_mut(src as usize) {
+                Some(s) => &mut s.refs,
+                None => &mut self.no_refs,
+            },
         }
     }
 
@@ -374,15 +476,45 @@ impl Emitter {
             acc += c;
             *e = acc;
         }
-        let n = b.ev.len();
+        let n = b.len();
         self.ready.clear();
         self.ready.reserve(n);
         let dst = &mut self.ready.spare_capacity_mut()[..n];
-        for e in &b.ev {
+        let mut place = |e: Event| {
             let j = (e.t.rem_euclid(WIN_US) / MS) as usize;
-            dst[start[j] as usize].write(*e);
+            dst[start[j] as usize].write(e);
             start[j] += 1;
+        };
+        // the events in generation order: each source's touches at its mark
+        let (mut at, mut lo) = (0usize, 0usize);
+        let w0 = w * WIN_US;
+        for m in &b.marks {
+            for e in &b.ev[at..m.at as usize] {
+                place(*e);
+            }
+            let src = &self.srcs[m.src as usize];
+            for t in &b.touches[lo..m.end as usize] {
+                let [obj, pid] = src.pages[t.page as usize];
+                place(Event {
+                    t: w0 + t.t_off as i64,
+                    op: OP_TOUCH,
+                    order: 0,
+                    kind: src.kind,
+                    proc_: src.proc_,
+                    obj,
+                    pid,
+                    pin: NO_PIN,
+                });
+            }
+            (at, lo) = (m.at as usize, m.end as usize);
         }
+        for e in &b.ev[at..] {
+            place(*e);
+        }
+        assert!(
+            lo == b.touches.len(),
+            "a window's marks do not cover its touches"
+        );
         // every slot filled to its end: each of 0..n was written once
         assert!(
             acc as usize == n && start == self.slot_end,
@@ -398,26 +530,49 @@ impl Emitter {
         self.ready_pins = b.pins;
         self.ready_w = w;
         self.pos = 0;
+        let ntouch = b.touches.len();
         self.recycle(b);
         // the next windows get most of their events from now on: room for
         // about as many as this one had, once, rather than doubling into it
-        self.typical = n.max(self.typical - self.typical / 8);
+        let ne = n - ntouch;
+        self.typical = ne.max(self.typical - self.typical / 8);
+        self.typical_touches = ntouch.max(self.typical_touches - self.typical_touches / 8);
         let want = self.typical + self.typical / 8;
+        let want_t = self.typical_touches + self.typical_touches / 8;
         for b in self.buckets.iter_mut().take(GROW_AHEAD) {
             if b.ev.capacity() < want {
                 b.ev.reserve(want - b.ev.len());
+            }
+            if b.touches.capacity() < want_t {
+                b.touches.reserve(want_t - b.touches.len());
             }
         }
         Ok(())
     }
 
+    /// An emptied bucket's vectors kept for reuse, its sources released.
     fn recycle(&mut self, b: Bucket) {
         let Bucket {
-            mut ev, mut counts, ..
+            mut ev,
+            mut touches,
+            marks,
+            mut counts,
+            ..
         } = b;
+        for m in &marks {
+            let s = &mut self.srcs[m.src as usize];
+            s.refs -= 1;
+            if s.refs == 0 {
+                self.free_src(m.src);
+            }
+        }
         if self.spare.len() < SPARE_BUCKETS && ev.capacity() > 0 {
             ev.clear();
             self.spare.push(ev);
+        }
+        if self.spare_touches.len() < SPARE_BUCKETS && touches.capacity() > 0 {
+            touches.clear();
+            self.spare_touches.push(touches);
         }
         if self.spare_counts.len() < SPARE_COUNTS {
             *counts = [0; SLOTS];
@@ -453,7 +608,7 @@ impl Emitter {
                 break;
             }
             if w >= w_now && w != self.ready_w {
-                n += b.ev.len() + b.pins;
+                n += b.len() + b.pins;
             }
         }
         self.out.reserve(n * TRACE_RECORD_SIZE);
@@ -588,6 +743,9 @@ impl Emitter {
     pub fn stop(&mut self) {
         self.stopped = true;
         self.buckets.clear();
+        // no bucket names a source now
+        self.srcs.clear();
+        self.free_srcs.clear();
         self.ready.clear();
         self.ready_pins = 0;
         self.slot_end = [0; SLOTS];
@@ -642,14 +800,30 @@ impl Emitter {
     /// emitted, windows with a bucket, bytes of its vectors' capacity).
     pub fn held(&self) -> (usize, usize, usize) {
         let ev = std::mem::size_of::<Event>();
-        let pending = self.buckets.iter().map(|b| b.ev.len()).sum::<usize>()
+        let touch = std::mem::size_of::<Touch>();
+        let pending = self.buckets.iter().map(Bucket::len).sum::<usize>()
             + self.ready.len().saturating_sub(self.pos);
         let bytes = self
             .buckets
             .iter()
-            .map(|b| b.ev.capacity() * ev + std::mem::size_of::<[u32; SLOTS]>())
+            .map(|b| {
+                b.ev.capacity() * ev
+                    + b.touches.capacity() * touch
+                    + b.marks.capacity() * std::mem::size_of::<Mark>()
+                    + std::mem::size_of::<[u32; SLOTS]>()
+            })
             .sum::<usize>()
             + self.spare.iter().map(|v| v.capacity() * ev).sum::<usize>()
+            + self
+                .spare_touches
+                .iter()
+                .map(|v| v.capacity() * touch)
+                .sum::<usize>()
+            + self
+                .srcs
+                .iter()
+                .map(|s| s.pages.capacity() * 8)
+                .sum::<usize>()
             + self.spare_counts.len() * std::mem::size_of::<[u32; SLOTS]>()
             + self.ready.capacity() * ev
             + self.flags.capacity()
@@ -660,11 +834,14 @@ impl Emitter {
     }
 }
 
-/// Files checked events in their buckets as they are made (no copy).
+/// Files checked events in their buckets as they are made (no copy), the
+/// touches of source `src` as [`Touch`]es at its marks (counted in `refs`).
 struct Filer<'a> {
     buckets: &'a mut [Bucket],
     base: i64,
     keep: i64,
+    src: u32,
+    refs: &'a mut u32,
 }
 
 impl Filer<'_> {
@@ -698,8 +875,48 @@ impl Filer<'_> {
     }
 }
 
+impl Sink for Filer<'_> {
+    #[inline]
+    fn put(&mut self, e: Event) {
+        Filer::put(self, e)
+    }
+
+    #[inline]
+    fn touch(&mut self, page: u32, t: i64, obj: u32) {
+        if t >= self.keep {
+            return;
+        }
+        debug_assert!(self.src != NO_SRC, "a touch filed without a source");
+        let t = t as u64;
+        let b = &mut self.buckets[(t / WIN_US as u64) as usize - self.base as usize];
+        let off = t % WIN_US as u64;
+        b.counts[(off / MS as u64) as usize] += 1;
+        b.top = b.top.max(obj);
+        let at = b.ev.len() as u32;
+        match b.marks.last_mut() {
+            Some(m) if m.src == self.src && m.at == at => m.end += 1,
+            _ => {
+                b.marks.push(Mark {
+                    at,
+                    src: self.src,
+                    end: b.touches.len() as u32 + 1,
+                });
+                *self.refs += 1;
+            }
+        }
+        b.touches.push(Touch {
+            page,
+            t_off: off as u32,
+        });
+    }
+}
+
 /// Emptied buckets kept for reuse.
 const SPARE_BUCKETS: usize = 8;
+/// The source of a filer that files no touches.
+const NO_SRC: u32 = u32::MAX;
+/// A freed source keeps its page table's memory up to this many pages.
+const SRC_PAGES_KEPT: usize = 1 << 16;
 /// Windows after the ready one whose buckets are grown to a window's size at once.
 const GROW_AHEAD: usize = 16;
 /// Emptied buckets' millisecond counts kept for reuse (4 KiB each).

@@ -13,9 +13,9 @@
 //! drawn them next.
 
 use super::pcg::Pcg64;
-use super::{Event, NO_PIN, OP_ACCESS};
+use super::{Event, Sink, NO_PIN, OP_ACCESS};
 use crate::error::{Error, Result};
-use crate::replay::{OP_ALLOC, OP_FREE, OP_TOUCH};
+use crate::replay::{OP_ALLOC, OP_FREE};
 
 /// Accesses to one program's text pages by some of the processes: process
 /// `sel[i]` accesses `pages[k]` at `start + trunc(u[i * pages.len() + k] * (life / 5))`.
@@ -227,8 +227,10 @@ impl Procs<'_> {
         Ok(())
     }
 
-    /// Every event, in the order `processes()` lists them (checked first).
-    pub(super) fn for_each(&self, mut put: impl FnMut(Event)) {
+    /// Every event, in the order `processes()` lists them (checked first);
+    /// the touches as page `i` of [`Procs::pages`] (kind `k_anon`, proc `own`).
+    pub(super) fn for_each(&self, sink: &mut impl Sink) {
+        let mut put = |e: Event| sink.put(e);
         let p = self.start.len();
         let own = self.own;
         let ev = |t: i64, op: u8, order: u8, kind: u8, proc_: u8, obj: i64, pid: u32| Event {
@@ -335,13 +337,14 @@ impl Procs<'_> {
             ));
         });
         let mut rng = self.touch_rng;
-        self.each_page(|q, i, obj| {
+        self.each_page(|_, i, obj| {
             let (t0, t1) = (self.t_alloc[i], self.t_free[i]);
             for _ in 0..self.touch_n[i] {
                 let t = t0 + (rng.next_f64() * (t1 - t0) as f64) as i64;
-                put(ev(t, OP_TOUCH, 0, self.k_anon, own, obj, self.pid[q]));
+                sink.touch(i as u32, t, obj as u32);
             }
         });
+        let mut put = |e: Event| sink.put(e);
         if !self.exits {
             return;
         }
@@ -406,6 +409,14 @@ impl Procs<'_> {
                 self.pid[q],
             ));
         }
+    }
+
+    /// The (object id, pid) of every anonymous page, in page order: what
+    /// the touches of [`Procs::for_each`] name by index.
+    pub(super) fn pages(&self, out: &mut Vec<[u32; 2]>) {
+        out.clear();
+        out.reserve(self.t_alloc.len());
+        self.each_page(|q, _, obj| out.push([obj as u32, self.pid[q]]));
     }
 
     /// `f(process, page index, object id)` for every anonymous page in order.

@@ -291,3 +291,129 @@ fn an_end_drops_later_events_and_keeps_the_trace_before_it() {
     b.emit(2_700_000).unwrap();
     assert!(records(&b.take()).iter().all(|r| r.0 == OP_TICK));
 }
+
+/// One generation window's parts: plain events `(t, obj)` and touch sets,
+/// each page `(obj, pid, t0, span, draws)`.
+type Part = (Vec<(i64, u32)>, Vec<Vec<(u32, u32, i64, i64, Vec<f64>)>>);
+
+use proptest::strategy::Strategy;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Touches kept as draws at their source's marks (`Touch`, 8 bytes)
+    /// are the trace the same touches make pushed as events in the same
+    /// generation order: across windows, sources interleaved with later
+    /// windows' events in the same millisecond, an end dropping some, and
+    /// sources freed and reused.
+    // times on a 100 ms grid: touches and events share milliseconds
+    #[test]
+    fn touches_kept_at_marks_are_the_trace_of_their_events(
+        parts in proptest::collection::vec(
+            (
+                proptest::collection::vec(((0i64..40).prop_map(|k| k * 100_000), 0u32..64), 0..6),
+                proptest::collection::vec(
+                    proptest::collection::vec(
+                        (0u32..64, 0u32..4, (0i64..30).prop_map(|k| k * 100_000), 0i64..3_000,
+                         proptest::collection::vec(0.0f64..1.0, 0..5)),
+                        0..4),
+                    0..3),
+            ),
+            1..6),
+        end in proptest::option::of(0i64..9_000_000),
+    ) {
+        let parts: Vec<Part> = parts;
+        let mut a = Emitter::new(table()).unwrap();
+        let mut b = Emitter::new(table()).unwrap();
+        if let Some(e) = end {
+            a.set_end(e).unwrap();
+            b.set_end(e).unwrap();
+        }
+        let mut ra = Vec::new();
+        let mut rb = Vec::new();
+        for (g, (plain, sets)) in parts.iter().enumerate() {
+            let g = g as i64;
+            let lo = g * WIN_US;
+            let mut evs = Vec::new();
+            for &(t, obj) in plain {
+                evs.extend(ev(lo + t, OP_ALLOC, 0, 1, obj, 1, NO_PIN));
+            }
+            a.push(g, &evs).unwrap();
+            b.push(g, &evs).unwrap();
+            for set in sets {
+                let u: Vec<f64> = set.iter().flat_map(|p| p.4.iter().copied()).collect();
+                let n: Vec<i64> = set.iter().map(|p| p.4.len() as i64).collect();
+                let t0: Vec<i64> = set.iter().map(|p| lo + p.2).collect();
+                let t1: Vec<i64> = set.iter().map(|p| lo + p.2 + p.3).collect();
+                let obj: Vec<u32> = set.iter().map(|p| p.0).collect();
+                let pid: Vec<u32> = set.iter().map(|p| p.1).collect();
+                let t = Touches { u: &u, n: &n, t0: &t0, t1: &t1, obj: &obj, pid: &pid, kind: 0, proc_: 1 };
+                a.push_touches(g, t).unwrap();
+                let mut evs = Vec::new();
+                for p in set {
+                    for &d in &p.4 {
+                        let at = lo + p.2 + (d * p.3 as f64) as i64;
+                        evs.extend(ev(at, OP_TOUCH, 0, 1, p.0, p.1, NO_PIN));
+                    }
+                }
+                b.push(g, &evs).unwrap();
+            }
+            proptest::prop_assert_eq!(a.held().0, b.held().0);
+            // emit this window (to the end, if it falls in it)
+            let stop = ((g + 1) * WIN_US).min(end.unwrap_or(i64::MAX));
+            for (em, r) in [(&mut a, &mut ra), (&mut b, &mut rb)] {
+                em.ready(g).unwrap();
+                if stop > em.now_us() {
+                    em.emit(stop).unwrap();
+                }
+                r.extend(em.take());
+            }
+        }
+        // the windows still held, then stop()
+        let last = parts.len() as i64 + 4;
+        for (em, r) in [(&mut a, &mut ra), (&mut b, &mut rb)] {
+            for w in parts.len() as i64..last {
+                let stop = ((w + 1) * WIN_US).min(end.unwrap_or(i64::MAX));
+                em.ready(w).unwrap();
+                if stop > em.now_us() {
+                    em.emit(stop).unwrap();
+                }
+                r.extend(em.take());
+            }
+        }
+        // every source was released with the last window naming it
+        proptest::prop_assert_eq!(a.srcs.len(), a.free_srcs.len());
+        for (em, r) in [(&mut a, &mut ra), (&mut b, &mut rb)] {
+            em.stop();
+            r.extend(em.take());
+        }
+        proptest::prop_assert_eq!(records(&ra), records(&rb));
+    }
+}
+
+#[test]
+fn sources_are_released_with_their_last_window() {
+    let mut em = Emitter::new(table()).unwrap();
+    let (u, n, obj, pid) = ([0.1, 0.9], [2i64], [3u32], [1u32]);
+    for g in 0..4 {
+        let (t0, t1) = ([g * WIN_US], [g * WIN_US + 2 * WIN_US]);
+        let t = Touches {
+            u: &u,
+            n: &n,
+            t0: &t0,
+            t1: &t1,
+            obj: &obj,
+            pid: &pid,
+            kind: 0,
+            proc_: 1,
+        };
+        em.push_touches(g, t).unwrap();
+        em.ready(g).unwrap();
+        em.emit((g + 1) * WIN_US).unwrap();
+        em.take();
+        // the source of window g - 1 is free by now: at most two in use
+        let used = em.srcs.len() - em.free_srcs.len();
+        assert!(used <= 2, "{used} sources in use at window {g}");
+    }
+    assert!(em.srcs.len() <= 3, "freed sources are reused");
+}

@@ -1,9 +1,8 @@
 //! Touches of pages by the processes owning them, kept as draws rather than
 //! events (`kmm.workloads.events.Touches`): the events are made as they are filed.
 
-use super::{Event, NO_PIN};
+use super::Sink;
 use crate::error::{Error, Result};
-use crate::replay::OP_TOUCH;
 
 /// The touches of pages by the processes owning them (`kmm.workloads.process`):
 /// page `i` is touched `n[i]` times at `t0[i] + trunc(u * (t1[i] - t0[i]))`,
@@ -63,25 +62,23 @@ impl Touches<'_> {
         Ok(())
     }
 
-    /// Every event, page by page in draw order (checked first).
-    pub(super) fn for_each(&self, mut put: impl FnMut(Event)) {
+    /// Every touch, page by page in draw order (checked first), as page `i`
+    /// of [`Touches::pages`].
+    pub(super) fn for_each(&self, sink: &mut impl Sink) {
         let mut k = 0usize;
         for i in 0..self.n.len() {
             let (t0, t1) = (self.t0[i], self.t1[i]);
             let n = self.n[i] as usize;
             for &u in &self.u[k..k + n] {
-                put(Event {
-                    t: t0 + (u * (t1 - t0) as f64) as i64,
-                    op: OP_TOUCH,
-                    order: 0,
-                    kind: self.kind,
-                    proc_: self.proc_,
-                    obj: self.obj[i],
-                    pid: self.pid[i],
-                    pin: NO_PIN,
-                });
+                sink.touch(i as u32, t0 + (u * (t1 - t0) as f64) as i64, self.obj[i]);
             }
             k += n;
         }
+    }
+
+    /// The (object id, pid) of every page, in order.
+    pub(super) fn pages(&self, out: &mut Vec<[u32; 2]>) {
+        out.clear();
+        out.extend(self.obj.iter().zip(self.pid).map(|(&o, &p)| [o, p]));
     }
 }
